@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what kvrouter needs on Debian 12 (idempotent: apt-get runs only when a package is
+# missing; npm fetches only what is not cached) and builds the release preset.
+#   scripts/setup.sh            install + build release
+#   scripts/setup.sh --deps     install only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
+  libabsl-dev libxxhash-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
+  nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libonig-dev libutf8proc-dev
+  nodejs npm python3 python3-jinja2
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages used by tests (pinned; extracted under third_party/npm, git-ignored).
+if [ -x scripts/fetch_npm.sh ]; then
+  scripts/fetch_npm.sh
+fi
+
+if [ "${1:-}" != "--deps" ]; then
+  cmake --preset release >/dev/null
+  cmake --build --preset release
+fi

@@ -1,0 +1,11 @@
+#include "cli/commands.h"
+
+namespace kvr::cli {
+
+void RegisterBench(CLI::App& app, int* exit_code) {
+  auto* bench = app.add_subcommand("bench", "Micro-benchmarks that print JSON");
+  bench->require_subcommand(1);
+  (void)exit_code;
+}
+
+}  // namespace kvr::cli

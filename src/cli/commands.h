@@ -1,0 +1,11 @@
+// One function per subcommand file: each adds its CLI11 subcommand (flags live only in cli/) and
+// sets the callback that runs it. The callback stores the process exit code in *exit_code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace kvr::cli {
+
+void RegisterBench(CLI::App& app, int* exit_code);
+
+}  // namespace kvr::cli

@@ -1,0 +1,40 @@
+// Metrics registry on prometheus-cpp (Debian's prometheus-cpp-dev): families are registered once
+// with name and help, and exposition uses prometheus-cpp's TextSerializer. Safe for concurrent use
+// (prometheus-cpp's metric types are atomic; registration is locked inside the registry).
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kvr {
+
+class MetricsRegistry {
+ public:
+  using Labels = std::map<std::string, std::string>;
+
+  MetricsRegistry() : registry_(std::make_shared<prometheus::Registry>()) {}
+
+  prometheus::Counter& Counter(const std::string& name, const std::string& help,
+                               const Labels& labels = {});
+  prometheus::Gauge& Gauge(const std::string& name, const std::string& help,
+                           const Labels& labels = {});
+  prometheus::Histogram& Histogram(const std::string& name, const std::string& help,
+                                   const std::vector<double>& buckets, const Labels& labels = {});
+
+  // Prometheus text exposition format 0.0.4.
+  std::string Serialize() const;
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+};
+
+}  // namespace kvr
