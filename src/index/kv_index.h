@@ -1,0 +1,114 @@
+// KvIndex: the router's global view of which worker holds which KV blocks.
+//
+// Confirmed content comes from engine events (one TierStore per tier); predicted content from the
+// router's own routing decisions (PredictedStore). Query() returns, for every worker, how many
+// leading blocks of a prompt it holds per tier, and how many it holds counting predictions.
+//
+// Worker ids are dense small integers handed out by the router's worker registry; they must be
+// < IndexConfig::max_workers (events for larger ids are counted and skipped).
+//
+// Thread-safety: safe for concurrent use. Queries share a reader lock; event batches take the
+// writer lock once per batch. Predictions have their own mutex, so routing never waits on event
+// application to record a prediction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <span>
+#include <vector>
+
+#include "common/clock.h"
+#include "index/kv_event.h"
+#include "index/predicted_store.h"
+#include "index/tier_store.h"
+
+namespace kvr {
+
+struct IndexConfig {
+  uint32_t block_size = 64;      // must equal the engines'
+  uint32_t max_workers = 256;    // worker ids in [0, max_workers); at most WorkerSet::kMaxWorkers
+  PredictConfig predict;         // TTL / capacity of predicted entries
+};
+
+// Per-worker answers of one Query, indexed by WorkerId::value(); every vector has
+// num_workers() entries (1 + the highest worker id the index has seen).
+struct OverlapScores {
+  std::vector<uint32_t> device;     // leading blocks confirmed on device
+  std::vector<uint32_t> host;       // leading blocks confirmed in host memory
+  std::vector<uint32_t> storage;    // leading blocks confirmed on disk / remote storage
+  std::vector<uint32_t> predicted;  // leading blocks confirmed on device OR predicted
+  std::vector<uint64_t> cached_blocks;  // total device blocks the worker holds (tree size)
+
+  size_t num_workers() const { return device.size(); }
+  uint32_t device_or_zero(WorkerId w) const {
+    return w.value() < device.size() ? device[w.value()] : 0;
+  }
+  uint32_t predicted_or_zero(WorkerId w) const {
+    return w.value() < predicted.size() ? predicted[w.value()] : 0;
+  }
+};
+
+struct WorkerIndexStats {
+  uint64_t stored_events = 0, removed_events = 0, cleared_events = 0;
+  uint64_t blocks_stored = 0, blocks_removed = 0;
+  RejectCounts rejects;
+  uint64_t blocks[kNumTiers] = {};
+  uint64_t predicted_blocks = 0;
+};
+
+class KvIndex {
+ public:
+  KvIndex(IndexConfig config, const Clock& clock);
+  ~KvIndex();
+  KvIndex(const KvIndex&) = delete;
+  KvIndex& operator=(const KvIndex&) = delete;
+
+  // Applies events in order under one writer lock.
+  void Apply(std::span<const KvEvent> events);
+  void Apply(const KvEvent& event) { Apply(std::span<const KvEvent>(&event, 1)); }
+  // Forgets everything about `worker` (all tiers, predictions, stats).
+  void RemoveWorker(WorkerId worker);
+
+  // Records that `worker` will hold these blocks (routing decision).
+  void Predict(WorkerId worker, std::span<const BlockHash> blocks);
+
+  // REQUIRES: `blocks` are chained sequence hashes of the prompt's full blocks (block_hash.h).
+  // O(depth · words) hash lookups; stops as soon as no worker matches.
+  void Query(std::span<const BlockHash> blocks, OverlapScores* out) const;
+  OverlapScores Query(std::span<const BlockHash> blocks) const;
+
+  WorkerIndexStats Stats(WorkerId worker) const;
+  uint64_t rejected_worker_ids() const;
+  // (block, worker) pairs confirmed across tiers, and the bytes the index holds.
+  uint64_t Entries() const;
+  size_t MemoryBytes() const;
+  const IndexConfig& config() const { return config_; }
+
+ private:
+  struct Counters {
+    uint64_t stored_events = 0, removed_events = 0, cleared_events = 0;
+    uint64_t blocks_stored = 0, blocks_removed = 0;
+    RejectCounts rejects;
+  };
+  void ApplyLocked(const KvEvent& event);
+  Counters& CountersFor(uint32_t w);
+
+  const IndexConfig config_;
+  const Clock& clock_;
+  const uint32_t hi_words_;
+
+  mutable std::shared_mutex mu_;
+  std::unique_ptr<TierStore> tiers_[kNumTiers];  // guarded by mu_
+  std::vector<Counters> counters_;               // guarded by mu_
+  uint32_t num_workers_ = 0;                      // guarded by mu_ (and pred_mu_ for writes)
+  uint64_t rejected_worker_ids_ = 0;              // guarded by mu_
+
+  // Queries share pred_mu_; Predict() and the lazy TTL sweep take it exclusively.
+  mutable std::shared_mutex pred_mu_;
+  mutable PredictedStore predicted_;  // guarded by pred_mu_
+  uint32_t pred_workers_ = 0;         // guarded by pred_mu_
+};
+
+}  // namespace kvr

@@ -1,0 +1,191 @@
+#include "index/kv_index.h"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "index/index_test_util.h"
+
+namespace kvr {
+namespace {
+
+using testing::EngineHashes;
+using testing::StoredAll;
+using testing::StoredRange;
+
+constexpr uint32_t kBs = 4;
+
+std::vector<TokenId> Tokens(size_t n, TokenId start = 100) {
+  std::vector<TokenId> t(n);
+  std::iota(t.begin(), t.end(), start);
+  return t;
+}
+
+class KvIndexTest : public ::testing::Test {
+ protected:
+  KvIndexTest() : index_(IndexConfig{.block_size = kBs, .max_workers = 200}, clock_) {}
+  OverlapScores Query(std::span<const TokenId> prompt) {
+    return index_.Query(SequenceHashes(prompt, kBs));
+  }
+  ManualClock clock_;
+  KvIndex index_;
+};
+
+TEST_F(KvIndexTest, LeadingBlocksPerWorker) {
+  auto prompt = Tokens(40);  // 10 blocks
+  index_.Apply(StoredRange(0, prompt, kBs, 0, 6));
+  index_.Apply(StoredRange(2, prompt, kBs, 0, 10));
+  index_.Apply(StoredRange(1, Tokens(40, 7), kBs, 0, 10));  // other content
+  auto q = Query(prompt);
+  ASSERT_EQ(q.num_workers(), 3u);
+  EXPECT_EQ(q.device[0], 6u);
+  EXPECT_EQ(q.device[1], 0u);
+  EXPECT_EQ(q.device[2], 10u);
+  EXPECT_EQ(q.cached_blocks[1], 10u);
+  EXPECT_EQ(q.predicted, q.device);  // no predictions
+  EXPECT_EQ(index_.Entries(), 26u);
+}
+
+TEST_F(KvIndexTest, ChildStoredWithParentContinuesTheChain) {
+  auto prompt = Tokens(24);
+  index_.Apply(StoredRange(0, prompt, kBs, 0, 2));
+  index_.Apply(StoredRange(0, prompt, kBs, 2, 6));
+  EXPECT_EQ(Query(prompt).device[0], 6u);
+  EXPECT_EQ(index_.Stats(WorkerId(0)).blocks_stored, 6u);
+}
+
+TEST_F(KvIndexTest, UnknownParentIsRejectedAndCounted) {
+  auto prompt = Tokens(24);
+  index_.Apply(StoredRange(0, prompt, kBs, 2, 6));  // parent block 1 never stored
+  EXPECT_EQ(Query(prompt).device[0], 0u);
+  EXPECT_EQ(index_.Entries(), 0u);
+  EXPECT_EQ(index_.Stats(WorkerId(0)).rejects.parent_unknown, 1u);
+}
+
+TEST_F(KvIndexTest, WrongBlockSizeAndMalformedAreSkipped) {
+  auto prompt = Tokens(32);
+  index_.Apply(StoredAll(0, prompt, 8));  // engine uses 8, pool uses 4
+  KvStored bad = StoredAll(1, prompt, kBs);
+  bad.token_ids.pop_back();
+  index_.Apply(bad);
+  EXPECT_EQ(index_.Entries(), 0u);
+  EXPECT_EQ(index_.Stats(WorkerId(0)).rejects.wrong_block_size, 1u);
+  EXPECT_EQ(index_.Stats(WorkerId(1)).rejects.malformed, 1u);
+}
+
+TEST_F(KvIndexTest, RemovalOfMiddleBlockCutsTheRun) {
+  auto prompt = Tokens(40);
+  index_.Apply(StoredAll(0, prompt, kBs));
+  auto eh = EngineHashes(0, prompt, kBs);
+  index_.Apply(KvRemoved{.worker = WorkerId(0), .block_hashes = {eh[4], EngineHash(12345)}});
+  EXPECT_EQ(Query(prompt).device[0], 4u);
+  auto s = index_.Stats(WorkerId(0));
+  EXPECT_EQ(s.rejects.remove_unknown, 1u);
+  EXPECT_EQ(s.blocks_removed, 1u);
+  EXPECT_EQ(s.blocks[0], 9u);
+}
+
+TEST_F(KvIndexTest, DuplicateStoresNeedMatchingRemovals) {
+  auto prompt = Tokens(8);
+  index_.Apply(StoredAll(0, prompt, kBs));
+  index_.Apply(StoredAll(0, prompt, kBs));  // same engine hashes: idempotent
+  KvStored alias = StoredAll(0, prompt, kBs);
+  alias.block_hashes = {EngineHash(1), EngineHash(2)};  // same content, other engine hashes
+  index_.Apply(alias);
+  EXPECT_EQ(Query(prompt).device[0], 2u);
+  index_.Apply(KvRemoved{.worker = WorkerId(0), .block_hashes = EngineHashes(0, prompt, kBs)});
+  EXPECT_EQ(Query(prompt).device[0], 2u);  // still held under the alias hashes
+  index_.Apply(KvRemoved{.worker = WorkerId(0), .block_hashes = {EngineHash(1), EngineHash(2)}});
+  EXPECT_EQ(Query(prompt).device[0], 0u);
+  EXPECT_EQ(index_.Entries(), 0u);
+}
+
+TEST_F(KvIndexTest, ClearedAndRemoveWorker) {
+  auto prompt = Tokens(16);
+  index_.Apply(StoredAll(0, prompt, kBs));
+  index_.Apply(StoredAll(0, prompt, kBs, Tier::kHost));
+  index_.Apply(StoredAll(1, prompt, kBs));
+  index_.Apply(KvCleared{WorkerId(0)});
+  auto q = Query(prompt);
+  EXPECT_EQ(q.device[0], 0u);
+  EXPECT_EQ(q.host[0], 0u);
+  EXPECT_EQ(q.device[1], 4u);
+  index_.RemoveWorker(WorkerId(1));
+  EXPECT_EQ(Query(prompt).device[1], 0u);
+  EXPECT_EQ(index_.Entries(), 0u);
+  // A parent from before the clear is unknown now.
+  index_.Apply(StoredRange(0, prompt, kBs, 1, 4));
+  EXPECT_EQ(index_.Stats(WorkerId(0)).rejects.parent_unknown, 1u);
+}
+
+TEST_F(KvIndexTest, TiersAreSeparate) {
+  auto prompt = Tokens(32);
+  index_.Apply(StoredRange(0, prompt, kBs, 0, 3));
+  index_.Apply(StoredAll(0, prompt, kBs, Tier::kHost));
+  index_.Apply(StoredRange(0, prompt, kBs, 0, 1, Tier::kStorage));
+  auto q = Query(prompt);
+  EXPECT_EQ(q.device[0], 3u);
+  EXPECT_EQ(q.host[0], 8u);
+  EXPECT_EQ(q.storage[0], 1u);
+  EXPECT_EQ(q.cached_blocks[0], 3u);
+}
+
+TEST_F(KvIndexTest, WorkersAboveSixtyFourUseTheArena) {
+  auto prompt = Tokens(20);
+  for (uint32_t w : {3u, 64u, 130u, 199u}) index_.Apply(StoredRange(w, prompt, kBs, 0, w % 5 + 1));
+  index_.Apply(StoredAll(500, prompt, kBs));  // beyond max_workers
+  auto q = Query(prompt);
+  ASSERT_EQ(q.num_workers(), 200u);
+  EXPECT_EQ(q.device[3], 4u);
+  EXPECT_EQ(q.device[64], 5u);
+  EXPECT_EQ(q.device[130], 1u);
+  EXPECT_EQ(q.device[199], 5u);
+  EXPECT_EQ(index_.rejected_worker_ids(), 1u);
+  index_.Apply(KvCleared{WorkerId(130)});
+  EXPECT_EQ(Query(prompt).device[130], 0u);
+}
+
+TEST_F(KvIndexTest, PredictionsExpireAndAreReportedSeparately) {
+  auto prompt = Tokens(24);
+  auto seq = SequenceHashes(prompt, kBs);
+  index_.Apply(StoredRange(1, prompt, kBs, 0, 2));
+  index_.Predict(WorkerId(1), seq);
+  index_.Predict(WorkerId(0), std::span(seq).first(3));
+  auto q = Query(prompt);
+  EXPECT_EQ(q.device[1], 2u);
+  EXPECT_EQ(q.predicted[1], 6u);
+  EXPECT_EQ(q.device[0], 0u);
+  EXPECT_EQ(q.predicted[0], 3u);
+  clock_.Advance(2 * kNsPerSec);  // default TTL: 2 s
+  q = Query(prompt);
+  EXPECT_EQ(q.predicted[1], 2u);  // confirmed blocks survive
+  EXPECT_EQ(q.predicted[0], 0u);
+  EXPECT_EQ(index_.Stats(WorkerId(0)).predicted_blocks, 0u);
+}
+
+TEST(KvIndexPredict, CapacityEvictsLeastRecentlyInserted) {
+  ManualClock clock;
+  KvIndex index({.block_size = kBs, .predict = {.ttl = 10 * kNsPerSec, .capacity_blocks = 4}},
+                clock);
+  auto a = SequenceHashes(Tokens(12, 0), kBs);     // 3 blocks
+  auto b = SequenceHashes(Tokens(8, 5000), kBs);   // 2 blocks
+  index.Predict(WorkerId(0), a);
+  clock.Advance(1);
+  index.Predict(WorkerId(0), std::span(a).first(1));  // refresh a[0]
+  index.Predict(WorkerId(0), b);                      // 5 > 4: evicts a[1] (oldest live)
+  EXPECT_EQ(index.Query(a).predicted[0], 1u);
+  EXPECT_EQ(index.Query(b).predicted[0], 2u);
+  EXPECT_EQ(index.Stats(WorkerId(0)).predicted_blocks, 4u);
+}
+
+TEST(KvIndexMemory, ReportsBytesAndEntries) {
+  ManualClock clock;
+  KvIndex index({.block_size = 16}, clock);
+  auto prompt = Tokens(16 * 100);
+  for (uint32_t w = 0; w < 4; ++w) index.Apply(StoredAll(w, prompt, 16));
+  EXPECT_EQ(index.Entries(), 400u);
+  EXPECT_GT(index.MemoryBytes(), 400u * 16);
+}
+
+}  // namespace
+}  // namespace kvr

@@ -1,0 +1,64 @@
+// TierStore: the confirmed content of one storage tier across all workers, built from engine KV
+// events. Keyed by the router's chained hashes; each worker's engine hashes are kept only to
+// resolve its BlockRemoved events and the parents of its BlockStored events.
+//
+// Invariants:
+//  - (block, w) is in membership_ iff w's lookup maps at least one engine hash to block; the
+//    count beyond the first lives in extra_refs_ (engines may store one block twice under two
+//    engine hashes, e.g. vLLM duplicates), so removals are exact.
+//  - workers_[w].distinct == number of blocks with w's bit set.
+// Not thread-safe; KvIndex serializes writers and excludes them from readers.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "index/kv_event.h"
+#include "index/membership.h"
+
+namespace kvr {
+
+// Why an event (or part of it) was skipped. Counted per worker, never fatal.
+struct RejectCounts {
+  uint64_t parent_unknown = 0;    // BlockStored whose parent this worker never stored
+  uint64_t remove_unknown = 0;    // BlockRemoved hash this worker does not hold
+  uint64_t wrong_block_size = 0;  // BlockStored with another block size than the pool's
+  uint64_t malformed = 0;         // token count != blocks × block size
+};
+
+class TierStore {
+ public:
+  TierStore(uint32_t block_size, uint32_t hi_words) : block_size_(block_size), m_(hi_words) {}
+
+  // Applies one event for `w` (already range-checked). Returns blocks added / removed.
+  uint64_t Store(uint32_t w, const KvStored& e, RejectCounts& rejects);
+  uint64_t Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects);
+  void ClearWorker(uint32_t w);
+
+  const Membership& membership() const { return m_; }
+  uint64_t distinct_blocks(uint32_t w) const {
+    return w < workers_.size() ? workers_[w].distinct : 0;
+  }
+  // (block, worker) pairs held: the index's entry count.
+  uint64_t entries() const { return entries_; }
+  size_t MemoryBytes() const;
+
+ private:
+  struct WorkerState {
+    absl::flat_hash_map<EngineHash, BlockHash> lookup;
+    uint64_t distinct = 0;
+  };
+  WorkerState& Worker(uint32_t w);
+  void Acquire(uint32_t w, BlockHash block);
+  void Release(uint32_t w, BlockHash block);
+
+  uint32_t block_size_;
+  Membership m_;
+  std::vector<WorkerState> workers_;
+  absl::flat_hash_map<std::pair<uint32_t, BlockHash>, uint32_t> extra_refs_;
+  uint64_t entries_ = 0;
+};
+
+}  // namespace kvr
