@@ -1,0 +1,119 @@
+#include "engine/block_pool.h"
+
+#include <cassert>
+
+namespace kvr::engine {
+
+BlockPool::BlockPool(uint32_t num_blocks) : blocks_(num_blocks) {
+  for (uint32_t b = 0; b < num_blocks; ++b) PushBack(b);
+}
+
+uint32_t BlockPool::Lookup(uint64_t hash) const {
+  auto it = cached_.find(hash);
+  return it == cached_.end() ? kNone : it->second;
+}
+
+void BlockPool::Touch(uint32_t block) {
+  Block& b = blocks_[block];
+  if (b.ref == 0) Unlink(block);
+  ++b.ref;
+}
+
+uint32_t BlockPool::Allocate(std::vector<uint64_t>* evicted) {
+  assert(head_ != kNone);
+  const uint32_t block = head_;
+  Unlink(block);
+  Block& b = blocks_[block];
+  b.ref = 1;
+  if (b.cached && Uncache(block)) evicted->push_back(b.hash);
+  return block;
+}
+
+bool BlockPool::Cache(uint32_t block, uint64_t hash) {
+  Block& b = blocks_[block];
+  assert(!b.cached);
+  b.hash = hash;
+  b.cached = true;
+  auto [it, inserted] = cached_.try_emplace(hash, block);
+  if (inserted) {
+    b.dup_next = kNone;
+    return true;
+  }
+  // Later copies go second in the chain so the first copy (the one prefix lookups have been
+  // handing out) stays the representative.
+  Block& first = blocks_[it->second];
+  b.dup_next = first.dup_next;
+  first.dup_next = block;
+  return false;
+}
+
+void BlockPool::Release(uint32_t block) {
+  Block& b = blocks_[block];
+  assert(b.ref > 0);
+  if (--b.ref == 0) PushBack(block);
+}
+
+void BlockPool::DropAllHashes() {
+  for (Block& b : blocks_) {
+    b.cached = false;
+    b.dup_next = kNone;
+  }
+  cached_.clear();
+}
+
+std::vector<uint32_t> BlockPool::FreeQueueForTest() const {
+  std::vector<uint32_t> order;
+  for (uint32_t b = head_; b != kNone; b = blocks_[b].next) order.push_back(b);
+  return order;
+}
+
+void BlockPool::PushBack(uint32_t block) {
+  Block& b = blocks_[block];
+  b.prev = tail_;
+  b.next = kNone;
+  if (tail_ != kNone) {
+    blocks_[tail_].next = block;
+  } else {
+    head_ = block;
+  }
+  tail_ = block;
+  ++free_count_;
+}
+
+void BlockPool::Unlink(uint32_t block) {
+  Block& b = blocks_[block];
+  if (b.prev != kNone) {
+    blocks_[b.prev].next = b.next;
+  } else {
+    head_ = b.next;
+  }
+  if (b.next != kNone) {
+    blocks_[b.next].prev = b.prev;
+  } else {
+    tail_ = b.prev;
+  }
+  b.prev = b.next = kNone;
+  --free_count_;
+}
+
+bool BlockPool::Uncache(uint32_t block) {
+  Block& b = blocks_[block];
+  b.cached = false;
+  auto it = cached_.find(b.hash);
+  assert(it != cached_.end());
+  if (it->second == block) {
+    if (b.dup_next == kNone) {
+      cached_.erase(it);
+      return true;
+    }
+    it->second = b.dup_next;
+  } else {
+    uint32_t prev = it->second;
+    while (blocks_[prev].dup_next != block) prev = blocks_[prev].dup_next;
+    blocks_[prev].dup_next = b.dup_next;
+  }
+  b.dup_next = kNone;
+  return false;
+}
+
+}  // namespace kvr::engine
