@@ -1,0 +1,39 @@
+// Renders a simulation's results: JSON (the `kvrouter simulate --json` contract), a
+// self-contained HTML page (table + one SVG TTFT CDF per policy) and a text table for stdout.
+// Pure string building; the caller writes files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/stats.h"
+
+namespace kvr::sim {
+
+struct Report {
+  std::string workload_name;
+  uint64_t requests = 0;
+  double oracle_hit_rate = 0;
+  // Workers, rate scale, seed, preset...: emitted under "workload" (as JSON numbers when the
+  // value is a number, else strings) and listed in the table/HTML header.
+  std::vector<std::pair<std::string, std::string>> settings;
+  std::vector<PolicyResult> policies;  // in run order
+};
+
+// {"workload":{"name","requests","oracle_hit_rate",<settings>...},
+//  "policies":{"<name>":{"ttft_ms":{"mean","p50","p90","p99"},"itl_ms":{..},"e2e_ms":{..},
+//              "hit_rate","prefill_tokens","throughput_tok_s","load_imbalance","requests",
+//              <extra>...}}}
+// Keys keep insertion order; non-finite numbers become null. Ends with a newline.
+std::string ReportJson(const Report& report);
+
+// One HTML file, no external resources: header, metrics table, one <svg> TTFT CDF per policy
+// (shared x axis, clipped at the largest p99 so the body of each curve stays readable).
+std::string ReportHtml(const Report& report);
+
+// Fixed-width table: one row per metric, one column per policy.
+std::string ReportTable(const Report& report);
+
+}  // namespace kvr::sim

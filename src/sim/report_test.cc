@@ -1,0 +1,135 @@
+#include "sim/report.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "nlohmann/json.hpp"
+
+namespace kvr::sim {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+size_t Count(const std::string& s, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = s.find(needle); pos != std::string::npos; pos = s.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+PolicyResult Policy(std::string name, double ttft_scale) {
+  PolicyResult p;
+  p.policy = std::move(name);
+  for (int i = 1; i <= 100; ++i) p.ttft_samples_ms.push_back(ttft_scale * i);
+  p.ttft_ms = Summarize(p.ttft_samples_ms);
+  p.itl_ms = {20, 19, 25, 40};
+  p.e2e_ms = {900, 800, 1500, 3000};
+  p.hit_rate = 0.42;
+  p.prefill_tokens = 123456;
+  p.throughput_tok_s = 987.5;
+  p.load_imbalance = 1.25;
+  p.requests = 100;
+  return p;
+}
+
+Report Sample() {
+  Report r;
+  r.workload_name = "mooncake_conversation";
+  r.requests = 100;
+  r.oracle_hit_rate = 0.3734;
+  r.settings = {{"workers", "8"}, {"rate_scale", "2.5"}, {"preset", "h100-llama8b"}};
+  r.policies = {Policy("round_robin", 10), Policy("kv_aware", 4)};
+  r.policies[1].extra = {{"preemptions", 3}, {"decision_us_p99", 12.5}};
+  return r;
+}
+
+TEST(ReportJsonTest, SchemaFieldsPresentAndParseable) {
+  const nlohmann::json j = nlohmann::json::parse(ReportJson(Sample()));
+  const auto& w = j.at("workload");
+  EXPECT_EQ(w.at("name"), "mooncake_conversation");
+  EXPECT_EQ(w.at("requests"), 100);
+  EXPECT_DOUBLE_EQ(w.at("oracle_hit_rate").get<double>(), 0.3734);
+  EXPECT_EQ(w.at("workers"), 8);
+  EXPECT_DOUBLE_EQ(w.at("rate_scale").get<double>(), 2.5);
+  EXPECT_EQ(w.at("preset"), "h100-llama8b");
+  ASSERT_EQ(j.at("policies").size(), 2u);
+  for (const char* name : {"round_robin", "kv_aware"}) {
+    const auto& p = j.at("policies").at(name);
+    for (const char* lat : {"ttft_ms", "itl_ms", "e2e_ms"}) {
+      for (const char* stat : {"mean", "p50", "p90", "p99"}) {
+        EXPECT_TRUE(p.at(lat).at(stat).is_number()) << name << lat << stat;
+      }
+    }
+    for (const char* field :
+         {"hit_rate", "prefill_tokens", "throughput_tok_s", "load_imbalance", "requests"}) {
+      EXPECT_TRUE(p.at(field).is_number()) << name << field;
+    }
+    EXPECT_FALSE(p.contains("ttft_samples_ms"));
+  }
+  const auto& kv = j.at("policies").at("kv_aware");
+  EXPECT_DOUBLE_EQ(kv.at("ttft_ms").at("p50").get<double>(), 4 * 50.5);
+  EXPECT_EQ(kv.at("prefill_tokens"), 123456);
+  EXPECT_EQ(kv.at("preemptions"), 3);
+  EXPECT_DOUBLE_EQ(kv.at("decision_us_p99").get<double>(), 12.5);
+}
+
+TEST(ReportJsonTest, KeepsRunOrderAndSurvivesOddNames) {
+  Report r = Sample();
+  r.policies[0].policy = "z\xff";  // invalid UTF-8 must not throw
+  r.policies[0].hit_rate = std::numeric_limits<double>::quiet_NaN();
+  const std::string text = ReportJson(r);
+  const nlohmann::ordered_json j = nlohmann::ordered_json::parse(text);
+  EXPECT_LT(text.find("\"z"), text.find("\"kv_aware\""));
+  EXPECT_TRUE(j.at("policies").begin().value().at("hit_rate").is_null());
+}
+
+TEST(ReportHtmlTest, OneSvgPerPolicyAndATable) {
+  Report r = Sample();
+  r.policies.push_back(Policy("<script>", 1));
+  const std::string html = ReportHtml(r);
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_THAT(html, HasSubstr("</html>\n"));
+  EXPECT_EQ(Count(html, "<svg"), 3u);
+  EXPECT_EQ(Count(html, "</svg>"), 3u);
+  EXPECT_EQ(Count(html, "<polyline"), 3u);
+  EXPECT_EQ(Count(html, "<table>"), 1u);
+  EXPECT_EQ(Count(html, "<tr>"), Count(html, "</tr>"));
+  EXPECT_THAT(html, HasSubstr("<th>round_robin</th>"));
+  EXPECT_THAT(html, HasSubstr("<td>42.00</td>"));
+  EXPECT_THAT(html, HasSubstr("&lt;script&gt;"));
+  EXPECT_THAT(html, Not(HasSubstr("<script>")));
+  EXPECT_THAT(html, Not(HasSubstr("<link")));  // self-contained
+  EXPECT_THAT(html, Not(HasSubstr(" src=")));
+}
+
+TEST(ReportHtmlTest, EmptyPolicyStillHasItsSvg) {
+  Report r;
+  r.workload_name = "empty";
+  PolicyResult idle;
+  idle.policy = "idle";
+  r.policies = {idle};
+  const std::string html = ReportHtml(r);
+  EXPECT_EQ(Count(html, "<svg"), 1u);
+  EXPECT_EQ(Count(html, "<polyline"), 0u);
+}
+
+TEST(ReportTableTest, SideBySideColumns) {
+  const std::string table = ReportTable(Sample());
+  EXPECT_THAT(table, HasSubstr("workload mooncake_conversation: 100 requests, oracle hit rate 37.34%"));
+  EXPECT_THAT(table, HasSubstr("round_robin"));
+  EXPECT_THAT(table, HasSubstr("kv_aware"));
+  EXPECT_THAT(table, HasSubstr("TTFT p99 ms"));
+  EXPECT_THAT(table, HasSubstr("preemptions"));
+  // Every metric row has the same width.
+  size_t width = 0;
+  size_t start = table.find("requests  ");
+  for (size_t pos = start; pos < table.size();) {
+    const size_t end = table.find('\n', pos);
+    if (width == 0) width = end - pos;
+    EXPECT_EQ(end - pos, width) << table.substr(pos, end - pos);
+    pos = end + 1;
+  }
+}
+
+}  // namespace
+}  // namespace kvr::sim

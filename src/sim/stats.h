@@ -1,0 +1,82 @@
+// Per-policy metrics of a simulation run: latency summaries and the aggregate counters the
+// report prints. The event loop records one RequestOutcome per completed request plus engine
+// busy times; PolicyStatsCollector turns them into a PolicyResult.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace kvr::sim {
+
+struct LatencyStats {
+  double mean = 0, p50 = 0, p90 = 0, p99 = 0;
+};
+
+// Percentile rule: linear interpolation between closest ranks (NumPy's default "linear", Hyndman
+// & Fan type 7): for sorted x[0..n-1], the p-quantile is at rank h = (n-1)·p, i.e.
+// x[⌊h⌋] + (h-⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋]). One sample: every percentile is that sample.
+// Empty -> all zeros.
+LatencyStats Summarize(std::vector<double> samples);
+
+// The p-quantile (p in [0, 1]) of already-sorted samples by the rule above; 0 when empty.
+double QuantileSorted(std::span<const double> sorted, double p);
+
+struct PolicyResult {
+  std::string policy;
+  LatencyStats ttft_ms, itl_ms, e2e_ms;
+  double hit_rate = 0;          // prompt tokens served from cache / prompt tokens
+  uint64_t prefill_tokens = 0;  // prompt tokens computed (incl. recompute after preemption)
+  double throughput_tok_s = 0;  // output tokens / makespan
+  double load_imbalance = 0;    // max / mean engine busy time
+  uint64_t requests = 0;        // completed
+  std::vector<double> ttft_samples_ms;  // for the CDF plot (not in JSON)
+  // Anything else worth a column (preemptions, decision time, ...): printed into JSON, the
+  // table and the HTML as numbers, in this order.
+  std::vector<std::pair<std::string, double>> extra;
+};
+
+// What the event loop knows about one completed request.
+struct RequestOutcome {
+  TimeNs arrival = 0;
+  TimeNs first_token = 0;       // time the first output token was produced
+  TimeNs finish = 0;            // time the last output token was produced
+  uint64_t prompt_tokens = 0;
+  uint64_t cached_tokens = 0;   // prompt tokens served from the prefix cache at (last) admission
+  uint32_t output_tokens = 1;
+};
+
+// Accumulates outcomes of one policy's run. Definitions:
+//   TTFT  = first_token - arrival;   E2E = finish - arrival;
+//   ITL   = (finish - first_token) / (output_tokens - 1) per request with >= 2 output tokens
+//           (the request's mean inter-token latency, i.e. TPOT), unless AddTokenGap supplies
+//           per-token gaps, which then replace it;
+//   throughput = total output tokens / (last finish - first arrival);
+//   hit rate   = cached / prompt tokens over completed requests;
+//   load imbalance = max / mean of engine busy times (1 when every engine was idle).
+// Not thread-safe.
+class PolicyStatsCollector {
+ public:
+  explicit PolicyStatsCollector(std::string policy) : policy_(std::move(policy)) {}
+
+  void Add(const RequestOutcome& outcome);
+  void AddTokenGap(double ms) { token_gaps_ms_.push_back(ms); }
+
+  // prefill_tokens: prompt tokens the engines computed; engine_busy: per-engine busy time.
+  PolicyResult Finish(uint64_t prefill_tokens, std::span<const TimeNs> engine_busy) &&;
+
+ private:
+  std::string policy_;
+  std::vector<double> ttft_ms_, tpot_ms_, e2e_ms_, token_gaps_ms_;
+  uint64_t prompt_tokens_ = 0, cached_tokens_ = 0, output_tokens_ = 0;
+  TimeNs first_arrival_ = INT64_MAX, last_finish_ = INT64_MIN;
+};
+
+// max / mean of busy times; 1 for an all-zero or empty input.
+double LoadImbalance(std::span<const TimeNs> engine_busy);
+
+}  // namespace kvr::sim

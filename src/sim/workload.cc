@@ -1,0 +1,40 @@
+#include "sim/workload.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+#include "index/block_hash.h"
+
+namespace kvr::sim {
+
+void SortAndNumber(Workload& workload) {
+  std::stable_sort(workload.requests.begin(), workload.requests.end(),
+                   [](const SimRequest& a, const SimRequest& b) { return a.arrival < b.arrival; });
+  for (size_t i = 0; i < workload.requests.size(); ++i) workload.requests[i].id = i;
+}
+
+uint64_t TotalPromptTokens(const Workload& workload) {
+  uint64_t total = 0;
+  for (const SimRequest& r : workload.requests) total += r.prompt.size();
+  return total;
+}
+
+double OracleHitRate(const Workload& workload, uint32_t block_size) {
+  if (block_size == 0) return 0;
+  absl::flat_hash_set<BlockHash> seen;
+  uint64_t hit_tokens = 0;
+  uint64_t prompt_tokens = 0;
+  for (const SimRequest& r : workload.requests) {
+    const std::vector<BlockHash> hashes = SequenceHashes(r.prompt, block_size);
+    size_t leading = 0;
+    while (leading < hashes.size() && seen.contains(hashes[leading])) ++leading;
+    const uint64_t len = r.prompt.size();
+    const uint64_t cap = len == 0 ? 0 : len - 1;
+    hit_tokens += std::min<uint64_t>(leading * uint64_t{block_size}, cap);
+    prompt_tokens += len;
+    seen.insert(hashes.begin(), hashes.end());
+  }
+  return prompt_tokens == 0 ? 0 : static_cast<double>(hit_tokens) / prompt_tokens;
+}
+
+}  // namespace kvr::sim
