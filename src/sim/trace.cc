@@ -105,6 +105,13 @@ absl::StatusOr<std::vector<TraceRecord>> ParseRecords(std::string_view text,
   return records;
 }
 
+// Rng seeds through splitmix64, so nearby (hash_id, seed) pairs give unrelated streams.
+uint64_t BlockSeed(uint64_t hash_id, uint64_t seed) {
+  return hash_id ^ (seed * 0x9e3779b97f4a7c15ULL);
+}
+
+TokenId RandomToken(Rng& rng) { return static_cast<TokenId>(rng.Uniform(kSyntheticVocab)); }
+
 // Expands records into token prompts. Each hash id's tokens are generated once, straight into
 // the first prompt that needs them; later occurrences memcpy from that prompt (its buffer is
 // reserved to its final size up front, so the pointer stays valid when the request is moved).
@@ -136,9 +143,10 @@ class PromptBuilder {
       prompt.insert(prompt.end(), it->second.tokens, it->second.tokens + len);
       return;
     }
+    // push_back into reserved capacity: no zero-fill pass over fresh memory before generating.
     const size_t start = prompt.size();
-    prompt.resize(start + len);
-    SynthesizeBlockTokens(hash_id, seed_, std::span<TokenId>(prompt.data() + start, len));
+    Rng rng(BlockSeed(hash_id, seed_));
+    for (uint32_t i = 0; i < len; ++i) prompt.push_back(RandomToken(rng));
     it->second = Source{prompt.data() + start, len};
   }
 
@@ -150,9 +158,8 @@ class PromptBuilder {
 }  // namespace
 
 void SynthesizeBlockTokens(uint64_t hash_id, uint64_t seed, std::span<TokenId> out) {
-  // Rng seeds through splitmix64, so nearby (hash_id, seed) pairs give unrelated streams.
-  Rng rng(hash_id ^ (seed * 0x9e3779b97f4a7c15ULL));
-  for (TokenId& t : out) t = static_cast<TokenId>(rng.Uniform(kSyntheticVocab));
+  Rng rng(BlockSeed(hash_id, seed));
+  for (TokenId& t : out) t = RandomToken(rng);
 }
 
 absl::StatusOr<Workload> ParseMooncakeTrace(std::string_view text, const TraceOptions& options,
