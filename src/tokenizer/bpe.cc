@@ -1,0 +1,305 @@
+#include "tokenizer/bpe.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <queue>
+
+#include "tokenizer/unicode.h"
+
+namespace kvr::tokenizer {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxCachedWord = 64;  // longer words are rare and would bloat the cache
+
+uint64_t PairKey(uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model,
+                                                              bool byte_level) {
+  std::string type = model.value("type", std::string("BPE"));
+  if (type != "BPE") return absl::UnimplementedError("unsupported model: " + type);
+  if (!model.value("dropout", json()).is_null() && model.at("dropout").get<double>() != 0.0) {
+    return absl::UnimplementedError("unsupported model option: BPE dropout");
+  }
+  std::unique_ptr<BpeModel> m(new BpeModel());
+  m->byte_level_ = byte_level;
+  m->ignore_merges_ = model.value("ignore_merges", false);
+  m->byte_fallback_ = model.value("byte_fallback", false);
+  m->fuse_unk_ = model.value("fuse_unk", false);
+  RETURN_IF_ERROR(m->LoadVocab(model.at("vocab")));
+  for (auto [field, dest] : {std::pair{"continuing_subword_prefix", &m->prefix_},
+                             std::pair{"end_of_word_suffix", &m->suffix_}}) {
+    const json& v = model.value(field, json());
+    if (!v.is_null() && !m->ToKey(v.get<std::string>(), dest)) {
+      return absl::InvalidArgumentError(std::string("BPE ") + field + " not in byte alphabet");
+    }
+  }
+  const json& unk = model.value("unk_token", json());
+  if (!unk.is_null()) {
+    m->unk_id_ = m->TokenToId(unk.get<std::string>());
+    if (!m->unk_id_) return absl::InvalidArgumentError("BPE unk_token not in vocab");
+  }
+  RETURN_IF_ERROR(m->LoadMerges(model.at("merges")));
+  return m;
+}
+
+bool BpeModel::ToKey(std::string_view token, std::string* key) const {
+  if (!byte_level_) {
+    key->assign(token);
+    return true;
+  }
+  return ByteLevelToBytes(token, key);
+}
+
+absl::Status BpeModel::LoadVocab(const json& vocab) {
+  std::vector<std::pair<uint32_t, const std::string*>> entries;
+  entries.reserve(vocab.size());
+  uint32_t max_id = 0;
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    uint32_t id = it.value().get<uint32_t>();
+    if (id > (1u << 28)) return absl::InvalidArgumentError("BPE vocab id too large");
+    max_id = std::max(max_id, id);
+    entries.emplace_back(id, &it.key());
+  }
+  std::sort(entries.begin(), entries.end());
+  size_t n = entries.empty() ? 0 : max_id + 1;
+  present_.assign(n, false);
+  unmapped_.assign(n, false);
+  key_off_.assign(n + 1, 0);
+  std::string key;
+  size_t e = 0;
+  for (uint32_t id = 0; id < n; ++id) {
+    key_off_[id] = static_cast<uint32_t>(keys_.size());
+    if (e < entries.size() && entries[e].first == id) {
+      const std::string& token = *entries[e].second;
+      present_[id] = true;
+      if (ToKey(token, &key)) {
+        keys_ += key;
+      } else {
+        keys_ += token;
+        unmapped_[id] = true;
+      }
+      while (e < entries.size() && entries[e].first == id) ++e;  // duplicate ids: first wins
+    }
+  }
+  key_off_[n] = static_cast<uint32_t>(keys_.size());
+  to_id_.reserve(n);
+  for (uint32_t id = 0; id < n; ++id) {
+    if (!present_[id]) continue;
+    (unmapped_[id] ? unmapped_to_id_ : to_id_).emplace(Key(id), id);
+  }
+  for (int b = 0; b < 256; ++b) {
+    std::string k;
+    if (byte_level_) {
+      k.push_back(static_cast<char>(b));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
+      k = buf;
+    }
+    auto id = KeyToId(k);
+    byte_ids_[b] = id ? static_cast<int32_t>(*id) : -1;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BpeModel::LoadMerges(const json& merges) {
+  merges_.reserve(merges.size());
+  std::string a, b, merged;
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    const json& m = merges[rank];
+    std::string left, right;
+    if (m.is_string()) {
+      const std::string& s = m.get_ref<const std::string&>();
+      size_t sp = s.find(' ');
+      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
+        return absl::InvalidArgumentError("BPE merge is not 'a b': " + s);
+      }
+      left = s.substr(0, sp);
+      right = s.substr(sp + 1);
+    } else {
+      left = m.at(0).get<std::string>();
+      right = m.at(1).get<std::string>();
+    }
+    if (!ToKey(left, &a) || !ToKey(right, &b)) {
+      return absl::InvalidArgumentError("BPE merge outside byte alphabet: " + left + " " + right);
+    }
+    auto ia = KeyToId(a);
+    auto ib = KeyToId(b);
+    merged = a + b.substr(std::min(prefix_.size(), b.size()));
+    auto im = KeyToId(merged);
+    if (!ia || !ib || !im) {
+      return absl::InvalidArgumentError("BPE merge uses unknown token: " + left + " " + right);
+    }
+    merges_[PairKey(*ia, *ib)] = (uint64_t{rank} << 32) | *im;  // a later duplicate wins
+  }
+  return absl::OkStatus();
+}
+
+std::optional<uint32_t> BpeModel::KeyToId(std::string_view key) const {
+  auto it = to_id_.find(key);
+  if (it == to_id_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<uint32_t> BpeModel::TokenToId(std::string_view token) const {
+  std::string key;
+  if (ToKey(token, &key)) return KeyToId(key);
+  auto it = unmapped_to_id_.find(token);
+  if (it == unmapped_to_id_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> BpeModel::IdToToken(uint32_t id) const {
+  if (id >= present_.size() || !present_[id]) return std::nullopt;
+  if (!byte_level_ || unmapped_[id]) return std::string(Key(id));
+  return BytesToByteLevel(Key(id));
+}
+
+size_t BpeModel::ApproxMemoryBytes() const {
+  return keys_.capacity() + key_off_.capacity() * 4 + present_.capacity() / 4 +
+         to_id_.capacity() * (sizeof(std::string_view) + 5) +
+         merges_.capacity() * (sizeof(uint64_t) * 2 + 1);
+}
+
+// Builds the initial symbols of `word` exactly like Hugging Face's BPE::merge_word: one symbol
+// per char (per byte in byte-level mode), with the continuing prefix / end suffix, byte
+// fallback, and unk (fused when fuse_unk). `lens` holds each symbol's byte length.
+void BpeModel::InitialSymbols(std::string_view word, std::vector<uint32_t>* syms,
+                              std::vector<uint32_t>* lens) const {
+  const bool plain = prefix_.empty() && suffix_.empty();
+  std::optional<std::pair<uint32_t, uint32_t>> unk;  // pending (id, byte length)
+  std::string key;
+  for (size_t i = 0; i < word.size();) {
+    size_t len = byte_level_ ? 1 : Utf8Len(static_cast<unsigned char>(word[i]));
+    std::string_view unit = word.substr(i, len);
+    std::optional<uint32_t> id;
+    if (plain && byte_level_) {
+      int32_t b = byte_ids_[static_cast<unsigned char>(word[i])];
+      if (b >= 0) id = static_cast<uint32_t>(b);
+    } else if (plain) {
+      id = KeyToId(unit);
+    } else {
+      key.clear();
+      if (i > 0) key += prefix_;
+      key += unit;
+      if (i + len == word.size()) key += suffix_;
+      id = KeyToId(key);
+    }
+    std::string_view bytes = plain ? unit : std::string_view(key);
+    i += len;
+    if (id) {
+      if (unk) syms->push_back(unk->first), lens->push_back(unk->second), unk.reset();
+      syms->push_back(*id);
+      lens->push_back(static_cast<uint32_t>(len));
+      continue;
+    }
+    if (byte_fallback_ && !byte_level_) {
+      bool all = std::all_of(bytes.begin(), bytes.end(),
+                             [&](char c) { return byte_ids_[static_cast<unsigned char>(c)] >= 0; });
+      if (all) {
+        for (char c : bytes) {
+          syms->push_back(static_cast<uint32_t>(byte_ids_[static_cast<unsigned char>(c)]));
+          lens->push_back(1);
+        }
+        continue;
+      }
+    }
+    if (!unk_id_) continue;  // no unk token: Hugging Face drops the char
+    if (unk && fuse_unk_) {
+      unk->second += static_cast<uint32_t>(len);
+    } else {
+      if (unk) syms->push_back(unk->first), lens->push_back(unk->second);
+      unk = std::pair{*unk_id_, static_cast<uint32_t>(len)};
+    }
+  }
+  if (unk) syms->push_back(unk->first), lens->push_back(unk->second);
+}
+
+void BpeModel::MergeWord(std::string_view word, std::vector<uint32_t>* out) const {
+  std::vector<uint32_t> ids, lens;
+  ids.reserve(word.size());
+  lens.reserve(word.size());
+  InitialSymbols(word, &ids, &lens);
+  const size_t n = ids.size();
+  std::vector<int32_t> prev(n), next(n);
+  std::vector<bool> alive(n, true);
+  for (size_t i = 0; i < n; ++i) {
+    prev[i] = static_cast<int32_t>(i) - 1;
+    next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
+  }
+  struct Cand {
+    uint32_t rank, pos, new_id;
+    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> queue;
+  auto push = [&](size_t pos) {
+    int32_t nx = next[pos];
+    if (nx < 0) return;
+    auto it = merges_.find(PairKey(ids[pos], ids[static_cast<size_t>(nx)]));
+    if (it == merges_.end()) return;
+    queue.push({static_cast<uint32_t>(it->second >> 32), static_cast<uint32_t>(pos),
+                static_cast<uint32_t>(it->second)});
+  };
+  for (size_t i = 0; i + 1 < n; ++i) push(i);
+  while (!queue.empty()) {
+    Cand top = queue.top();
+    queue.pop();
+    size_t pos = top.pos;
+    if (!alive[pos] || next[pos] < 0) continue;
+    size_t right = static_cast<size_t>(next[pos]);
+    auto it = merges_.find(PairKey(ids[pos], ids[right]));
+    if (it == merges_.end() || static_cast<uint32_t>(it->second) != top.new_id) continue;  // stale
+    ids[pos] = top.new_id;
+    alive[right] = false;
+    next[pos] = next[right];
+    if (next[right] >= 0) prev[static_cast<size_t>(next[right])] = static_cast<int32_t>(pos);
+    if (prev[pos] >= 0) push(static_cast<size_t>(prev[pos]));
+    push(pos);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (alive[i]) out->push_back(ids[i]);
+  }
+}
+
+void BpeModel::Tokenize(std::string_view word, std::vector<uint32_t>* out,
+                        BpeCache* cache) const {
+  if (word.empty()) return;
+  if (ignore_merges_) {
+    if (auto id = KeyToId(word)) {
+      out->push_back(*id);
+      return;
+    }
+  }
+  if (cache == nullptr || word.size() > kMaxCachedWord) {
+    MergeWord(word, out);
+    return;
+  }
+  if (cache->owner_ != this) {
+    cache->map_.clear();
+    cache->ids_.clear();
+    cache->owner_ = this;
+  }
+  auto it = cache->map_.find(word);
+  if (it != cache->map_.end()) {
+    const uint32_t* p = cache->ids_.data() + it->second.offset;
+    out->insert(out->end(), p, p + it->second.length);
+    return;
+  }
+  size_t before = out->size();
+  MergeWord(word, out);
+  if (cache->map_.size() >= cache->max_entries_) {
+    cache->map_.clear();
+    cache->ids_.clear();
+  }
+  BpeCache::Entry e{static_cast<uint32_t>(cache->ids_.size()),
+                    static_cast<uint32_t>(out->size() - before)};
+  cache->ids_.insert(cache->ids_.end(), out->begin() + static_cast<ptrdiff_t>(before), out->end());
+  cache->map_.emplace(std::string(word), e);
+}
+
+}  // namespace kvr::tokenizer

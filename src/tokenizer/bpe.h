@@ -1,0 +1,111 @@
+// The BPE model of tokenizer.json, both families:
+//  - byte-level (GPT-2 / Llama 3 / Qwen / DeepSeek): the vocabulary is re-keyed at load from the
+//    byte-to-char alphabet to raw bytes, so encoding never materialises the mapped string;
+//  - SentencePiece-style (Mistral, Gemma): symbols are UTF-8 chars, unknown chars fall back to
+//    <0xXX> byte tokens (byte_fallback) or to unk (fuse_unk).
+// Merging follows Hugging Face's Word::merge_all exactly: repeatedly apply the adjacent pair with
+// the lowest merge rank, leftmost first. `ignore_merges` returns a whole-word vocab hit first.
+// Thread-safety: immutable after FromJson; Tokenize is const and safe to call concurrently
+// with distinct caches.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
+#include "common/status.h"
+
+namespace kvr::tokenizer {
+
+// Transparent hashing for maps keyed by std::string / std::string_view (Debian's Abseil has its
+// own string_view type, so its default hasher does not accept std::string_view lookups).
+struct StringViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const {
+    return absl::Hash<absl::string_view>{}(absl::string_view(s.data(), s.size()));
+  }
+};
+struct StringViewEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+};
+template <typename K, typename V>
+using StringMap = absl::flat_hash_map<K, V, StringViewHash, StringViewEq>;
+
+class BpeModel;
+
+// Per-thread memo of word -> ids (words repeat heavily in real text) plus merge scratch space.
+// Not thread-safe: one per thread. Bounded: cleared when it reaches max_entries.
+class BpeCache {
+ public:
+  explicit BpeCache(size_t max_entries = 1 << 16) : max_entries_(max_entries) {}
+
+ private:
+  friend class BpeModel;
+  struct Entry {
+    uint32_t offset, length;
+  };
+  const BpeModel* owner_ = nullptr;
+  size_t max_entries_;
+  StringMap<std::string, Entry> map_;
+  std::vector<uint32_t> ids_;
+};
+
+class BpeModel {
+ public:
+  // `model` is tokenizer.json's "model" object (type BPE). `byte_level` re-keys the vocab.
+  // May throw nlohmann::json exceptions on malformed JSON (the loader converts them).
+  static absl::StatusOr<std::unique_ptr<BpeModel>> FromJson(const nlohmann::json& model,
+                                                            bool byte_level);
+
+  // Appends the ids of one pre-token (non-empty, valid UTF-8). `cache` may be null.
+  void Tokenize(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const;
+
+  // Lookups use the token strings as written in tokenizer.json.
+  std::optional<uint32_t> TokenToId(std::string_view token) const;
+  std::optional<std::string> IdToToken(uint32_t id) const;
+  uint32_t VocabSize() const { return static_cast<uint32_t>(present_.size()); }
+  bool byte_level() const { return byte_level_; }
+  size_t ApproxMemoryBytes() const;
+
+ private:
+  BpeModel() = default;
+  absl::Status LoadVocab(const nlohmann::json& vocab);
+  absl::Status LoadMerges(const nlohmann::json& merges);
+  std::optional<uint32_t> KeyToId(std::string_view key) const;
+  bool ToKey(std::string_view token, std::string* key) const;
+  std::string_view Key(uint32_t id) const {
+    return std::string_view(keys_).substr(key_off_[id], key_off_[id + 1] - key_off_[id]);
+  }
+  void InitialSymbols(std::string_view word, std::vector<uint32_t>* syms,
+                      std::vector<uint32_t>* lens) const;
+  void MergeWord(std::string_view word, std::vector<uint32_t>* out) const;
+
+  bool byte_level_ = false;
+  bool ignore_merges_ = false;
+  bool byte_fallback_ = false;
+  bool fuse_unk_ = false;
+  std::optional<uint32_t> unk_id_;
+  std::string prefix_;  // continuing_subword_prefix, in key space ("" = none)
+  std::string suffix_;  // end_of_word_suffix, in key space
+  // Vocabulary in key space (raw bytes when byte_level_): keys_[key_off_[id], key_off_[id+1]).
+  std::string keys_;
+  std::vector<uint32_t> key_off_;
+  std::vector<bool> present_;
+  std::vector<bool> unmapped_;  // byte-level token whose string is not in the byte alphabet
+  StringMap<std::string_view, uint32_t> to_id_;
+  StringMap<std::string_view, uint32_t> unmapped_to_id_;
+  int32_t byte_ids_[256];  // byte-level: id of each single byte, -1 if absent
+  // (left id << 32 | right id) -> (rank << 32 | merged id).
+  absl::flat_hash_map<uint64_t, uint64_t> merges_;
+};
+
+}  // namespace kvr::tokenizer

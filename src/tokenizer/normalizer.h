@@ -1,0 +1,27 @@
+// Normalizers from tokenizer.json ("normalizer"): NFC, NFD, NFKC, NFKD, Replace, Prepend,
+// Lowercase, Strip and Sequence. Each rewrites one segment of text in place; the tokenizer
+// applies them to every segment between added tokens, as Hugging Face does.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "common/status.h"
+
+namespace kvr::tokenizer {
+
+class Normalizer {
+ public:
+  virtual ~Normalizer() = default;
+  // Rewrites `s` (valid UTF-8) in place.
+  virtual void Apply(std::string* s) const = 0;
+};
+
+// Builds the normalizer described by `j` (a JSON object, not null). Unsupported types are an
+// InvalidArgument error that names them. May throw nlohmann::json exceptions on malformed JSON;
+// the tokenizer loader converts those.
+absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const nlohmann::json& j);
+
+}  // namespace kvr::tokenizer

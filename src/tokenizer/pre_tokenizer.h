@@ -1,0 +1,59 @@
+// Pre-tokenizers from tokenizer.json ("pre_tokenizer"): Split (regex or literal, every
+// SplitDelimiterBehavior, invert), ByteLevel (with or without its GPT-2 regex), Metaspace,
+// Digits, Punctuation, Whitespace, WhitespaceSplit and Sequence. Each stage cuts every piece
+// into sub-pieces; empty pieces are dropped, as in Hugging Face's PreTokenizedString.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "common/status.h"
+#include "tokenizer/regex.h"
+
+namespace kvr::tokenizer {
+
+struct Piece {
+  std::string_view text;
+  // True when the piece begins at offset 0 of the original input (Metaspace "first").
+  bool at_start = false;
+};
+
+// Owns the strings that stages rewrite (Metaspace, prefix spaces); pieces point into it, so it
+// must outlive them. Addresses are stable (deque).
+class PieceArena {
+ public:
+  std::string_view Add(std::string s) { return strings_.emplace_back(std::move(s)); }
+  void Clear() { strings_.clear(); }
+
+ private:
+  std::deque<std::string> strings_;
+};
+
+class PreTokenizer {
+ public:
+  virtual ~PreTokenizer() = default;
+  // Replaces *pieces by their sub-pieces, in order. *scratch is a reusable buffer.
+  virtual void Apply(std::vector<Piece>* pieces, std::vector<Piece>* scratch,
+                     PieceArena* arena) const = 0;
+};
+
+enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
+
+// Cuts `text` (a piece beginning at_start) around `matches` (sorted, non-overlapping spans)
+// according to `behavior`, appending the non-empty sub-pieces to *out. With `invert`, the
+// spans between matches are the delimiters instead.
+void SplitAround(Piece piece, const std::vector<Span>& matches, SplitBehavior behavior,
+                 bool invert, std::vector<Piece>* out);
+
+// Builds the pre-tokenizer described by `j`. *byte_level is set when it ends with ByteLevel:
+// the model then works on raw bytes (the byte-to-char mapping is folded into the vocabulary).
+// A ByteLevel anywhere but last is rejected. May throw nlohmann::json exceptions.
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const nlohmann::json& j,
+                                                                bool* byte_level);
+
+}  // namespace kvr::tokenizer

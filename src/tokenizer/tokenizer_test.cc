@@ -1,0 +1,186 @@
+// Unit tests on small hand-written tokenizer.json files: each component's semantics, errors.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/tokenizer.h"
+
+namespace kvr::tokenizer {
+namespace {
+
+using nlohmann::json;
+
+// A tiny SentencePiece-style BPE: chars a,b,c,▁ and merges a+b, ab+c.
+json TinyModel() {
+  return json{{"type", "BPE"},
+              {"unk_token", "<unk>"},
+              {"fuse_unk", true},
+              {"byte_fallback", false},
+              {"vocab", {{"<unk>", 0}, {"a", 1}, {"b", 2}, {"c", 3}, {"ab", 4}, {"abc", 5},
+                         {"\xE2\x96\x81", 6}, {"\xE2\x96\x81" "a", 7}}},
+              {"merges", {"a b", "ab c", "\xE2\x96\x81 a"}}};
+}
+
+json TinyTokenizer() {
+  return json{{"model", TinyModel()}, {"added_tokens", json::array()}};
+}
+
+std::vector<uint32_t> Enc(const Tokenizer& t, std::string_view s, bool special = false) {
+  auto r = t.Encode(s, special);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : std::vector<uint32_t>{};
+}
+
+TEST(TokenizerTest, MergesByRank) {
+  auto tok = Tokenizer::FromJson(TinyTokenizer().dump(), "");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ(Enc(**tok, "abc"), (std::vector<uint32_t>{5}));
+  EXPECT_EQ(Enc(**tok, "abab"), (std::vector<uint32_t>{4, 4}));
+  EXPECT_EQ(Enc(**tok, "cab"), (std::vector<uint32_t>{3, 4}));
+  EXPECT_EQ(Enc(**tok, ""), (std::vector<uint32_t>{}));
+}
+
+TEST(TokenizerTest, UnknownCharsFuse) {
+  auto tok = Tokenizer::FromJson(TinyTokenizer().dump(), "");
+  ASSERT_TRUE(tok.ok());
+  EXPECT_EQ(Enc(**tok, "xyza"), (std::vector<uint32_t>{0, 1}));
+}
+
+TEST(TokenizerTest, InvalidUtf8IsAnError) {
+  auto tok = Tokenizer::FromJson(TinyTokenizer().dump(), "");
+  ASSERT_TRUE(tok.ok());
+  for (std::string bad : {"\xFF", "a\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82"}) {
+    auto r = (*tok)->Encode(bad, false);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad.size();
+  }
+}
+
+TEST(TokenizerTest, UnsupportedComponentsAreNamed) {
+  struct Case {
+    const char* field;
+    json value;
+    const char* name;
+  };
+  std::vector<Case> cases = {
+      {"normalizer", {{"type", "BertNormalizer"}}, "BertNormalizer"},
+      {"pre_tokenizer", {{"type", "UnicodeScripts"}}, "UnicodeScripts"},
+      {"post_processor", {{"type", "Mystery"}}, "Mystery"},
+      {"decoder", {{"type", "WordPiece"}}, "WordPiece"},
+  };
+  for (const Case& c : cases) {
+    json j = TinyTokenizer();
+    j[c.field] = c.value;
+    auto tok = Tokenizer::FromJson(j.dump(), "");
+    ASSERT_FALSE(tok.ok()) << c.name;
+    EXPECT_NE(tok.status().message().find(c.name), std::string::npos) << tok.status();
+  }
+  json j = TinyTokenizer();
+  j["model"]["type"] = "Unigram";
+  auto tok = Tokenizer::FromJson(j.dump(), "");
+  ASSERT_FALSE(tok.ok());
+  EXPECT_NE(tok.status().message().find("Unigram"), std::string::npos);
+  EXPECT_FALSE(Tokenizer::FromJson("{not json", "").ok());
+  EXPECT_FALSE(Tokenizer::FromPath("/nonexistent/tokenizer.json").ok());
+}
+
+TEST(TokenizerTest, AddedTokensStripAndSingleWord) {
+  json j = TinyTokenizer();
+  j["added_tokens"] = {
+      {{"id", 10}, {"content", "<s>"}, {"special", true}, {"normalized", false}},
+      {{"id", 11}, {"content", "M"}, {"special", false}, {"normalized", false},
+       {"lstrip", true}, {"rstrip", true}},
+      {{"id", 12}, {"content", "W"}, {"special", false}, {"normalized", false},
+       {"single_word", true}},
+  };
+  j["pre_tokenizer"] = {{"type", "WhitespaceSplit"}};
+  auto tok = Tokenizer::FromJson(j.dump(), "");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ(Enc(**tok, "a<s>b"), (std::vector<uint32_t>{1, 10, 2}));
+  EXPECT_EQ(Enc(**tok, "a  M  b"), (std::vector<uint32_t>{1, 11, 2}));
+  EXPECT_EQ(Enc(**tok, "a W b"), (std::vector<uint32_t>{1, 12, 2}));
+  EXPECT_EQ(Enc(**tok, "aWb"), (std::vector<uint32_t>{1, 0, 2}));  // not a single word
+}
+
+TEST(TokenizerTest, TemplateProcessingAndDecode) {
+  json j = TinyTokenizer();
+  j["added_tokens"] = {{{"id", 10}, {"content", "<s>"}, {"special", true}}};
+  j["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                  {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {10}}, {"tokens", {"<s>"}}}}}}};
+  j["normalizer"] = {{"type", "Sequence"},
+                     {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+                                      {{"type", "Replace"},
+                                       {"pattern", {{"String", " "}}},
+                                       {"content", "\xE2\x96\x81"}}}}};
+  j["decoder"] = {{"type", "Sequence"},
+                  {"decoders", {{{"type", "Replace"},
+                                 {"pattern", {{"String", "\xE2\x96\x81"}}},
+                                 {"content", " "}},
+                                {{"type", "Fuse"}},
+                                {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
+  auto tok = Tokenizer::FromJson(j.dump(), "");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ(Enc(**tok, "ab a", true), (std::vector<uint32_t>{10, 6, 4, 7}));
+  EXPECT_EQ((*tok)->Decode({10, 6, 4, 7}, true), "ab a");
+  EXPECT_EQ((*tok)->Decode({10, 6, 4, 7}, false), "<s> ab a");
+}
+
+TEST(TokenizerTest, SplitBehaviors) {
+  auto run = [](const char* behavior, bool invert) {
+    json j = TinyTokenizer();
+    j["pre_tokenizer"] = {{"type", "Split"},
+                          {"pattern", {{"String", "c"}}},
+                          {"behavior", behavior},
+                          {"invert", invert}};
+    auto tok = Tokenizer::FromJson(j.dump(), "");
+    EXPECT_TRUE(tok.ok()) << tok.status();
+    return Enc(**tok, "abcab");
+  };
+  EXPECT_EQ(run("Isolated", false), (std::vector<uint32_t>{4, 3, 4}));
+  EXPECT_EQ(run("Removed", false), (std::vector<uint32_t>{4, 4}));
+  EXPECT_EQ(run("MergedWithPrevious", false), (std::vector<uint32_t>{5, 4}));
+  EXPECT_EQ(run("MergedWithNext", false), (std::vector<uint32_t>{4, 3, 4}));
+  EXPECT_EQ(run("Contiguous", false), (std::vector<uint32_t>{4, 3, 4}));
+  EXPECT_EQ(run("Removed", true), (std::vector<uint32_t>{3}));
+}
+
+TEST(TokenizerTest, MetaspacePrependFirst) {
+  json j = TinyTokenizer();
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"},
+                        {"prepend_scheme", "first"}, {"split", true}};
+  j["added_tokens"] = {{{"id", 10}, {"content", "<s>"}, {"special", true}, {"normalized", false}}};
+  auto tok = Tokenizer::FromJson(j.dump(), "");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ(Enc(**tok, "a a"), (std::vector<uint32_t>{7, 7}));
+  EXPECT_EQ(Enc(**tok, "<s>a"), (std::vector<uint32_t>{10, 1}));  // not at the start: no ▁
+}
+
+TEST(TokenizerTest, ByteLevelModel) {
+  // Byte-level vocab: the 256 alphabet chars plus "Ġa" (space + a).
+  json vocab = json::object();
+  uint32_t next = 0;
+  for (int b = 0; b < 256; ++b) {
+    std::string s;
+    char32_t c = b >= 33 && b <= 126 ? static_cast<char32_t>(b) : 0;
+    if (c) {
+      s.push_back(static_cast<char>(b));
+      vocab[s] = next++;
+    }
+  }
+  vocab["\xC4\xA0"] = next++;  // Ġ = byte 0x20
+  vocab["\xC4\xA0" "a"] = next++;
+  json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"\xC4\xA0 a"}}}},
+            {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false},
+                               {"use_regex", true}}},
+            {"decoder", {{"type", "ByteLevel"}}}};
+  auto tok = Tokenizer::FromJson(j.dump(), "");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  auto ids = Enc(**tok, "a a");
+  EXPECT_EQ(ids, (std::vector<uint32_t>{*(*tok)->TokenToId("a"), next - 1}));
+  EXPECT_EQ((*tok)->Decode(ids, false), "a a");
+}
+
+}  // namespace
+}  // namespace kvr::tokenizer
