@@ -10,7 +10,9 @@
 #include "common/random.h"
 #include "engine/engine.h"
 #include "gtest/gtest.h"
+#include "common/clock.h"
 #include "index/block_hash.h"
+#include "index/kv_index.h"
 
 namespace kvr::engine {
 namespace {
@@ -159,6 +161,37 @@ TEST(EngineEventsTest, ReplayedEventsMatchTheCache) {
   for (const auto& [id, n] : finishes) EXPECT_EQ(n, 1) << id;
   ASSERT_EQ(tokens.size(), max_output.size());
   for (const auto& [id, n] : tokens) EXPECT_EQ(n, static_cast<int>(max_output.at(id))) << id;
+}
+
+// The production index, fed the same events, must agree with the engine on every prompt's
+// cached prefix (the number the router routes by).
+TEST(EngineEventsTest, ProductionIndexAgreesWithTheEngine) {
+  Engine e(SmallConfig());
+  ManualClock clock;
+  KvIndex index(IndexConfig{.block_size = 16}, clock);
+  Workload probes(43);  // the run's seed: same prefix groups, so probes hit
+  std::vector<std::vector<BlockHash>> queries;
+  for (int i = 0; i < 50; ++i) queries.push_back(SequenceHashes(probes.Next().prompt, 16));
+  int steps = 0, hits = 0;
+  RunRandom(43, 300, /*clear_sometimes=*/true, e, [&](const StepOutput& s) {
+    index.Apply(s.events);
+    if (++steps % 5 != 0) return;
+    for (const auto& q : queries) {
+      uint32_t engine_prefix = 0;
+      while (engine_prefix < q.size() && e.IsCached(e.ToEngineHash(q[engine_prefix]))) {
+        ++engine_prefix;
+      }
+      ASSERT_EQ(index.Query(q).device_or_zero(WorkerId(7)), engine_prefix) << "step " << steps;
+      hits += engine_prefix > 0;
+    }
+  });
+  const WorkerIndexStats stats = index.Stats(WorkerId(7));
+  EXPECT_EQ(stats.blocks[0], e.CachedBlockHashes().size());
+  EXPECT_EQ(stats.rejects.parent_unknown, 0u);
+  EXPECT_EQ(stats.rejects.remove_unknown, 0u);
+  EXPECT_EQ(stats.rejects.malformed, 0u);
+  EXPECT_GT(stats.blocks_removed, 0u);
+  EXPECT_GT(hits, 100);
 }
 
 // Digest of everything a step reports, to compare runs.
