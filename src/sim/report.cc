@@ -27,10 +27,11 @@ void AddLatencyRows(std::vector<Row>& rows, const std::string& name,
   const std::pair<const char*, double LatencyStats::*> stats[] = {
       {"mean", &LatencyStats::mean}, {"p50", &LatencyStats::p50},
       {"p90", &LatencyStats::p90},   {"p99", &LatencyStats::p99}};
-  for (const auto& [stat, member] : stats) {
-    rows.push_back({absl::StrCat(name, " ", stat, " ms"), [field, member](const PolicyResult& p) {
-                      return Fixed((p.*field).*member, 1);
-                    }});
+  for (const auto& stat : stats) {
+    // No structured binding here: clang 14 cannot capture one in a lambda.
+    const auto member = stat.second;
+    rows.push_back({absl::StrCat(name, " ", stat.first, " ms"),
+                    [field, member](const PolicyResult& p) { return Fixed((p.*field).*member, 1); }});
   }
 }
 
