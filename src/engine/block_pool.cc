@@ -34,16 +34,16 @@ bool BlockPool::Cache(uint32_t block, uint64_t hash) {
   assert(!b.cached);
   b.hash = hash;
   b.cached = true;
+  b.dup_prev = b.dup_next = kNone;
   auto [it, inserted] = cached_.try_emplace(hash, block);
-  if (inserted) {
-    b.dup_next = kNone;
-    return true;
-  }
+  if (inserted) return true;
   // Later copies go second in the chain so the first copy (the one prefix lookups have been
   // handing out) stays the representative.
-  Block& first = blocks_[it->second];
-  b.dup_next = first.dup_next;
-  first.dup_next = block;
+  const uint32_t first = it->second;
+  b.dup_prev = first;
+  b.dup_next = blocks_[first].dup_next;
+  if (b.dup_next != kNone) blocks_[b.dup_next].dup_prev = block;
+  blocks_[first].dup_next = block;
   return false;
 }
 
@@ -56,7 +56,7 @@ void BlockPool::Release(uint32_t block) {
 void BlockPool::DropAllHashes() {
   for (Block& b : blocks_) {
     b.cached = false;
-    b.dup_next = kNone;
+    b.dup_prev = b.dup_next = kNone;
   }
   cached_.clear();
 }
@@ -99,20 +99,16 @@ void BlockPool::Unlink(uint32_t block) {
 bool BlockPool::Uncache(uint32_t block) {
   Block& b = blocks_[block];
   b.cached = false;
-  auto it = cached_.find(b.hash);
-  assert(it != cached_.end());
-  if (it->second == block) {
-    if (b.dup_next == kNone) {
-      cached_.erase(it);
-      return true;
-    }
-    it->second = b.dup_next;
+  if (b.dup_next != kNone) blocks_[b.dup_next].dup_prev = b.dup_prev;
+  if (b.dup_prev != kNone) {
+    blocks_[b.dup_prev].dup_next = b.dup_next;
+  } else if (b.dup_next != kNone) {
+    cached_[b.hash] = b.dup_next;  // the next copy represents the hash
   } else {
-    uint32_t prev = it->second;
-    while (blocks_[prev].dup_next != block) prev = blocks_[prev].dup_next;
-    blocks_[prev].dup_next = b.dup_next;
+    cached_.erase(b.hash);  // the last copy: the hash is gone
+    return true;
   }
-  b.dup_next = kNone;
+  b.dup_prev = b.dup_next = kNone;
   return false;
 }
 

@@ -42,7 +42,7 @@ class BlockPool {
 
   // Pops the least recently freed block and takes a reference. If it was cached its hash is
   // dropped; when that was the hash's last copy the hash is appended to *evicted.
-  // REQUIRES: num_free() > 0. O(1) plus the copy chain of the hash (almost always 1).
+  // REQUIRES: num_free() > 0. O(1).
   uint32_t Allocate(std::vector<uint64_t>* evicted);
 
   // Registers a full, uncached block under `hash`. Returns true when the hash was not cached
@@ -71,7 +71,8 @@ class BlockPool {
     uint32_t ref = 0;
     uint32_t prev = kNone;      // free-queue links, valid while ref == 0
     uint32_t next = kNone;
-    uint32_t dup_next = kNone;  // next copy of the same hash
+    uint32_t dup_prev = kNone;  // copies of the same hash: a doubly-linked chain, first copy
+    uint32_t dup_next = kNone;  // (the map's) has no prev, so unlinking any copy is O(1)
     bool cached = false;
   };
 

@@ -66,6 +66,23 @@ TEST(BlockPoolTest, CopiesOfOneHashAreEvictedAsOneEntry) {
   EXPECT_EQ(pool.num_cached_hashes(), 0u);
 }
 
+TEST(BlockPoolTest, AnyCopyCanBeEvictedFirst) {
+  BlockPool pool(3);
+  std::vector<uint64_t> evicted;
+  for (uint32_t b = 0; b < 3; ++b) pool.Allocate(&evicted);
+  EXPECT_TRUE(pool.Cache(0, 9));
+  EXPECT_FALSE(pool.Cache(1, 9));
+  EXPECT_FALSE(pool.Cache(2, 9));
+  for (uint32_t b : {2u, 0u, 1u}) pool.Release(b);  // evicted in this order
+  EXPECT_EQ(pool.Allocate(&evicted), 2u);  // a middle copy of the chain
+  EXPECT_EQ(pool.Lookup(9), 0u);
+  EXPECT_EQ(pool.Allocate(&evicted), 0u);  // the representative
+  EXPECT_EQ(pool.Lookup(9), 1u);
+  EXPECT_THAT(evicted, IsEmpty());
+  EXPECT_EQ(pool.Allocate(&evicted), 1u);
+  EXPECT_THAT(evicted, ElementsAre(9));
+}
+
 TEST(BlockPoolTest, DropAllHashesFreesNothing) {
   BlockPool pool(2);
   std::vector<uint64_t> evicted;
