@@ -7,5 +7,7 @@
 namespace kvr::cli {
 
 void RegisterBench(CLI::App& app, int* exit_code);
+void RegisterTokenize(CLI::App& app, int* exit_code);
+void RegisterBenchTokenizer(CLI::App& bench, int* exit_code);
 
 }  // namespace kvr::cli
