@@ -14,8 +14,8 @@ namespace {
 
 using Tokens = std::vector<TokenId>;
 // Appends one session's requests (arrival set, id/session filled in later or by the callee).
-using SessionFn = std::function<void(uint64_t session, TimeNs start, Rng& rng,
-                                     std::vector<SimRequest>& out)>;
+using SessionFn =
+    std::function<void(uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>& out)>;
 
 // Distinct streams for the shared pools, the arrival process and each session.
 constexpr uint64_t kPoolStream = 0x706f6f6c;
@@ -123,7 +123,7 @@ Workload Agentic(const GeneratorOptions& options) {
     for (uint32_t step = 0; step < steps; ++step) {
       const uint32_t action = UniformIn(rng, 30, 200);
       out.push_back(MakeRequest(session, at, context, action));
-      AppendRandom(rng, action, context);                     // the model's tool call
+      AppendRandom(rng, action, context);                   // the model's tool call
       AppendRandom(rng, UniformIn(rng, 50, 400), context);  // the tool's result
       at += SecondsToNs(0.5 + rng.Exponential(2.0));
     }
@@ -149,16 +149,16 @@ size_t ZipfSampler::Pick(double u) const {
 
 std::vector<std::string> WorkloadNames() { return {"chat", "system_prompts", "agentic"}; }
 
-absl::StatusOr<Workload> GenerateWorkload(std::string_view name,
-                                          const GeneratorOptions& options) {
+absl::StatusOr<Workload> GenerateWorkload(std::string_view name, const GeneratorOptions& options) {
   if (!(options.rate_per_s > 0) || !std::isfinite(options.rate_per_s)) {
     return absl::InvalidArgumentError("rate_per_s must be a positive number");
   }
   if (name == "chat") return Chat(options);
   if (name == "system_prompts") return SystemPrompts(options);
   if (name == "agentic") return Agentic(options);
-  return absl::InvalidArgumentError(absl::StrCat("unknown workload \"", std::string(name), "\"; known: ",
-                                                 absl::StrJoin(WorkloadNames(), ", ")));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown workload \"", std::string(name),
+                   "\"; known: ", absl::StrJoin(WorkloadNames(), ", ")));
 }
 
 }  // namespace kvr::sim

@@ -1,7 +1,8 @@
 // Synthetic workloads that isolate one prefix-sharing pattern each. All are seeded and
 // deterministic (kvr::Rng, no std distributions), with Poisson arrivals of requests (single-shot
 // workloads) or of sessions (multi-request workloads, scaled so the request rate averages
-// rate_per_s). Token ids are uniform in [0, kSyntheticVocab); shared text is shared token-for-token.
+// rate_per_s). Token ids are uniform in [0, kSyntheticVocab); shared text is shared
+// token-for-token.
 //
 //   chat            multi-turn conversations. Each session picks one of 16 app system prompts
 //                   (300-1500 tokens, uniform), then 2-8 turns; turn k's prompt is turn k-1's

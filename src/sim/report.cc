@@ -24,14 +24,16 @@ std::string Fixed(double v, int digits) { return absl::StrFormat("%.*f", digits,
 
 void AddLatencyRows(std::vector<Row>& rows, const std::string& name,
                     LatencyStats PolicyResult::*field) {
-  const std::pair<const char*, double LatencyStats::*> stats[] = {
-      {"mean", &LatencyStats::mean}, {"p50", &LatencyStats::p50},
-      {"p90", &LatencyStats::p90},   {"p99", &LatencyStats::p99}};
+  const std::pair<const char*, double LatencyStats::*> stats[] = {{"mean", &LatencyStats::mean},
+                                                                  {"p50", &LatencyStats::p50},
+                                                                  {"p90", &LatencyStats::p90},
+                                                                  {"p99", &LatencyStats::p99}};
   for (const auto& stat : stats) {
     // No structured binding here: clang 14 cannot capture one in a lambda.
     const auto member = stat.second;
-    rows.push_back({absl::StrCat(name, " ", stat.first, " ms"),
-                    [field, member](const PolicyResult& p) { return Fixed((p.*field).*member, 1); }});
+    rows.push_back(
+        {absl::StrCat(name, " ", stat.first, " ms"),
+         [field, member](const PolicyResult& p) { return Fixed((p.*field).*member, 1); }});
   }
 }
 
@@ -44,8 +46,8 @@ std::vector<Row> MetricRows(const Report& report) {
   rows.push_back({"hit rate %", [](const PolicyResult& p) { return Fixed(100 * p.hit_rate, 2); }});
   rows.push_back(
       {"prefill tokens", [](const PolicyResult& p) { return absl::StrCat(p.prefill_tokens); }});
-  rows.push_back({"throughput tok/s",
-                  [](const PolicyResult& p) { return Fixed(p.throughput_tok_s, 1); }});
+  rows.push_back(
+      {"throughput tok/s", [](const PolicyResult& p) { return Fixed(p.throughput_tok_s, 1); }});
   rows.push_back(
       {"load imbalance", [](const PolicyResult& p) { return Fixed(p.load_imbalance, 3); }});
   // Extra metrics, by name, in first-seen order across policies.
@@ -99,11 +101,20 @@ std::string HtmlEscape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -113,7 +124,6 @@ std::string Pad(const std::string& s, size_t width, bool left_align) {
   std::string pad(width > s.size() ? width - s.size() : 0, ' ');
   return left_align ? s + pad : pad + s;
 }
-
 
 // TTFT CDF plot geometry (px).
 constexpr double kPlotW = 440, kPlotH = 260, kLeft = 52, kRight = 14, kTop = 12, kBottom = 40;
@@ -134,8 +144,8 @@ std::string SvgAxes(double x_max) {
       "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" class=\"frame\"/>\n", kLeft, kTop, w, h);
   for (int i = 0; i <= 4; ++i) {
     const double x = kLeft + w * i / 4, y = kTop + h - h * i / 4;
-    absl::StrAppendFormat(&out, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"grid\"/>",
-                          x, kTop, x, kTop + h);
+    absl::StrAppendFormat(&out, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"grid\"/>", x,
+                          kTop, x, kTop + h);
     absl::StrAppendFormat(&out, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%g</text>\n", x,
                           kTop + h + 16, x_max * i / 4);
     absl::StrAppendFormat(&out, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"grid\"/>",
@@ -183,11 +193,13 @@ constexpr char kStyle[] =
 
 std::string HtmlTable(const Report& report) {
   std::string out = "<table>\n<tr><th>metric</th>";
-  for (const PolicyResult& p : report.policies) absl::StrAppend(&out, "<th>", HtmlEscape(p.policy), "</th>");
+  for (const PolicyResult& p : report.policies)
+    absl::StrAppend(&out, "<th>", HtmlEscape(p.policy), "</th>");
   out += "</tr>\n";
   for (const Row& row : MetricRows(report)) {
     absl::StrAppend(&out, "<tr><td>", HtmlEscape(row.label), "</td>");
-    for (const PolicyResult& p : report.policies) absl::StrAppend(&out, "<td>", row.value(p), "</td>");
+    for (const PolicyResult& p : report.policies)
+      absl::StrAppend(&out, "<td>", row.value(p), "</td>");
     out += "</tr>\n";
   }
   return out + "</table>\n";
@@ -225,11 +237,13 @@ std::string ReportTable(const Report& report) {
   size_t label_width = 0;
   for (const Row& row : rows) label_width = std::max(label_width, row.label.size());
   std::vector<size_t> widths;
-  for (const PolicyResult& p : report.policies) widths.push_back(std::max<size_t>(p.policy.size(), 12));
-  std::string out = absl::StrFormat("workload %s: %d requests, oracle hit rate %.2f%%\n",
-                                    report.workload_name, report.requests,
-                                    100 * report.oracle_hit_rate);
-  for (const auto& [key, value] : report.settings) absl::StrAppend(&out, "  ", key, ": ", value, "\n");
+  for (const PolicyResult& p : report.policies)
+    widths.push_back(std::max<size_t>(p.policy.size(), 12));
+  std::string out =
+      absl::StrFormat("workload %s: %d requests, oracle hit rate %.2f%%\n", report.workload_name,
+                      report.requests, 100 * report.oracle_hit_rate);
+  for (const auto& [key, value] : report.settings)
+    absl::StrAppend(&out, "  ", key, ": ", value, "\n");
   out += Pad("", label_width, true);
   for (size_t i = 0; i < widths.size(); ++i) {
     absl::StrAppend(&out, "  ", Pad(report.policies[i].policy, widths[i], false));

@@ -115,7 +115,8 @@ TEST(ReportHtmlTest, EmptyPolicyStillHasItsSvg) {
 
 TEST(ReportTableTest, SideBySideColumns) {
   const std::string table = ReportTable(Sample());
-  EXPECT_THAT(table, HasSubstr("workload mooncake_conversation: 100 requests, oracle hit rate 37.34%"));
+  EXPECT_THAT(table,
+              HasSubstr("workload mooncake_conversation: 100 requests, oracle hit rate 37.34%"));
   EXPECT_THAT(table, HasSubstr("round_robin"));
   EXPECT_THAT(table, HasSubstr("kv_aware"));
   EXPECT_THAT(table, HasSubstr("TTFT p99 ms"));

@@ -65,7 +65,8 @@ PolicyResult PolicyStatsCollector::Finish(uint64_t prefill_tokens,
   r.hit_rate = prompt_tokens_ == 0 ? 0 : static_cast<double>(cached_tokens_) / prompt_tokens_;
   r.prefill_tokens = prefill_tokens;
   const TimeNs makespan = r.requests == 0 ? 0 : last_finish_ - first_arrival_;
-  r.throughput_tok_s = makespan <= 0 ? 0 : output_tokens_ / (static_cast<double>(makespan) / kNsPerSec);
+  r.throughput_tok_s =
+      makespan <= 0 ? 0 : output_tokens_ / (static_cast<double>(makespan) / kNsPerSec);
   r.load_imbalance = LoadImbalance(engine_busy);
   r.ttft_samples_ms = std::move(ttft_ms_);
   return r;

@@ -18,8 +18,8 @@ struct LatencyStats {
 };
 
 // Percentile rule: linear interpolation between closest ranks (NumPy's default "linear", Hyndman
-// & Fan type 7): for sorted x[0..n-1], the p-quantile is at rank h = (n-1)·p, i.e.
-// x[⌊h⌋] + (h-⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋]). One sample: every percentile is that sample.
+// & Fan type 7): for sorted x[0..n-1], the p-quantile is at rank h = (n-1)*p, i.e. with
+// k = floor(h): x[k] + (h-k)*(x[k+1] - x[k]). One sample: every percentile is that sample.
 // Empty -> all zeros.
 LatencyStats Summarize(std::vector<double> samples);
 
@@ -29,11 +29,11 @@ double QuantileSorted(std::span<const double> sorted, double p);
 struct PolicyResult {
   std::string policy;
   LatencyStats ttft_ms, itl_ms, e2e_ms;
-  double hit_rate = 0;          // prompt tokens served from cache / prompt tokens
-  uint64_t prefill_tokens = 0;  // prompt tokens computed (incl. recompute after preemption)
-  double throughput_tok_s = 0;  // output tokens / makespan
-  double load_imbalance = 0;    // max / mean engine busy time
-  uint64_t requests = 0;        // completed
+  double hit_rate = 0;                  // prompt tokens served from cache / prompt tokens
+  uint64_t prefill_tokens = 0;          // prompt tokens computed (incl. recompute after preemption)
+  double throughput_tok_s = 0;          // output tokens / makespan
+  double load_imbalance = 0;            // max / mean engine busy time
+  uint64_t requests = 0;                // completed
   std::vector<double> ttft_samples_ms;  // for the CDF plot (not in JSON)
   // Anything else worth a column (preemptions, decision time, ...): printed into JSON, the
   // table and the HTML as numbers, in this order.
@@ -43,10 +43,10 @@ struct PolicyResult {
 // What the event loop knows about one completed request.
 struct RequestOutcome {
   TimeNs arrival = 0;
-  TimeNs first_token = 0;       // time the first output token was produced
-  TimeNs finish = 0;            // time the last output token was produced
+  TimeNs first_token = 0;  // time the first output token was produced
+  TimeNs finish = 0;       // time the last output token was produced
   uint64_t prompt_tokens = 0;
-  uint64_t cached_tokens = 0;   // prompt tokens served from the prefix cache at (last) admission
+  uint64_t cached_tokens = 0;  // prompt tokens served from the prefix cache at (last) admission
   uint32_t output_tokens = 1;
 };
 

@@ -56,14 +56,26 @@ TEST(LoadImbalanceTest, MaxOverMean) {
 TEST(PolicyStatsCollectorTest, ComputesTheDefinedMetrics) {
   PolicyStatsCollector c("rr");
   // Request A: arrives 0, first token at 100 ms, done at 1100 ms with 11 tokens -> ITL 100 ms.
-  c.Add({.arrival = 0, .first_token = 100 * kNsPerMs, .finish = 1100 * kNsPerMs,
-         .prompt_tokens = 1000, .cached_tokens = 600, .output_tokens = 11});
+  c.Add({.arrival = 0,
+         .first_token = 100 * kNsPerMs,
+         .finish = 1100 * kNsPerMs,
+         .prompt_tokens = 1000,
+         .cached_tokens = 600,
+         .output_tokens = 11});
   // Request B: arrives 1 s, first token at 1.3 s, one token only (no ITL sample), done 1.3 s...
-  c.Add({.arrival = kNsPerSec, .first_token = 1300 * kNsPerMs, .finish = 1300 * kNsPerMs,
-         .prompt_tokens = 1000, .cached_tokens = 0, .output_tokens = 1});
+  c.Add({.arrival = kNsPerSec,
+         .first_token = 1300 * kNsPerMs,
+         .finish = 1300 * kNsPerMs,
+         .prompt_tokens = 1000,
+         .cached_tokens = 0,
+         .output_tokens = 1});
   // ...and C finishes last at 2 s with 3 tokens: ITL (2000 - 1600) / 2 = 200 ms.
-  c.Add({.arrival = 1500 * kNsPerMs, .first_token = 1600 * kNsPerMs, .finish = 2 * kNsPerSec,
-         .prompt_tokens = 2000, .cached_tokens = 400, .output_tokens = 3});
+  c.Add({.arrival = 1500 * kNsPerMs,
+         .first_token = 1600 * kNsPerMs,
+         .finish = 2 * kNsPerSec,
+         .prompt_tokens = 2000,
+         .cached_tokens = 400,
+         .output_tokens = 3});
   const std::vector<TimeNs> busy = {3, 1};
   const PolicyResult r = std::move(c).Finish(2500, busy);
   EXPECT_EQ(r.policy, "rr");
@@ -82,8 +94,12 @@ TEST(PolicyStatsCollectorTest, ComputesTheDefinedMetrics) {
 
 TEST(PolicyStatsCollectorTest, TokenGapsReplacePerRequestItl) {
   PolicyStatsCollector c("x");
-  c.Add({.arrival = 0, .first_token = 0, .finish = 10 * kNsPerMs, .prompt_tokens = 1,
-         .cached_tokens = 0, .output_tokens = 3});
+  c.Add({.arrival = 0,
+         .first_token = 0,
+         .finish = 10 * kNsPerMs,
+         .prompt_tokens = 1,
+         .cached_tokens = 0,
+         .output_tokens = 3});
   c.AddTokenGap(1);
   c.AddTokenGap(9);
   const PolicyResult r = std::move(c).Finish(1, {});

@@ -20,10 +20,10 @@
 namespace kvr::sim {
 
 struct TraceOptions {
-  double rate_scale = 1.0;           // > 0; arrival = timestamp_ms / rate_scale
+  double rate_scale = 1.0;            // > 0; arrival = timestamp_ms / rate_scale
   uint32_t trace_block_tokens = 512;  // tokens per hash id in the trace
-  size_t max_requests = 0;           // 0 = all; else the first N lines
-  uint64_t seed = 0;                 // mixed into token synthesis
+  size_t max_requests = 0;            // 0 = all; else the first N lines
+  uint64_t seed = 0;                  // mixed into token synthesis
 };
 
 // Writes the first out.size() tokens of hash id `hash_id`'s block. Prefix-consistent: a shorter

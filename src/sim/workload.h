@@ -17,11 +17,11 @@ namespace kvr::sim {
 inline constexpr TokenId kSyntheticVocab = 128000;
 
 struct SimRequest {
-  uint64_t id = 0;               // dense 0..n-1 in arrival order
-  TimeNs arrival = 0;            // ns from workload start
-  std::vector<TokenId> prompt;   // never empty
-  uint32_t output_tokens = 1;    // >= 1
-  uint64_t session = 0;          // generator session / conversation id (0 if unknown)
+  uint64_t id = 0;              // dense 0..n-1 in arrival order
+  TimeNs arrival = 0;           // ns from workload start
+  std::vector<TokenId> prompt;  // never empty
+  uint32_t output_tokens = 1;   // >= 1
+  uint64_t session = 0;         // generator session / conversation id (0 if unknown)
 };
 
 struct Workload {

@@ -47,12 +47,9 @@ TEST(WorkloadTest, OracleHitRateByHand) {
   //   r4 [50..54)          : same tokens as r3's block 1 but another prefix -> 0
   //   r5 [0..3)            : no full block                          -> 0
   Workload w;
-  w.requests = {Req(0, Range(0, 8)),
-                Req(1, Concat(Range(0, 8), {100})),
-                Req(2, Range(0, 8)),
-                Req(3, Concat(Range(0, 4), Range(50, 8))),
-                Req(4, Range(50, 4)),
-                Req(5, Range(0, 3))};
+  w.requests = {Req(0, Range(0, 8)),  Req(1, Concat(Range(0, 8), {100})),
+                Req(2, Range(0, 8)),  Req(3, Concat(Range(0, 4), Range(50, 8))),
+                Req(4, Range(50, 4)), Req(5, Range(0, 3))};
   const double total = 8 + 9 + 8 + 12 + 4 + 3;
   EXPECT_DOUBLE_EQ(OracleHitRate(w, 4), (8 + 7 + 4) / total);
   // With 2-token blocks r4's prefix [50,51] is still new (chained from the root, not from r3).
