@@ -179,6 +179,7 @@ void Engine::ScheduleWaiting(std::vector<Scheduled>* scheduled, uint32_t* budget
     if (!r.admitted_before) {
       r.admitted_before = true;
       cached_tokens_[r.id] = computed;
+      out->admitted.push_back({r.id, computed});
       totals_.prompt_tokens += r.prompt_len;
       totals_.cached_prompt_tokens += std::min(computed, r.prompt_len);
     }

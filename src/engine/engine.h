@@ -49,8 +49,14 @@ struct EngineRequest {
   std::vector<BlockHash> prompt_hashes;
 };
 
+struct Admission {
+  uint64_t id;
+  uint32_t cached_tokens;  // prefix-cache hit, as CachedTokens(id) reports it
+};
+
 struct StepOutput {
   TimeNs duration = 0;                // the step ends at start + duration
+  std::vector<Admission> admitted;    // first admissions in this step (not readmissions)
   std::vector<uint64_t> first_token;  // requests whose first output token this step produced
   std::vector<uint64_t> tokens;       // requests that produced an output token (incl. first)
   std::vector<uint64_t> finished;     // requests that completed in this step

@@ -129,6 +129,9 @@ TEST(EngineTest, CacheHitShortensPrefill) {
   EXPECT_EQ(s.duration, Ns(PrefillMs(16)));
   EXPECT_EQ(s.prefill_tokens, 16u);
   EXPECT_EQ(e.CachedTokens(2), 64u);
+  ASSERT_EQ(s.admitted.size(), 1u);
+  EXPECT_EQ(s.admitted[0].id, 2u);
+  EXPECT_EQ(s.admitted[0].cached_tokens, 64u);
   ASSERT_EQ(s.events.size(), 1u);
   const auto& stored = std::get<KvStored>(s.events[0]);
   const auto hashes = EngineHashes(e, longer);
@@ -252,6 +255,7 @@ TEST(EngineTest, PreemptsTheLastAdmittedAndRecomputes) {
   EXPECT_EQ(r.duration, Ns(PrefillMs(33)));
   EXPECT_THAT(r.tokens, ElementsAre(2));
   EXPECT_THAT(r.first_token, IsEmpty());
+  EXPECT_THAT(r.admitted, IsEmpty());  // a readmission is not reported again
   ASSERT_EQ(steps.size(), 63u);
   EXPECT_THAT(steps.back().finished, ElementsAre(2));
 
