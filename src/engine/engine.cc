@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <span>
 #include <string>
 #include <utility>
@@ -76,10 +77,24 @@ absl::StatusOr<EngineConfig> EnginePreset(std::string_view name) {
                                     "' (known: default, fast, slow, small-memory, test)");
 }
 
+absl::Status ValidateEngineConfig(const EngineConfig& c) {
+  if (c.num_blocks == 0 || c.block_size == 0 || c.max_num_seqs == 0 ||
+      c.max_num_batched_tokens == 0) {
+    return absl::InvalidArgumentError(
+        "engine num_blocks, block_size, max_num_seqs and max_num_batched_tokens must be > 0");
+  }
+  if (!(c.speed > 0) || !std::isfinite(c.speed)) {
+    return absl::InvalidArgumentError("engine speed must be a positive number");
+  }
+  return absl::OkStatus();
+}
+
 Engine::Engine(EngineConfig config)
     : config_(config),
       hash_salt_(Mix64(0x6b76722d656e67ULL ^ config.worker.value()) | 1),
-      pool_(config.num_blocks) {}
+      pool_(config.num_blocks) {
+  assert(ValidateEngineConfig(config_).ok());
+}
 
 Engine::~Engine() = default;
 

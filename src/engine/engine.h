@@ -37,6 +37,10 @@ struct EngineConfig {
 // Named presets, documented in README.md: "default", "fast", "slow", "small-memory", "test".
 absl::StatusOr<EngineConfig> EnginePreset(std::string_view name);
 
+// InvalidArgument unless every size is positive and speed is a positive finite number. Call it
+// on configuration that comes from outside; Engine's constructor assumes a valid config.
+absl::Status ValidateEngineConfig(const EngineConfig& config);
+
 struct EngineRequest {
   uint64_t id = 0;  // unique among the requests this engine has seen
   std::vector<TokenId> prompt;

@@ -68,6 +68,20 @@ TEST(EnginePresetTest, NamedPresets) {
   EXPECT_EQ(EnginePreset("small-memory")->num_blocks, 4096u);
   EXPECT_EQ(EnginePreset("test")->block_size, 16u);
   EXPECT_EQ(EnginePreset("warp").status().code(), absl::StatusCode::kInvalidArgument);
+  for (const char* name : {"default", "fast", "slow", "small-memory", "test"}) {
+    EXPECT_TRUE(ValidateEngineConfig(*EnginePreset(name)).ok()) << name;
+  }
+}
+
+TEST(EnginePresetTest, ValidationRejectsNonsense) {
+  EngineConfig c;
+  c.block_size = 0;
+  EXPECT_FALSE(ValidateEngineConfig(c).ok());
+  c = EngineConfig();
+  c.speed = 0;
+  EXPECT_FALSE(ValidateEngineConfig(c).ok());
+  c.speed = std::nan("");
+  EXPECT_FALSE(ValidateEngineConfig(c).ok());
 }
 
 TEST(EngineTest, PrefillThenDecodeStepTimes) {
