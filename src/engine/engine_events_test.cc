@@ -134,9 +134,20 @@ void ExpectSameCache(const Engine& e, const ReferenceIndex& index) {
   }
 }
 
-TEST(EngineEventsTest, ReplayedEventsMatchTheCache) {
-  Engine e(SmallConfig());
-  ReferenceIndex index(16);
+struct Shape {
+  uint32_t num_blocks, block_size, max_seqs, budget;
+};
+
+class ReplayTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(ReplayTest, ReplayedEventsMatchTheCache) {
+  EngineConfig config = SmallConfig();
+  config.num_blocks = GetParam().num_blocks;
+  config.block_size = GetParam().block_size;
+  config.max_num_seqs = GetParam().max_seqs;
+  config.max_num_batched_tokens = GetParam().budget;
+  Engine e(config);
+  ReferenceIndex index(config.block_size);
   absl::flat_hash_map<uint64_t, int> tokens, firsts, finishes;
   int steps = 0;
   const auto max_output = RunRandom(42, 400, /*clear_sometimes=*/true, e, [&](const StepOutput& s) {
@@ -156,12 +167,18 @@ TEST(EngineEventsTest, ReplayedEventsMatchTheCache) {
   EXPECT_GT(index.removals(), 10);
   EXPECT_GE(index.clears(), 2);
   EXPECT_EQ(stats.used_blocks, 0u);
+  EXPECT_EQ(stats.waiting_prefill_tokens, 0u);
   EXPECT_EQ(finishes.size(), 400u);
   for (const auto& [id, n] : firsts) EXPECT_EQ(n, 1) << id;
   for (const auto& [id, n] : finishes) EXPECT_EQ(n, 1) << id;
   ASSERT_EQ(tokens.size(), max_output.size());
   for (const auto& [id, n] : tokens) EXPECT_EQ(n, static_cast<int>(max_output.at(id))) << id;
 }
+
+// Prompts are up to 280 tokens with up to 60 output tokens: every shape fits one request.
+INSTANTIATE_TEST_SUITE_P(Shapes, ReplayTest,
+                         ::testing::Values(Shape{96, 16, 8, 128}, Shape{48, 8, 4, 64},
+                                           Shape{100, 4, 16, 37}, Shape{30, 16, 256, 8192}));
 
 // The production index, fed the same events, must agree with the engine on every prompt's
 // cached prefix (the number the router routes by).
