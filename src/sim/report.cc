@@ -129,10 +129,11 @@ std::string Pad(const std::string& s, size_t width, bool left_align) {
 constexpr double kPlotW = 440, kPlotH = 260, kLeft = 52, kRight = 14, kTop = 12, kBottom = 40;
 constexpr size_t kCdfPoints = 400;  // caps the file size for 100k-request runs
 
+// Rounds up to 1, 2, 4 or 8 x 10^k so the four axis intervals get round tick labels.
 double NiceCeil(double v) {
   if (!(v > 0) || !std::isfinite(v)) return 1;
   const double mag = std::pow(10, std::floor(std::log10(v)));
-  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
+  for (double m : {1.0, 2.0, 4.0, 8.0}) {
     if (m * mag >= v) return m * mag;
   }
   return 10 * mag;
@@ -159,7 +160,7 @@ std::string SvgAxes(double x_max) {
 }
 
 // Empirical CDF as a polyline through kCdfPoints quantiles; x clipped to the axis.
-std::string SvgCurve(std::vector<double> samples, double x_max) {
+std::string SvgCurve(std::vector<double> samples, double x_max, const char* css_class) {
   if (samples.empty()) return "";
   std::sort(samples.begin(), samples.end());
   const double w = kPlotW - kLeft - kRight, h = kPlotH - kTop - kBottom;
@@ -169,16 +170,26 @@ std::string SvgCurve(std::vector<double> samples, double x_max) {
     const double v = std::clamp(QuantileSorted(samples, q), 0.0, x_max);
     absl::StrAppendFormat(&points, "%.1f,%.1f ", kLeft + w * v / x_max, kTop + h - h * q);
   }
-  return absl::StrCat("<polyline class=\"cdf\" points=\"", points, "\"/>\n");
+  return absl::StrCat("<polyline class=\"", css_class, "\" points=\"", points, "\"/>\n");
 }
 
-std::string SvgCdf(const PolicyResult& p, double x_max) {
-  return absl::StrCat(
-      absl::StrFormat("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
-                      "viewBox=\"0 0 %g %g\" role=\"img\">\n",
-                      kPlotW, kPlotH, kPlotW, kPlotH),
-      "<title>TTFT CDF: ", HtmlEscape(p.policy), "</title>\n", SvgAxes(x_max),
-      SvgCurve(p.ttft_samples_ms, x_max), "</svg>\n");
+// The policy's CDF in color over the other policies' in light gray, for comparison.
+std::string SvgCdf(const Report& report, size_t index, double x_max) {
+  const PolicyResult& p = report.policies[index];
+  std::string out = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
+      "viewBox=\"0 0 %g %g\" role=\"img\">\n",
+      kPlotW, kPlotH, kPlotW, kPlotH);
+  absl::StrAppend(&out, "<title>TTFT CDF: ", HtmlEscape(p.policy), "</title>\n", SvgAxes(x_max));
+  for (size_t i = 0; i < report.policies.size(); ++i) {
+    if (i != index)
+      absl::StrAppend(&out, SvgCurve(report.policies[i].ttft_samples_ms, x_max, "other"));
+  }
+  absl::StrAppend(&out, SvgCurve(p.ttft_samples_ms, x_max, "cdf"));
+  absl::StrAppendFormat(
+      &out, "<text x=\"%g\" y=\"%g\" class=\"note\">p50 %.1f ms, p99 %.1f ms</text>\n",
+      kPlotW - kRight - 6, kTop + kPlotH - kTop - kBottom - 8, p.ttft_ms.p50, p.ttft_ms.p99);
+  return out + "</svg>\n";
 }
 
 constexpr char kStyle[] =
@@ -189,7 +200,8 @@ constexpr char kStyle[] =
     ".plots{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0}"
     "figcaption{font-weight:bold;text-align:center}"
     "svg text{font-size:11px;fill:#444}.frame{fill:none;stroke:#888}"
-    ".grid{stroke:#e4e4e4}.cdf{fill:none;stroke:#1f77b4;stroke-width:2}";
+    ".grid{stroke:#e4e4e4}.cdf{fill:none;stroke:#1f77b4;stroke-width:2}"
+    ".other{fill:none;stroke:#ccc;stroke-width:1}svg text.note{text-anchor:end;fill:#1f77b4}";
 
 std::string HtmlTable(const Report& report) {
   std::string out = "<table>\n<tr><th>metric</th>";
@@ -268,11 +280,12 @@ std::string ReportHtml(const Report& report) {
       "simulation: ",
       HtmlEscape(report.workload_name), "</title>\n<style>", kStyle, "</style>\n</head>\n<body>\n",
       HtmlHeader(report), HtmlTable(report));
-  absl::StrAppend(&out, "<h2>TTFT CDF</h2>\n<p>x axis clipped at ", x_max,
-                  " ms (the largest p99, rounded up).</p>\n<div class=\"plots\">\n");
-  for (const PolicyResult& p : report.policies) {
-    absl::StrAppend(&out, "<figure>\n<figcaption>", HtmlEscape(p.policy), "</figcaption>\n",
-                    SvgCdf(p, x_max), "</figure>\n");
+  absl::StrAppend(
+      &out, "<h2>TTFT CDF</h2>\n<p>x axis clipped at ", x_max,
+      " ms (the largest p99, rounded up); other policies in gray.</p>\n<div class=\"plots\">\n");
+  for (size_t i = 0; i < report.policies.size(); ++i) {
+    absl::StrAppend(&out, "<figure>\n<figcaption>", HtmlEscape(report.policies[i].policy),
+                    "</figcaption>\n", SvgCdf(report, i, x_max), "</figure>\n");
   }
   return out + "</div>\n</body>\n</html>\n";
 }

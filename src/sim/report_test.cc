@@ -91,7 +91,8 @@ TEST(ReportHtmlTest, OneSvgPerPolicyAndATable) {
   EXPECT_THAT(html, HasSubstr("</html>\n"));
   EXPECT_EQ(Count(html, "<svg"), 3u);
   EXPECT_EQ(Count(html, "</svg>"), 3u);
-  EXPECT_EQ(Count(html, "<polyline"), 3u);
+  EXPECT_EQ(Count(html, "<polyline class=\"cdf\""), 3u);    // each policy in color...
+  EXPECT_EQ(Count(html, "<polyline class=\"other\""), 6u);  // ...over the other two in gray
   EXPECT_EQ(Count(html, "<table>"), 1u);
   EXPECT_EQ(Count(html, "<tr>"), Count(html, "</tr>"));
   EXPECT_THAT(html, HasSubstr("<th>round_robin</th>"));
