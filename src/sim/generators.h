@@ -15,6 +15,7 @@
 //                   4000-12000 tokens), adds a task (200-500), then runs 8-24 steps; each step's
 //                   prompt appends the previous action (the previous output) and a short tool
 //                   result (50-400 tokens). Steps are 0.5 s + exponential(mean 2 s) apart.
+// SimRequest::session numbers sessions from 1 in start order (system_prompts: one per request).
 #pragma once
 
 #include <cstddef>

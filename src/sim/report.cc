@@ -229,6 +229,30 @@ std::string HtmlHeader(const Report& report) {
 
 }  // namespace
 
+void DescribeWorkload(const Workload& workload, uint32_t block_size, Report& report) {
+  const auto& requests = workload.requests;
+  report.workload_name = workload.name;
+  report.requests = requests.size();
+  report.oracle_hit_rate = OracleHitRate(workload, block_size);
+  uint64_t output_tokens = 0;
+  for (const SimRequest& r : requests) output_tokens += r.output_tokens;
+  const uint64_t prompt_tokens = TotalPromptTokens(workload);
+  const double n = std::max<double>(requests.size(), 1);
+  const double duration_s =
+      requests.empty()
+          ? 0
+          : static_cast<double>(requests.back().arrival - requests.front().arrival) / kNsPerSec;
+  auto add = [&report](std::string key, std::string value) {
+    report.settings.emplace_back(std::move(key), std::move(value));
+  };
+  add("oracle_block_size", absl::StrCat(block_size));
+  add("prompt_tokens", absl::StrCat(prompt_tokens));
+  add("mean_input_tokens", Fixed(prompt_tokens / n, 1));
+  add("mean_output_tokens", Fixed(output_tokens / n, 1));
+  add("duration_s", Fixed(duration_s, 3));
+  add("arrival_rate_per_s", Fixed(duration_s > 0 ? (requests.size() - 1) / duration_s : 0, 3));
+}
+
 std::string ReportJson(const Report& report) {
   Json workload = Json::object();
   workload["name"] = report.workload_name;

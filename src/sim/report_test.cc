@@ -83,6 +83,31 @@ TEST(ReportJsonTest, KeepsRunOrderAndSurvivesOddNames) {
   EXPECT_TRUE(j.at("policies").begin().value().at("hit_rate").is_null());
 }
 
+TEST(DescribeWorkloadTest, FillsTheWorkloadHeader) {
+  Workload w;
+  w.name = "tiny";
+  for (int i = 0; i < 3; ++i) {
+    SimRequest r;
+    r.id = i;
+    r.arrival = i * kNsPerSec;
+    r.prompt = {1, 2, 3, 4, 5};
+    r.output_tokens = 2 + i;
+    w.requests.push_back(r);
+  }
+  Report report;
+  DescribeWorkload(w, 4, report);
+  EXPECT_EQ(report.workload_name, "tiny");
+  EXPECT_EQ(report.requests, 3u);
+  EXPECT_DOUBLE_EQ(report.oracle_hit_rate, 8.0 / 15);  // requests 2 and 3 hit one 4-token block
+  const nlohmann::json j = nlohmann::json::parse(ReportJson(report)).at("workload");
+  EXPECT_EQ(j.at("oracle_block_size"), 4);
+  EXPECT_EQ(j.at("prompt_tokens"), 15);
+  EXPECT_DOUBLE_EQ(j.at("mean_input_tokens").get<double>(), 5);
+  EXPECT_DOUBLE_EQ(j.at("mean_output_tokens").get<double>(), 3);
+  EXPECT_DOUBLE_EQ(j.at("duration_s").get<double>(), 2);
+  EXPECT_DOUBLE_EQ(j.at("arrival_rate_per_s").get<double>(), 1);
+}
+
 TEST(ReportHtmlTest, OneSvgPerPolicyAndATable) {
   Report r = Sample();
   r.policies.push_back(Policy("<script>", 1));
