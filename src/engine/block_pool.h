@@ -69,7 +69,7 @@ class BlockPool {
   struct Block {
     uint64_t hash = 0;
     uint32_t ref = 0;
-    uint32_t prev = kNone;      // free-queue links, valid while ref == 0
+    uint32_t prev = kNone;  // free-queue links, valid while ref == 0
     uint32_t next = kNone;
     uint32_t dup_prev = kNone;  // copies of the same hash: a doubly-linked chain, first copy
     uint32_t dup_next = kNone;  // (the map's) has no prev, so unlinking any copy is O(1)

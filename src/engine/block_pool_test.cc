@@ -74,7 +74,7 @@ TEST(BlockPoolTest, AnyCopyCanBeEvictedFirst) {
   EXPECT_FALSE(pool.Cache(1, 9));
   EXPECT_FALSE(pool.Cache(2, 9));
   for (uint32_t b : {2u, 0u, 1u}) pool.Release(b);  // evicted in this order
-  EXPECT_EQ(pool.Allocate(&evicted), 2u);  // a middle copy of the chain
+  EXPECT_EQ(pool.Allocate(&evicted), 2u);           // a middle copy of the chain
   EXPECT_EQ(pool.Lookup(9), 0u);
   EXPECT_EQ(pool.Allocate(&evicted), 0u);  // the representative
   EXPECT_EQ(pool.Lookup(9), 1u);

@@ -159,8 +159,7 @@ StepOutput Engine::Step() {
   return out;
 }
 
-bool Engine::ScheduleRunning(std::vector<Scheduled>* scheduled, uint32_t* budget,
-                             StepOutput* out) {
+bool Engine::ScheduleRunning(std::vector<Scheduled>* scheduled, uint32_t* budget, StepOutput* out) {
   static const std::vector<uint32_t> kNoHits;
   bool preempted = false;
   for (size_t i = 0; i < running_.size() && *budget > 0; ++i) {
@@ -180,8 +179,7 @@ bool Engine::ScheduleRunning(std::vector<Scheduled>* scheduled, uint32_t* budget
   return preempted;
 }
 
-void Engine::ScheduleWaiting(std::vector<Scheduled>* scheduled, uint32_t* budget,
-                             StepOutput* out) {
+void Engine::ScheduleWaiting(std::vector<Scheduled>* scheduled, uint32_t* budget, StepOutput* out) {
   const uint32_t bs = config_.block_size;
   while (!waiting_.empty() && *budget > 0 && running_.size() < config_.max_num_seqs) {
     Request& r = *waiting_.front();
@@ -222,9 +220,8 @@ uint32_t Engine::MatchPrefix(Request& r, std::vector<uint32_t>* hit_blocks) {
   return free_hits;
 }
 
-bool Engine::AllocateSlots(Request& r, uint32_t new_tokens,
-                           const std::vector<uint32_t>& hit_blocks, uint32_t free_hits,
-                           std::vector<KvEvent>* events) {
+bool Engine::AllocateSlots(Request& r, uint32_t new_tokens, const std::vector<uint32_t>& hit_blocks,
+                           uint32_t free_hits, std::vector<KvEvent>* events) {
   const uint32_t bs = config_.block_size;
   const uint32_t hits = static_cast<uint32_t>(hit_blocks.size());
   const uint32_t total = r.num_computed + hits * bs + new_tokens;

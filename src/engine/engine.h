@@ -145,8 +145,8 @@ class Engine {
   std::vector<uint64_t> rejected_;
   std::vector<KvEvent> pending_events_;
   absl::flat_hash_map<uint64_t, uint32_t> cached_tokens_;  // request id -> first admission's hit
-  uint64_t waiting_tokens_ = 0;  // Σ tokens of waiting requests
-  EngineStats totals_;           // preemptions, prompt_tokens, cached_prompt_tokens
+  uint64_t waiting_tokens_ = 0;                            // Σ tokens of waiting requests
+  EngineStats totals_;  // preemptions, prompt_tokens, cached_prompt_tokens
   std::vector<uint64_t> evicted_scratch_;
   std::vector<uint32_t> hits_scratch_;
 };

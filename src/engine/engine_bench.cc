@@ -42,7 +42,8 @@ std::vector<Arrival> MakeWorkload(int n, bool with_hashes, double mean_gap_s) {
 }
 
 void BM_EngineMooncakeShare(benchmark::State& state) {
-  const std::vector<Arrival> workload = MakeWorkload(1500, state.range(0) != 0, state.range(1) / 1000.0);
+  const std::vector<Arrival> workload =
+      MakeWorkload(1500, state.range(0) != 0, state.range(1) / 1000.0);
   uint64_t steps = 0, preemptions = 0;
   for (auto _ : state) {
     state.PauseTiming();

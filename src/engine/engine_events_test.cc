@@ -7,10 +7,10 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "common/clock.h"
 #include "common/random.h"
 #include "engine/engine.h"
 #include "gtest/gtest.h"
-#include "common/clock.h"
 #include "index/block_hash.h"
 #include "index/kv_index.h"
 
@@ -106,8 +106,8 @@ EngineConfig SmallConfig() {
 // Runs `requests` random requests through an engine; calls on_step after every step.
 // Returns each request's max_output_tokens by id.
 template <typename F>
-absl::flat_hash_map<uint64_t, uint32_t> RunRandom(uint64_t seed, int requests,
-                                                  bool clear_sometimes, Engine& e, F&& on_step) {
+absl::flat_hash_map<uint64_t, uint32_t> RunRandom(uint64_t seed, int requests, bool clear_sometimes,
+                                                  Engine& e, F&& on_step) {
   absl::flat_hash_map<uint64_t, uint32_t> max_output;
   Workload w(seed);
   int added = 0, step = 0;
