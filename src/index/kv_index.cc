@@ -6,63 +6,8 @@
 namespace kvr {
 namespace {
 
-constexpr uint32_t kMaxQueryWords = WorkerSet::kMaxWords;
-// How far ahead Query prefetches hash-table slots: enough to cover a DRAM miss (~80-100 ns)
-// with ~10 ns of work per block.
-constexpr size_t kPrefetchAhead = 8;
-
 uint32_t HiWordsFor(uint32_t max_workers) {
   return max_workers <= 64 ? 0 : (max_workers - 64 + 63) / 64;
-}
-
-uint32_t WordsFor(uint32_t num_workers) { return 1 + HiWordsFor(num_workers); }
-
-// OR of the worker bits of `block` in `m` into `out[0..nw)`.
-void OrBits(const Membership& m, BlockHash block, uint32_t nw, uint64_t* out) {
-  const Membership::Node* n = m.Find(block);
-  if (n == nullptr) return;
-  out[0] |= n->lo;
-  if (nw > 1) {
-    if (const uint64_t* hi = m.HiWords(*n)) {
-      for (uint32_t k = 1; k < nw; ++k) out[k] |= hi[k - 1];
-    }
-  }
-}
-
-// Leading-run length of every worker over `blocks` in `a` (∪ `b` when given), into depth[w].
-// Workers are only ever dropped from the active set, so each worker's depth is written once:
-// O(n·nw) lookups+ANDs plus O(workers) writes, and the walk ends when the set empties.
-void Walk(std::span<const BlockHash> blocks, const Membership& a, const Membership* b,
-          uint32_t nw, uint32_t* depth) {
-  if (blocks.empty()) return;
-  uint64_t active[kMaxQueryWords] = {};
-  OrBits(a, blocks[0], nw, active);
-  if (b != nullptr) OrBits(*b, blocks[0], nw, active);
-  const size_t n = blocks.size();
-  for (size_t i = 1; i < n; ++i) {
-    if (i + kPrefetchAhead < n) {
-      a.Prefetch(blocks[i + kPrefetchAhead]);
-      if (b != nullptr) b->Prefetch(blocks[i + kPrefetchAhead]);
-    }
-    uint64_t cur[kMaxQueryWords] = {};
-    OrBits(a, blocks[i], nw, cur);
-    if (b != nullptr) OrBits(*b, blocks[i], nw, cur);
-    uint64_t any = 0;
-    for (uint32_t k = 0; k < nw; ++k) {
-      const uint64_t next = active[k] & cur[k];
-      for (uint64_t dropped = active[k] & ~next; dropped != 0; dropped &= dropped - 1) {
-        depth[k * 64 + std::countr_zero(dropped)] = static_cast<uint32_t>(i);
-      }
-      active[k] = next;
-      any |= next;
-    }
-    if (any == 0) return;
-  }
-  for (uint32_t k = 0; k < nw; ++k) {
-    for (uint64_t left = active[k]; left != 0; left &= left - 1) {
-      depth[k * 64 + std::countr_zero(left)] = static_cast<uint32_t>(n);
-    }
-  }
 }
 
 }  // namespace
@@ -140,22 +85,22 @@ void KvIndex::Query(std::span<const BlockHash> blocks, OverlapScores* out) const
   std::shared_lock lock(mu_);
   std::shared_lock plock(pred_mu_);
   const uint32_t workers = std::max(num_workers_, pred_workers_);
-  const uint32_t nw = WordsFor(workers);
+  const uint32_t nw = WordsForWorkers(workers);
   for (auto* v : {&out->device, &out->host, &out->storage, &out->predicted}) v->assign(workers, 0);
   out->cached_blocks.resize(workers);
   const TierStore& device = *tiers_[static_cast<int>(Tier::kDevice)];
   for (uint32_t w = 0; w < workers; ++w) out->cached_blocks[w] = device.distinct_blocks(w);
   if (workers == 0) return;
-  Walk(blocks, device.membership(), nullptr, nw, out->device.data());
+  LeadingRuns(blocks, device.membership(), nullptr, nw, out->device.data());
   for (Tier t : {Tier::kHost, Tier::kStorage}) {
     const TierStore& store = *tiers_[static_cast<int>(t)];
     if (store.entries() == 0) continue;
-    Walk(blocks, store.membership(), nullptr, nw, (t == Tier::kHost ? out->host : out->storage).data());
+    LeadingRuns(blocks, store.membership(), nullptr, nw, (t == Tier::kHost ? out->host : out->storage).data());
   }
   if (predicted_.empty()) {
     out->predicted = out->device;
   } else {
-    Walk(blocks, device.membership(), &predicted_.membership(), nw, out->predicted.data());
+    LeadingRuns(blocks, device.membership(), &predicted_.membership(), nw, out->predicted.data());
   }
 }
 

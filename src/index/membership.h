@@ -75,4 +75,15 @@ class Membership {
   std::vector<uint32_t> free_rows_;
 };
 
+// Leading-run length of every worker over `blocks` in `a` (or a ∪ b when b is given), written to
+// depth[w] for each worker that holds blocks[0]; other entries are left untouched. `nw` = words to
+// examine (1 + hi words in use); depth must have room for every worker id present.
+void LeadingRuns(std::span<const BlockHash> blocks, const Membership& a, const Membership* b,
+                 uint32_t nw, uint32_t* depth);
+
+// Words needed for worker ids < num_workers.
+inline uint32_t WordsForWorkers(uint32_t num_workers) {
+  return num_workers <= 64 ? 1 : 1 + (num_workers - 64 + 63) / 64;
+}
+
 }  // namespace kvr

@@ -1,0 +1,148 @@
+// kvrouter bench index: apply throughput, query latency, memory per entry, naive baseline, and
+// query latency while a writer applies events.
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/bench_workload.h"
+#include "cli/commands.h"
+#include "index/block_hash.h"
+#include "index/kv_index.h"
+#include "index/naive_index.h"
+
+namespace kvr::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct IndexBenchFlags {
+  uint32_t workers = 64;
+  uint64_t entries = 1'000'000;
+  uint32_t block_size = 16;
+  uint32_t query_blocks = 512;
+  uint32_t queries = 20000;
+  uint32_t readers = 0;
+  bool naive = true;
+  uint64_t seed = 42;
+  bool json = true;
+};
+
+double Us(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+// Query latency samples (µs) over precomputed prompts.
+std::vector<double> TimeQueries(const KvIndex& index, const std::vector<std::vector<BlockHash>>& q,
+                                size_t n, size_t offset = 0) {
+  std::vector<double> us;
+  us.reserve(n);
+  OverlapScores out;
+  for (size_t i = 0; i < n; ++i) {
+    const auto& blocks = q[(i + offset) % q.size()];
+    auto t0 = Clock::now();
+    index.Query(blocks, &out);
+    us.push_back(Us(Clock::now() - t0));
+  }
+  return us;
+}
+
+// R reader threads' query latency, without a writer and then while one writer re-applies a
+// stream of remove + store events (the index size stays constant).
+nlohmann::json ReadersDuringWrites(KvIndex& index, const IndexBenchFlags& f,
+                                   const SyntheticWorkload& w,
+                                   const std::vector<std::vector<BlockHash>>& q) {
+  auto run_readers = [&] {
+    std::vector<std::vector<double>> samples(f.readers);
+    std::vector<std::thread> readers;
+    for (uint32_t r = 0; r < f.readers; ++r) {
+      readers.emplace_back([&, r] { samples[r] = TimeQueries(index, q, f.queries, r * 97); });
+    }
+    for (auto& t : readers) t.join();
+    std::vector<double> all;
+    for (auto& s : samples) all.insert(all.end(), s.begin(), s.end());
+    return ComputePercentiles(all);
+  };
+  const Percentiles alone = run_readers();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> applied{0};
+  std::thread writer([&] {
+    size_t i = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      const auto& e = std::get<KvStored>(w.events[i % w.events.size()]);
+      index.Apply(KvRemoved{.worker = e.worker, .block_hashes = e.block_hashes});
+      index.Apply(e);
+      applied.fetch_add(2 * e.block_hashes.size(), std::memory_order_relaxed);
+      ++i;
+    }
+  });
+  auto t0 = Clock::now();
+  const Percentiles p = run_readers();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  stop = true;
+  writer.join();
+  return {{"readers", f.readers},
+          {"no_writer_query_p50_us", alone.p50}, {"no_writer_query_p99_us", alone.p99},
+          {"query_p50_us", p.p50}, {"query_p99_us", p.p99},
+          {"p99_ratio", alone.p99 > 0 ? p.p99 / alone.p99 : 0},
+          {"writer_blocks_per_s", double(applied.load()) / secs}};
+}
+
+int RunIndexBench(const IndexBenchFlags& f) {
+  SyntheticOptions so{.workers = f.workers, .block_size = f.block_size,
+                      .target_entries = f.entries, .max_blocks = f.query_blocks, .seed = f.seed};
+  std::cerr << "bench index: generating workload...\n";
+  SyntheticWorkload w = MakeSyntheticWorkload(so);
+  ManualClock clock;
+  KvIndex index({.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)}, clock);
+  std::cerr << "bench index: applying " << w.events.size() << " events...\n";
+  auto t0 = Clock::now();
+  for (const auto& e : w.events) index.Apply(e);
+  const double apply_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  Rng rng(f.seed + 1);
+  std::vector<std::vector<BlockHash>> queries;
+  for (int i = 0; i < 1000; ++i) {
+    queries.push_back(SequenceHashes(QueryPrompt(w, f.block_size, f.query_blocks, rng), f.block_size));
+  }
+  auto lat = TimeQueries(index, queries, f.queries);
+  Percentiles p = ComputePercentiles(lat);
+  nlohmann::json out = {
+      {"workers", f.workers}, {"entries", index.Entries()}, {"events", w.events.size()},
+      {"block_size", f.block_size}, {"query_blocks", f.query_blocks},
+      {"apply_blocks_per_s", double(w.blocks) / apply_s}, {"query_p50_us", p.p50},
+      {"query_p99_us", p.p99}, {"query_mean_us", p.mean},
+      {"bytes_per_entry", double(index.MemoryBytes()) / double(index.Entries())}};
+  if (f.naive) {
+    std::cerr << "bench index: building the naive oracle...\n";
+    NaiveIndex naive(index.config());
+    for (const auto& e : w.events) naive.Apply(e);
+    std::vector<double> nl;
+    for (size_t i = 0; i < 200; ++i) {
+      auto t1 = Clock::now();
+      (void)naive.Query(queries[i % queries.size()], 0);
+      nl.push_back(Us(Clock::now() - t1));
+    }
+    out["naive_query_p50_us"] = ComputePercentiles(nl).p50;
+  }
+  if (f.readers > 0) out["during_writes"] = ReadersDuringWrites(index, f, w, queries);
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void RegisterBenchIndex(CLI::App& bench, int* exit_code) {
+  auto flags = std::make_shared<IndexBenchFlags>();
+  auto* cmd = bench.add_subcommand("index", "KV index: apply rate, query latency, memory");
+  cmd->add_option("--workers", flags->workers, "Workers (W)")->check(CLI::Range(1u, 1024u));
+  cmd->add_option("--entries", flags->entries, "(block, worker) entries to build (E)");
+  cmd->add_option("--block-size", flags->block_size, "Tokens per block")->check(CLI::Range(1u, 4096u));
+  cmd->add_option("--query-blocks", flags->query_blocks, "Blocks per query prompt");
+  cmd->add_option("--queries", flags->queries, "Timed queries");
+  cmd->add_option("--readers", flags->readers, "Reader threads querying during writes");
+  cmd->add_option("--seed", flags->seed, "Workload seed");
+  cmd->add_flag("!--no-naive", flags->naive, "Skip the naive-oracle baseline");
+  cmd->add_flag("--json", flags->json, "Print JSON (the only output format)");
+  cmd->callback([flags, exit_code] { *exit_code = RunIndexBench(*flags); });
+}
+
+}  // namespace kvr::cli

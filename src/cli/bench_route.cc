@@ -1,0 +1,99 @@
+// kvrouter bench route: the whole routing decision for one prompt — hash its tokens, query the
+// index, evaluate every worker, select, book — against an index populated by the synthetic
+// prefix-sharing workload, with a rolling window of requests in flight.
+#include <chrono>
+#include <deque>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/bench_workload.h"
+#include "cli/commands.h"
+#include "index/block_hash.h"
+#include "scheduler/scheduler.h"
+
+namespace kvr::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct RouteBenchFlags {
+  uint32_t workers = 64;
+  uint32_t prompt_tokens = 8192;
+  uint32_t block_size = 16;
+  uint64_t entries = 1'000'000;
+  uint32_t decisions = 20000;
+  uint32_t in_flight = 256;
+  std::string policy = "kvrouter";
+  uint64_t seed = 42;
+  bool json = true;
+};
+
+int RunRouteBench(const RouteBenchFlags& f) {
+  const uint32_t blocks = f.prompt_tokens / f.block_size;
+  SyntheticOptions so{.workers = f.workers, .block_size = f.block_size,
+                      .target_entries = f.entries, .max_blocks = blocks, .seed = f.seed};
+  std::cerr << "bench route: building an index of " << f.entries << " entries...\n";
+  SyntheticWorkload w = MakeSyntheticWorkload(so);
+  SystemClock& clock = SystemClock::Get();
+  KvIndex index({.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)}, clock);
+  for (const auto& e : w.events) index.Apply(e);
+  auto policy = MakePolicy(f.policy);
+  if (!policy.ok()) {
+    std::cerr << "bench route: " << policy.status().message() << "\n";
+    return 2;
+  }
+  Scheduler sched({.policy = f.policy, .seed = f.seed}, index, clock);
+  for (uint32_t i = 0; i < f.workers; ++i) {
+    (void)sched.AddWorker({.id = WorkerId(i), .block_size = f.block_size});
+  }
+  Rng rng(f.seed + 7);
+  std::vector<std::vector<TokenId>> prompts;
+  for (int i = 0; i < 500; ++i) prompts.push_back(QueryPrompt(w, f.block_size, blocks, rng));
+  std::deque<Ticket> window;
+  std::vector<double> us;
+  us.reserve(f.decisions);
+  for (uint32_t i = 0; i < f.decisions; ++i) {
+    const auto& p = prompts[i % prompts.size()];
+    auto t0 = Clock::now();
+    auto hashes = SequenceHashes(p, f.block_size);
+    auto d = sched.Route({.blocks = hashes, .prompt_tokens = uint32_t(p.size())});
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    if (!d.ok()) {
+      std::cerr << "bench route: " << d.status().message() << "\n";
+      return 1;
+    }
+    // Untimed: the oldest request sees its first token and finishes.
+    window.push_back(std::move(d->ticket));
+    if (window.size() > f.in_flight) {
+      window.front().FirstToken(50 * kNsPerMs);
+      window.pop_front();
+    }
+  }
+  Percentiles p = ComputePercentiles(us);
+  nlohmann::json out = {{"workers", f.workers}, {"policy", f.policy},
+                        {"prompt_tokens", f.prompt_tokens}, {"block_size", f.block_size},
+                        {"index_entries", index.Entries()}, {"in_flight", f.in_flight},
+                        {"decisions", f.decisions}, {"decision_p50_us", p.p50},
+                        {"decision_p99_us", p.p99}, {"decision_mean_us", p.mean}};
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void RegisterBenchRoute(CLI::App& bench, int* exit_code) {
+  auto flags = std::make_shared<RouteBenchFlags>();
+  auto* cmd = bench.add_subcommand("route", "The whole routing decision for one prompt");
+  cmd->add_option("--workers", flags->workers, "Workers (W)")->check(CLI::Range(1u, 1024u));
+  cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt length in tokens");
+  cmd->add_option("--block-size", flags->block_size, "Tokens per block")->check(CLI::Range(1u, 4096u));
+  cmd->add_option("--entries", flags->entries, "Index entries before timing");
+  cmd->add_option("--decisions", flags->decisions, "Timed decisions");
+  cmd->add_option("--in-flight", flags->in_flight, "Requests kept booked");
+  cmd->add_option("--policy", flags->policy, "Routing policy");
+  cmd->add_option("--seed", flags->seed, "Workload seed");
+  cmd->add_flag("--json", flags->json, "Print JSON (the only output format)");
+  cmd->callback([flags, exit_code] { *exit_code = RunRouteBench(*flags); });
+}
+
+}  // namespace kvr::cli

@@ -1,0 +1,72 @@
+// kvrouter: minimise the predicted time to first token.
+//
+//   cached_w   = B·d_w + B·(h_w − d_w)⁺·(1 − host_hit_cost)      d_w: device (+ predicted) run
+//   uncached_w = max(1, ISL − cached_w)                           at least one token is computed
+//   queue_w    = booked uncached tokens not yet past first token, minus what the oldest of them
+//                has had time to compute (age · rate), or what the engine reports waiting,
+//                whichever is larger
+//   ttft_w     = overhead_w + (queue_w + uncached_w) / rate_w + kv_w
+//   kv_w       = kv_pressure_weight · B·(active_w + N − M_w − capacity_w)⁺ / rate_w
+// rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
+// (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts.
+// Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
+#include <algorithm>
+
+#include "scheduler/policies_internal.h"
+
+namespace kvr {
+namespace {
+
+class Kvrouter final : public Policy {
+ public:
+  explicit Kvrouter(const PolicyOptions& o) : o_(o) {}
+  std::string_view name() const override { return "kvrouter"; }
+  std::vector<std::string_view> TermNames() const override {
+    return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s", "kv_pressure_s",
+            "ttft_s"};
+  }
+
+  size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
+                Rng& rng) override {
+    std::vector<double> tb(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      Evaluate(req, w[i], c[i]);
+      tb[i] = w[i].running;
+    }
+    if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
+    return ArgMin(c, tb, rng);
+  }
+
+ private:
+  void Evaluate(const RequestInfo& req, const WorkerView& v, Candidate& c) const {
+    const double bs = req.block_size;
+    const uint32_t d = o_.predicted_overlap ? std::max(v.device, v.predicted) : v.device;
+    const double host_extra = v.host > d ? double(v.host - d) : 0.0;
+    const double cached = bs * d + bs * host_extra * (1 - o_.host_hit_cost);
+    const double uncached = std::max(1.0, double(req.prompt_tokens) - cached);
+    const double rate = v.rate->rate();
+    double queue = double(v.booked_prefill_tokens);
+    if (o_.decay_oldest) {
+      const double done = double(v.oldest_prefill_age_ns) * 1e-9 * rate;
+      queue -= std::min(done, double(v.oldest_prefill_tokens));
+    }
+    if (v.metrics.valid) queue = std::max(queue, double(v.metrics.waiting_prefill_tokens));
+    const double new_blocks = double(req.blocks.size()) - v.active_overlap;
+    const double overflow =
+        double(v.active_blocks) + new_blocks - double(v.spec->kv_capacity_blocks);
+    const double kv_s = o_.kv_pressure_weight * std::max(0.0, overflow) * bs / rate;
+    const double ttft = v.rate->PredictSeconds(queue + uncached) + kv_s;
+    c.terms = {cached, uncached, queue, rate, kv_s, ttft};
+    c.cost = ttft;
+  }
+
+  PolicyOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<Policy> MakeKvrouter(const PolicyOptions& o) {
+  return std::make_unique<Kvrouter>(o);
+}
+
+}  // namespace kvr

@@ -1,0 +1,100 @@
+// Routing policies: each turns the per-worker view of one request into a choice, and fills in
+// the cost terms that explain it. Baselines reproduce the peers' published rules
+// (docs/POLICIES.md); `kvrouter` is ours.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/random.h"
+#include "index/kv_index.h"
+#include "scheduler/worker.h"
+
+namespace kvr {
+
+// The request as the scheduler sees it.
+struct RequestInfo {
+  std::span<const BlockHash> blocks;  // chained hashes of the prompt's full blocks
+  uint32_t prompt_tokens = 0;         // ISL
+  uint32_t block_size = 64;
+  uint32_t expected_output_tokens = 0;  // 0: unknown
+};
+
+// Everything a policy may read about one candidate worker at decision time.
+struct WorkerView {
+  const WorkerSpec* spec = nullptr;
+  // Router-side load (bookings).
+  uint64_t booked_prefill_tokens = 0;  // uncached tokens routed here, not yet past first token
+  uint64_t oldest_prefill_age_ns = 0;  // age of the oldest booking not yet past first token
+  uint64_t oldest_prefill_tokens = 0;  // its booked uncached tokens
+  uint32_t running = 0;                // routed here and not finished
+  uint64_t active_blocks = 0;          // distinct prompt blocks of running requests
+  uint32_t active_overlap = 0;         // leading blocks of this prompt among them (M_w)
+  const PrefillRateModel* rate = nullptr;
+  EngineMetrics metrics;
+  // Index (leading blocks of this prompt).
+  uint32_t device = 0, host = 0, storage = 0, predicted = 0;
+  uint64_t cached_blocks = 0;
+  uint32_t approx = 0;  // the router's own approximate tree (policies that keep one)
+};
+
+inline constexpr size_t kMaxTerms = 6;
+
+// One candidate's evaluation; `terms` are named by Policy::TermNames().
+struct Candidate {
+  WorkerId worker;
+  double cost = 0;  // lower is better (policies that maximise a score store its negation)
+  std::array<double, kMaxTerms> terms{};
+  bool eligible = true;  // false: filtered out by the policy (llm-d affinity, ...)
+};
+
+struct PolicyOptions {
+  double temperature = 0;         // > 0: softmax sampling over range-normalised costs
+  double overlap_weight = 1.0;    // dynamo: overlap_score_weight
+  // sglang cache_aware (CLI defaults)
+  double sglang_cache_threshold = 0.3;
+  uint32_t sglang_balance_abs = 64;
+  double sglang_balance_rel = 1.5;
+  // llm-d
+  double llmd_affinity_threshold = 0.80;
+  double llmd_rate_tok_s = 15928;
+  double llmd_gate_s = 18;
+  double llmd_max_tokens = 4194304;
+  // kvrouter
+  double host_hit_cost = 0.25;    // a host-tier block costs this fraction of recomputing it
+  bool predicted_overlap = true;  // count predict-on-route blocks as cached
+  bool decay_oldest = true;       // the oldest booked prefill is partly done already
+  double kv_pressure_weight = 1.0;
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::vector<std::string_view> TermNames() const = 0;
+  // Evaluates every candidate (same order as `workers`) and returns the chosen index.
+  // REQUIRES: !workers.empty(); candidates.size() == workers.size().
+  virtual size_t Choose(const RequestInfo& req, std::span<const WorkerView> workers,
+                        std::span<Candidate> candidates, Rng& rng) = 0;
+  // Whether the scheduler must keep an approximate (router-inserted) tree for WorkerView::approx.
+  virtual bool wants_approx_tree() const { return false; }
+};
+
+// The policy names, in the order reports list them.
+std::vector<std::string> PolicyNames();
+absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(std::string_view name,
+                                                   const PolicyOptions& options = {});
+
+// Selection helpers shared by the policies.
+// argmin of cost over eligible candidates; ties by `tiebreak` (lower first), then uniformly.
+size_t ArgMin(std::span<const Candidate> c, std::span<const double> tiebreak, Rng& rng);
+// Dynamo's softmax: p_i ∝ exp(-(c_i / (max - min)) / T) over eligible candidates.
+size_t SoftmaxSample(std::span<const Candidate> c, double temperature, Rng& rng);
+
+}  // namespace kvr

@@ -1,0 +1,202 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "scheduler/policy.h"
+
+namespace kvr {
+namespace {
+
+struct Fixture {
+  std::vector<WorkerSpec> specs;
+  std::vector<PrefillRateModel> rates;
+  std::vector<WorkerView> views;
+  explicit Fixture(size_t n, double rate = 10000) {
+    for (size_t i = 0; i < n; ++i) {
+      specs.push_back({.id = WorkerId(uint32_t(i)), .block_size = 16});
+      rates.emplace_back(rate);
+    }
+    for (size_t i = 0; i < n; ++i) views.push_back({.spec = &specs[i], .rate = &rates[i]});
+  }
+  size_t Choose(std::string_view policy, const RequestInfo& req, PolicyOptions o = {},
+                uint64_t seed = 1) {
+    auto p = *MakePolicy(policy, o);
+    cands.assign(views.size(), {});
+    for (size_t i = 0; i < views.size(); ++i) cands[i].worker = views[i].spec->id;
+    Rng rng(seed);
+    return p->Choose(req, views, cands, rng);
+  }
+  std::vector<Candidate> cands;
+};
+
+std::vector<BlockHash> Blocks(size_t n) {
+  std::vector<BlockHash> b;
+  for (size_t i = 0; i < n; ++i) b.emplace_back(i + 1);
+  return b;
+}
+
+TEST(Policy, UnknownNameIsAnError) {
+  auto p = MakePolicy("nope");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("kvrouter"), std::string::npos);
+  for (const auto& n : PolicyNames()) EXPECT_TRUE(MakePolicy(n).ok()) << n;
+}
+
+TEST(Policy, DynamoDocumentedExamplePicksTheSecond) {
+  // Dynamo's router docs: costs (8+10)=18, (5+5)=10, (2+9)=11 → the second worker.
+  Fixture f(3);
+  auto blocks = Blocks(10);
+  RequestInfo req{blocks, 160, 16};
+  f.views[0].device = 2;  // prefill (160 − 32)/16 = 8
+  f.views[0].active_blocks = 10;
+  f.views[0].active_overlap = 10;  // decode 10 + (10 − 10) = 10
+  f.views[1].device = 5;           // prefill 5
+  f.views[1].active_blocks = 5;
+  f.views[1].active_overlap = 10;  // decode 5
+  f.views[2].device = 8;           // prefill 2
+  f.views[2].active_blocks = 9;
+  f.views[2].active_overlap = 10;  // decode 9
+  EXPECT_EQ(f.Choose("dynamo", req), 1u);
+  EXPECT_DOUBLE_EQ(f.cands[0].cost, 18);
+  EXPECT_DOUBLE_EQ(f.cands[1].cost, 10);
+  EXPECT_DOUBLE_EQ(f.cands[2].cost, 11);
+}
+
+TEST(Policy, DynamoCountsQueuedPrefillAndTieBreaksOnSmallerTree) {
+  Fixture f(2);
+  auto blocks = Blocks(4);
+  RequestInfo req{blocks, 64, 16};
+  f.views[0].booked_prefill_tokens = 32;  // +2 blocks
+  f.views[1].active_blocks = 2;           // +2 decode blocks: equal cost 8
+  f.views[0].cached_blocks = 100;
+  f.views[1].cached_blocks = 5;
+  EXPECT_EQ(f.Choose("dynamo", req), 1u);
+  f.views[1].cached_blocks = 500;
+  EXPECT_EQ(f.Choose("dynamo", req), 0u);
+}
+
+TEST(Policy, LeastLoadedAndTieBreakOnRunning) {
+  Fixture f(3);
+  RequestInfo req{{}, 100, 16};
+  f.views[0].booked_prefill_tokens = 50;
+  f.views[1].booked_prefill_tokens = 10;
+  f.views[2].booked_prefill_tokens = 10;
+  f.views[1].running = 4;
+  f.views[2].running = 2;
+  EXPECT_EQ(f.Choose("least_loaded", req), 2u);
+}
+
+TEST(Policy, RoundRobinCyclesAndRandomIsSeeded) {
+  Fixture f(3);
+  RequestInfo req{{}, 10, 16};
+  auto p = *MakePolicy("round_robin");
+  std::vector<Candidate> c(3);
+  Rng rng(1);
+  EXPECT_EQ(p->Choose(req, f.views, c, rng), 0u);
+  EXPECT_EQ(p->Choose(req, f.views, c, rng), 1u);
+  EXPECT_EQ(p->Choose(req, f.views, c, rng), 2u);
+  EXPECT_EQ(p->Choose(req, f.views, c, rng), 0u);
+  EXPECT_EQ(f.Choose("random", req, {}, 9), f.Choose("random", req, {}, 9));
+}
+
+TEST(Policy, PowerOfTwoPicksTheLessBusyOfTwo) {
+  Fixture f(2);
+  RequestInfo req{{}, 10, 16};
+  f.views[0].running = 9;
+  f.views[1].running = 1;
+  for (uint64_t seed = 1; seed < 20; ++seed) EXPECT_EQ(f.Choose("p2c", req, {}, seed), 1u);
+}
+
+TEST(Policy, SglangThresholdsAndImbalance) {
+  Fixture f(3);
+  auto blocks = Blocks(10);
+  RequestInfo req{blocks, 160, 16};
+  f.views[0].approx = 5;  // match 0.5 > 0.3
+  f.views[0].running = 10;
+  f.views[1].running = 3;
+  f.views[2].running = 4;
+  EXPECT_EQ(f.Choose("sglang", req), 0u);
+  f.views[0].approx = 4;  // 0.4: still a hit
+  EXPECT_EQ(f.Choose("sglang", req), 0u);
+  f.views[0].approx = 3;  // 0.3 is not > 0.3: least loaded
+  EXPECT_EQ(f.Choose("sglang", req), 1u);
+  f.views[0].approx = 10;
+  f.views[0].running = 100;  // 100 − 3 > 64 and 100 > 1.5·3: imbalanced → least loaded
+  EXPECT_EQ(f.Choose("sglang", req), 1u);
+}
+
+TEST(Policy, LlmdAffinityFilterAndGate) {
+  Fixture f(3);
+  auto blocks = Blocks(10);
+  RequestInfo req{blocks, 160, 16};
+  f.views[0].device = 8;  // 0.8 hit ratio: sticky
+  f.views[0].booked_prefill_tokens = 100000;
+  f.views[1].device = 2;
+  f.views[2].booked_prefill_tokens = 50;
+  EXPECT_EQ(f.Choose("llmd", req), 0u);  // only the sticky worker is eligible
+  // Its estimated TTFT exceeds the best non-sticky one by > 18 s: everyone is eligible.
+  f.views[0].booked_prefill_tokens = uint64_t(19 * 15928);
+  EXPECT_EQ(f.Choose("llmd", req), 1u);
+}
+
+TEST(Policy, KvrouterTradesOverlapAgainstQueueInSeconds) {
+  Fixture f(2, 10000);
+  auto blocks = Blocks(100);
+  RequestInfo req{blocks, 1600, 16};
+  f.views[0].device = 100;                 // everything cached
+  f.views[0].booked_prefill_tokens = 1000;  // but 1000 tokens queued
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);  // 1000 < 1600 uncached elsewhere
+  f.views[0].booked_prefill_tokens = 5000;
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);  // hot worker saturated: spread
+  EXPECT_NEAR(f.cands[1].terms[5], 0.16, 1e-6);  // ttft_s = 1600 / 10000
+}
+
+TEST(Policy, KvrouterPrefersTheFasterEngine) {
+  Fixture f(2, 10000);
+  f.rates[1] = PrefillRateModel(20000);
+  RequestInfo req{{}, 4000, 16};
+  f.views[1].booked_prefill_tokens = 3000;  // 7000/20000 = 0.35 s < 4000/10000 = 0.4 s
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+}
+
+TEST(Select, SoftmaxMatchesItsDistribution) {
+  std::vector<Candidate> c(3);
+  c[0].cost = 0;
+  c[1].cost = 1;
+  c[2].cost = 2;
+  Rng rng(3);
+  std::vector<int> n(3);
+  constexpr int kDraws = 100000;
+  for (int i = 0; i < kDraws; ++i) ++n[SoftmaxSample(c, 0.5, rng)];
+  // p ∝ exp(−(c/2)/0.5) = {1, e^-1, e^-2}; sd of a share over 100k draws < 0.0016.
+  const double z = 1 + std::exp(-1.0) + std::exp(-2.0);
+  EXPECT_NEAR(n[0] / double(kDraws), 1 / z, 0.01);
+  EXPECT_NEAR(n[1] / double(kDraws), std::exp(-1.0) / z, 0.01);
+  EXPECT_NEAR(n[2] / double(kDraws), std::exp(-2.0) / z, 0.01);
+}
+
+TEST(Select, ArgMinBreaksExactTiesUniformly) {
+  std::vector<Candidate> c(4);
+  c[3].cost = 1;
+  c[2].eligible = false;
+  Rng rng(5);
+  std::vector<int> n(4);
+  for (int i = 0; i < 30000; ++i) ++n[ArgMin(c, {}, rng)];
+  EXPECT_EQ(n[2], 0);
+  EXPECT_EQ(n[3], 0);
+  EXPECT_NEAR(n[0] / 30000.0, 0.5, 0.02);
+}
+
+TEST(RateModel, LearnsRateAndOverhead) {
+  PrefillRateModel m(5000);
+  for (int i = 0; i < 2000; ++i) {
+    const double tokens = 1000 + (i % 10) * 1000;
+    m.Observe(tokens, 0.02 + tokens / 20000);
+  }
+  EXPECT_NEAR(m.rate(), 20000, 200);
+  EXPECT_NEAR(m.overhead_s(), 0.02, 0.002);
+  EXPECT_NEAR(m.PredictSeconds(10000), 0.52, 0.01);
+}
+
+}  // namespace
+}  // namespace kvr

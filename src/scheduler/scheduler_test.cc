@@ -1,0 +1,141 @@
+#include "scheduler/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "index/block_hash.h"
+#include "index/index_test_util.h"
+
+namespace kvr {
+namespace {
+
+constexpr uint32_t kBs = 16;
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void Make(const std::string& policy, int workers = 3) {
+    index_ = std::make_unique<KvIndex>(IndexConfig{.block_size = kBs}, clock_);
+    sched_ = std::make_unique<Scheduler>(
+        SchedulerConfig{.policy = policy, .explain = true}, *index_, clock_);
+    for (int i = 0; i < workers; ++i) {
+      ASSERT_TRUE(sched_->AddWorker({.id = WorkerId(uint32_t(i)), .block_size = kBs}).ok());
+    }
+  }
+  std::vector<TokenId> Prompt(size_t n, TokenId start = 0) {
+    std::vector<TokenId> t(n);
+    std::iota(t.begin(), t.end(), start);
+    return t;
+  }
+  Decision Route(const std::vector<TokenId>& prompt) {
+    blocks_ = SequenceHashes(prompt, kBs);
+    auto d = sched_->Route({.blocks = blocks_, .prompt_tokens = uint32_t(prompt.size())});
+    EXPECT_TRUE(d.ok()) << d.status();
+    return std::move(*d);
+  }
+  ManualClock clock_;
+  std::unique_ptr<KvIndex> index_;
+  std::unique_ptr<Scheduler> sched_;
+  std::vector<BlockHash> blocks_;
+};
+
+TEST_F(SchedulerTest, FollowsTheCacheAndBooksLoad) {
+  Make("kvrouter");
+  auto prompt = Prompt(160);
+  index_->Apply(testing::StoredAll(2, prompt, kBs));
+  Decision d = Route(prompt);
+  EXPECT_EQ(d.worker, WorkerId(2));
+  EXPECT_EQ(d.overlap_blocks, 10u);
+  EXPECT_EQ(d.uncached_tokens, 1u);  // fully cached: one token is still computed
+  auto load = *sched_->Load(WorkerId(2));
+  EXPECT_EQ(load.running, 1u);
+  EXPECT_EQ(load.booked_prefill_tokens, 1u);
+  EXPECT_EQ(load.active_blocks, 10u);
+  d.ticket.FirstToken(50 * kNsPerMs);
+  EXPECT_EQ(sched_->Load(WorkerId(2))->booked_prefill_tokens, 0u);
+  EXPECT_EQ(sched_->Load(WorkerId(2))->running, 1u);
+  d.ticket.Finish();
+  load = *sched_->Load(WorkerId(2));
+  EXPECT_EQ(load.running, 0u);
+  EXPECT_EQ(load.active_blocks, 0u);
+}
+
+TEST_F(SchedulerTest, DestroyedTicketReleasesEverything) {
+  Make("least_loaded");
+  {
+    Decision d = Route(Prompt(64));
+    EXPECT_EQ(sched_->Load(d.worker)->booked_prefill_tokens, 64u);
+  }
+  for (WorkerId w : sched_->Workers()) {
+    EXPECT_EQ(sched_->Load(w)->booked_prefill_tokens, 0u);
+    EXPECT_EQ(sched_->Load(w)->running, 0u);
+  }
+}
+
+TEST_F(SchedulerTest, PredictOnRouteSteersSiblingsBeforeEventsArrive) {
+  Make("kvrouter");
+  auto prompt = Prompt(320);
+  Decision first = Route(prompt);
+  first.ticket.FirstToken(10 * kNsPerMs);  // its prefill is done; no event has arrived
+  Decision second = Route(prompt);
+  EXPECT_EQ(second.worker, first.worker);
+  EXPECT_EQ(second.overlap_blocks, 0u);
+  EXPECT_EQ(second.predicted_blocks, 20u);
+}
+
+TEST_F(SchedulerTest, ExplanationHasEveryWorkerAndTerm) {
+  Make("dynamo");
+  Decision d = Route(Prompt(48));
+  ASSERT_TRUE(d.explanation.has_value());
+  EXPECT_EQ(d.explanation->policy, "dynamo");
+  EXPECT_EQ(d.explanation->candidates.size(), 3u);
+  EXPECT_EQ(d.explanation->term_names.size(), 3u);
+  EXPECT_DOUBLE_EQ(d.explanation->candidates[0].candidate.terms[0], 3.0);  // 48 tokens / 16
+}
+
+TEST_F(SchedulerTest, PinnedAndErrors) {
+  Make("round_robin");
+  blocks_ = {};
+  auto d = sched_->Route({.prompt_tokens = 10, .pinned = WorkerId(2)});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->worker, WorkerId(2));
+  EXPECT_EQ(sched_->Route({.prompt_tokens = 10, .pinned = WorkerId(7)}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(sched_->AddWorker({.id = WorkerId(1), .block_size = kBs}).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(sched_->AddWorker({.id = WorkerId(9), .block_size = 32}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sched_->AddWorker({.id = WorkerId(1000), .block_size = kBs}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SchedulerTest, RemovedWorkerKeepsTicketsSafe) {
+  Make("least_loaded", 2);
+  Decision d = Route(Prompt(64));
+  const WorkerId gone = d.worker;
+  ASSERT_TRUE(sched_->RemoveWorker(gone).ok());
+  d.ticket.FirstToken(kNsPerMs);
+  d.ticket.Finish();
+  ASSERT_TRUE(sched_->AddWorker({.id = gone, .block_size = kBs}).ok());
+  EXPECT_EQ(sched_->Load(gone)->running, 0u);
+  EXPECT_EQ(sched_->RemoveWorker(WorkerId(5)).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SchedulerTest, NoWorkersIsAnError) {
+  Make("kvrouter", 0);
+  EXPECT_EQ(sched_->Route({.prompt_tokens = 3}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SchedulerTest, CalibratesRateFromObservedTtft) {
+  Make("kvrouter", 1);
+  for (int i = 0; i < 300; ++i) {
+    Decision d = Route(Prompt(1000 + 16 * (i % 50), TokenId(100000 * (i + 1))));
+    // The engine computes 50,000 tokens/s with 10 ms of overhead.
+    d.ticket.FirstToken(TimeNs((0.01 + double(d.uncached_tokens) / 50000) * 1e9));
+  }
+  EXPECT_NEAR(sched_->Load(WorkerId(0))->prefill_rate, 50000, 2500);
+}
+
+}  // namespace
+}  // namespace kvr

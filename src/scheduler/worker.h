@@ -1,0 +1,56 @@
+// What the scheduler knows about one worker (an engine endpoint + data-parallel rank).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/clock.h"
+#include "common/ids.h"
+
+namespace kvr {
+
+// Static facts, from configuration or the engine's advertised runtime config.
+struct WorkerSpec {
+  WorkerId id;
+  std::string model;
+  uint32_t block_size = 64;
+  uint64_t kv_capacity_blocks = 16384;
+  double prefill_rate_prior = 20000;  // uncached prompt tokens per second, before calibration
+  uint32_t max_batched_tokens = 8192;
+};
+
+// What the engine itself reports (vLLM /metrics, SGLang get_load), when it reports it.
+struct EngineMetrics {
+  bool valid = false;
+  TimeNs at = 0;
+  uint32_t running = 0, waiting = 0;
+  uint64_t waiting_prefill_tokens = 0;
+  double kv_usage = 0;  // fraction of KV blocks in use
+};
+
+// Online fit of TTFT = overhead + tokens / rate from observed (tokens, TTFT) pairs, where
+// tokens = uncached prefill work queued ahead of and including the request at routing time.
+// Exponentially decayed least squares: recent behaviour dominates; a fresh worker, or one whose
+// samples all have the same size, keeps its configured prior rate.
+class PrefillRateModel {
+ public:
+  explicit PrefillRateModel(double prior_rate_tok_s);
+  void Observe(double tokens, double ttft_s);
+  double PredictSeconds(double tokens) const { return overhead_s_ + tokens / rate_; }
+  double rate() const { return rate_; }
+  double overhead_s() const { return overhead_s_; }
+  uint64_t samples() const { return samples_; }
+
+ private:
+  void Refit();
+  static constexpr double kDecay = 0.995;  // ~200-sample memory
+  static constexpr uint64_t kMinSamples = 8;
+  static constexpr double kMinRelVar = 0.01;  // coefficient of variation of x >= ~10%
+  double sw_ = 0, sx_ = 0, sy_ = 0, sxx_ = 0, sxy_ = 0;
+  double prior_rate_;
+  double rate_;
+  double overhead_s_ = 0;
+  uint64_t samples_ = 0;
+};
+
+}  // namespace kvr
