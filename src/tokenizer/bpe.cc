@@ -13,6 +13,8 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxCachedWord = 64;  // longer words are rare and would bloat the cache
+constexpr size_t kSmallWord = 48;      // below this a rank scan beats a heap
+constexpr uint32_t kNoRank = ~0u;
 
 uint64_t PairKey(uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; }
 
@@ -220,11 +222,35 @@ void BpeModel::InitialSymbols(std::string_view word, std::vector<uint32_t>* syms
   if (unk) syms->push_back(unk->first), lens->push_back(unk->second);
 }
 
-void BpeModel::MergeWord(std::string_view word, std::vector<uint32_t>* out) const {
-  std::vector<uint32_t> ids, lens;
-  ids.reserve(word.size());
-  lens.reserve(word.size());
-  InitialSymbols(word, &ids, &lens);
+uint32_t BpeModel::PairRank(uint32_t a, uint32_t b, uint32_t* merged) const {
+  auto it = merges_.find(PairKey(a, b));
+  if (it == merges_.end()) return kNoRank;
+  *merged = static_cast<uint32_t>(it->second);
+  return static_cast<uint32_t>(it->second >> 32);
+}
+
+void BpeModel::MergeSmall(std::vector<uint32_t>* syms, std::vector<uint32_t>* ranks) const {
+  std::vector<uint32_t>& ids = *syms;
+  std::vector<uint32_t>& rk = *ranks;
+  uint32_t unused;
+  rk.resize(ids.size());
+  for (size_t i = 0; i + 1 < ids.size(); ++i) rk[i] = PairRank(ids[i], ids[i + 1], &unused);
+  while (ids.size() > 1) {
+    size_t best = 0;
+    for (size_t i = 1; i + 1 < ids.size(); ++i) {
+      if (rk[i] < rk[best]) best = i;  // strict: the leftmost of equal ranks wins
+    }
+    if (rk[best] == kNoRank) break;
+    PairRank(ids[best], ids[best + 1], &ids[best]);
+    ids.erase(ids.begin() + static_cast<ptrdiff_t>(best) + 1);
+    rk.erase(rk.begin() + static_cast<ptrdiff_t>(best) + 1);
+    if (best + 1 < ids.size()) rk[best] = PairRank(ids[best], ids[best + 1], &unused);
+    if (best > 0) rk[best - 1] = PairRank(ids[best - 1], ids[best], &unused);
+  }
+}
+
+void BpeModel::MergeLarge(std::vector<uint32_t>* syms) const {
+  std::vector<uint32_t>& ids = *syms;
   const size_t n = ids.size();
   std::vector<int32_t> prev(n), next(n);
   std::vector<bool> alive(n, true);
@@ -238,12 +264,10 @@ void BpeModel::MergeWord(std::string_view word, std::vector<uint32_t>* out) cons
   };
   std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> queue;
   auto push = [&](size_t pos) {
-    int32_t nx = next[pos];
-    if (nx < 0) return;
-    auto it = merges_.find(PairKey(ids[pos], ids[static_cast<size_t>(nx)]));
-    if (it == merges_.end()) return;
-    queue.push({static_cast<uint32_t>(it->second >> 32), static_cast<uint32_t>(pos),
-                static_cast<uint32_t>(it->second)});
+    if (next[pos] < 0) return;
+    uint32_t merged;
+    uint32_t rank = PairRank(ids[pos], ids[static_cast<size_t>(next[pos])], &merged);
+    if (rank != kNoRank) queue.push({rank, static_cast<uint32_t>(pos), merged});
   };
   for (size_t i = 0; i + 1 < n; ++i) push(i);
   while (!queue.empty()) {
@@ -252,46 +276,63 @@ void BpeModel::MergeWord(std::string_view word, std::vector<uint32_t>* out) cons
     size_t pos = top.pos;
     if (!alive[pos] || next[pos] < 0) continue;
     size_t right = static_cast<size_t>(next[pos]);
-    auto it = merges_.find(PairKey(ids[pos], ids[right]));
-    if (it == merges_.end() || static_cast<uint32_t>(it->second) != top.new_id) continue;  // stale
-    ids[pos] = top.new_id;
+    uint32_t merged;
+    if (PairRank(ids[pos], ids[right], &merged) == kNoRank || merged != top.new_id) continue;
+    ids[pos] = top.new_id;  // an entry made stale by an earlier merge was skipped above
     alive[right] = false;
     next[pos] = next[right];
     if (next[right] >= 0) prev[static_cast<size_t>(next[right])] = static_cast<int32_t>(pos);
     if (prev[pos] >= 0) push(static_cast<size_t>(prev[pos]));
     push(pos);
   }
+  size_t w = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (alive[i]) out->push_back(ids[i]);
+    if (alive[i]) ids[w++] = ids[i];
   }
+  ids.resize(w);
+}
+
+void BpeModel::MergeWord(std::string_view word, std::vector<uint32_t>* out,
+                         BpeCache* scratch) const {
+  std::vector<uint32_t>& syms = scratch->syms_;
+  syms.clear();
+  scratch->lens_.clear();
+  InitialSymbols(word, &syms, &scratch->lens_);
+  if (syms.size() <= kSmallWord) {
+    MergeSmall(&syms, &scratch->ranks_);
+  } else {
+    MergeLarge(&syms);
+  }
+  out->insert(out->end(), syms.begin(), syms.end());
 }
 
 void BpeModel::Tokenize(std::string_view word, std::vector<uint32_t>* out,
                         BpeCache* cache) const {
   if (word.empty()) return;
-  if (ignore_merges_) {
-    if (auto id = KeyToId(word)) {
-      out->push_back(*id);
+  BpeCache local(0);
+  const bool cacheable = cache != nullptr && word.size() <= kMaxCachedWord;
+  if (cache == nullptr) cache = &local;
+  if (cacheable) {
+    if (cache->owner_ != this) {
+      cache->map_.clear();
+      cache->ids_.clear();
+      cache->owner_ = this;
+    }
+    auto it = cache->map_.find(word);
+    if (it != cache->map_.end()) {
+      const uint32_t* p = cache->ids_.data() + it->second.offset;
+      out->insert(out->end(), p, p + it->second.length);
       return;
     }
   }
-  if (cache == nullptr || word.size() > kMaxCachedWord) {
-    MergeWord(word, out);
-    return;
-  }
-  if (cache->owner_ != this) {
-    cache->map_.clear();
-    cache->ids_.clear();
-    cache->owner_ = this;
-  }
-  auto it = cache->map_.find(word);
-  if (it != cache->map_.end()) {
-    const uint32_t* p = cache->ids_.data() + it->second.offset;
-    out->insert(out->end(), p, p + it->second.length);
-    return;
-  }
   size_t before = out->size();
-  MergeWord(word, out);
+  std::optional<uint32_t> whole = ignore_merges_ ? KeyToId(word) : std::nullopt;
+  if (whole) {
+    out->push_back(*whole);
+  } else {
+    MergeWord(word, out, cache);
+  }
+  if (!cacheable) return;
   if (cache->map_.size() >= cache->max_entries_) {
     cache->map_.clear();
     cache->ids_.clear();

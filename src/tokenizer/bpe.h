@@ -57,6 +57,7 @@ class BpeCache {
   size_t max_entries_;
   StringMap<std::string, Entry> map_;
   std::vector<uint32_t> ids_;
+  std::vector<uint32_t> syms_, lens_, ranks_;  // merge scratch, reused across words
 };
 
 class BpeModel {
@@ -87,7 +88,13 @@ class BpeModel {
   }
   void InitialSymbols(std::string_view word, std::vector<uint32_t>* syms,
                       std::vector<uint32_t>* lens) const;
-  void MergeWord(std::string_view word, std::vector<uint32_t>* out) const;
+  // Merges `syms` in place (lowest rank first, leftmost on ties). Short words use a rank array
+  // scanned for its minimum (O(n^2) compares, no heap); long ones a priority queue
+  // (O(n log n)), as Hugging Face's Word::merge_all.
+  void MergeSmall(std::vector<uint32_t>* syms, std::vector<uint32_t>* ranks) const;
+  void MergeLarge(std::vector<uint32_t>* syms) const;
+  uint32_t PairRank(uint32_t a, uint32_t b, uint32_t* merged) const;
+  void MergeWord(std::string_view word, std::vector<uint32_t>* out, BpeCache* scratch) const;
 
   bool byte_level_ = false;
   bool ignore_merges_ = false;

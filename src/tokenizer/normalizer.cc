@@ -1,5 +1,7 @@
 #include "tokenizer/normalizer.h"
 
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
 #include <utf8proc.h>
 
 #include <cstdlib>
@@ -15,61 +17,108 @@ namespace {
 
 using nlohmann::json;
 
-// Unicode normalization forms through utf8proc. `skip_below` is a code point bound under which
-// the form is the identity for any string (no char below it decomposes or composes), which lets
-// the common ASCII/Latin-1 text skip the library call.
-class UnicodeForm : public Normalizer {
+// A bit per code point: set when the char alone can never be changed by the form nor interact
+// with its neighbours (quick-check Yes and combining class 0, from ICU's Unicode data). A string
+// made only of such chars is already normalized, which is how nearly all text skips the copy.
+class StableChars {
  public:
-  UnicodeForm(int options, char32_t skip_below) : options_(options), skip_below_(skip_below) {}
-  void Apply(std::string* s) const override {
-    bool trivial = true;
-    for (size_t i = 0; i < s->size();) {
-      size_t len;
-      if (DecodeUtf8(*s, i, &len) >= skip_below_) {
-        trivial = false;
-        break;
+  explicit StableChars(UProperty quick_check) : bits_(0x110000 / 64) {
+    for (UChar32 c = 0; c < 0x110000; ++c) {
+      if (u_getIntPropertyValue(c, quick_check) == UNORM_YES && u_getCombiningClass(c) == 0) {
+        bits_[static_cast<size_t>(c) >> 6] |= uint64_t{1} << (c & 63);
       }
+    }
+  }
+  bool AllStable(std::string_view s) const {
+    size_t i = 0;
+    while (i < s.size()) {
+      if (static_cast<unsigned char>(s[i]) < 0x80) {
+        ++i;  // ASCII is stable under every form
+        continue;
+      }
+      size_t len;
+      char32_t c = DecodeUtf8(s, i, &len);
+      if (!((bits_[c >> 6] >> (c & 63)) & 1)) return false;
       i += len;
     }
-    if (trivial) return;
-    utf8proc_uint8_t* out = nullptr;
-    auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s->data()),
-                          static_cast<utf8proc_ssize_t>(s->size()), &out,
+    return true;
+  }
+
+ private:
+  std::vector<uint64_t> bits_;
+};
+
+// One table per form for the whole process (built on first use; 1.1M property lookups).
+const StableChars& StableFor(UProperty quick_check) {
+  switch (quick_check) {
+    case UCHAR_NFC_QUICK_CHECK: {
+      static const StableChars* t = new StableChars(UCHAR_NFC_QUICK_CHECK);
+      return *t;
+    }
+    case UCHAR_NFD_QUICK_CHECK: {
+      static const StableChars* t = new StableChars(UCHAR_NFD_QUICK_CHECK);
+      return *t;
+    }
+    case UCHAR_NFKC_QUICK_CHECK: {
+      static const StableChars* t = new StableChars(UCHAR_NFKC_QUICK_CHECK);
+      return *t;
+    }
+    default: {
+      static const StableChars* t = new StableChars(UCHAR_NFKD_QUICK_CHECK);
+      return *t;
+    }
+  }
+}
+
+// Unicode normalization forms through utf8proc, skipped when the quick check proves the text
+// is already in the form.
+class UnicodeForm : public Normalizer {
+ public:
+  UnicodeForm(int options, UProperty quick_check)
+      : options_(options), stable_(&StableFor(quick_check)) {}
+  bool Normalize(std::string_view in, std::string* out) const override {
+    if (stable_->AllStable(in)) return false;
+    utf8proc_uint8_t* buf = nullptr;
+    auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(in.data()),
+                          static_cast<utf8proc_ssize_t>(in.size()), &buf,
                           static_cast<utf8proc_option_t>(options_));
-    if (n >= 0 && out != nullptr) s->assign(reinterpret_cast<char*>(out), static_cast<size_t>(n));
-    std::free(out);
+    bool changed = n >= 0 && buf != nullptr &&
+                   std::string_view(reinterpret_cast<char*>(buf), static_cast<size_t>(n)) != in;
+    if (changed) out->assign(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
+    std::free(buf);
+    return changed;
   }
 
  private:
   int options_;
-  char32_t skip_below_;
+  const StableChars* stable_;
 };
 
 class Replace : public Normalizer {
  public:
   Replace(std::string literal, std::unique_ptr<Regex> re, std::string content)
       : literal_(std::move(literal)), re_(std::move(re)), content_(std::move(content)) {}
-  void Apply(std::string* s) const override {
+  bool Normalize(std::string_view s, std::string* out) const override {
     std::vector<Span> spans;
     if (re_ != nullptr) {
-      re_->FindAll(*s, &spans);
+      re_->FindAll(s, &spans);
     } else if (!literal_.empty()) {
-      for (size_t p = s->find(literal_); p != std::string::npos;
-           p = s->find(literal_, p + literal_.size())) {
+      for (size_t p = s.find(literal_); p != std::string::npos;
+           p = s.find(literal_, p + literal_.size())) {
         spans.emplace_back(p, p + literal_.size());
       }
     }
-    if (spans.empty()) return;
-    std::string out;
-    out.reserve(s->size() + spans.size() * content_.size());
+    if (spans.empty()) return false;
+    out->clear();
+    out->reserve(s.size() + spans.size() * content_.size());
     size_t prev = 0;
     for (auto [b, e] : spans) {
-      out.append(*s, prev, b - prev);
-      out += content_;
+      out->append(s.substr(prev, b - prev));
+      *out += content_;
       prev = e;
     }
-    out.append(*s, prev, std::string::npos);
-    *s = std::move(out);
+    out->append(s.substr(prev));
+    return true;
   }
 
  private:
@@ -81,8 +130,11 @@ class Replace : public Normalizer {
 class Prepend : public Normalizer {
  public:
   explicit Prepend(std::string p) : prefix_(std::move(p)) {}
-  void Apply(std::string* s) const override {
-    if (!s->empty()) s->insert(0, prefix_);
+  bool Normalize(std::string_view s, std::string* out) const override {
+    if (s.empty() || prefix_.empty()) return false;
+    out->assign(prefix_);
+    out->append(s);
+    return true;
   }
 
  private:
@@ -92,25 +144,28 @@ class Prepend : public Normalizer {
 // Rust's str::to_lowercase: full mappings, including İ -> i̇ and the final-sigma rule.
 class Lowercase : public Normalizer {
  public:
-  void Apply(std::string* s) const override {
+  bool Normalize(std::string_view in, std::string* result) const override {
+    const std::string s(in);
     std::string out;
-    out.reserve(s->size());
-    for (size_t i = 0; i < s->size();) {
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
       size_t len;
-      char32_t c = DecodeUtf8(*s, i, &len);
+      char32_t c = DecodeUtf8(s, i, &len);
       if (c < 0x80) {
         out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
       } else if (c == 0x130) {
         out += "i\xCC\x87";
       } else if (c == 0x3A3) {
-        AppendUtf8(IsFinalSigma(*s, i, i + len) ? 0x3C2 : 0x3C3, &out);
+        AppendUtf8(IsFinalSigma(s, i, i + len) ? 0x3C2 : 0x3C3, &out);
       } else {
         AppendUtf8(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))),
                    &out);
       }
       i += len;
     }
-    *s = std::move(out);
+    if (out == s) return false;
+    *result = std::move(out);
+    return true;
   }
 
  private:
@@ -135,21 +190,23 @@ class Lowercase : public Normalizer {
 class Strip : public Normalizer {
  public:
   Strip(bool left, bool right) : left_(left), right_(right) {}
-  void Apply(std::string* s) const override {
-    size_t b = 0, e = s->size();
+  bool Normalize(std::string_view s, std::string* out) const override {
+    size_t b = 0, e = s.size();
     size_t len;
     if (left_) {
-      while (b < e && IsRustWhitespace(DecodeUtf8(*s, b, &len))) b += len;
+      while (b < e && IsRustWhitespace(DecodeUtf8(s, b, &len))) b += len;
     }
     if (right_) {
       while (e > b) {
         size_t p = e - 1;
-        while (p > b && (static_cast<unsigned char>((*s)[p]) & 0xC0) == 0x80) --p;
-        if (!IsRustWhitespace(DecodeUtf8(*s, p, &len))) break;
+        while (p > b && (static_cast<unsigned char>(s[p]) & 0xC0) == 0x80) --p;
+        if (!IsRustWhitespace(DecodeUtf8(s, p, &len))) break;
         e = p;
       }
     }
-    *s = s->substr(b, e - b);
+    if (b == 0 && e == s.size()) return false;
+    out->assign(s.substr(b, e - b));
+    return true;
   }
 
  private:
@@ -160,8 +217,17 @@ class SequenceNormalizer : public Normalizer {
  public:
   explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> parts)
       : parts_(std::move(parts)) {}
-  void Apply(std::string* s) const override {
-    for (const auto& p : parts_) p->Apply(s);
+  bool Normalize(std::string_view in, std::string* out) const override {
+    std::string cur, next;
+    bool changed = false;
+    for (const auto& p : parts_) {
+      if (p->Normalize(changed ? std::string_view(cur) : in, &next)) {
+        cur.swap(next);
+        changed = true;
+      }
+    }
+    if (changed) *out = std::move(cur);
+    return changed;
   }
 
  private:
@@ -184,13 +250,19 @@ absl::StatusOr<std::unique_ptr<Normalizer>> ParseReplace(const json& j) {
 absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const json& j) {
   const std::string type = j.at("type").get<std::string>();
   constexpr int kStable = UTF8PROC_STABLE;
-  if (type == "NFC") return std::make_unique<UnicodeForm>(kStable | UTF8PROC_COMPOSE, 0x300);
-  if (type == "NFD") return std::make_unique<UnicodeForm>(kStable | UTF8PROC_DECOMPOSE, 0xC0);
+  if (type == "NFC") {
+    return std::make_unique<UnicodeForm>(kStable | UTF8PROC_COMPOSE, UCHAR_NFC_QUICK_CHECK);
+  }
+  if (type == "NFD") {
+    return std::make_unique<UnicodeForm>(kStable | UTF8PROC_DECOMPOSE, UCHAR_NFD_QUICK_CHECK);
+  }
   if (type == "NFKC") {
-    return std::make_unique<UnicodeForm>(kStable | UTF8PROC_COMPOSE | UTF8PROC_COMPAT, 0x80);
+    return std::make_unique<UnicodeForm>(kStable | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
+                                         UCHAR_NFKC_QUICK_CHECK);
   }
   if (type == "NFKD") {
-    return std::make_unique<UnicodeForm>(kStable | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, 0x80);
+    return std::make_unique<UnicodeForm>(kStable | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
+                                         UCHAR_NFKD_QUICK_CHECK);
   }
   if (type == "Replace") return ParseReplace(j);
   if (type == "Prepend") return std::make_unique<Prepend>(j.at("prepend").get<std::string>());

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -15,8 +16,14 @@ namespace kvr::tokenizer {
 class Normalizer {
  public:
   virtual ~Normalizer() = default;
-  // Rewrites `s` (valid UTF-8) in place.
-  virtual void Apply(std::string* s) const = 0;
+  // Normalizes `in` (valid UTF-8). Returns false, leaving *out untouched, when `in` is already
+  // normal (the common case, which then costs no copy); else stores the result in *out.
+  virtual bool Normalize(std::string_view in, std::string* out) const = 0;
+  // Convenience for cold paths.
+  void Apply(std::string* s) const {
+    std::string out;
+    if (Normalize(*s, &out)) *s = std::move(out);
+  }
 };
 
 // Builds the normalizer described by `j` (a JSON object, not null). Unsupported types are an

@@ -217,10 +217,9 @@ absl::Status Tokenizer::EncodeInto(std::string_view text, bool add_special_token
 
 void Tokenizer::EncodeSegment(std::string_view text, bool at_start, EncodeCache* cache,
                               std::vector<uint32_t>* ids) const {
-  if (normalizer_ != nullptr) {
-    std::string s(text);
-    normalizer_->Apply(&s);
-    text = cache->arena.Add(std::move(s));
+  std::string normalized;
+  if (normalizer_ != nullptr && normalizer_->Normalize(text, &normalized)) {
+    text = cache->arena.Add(std::move(normalized));
   }
   if (!added_.HasNormalizedTokens()) {
     EncodeNormalized(text, at_start, cache, ids);
