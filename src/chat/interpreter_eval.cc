@@ -49,7 +49,7 @@ Value Interp::Eval(const Expr& e) {
       Dict d;
       for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
         Value k = Eval(*e.args[i]);
-        d.Set(ToStr(k), Eval(*e.args[i + 1]));
+        d.SetKey(k, Eval(*e.args[i + 1]));
       }
       return Value::FromDict(std::move(d));
     }
@@ -280,6 +280,13 @@ Value Interp::GetItem(const Value& obj, const Value& key) {
     // Falls back to getattr, as Environment.getitem does.
     Value v = GetAttr(obj, key.str());
     return v.is_undefined() ? Value() : v;
+  }
+  if (obj.is_dict() && !obj.dict().key_values.empty()) {
+    const Dict& d = obj.dict();
+    for (size_t i = 0; i < d.items.size(); ++i) {
+      if (PyEquals(d.key_values[i], key)) return d.items[i].second;
+    }
+    return Value();
   }
   if (key.is_int() || key.is_bool()) {
     int64_t i = key.as_int();

@@ -226,12 +226,14 @@ Value MIsAlnum(Interp&, const Value& s, const Args&) {
 Value MItems(Interp&, const Value& d, const Args&) {
   List out;
   out.reserve(d.dict().items.size());
-  for (const auto& [k, v] : d.dict().items) out.push_back(Value::FromList({Value(k), v}));
+  for (size_t i = 0; i < d.dict().items.size(); ++i) {
+    out.push_back(Value::FromList({d.dict().KeyAt(i), d.dict().items[i].second}));
+  }
   return Value::FromList(std::move(out));
 }
 Value MKeys(Interp&, const Value& d, const Args&) {
   List out;
-  for (const auto& kv : d.dict().items) out.emplace_back(kv.first);
+  for (size_t i = 0; i < d.dict().items.size(); ++i) out.push_back(d.dict().KeyAt(i));
   return Value::FromList(std::move(out));
 }
 Value MValues(Interp&, const Value& d, const Args&) {

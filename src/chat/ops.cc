@@ -101,6 +101,16 @@ Value PyBinary(Interp& in, BinOp op, const Value& a, const Value& b) {
     if (a.is_float() || b.is_float()) return FloatArith(in, op, a.as_float(), b.as_float());
     return IntArith(in, op, a.as_int(), b.as_int());
   }
+  if (op == BinOp::kAdd && (a.is_markup() || b.is_markup())) {
+    // Markup.__add__/__radd__: the plain operand is HTML-escaped, the result stays Markup.
+    const Value& plain = a.is_markup() ? b : a;
+    if (plain.is_string() || plain.is_markup()) {
+      std::string x = a.is_markup() ? a.str() : internal::HtmlEscape(a.str());
+      x += b.is_markup() ? b.str() : internal::HtmlEscape(b.str());
+      if (!in.CheckSize(x.size())) return Value();
+      return Value::Markup(std::move(x));
+    }
+  }
   if (op == BinOp::kAdd) {
     if (a.is_string() && b.is_string()) {
       if (!in.CheckSize(a.str().size() + b.str().size())) return Value();
@@ -135,12 +145,19 @@ bool PyContains(Interp& in, const Value& container, const Value& item) {
       }
       return container.str().find(item.str()) != std::string::npos;
     case Value::Kind::kList:
+    case Value::Kind::kGenerator:
       for (const Value& v : container.list()) {
         if (PyEquals(v, item)) return true;
       }
       return false;
-    case Value::Kind::kDict:
-      return item.is_string() && container.dict().Find(item.str()) != nullptr;
+    case Value::Kind::kDict: {
+      const Dict& d = container.dict();
+      if (d.key_values.empty()) return item.is_string() && d.Find(item.str()) != nullptr;
+      for (const Value& k : d.key_values) {
+        if (PyEquals(k, item)) return true;
+      }
+      return false;
+    }
     case Value::Kind::kUndefined:
       return false;
     default:
@@ -150,6 +167,22 @@ bool PyContains(Interp& in, const Value& container, const Value& item) {
 }
 
 namespace internal {
+
+std::string HtmlEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
 
 std::string PyStrip(std::string_view s, const std::string* chars, bool left, bool right) {
   std::vector<size_t> offs = CodePointOffsets(s);

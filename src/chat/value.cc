@@ -23,6 +23,27 @@ void Dict::Set(std::string_view key, Value v) {
     }
   }
   items.emplace_back(std::string(key), std::move(v));
+  if (!key_values.empty()) key_values.emplace_back(std::string(key));
+}
+
+void Dict::SetKey(const Value& key, Value v) {
+  std::string k = ToStr(key);
+  if (key.is_string() && key_values.empty()) return Set(k, std::move(v));
+  if (key_values.empty()) {
+    for (const auto& kv : items) key_values.emplace_back(kv.first);
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].first == k) {
+      items[i].second = std::move(v);
+      return;
+    }
+  }
+  items.emplace_back(std::move(k), std::move(v));
+  key_values.push_back(key);
+}
+
+Value Dict::KeyAt(size_t i) const {
+  return key_values.empty() ? Value(items[i].first) : key_values[i];
 }
 
 Value::Value(std::string s) : kind_(Kind::kString) {
@@ -32,6 +53,12 @@ Value::Value(std::string s) : kind_(Kind::kString) {
 Value Value::FromList(List l) {
   Value v(Kind::kList);
   v.p_ = std::make_shared<List>(std::move(l));
+  return v;
+}
+
+Value Value::Generator(List l) {
+  Value v = FromList(std::move(l));
+  v.kind_ = Kind::kGenerator;
   return v;
 }
 
@@ -72,6 +99,7 @@ bool Value::Truthy() const {
       return !dict().items.empty();
     case Kind::kNamespace:
     case Kind::kObject:
+    case Kind::kGenerator:
       return true;
   }
   return false;
@@ -89,6 +117,7 @@ const char* Value::TypeName() const {
     case Kind::kDict: return "dict";
     case Kind::kNamespace: return "Namespace";
     case Kind::kObject: return object().TypeName();
+    case Kind::kGenerator: return "generator";
   }
   return "object";
 }
@@ -200,10 +229,13 @@ void AppendRepr(const Value& v, std::string* out) {
     case Value::Kind::kDict: {
       out->push_back('{');
       bool first = true;
-      for (const auto& [k, x] : v.dict().items) {
+      const Dict& d = v.dict();
+      for (size_t i = 0; i < d.items.size(); ++i) {
+        const Value& x = d.items[i].second;
         if (!first) out->append(", ");
         first = false;
-        AppendStringRepr(k, out);
+        if (d.key_values.empty()) AppendStringRepr(d.items[i].first, out);
+        else AppendRepr(d.key_values[i], out);
         out->append(": ");
         AppendRepr(x, out);
       }
@@ -234,6 +266,7 @@ void AppendStr(const Value& v, std::string* out) {
       return;
     }
     case Value::Kind::kObject:
+    case Value::Kind::kGenerator:
       out->append("<").append(v.TypeName()).append(" object>");
       return;
   }

@@ -25,16 +25,22 @@ using List = std::vector<Value>;
 
 // An insertion-ordered dict with string keys (JSON contexts and template literals only ever use
 // string keys). Lookup is linear: chat dicts have a handful of keys.
+// Keys are stored as their str(); `key_values` keeps the original keys only when some key is
+// not a string (`{0: 'a', 100: 'b'}` in a template), so integer keys iterate as integers.
 struct Dict {
   std::vector<std::pair<std::string, Value>> items;
+  std::vector<Value> key_values;  // empty, or one original key per item
   const Value* Find(std::string_view key) const;
   void Set(std::string_view key, Value v);
+  void SetKey(const Value& key, Value v);
+  Value KeyAt(size_t i) const;
 };
 
 class Value {
  public:
   enum class Kind : uint8_t {
-    kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kObject
+    kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kObject,
+    kGenerator,  // what map/select/... return in Jinja2: iterable once, no len(), not JSON
   };
 
   Value() = default;  // undefined
@@ -51,7 +57,14 @@ class Value {
   Value(std::string s);                                 // NOLINT
   Value(std::string_view s) : Value(std::string(s)) {}  // NOLINT
   Value(const char* s) : Value(std::string(s)) {}       // NOLINT
+  // A markupsafe.Markup string (from `|safe` or `|escape`): `+` escapes the other operand.
+  static Value Markup(std::string s) {
+    Value v(std::move(s));
+    v.markup_ = true;
+    return v;
+  }
   static Value FromList(List l);
+  static Value Generator(List l);
   static Value FromDict(Dict d);
   static Value NewNamespace(Dict d);
   static Value FromObject(std::shared_ptr<Object> o);
@@ -65,7 +78,9 @@ class Value {
   // Python's numbers.Number includes bool.
   bool is_number() const { return is_int() || is_float() || is_bool(); }
   bool is_string() const { return kind_ == Kind::kString; }
+  bool is_markup() const { return markup_; }
   bool is_list() const { return kind_ == Kind::kList; }
+  bool is_generator() const { return kind_ == Kind::kGenerator; }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_namespace() const { return kind_ == Kind::kNamespace; }
   bool is_object() const { return kind_ == Kind::kObject; }
@@ -74,6 +89,7 @@ class Value {
   int64_t as_int() const { return is_bool() ? (u_.b ? 1 : 0) : u_.i; }
   double as_float() const { return is_float() ? u_.f : static_cast<double>(as_int()); }
   const std::string& str() const { return *static_cast<const std::string*>(p_.get()); }
+  // Also the items of a generator.
   const List& list() const { return *static_cast<const List*>(p_.get()); }
   const Dict& dict() const { return *static_cast<const Dict*>(p_.get()); }
   Dict& mutable_namespace() const { return *static_cast<Dict*>(p_.get()); }
@@ -90,6 +106,7 @@ class Value {
  private:
   explicit Value(Kind k) : kind_(k) {}
   Kind kind_ = Kind::kUndefined;
+  bool markup_ = false;
   union {
     bool b;
     int64_t i;
