@@ -1,0 +1,150 @@
+// kvrouter simulate: every policy side by side over one workload, in virtual time.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "cli/commands.h"
+#include "engine/engine.h"
+#include "sim/generators.h"
+#include "sim/report.h"
+#include "sim/simulator.h"
+#include "sim/trace.h"
+
+namespace kvr::cli {
+namespace {
+
+constexpr char kBundledTrace[] = "data/traces/mooncake_conversation_trace.jsonl";
+
+struct SimulateFlags {
+  std::string trace, workload, policies, engine_preset = "default", speeds, json, html;
+  uint32_t workers = 8;
+  double rate_scale = 1.0, event_delay_ms = 5, metrics_interval_ms = 0, gen_rate = 4.0;
+  uint64_t seed = 1;
+  size_t requests = 0;
+  bool quiet = false;
+};
+
+// The bundled trace, found from the working directory or from the binary's location
+// (build/<preset>/kvrouter → ../../data/...), so `kvrouter simulate` works from anywhere in
+// a checkout.
+std::string FindBundledTrace() {
+  namespace fs = std::filesystem;
+  if (fs::exists(kBundledTrace)) return kBundledTrace;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (fs::path dir = exe.parent_path(); !ec && !dir.empty() && dir != dir.root_path();
+       dir = dir.parent_path()) {
+    if (fs::exists(dir / kBundledTrace)) return (dir / kBundledTrace).string();
+  }
+  return kBundledTrace;
+}
+
+absl::StatusOr<sim::Workload> LoadWorkload(const SimulateFlags& f) {
+  if (!f.workload.empty()) {
+    if (!f.trace.empty()) return absl::InvalidArgumentError("--trace and --workload conflict");
+    return sim::GenerateWorkload(
+        f.workload, {.seed = f.seed, .requests = f.requests ? f.requests : 2000,
+                     .rate_per_s = f.gen_rate * f.rate_scale});
+  }
+  const std::string path = f.trace.empty() ? FindBundledTrace() : f.trace;
+  return sim::LoadMooncakeTrace(path, {.rate_scale = f.rate_scale, .max_requests = f.requests,
+                                       .seed = f.seed});
+}
+
+absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
+  sim::SimConfig c;
+  c.workers = f.workers;
+  ASSIGN_OR_RETURN(c.engine, engine::EnginePreset(f.engine_preset));
+  for (absl::string_view s : absl::StrSplit(f.speeds, ',', absl::SkipEmpty())) {
+    double v = 0;
+    if (!absl::SimpleAtod(s, &v) || !(v > 0)) {
+      return absl::InvalidArgumentError("--speeds: bad factor '" + std::string(s) + "'");
+    }
+    c.speeds.push_back(v);
+  }
+  c.event_delay = TimeNs(f.event_delay_ms * double(kNsPerMs));
+  c.metrics_interval = TimeNs(f.metrics_interval_ms * double(kNsPerMs));
+  c.seed = f.seed;
+  return c;
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  if (!out) return absl::UnavailableError("cannot write " + path);
+  return absl::OkStatus();
+}
+
+absl::Status Simulate(const SimulateFlags& f) {
+  std::vector<std::string> policies =
+      f.policies.empty() ? PolicyNames() : absl::StrSplit(f.policies, ',', absl::SkipEmpty());
+  for (const auto& p : policies) RETURN_IF_ERROR(MakePolicy(p).status());
+  ASSIGN_OR_RETURN(sim::SimConfig config, MakeConfig(f));
+  if (!f.quiet) std::cerr << "simulate: loading workload...\n";
+  ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(f));
+  sim::Report report;
+  sim::DescribeWorkload(w, config.engine.block_size, report);
+  report.settings.emplace_back("workers", std::to_string(f.workers));
+  report.settings.emplace_back("rate_scale", std::to_string(f.rate_scale));
+  report.settings.emplace_back("engine_preset", f.engine_preset);
+  report.settings.emplace_back("speeds", f.speeds.empty() ? "1" : f.speeds);
+  report.settings.emplace_back("event_delay_ms", std::to_string(f.event_delay_ms));
+  report.settings.emplace_back("seed", std::to_string(f.seed));
+  auto hashes = sim::HashWorkload(w, config.engine.block_size);
+  const bool tty = isatty(STDERR_FILENO);
+  sim::ProgressFn progress = [&](const std::string& p, uint64_t done, uint64_t total, TimeNs t) {
+    std::cerr << (tty ? "\r" : "") << "simulate: " << p << " " << done << "/" << total
+              << " requests, t=" << t / kNsPerSec << "s" << (tty ? "   " : "\n") << std::flush;
+  };
+  for (const auto& p : policies) {
+    ASSIGN_OR_RETURN(sim::PolicyResult r,
+                     sim::RunPolicy(w, config, p, &hashes, f.quiet ? nullptr : progress));
+    if (!f.quiet && tty) std::cerr << "\n";
+    report.policies.push_back(std::move(r));
+  }
+  std::cout << sim::ReportTable(report);
+  if (!f.json.empty()) RETURN_IF_ERROR(WriteFile(f.json, sim::ReportJson(report)));
+  if (!f.html.empty()) RETURN_IF_ERROR(WriteFile(f.html, sim::ReportHtml(report)));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void RegisterSimulate(CLI::App& app, int* exit_code) {
+  auto f = std::make_shared<SimulateFlags>();
+  auto* cmd = app.add_subcommand("simulate", "Offline fleet simulation, every policy side by side");
+  auto* trace = cmd->add_option("--trace", f->trace, "Mooncake JSONL trace (default: bundled)");
+  cmd->add_option("--workload", f->workload, "Generated workload: chat, system_prompts, agentic")
+      ->excludes(trace);
+  cmd->add_option("--workers", f->workers, "Engines in the fleet")->check(CLI::Range(1u, 1024u));
+  cmd->add_option("--policies", f->policies, "Comma-separated policies (default: all)");
+  cmd->add_option("--rate-scale", f->rate_scale, "Arrival-rate multiplier")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--requests", f->requests, "Use the first N requests (generators: N)");
+  cmd->add_option("--rate", f->gen_rate, "Generators: mean arrivals per second")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--engine-preset", f->engine_preset, "default, fast, slow, small-memory, test");
+  cmd->add_option("--speeds", f->speeds, "Per-engine speed factors, cycled (e.g. 1,0.5)");
+  cmd->add_option("--event-delay-ms", f->event_delay_ms, "KV event delay to the router")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--metrics-interval-ms", f->metrics_interval_ms,
+                  "Engines report /metrics this often (0: never)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", f->seed, "Seed (token synthesis, generators, random policies)");
+  cmd->add_option("--json", f->json, "Write the JSON report here");
+  cmd->add_option("--html", f->html, "Write the HTML report here");
+  cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
+  cmd->callback([f, exit_code] {
+    absl::Status s = Simulate(*f);
+    if (!s.ok()) {
+      std::cerr << "simulate: " << s.message() << "\n";
+      *exit_code = 2;
+    }
+  });
+}
+
+}  // namespace kvr::cli

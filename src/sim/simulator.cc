@@ -1,0 +1,226 @@
+#include "sim/simulator.h"
+
+#include <deque>
+#include <memory>
+#include <queue>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "index/block_hash.h"
+#include "index/kv_index.h"
+
+namespace kvr::sim {
+namespace {
+
+enum class Kind : uint8_t { kStepEnd, kDeliver, kMetrics };
+
+struct Event {
+  TimeNs t;
+  uint64_t seq;  // FIFO among equal times
+  Kind kind;
+  uint32_t worker;
+  bool operator>(const Event& o) const { return t != o.t ? t > o.t : seq > o.seq; }
+};
+
+struct InFlight {
+  Ticket ticket;
+  TimeNs first_token = -1;
+};
+
+struct EngineSlot {
+  std::unique_ptr<engine::Engine> engine;
+  bool stepping = false;
+  engine::StepOutput pending;                                   // the step in flight
+  std::deque<std::pair<TimeNs, std::vector<KvEvent>>> outbox;  // events on their way
+  TimeNs busy = 0;
+};
+
+// One policy's run: owns the clock, index, scheduler and engines.
+class Run {
+ public:
+  Run(const Workload& w, const SimConfig& c, const std::string& policy,
+      const std::vector<std::vector<BlockHash>>& hashes, const ProgressFn& progress)
+      : w_(w), c_(c), policy_(policy), hashes_(hashes), progress_(progress),
+        index_(IndexConfig{.block_size = c.engine.block_size,
+                           .max_workers = std::max(64u, c.workers)},
+               clock_),
+        stats_(policy) {}
+
+  absl::StatusOr<PolicyResult> Go();
+
+ private:
+  void Push(TimeNs t, Kind k, uint32_t w) { heap_.push({t, seq_++, k, w}); }
+  absl::Status Arrive(const SimRequest& r);
+  void StartStep(uint32_t w);
+  void EndStep(uint32_t w);
+  void Deliver(uint32_t w);
+  void ReportMetrics(uint32_t w);
+
+  const Workload& w_;
+  const SimConfig& c_;
+  const std::string policy_;
+  const std::vector<std::vector<BlockHash>>& hashes_;
+  const ProgressFn& progress_;
+  ManualClock clock_;
+  KvIndex index_;
+  std::unique_ptr<Scheduler> sched_;
+  std::vector<EngineSlot> engines_;
+  std::vector<InFlight> inflight_;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> heap_;
+  uint64_t seq_ = 0;
+  PolicyStatsCollector stats_;
+  uint64_t completed_ = 0, rejected_ = 0, prefill_tokens_ = 0, preemptions_ = 0;
+};
+
+absl::Status Run::Arrive(const SimRequest& r) {
+  const auto& blocks = hashes_[r.id];
+  auto d = sched_->Route({.blocks = blocks, .prompt_tokens = uint32_t(r.prompt.size()),
+                          .expected_output_tokens = r.output_tokens});
+  if (!d.ok()) return d.status();
+  const uint32_t w = d->worker.value();
+  inflight_[r.id].ticket = std::move(d->ticket);
+  engines_[w].engine->Add({.id = r.id, .prompt = r.prompt, .max_output_tokens = r.output_tokens,
+                           .prompt_hashes = blocks});
+  if (!engines_[w].stepping) StartStep(w);
+  return absl::OkStatus();
+}
+
+void Run::StartStep(uint32_t w) {
+  EngineSlot& e = engines_[w];
+  e.pending = e.engine->Step();
+  e.stepping = true;
+  e.busy += e.pending.duration;
+  Push(clock_.Now() + e.pending.duration, Kind::kStepEnd, w);
+}
+
+void Run::EndStep(uint32_t w) {
+  EngineSlot& e = engines_[w];
+  engine::StepOutput out = std::move(e.pending);
+  e.stepping = false;
+  const TimeNs now = clock_.Now();
+  prefill_tokens_ += out.prefill_tokens;
+  preemptions_ += out.preempted;
+  for (uint64_t id : out.first_token) {
+    inflight_[id].first_token = now;
+    inflight_[id].ticket.FirstToken(now - w_.requests[id].arrival);
+  }
+  for (uint64_t id : out.finished) {
+    const SimRequest& r = w_.requests[id];
+    InFlight& f = inflight_[id];
+    f.ticket.Finish();
+    stats_.Add({.arrival = r.arrival, .first_token = f.first_token, .finish = now,
+                .prompt_tokens = r.prompt.size(), .cached_tokens = e.engine->CachedTokens(id),
+                .output_tokens = r.output_tokens});
+    ++completed_;
+  }
+  for (uint64_t id : out.rejected) {
+    inflight_[id].ticket.Finish();
+    ++rejected_;
+  }
+  if (!out.events.empty()) {
+    e.outbox.emplace_back(now + c_.event_delay, std::move(out.events));
+    Push(now + c_.event_delay, Kind::kDeliver, w);
+  }
+  if (e.engine->HasWork()) StartStep(w);
+}
+
+void Run::Deliver(uint32_t w) {
+  auto& box = engines_[w].outbox;
+  index_.Apply(box.front().second);
+  box.pop_front();
+}
+
+void Run::ReportMetrics(uint32_t w) {
+  const engine::EngineStats s = engines_[w].engine->Stats();
+  sched_->ReportMetrics(WorkerId(w), {.valid = true, .at = clock_.Now(), .running = s.running,
+                                      .waiting = s.waiting,
+                                      .waiting_prefill_tokens = s.waiting_prefill_tokens,
+                                      .kv_usage = s.kv_usage});
+  if (completed_ + rejected_ < w_.requests.size()) {
+    Push(clock_.Now() + c_.metrics_interval, Kind::kMetrics, w);
+  }
+}
+
+absl::StatusOr<PolicyResult> Run::Go() {
+  SchedulerConfig sc = c_.scheduler;
+  sc.policy = policy_;
+  sc.seed = c_.seed;
+  sched_ = std::make_unique<Scheduler>(sc, index_, clock_);
+  for (uint32_t w = 0; w < c_.workers; ++w) {
+    engine::EngineConfig ec = c_.engine;
+    ec.worker = WorkerId(w);
+    if (!c_.speeds.empty()) ec.speed = c_.speeds[w % c_.speeds.size()];
+    // The router's prior: the engine's prefill throughput at a full token budget.
+    const double budget = ec.max_num_batched_tokens;
+    const double prior = budget / (ec.perf.PrefillMs(uint32_t(budget)) / 1000.0) * ec.speed;
+    RETURN_IF_ERROR(sched_->AddWorker({.id = WorkerId(w), .block_size = ec.block_size,
+                                       .kv_capacity_blocks = ec.num_blocks,
+                                       .prefill_rate_prior = prior,
+                                       .max_batched_tokens = ec.max_num_batched_tokens}));
+    engines_.push_back({.engine = std::make_unique<engine::Engine>(ec)});
+    if (c_.metrics_interval > 0) Push(0, Kind::kMetrics, w);
+  }
+  inflight_.resize(w_.requests.size());
+  size_t next = 0;
+  const uint64_t total = w_.requests.size();
+  uint64_t reported = 0;
+  while (next < total || !heap_.empty()) {
+    if (next < total && (heap_.empty() || w_.requests[next].arrival < heap_.top().t)) {
+      clock_.Set(std::max(clock_.Now(), w_.requests[next].arrival));
+      RETURN_IF_ERROR(Arrive(w_.requests[next++]));
+    } else {
+      const Event ev = heap_.top();
+      heap_.pop();
+      clock_.Set(ev.t);
+      switch (ev.kind) {
+        case Kind::kStepEnd: EndStep(ev.worker); break;
+        case Kind::kDeliver: Deliver(ev.worker); break;
+        case Kind::kMetrics: ReportMetrics(ev.worker); break;
+      }
+    }
+    if (progress_ && completed_ >= reported + total / 20) {
+      reported = completed_;
+      progress_(policy_, completed_, total, clock_.Now());
+    }
+  }
+  std::vector<TimeNs> busy;
+  for (const auto& e : engines_) busy.push_back(e.busy);
+  PolicyResult result = std::move(stats_).Finish(prefill_tokens_, busy);
+  double busy_sum = 0;
+  for (TimeNs b : busy) busy_sum += double(b);
+  const double span = w_.requests.empty() ? 0 : double(clock_.Now() - w_.requests.front().arrival);
+  result.extra.emplace_back("utilization", span > 0 ? busy_sum / c_.workers / span : 0);
+  result.extra.emplace_back("preemptions", double(preemptions_));
+  result.extra.emplace_back("rejected", double(rejected_));
+  return result;
+}
+
+}  // namespace
+
+std::vector<std::vector<BlockHash>> HashWorkload(const Workload& w, uint32_t block_size) {
+  std::vector<std::vector<BlockHash>> out;
+  out.reserve(w.requests.size());
+  for (const auto& r : w.requests) out.push_back(SequenceHashes(r.prompt, block_size));
+  return out;
+}
+
+absl::StatusOr<PolicyResult> RunPolicy(const Workload& workload, const SimConfig& config,
+                                       const std::string& policy,
+                                       const std::vector<std::vector<BlockHash>>* block_hashes,
+                                       const ProgressFn& progress) {
+  RETURN_IF_ERROR(MakePolicy(policy).status());
+  RETURN_IF_ERROR(engine::ValidateEngineConfig(config.engine));
+  if (config.workers == 0) return absl::InvalidArgumentError("need at least one worker");
+  for (double s : config.speeds) {
+    if (!(s > 0)) return absl::InvalidArgumentError(absl::StrCat("bad speed factor ", s));
+  }
+  std::vector<std::vector<BlockHash>> local;
+  if (block_hashes == nullptr) {
+    local = HashWorkload(workload, config.engine.block_size);
+    block_hashes = &local;
+  }
+  Run run(workload, config, policy, *block_hashes, progress);
+  return run.Go();
+}
+
+}  // namespace kvr::sim
