@@ -120,7 +120,7 @@ Value FItems(Interp& in, const Value& v, const Args&) {
   List out;
   const Dict& d = v.dict();
   for (size_t i = 0; i < d.items.size(); ++i) {
-    out.push_back(Value::FromList({d.KeyAt(i), d.items[i].second}));
+    out.push_back(Value::Tuple({d.KeyAt(i), d.items[i].second}));
   }
   return Value::FromList(std::move(out));
 }
@@ -214,7 +214,7 @@ Value FDictSort(Interp& in, const Value& v, const Args& a) {
   List items;
   const Dict& d = v.dict();
   for (size_t i = 0; i < d.items.size(); ++i) {
-    items.push_back(Value::FromList({d.KeyAt(i), d.items[i].second}));
+    items.push_back(Value::Tuple({d.KeyAt(i), d.items[i].second}));
   }
   if (!SortList(in, &items, cs, by == "value" ? "1" : "0", reverse)) return Value();
   return Value::FromList(std::move(items));

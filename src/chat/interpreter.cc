@@ -343,7 +343,7 @@ Value Interp::CallMacro(const Stmt& m, const std::shared_ptr<Scope>& closure, co
     scope_->Set(m.params[i], def ? Eval(*def) : Value::Undefined(&prog_.symbols[m.params[i]]));
   }
   if (caller != nullptr) scope_->Set(prog_.well_known.caller, *caller);
-  scope_->Set(prog_.well_known.varargs, Value::FromList(std::move(varargs)));
+  scope_->Set(prog_.well_known.varargs, Value::Tuple(std::move(varargs)));
   scope_->Set(prog_.well_known.kwargs, Value::FromDict(std::move(kwargs)));
   std::string text = Capture(m.bodies[0]);
   scope_ = saved;

@@ -43,6 +43,7 @@ Value Interp::Eval(const Expr& e) {
       List items;
       items.reserve(e.args.size());
       for (const ExprPtr& a : e.args) items.push_back(Eval(*a));
+      if (e.kind == ExprKind::kTuple) return Value::Tuple(std::move(items));
       return Value::FromList(std::move(items));
     }
     case ExprKind::kDict: {

@@ -227,7 +227,7 @@ Value MItems(Interp&, const Value& d, const Args&) {
   List out;
   out.reserve(d.dict().items.size());
   for (size_t i = 0; i < d.dict().items.size(); ++i) {
-    out.push_back(Value::FromList({d.dict().KeyAt(i), d.dict().items[i].second}));
+    out.push_back(Value::Tuple({d.dict().KeyAt(i), d.dict().items[i].second}));
   }
   return Value::FromList(std::move(out));
 }

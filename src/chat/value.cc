@@ -217,14 +217,15 @@ void AppendRepr(const Value& v, std::string* out) {
     case Value::Kind::kString:
       return AppendStringRepr(v.str(), out);
     case Value::Kind::kList: {
-      out->push_back('[');
+      out->push_back(v.is_tuple() ? '(' : '[');
       bool first = true;
       for (const Value& x : v.list()) {
         if (!first) out->append(", ");
         first = false;
         AppendRepr(x, out);
       }
-      return out->push_back(']');
+      if (v.is_tuple() && v.list().size() == 1) out->push_back(',');
+      return out->push_back(v.is_tuple() ? ')' : ']');
     }
     case Value::Kind::kDict: {
       out->push_back('{');
@@ -284,7 +285,7 @@ bool PyEquals(const Value& a, const Value& b) {
     if (a.is_float() || b.is_float()) return a.as_float() == b.as_float();
     return a.as_int() == b.as_int();
   }
-  if (a.kind() != b.kind()) return false;
+  if (a.kind() != b.kind() || a.is_tuple() != b.is_tuple()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
     case Value::Kind::kNone:

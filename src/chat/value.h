@@ -64,6 +64,12 @@ class Value {
     return v;
   }
   static Value FromList(List l);
+  // A Python tuple: a list that prints as (a, b) and is not equal to a list.
+  static Value Tuple(List l) {
+    Value v = FromList(std::move(l));
+    v.tuple_ = true;
+    return v;
+  }
   static Value Generator(List l);
   static Value FromDict(Dict d);
   static Value NewNamespace(Dict d);
@@ -79,6 +85,7 @@ class Value {
   bool is_number() const { return is_int() || is_float() || is_bool(); }
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_markup() const { return markup_; }
+  bool is_tuple() const { return tuple_; }
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_generator() const { return kind_ == Kind::kGenerator; }
   bool is_dict() const { return kind_ == Kind::kDict; }
@@ -107,6 +114,7 @@ class Value {
   explicit Value(Kind k) : kind_(k) {}
   Kind kind_ = Kind::kUndefined;
   bool markup_ = false;
+  bool tuple_ = false;
   union {
     bool b;
     int64_t i;
