@@ -29,20 +29,7 @@ class StableChars {
       }
     }
   }
-  bool AllStable(std::string_view s) const {
-    size_t i = 0;
-    while (i < s.size()) {
-      if (static_cast<unsigned char>(s[i]) < 0x80) {
-        ++i;  // ASCII is stable under every form
-        continue;
-      }
-      size_t len;
-      char32_t c = DecodeUtf8(s, i, &len);
-      if (!((bits_[c >> 6] >> (c & 63)) & 1)) return false;
-      i += len;
-    }
-    return true;
-  }
+  bool IsStable(char32_t c) const { return (bits_[c >> 6] >> (c & 63)) & 1; }
 
  private:
   std::vector<uint64_t> bits_;
@@ -76,20 +63,55 @@ class UnicodeForm : public Normalizer {
  public:
   UnicodeForm(int options, UProperty quick_check)
       : options_(options), stable_(&StableFor(quick_check)) {}
+  // Only the spans around unstable chars go through utf8proc: a maximal run of unstable chars
+  // plus the one char before it (a starter that may compose with the run). Stable chars on both
+  // sides are boundaries no normalization crosses, so the spans normalize independently and the
+  // cost stays linear with a small constant even for one huge mixed-script string.
   bool Normalize(std::string_view in, std::string* out) const override {
-    if (stable_->AllStable(in)) return false;
+    bool changed = false;
+    size_t copied = 0;  // in[0, copied) is already accounted for in *out
+    size_t prev_start = 0, i = 0, len;
+    while (i < in.size()) {
+      if (static_cast<unsigned char>(in[i]) < 0x80 || stable_->IsStable(DecodeUtf8(in, i, &len))) {
+        prev_start = i;
+        i += static_cast<unsigned char>(in[i]) < 0x80 ? 1 : len;
+        continue;
+      }
+      size_t begin = i == 0 ? 0 : prev_start;  // include the preceding starter
+      size_t end = i + len;
+      while (end < in.size() && static_cast<unsigned char>(in[end]) >= 0x80 &&
+             !stable_->IsStable(DecodeUtf8(in, end, &len))) {
+        end += len;
+      }
+      std::string_view span = in.substr(begin, end - begin);
+      std::string norm;
+      if (NormalizeSpan(span, &norm)) {
+        if (!changed) out->clear();
+        changed = true;
+        out->append(in.substr(copied, begin - copied));
+        out->append(norm);
+        copied = end;
+      }
+      prev_start = begin;  // a later run never reaches back past this span
+      i = end;
+    }
+    if (changed) out->append(in.substr(copied));
+    return changed;
+  }
+
+ private:
+  bool NormalizeSpan(std::string_view span, std::string* out) const {
     utf8proc_uint8_t* buf = nullptr;
-    auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(in.data()),
-                          static_cast<utf8proc_ssize_t>(in.size()), &buf,
+    auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(span.data()),
+                          static_cast<utf8proc_ssize_t>(span.size()), &buf,
                           static_cast<utf8proc_option_t>(options_));
     bool changed = n >= 0 && buf != nullptr &&
-                   std::string_view(reinterpret_cast<char*>(buf), static_cast<size_t>(n)) != in;
+                   std::string_view(reinterpret_cast<char*>(buf), static_cast<size_t>(n)) != span;
     if (changed) out->assign(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
     std::free(buf);
     return changed;
   }
 
- private:
   int options_;
   const StableChars* stable_;
 };

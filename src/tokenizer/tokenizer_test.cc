@@ -1,9 +1,15 @@
 // Unit tests on small hand-written tokenizer.json files: each component's semantics, errors.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
+#include <utf8proc.h>
 
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "tokenizer/normalizer.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace kvr::tokenizer {
 namespace {
@@ -180,6 +186,69 @@ TEST(TokenizerTest, ByteLevelModel) {
   auto ids = Enc(**tok, "a a");
   EXPECT_EQ(ids, (std::vector<uint32_t>{*(*tok)->TokenToId("a"), next - 1}));
   EXPECT_EQ((*tok)->Decode(ids, false), "a a");
+}
+
+}  // namespace
+}  // namespace kvr::tokenizer
+
+namespace kvr::tokenizer {
+namespace {
+
+// The span-wise normalization must equal utf8proc on the whole string, on random strings
+// dense in combining marks, Hangul jamo, compatibility and singleton-decomposition chars.
+TEST(NormalizerTest, SpanwiseEqualsWholeString) {
+  struct Form {
+    const char* name;
+    int options;
+  };
+  const Form forms[] = {{"NFC", UTF8PROC_STABLE | UTF8PROC_COMPOSE},
+                        {"NFD", UTF8PROC_STABLE | UTF8PROC_DECOMPOSE},
+                        {"NFKC", UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT},
+                        {"NFKD", UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT}};
+  const char32_t pool[] = {'a', 'e', 'A', ' ', 0xE9, 0xC5, 0x300, 0x301, 0x323, 0x328, 0x30A,
+                           0x345, 0x1100, 0x1161, 0x11A8, 0xAC00, 0xAC01, 0x2126, 0x212B, 0xFB01,
+                           0xF900, 0x1F71, 0x0B47, 0x0B3E, 0x0CC6, 0x0CD5, 0x3099, 0x304B, 0xFF76,
+                           0x1D15E, 0x4E00, 0x3000, 0xA0, 0x2460};
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<size_t> len(0, 12), pick(0, std::size(pool) - 1);
+  for (const Form& f : forms) {
+    auto norm = ParseNormalizer(json{{"type", f.name}});
+    ASSERT_TRUE(norm.ok());
+    for (int i = 0; i < 5000; ++i) {
+      std::string s;
+      for (size_t n = len(rng); n > 0; --n) AppendUtf8(pool[pick(rng)], &s);
+      utf8proc_uint8_t* buf = nullptr;
+      auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                            static_cast<utf8proc_ssize_t>(s.size()), &buf,
+                            static_cast<utf8proc_option_t>(f.options));
+      ASSERT_GE(n, 0);
+      std::string want(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
+      std::free(buf);
+      std::string got = s;
+      (*norm)->Apply(&got);
+      ASSERT_EQ(got, want) << f.name << " on " << s;
+    }
+  }
+}
+
+TEST(NormalizerTest, KnownForms) {
+  auto nfc = ParseNormalizer(json{{"type", "NFC"}});
+  ASSERT_TRUE(nfc.ok());
+  std::string s = "e\xCC\x81 \xE2\x84\xA6 \xE1\x84\x80\xE1\x85\xA1";
+  (*nfc)->Apply(&s);
+  EXPECT_EQ(s, "\xC3\xA9 \xCE\xA9 \xEA\xB0\x80");
+  auto nfkd = ParseNormalizer(json{{"type", "NFKD"}});
+  s = "\xEF\xAC\x81\xC3\xA9";
+  (*nfkd)->Apply(&s);
+  EXPECT_EQ(s, "fie\xCC\x81");
+  auto lower = ParseNormalizer(json{{"type", "Lowercase"}});
+  s = "HeLLo \xCE\xA3\xCE\x91\xCE\xA3";
+  (*lower)->Apply(&s);
+  EXPECT_EQ(s, "hello \xCF\x83\xCE\xB1\xCF\x82");
+  auto strip = ParseNormalizer(json{{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}});
+  s = " \t x y \xE3\x80\x80";
+  (*strip)->Apply(&s);
+  EXPECT_EQ(s, "x y");
 }
 
 }  // namespace
