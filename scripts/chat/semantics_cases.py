@@ -66,6 +66,7 @@ SNIPPETS = [
     "{% for m in messages %}{{ loop.index }}/{{ loop.length }}:{{ m.role }}{{ ',' if not loop.last }}{% endfor %}",
     "{% for m in messages %}{{ loop.index0 }}{{ loop.first }}{{ loop.revindex }}{{ loop.revindex0 }};{% endfor %}",
     "{% for x in l %}{{ loop.previtem }}-{{ x }}-{{ loop.nextitem }};{% endfor %}",
+    "{% for x in l %}{{ loop.cycle('odd', 'even') }}{% endfor %}",
     "{% for x in e %}no{% else %}empty{% endfor %}|{% for x in undefined_thing %}a{% endfor %}",
     "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}|{% for k in d %}{{ k }}{% endfor %}",
     "{% for x in l if x > 1 %}{{ x }}:{{ loop.length }};{% endfor %}",

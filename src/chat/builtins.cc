@@ -156,8 +156,10 @@ Dict KwargsDict(const Args& a) {
   return d;
 }
 
-Value GlobalNamespace(Interp&, const Value&, const Args& a) {
-  return Value::NewNamespace(KwargsDict(a));
+Value GlobalNamespace(Interp& in, const Value&, const Args& a) {
+  Value ns = Value::NewNamespace(KwargsDict(a));
+  in.TrackForCleanup(ns);
+  return ns;
 }
 Value GlobalDict(Interp&, const Value&, const Args& a) { return Value::FromDict(KwargsDict(a)); }
 

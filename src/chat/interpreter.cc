@@ -45,6 +45,23 @@ class MacroObject : public Object {
   std::shared_ptr<Scope> closure_;
 };
 
+// loop.cycle(a, b, ...): the argument at loop.index0 modulo the argument count.
+class CycleObject : public Object {
+ public:
+  explicit CycleObject(int64_t index0) : index0_(index0) {}
+  const char* TypeName() const override { return "method"; }
+  Value Call(Interp& in, const Args& args) override {
+    if (args.pos.empty()) {
+      in.Fail("no items for cycling given");
+      return Value();
+    }
+    return args.pos[static_cast<size_t>(index0_) % args.pos.size()];
+  }
+
+ private:
+  int64_t index0_;
+};
+
 // Jinja2's LoopContext. One per loop, updated in place each iteration.
 class LoopObject : public Object {
  public:
@@ -66,6 +83,7 @@ class LoopObject : public Object {
     if (name == "depth0") return Value(0);
     if (name == "previtem") return index0_ > 0 ? (*items_)[index0_ - 1] : Value();
     if (name == "nextitem") return index0_ + 1 < n ? (*items_)[index0_ + 1] : Value();
+    if (name == "cycle") return Value::FromObject(std::make_shared<CycleObject>(index0_));
     return Value();
   }
 
@@ -89,6 +107,10 @@ absl::Status Interp::Render(const Dict& context, std::string* out) {
   out_ = out;
   Exec(prog_.body);
   scope_.reset();
+  for (const auto& s : closure_scopes_) s->vars.clear();
+  for (const Value& ns : namespaces_) ns.mutable_namespace().items.clear();
+  closure_scopes_.clear();
+  namespaces_.clear();
   if (!failed_) return absl::OkStatus();
   if (raised_) return absl::InvalidArgumentError(error_);
   if (error_.rfind("resource limit", 0) == 0) return absl::ResourceExhaustedError(error_);
@@ -186,6 +208,7 @@ void Interp::ExecStmt(const Stmt& s) {
       return Emit(text);
     }
     case StmtKind::kMacro:
+      closure_scopes_.push_back(scope_);
       scope_->Set(s.symbol, Value::FromObject(std::make_shared<MacroObject>(&s, scope_)));
       return;
     case StmtKind::kCallBlock:
@@ -301,6 +324,7 @@ void Interp::ExecCallBlock(const Stmt& s) {
   Value callee = Eval(*call.args[0]);
   Args args;
   if (failed_ || !EvalArgs(call, &args)) return;
+  closure_scopes_.push_back(scope_);
   args.kw.emplace_back("caller", Value::FromObject(std::make_shared<MacroObject>(&s, scope_)));
   Value r = CallValue(callee, args);
   if (!failed_) Emit(r);

@@ -50,6 +50,9 @@ class Interp {
   bool failed() const { return failed_; }
   // Charges `units` steps of work; false (and failed) once the budget is spent.
   bool Charge(size_t units);
+  // Namespaces and macro frames can form reference cycles (a frame holds a macro that holds
+  // the frame; `ns.me = ns`); they are registered here and emptied when the render ends.
+  void TrackForCleanup(const Value& ns) { namespaces_.push_back(ns); }
   // Fails unless a value of `bytes` bytes / elements fits the size cap.
   bool CheckSize(size_t n);
   const std::tm& now() const { return now_; }
@@ -97,6 +100,8 @@ class Interp {
   bool error_positioned_ = false;
   int64_t steps_ = 0;
   int depth_ = 0;
+  std::vector<std::shared_ptr<Scope>> closure_scopes_;
+  std::vector<Value> namespaces_;
 };
 
 // Python's a + b, a * b, ... for the binary operators, with errors through `in`.
