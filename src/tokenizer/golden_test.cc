@@ -81,14 +81,13 @@ TEST(TransformersRuleTest, DeepSeekGetsBos) {
 
 TEST(TransformersRuleTest, OtherModelsUnchanged) {
   for (const ModelFiles& m : AllModels()) {
-    // Gemma's 33 MB file is slow to load twice in sanitizer builds; its rule is the same as
-    // Mistral's (BOS from add_bos_token, equal to its TemplateProcessing).
-    if (std::string(m.name) == "gemma3") continue;
+    // One class the rule ignores (Llama 3: PreTrainedTokenizerFast) and one it rewrites to the
+    // same BOS (Mistral: LlamaTokenizer); loading every file twice is slow under sanitizers.
+    if (std::string(m.name) != "llama3" && std::string(m.name) != "mistral7b") continue;
     const Tokenizer* plain = LoadModel(m);
     const Tokenizer* tf = LoadModel(m, true);
     ASSERT_NE(plain, nullptr);
     ASSERT_NE(tf, nullptr);
-    if (std::string(m.name) == "deepseek_v3") continue;
     EXPECT_EQ(*plain->Encode("Hello world", true), *tf->Encode("Hello world", true)) << m.name;
   }
 }
