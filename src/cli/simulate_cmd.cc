@@ -79,10 +79,25 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
+// Splits "a,b[x=1,y=2],c" on the commas outside brackets.
+std::vector<std::string> SplitPolicies(const std::string& list) {
+  std::vector<std::string> out(1);
+  int depth = 0;
+  for (char ch : list) {
+    depth += ch == '[' ? 1 : ch == ']' ? -1 : 0;
+    if (ch == ',' && depth == 0) {
+      out.emplace_back();
+    } else {
+      out.back() += ch;
+    }
+  }
+  std::erase_if(out, [](const std::string& s) { return s.empty(); });
+  return out;
+}
+
 absl::Status Simulate(const SimulateFlags& f) {
-  std::vector<std::string> policies =
-      f.policies.empty() ? PolicyNames() : absl::StrSplit(f.policies, ',', absl::SkipEmpty());
-  for (const auto& p : policies) RETURN_IF_ERROR(MakePolicy(p).status());
+  std::vector<std::string> policies = f.policies.empty() ? PolicyNames() : SplitPolicies(f.policies);
+  for (const auto& p : policies) RETURN_IF_ERROR(ParsePolicySpec(p).status());
   ASSIGN_OR_RETURN(sim::SimConfig config, MakeConfig(f));
   if (!f.quiet) std::cerr << "simulate: loading workload...\n";
   ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(f));

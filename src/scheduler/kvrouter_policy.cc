@@ -29,8 +29,11 @@ class Kvrouter final : public Policy {
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
                 Rng& rng) override {
     std::vector<double> tb(w.size());
+    double rate_sum = 0;
+    for (const WorkerView& v : w) rate_sum += v.rate->rate();
+    const double fleet_rate = rate_sum / double(w.size());
     for (size_t i = 0; i < w.size(); ++i) {
-      Evaluate(req, w[i], c[i]);
+      Evaluate(req, w[i], fleet_rate, c[i]);
       tb[i] = w[i].running;
     }
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
@@ -38,7 +41,8 @@ class Kvrouter final : public Policy {
   }
 
  private:
-  void Evaluate(const RequestInfo& req, const WorkerView& v, Candidate& c) const {
+  void Evaluate(const RequestInfo& req, const WorkerView& v, double fleet_rate,
+                Candidate& c) const {
     const double bs = req.block_size;
     const uint32_t d = o_.predicted_overlap ? std::max(v.device, v.predicted) : v.device;
     const double host_extra = v.host > d ? double(v.host - d) : 0.0;
@@ -50,14 +54,14 @@ class Kvrouter final : public Policy {
       const double done = double(v.oldest_prefill_age_ns) * 1e-9 * rate;
       queue -= std::min(done, double(v.oldest_prefill_tokens));
     }
-    if (v.metrics.valid) queue = std::max(queue, double(v.metrics.waiting_prefill_tokens));
+    if (o_.engine_queue && v.metrics.valid) queue = std::max(queue, double(v.metrics.waiting_prefill_tokens));
     const double new_blocks = double(req.blocks.size()) - v.active_overlap;
     const double overflow =
         double(v.active_blocks) + new_blocks - double(v.spec->kv_capacity_blocks);
     const double kv_s = o_.kv_pressure_weight * std::max(0.0, overflow) * bs / rate;
     const double ttft = v.rate->PredictSeconds(queue + uncached) + kv_s;
     c.terms = {cached, uncached, queue, rate, kv_s, ttft};
-    c.cost = ttft;
+    c.cost = ttft + o_.work_weight * uncached / fleet_rate;
   }
 
   PolicyOptions o_;

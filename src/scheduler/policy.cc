@@ -1,7 +1,10 @@
 #include "scheduler/policy.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
+#include "common/status.h"
 #include "scheduler/policies_internal.h"
 
 namespace kvr {
@@ -22,6 +25,64 @@ absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(std::string_view name,
   if (name == "kvrouter") return MakeKvrouter(o);
   return absl::InvalidArgumentError(absl::StrCat("unknown policy '", std::string(name), "' (known: ",
                                                  absl::StrJoin(PolicyNames(), ", "), ")"));
+}
+
+namespace {
+
+// Sets one PolicyOptions field by name.
+absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
+  struct Field {
+    const char* name;
+    double PolicyOptions::*num;
+    bool PolicyOptions::*flag;
+  };
+  static const Field kFields[] = {
+      {"temperature", &PolicyOptions::temperature, nullptr},
+      {"overlap_weight", &PolicyOptions::overlap_weight, nullptr},
+      {"sglang_cache_threshold", &PolicyOptions::sglang_cache_threshold, nullptr},
+      {"sglang_balance_rel", &PolicyOptions::sglang_balance_rel, nullptr},
+      {"llmd_affinity_threshold", &PolicyOptions::llmd_affinity_threshold, nullptr},
+      {"host_hit_cost", &PolicyOptions::host_hit_cost, nullptr},
+      {"kv_pressure_weight", &PolicyOptions::kv_pressure_weight, nullptr},
+      {"work_weight", &PolicyOptions::work_weight, nullptr},
+      {"predicted_overlap", nullptr, &PolicyOptions::predicted_overlap},
+      {"decay_oldest", nullptr, &PolicyOptions::decay_oldest},
+      {"engine_queue", nullptr, &PolicyOptions::engine_queue},
+  };
+  for (const Field& f : kFields) {
+    if (key != f.name) continue;
+    if (f.num != nullptr) {
+      o.*f.num = v;
+    } else {
+      o.*f.flag = v != 0;
+    }
+    return absl::OkStatus();
+  }
+  if (key == "sglang_balance_abs") {
+    o.sglang_balance_abs = uint32_t(v);
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown policy option '", key, "'"));
+}
+
+}  // namespace
+
+absl::StatusOr<PolicySpec> ParsePolicySpec(std::string_view spec, const PolicyOptions& base) {
+  PolicySpec out{std::string(spec), std::string(spec.substr(0, spec.find('['))), base};
+  RETURN_IF_ERROR(MakePolicy(out.name).status());
+  const size_t open = spec.find('[');
+  if (open == std::string_view::npos) return out;
+  if (spec.back() != ']') return absl::InvalidArgumentError("policy spec: missing ']'");
+  const std::string body(spec.substr(open + 1, spec.size() - open - 2));
+  for (absl::string_view kv : absl::StrSplit(body, ',', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(kv, '=');
+    double v = 0;
+    if (!absl::SimpleAtod(p.second, &v)) {
+      return absl::InvalidArgumentError(absl::StrCat("policy spec: bad value in '", kv, "'"));
+    }
+    RETURN_IF_ERROR(SetOption(out.options, p.first, v));
+  }
+  return out;
 }
 
 }  // namespace kvr

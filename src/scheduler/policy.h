@@ -69,8 +69,12 @@ struct PolicyOptions {
   // kvrouter
   double host_hit_cost = 0.25;    // a host-tier block costs this fraction of recomputing it
   bool predicted_overlap = true;  // count predict-on-route blocks as cached
-  bool decay_oldest = true;       // the oldest booked prefill is partly done already
+  bool decay_oldest = false;      // credit the oldest booking with age·rate done (hurt: see docs)
+  bool engine_queue = true;       // use engine-reported waiting tokens when available
   double kv_pressure_weight = 1.0;
+  // Weight of the engine time this request's own prefill consumes (the delay it imposes on
+  // later requests), on top of its TTFT: steers toward cached prefixes when TTFTs are close.
+  double work_weight = 1.0;
 };
 
 class Policy {
@@ -88,6 +92,15 @@ class Policy {
 
 // The policy names, in the order reports list them.
 std::vector<std::string> PolicyNames();
+
+// A policy with option overrides, written `name` or `name[key=value,...]` (for ablations:
+// `kvrouter[decay_oldest=0]`). Keys are PolicyOptions field names; booleans are 0/1.
+struct PolicySpec {
+  std::string label;  // the spec as written
+  std::string name;
+  PolicyOptions options;
+};
+absl::StatusOr<PolicySpec> ParsePolicySpec(std::string_view spec, const PolicyOptions& base = {});
 absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(std::string_view name,
                                                    const PolicyOptions& options = {});
 

@@ -200,3 +200,23 @@ TEST(RateModel, LearnsRateAndOverhead) {
 
 }  // namespace
 }  // namespace kvr
+
+namespace kvr {
+namespace {
+
+TEST(PolicySpec, ParsesOverridesAndRejectsNonsense) {
+  auto s = ParsePolicySpec("kvrouter[decay_oldest=0,host_hit_cost=0.5]");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->name, "kvrouter");
+  EXPECT_EQ(s->label, "kvrouter[decay_oldest=0,host_hit_cost=0.5]");
+  EXPECT_FALSE(s->options.decay_oldest);
+  EXPECT_DOUBLE_EQ(s->options.host_hit_cost, 0.5);
+  EXPECT_TRUE(ParsePolicySpec("dynamo").ok());
+  EXPECT_FALSE(ParsePolicySpec("kvrouter[nope=1]").ok());
+  EXPECT_FALSE(ParsePolicySpec("kvrouter[decay_oldest=x]").ok());
+  EXPECT_FALSE(ParsePolicySpec("kvrouter[decay_oldest=1").ok());
+  EXPECT_FALSE(ParsePolicySpec("bogus[x=1]").ok());
+}
+
+}  // namespace
+}  // namespace kvr

@@ -142,8 +142,10 @@ void Run::ReportMetrics(uint32_t w) {
 }
 
 absl::StatusOr<PolicyResult> Run::Go() {
+  ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(policy_, c_.scheduler.options));
   SchedulerConfig sc = c_.scheduler;
-  sc.policy = policy_;
+  sc.policy = spec.name;
+  sc.options = spec.options;
   sc.seed = c_.seed;
   sched_ = std::make_unique<Scheduler>(sc, index_, clock_);
   for (uint32_t w = 0; w < c_.workers; ++w) {
@@ -208,7 +210,7 @@ absl::StatusOr<PolicyResult> RunPolicy(const Workload& workload, const SimConfig
                                        const std::string& policy,
                                        const std::vector<std::vector<BlockHash>>* block_hashes,
                                        const ProgressFn& progress) {
-  RETURN_IF_ERROR(MakePolicy(policy).status());
+  RETURN_IF_ERROR(ParsePolicySpec(policy).status());
   RETURN_IF_ERROR(engine::ValidateEngineConfig(config.engine));
   if (config.workers == 0) return absl::InvalidArgumentError("need at least one worker");
   for (double s : config.speeds) {

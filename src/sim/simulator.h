@@ -34,7 +34,8 @@ struct SimConfig {
 // Progress callback: (policy, completed requests, total requests, virtual time).
 using ProgressFn = std::function<void(const std::string&, uint64_t, uint64_t, TimeNs)>;
 
-// Runs the whole workload through one policy. `block_hashes` (optional, one per request):
+// Runs the whole workload through one policy, given as a spec (`kvrouter`,
+// `kvrouter[decay_oldest=0]`; see ParsePolicySpec) whose label names the result. `block_hashes` (optional, one per request):
 // SequenceHashes(prompt, engine.block_size), precomputed once and shared across policies.
 absl::StatusOr<PolicyResult> RunPolicy(const Workload& workload, const SimConfig& config,
                                        const std::string& policy,
