@@ -134,9 +134,7 @@ void Interp::FailAt(const Expr& e, std::string msg) {
   }
 }
 
-bool Interp::Charge(size_t units) {
-  steps_ += static_cast<int64_t>(units);
-  if (steps_ <= limits_.max_steps) return !failed_;
+bool Interp::ChargeExceeded() {
   Fail("resource limit: template exceeded " + std::to_string(limits_.max_steps) + " steps");
   return false;
 }

@@ -49,7 +49,10 @@ class Interp {
   void Fail(std::string msg, bool raised = false);
   bool failed() const { return failed_; }
   // Charges `units` steps of work; false (and failed) once the budget is spent.
-  bool Charge(size_t units);
+  bool Charge(size_t units) {
+    steps_ += static_cast<int64_t>(units);
+    return steps_ <= limits_.max_steps ? !failed_ : ChargeExceeded();
+  }
   // Namespaces and macro frames can form reference cycles (a frame holds a macro that holds
   // the frame; `ns.me = ns`); they are registered here and emptied when the render ends.
   void TrackForCleanup(const Value& ns) { namespaces_.push_back(ns); }
@@ -68,6 +71,7 @@ class Interp {
                   const Value* caller);
 
  private:
+  bool ChargeExceeded();
   void Exec(const Body& body);
   void ExecStmt(const Stmt& s);
   void ExecFor(const Stmt& s);

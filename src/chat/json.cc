@@ -12,6 +12,17 @@ namespace {
 void DumpString(const std::string& s, bool ensure_ascii, std::string* out) {
   out->push_back('"');
   for (size_t i = 0; i < s.size();) {
+    size_t run = i;  // copy bytes that need no escape in one go
+    while (run < s.size()) {
+      auto c = static_cast<unsigned char>(s[run]);
+      if (c < 0x20 || c == '"' || c == '\\' || (ensure_ascii && c >= 0x7F)) break;
+      ++run;
+    }
+    if (run > i) {
+      out->append(s, i, run - i);
+      i = run;
+      continue;
+    }
     size_t start = i;
     uint32_t cp = DecodeUtf8(s, &i);
     char buf[16];

@@ -185,22 +185,30 @@ std::string HtmlEscape(std::string_view s) {
 }
 
 std::string PyStrip(std::string_view s, const std::string* chars, bool left, bool right) {
-  std::vector<size_t> offs = CodePointOffsets(s);
-  auto strippable = [&](size_t k) {
-    size_t i = offs[k];
-    uint32_t cp = DecodeUtf8(s, &i);
-    if (chars == nullptr) return IsPySpace(cp);
-    return chars->find(s.substr(offs[k], offs[k + 1] - offs[k])) != std::string::npos;
+  auto strippable = [&](size_t b, size_t e) {
+    if (chars == nullptr) {
+      size_t i = b;
+      return IsPySpace(DecodeUtf8(s, &i));
+    }
+    return chars->find(s.substr(b, e - b)) != std::string::npos;
   };
-  size_t n = offs.size() - 1;
-  size_t b = 0, e = n;
-  if (left) {
-    while (b < e && strippable(b)) ++b;
+  size_t b = 0, e = s.size();
+  while (left && b < e) {
+    size_t next = b;
+    DecodeUtf8(s, &next);
+    if (!strippable(b, next)) break;
+    b = next;
   }
-  if (right) {
-    while (e > b && strippable(e - 1)) --e;
+  while (right && e > b) {
+    size_t start = e - 1;  // back up to the first byte of the last code point
+    while (start > b && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+    size_t check = start;
+    DecodeUtf8(s, &check);
+    if (check != e) start = e - 1;  // invalid sequence: treat the byte alone
+    if (!strippable(start, e)) break;
+    e = start;
   }
-  return std::string(s.substr(offs[b], offs[e] - offs[b]));
+  return std::string(s.substr(b, e - b));
 }
 
 namespace {
