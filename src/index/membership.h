@@ -1,9 +1,8 @@
 // Membership: which workers hold each block, keyed by the router's chained BlockHash.
 //
-// Layout: one absl::flat_hash_map<BlockHash, Node> (24 bytes a slot). A Node carries workers
-// 0..63 inline as a bit word; workers >= 64 spill into a shared word arena row, allocated only
-// for blocks that such a worker holds. The common fleet (<= 64 workers per pool) therefore costs
-// one cache miss per lookup and no extra memory; larger fleets pay a second miss.
+// Layout: one WordTable (word_table.h) from block to its worker bit words, inline in the slot:
+// 16 bytes a slot while every worker id is < 64, 8 more per further 64 ids. A lookup is one
+// cache miss whatever the fleet size (a wide row spans at most one more, adjacent, line).
 //
 // Not thread-safe; owned by a TierStore or PredictedStore under their owner's lock.
 #pragma once
@@ -12,8 +11,8 @@
 #include <span>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "common/ids.h"
+#include "index/word_table.h"
 
 namespace kvr {
 
@@ -34,45 +33,32 @@ class WorkerSet {
 
 class Membership {
  public:
-  struct Node {
-    uint64_t lo = 0;           // workers 0..63
-    uint32_t hi_row = kNoRow;  // arena row for workers >= 64, or kNoRow
-  };
-  static constexpr uint32_t kNoRow = ~uint32_t{0};
-
-  // `hi_words` = arena words per row (0 when no worker id is >= 64).
+  // `hi_words` = words beyond the first that worker ids may need (0 when all ids are < 64).
+  // Rows start one word wide and widen when a higher worker id first appears, so a fleet whose
+  // ids stay below 64 pays 16 bytes a slot whatever max_workers says.
   explicit Membership(uint32_t hi_words) : hi_words_(hi_words) {}
 
   // Sets `worker` on `block`; returns false if it was already set.
   bool Set(BlockHash block, uint32_t worker);
-  // Clears `worker` on `block`, dropping the node when no worker remains; returns false if unset.
+  // Clears `worker` on `block`, dropping the block when no worker remains; returns false if unset.
   bool Clear(BlockHash block, uint32_t worker);
   bool Contains(BlockHash block, uint32_t worker) const;
 
-  const Node* Find(BlockHash block) const {
-    auto it = nodes_.find(block);
-    return it == nodes_.end() ? nullptr : &it->second;
-  }
-  void Prefetch(BlockHash block) const { nodes_.prefetch(block); }
-  const uint64_t* HiWords(const Node& n) const {
-    return n.hi_row == kNoRow ? nullptr : &arena_[size_t{n.hi_row} * hi_words_];
-  }
+  // The block's words() worker bit words (word k = workers 64k..64k+63), or nullptr when no
+  // worker holds it.
+  const uint64_t* Find(BlockHash block) const { return table_.Find(block.value()); }
+  void Prefetch(BlockHash block) const { table_.Prefetch(block.value()); }
+  uint32_t words() const { return table_.stride(); }
   uint32_t hi_words() const { return hi_words_; }
 
-  size_t blocks() const { return nodes_.size(); }
-  // Bytes held by the table and arena (capacity, not size: what the process really pays).
-  size_t MemoryBytes() const;
-  void Reserve(size_t n) { nodes_.reserve(n); }
+  size_t blocks() const { return table_.size(); }
+  // Bytes held by the table (capacity, not size: what the process really pays).
+  size_t MemoryBytes() const { return table_.MemoryBytes(); }
+  void Reserve(size_t n) { table_.Reserve(n); }
 
  private:
-  uint32_t AllocRow();
-  void FreeRow(uint32_t row);
-  bool RowEmpty(uint32_t row) const;
-
   uint32_t hi_words_;
-  absl::flat_hash_map<BlockHash, Node> nodes_;
-  std::vector<uint64_t> arena_;
-  std::vector<uint32_t> free_rows_;
+  WordTable table_{1};
 };
 
 // Leading-run length of every worker over `blocks` in `a` (or a ∪ b when b is given), written to

@@ -7,6 +7,8 @@
 //    count beyond the first lives in extra_refs_ (engines may store one block twice under two
 //    engine hashes, e.g. vLLM duplicates), so removals are exact.
 //  - workers_[w].distinct == number of blocks with w's bit set.
+// Store() hashes all of an event's blocks first, then inserts them while prefetching the table
+// slots of the blocks 16 ahead, so the DRAM misses of a batch overlap instead of queueing.
 // Not thread-safe; KvIndex serializes writers and excludes them from readers.
 #pragma once
 
@@ -17,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "index/kv_event.h"
 #include "index/membership.h"
+#include "index/word_table.h"
 
 namespace kvr {
 
@@ -47,16 +50,21 @@ class TierStore {
 
  private:
   struct WorkerState {
-    absl::flat_hash_map<EngineHash, BlockHash> lookup;
+    WordTable lookup{1};  // engine hash -> block hash
     uint64_t distinct = 0;
   };
   WorkerState& Worker(uint32_t w);
+  bool Validate(const KvStored& e, RejectCounts& rejects) const;
+  void HashBlocks(const KvStored& e, const uint64_t* parent);
+  uint64_t StoreOne(uint32_t w, WorkerState& ws, EngineHash h, BlockHash block);
+  void Prefetch(const WorkerState& ws, EngineHash h, uint64_t block) const;
   void Acquire(uint32_t w, BlockHash block);
   void Release(uint32_t w, BlockHash block);
 
   uint32_t block_size_;
   Membership m_;
   std::vector<WorkerState> workers_;
+  std::vector<uint64_t> chain_;  // scratch: the chained hashes of the event being stored
   absl::flat_hash_map<std::pair<uint32_t, BlockHash>, uint32_t> extra_refs_;
   uint64_t entries_ = 0;
 };

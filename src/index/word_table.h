@@ -1,0 +1,108 @@
+// WordTable: an open-addressing hash table from a u64 key to `stride` u64 words, built for the
+// index's two big maps (block -> worker bit words, engine hash -> block hash).
+//
+// Why not absl::flat_hash_map: its control bytes live apart from the slots (two cache misses per
+// cold lookup), and its power-of-two capacities with growth x2 leave a table at 44-87% load
+// (per-worker maps at 1M entries sat near 48%). Here a slot is the key followed by its words in
+// one array, so a lookup is one miss (two adjacent lines at most), and the capacity is any
+// integer: growth x1.5 at 85% load keeps every table between 57% and 85% full.
+//
+// Layout: slots_ = capacity x (1 + stride) words; word 0 of a slot is the key, 0 = empty. The
+// real key 0 lives in a side slot (zero_). Home slot = high 64 bits of (key * phi) * capacity
+// (Fibonacci hashing, then multiply-shift range reduction): sequential keys spread too.
+// Collisions probe linearly (never wrapping: kPad spare slots follow the last home); Erase
+// shifts the run back, so there are no tombstones and a miss stops at the first empty slot.
+// A lookup compares a window of up to 8 keys without branching: a data-dependent branch per
+// probed slot mispredicts often at high load and throws away the loads issued after it.
+//
+// Tables of 2 MiB and more ask for transparent huge pages: a cold lookup then costs one DRAM
+// miss instead of a miss plus a page walk, and growing faults in 2 MiB at a time.
+//
+// Invariant: an empty slot's words are all zero (FindOrInsert hands out zeroed words).
+// Pointers returned by Find/FindOrInsert stay valid until the next insert, erase or Reserve.
+// Not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace kvr {
+
+class WordTable {
+ public:
+  explicit WordTable(uint32_t stride = 1) : stride_(stride), width_(stride + 1) {}
+
+  uint32_t stride() const { return stride_; }
+  size_t size() const { return size_ + (has_zero_ ? 1 : 0); }
+  bool empty() const { return size() == 0; }
+  size_t capacity() const { return cap_; }
+
+  uint64_t* Find(uint64_t key) { return const_cast<uint64_t*>(std::as_const(*this).Find(key)); }
+  const uint64_t* Find(uint64_t key) const;
+  // The key's words, and true when the key was absent (its words are then zero).
+  std::pair<uint64_t*, bool> FindOrInsert(uint64_t key);
+  // Erases the entry whose words `words` points to (from Find/FindOrInsert).
+  void EraseAt(uint64_t* words);
+  void Prefetch(uint64_t key) const {
+    if (cap_ == 0) return;
+    const char* p = reinterpret_cast<const char*>(Slot(Home(key)));
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);  // a probe window spans two lines
+  }
+
+  // Makes room for `n` entries without growing on insert.
+  void Reserve(size_t n);
+  // Grows every entry to `stride` words (new words zero). No-op if not wider.
+  void Widen(uint32_t stride);
+  // Drops every entry and frees the memory.
+  void Reset();
+
+  // fn(key, const uint64_t* words) for every entry, in no particular order.
+  template <typename Fn>
+  void ForEach(Fn fn) const {
+    if (has_zero_) fn(uint64_t{0}, zero_.data());
+    for (size_t i = 0; i < slots(); ++i) {
+      const uint64_t* s = slots_.get() + i * width_;
+      if (s[0] != 0) fn(s[0], s + 1);
+    }
+  }
+
+  // Bytes held: the whole slot array (capacity, not size) plus the zero slot.
+  size_t MemoryBytes() const {
+    return slots() * width_ * sizeof(uint64_t) + zero_.capacity() * sizeof(uint64_t);
+  }
+
+ private:
+  static constexpr uint64_t kPhi = 0x9E3779B97F4A7C15ULL;
+  // Slots past the last home slot, so probe runs never wrap; an insert that would land in the
+  // last kMaxWindow of them grows the table instead (rare: runs are short below 85% load).
+  static constexpr size_t kPad = 64;
+  static constexpr size_t kMaxWindow = 8;
+  size_t Home(uint64_t key) const {
+    return static_cast<size_t>((static_cast<unsigned __int128>(key * kPhi) * cap_) >> 64);
+  }
+  size_t slots() const { return cap_ == 0 ? 0 : cap_ + kPad; }
+  uint64_t* Slot(size_t i) const { return slots_.get() + i * width_; }
+  bool NeedsGrowth(size_t n) const { return n * 20 > cap_ * 17; }  // load > 85%
+  uint64_t* Probe(uint64_t key) const;
+  template <size_t kWindow>
+  uint64_t* ProbeIn(uint64_t key) const;
+  void Rehash(size_t cap, uint32_t stride);
+  void ShiftBack(size_t hole);
+
+  uint32_t stride_;
+  uint32_t width_;  // 1 + stride_
+  size_t cap_ = 0;
+  size_t size_ = 0;  // entries in slots_ (the zero key not counted)
+  struct Free {
+    void operator()(uint64_t* p) const;
+  };
+  std::unique_ptr<uint64_t[], Free> slots_;
+  bool has_zero_ = false;
+  std::vector<uint64_t> zero_;  // words of key 0 while has_zero_
+};
+
+}  // namespace kvr
