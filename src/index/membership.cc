@@ -54,6 +54,33 @@ void PrefetchBlock(const Membership& a, const Membership* b, BlockHash block) {
   if (b != nullptr) b->Prefetch(block);
 }
 
+// Writes `depth` for every worker in `dropped` (bit k = worker base + k).
+inline void WriteDepth(uint64_t dropped, uint32_t base, uint32_t value, uint32_t* depth) {
+  for (; dropped != 0; dropped &= dropped - 1) depth[base + std::countr_zero(dropped)] = value;
+}
+
+// LeadingRuns for worker ids < 64 (the common fleet): one word, kept in a register, no
+// per-block zeroing or word loops.
+void LeadingRuns1(std::span<const BlockHash> blocks, const Membership& a, const Membership* b,
+                  uint32_t* depth) {
+  auto bits = [&](BlockHash block) {
+    uint64_t x = 0;
+    OrBits(a, block, 1, &x);
+    if (b != nullptr) OrBits(*b, block, 1, &x);
+    return x;
+  };
+  const size_t n = blocks.size();
+  for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) PrefetchBlock(a, b, blocks[i]);
+  uint64_t active = bits(blocks[0]);
+  for (size_t i = 1; i < n && active != 0; ++i) {
+    if (i + kPrefetchAhead < n) PrefetchBlock(a, b, blocks[i + kPrefetchAhead]);
+    const uint64_t next = active & bits(blocks[i]);
+    WriteDepth(active & ~next, 0, static_cast<uint32_t>(i), depth);
+    active = next;
+  }
+  WriteDepth(active, 0, static_cast<uint32_t>(n), depth);
+}
+
 }  // namespace
 
 // Workers are only ever dropped from the active set, so each worker's depth is written once:
@@ -61,6 +88,7 @@ void PrefetchBlock(const Membership& a, const Membership* b, BlockHash block) {
 void LeadingRuns(std::span<const BlockHash> blocks, const Membership& a, const Membership* b,
                  uint32_t nw, uint32_t* depth) {
   if (blocks.empty()) return;
+  if (nw == 1) return LeadingRuns1(blocks, a, b, depth);
   const size_t n = blocks.size();
   for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) PrefetchBlock(a, b, blocks[i]);
   uint64_t active[kMaxQueryWords] = {};

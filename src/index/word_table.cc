@@ -1,7 +1,6 @@
 #include "index/word_table.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -33,33 +32,6 @@ uint64_t* AllocZeroed(size_t n) {
 
 void WordTable::Free::operator()(uint64_t* p) const { std::free(p); }
 
-// The slot holding `key`, or the first empty slot of its run: the first of a window of keys
-// that is `key` or 0. Entries never sit in the last kMaxWindow slots, so every window read is
-// in bounds and every run ends before the end.
-template <size_t kWindow>
-uint64_t* WordTable::ProbeIn(uint64_t key) const {
-  for (uint64_t* s = Slot(Home(key));; s += kWindow * width_) {
-    uint32_t stop = 0;
-    for (size_t j = 0; j < kWindow; ++j) {
-      const uint64_t k = s[j * width_];
-      stop |= uint32_t{k == key || k == 0} << j;
-    }
-    if (stop != 0) return s + std::countr_zero(stop) * width_;
-  }
-}
-
-// Wide slots get a short window: 8 keys would then span many lines.
-uint64_t* WordTable::Probe(uint64_t key) const {
-  return width_ <= 2 ? ProbeIn<kMaxWindow>(key) : ProbeIn<2>(key);
-}
-
-const uint64_t* WordTable::Find(uint64_t key) const {
-  if (key == 0) return has_zero_ ? zero_.data() : nullptr;
-  if (cap_ == 0) return nullptr;
-  const uint64_t* s = Probe(key);
-  return s[0] == key ? s + 1 : nullptr;
-}
-
 std::pair<uint64_t*, bool> WordTable::FindOrInsert(uint64_t key) {
   if (key == 0) {
     const bool inserted = !has_zero_;
@@ -71,7 +43,7 @@ std::pair<uint64_t*, bool> WordTable::FindOrInsert(uint64_t key) {
   for (;;) {
     uint64_t* s = Probe(key);
     if (s[0] == key) return {s + 1, false};
-    if (s < Slot(slots() - kMaxWindow)) {
+    if (s < Last()) {
       s[0] = key;
       ++size_;
       return {s + 1, true};
@@ -139,7 +111,7 @@ void WordTable::Rehash(size_t cap, uint32_t stride) {
       const uint64_t* o = old.get() + i * old_width;
       if (o[0] == 0) continue;
       uint64_t* s = Probe(o[0]);
-      placed = s < Slot(slots() - kMaxWindow);
+      placed = s < Last();
       if (placed) std::memcpy(s, o, std::min(old_width, width_) * sizeof(uint64_t));
     }
     if (placed) return;

@@ -12,8 +12,6 @@
 // (Fibonacci hashing, then multiply-shift range reduction): sequential keys spread too.
 // Collisions probe linearly (never wrapping: kPad spare slots follow the last home); Erase
 // shifts the run back, so there are no tombstones and a miss stops at the first empty slot.
-// A lookup compares a window of up to 8 keys without branching: a data-dependent branch per
-// probed slot mispredicts often at high load and throws away the loads issued after it.
 //
 // Tables of 2 MiB and more ask for transparent huge pages: a cold lookup then costs one DRAM
 // miss instead of a miss plus a page walk, and growing faults in 2 MiB at a time.
@@ -48,9 +46,7 @@ class WordTable {
   void EraseAt(uint64_t* words);
   void Prefetch(uint64_t key) const {
     if (cap_ == 0) return;
-    const char* p = reinterpret_cast<const char*>(Slot(Home(key)));
-    __builtin_prefetch(p);
-    __builtin_prefetch(p + 64);  // a probe window spans two lines
+    __builtin_prefetch(Slot(Home(key)));
   }
 
   // Makes room for `n` entries without growing on insert.
@@ -78,9 +74,8 @@ class WordTable {
  private:
   static constexpr uint64_t kPhi = 0x9E3779B97F4A7C15ULL;
   // Slots past the last home slot, so probe runs never wrap; an insert that would land in the
-  // last kMaxWindow of them grows the table instead (rare: runs are short below 85% load).
+  // very last one grows the table instead (rare: runs are short below 85% load).
   static constexpr size_t kPad = 64;
-  static constexpr size_t kMaxWindow = 8;
   size_t Home(uint64_t key) const {
     return static_cast<size_t>((static_cast<unsigned __int128>(key * kPhi) * cap_) >> 64);
   }
@@ -88,8 +83,7 @@ class WordTable {
   uint64_t* Slot(size_t i) const { return slots_.get() + i * width_; }
   bool NeedsGrowth(size_t n) const { return n * 20 > cap_ * 17; }  // load > 85%
   uint64_t* Probe(uint64_t key) const;
-  template <size_t kWindow>
-  uint64_t* ProbeIn(uint64_t key) const;
+  uint64_t* Last() const { return Slot(slots() - 1); }
   void Rehash(size_t cap, uint32_t stride);
   void ShiftBack(size_t hole);
 
@@ -104,5 +98,21 @@ class WordTable {
   bool has_zero_ = false;
   std::vector<uint64_t> zero_;  // words of key 0 while has_zero_
 };
+
+// Lookups are inline: they sit in the index's hottest loops (query walk, batched inserts).
+// The slot holding `key`, or the first empty slot of its run. The last slot is always empty,
+// so every run ends in bounds.
+inline uint64_t* WordTable::Probe(uint64_t key) const {
+  uint64_t* s = Slot(Home(key));
+  while (s[0] != key && s[0] != 0) s += width_;
+  return s;
+}
+
+inline const uint64_t* WordTable::Find(uint64_t key) const {
+  if (key == 0) return has_zero_ ? zero_.data() : nullptr;
+  if (cap_ == 0) return nullptr;
+  const uint64_t* s = Probe(key);
+  return s[0] == key ? s + 1 : nullptr;
+}
 
 }  // namespace kvr
