@@ -15,6 +15,7 @@ using nlohmann::json;
 constexpr size_t kMaxCachedWord = 64;  // longer words are rare and would bloat the cache
 constexpr size_t kSmallWord = 48;      // below this a rank scan beats a heap
 constexpr uint32_t kNoRank = ~0u;
+constexpr std::string_view kMarker = "\xE2\x96\x81";  // ▁, SentencePiece's space
 
 uint64_t PairKey(uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; }
 
@@ -46,6 +47,7 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model,
     if (!m->unk_id_) return absl::InvalidArgumentError("BPE unk_token not in vocab");
   }
   RETURN_IF_ERROR(m->LoadMerges(model.at("merges")));
+  m->FindMarkerCuts();
   return m;
 }
 
@@ -306,8 +308,43 @@ void BpeModel::MergeWord(std::string_view word, std::vector<uint32_t>* out,
   out->insert(out->end(), syms.begin(), syms.end());
 }
 
+void BpeModel::FindMarkerCuts() {
+  if (byte_level_ || !prefix_.empty() || !suffix_.empty() || !KeyToId(kMarker)) return;
+  for (const auto& [key, id] : to_id_) {
+    for (size_t p = key.find(kMarker, 1); p != std::string_view::npos;
+         p = key.find(kMarker, p + 1)) {
+      size_t c = p - 1;
+      while (c > 0 && (static_cast<unsigned char>(key[c]) & 0xC0) == 0x80) --c;
+      glued_before_marker_.insert(std::string(key.substr(c, p - c)));
+    }
+  }
+  marker_cuts_ = true;
+}
+
 void BpeModel::Tokenize(std::string_view word, std::vector<uint32_t>* out,
                         BpeCache* cache) const {
+  if (!marker_cuts_ || word.size() <= kMaxCachedWord) {
+    TokenizeWord(word, out, cache);
+    return;
+  }
+  // Cut before each ▁ whose preceding char is a vocab token that no token glues to a ▁ (an
+  // unknown char would become byte/unk symbols: never cut there).
+  size_t start = 0;
+  for (size_t p = word.find(kMarker, 1); p != std::string_view::npos;
+       p = word.find(kMarker, p + 1)) {
+    size_t c = p - 1;
+    while (c > start && (static_cast<unsigned char>(word[c]) & 0xC0) == 0x80) --c;
+    std::string_view prev = word.substr(c, p - c);
+    if (p > start && KeyToId(prev) && !glued_before_marker_.contains(prev)) {
+      TokenizeWord(word.substr(start, p - start), out, cache);
+      start = p;
+    }
+  }
+  TokenizeWord(word.substr(start), out, cache);
+}
+
+void BpeModel::TokenizeWord(std::string_view word, std::vector<uint32_t>* out,
+                            BpeCache* cache) const {
   if (word.empty()) return;
   BpeCache local(0);
   const bool cacheable = cache != nullptr && word.size() <= kMaxCachedWord;

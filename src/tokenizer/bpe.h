@@ -19,6 +19,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
 #include "common/status.h"
@@ -95,6 +96,14 @@ class BpeModel {
   void MergeLarge(std::vector<uint32_t>* syms) const;
   uint32_t PairRank(uint32_t a, uint32_t b, uint32_t* merged) const;
   void MergeWord(std::string_view word, std::vector<uint32_t>* out, BpeCache* scratch) const;
+  void TokenizeWord(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const;
+  void FindMarkerCuts();
+  // SentencePiece-style models: a boundary "c|▁" that no vocab token spans can never be crossed
+  // by a merge, so long words (whole sentences there) are cut before such ▁ and each part is
+  // merged (and cached) alone; the result is identical. The chars c that some token has right
+  // before a ▁ are listed here, as UTF-8.
+  bool marker_cuts_ = false;
+  absl::flat_hash_set<std::string, StringViewHash, StringViewEq> glued_before_marker_;
 
   bool byte_level_ = false;
   bool ignore_merges_ = false;
