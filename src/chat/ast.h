@@ -14,8 +14,25 @@
 namespace kvr::chat {
 
 enum class ExprKind : uint8_t {
-  kLiteral, kName, kList, kTuple, kDict, kAttr, kItem, kSlice, kCall, kFilter, kTest,
-  kNot, kNeg, kPos, kBinary, kCompare, kAnd, kOr, kCond,
+  kLiteral,
+  kName,
+  kList,
+  kTuple,
+  kDict,
+  kAttr,
+  kItem,
+  kSlice,
+  kCall,
+  kFilter,
+  kTest,
+  kNot,
+  kNeg,
+  kPos,
+  kBinary,
+  kCompare,
+  kAnd,
+  kOr,
+  kCond,
 };
 enum class BinOp : uint8_t { kAdd, kSub, kMul, kDiv, kFloorDiv, kMod, kPow, kConcat };
 enum class CmpOp : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe, kIn, kNotIn };
@@ -25,12 +42,12 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
   ExprKind kind;
-  uint32_t offset = 0;  // source offset, for error positions
-  Value literal;        // kLiteral
-  std::string name;     // kName variable, kAttr attribute, kFilter/kTest name
-  int symbol = -1;      // kName
-  int builtin = -1;     // kFilter/kTest: index into the builtin table; -1 if unknown
-  bool negated = false; // kTest: `is not`
+  uint32_t offset = 0;   // source offset, for error positions
+  Value literal;         // kLiteral
+  std::string name;      // kName variable, kAttr attribute, kFilter/kTest name
+  int symbol = -1;       // kName
+  int builtin = -1;      // kFilter/kTest: index into the builtin table; -1 if unknown
+  bool negated = false;  // kTest: `is not`
   BinOp bin = BinOp::kAdd;
   std::vector<CmpOp> cmp_ops;  // kCompare: args[i] op[i] args[i+1]
   // Operands. kAttr/kItem: object (+ key); kSlice: object, start, stop, step (null if absent);
@@ -41,7 +58,17 @@ struct Expr {
 };
 
 enum class StmtKind : uint8_t {
-  kText, kPrint, kIf, kFor, kSet, kSetBlock, kMacro, kCallBlock, kFilterBlock, kBreak, kContinue,
+  kText,
+  kPrint,
+  kIf,
+  kFor,
+  kSet,
+  kSetBlock,
+  kMacro,
+  kCallBlock,
+  kFilterBlock,
+  kBreak,
+  kContinue,
   kScope,  // a plain body ({% generation %})
 };
 

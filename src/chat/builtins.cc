@@ -106,16 +106,44 @@ Value TestTest(Interp&, const Value& v, const Args&) {
 Value TestEscaped(Interp&, const Value&, const Args&) { return false; }
 
 constexpr Builtin kTests[] = {
-    {"defined", TestDefined}, {"undefined", TestUndefined}, {"none", TestNone},
-    {"string", TestString}, {"number", TestNumber}, {"integer", TestInteger},
-    {"float", TestFloat}, {"boolean", TestBoolean}, {"true", TestTrue}, {"false", TestFalse},
-    {"mapping", TestMapping}, {"iterable", TestIterable}, {"sequence", TestSequence},
-    {"callable", TestCallable}, {"eq", TestEq}, {"equalto", TestEq}, {"==", TestEq},
-    {"ne", TestNe}, {"!=", TestNe}, {"lt", TestLt}, {"lessthan", TestLt}, {"<", TestLt},
-    {"gt", TestGt}, {"greaterthan", TestGt}, {">", TestGt}, {"le", TestLe}, {"<=", TestLe},
-    {"ge", TestGe}, {">=", TestGe}, {"in", TestIn}, {"odd", TestOdd}, {"even", TestEven},
-    {"divisibleby", TestDivisibleBy}, {"sameas", TestSameAs}, {"lower", TestLower},
-    {"upper", TestUpper}, {"filter", TestFilter}, {"test", TestTest},
+    {"defined", TestDefined},
+    {"undefined", TestUndefined},
+    {"none", TestNone},
+    {"string", TestString},
+    {"number", TestNumber},
+    {"integer", TestInteger},
+    {"float", TestFloat},
+    {"boolean", TestBoolean},
+    {"true", TestTrue},
+    {"false", TestFalse},
+    {"mapping", TestMapping},
+    {"iterable", TestIterable},
+    {"sequence", TestSequence},
+    {"callable", TestCallable},
+    {"eq", TestEq},
+    {"equalto", TestEq},
+    {"==", TestEq},
+    {"ne", TestNe},
+    {"!=", TestNe},
+    {"lt", TestLt},
+    {"lessthan", TestLt},
+    {"<", TestLt},
+    {"gt", TestGt},
+    {"greaterthan", TestGt},
+    {">", TestGt},
+    {"le", TestLe},
+    {"<=", TestLe},
+    {"ge", TestGe},
+    {">=", TestGe},
+    {"in", TestIn},
+    {"odd", TestOdd},
+    {"even", TestEven},
+    {"divisibleby", TestDivisibleBy},
+    {"sameas", TestSameAs},
+    {"lower", TestLower},
+    {"upper", TestUpper},
+    {"filter", TestFilter},
+    {"test", TestTest},
     {"escaped", TestEscaped},
 };
 
@@ -181,9 +209,8 @@ Value GlobalStrftimeNow(Interp& in, const Value&, const Args& a) {
 }
 
 constexpr Builtin kGlobals[] = {
-    {"range", GlobalRange},          {"namespace", GlobalNamespace},
-    {"dict", GlobalDict},            {"raise_exception", GlobalRaise},
-    {"strftime_now", GlobalStrftimeNow},
+    {"range", GlobalRange},           {"namespace", GlobalNamespace},      {"dict", GlobalDict},
+    {"raise_exception", GlobalRaise}, {"strftime_now", GlobalStrftimeNow},
 };
 
 class GlobalObject : public Object {

@@ -9,8 +9,7 @@ namespace kvr::chat {
 ChatTemplate::ChatTemplate(std::unique_ptr<Program> prog) : prog_(std::move(prog)) {}
 ChatTemplate::~ChatTemplate() = default;
 
-absl::StatusOr<std::shared_ptr<const ChatTemplate>> ChatTemplate::Compile(
-    std::string_view source) {
+absl::StatusOr<std::shared_ptr<const ChatTemplate>> ChatTemplate::Compile(std::string_view source) {
   ASSIGN_OR_RETURN(std::unique_ptr<Program> prog, ParseTemplate(source));
   return std::shared_ptr<const ChatTemplate>(new ChatTemplate(std::move(prog)));
 }

@@ -62,8 +62,8 @@ std::vector<GoldenCase> LoadCases(const std::string& dir) {
     g.context_json = c["context"].dump();
     const auto& r = by_id.at(g.id);
     g.ok = r["ok"].get<bool>();
-    g.expected = g.ok ? r["rendered"].get<std::string>()
-                      : StripExceptionType(r["error"].get<std::string>());
+    g.expected =
+        g.ok ? r["rendered"].get<std::string>() : StripExceptionType(r["error"].get<std::string>());
     out.push_back(std::move(g));
   }
   return out;
@@ -144,8 +144,9 @@ TEST(ChatGoldenTest, CorpusMatchesJinja2) {
     if (same) {
       ++matched;
     } else if (!CorpusExceptions().count(c.id)) {
-      mismatched.push_back(c.id + " -> " + (out.ok() ? FirstDifference(*out, c.expected)
-                                                      : std::string(out.status().message())));
+      mismatched.push_back(
+          c.id + " -> " +
+          (out.ok() ? FirstDifference(*out, c.expected) : std::string(out.status().message())));
     }
   }
   for (const std::string& m : mismatched) ADD_FAILURE() << "differs from Jinja2: " << m;
@@ -164,8 +165,8 @@ TEST(ChatGoldenTest, TokenizerConfigNamedTemplates) {
   EXPECT_FALSE(cfg->Select("nope", false).ok());
   auto tmpl = ChatTemplate::Compile(*cfg->Select(std::nullopt, false));
   ASSERT_TRUE(tmpl.ok());
-  Value ctx = BuildRenderContext(Value::FromList({}), Value(), Value(), true,
-                                 cfg->special_tokens, Dict{});
+  Value ctx =
+      BuildRenderContext(Value::FromList({}), Value(), Value(), true, cfg->special_tokens, Dict{});
   EXPECT_EQ(*(*tmpl)->Render(ctx, RenderOptions{}), "D<s>");
 }
 

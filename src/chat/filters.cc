@@ -77,11 +77,16 @@ Value FTojson(Interp& in, const Value& v, const Args& a) {
 
 Value FLength(Interp& in, const Value& v, const Args&) {
   switch (v.kind()) {
-    case Value::Kind::kString: return Value(static_cast<int64_t>(CodePointCount(v.str())));
-    case Value::Kind::kList: return Value(static_cast<int64_t>(v.list().size()));
-    case Value::Kind::kDict: return Value(static_cast<int64_t>(v.dict().items.size()));
-    case Value::Kind::kUndefined: return Value(0);
-    default: return Fail(in, std::string("object of type '") + v.TypeName() + "' has no len()");
+    case Value::Kind::kString:
+      return Value(static_cast<int64_t>(CodePointCount(v.str())));
+    case Value::Kind::kList:
+      return Value(static_cast<int64_t>(v.list().size()));
+    case Value::Kind::kDict:
+      return Value(static_cast<int64_t>(v.dict().items.size()));
+    case Value::Kind::kUndefined:
+      return Value(0);
+    default:
+      return Fail(in, std::string("object of type '") + v.TypeName() + "' has no len()");
   }
 }
 
@@ -150,10 +155,18 @@ Value SelectOrReject(Interp& in, const Value& v, const Args& a, bool by_attr, bo
   }
   return Value::Generator(std::move(out));
 }
-Value FSelect(Interp& in, const Value& v, const Args& a) { return SelectOrReject(in, v, a, false, true); }
-Value FReject(Interp& in, const Value& v, const Args& a) { return SelectOrReject(in, v, a, false, false); }
-Value FSelectAttr(Interp& in, const Value& v, const Args& a) { return SelectOrReject(in, v, a, true, true); }
-Value FRejectAttr(Interp& in, const Value& v, const Args& a) { return SelectOrReject(in, v, a, true, false); }
+Value FSelect(Interp& in, const Value& v, const Args& a) {
+  return SelectOrReject(in, v, a, false, true);
+}
+Value FReject(Interp& in, const Value& v, const Args& a) {
+  return SelectOrReject(in, v, a, false, false);
+}
+Value FSelectAttr(Interp& in, const Value& v, const Args& a) {
+  return SelectOrReject(in, v, a, true, true);
+}
+Value FRejectAttr(Interp& in, const Value& v, const Args& a) {
+  return SelectOrReject(in, v, a, true, false);
+}
 
 Value FMap(Interp& in, const Value& v, const Args& a) {
   if (!v.Truthy()) return Value::Generator({});
@@ -191,8 +204,7 @@ Value SortKey(const Value& v, bool case_sensitive) {
   return !case_sensitive && v.is_string() ? Value(PyLower(v.str())) : v;
 }
 
-bool SortList(Interp& in, List* items, bool case_sensitive, const std::string& attr,
-              bool reverse) {
+bool SortList(Interp& in, List* items, bool case_sensitive, const std::string& attr, bool reverse) {
   bool ok = true;
   std::stable_sort(items->begin(), items->end(), [&](const Value& x, const Value& y) {
     Value kx = SortKey(attr.empty() ? x : AttrPath(in, x, attr), case_sensitive);
@@ -266,16 +278,18 @@ Value FCapitalize(Interp&, const Value& v, const Args&) { return Value(PyCapital
 
 Value FReplace(Interp& in, const Value& v, const Args& a) {
   Value count = a.GetOr(2, "count", Value::None());
-  std::string r = PyReplace(ToStr(v), ToStr(a.GetOr(0, "old", Value(""))),
-                            ToStr(a.GetOr(1, "new", Value(""))),
-                            count.is_none() ? -1 : count.as_int());
+  std::string r =
+      PyReplace(ToStr(v), ToStr(a.GetOr(0, "old", Value(""))), ToStr(a.GetOr(1, "new", Value(""))),
+                count.is_none() ? -1 : count.as_int());
   if (!in.CheckSize(r.size())) return Value();
   return Value(std::move(r));
 }
 
 Value FIndent(Interp&, const Value& v, const Args& a) {
   Value w = a.GetOr(0, "width", Value(4));
-  std::string pad = w.is_string() ? w.str() : std::string(static_cast<size_t>(std::max<int64_t>(0, w.as_int())), ' ');
+  std::string pad = w.is_string()
+                        ? w.str()
+                        : std::string(static_cast<size_t>(std::max<int64_t>(0, w.as_int())), ' ');
   bool first = a.GetOr(1, "first", Value(false)).Truthy();
   bool blank = a.GetOr(2, "blank", Value(false)).Truthy();
   std::string s = ToStr(v);
@@ -334,7 +348,8 @@ Value FReverse(Interp& in, const Value& v, const Args&) {
   if (v.is_string()) {
     std::vector<size_t> offs = CodePointOffsets(v.str());
     std::string out;
-    for (size_t k = offs.size() - 1; k > 0; --k) out.append(v.str(), offs[k - 1], offs[k] - offs[k - 1]);
+    for (size_t k = offs.size() - 1; k > 0; --k)
+      out.append(v.str(), offs[k - 1], offs[k] - offs[k - 1]);
     return Value(std::move(out));
   }
   List items;
@@ -407,17 +422,48 @@ Value FCenter(Interp&, const Value& v, const Args& a) {
 }
 
 constexpr Builtin kFilters[] = {
-    {"tojson", FTojson}, {"length", FLength}, {"count", FLength}, {"trim", FTrim},
-    {"string", FString}, {"safe", FSafe}, {"default", FDefault}, {"d", FDefault},
-    {"join", FJoin}, {"items", FItems}, {"list", FList}, {"select", FSelect},
-    {"reject", FReject}, {"selectattr", FSelectAttr}, {"rejectattr", FRejectAttr},
-    {"map", FMap}, {"dictsort", FDictSort}, {"sort", FSort}, {"min", FMin}, {"max", FMax},
-    {"unique", FUnique}, {"lower", FLower}, {"upper", FUpper}, {"title", FTitle},
-    {"capitalize", FCapitalize}, {"replace", FReplace}, {"indent", FIndent}, {"int", FInt},
-    {"float", FFloat}, {"first", FFirst}, {"last", FLast}, {"reverse", FReverse},
-    {"sum", FSum}, {"abs", FAbs}, {"round", FRound}, {"escape", FEscape}, {"e", FEscape},
-    {"forceescape", FForceEscape}, {"format", FFormat}, {"attr", FAttr},
-    {"wordcount", FWordcount}, {"center", FCenter},
+    {"tojson", FTojson},
+    {"length", FLength},
+    {"count", FLength},
+    {"trim", FTrim},
+    {"string", FString},
+    {"safe", FSafe},
+    {"default", FDefault},
+    {"d", FDefault},
+    {"join", FJoin},
+    {"items", FItems},
+    {"list", FList},
+    {"select", FSelect},
+    {"reject", FReject},
+    {"selectattr", FSelectAttr},
+    {"rejectattr", FRejectAttr},
+    {"map", FMap},
+    {"dictsort", FDictSort},
+    {"sort", FSort},
+    {"min", FMin},
+    {"max", FMax},
+    {"unique", FUnique},
+    {"lower", FLower},
+    {"upper", FUpper},
+    {"title", FTitle},
+    {"capitalize", FCapitalize},
+    {"replace", FReplace},
+    {"indent", FIndent},
+    {"int", FInt},
+    {"float", FFloat},
+    {"first", FFirst},
+    {"last", FLast},
+    {"reverse", FReverse},
+    {"sum", FSum},
+    {"abs", FAbs},
+    {"round", FRound},
+    {"escape", FEscape},
+    {"e", FEscape},
+    {"forceescape", FForceEscape},
+    {"format", FFormat},
+    {"attr", FAttr},
+    {"wordcount", FWordcount},
+    {"center", FCenter},
 };
 
 }  // namespace

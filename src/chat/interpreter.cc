@@ -114,8 +114,8 @@ absl::Status Interp::Render(const Dict& context, std::string* out) {
   if (!failed_) return absl::OkStatus();
   if (raised_) return absl::InvalidArgumentError(error_);
   if (error_.rfind("resource limit", 0) == 0) return absl::ResourceExhaustedError(error_);
-  std::string where = error_positioned_ ? " at " + DescribePosition(prog_.source, error_offset_)
-                                        : "";
+  std::string where =
+      error_positioned_ ? " at " + DescribePosition(prog_.source, error_offset_) : "";
   return absl::InvalidArgumentError("template error" + where + ": " + error_);
 }
 
@@ -148,8 +148,7 @@ bool Interp::CheckSize(size_t n) {
 void Interp::Emit(const Value& v) {
   AppendStr(v, out_);
   if (out_->size() > limits_.max_output_bytes) {
-    Fail("resource limit: output exceeds " + std::to_string(limits_.max_output_bytes) +
-         " bytes");
+    Fail("resource limit: output exceeds " + std::to_string(limits_.max_output_bytes) + " bytes");
   }
 }
 
@@ -238,11 +237,10 @@ void Interp::Assign(const Target& t, Value v) {
   const List& seq = shared ? *shared : items;
   if (seq.size() != t.symbols.size()) {
     return Fail(seq.size() < t.symbols.size()
-                    ? "not enough values to unpack (expected " +
-                          std::to_string(t.symbols.size()) + ", got " +
-                          std::to_string(seq.size()) + ")"
-                    : "too many values to unpack (expected " +
-                          std::to_string(t.symbols.size()) + ")");
+                    ? "not enough values to unpack (expected " + std::to_string(t.symbols.size()) +
+                          ", got " + std::to_string(seq.size()) + ")"
+                    : "too many values to unpack (expected " + std::to_string(t.symbols.size()) +
+                          ")");
   }
   for (size_t i = 0; i < seq.size(); ++i) scope_->Set(t.symbols[i], seq[i]);
 }
@@ -285,8 +283,8 @@ void Interp::ExecFor(const Stmt& s) {
   const List* shared = nullptr;
   if (!Iterate(iterable, &own, &shared)) return;
   // The loop object keeps the sequence alive: `loop` may be stored and outlive this frame.
-  Value seq = shared && iterable.is_list() ? iterable
-                                           : Value::FromList(shared ? *shared : std::move(own));
+  Value seq =
+      shared && iterable.is_list() ? iterable : Value::FromList(shared ? *shared : std::move(own));
   auto saved = scope_;
   scope_ = std::make_shared<Scope>(saved);
   if (s.exprs[1] != nullptr) {  // `for x in xs if cond`: loop.* counts the kept items only
@@ -332,8 +330,7 @@ Value Interp::CallMacro(const Stmt& m, const std::shared_ptr<Scope>& closure, co
                         const Value* caller) {
   if (++depth_ > limits_.max_call_depth) {
     --depth_;
-    Fail("resource limit: macro recursion deeper than " +
-         std::to_string(limits_.max_call_depth));
+    Fail("resource limit: macro recursion deeper than " + std::to_string(limits_.max_call_depth));
     return Value();
   }
   auto saved = scope_;
@@ -341,8 +338,10 @@ Value Interp::CallMacro(const Stmt& m, const std::shared_ptr<Scope>& closure, co
   size_t n = m.params.size();
   List varargs;
   for (size_t i = 0; i < args.pos.size(); ++i) {
-    if (i < n) scope_->Set(m.params[i], args.pos[i]);
-    else varargs.push_back(args.pos[i]);
+    if (i < n)
+      scope_->Set(m.params[i], args.pos[i]);
+    else
+      varargs.push_back(args.pos[i]);
   }
   Dict kwargs;
   for (const auto& [k, v] : args.kw) {
@@ -354,8 +353,10 @@ Value Interp::CallMacro(const Stmt& m, const std::shared_ptr<Scope>& closure, co
         is_param = true;
       }
     }
-    if (k == "caller" && it != prog_.symbol_ids.end()) scope_->Set(it->second, v);
-    else if (!is_param) kwargs.Set(k, v);
+    if (k == "caller" && it != prog_.symbol_ids.end())
+      scope_->Set(it->second, v);
+    else if (!is_param)
+      kwargs.Set(k, v);
   }
   for (size_t i = args.pos.size(); i < n && !failed_; ++i) {
     bool given = false;

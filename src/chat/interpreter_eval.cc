@@ -12,8 +12,8 @@ std::string UndefinedMessage(const Value& v) {
 }
 
 // Python slice index normalization (slice.indices).
-void SliceIndices(int64_t len, const Value& start, const Value& stop, int64_t step,
-                  int64_t* b, int64_t* e) {
+void SliceIndices(int64_t len, const Value& start, const Value& stop, int64_t step, int64_t* b,
+                  int64_t* e) {
   auto norm = [&](const Value& v, int64_t def, int64_t lo, int64_t hi) {
     if (v.is_none() || v.is_undefined()) return def;
     int64_t x = v.as_int();
@@ -90,8 +90,8 @@ Value Interp::Eval(const Expr& e) {
       if (failed_) return Value();
       if (!v.is_number()) {
         return FailAt(e, std::string("bad operand type for unary ") +
-                             (e.kind == ExprKind::kNeg ? "-" : "+") + ": '" + v.TypeName() +
-                             "'"), Value();
+                             (e.kind == ExprKind::kNeg ? "-" : "+") + ": '" + v.TypeName() + "'"),
+               Value();
       }
       if (e.kind == ExprKind::kPos) return v.is_bool() ? Value(v.as_int()) : v;
       return v.is_float() ? Value(-v.as_float()) : Value(-v.as_int());
@@ -141,7 +141,8 @@ Value Interp::EvalCall(const Expr& e) {
     fn = GetAttr(obj, callee.name);
     if (fn.is_undefined()) {
       return FailAt(callee, std::string("'") + obj.TypeName() + "' object has no attribute '" +
-                                callee.name + "'"), Value();
+                                callee.name + "'"),
+             Value();
     }
   } else {
     fn = Eval(callee);
@@ -180,18 +181,35 @@ Value Interp::EvalCompare(const Expr& e) {
     bool r = false;
     bool ok = true;
     switch (e.cmp_ops[i]) {
-      case CmpOp::kEq: r = PyEquals(left, right); break;
-      case CmpOp::kNe: r = !PyEquals(left, right); break;
-      case CmpOp::kLt: r = PyLess(left, right, &ok); break;
-      case CmpOp::kGt: r = PyLess(right, left, &ok); break;
-      case CmpOp::kLe: r = !PyLess(right, left, &ok); break;
-      case CmpOp::kGe: r = !PyLess(left, right, &ok); break;
-      case CmpOp::kIn: r = PyContains(*this, right, left); break;
-      case CmpOp::kNotIn: r = !PyContains(*this, right, left); break;
+      case CmpOp::kEq:
+        r = PyEquals(left, right);
+        break;
+      case CmpOp::kNe:
+        r = !PyEquals(left, right);
+        break;
+      case CmpOp::kLt:
+        r = PyLess(left, right, &ok);
+        break;
+      case CmpOp::kGt:
+        r = PyLess(right, left, &ok);
+        break;
+      case CmpOp::kLe:
+        r = !PyLess(right, left, &ok);
+        break;
+      case CmpOp::kGe:
+        r = !PyLess(left, right, &ok);
+        break;
+      case CmpOp::kIn:
+        r = PyContains(*this, right, left);
+        break;
+      case CmpOp::kNotIn:
+        r = !PyContains(*this, right, left);
+        break;
     }
     if (!ok) {
       return FailAt(e, std::string("comparison not supported between instances of '") +
-                           left.TypeName() + "' and '" + right.TypeName() + "'"), Value();
+                           left.TypeName() + "' and '" + right.TypeName() + "'"),
+             Value();
     }
     if (failed_) return FailAt(e, ""), Value();
     if (!r) return Value(false);
@@ -215,8 +233,7 @@ Value Interp::EvalSlice(const Expr& e) {
   int64_t step = stepv.is_none() ? 1 : stepv.as_int();
   if (step == 0) return FailAt(e, "slice step cannot be zero"), Value();
   if (!obj.is_list() && !obj.is_string()) {
-    return FailAt(e, std::string("'") + obj.TypeName() + "' object is not subscriptable"),
-           Value();
+    return FailAt(e, std::string("'") + obj.TypeName() + "' object is not subscriptable"), Value();
   }
   std::vector<size_t> offs;
   int64_t len;

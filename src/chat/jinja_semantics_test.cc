@@ -52,15 +52,13 @@ TEST(JinjaSemanticsTest, SnippetsMatchJinja2) {
 TEST(JinjaSemanticsTest, SyntaxErrorsNameLineAndColumn) {
   auto t = ChatTemplate::Compile("line one\n{% if x %}\n  {{ x + }}\n{% endif %}");
   ASSERT_FALSE(t.ok());
-  EXPECT_NE(t.status().message().find("line 3, column 10"), std::string_view::npos)
-      << t.status();
+  EXPECT_NE(t.status().message().find("line 3, column 10"), std::string_view::npos) << t.status();
   t = ChatTemplate::Compile("{% for x in y %}never closed");
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find("endfor"), std::string_view::npos) << t.status();
   t = ChatTemplate::Compile("ok {% bogus %}");
   ASSERT_FALSE(t.ok());
-  EXPECT_NE(t.status().message().find("line 1, column 7"), std::string_view::npos)
-      << t.status();
+  EXPECT_NE(t.status().message().find("line 1, column 7"), std::string_view::npos) << t.status();
   EXPECT_FALSE(ChatTemplate::Compile("{{ 'unterminated }}").ok());
   EXPECT_FALSE(ChatTemplate::Compile("{# no end").ok());
   EXPECT_FALSE(ChatTemplate::Compile("{{ a | }}").ok());
@@ -83,9 +81,9 @@ TEST(JinjaSemanticsTest, RaiseExceptionGivesExactlyItsMessage) {
 TEST(JinjaSemanticsTest, StepBudgetStopsRunawayLoops) {
   RenderOptions opt = Pinned();
   opt.limits.max_steps = 100000;
-  auto out = Render(
-      "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "{}",
-      opt);
+  auto out =
+      Render("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+             "{}", opt);
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted);
 }
@@ -97,8 +95,10 @@ TEST(JinjaSemanticsTest, OutputAndValueSizesAreCapped) {
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted);
   // Doubling a string 64 times would need exabytes; the size cap stops it early.
-  out = Render("{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
-               "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}", "{}", opt);
+  out = Render(
+      "{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
+      "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+      "{}", opt);
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted);
   out = Render("{{ 'x' * 100000000000 }}", "{}", opt);

@@ -27,14 +27,29 @@ void DumpString(const std::string& s, bool ensure_ascii, std::string* out) {
     uint32_t cp = DecodeUtf8(s, &i);
     char buf[16];
     switch (cp) {
-      case '"': out->append("\\\""); continue;
-      case '\\': out->append("\\\\"); continue;
-      case '\n': out->append("\\n"); continue;
-      case '\r': out->append("\\r"); continue;
-      case '\t': out->append("\\t"); continue;
-      case '\b': out->append("\\b"); continue;
-      case '\f': out->append("\\f"); continue;
-      default: break;
+      case '"':
+        out->append("\\\"");
+        continue;
+      case '\\':
+        out->append("\\\\");
+        continue;
+      case '\n':
+        out->append("\\n");
+        continue;
+      case '\r':
+        out->append("\\r");
+        continue;
+      case '\t':
+        out->append("\\t");
+        continue;
+      case '\b':
+        out->append("\\b");
+        continue;
+      case '\f':
+        out->append("\\f");
+        continue;
+      default:
+        break;
     }
     if (cp < 0x20 || (ensure_ascii && cp >= 0x7F)) {
       if (cp >= 0x10000) {
@@ -58,13 +73,25 @@ class Dumper {
   absl::Status Dump(const Value& v, int level) {
     if (level > 512) return absl::InvalidArgumentError("maximum recursion depth exceeded");
     switch (v.kind()) {
-      case Value::Kind::kNone: out_->append("null"); return absl::OkStatus();
-      case Value::Kind::kBool: out_->append(v.as_bool() ? "true" : "false"); return absl::OkStatus();
-      case Value::Kind::kInt: out_->append(std::to_string(v.as_int())); return absl::OkStatus();
-      case Value::Kind::kFloat: DumpFloat(v.as_float()); return absl::OkStatus();
-      case Value::Kind::kString: DumpString(v.str(), opt_.ensure_ascii, out_); return absl::OkStatus();
-      case Value::Kind::kList: return DumpList(v.list(), level);
-      case Value::Kind::kDict: return DumpDict(v.dict(), level);
+      case Value::Kind::kNone:
+        out_->append("null");
+        return absl::OkStatus();
+      case Value::Kind::kBool:
+        out_->append(v.as_bool() ? "true" : "false");
+        return absl::OkStatus();
+      case Value::Kind::kInt:
+        out_->append(std::to_string(v.as_int()));
+        return absl::OkStatus();
+      case Value::Kind::kFloat:
+        DumpFloat(v.as_float());
+        return absl::OkStatus();
+      case Value::Kind::kString:
+        DumpString(v.str(), opt_.ensure_ascii, out_);
+        return absl::OkStatus();
+      case Value::Kind::kList:
+        return DumpList(v.list(), level);
+      case Value::Kind::kDict:
+        return DumpDict(v.dict(), level);
       default:
         return absl::InvalidArgumentError(std::string("Object of type ") + v.TypeName() +
                                           " is not JSON serializable");
@@ -73,9 +100,12 @@ class Dumper {
 
  private:
   void DumpFloat(double f) {
-    if (std::isnan(f)) out_->append("NaN");
-    else if (std::isinf(f)) out_->append(f > 0 ? "Infinity" : "-Infinity");
-    else AppendFloat(f, out_);
+    if (std::isnan(f))
+      out_->append("NaN");
+    else if (std::isinf(f))
+      out_->append(f > 0 ? "Infinity" : "-Infinity");
+    else
+      AppendFloat(f, out_);
   }
 
   void Open(char c, int level) {
@@ -138,16 +168,21 @@ absl::Status PyJsonDumps(const Value& v, const PyJsonOptions& opt, std::string* 
 Value FromJson(const nlohmann::ordered_json& j) {
   using T = nlohmann::ordered_json::value_t;
   switch (j.type()) {
-    case T::null: return Value::None();
-    case T::boolean: return Value(j.get<bool>());
-    case T::number_integer: return Value(j.get<int64_t>());
+    case T::null:
+      return Value::None();
+    case T::boolean:
+      return Value(j.get<bool>());
+    case T::number_integer:
+      return Value(j.get<int64_t>());
     case T::number_unsigned: {
       auto u = j.get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<double>(u));
       return Value(static_cast<int64_t>(u));
     }
-    case T::number_float: return Value(j.get<double>());
-    case T::string: return Value(j.get_ref<const std::string&>());
+    case T::number_float:
+      return Value(j.get<double>());
+    case T::string:
+      return Value(j.get_ref<const std::string&>());
     case T::array: {
       List l;
       l.reserve(j.size());
@@ -160,7 +195,8 @@ Value FromJson(const nlohmann::ordered_json& j) {
       for (auto it = j.begin(); it != j.end(); ++it) d.Set(it.key(), FromJson(it.value()));
       return Value::FromDict(std::move(d));
     }
-    default: return Value();
+    default:
+      return Value();
   }
 }
 
@@ -171,8 +207,10 @@ absl::StatusOr<Value> ParseJson(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {

@@ -31,9 +31,9 @@ std::string_view RStripSpace(std::string_view s) {
   return s.substr(0, end);
 }
 
-constexpr const char* kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%",
-                                "~",  "<",  ">",  "=",  ".",  ",",  ":", "|", "(", ")", "[",
-                                "]",  "{",  "}",  ";"};
+constexpr const char* kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*",
+                                "/",  "%",  "~",  "<",  ">",  "=",  ".", ",", ":",
+                                "|",  "(",  ")",  "[",  "]",  "{",  "}", ";"};
 
 class Lexer {
  public:
@@ -48,13 +48,13 @@ class Lexer {
         break;
       }
       char kind = s[start + 1];
-      char sign = start + 2 < s.size() && (s[start + 2] == '-' || s[start + 2] == '+')
-                      ? s[start + 2] : 0;
+      char sign =
+          start + 2 < s.size() && (s[start + 2] == '-' || s[start + 2] == '+') ? s[start + 2] : 0;
       std::string_view text(s.data() + pos_, start - pos_);
       text = StripBefore(text, kind, sign);
       if (!text.empty()) Emit(Tok::kData, std::string(text), pos_);
       pos_ = start + 2 + (sign ? 1 : 0);
-      absl::Status st = kind == '#' ? SkipComment(start)
+      absl::Status st = kind == '#'           ? SkipComment(start)
                         : TryRaw(start, sign) ? absl::OkStatus()
                                               : LexTag(kind == '%', start);
       if (!st.ok()) return st;
@@ -113,7 +113,8 @@ class Lexer {
     size_t j = res_.source.find("#}", pos_);
     if (j == std::string::npos) return Fail("Missing end of comment tag", start);
     char sign = j > pos_ && (res_.source[j - 1] == '-' || res_.source[j - 1] == '+')
-                    ? res_.source[j - 1] : 0;
+                    ? res_.source[j - 1]
+                    : 0;
     AfterEnd(j + 2, sign, true);
     return absl::OkStatus();
   }
@@ -160,7 +161,8 @@ class Lexer {
       pos_ = SpaceRunEnd(s, pos_);
       if (pos_ >= s.size()) {
         return Fail(block ? "unexpected end of template, expected end of block"
-                          : "unexpected end of template, expected '}}'", start);
+                          : "unexpected end of template, expected '}}'",
+                    start);
       }
       if (depth == 0 && TryEnd(block)) return absl::OkStatus();
       RETURN_IF_ERROR(LexOne(&depth));
@@ -210,8 +212,9 @@ class Lexer {
     const std::string& s = res_.source;
     size_t b = pos_;
     auto digits = [&](size_t i) {
-      while (i < s.size() && (IsDigit(s[i]) || (s[i] == '_' && i + 1 < s.size() &&
-                                                 IsDigit(s[i + 1])))) ++i;
+      while (i < s.size() &&
+             (IsDigit(s[i]) || (s[i] == '_' && i + 1 < s.size() && IsDigit(s[i + 1]))))
+        ++i;
       return i;
     };
     size_t e = digits(b);

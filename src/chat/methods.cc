@@ -62,18 +62,22 @@ Value Split(Interp& in, const Value& self, const Args& a, bool from_right) {
       size_t b = i;
       bool space = IsPySpace(DecodeUtf8(s, &i));
       if (!space && start == std::string::npos) start = b;
-      if (space && start != std::string::npos) words.emplace_back(start, b), start = std::string::npos;
+      if (space && start != std::string::npos)
+        words.emplace_back(start, b), start = std::string::npos;
     }
     if (start != std::string::npos) words.emplace_back(start, s.size());
     if (maxsplit >= 0 && static_cast<int64_t>(words.size()) > maxsplit + 1) {
       size_t keep = static_cast<size_t>(maxsplit);
       if (!from_right) {
-        for (size_t k = 0; k < keep; ++k) parts.emplace_back(s.substr(words[k].first, words[k].second - words[k].first));
+        for (size_t k = 0; k < keep; ++k)
+          parts.emplace_back(s.substr(words[k].first, words[k].second - words[k].first));
         parts.emplace_back(internal::PyStrip(s.substr(words[keep].first), nullptr, false, true));
       } else {
         size_t first = words.size() - keep;
-        parts.emplace_back(internal::PyStrip(s.substr(0, words[first - 1].second), nullptr, true, false));
-        for (size_t k = first; k < words.size(); ++k) parts.emplace_back(s.substr(words[k].first, words[k].second - words[k].first));
+        parts.emplace_back(
+            internal::PyStrip(s.substr(0, words[first - 1].second), nullptr, true, false));
+        for (size_t k = first; k < words.size(); ++k)
+          parts.emplace_back(s.substr(words[k].first, words[k].second - words[k].first));
       }
       return Value::FromList(std::move(parts));
     }
@@ -165,7 +169,8 @@ Value MCount(Interp&, const Value& s, const Args& a) {
   std::string sub = ToStr(Arg0(a));
   if (sub.empty()) return Value(static_cast<int64_t>(CodePointCount(s.str()) + 1));
   int64_t n = 0;
-  for (size_t p = s.str().find(sub); p != std::string::npos; p = s.str().find(sub, p + sub.size())) ++n;
+  for (size_t p = s.str().find(sub); p != std::string::npos; p = s.str().find(sub, p + sub.size()))
+    ++n;
   return Value(n);
 }
 
@@ -218,9 +223,8 @@ Value MIsAlpha(Interp&, const Value& s, const Args&) {
   return AllChars(s, [](uint32_t c) { return (c | 32) >= 'a' && (c | 32) <= 'z'; });
 }
 Value MIsAlnum(Interp&, const Value& s, const Args&) {
-  return AllChars(s, [](uint32_t c) {
-    return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9');
-  });
+  return AllChars(
+      s, [](uint32_t c) { return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9'); });
 }
 
 Value MItems(Interp&, const Value& d, const Args&) {
@@ -262,20 +266,22 @@ struct Method {
 };
 
 constexpr Method kStrMethods[] = {
-    {"strip", MStrip}, {"lstrip", MLStrip}, {"rstrip", MRStrip}, {"split", MSplit},
-    {"rsplit", MRSplit}, {"startswith", MStartsWith}, {"endswith", MEndsWith},
-    {"replace", MReplace}, {"lower", MLower}, {"upper", MUpper}, {"title", MTitle},
-    {"capitalize", MCapitalize}, {"find", MFind}, {"rfind", MRFind}, {"count", MCount},
-    {"join", MJoin}, {"format", MFormat}, {"splitlines", MSplitLines}, {"isdigit", MIsDigit},
-    {"isspace", MIsSpace}, {"isalpha", MIsAlpha}, {"isalnum", MIsAlnum},
+    {"strip", MStrip},       {"lstrip", MLStrip},   {"rstrip", MRStrip},
+    {"split", MSplit},       {"rsplit", MRSplit},   {"startswith", MStartsWith},
+    {"endswith", MEndsWith}, {"replace", MReplace}, {"lower", MLower},
+    {"upper", MUpper},       {"title", MTitle},     {"capitalize", MCapitalize},
+    {"find", MFind},         {"rfind", MRFind},     {"count", MCount},
+    {"join", MJoin},         {"format", MFormat},   {"splitlines", MSplitLines},
+    {"isdigit", MIsDigit},   {"isspace", MIsSpace}, {"isalpha", MIsAlpha},
+    {"isalnum", MIsAlnum},
 };
 constexpr Method kDictMethods[] = {
     {"items", MItems}, {"keys", MKeys}, {"values", MValues}, {"get", MGet}, {"copy", MCopy},
 };
 constexpr Method kListMethods[] = {{"index", MIndex}, {"count", MCount}, {"copy", MCopy}};
 constexpr const char* kUnsafeDict[] = {"clear", "pop", "popitem", "setdefault", "update"};
-constexpr const char* kUnsafeList[] = {"append", "clear", "extend", "insert", "pop",
-                                       "remove", "reverse", "sort"};
+constexpr const char* kUnsafeList[] = {"append", "clear",  "extend",  "insert",
+                                       "pop",    "remove", "reverse", "sort"};
 
 template <size_t N>
 MethodFn Lookup(const Method (&table)[N], std::string_view name) {

@@ -10,8 +10,8 @@ namespace kvr::chat {
 namespace {
 
 Value TypeError(Interp& in, const char* op, const Value& a, const Value& b) {
-  in.Fail(std::string("unsupported operand type(s) for ") + op + ": '" + a.TypeName() +
-          "' and '" + b.TypeName() + "'");
+  in.Fail(std::string("unsupported operand type(s) for ") + op + ": '" + a.TypeName() + "' and '" +
+          b.TypeName() + "'");
   return Value();
 }
 
@@ -37,9 +37,15 @@ Value IntArith(Interp& in, BinOp op, int64_t x, int64_t y) {
   int64_t r = 0;
   bool overflow = false;
   switch (op) {
-    case BinOp::kAdd: overflow = __builtin_add_overflow(x, y, &r); break;
-    case BinOp::kSub: overflow = __builtin_sub_overflow(x, y, &r); break;
-    case BinOp::kMul: overflow = __builtin_mul_overflow(x, y, &r); break;
+    case BinOp::kAdd:
+      overflow = __builtin_add_overflow(x, y, &r);
+      break;
+    case BinOp::kSub:
+      overflow = __builtin_sub_overflow(x, y, &r);
+      break;
+    case BinOp::kMul:
+      overflow = __builtin_mul_overflow(x, y, &r);
+      break;
     case BinOp::kFloorDiv:
     case BinOp::kMod: {
       if (y == 0) return in.Fail("integer division or modulo by zero"), Value();
@@ -59,7 +65,8 @@ Value IntArith(Interp& in, BinOp op, int64_t x, int64_t y) {
       if (y > 64 && (x == 0 || x == 1 || x == -1)) overflow = false;
       break;
     }
-    default: break;
+    default:
+      break;
   }
   if (overflow) return in.Fail("integer overflow"), Value();
   return Value(r);
@@ -67,9 +74,12 @@ Value IntArith(Interp& in, BinOp op, int64_t x, int64_t y) {
 
 Value FloatArith(Interp& in, BinOp op, double x, double y) {
   switch (op) {
-    case BinOp::kAdd: return Value(x + y);
-    case BinOp::kSub: return Value(x - y);
-    case BinOp::kMul: return Value(x * y);
+    case BinOp::kAdd:
+      return Value(x + y);
+    case BinOp::kSub:
+      return Value(x - y);
+    case BinOp::kMul:
+      return Value(x * y);
     case BinOp::kDiv:
       if (y == 0) return in.Fail("division by zero"), Value();
       return Value(x / y);
@@ -80,8 +90,10 @@ Value FloatArith(Interp& in, BinOp op, double x, double y) {
       if (m != 0 && ((m < 0) != (y < 0))) m += y;
       return Value(op == BinOp::kMod ? m : std::floor(x / y));
     }
-    case BinOp::kPow: return Value(std::pow(x, y));
-    default: return Value();
+    case BinOp::kPow:
+      return Value(std::pow(x, y));
+    default:
+      return Value();
   }
 }
 
@@ -173,12 +185,23 @@ std::string HtmlEscape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -278,8 +301,10 @@ std::string PyReplace(const std::string& s, const std::string& from, const std::
 
 Value PyPercentFormat(Interp& in, const std::string& fmt, const Value& args) {
   std::vector<Value> items;
-  if (args.is_list()) items = args.list();
-  else items.push_back(args);
+  if (args.is_list())
+    items = args.list();
+  else
+    items.push_back(args);
   size_t next = 0;
   std::string out;
   for (size_t i = 0; i < fmt.size(); ++i) {
@@ -330,7 +355,8 @@ Value PyStrFormat(Interp& in, const std::string& fmt, const Args& args) {
       continue;
     }
     size_t close = fmt.find('}', i);
-    if (close == std::string::npos) return in.Fail("Single '{' encountered in format string"), Value();
+    if (close == std::string::npos)
+      return in.Fail("Single '{' encountered in format string"), Value();
     std::string field = fmt.substr(i + 1, close - i - 1);
     const Value* v = nullptr;
     if (field.empty()) {

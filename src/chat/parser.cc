@@ -33,7 +33,8 @@ absl::Status Parser::ParseBody(std::initializer_list<std::string_view> ends, Bod
     } else {  // kEof
       if (ends.size() > 0) {
         std::string want;
-        for (std::string_view e : ends) want += (want.empty() ? "'" : " or '") + std::string(e) + "'";
+        for (std::string_view e : ends)
+          want += (want.empty() ? "'" : " or '") + std::string(e) + "'";
         Fail("unexpected end of template; expected " + want);
       }
       return status_;

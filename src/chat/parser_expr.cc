@@ -94,10 +94,14 @@ ExprPtr Parser::ParseCompare() {
   while (ok()) {
     CmpOp op;
     const std::string& t = Cur().text;
-    if (Cur().type == Tok::kOp && (t == "==" || t == "!=" || t == "<" || t == "<=" ||
-                                   t == ">" || t == ">=")) {
-      op = t == "==" ? CmpOp::kEq : t == "!=" ? CmpOp::kNe : t == "<" ? CmpOp::kLt
-           : t == "<=" ? CmpOp::kLe : t == ">" ? CmpOp::kGt : CmpOp::kGe;
+    if (Cur().type == Tok::kOp &&
+        (t == "==" || t == "!=" || t == "<" || t == "<=" || t == ">" || t == ">=")) {
+      op = t == "=="   ? CmpOp::kEq
+           : t == "!=" ? CmpOp::kNe
+           : t == "<"  ? CmpOp::kLt
+           : t == "<=" ? CmpOp::kLe
+           : t == ">"  ? CmpOp::kGt
+                       : CmpOp::kGe;
       Next();
     } else if (IsName("in")) {
       op = CmpOp::kIn;
@@ -132,8 +136,10 @@ ExprPtr Parser::ParseBinary(int level) {
     } else if (level == 1 && t == "~") {
       op = BinOp::kConcat;
     } else if (level == 2 && (t == "*" || t == "/" || t == "//" || t == "%")) {
-      op = t == "*" ? BinOp::kMul : t == "/" ? BinOp::kDiv : t == "//" ? BinOp::kFloorDiv
-                                                                       : BinOp::kMod;
+      op = t == "*"    ? BinOp::kMul
+           : t == "/"  ? BinOp::kDiv
+           : t == "//" ? BinOp::kFloorDiv
+                       : BinOp::kMod;
     } else if (level == 3 && t == "**") {
       op = BinOp::kPow;
     } else {
@@ -334,8 +340,8 @@ void Parser::ParseCallArgs(Expr* call) {
     if (count++ > 0) ExpectOp(",");
     if (IsOp(")")) break;
     if (IsOp("*") || IsOp("**")) return Fail("*args and **kwargs in calls are not supported");
-    if (Cur().type == Tok::kName && pos_ + 1 < toks_.size() &&
-        toks_[pos_ + 1].type == Tok::kOp && toks_[pos_ + 1].text == "=") {
+    if (Cur().type == Tok::kName && pos_ + 1 < toks_.size() && toks_[pos_ + 1].type == Tok::kOp &&
+        toks_[pos_ + 1].text == "=") {
       std::string key = Cur().text;
       Next();
       Next();

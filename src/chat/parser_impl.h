@@ -61,11 +61,16 @@ class Parser {
   bool ok() const { return status_.ok(); }
   std::string Describe() const {
     switch (Cur().type) {
-      case Tok::kEof: return "end of template";
-      case Tok::kBlockEnd: return "end of statement block";
-      case Tok::kVarEnd: return "end of print statement";
-      case Tok::kData: return "template data";
-      default: return "'" + Cur().text + "'";
+      case Tok::kEof:
+        return "end of template";
+      case Tok::kBlockEnd:
+        return "end of statement block";
+      case Tok::kVarEnd:
+        return "end of print statement";
+      case Tok::kData:
+        return "template data";
+      default:
+        return "'" + Cur().text + "'";
     }
   }
   void ExpectOp(std::string_view op) {

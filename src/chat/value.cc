@@ -107,17 +107,28 @@ bool Value::Truthy() const {
 
 const char* Value::TypeName() const {
   switch (kind_) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return "list";
-    case Kind::kDict: return "dict";
-    case Kind::kNamespace: return "Namespace";
-    case Kind::kObject: return object().TypeName();
-    case Kind::kGenerator: return "generator";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kObject:
+      return object().TypeName();
+    case Kind::kGenerator:
+      return "generator";
   }
   return "object";
 }
@@ -171,9 +182,14 @@ namespace {
 bool IsPrintable(uint32_t cp) {
   if (cp == ' ') return true;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_ZL:
-    case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_ZS:
       return false;
     default:
       return true;
@@ -199,9 +215,12 @@ void AppendStringRepr(const std::string& s, std::string* out) {
       out->append("\\t");
     } else if (!IsPrintable(cp)) {
       char buf[16];
-      if (cp < 0x100) std::snprintf(buf, sizeof(buf), "\\x%02x", cp);
-      else if (cp < 0x10000) std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
-      else std::snprintf(buf, sizeof(buf), "\\U%08x", cp);
+      if (cp < 0x100)
+        std::snprintf(buf, sizeof(buf), "\\x%02x", cp);
+      else if (cp < 0x10000)
+        std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
+      else
+        std::snprintf(buf, sizeof(buf), "\\U%08x", cp);
       out->append(buf);
     } else {
       out->append(s, start, i - start);
@@ -235,8 +254,10 @@ void AppendRepr(const Value& v, std::string* out) {
         const Value& x = d.items[i].second;
         if (!first) out->append(", ");
         first = false;
-        if (d.key_values.empty()) AppendStringRepr(d.items[i].first, out);
-        else AppendRepr(d.key_values[i], out);
+        if (d.key_values.empty())
+          AppendStringRepr(d.items[i].first, out);
+        else
+          AppendRepr(d.key_values[i], out);
         out->append(": ");
         AppendRepr(x, out);
       }
@@ -252,14 +273,27 @@ void AppendRepr(const Value& v, std::string* out) {
 
 void AppendStr(const Value& v, std::string* out) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return;
-    case Value::Kind::kNone: out->append("None"); return;
-    case Value::Kind::kBool: out->append(v.as_bool() ? "True" : "False"); return;
-    case Value::Kind::kInt: out->append(std::to_string(v.as_int())); return;
-    case Value::Kind::kFloat: AppendFloat(v.as_float(), out); return;
-    case Value::Kind::kString: out->append(v.str()); return;
+    case Value::Kind::kUndefined:
+      return;
+    case Value::Kind::kNone:
+      out->append("None");
+      return;
+    case Value::Kind::kBool:
+      out->append(v.as_bool() ? "True" : "False");
+      return;
+    case Value::Kind::kInt:
+      out->append(std::to_string(v.as_int()));
+      return;
+    case Value::Kind::kFloat:
+      AppendFloat(v.as_float(), out);
+      return;
+    case Value::Kind::kString:
+      out->append(v.str());
+      return;
     case Value::Kind::kList:
-    case Value::Kind::kDict: AppendRepr(v, out); return;
+    case Value::Kind::kDict:
+      AppendRepr(v, out);
+      return;
     case Value::Kind::kNamespace: {
       out->append("<Namespace ");
       AppendRepr(Value::FromDict(v.mutable_namespace()), out);

@@ -39,7 +39,16 @@ struct Dict {
 class Value {
  public:
   enum class Kind : uint8_t {
-    kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kObject,
+    kUndefined,
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kList,
+    kDict,
+    kNamespace,
+    kObject,
     kGenerator,  // what map/select/... return in Jinja2: iterable once, no len(), not JSON
   };
 
@@ -50,10 +59,10 @@ class Value {
     v.u_.name = name;
     return v;
   }
-  Value(bool b) : kind_(Kind::kBool) { u_.b = b; }  // NOLINT: implicit on purpose
-  Value(int64_t i) : kind_(Kind::kInt) { u_.i = i; }  // NOLINT
-  Value(int i) : Value(static_cast<int64_t>(i)) {}   // NOLINT
-  Value(double f) : kind_(Kind::kFloat) { u_.f = f; }  // NOLINT
+  Value(bool b) : kind_(Kind::kBool) { u_.b = b; }      // NOLINT: implicit on purpose
+  Value(int64_t i) : kind_(Kind::kInt) { u_.i = i; }    // NOLINT
+  Value(int i) : Value(static_cast<int64_t>(i)) {}      // NOLINT
+  Value(double f) : kind_(Kind::kFloat) { u_.f = f; }   // NOLINT
   Value(std::string s);                                 // NOLINT
   Value(std::string_view s) : Value(std::string(s)) {}  // NOLINT
   Value(const char* s) : Value(std::string(s)) {}       // NOLINT

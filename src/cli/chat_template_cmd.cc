@@ -93,8 +93,8 @@ absl::StatusOr<std::string> RenderLine(const std::string& line,
 
 int RunChatTemplate(const ChatTemplateFlags& flags) {
   std::string text;
-  const std::string& path = flags.template_file.empty() ? flags.tokenizer_config
-                                                         : flags.template_file;
+  const std::string& path =
+      flags.template_file.empty() ? flags.tokenizer_config : flags.template_file;
   if (!ReadWholeFile(path, &text)) {
     std::fprintf(stderr, "kvrouter chat-template: cannot read %s\n", path.c_str());
     return 1;
@@ -168,7 +168,8 @@ struct BenchChatFlags {
 // call (dict arguments) and its tool result.
 std::string BenchConversation() {
   nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
-  msgs.push_back({{"role", "system"}, {"content", "You are a helpful assistant for a travel site."}});
+  msgs.push_back(
+      {{"role", "system"}, {"content", "You are a helpful assistant for a travel site."}});
   for (int i = 0; i < 8; ++i) {
     msgs.push_back({{"role", "user"},
                     {"content", "Question " + std::to_string(i) +
