@@ -22,13 +22,17 @@ using kvr::tokenizer::Tokenizer;
 using nlohmann::json;
 
 constexpr const char* kLlamaPattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3})"
+    R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 json AddedTokens() {
   return json::array(
       {{{"id", 300}, {"content", "<|x|>"}, {"special", true}, {"normalized", false}},
        {{"id", 301}, {"content", "ab"}, {"special", false}, {"lstrip", true}, {"rstrip", true}},
-       {{"id", 302}, {"content", "w"}, {"special", false}, {"single_word", true},
+       {{"id", 302},
+        {"content", "w"},
+        {"special", false},
+        {"single_word", true},
         {"normalized", false}}});
 }
 
@@ -41,39 +45,66 @@ std::unique_ptr<Tokenizer> ByteLevel() {
   }
   vocab["aa"] = 256;
   vocab["aaa"] = 257;
-  vocab["\xC4\xA0" "a"] = 258;
-  json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"a a", "aa a", "\xC4\xA0 a"}},
-                       {"ignore_merges", true}}},
+  vocab
+      ["\xC4\xA0"
+       "a"] = 258;
+  json j = {{"model",
+             {{"type", "BPE"},
+              {"vocab", vocab},
+              {"merges", {"a a", "aa a", "\xC4\xA0 a"}},
+              {"ignore_merges", true}}},
             {"normalizer", {{"type", "NFC"}}},
-            {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers",
-                {{{"type", "Split"}, {"pattern", {{"Regex", kLlamaPattern}}},
-                  {"behavior", "Isolated"}, {"invert", false}},
-                 {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
+            {"pre_tokenizer",
+             {{"type", "Sequence"},
+              {"pretokenizers",
+               {{{"type", "Split"},
+                 {"pattern", {{"Regex", kLlamaPattern}}},
+                 {"behavior", "Isolated"},
+                 {"invert", false}},
+                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
             {"added_tokens", AddedTokens()},
             {"decoder", {{"type", "ByteLevel"}}}};
   return std::move(Tokenizer::FromJson(j.dump(), "").value());
 }
 
 std::unique_ptr<Tokenizer> SentencePiece() {
-  json vocab = {{"<unk>", 0}, {"\xE2\x96\x81", 1}, {"a", 2}, {"\xE2\x96\x81" "a", 3}};
+  json vocab = {{"<unk>", 0},
+                {"\xE2\x96\x81", 1},
+                {"a", 2},
+                {"\xE2\x96\x81"
+                 "a",
+                 3}};
   for (int b = 0; b < 256; ++b) {
     char buf[8];
     std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
     vocab[buf] = 4 + b;
   }
-  json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"\xE2\x96\x81 a"}},
-                       {"unk_token", "<unk>"}, {"byte_fallback", true}, {"fuse_unk", true}}},
-            {"normalizer", {{"type", "Sequence"}, {"normalizers",
-                {{{"type", "Lowercase"}}, {{"type", "Strip"}}}}}},
-            {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers",
-                {{{"type", "Digits"}, {"individual_digits", true}},
-                 {{"type", "Punctuation"}, {"behavior", "MergedWithPrevious"}},
-                 {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"},
-                  {"prepend_scheme", "first"}, {"split", true}}}}}},
-            {"added_tokens", AddedTokens()},
-            {"decoder", {{"type", "Sequence"}, {"decoders",
-                {{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
-                 {{"type", "ByteFallback"}}, {{"type", "Fuse"}}}}}}};
+  json j = {
+      {"model",
+       {{"type", "BPE"},
+        {"vocab", vocab},
+        {"merges", {"\xE2\x96\x81 a"}},
+        {"unk_token", "<unk>"},
+        {"byte_fallback", true},
+        {"fuse_unk", true}}},
+      {"normalizer",
+       {{"type", "Sequence"}, {"normalizers", {{{"type", "Lowercase"}}, {{"type", "Strip"}}}}}},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Digits"}, {"individual_digits", true}},
+          {{"type", "Punctuation"}, {"behavior", "MergedWithPrevious"}},
+          {{"type", "Metaspace"},
+           {"replacement", "\xE2\x96\x81"},
+           {"prepend_scheme", "first"},
+           {"split", true}}}}}},
+      {"added_tokens", AddedTokens()},
+      {"decoder",
+       {{"type", "Sequence"},
+        {"decoders",
+         {{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
+          {{"type", "ByteFallback"}},
+          {{"type", "Fuse"}}}}}}};
   return std::move(Tokenizer::FromJson(j.dump(), "").value());
 }
 

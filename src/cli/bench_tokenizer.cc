@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -41,8 +41,7 @@ double ThreadCpuNow() {
 }
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 size_t RssBytes() {
@@ -131,13 +130,23 @@ int RunBench(const BenchTokFlags& f) {
   double sw = TimeEncode(**tok, whole, 1, f.repeat, f.add_special_tokens, &tokens_whole, &cw);
   const double mb = static_cast<double>(text.size()) / 1e6;
   nlohmann::json out = {
-      {"tokenizer", f.tokenizer}, {"file", f.file}, {"bytes", text.size()},
-      {"chunks", chunks.size()}, {"chunk_bytes", f.chunk_bytes}, {"tokens", tokens},
-      {"mb_per_s", mb / s1}, {"tokens_per_s", static_cast<double>(tokens) / s1},
-      {"threads", f.threads}, {"mb_per_s_threads", mb / st},
-      {"mb_per_s_whole", mb / sw}, {"tokens_whole", tokens_whole},
-      {"mb_per_s_cpu", mb / c1}, {"mb_per_s_whole_cpu", mb / cw},
-      {"load_s", load_s}, {"json_bytes", json_bytes}, {"rss_delta_bytes", rss_delta},
+      {"tokenizer", f.tokenizer},
+      {"file", f.file},
+      {"bytes", text.size()},
+      {"chunks", chunks.size()},
+      {"chunk_bytes", f.chunk_bytes},
+      {"tokens", tokens},
+      {"mb_per_s", mb / s1},
+      {"tokens_per_s", static_cast<double>(tokens) / s1},
+      {"threads", f.threads},
+      {"mb_per_s_threads", mb / st},
+      {"mb_per_s_whole", mb / sw},
+      {"tokens_whole", tokens_whole},
+      {"mb_per_s_cpu", mb / c1},
+      {"mb_per_s_whole_cpu", mb / cw},
+      {"load_s", load_s},
+      {"json_bytes", json_bytes},
+      {"rss_delta_bytes", rss_delta},
       {"memory_ratio", static_cast<double>(rss_delta) / static_cast<double>(json_bytes)}};
   if (f.json) {
     std::printf("%s\n", out.dump().c_str());
@@ -154,8 +163,10 @@ void RegisterBenchTokenizer(CLI::App& bench, int* exit_code) {
   auto* cmd = bench.add_subcommand("tokenizer", "tokenizer throughput (MB/s, tokens/s)");
   cmd->add_option("--tokenizer", f->tokenizer, "tokenizer.json or its directory")->required();
   cmd->add_option("--file", f->file, "UTF-8 text to encode")->required();
-  cmd->add_option("--threads", f->threads, "threads for mb_per_s_threads")->check(CLI::Range(1, 256));
-  cmd->add_option("--chunk-bytes", f->chunk_bytes, "chunk size (bytes)")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", f->threads, "threads for mb_per_s_threads")
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--chunk-bytes", f->chunk_bytes, "chunk size (bytes)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--repeat", f->repeat, "passes; the best is reported")->check(CLI::Range(1, 100));
   cmd->add_flag("--add-special-tokens", f->add_special_tokens, "apply the post-processor");
   cmd->add_flag("--json", f->json, "one-line JSON output");

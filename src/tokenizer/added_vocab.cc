@@ -78,8 +78,7 @@ void AddedVocab::Build(std::vector<AddedToken> tokens, const Normalizer* normali
   }
 }
 
-size_t AddedVocab::LongestAt(const Trie& t, std::string_view text, size_t i,
-                             int32_t* token) const {
+size_t AddedVocab::LongestAt(const Trie& t, std::string_view text, size_t i, int32_t* token) const {
   size_t best = std::string_view::npos;
   uint32_t node = 0;
   for (size_t k = i; k < text.size(); ++k) {

@@ -21,8 +21,7 @@ uint64_t PairKey(uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model,
-                                                              bool byte_level) {
+absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model, bool byte_level) {
   std::string type = model.value("type", std::string("BPE"));
   if (type != "BPE") return absl::UnimplementedError("unsupported model: " + type);
   if (!model.value("dropout", json()).is_null() && model.at("dropout").get<double>() != 0.0) {
@@ -321,8 +320,7 @@ void BpeModel::FindMarkerCuts() {
   marker_cuts_ = true;
 }
 
-void BpeModel::Tokenize(std::string_view word, std::vector<uint32_t>* out,
-                        BpeCache* cache) const {
+void BpeModel::Tokenize(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const {
   if (!marker_cuts_ || word.size() <= kMaxCachedWord) {
     TokenizeWord(word, out, cache);
     return;

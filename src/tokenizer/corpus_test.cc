@@ -27,8 +27,8 @@ TEST_P(CorpusTest, IdsMatchOfficialBinding) {
   const Tokenizer* tok = LoadModel(GetParam());
   ASSERT_NE(tok, nullptr);
   static const auto texts = ReadJsonl("tests/data/tokenizer_golden/corpus/texts.jsonl");
-  auto golden = ReadJsonl(std::string("tests/data/tokenizer_golden/corpus/") + GetParam().name +
-                          ".jsonl");
+  auto golden =
+      ReadJsonl(std::string("tests/data/tokenizer_golden/corpus/") + GetParam().name + ".jsonl");
   ASSERT_EQ(texts.size(), golden.size());
   ASSERT_GT(texts.size(), 500u);
   EncodeCache cache;
@@ -40,14 +40,13 @@ TEST_P(CorpusTest, IdsMatchOfficialBinding) {
     ASSERT_TRUE(ids.ok()) << ids.status();
     auto with = tok->Encode(text, true, &cache);
     ASSERT_TRUE(with.ok()) << with.status();
-    const auto want_with = golden[i].contains("ids_with_special")
-                               ? golden[i].at("ids_with_special").get<std::vector<uint32_t>>()
-                               : Concat(golden[i].at("special_prefix"), want,
-                                        golden[i].at("special_suffix"));
+    const auto want_with =
+        golden[i].contains("ids_with_special")
+            ? golden[i].at("ids_with_special").get<std::vector<uint32_t>>()
+            : Concat(golden[i].at("special_prefix"), want, golden[i].at("special_suffix"));
     if (*ids != want || *with != want_with) {
       ++mismatches;
-      ADD_FAILURE() << "line " << i + 1 << " (" << text.size() << " bytes): "
-                    << text.substr(0, 80);
+      ADD_FAILURE() << "line " << i + 1 << " (" << text.size() << " bytes): " << text.substr(0, 80);
       if (mismatches > 5) break;
     }
   }

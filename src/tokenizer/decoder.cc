@@ -183,7 +183,8 @@ absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const json& j) {
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
   if (type == "Replace") {
     const json& p = j.at("pattern");
-    if (!p.contains("String")) return absl::UnimplementedError("unsupported decoder: Replace regex");
+    if (!p.contains("String"))
+      return absl::UnimplementedError("unsupported decoder: Replace regex");
     return std::make_unique<ReplaceDecoder>(p.at("String").get<std::string>(),
                                             j.at("content").get<std::string>());
   }

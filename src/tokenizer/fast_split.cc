@@ -216,9 +216,7 @@ void ScanDigits3(std::string_view s, std::vector<Span>* out) {
 
 // [一-龥\u3040-ゟ゠-ヿ]+ (CJK unified U+4E00..U+9FA5, hiragana, katakana)
 void ScanDeepSeekCjk(std::string_view s, std::vector<Span>* out) {
-  auto in = [](char32_t c) {
-    return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x30FF);
-  };
+  auto in = [](char32_t c) { return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x30FF); };
   size_t i = 0, len;
   while (i < s.size()) {
     if (static_cast<unsigned char>(s[i]) < 0xE3 || !in(DecodeUtf8(s, i, &len))) {
@@ -235,9 +233,11 @@ void ScanDeepSeekCjk(std::string_view s, std::vector<Span>* out) {
 }
 
 constexpr std::string_view kLlama3Pattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3})"
+    R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 constexpr std::string_view kQwenPattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N})"
+    R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 constexpr std::string_view kDigits3Pattern = R"(\p{N}{1,3})";
 constexpr std::string_view kDeepSeekCjkPattern =
     "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+";

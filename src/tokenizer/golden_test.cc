@@ -17,8 +17,8 @@ class GoldenTest : public ::testing::TestWithParam<ModelFiles> {};
 TEST_P(GoldenTest, IdsMatchOfficialBinding) {
   const Tokenizer* tok = LoadModel(GetParam());
   ASSERT_NE(tok, nullptr);
-  auto rows = ReadJsonl(std::string("tests/data/tokenizer_golden/") + GetParam().name +
-                        "/golden.jsonl");
+  auto rows =
+      ReadJsonl(std::string("tests/data/tokenizer_golden/") + GetParam().name + "/golden.jsonl");
   ASSERT_GT(rows.size(), 50u);
   EncodeCache cache;
   for (const auto& row : rows) {
@@ -37,8 +37,8 @@ TEST_P(GoldenTest, IdsMatchOfficialBinding) {
 TEST_P(GoldenTest, DecodeMatchesOfficialBinding) {
   const Tokenizer* tok = LoadModel(GetParam());
   ASSERT_NE(tok, nullptr);
-  auto rows = ReadJsonl(std::string("tests/data/tokenizer_golden/") + GetParam().name +
-                        "/golden.jsonl");
+  auto rows =
+      ReadJsonl(std::string("tests/data/tokenizer_golden/") + GetParam().name + "/golden.jsonl");
   for (const auto& row : rows) {
     auto ids = row.at("ids").get<std::vector<uint32_t>>();
     EXPECT_EQ(tok->Decode(ids, false), row.at("decoded").get<std::string>())
@@ -75,7 +75,8 @@ TEST(TransformersRuleTest, DeepSeekGetsBos) {
   for (const auto& row : ReadJsonl("tests/data/tokenizer_golden/deepseek_v3/golden.jsonl")) {
     auto ids = tok->Encode(row.at("text").get<std::string>(), true);
     ASSERT_TRUE(ids.ok());
-    EXPECT_EQ(*ids, row.at("ids_with_special_transformers_v4_derived").get<std::vector<uint32_t>>());
+    EXPECT_EQ(*ids,
+              row.at("ids_with_special_transformers_v4_derived").get<std::vector<uint32_t>>());
   }
 }
 

