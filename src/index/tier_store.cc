@@ -51,7 +51,8 @@ bool TierStore::Validate(const KvStored& e, RejectCounts& rejects) const {
   return true;
 }
 
-// Chained hashes of the event's blocks into chain_, continuing from `parent` (null: root).
+// Chained hashes of the event's blocks into chain_, continuing from `parent` (null: root);
+// prefetches each block's membership slot.
 void TierStore::HashBlocks(const KvStored& e, const uint64_t* parent) {
   const uint64_t seed = HashSeed({.lora_name = e.lora_name, .cache_salt = e.cache_salt});
   std::span<const TokenId> tokens(e.token_ids);
@@ -59,13 +60,21 @@ void TierStore::HashBlocks(const KvStored& e, const uint64_t* parent) {
   for (size_t i = 0; i < chain_.size(); ++i) {
     const uint64_t local = LocalBlockHash(tokens.subspan(i * block_size_, block_size_), seed);
     chain_[i] = parent != nullptr ? ChainHash(*parent, local) : local;
+    m_.Prefetch(BlockHash(chain_[i]));
     parent = &chain_[i];
   }
 }
 
+// The DRAM misses of a batch overlap: the lookup slots are prefetched before hashing, each
+// membership slot as soon as its hash is known, and the inserts come last. Both tables grow up
+// front, so no rehash moves a prefetched slot mid-batch.
 uint64_t TierStore::Store(uint32_t w, const KvStored& e, RejectCounts& rejects) {
   if (!Validate(e, rejects)) return 0;
   WorkerState& ws = Worker(w);
+  const size_t n = e.block_hashes.size();
+  ws.lookup.Reserve(ws.lookup.size() + n);
+  m_.Reserve(m_.blocks() + n);
+  for (EngineHash h : e.block_hashes) ws.lookup.Prefetch(h.value());
   uint64_t parent = 0;
   if (e.parent.has_value()) {
     const uint64_t* p = ws.lookup.Find(e.parent->value());
@@ -76,16 +85,8 @@ uint64_t TierStore::Store(uint32_t w, const KvStored& e, RejectCounts& rejects) 
     parent = *p;
   }
   HashBlocks(e, e.parent.has_value() ? &parent : nullptr);
-  const size_t n = chain_.size();
-  // Grow both tables up front: no rehash mid-batch, so the prefetched slots stay the ones used.
-  ws.lookup.Reserve(ws.lookup.size() + n);
-  m_.Reserve(m_.blocks() + n);
-  for (size_t i = 0; i < n && i < kPrefetchAhead; ++i) Prefetch(ws, e.block_hashes[i], chain_[i]);
   uint64_t added = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAhead < n) {
-      Prefetch(ws, e.block_hashes[i + kPrefetchAhead], chain_[i + kPrefetchAhead]);
-    }
     added += StoreOne(w, ws, e.block_hashes[i], BlockHash(chain_[i]));
   }
   return added;
@@ -101,11 +102,6 @@ uint64_t TierStore::StoreOne(uint32_t w, WorkerState& ws, EngineHash h, BlockHas
   *value = block.value();
   Acquire(w, block);
   return 1;
-}
-
-void TierStore::Prefetch(const WorkerState& ws, EngineHash h, uint64_t block) const {
-  ws.lookup.Prefetch(h.value());
-  m_.Prefetch(BlockHash(block));
 }
 
 uint64_t TierStore::Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects) {

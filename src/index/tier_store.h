@@ -7,8 +7,8 @@
 //    count beyond the first lives in extra_refs_ (engines may store one block twice under two
 //    engine hashes, e.g. vLLM duplicates), so removals are exact.
 //  - workers_[w].distinct == number of blocks with w's bit set.
-// Store() hashes all of an event's blocks first, then inserts them while prefetching the table
-// slots of the blocks 16 ahead, so the DRAM misses of a batch overlap instead of queueing.
+// Store() prefetches an event's lookup slots, hashes its blocks (prefetching their membership
+// slots), then inserts: the DRAM misses of a batch overlap instead of queueing.
 // Not thread-safe; KvIndex serializes writers and excludes them from readers.
 #pragma once
 
@@ -57,7 +57,6 @@ class TierStore {
   bool Validate(const KvStored& e, RejectCounts& rejects) const;
   void HashBlocks(const KvStored& e, const uint64_t* parent);
   uint64_t StoreOne(uint32_t w, WorkerState& ws, EngineHash h, BlockHash block);
-  void Prefetch(const WorkerState& ws, EngineHash h, uint64_t block) const;
   void Acquire(uint32_t w, BlockHash block);
   void Release(uint32_t w, BlockHash block);
 
