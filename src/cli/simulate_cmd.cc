@@ -46,13 +46,13 @@ std::string FindBundledTrace() {
 absl::StatusOr<sim::Workload> LoadWorkload(const SimulateFlags& f) {
   if (!f.workload.empty()) {
     if (!f.trace.empty()) return absl::InvalidArgumentError("--trace and --workload conflict");
-    return sim::GenerateWorkload(
-        f.workload, {.seed = f.seed, .requests = f.requests ? f.requests : 2000,
-                     .rate_per_s = f.gen_rate * f.rate_scale});
+    return sim::GenerateWorkload(f.workload, {.seed = f.seed,
+                                              .requests = f.requests ? f.requests : 2000,
+                                              .rate_per_s = f.gen_rate * f.rate_scale});
   }
   const std::string path = f.trace.empty() ? FindBundledTrace() : f.trace;
-  return sim::LoadMooncakeTrace(path, {.rate_scale = f.rate_scale, .max_requests = f.requests,
-                                       .seed = f.seed});
+  return sim::LoadMooncakeTrace(
+      path, {.rate_scale = f.rate_scale, .max_requests = f.requests, .seed = f.seed});
 }
 
 absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
@@ -96,7 +96,8 @@ std::vector<std::string> SplitPolicies(const std::string& list) {
 }
 
 absl::Status Simulate(const SimulateFlags& f) {
-  std::vector<std::string> policies = f.policies.empty() ? PolicyNames() : SplitPolicies(f.policies);
+  std::vector<std::string> policies =
+      f.policies.empty() ? PolicyNames() : SplitPolicies(f.policies);
   for (const auto& p : policies) RETURN_IF_ERROR(ParsePolicySpec(p).status());
   ASSIGN_OR_RETURN(sim::SimConfig config, MakeConfig(f));
   if (!f.quiet) std::cerr << "simulate: loading workload...\n";

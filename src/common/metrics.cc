@@ -17,8 +17,11 @@ prometheus::Gauge& MetricsRegistry::Gauge(const std::string& name, const std::st
 prometheus::Histogram& MetricsRegistry::Histogram(const std::string& name, const std::string& help,
                                                   const std::vector<double>& buckets,
                                                   const Labels& labels) {
-  return prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_).Add(
-      labels, prometheus::Histogram::BucketBoundaries(buckets));
+  return prometheus::BuildHistogram()
+      .Name(name)
+      .Help(help)
+      .Register(*registry_)
+      .Add(labels, prometheus::Histogram::BucketBoundaries(buckets));
 }
 
 std::string MetricsRegistry::Serialize() const {

@@ -9,10 +9,10 @@
 #define KVR_STATUS_CONCAT_(a, b) KVR_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                          \
-  do {                                                 \
-    ::absl::Status kvr_status_ = (expr);               \
-    if (!kvr_status_.ok()) return kvr_status_;         \
+#define RETURN_IF_ERROR(expr)                  \
+  do {                                         \
+    ::absl::Status kvr_status_ = (expr);       \
+    if (!kvr_status_.ok()) return kvr_status_; \
   } while (0)
 
 // ASSIGN_OR_RETURN(lhs, expr): evaluates a StatusOr; on error returns its status, else moves the

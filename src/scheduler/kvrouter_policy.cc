@@ -22,15 +22,15 @@ class Kvrouter final : public Policy {
   explicit Kvrouter(const PolicyOptions& o) : o_(o) {}
   std::string_view name() const override { return "kvrouter"; }
   std::vector<std::string_view> TermNames() const override {
-    return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s", "kv_pressure_s",
-            "ttft_s"};
+    return {"cached_tokens", "uncached_tokens", "queue_tokens",
+            "rate_tok_s",    "kv_pressure_s",   "ttft_s"};
   }
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
                 Rng& rng) override {
     std::vector<double> tb(w.size());
     double rate_sum = 0;
-    for (const WorkerView& v : w) rate_sum += v.rate->rate();
+    for (const WorkerView& v : w) rate_sum += Rate(v);
     const double fleet_rate = rate_sum / double(w.size());
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], fleet_rate, c[i]);
@@ -41,6 +41,10 @@ class Kvrouter final : public Policy {
   }
 
  private:
+  double Rate(const WorkerView& v) const {
+    return o_.calibrate_rate ? v.rate->rate() : v.spec->prefill_rate_prior;
+  }
+
   void Evaluate(const RequestInfo& req, const WorkerView& v, double fleet_rate,
                 Candidate& c) const {
     const double bs = req.block_size;
@@ -48,18 +52,20 @@ class Kvrouter final : public Policy {
     const double host_extra = v.host > d ? double(v.host - d) : 0.0;
     const double cached = bs * d + bs * host_extra * (1 - o_.host_hit_cost);
     const double uncached = std::max(1.0, double(req.prompt_tokens) - cached);
-    const double rate = v.rate->rate();
+    const double rate = Rate(v);
     double queue = double(v.booked_prefill_tokens);
     if (o_.decay_oldest) {
       const double done = double(v.oldest_prefill_age_ns) * 1e-9 * rate;
       queue -= std::min(done, double(v.oldest_prefill_tokens));
     }
-    if (o_.engine_queue && v.metrics.valid) queue = std::max(queue, double(v.metrics.waiting_prefill_tokens));
+    if (o_.engine_queue && v.metrics.valid)
+      queue = std::max(queue, double(v.metrics.waiting_prefill_tokens));
     const double new_blocks = double(req.blocks.size()) - v.active_overlap;
     const double overflow =
         double(v.active_blocks) + new_blocks - double(v.spec->kv_capacity_blocks);
     const double kv_s = o_.kv_pressure_weight * std::max(0.0, overflow) * bs / rate;
-    const double ttft = v.rate->PredictSeconds(queue + uncached) + kv_s;
+    const double overhead = o_.calibrate_rate ? v.rate->overhead_s() : 0.0;
+    const double ttft = overhead + (queue + uncached) / rate + kv_s;
     c.terms = {cached, uncached, queue, rate, kv_s, ttft};
     c.cost = ttft + o_.work_weight * uncached / fleet_rate;
   }

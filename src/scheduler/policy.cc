@@ -2,8 +2,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/status.h"
 #include "scheduler/policies_internal.h"
 
@@ -13,8 +13,7 @@ std::vector<std::string> PolicyNames() {
   return {"round_robin", "random", "least_loaded", "p2c", "dynamo", "sglang", "llmd", "kvrouter"};
 }
 
-absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(std::string_view name,
-                                                   const PolicyOptions& o) {
+absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(std::string_view name, const PolicyOptions& o) {
   if (name == "round_robin") return MakeRoundRobin();
   if (name == "random") return MakeRandom();
   if (name == "least_loaded") return MakeLeastLoaded();
@@ -23,8 +22,9 @@ absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(std::string_view name,
   if (name == "sglang") return MakeSglang(o);
   if (name == "llmd") return MakeLlmd(o);
   if (name == "kvrouter") return MakeKvrouter(o);
-  return absl::InvalidArgumentError(absl::StrCat("unknown policy '", std::string(name), "' (known: ",
-                                                 absl::StrJoin(PolicyNames(), ", "), ")"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown policy '", std::string(name),
+                                                 "' (known: ", absl::StrJoin(PolicyNames(), ", "),
+                                                 ")"));
 }
 
 namespace {
@@ -48,6 +48,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"predicted_overlap", nullptr, &PolicyOptions::predicted_overlap},
       {"decay_oldest", nullptr, &PolicyOptions::decay_oldest},
       {"engine_queue", nullptr, &PolicyOptions::engine_queue},
+      {"calibrate_rate", nullptr, &PolicyOptions::calibrate_rate},
   };
   for (const Field& f : kFields) {
     if (key != f.name) continue;

@@ -55,8 +55,8 @@ struct Candidate {
 };
 
 struct PolicyOptions {
-  double temperature = 0;         // > 0: softmax sampling over range-normalised costs
-  double overlap_weight = 1.0;    // dynamo: overlap_score_weight
+  double temperature = 0;       // > 0: softmax sampling over range-normalised costs
+  double overlap_weight = 1.0;  // dynamo: overlap_score_weight
   // sglang cache_aware (CLI defaults)
   double sglang_cache_threshold = 0.3;
   uint32_t sglang_balance_abs = 64;
@@ -71,6 +71,7 @@ struct PolicyOptions {
   bool predicted_overlap = true;  // count predict-on-route blocks as cached
   bool decay_oldest = false;      // credit the oldest booking with age·rate done (hurt: see docs)
   bool engine_queue = true;       // use engine-reported waiting tokens when available
+  bool calibrate_rate = true;     // false: each worker's configured prior rate, no overhead
   double kv_pressure_weight = 1.0;
   // Weight of the engine time this request's own prefill consumes (the delay it imposes on
   // later requests), on top of its TTFT: steers toward cached prefixes when TTFTs are close.

@@ -1,8 +1,8 @@
+#include "scheduler/policy.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
-
-#include "scheduler/policy.h"
 
 namespace kvr {
 namespace {
@@ -143,11 +143,11 @@ TEST(Policy, KvrouterTradesOverlapAgainstQueueInSeconds) {
   Fixture f(2, 10000);
   auto blocks = Blocks(100);
   RequestInfo req{blocks, 1600, 16};
-  f.views[0].device = 100;                 // everything cached
-  f.views[0].booked_prefill_tokens = 1000;  // but 1000 tokens queued
+  f.views[0].device = 100;                   // everything cached
+  f.views[0].booked_prefill_tokens = 1000;   // but 1000 tokens queued
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);  // 1000 < 1600 uncached elsewhere
   f.views[0].booked_prefill_tokens = 5000;
-  EXPECT_EQ(f.Choose("kvrouter", req), 1u);  // hot worker saturated: spread
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);      // hot worker saturated: spread
   EXPECT_NEAR(f.cands[1].terms[5], 0.16, 1e-6);  // ttft_s = 1600 / 10000
 }
 

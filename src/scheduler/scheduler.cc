@@ -45,8 +45,8 @@ Scheduler::~Scheduler() = default;
 absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
   const uint32_t w = spec.id.value();
   if (w >= index_.config().max_workers) {
-    return absl::InvalidArgumentError(absl::StrCat("worker id ", w, " >= max_workers ",
-                                                   index_.config().max_workers));
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker id ", w, " >= max_workers ", index_.config().max_workers));
   }
   if (spec.block_size != index_.config().block_size) {
     return absl::InvalidArgumentError(absl::StrCat("worker ", w, " block size ", spec.block_size,

@@ -120,16 +120,17 @@ class Scheduler {
   friend class Ticket;
   struct Booking {
     uint32_t worker = 0;
-    uint64_t uncached = 0;      // booked prefill tokens
-    double queue_tokens = 0;    // work ahead of and including this request at routing time
+    uint64_t uncached = 0;    // booked prefill tokens
+    double queue_tokens = 0;  // work ahead of and including this request at routing time
     TimeNs routed_at = 0;
     bool prefill_done = false;
-    uint64_t generation = 0;    // slot generation: a removed worker's bookings release nothing
+    uint64_t generation = 0;  // slot generation: a removed worker's bookings release nothing
     std::vector<BlockHash> blocks;
   };
 
   struct Slot {
-    explicit Slot(const WorkerSpec& s, uint64_t gen) : spec(s), rate(s.prefill_rate_prior), generation(gen) {}
+    explicit Slot(const WorkerSpec& s, uint64_t gen)
+        : spec(s), rate(s.prefill_rate_prior), generation(gen) {}
     WorkerSpec spec;
     PrefillRateModel rate;
     uint64_t generation;
@@ -155,13 +156,13 @@ class Scheduler {
   std::unique_ptr<KvIndex> approx_;  // only when the policy wants it
 
   mutable std::mutex mu_;
-  std::unique_ptr<Policy> policy_;                       // guarded by mu_
-  Rng rng_;                                              // guarded by mu_
-  std::vector<std::unique_ptr<Slot>> slots_;             // guarded by mu_; by WorkerId value
-  absl::flat_hash_map<uint64_t, Booking> bookings_;      // guarded by mu_
-  Membership active_;                                    // guarded by mu_
+  std::unique_ptr<Policy> policy_;                   // guarded by mu_
+  Rng rng_;                                          // guarded by mu_
+  std::vector<std::unique_ptr<Slot>> slots_;         // guarded by mu_; by WorkerId value
+  absl::flat_hash_map<uint64_t, Booking> bookings_;  // guarded by mu_
+  Membership active_;                                // guarded by mu_
   absl::flat_hash_map<std::pair<uint32_t, BlockHash>, uint32_t> active_refs_;  // guarded by mu_
-  uint64_t next_ticket_ = 1;                             // guarded by mu_
+  uint64_t next_ticket_ = 1;                                                   // guarded by mu_
 };
 
 }  // namespace kvr

@@ -70,12 +70,14 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
   }
 }
 
-uint64_t Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached,
-                         double queue_tokens) {
+uint64_t Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, double queue_tokens) {
   const uint64_t id = next_ticket_++;
   const uint32_t w = s.spec.id.value();
-  Booking b{.worker = w, .uncached = uncached, .queue_tokens = queue_tokens,
-            .routed_at = clock_.Now(), .generation = s.generation,
+  Booking b{.worker = w,
+            .uncached = uncached,
+            .queue_tokens = queue_tokens,
+            .routed_at = clock_.Now(),
+            .generation = s.generation,
             .blocks = {req.blocks.begin(), req.blocks.end()}};
   s.booked_prefill_tokens += uncached;
   ++s.running;
@@ -105,8 +107,8 @@ absl::StatusOr<Decision> Scheduler::Route(const RouteRequest& req) {
       auto it = std::find_if(views.begin(), views.end(),
                              [&](const WorkerView& v) { return v.spec->id == *req.pinned; });
       if (it == views.end()) {
-        return absl::NotFoundError(absl::StrCat("pinned worker ", req.pinned->value(),
-                                                " not registered"));
+        return absl::NotFoundError(
+            absl::StrCat("pinned worker ", req.pinned->value(), " not registered"));
       }
       chosen = size_t(it - views.begin());
     }
@@ -131,7 +133,11 @@ absl::StatusOr<Decision> Scheduler::Route(const RouteRequest& req) {
       d.explanation = std::move(e);
     }
   }
-  if (config_.predict_on_route) index_.Predict(d.worker, req.blocks);
+  // Only the blocks the engine does not hold yet need a prediction: the confirmed prefix is
+  // already in the index (and stays there until an eviction event says otherwise).
+  if (config_.predict_on_route && d.overlap_blocks < req.blocks.size()) {
+    index_.Predict(d.worker, req.blocks.subspan(d.overlap_blocks));
+  }
   if (approx_) approx_->Predict(d.worker, req.blocks);
   return d;
 }
@@ -147,7 +153,8 @@ void Scheduler::ReleaseFirstToken(uint64_t id, TimeNs observed_ttft) {
   auto it = bookings_.find(id);
   if (it == bookings_.end() || it->second.prefill_done) return;
   Booking& b = it->second;
-  if (b.worker < slots_.size() && slots_[b.worker] && b.generation == slots_[b.worker]->generation) {
+  if (b.worker < slots_.size() && slots_[b.worker] &&
+      b.generation == slots_[b.worker]->generation) {
     Slot& s = *slots_[b.worker];
     UnbookPrefill(s, b);
     s.rate.Observe(b.queue_tokens, double(observed_ttft) * 1e-9);
@@ -161,7 +168,8 @@ void Scheduler::ReleaseAll(uint64_t id) {
   auto it = bookings_.find(id);
   if (it == bookings_.end()) return;
   Booking& b = it->second;
-  if (b.worker < slots_.size() && slots_[b.worker] && b.generation == slots_[b.worker]->generation) {
+  if (b.worker < slots_.size() && slots_[b.worker] &&
+      b.generation == slots_[b.worker]->generation) {
     Slot& s = *slots_[b.worker];
     UnbookPrefill(s, b);
     --s.running;

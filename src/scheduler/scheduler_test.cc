@@ -16,8 +16,8 @@ class SchedulerTest : public ::testing::Test {
  protected:
   void Make(const std::string& policy, int workers = 3) {
     index_ = std::make_unique<KvIndex>(IndexConfig{.block_size = kBs}, clock_);
-    sched_ = std::make_unique<Scheduler>(
-        SchedulerConfig{.policy = policy, .explain = true}, *index_, clock_);
+    sched_ = std::make_unique<Scheduler>(SchedulerConfig{.policy = policy, .explain = true},
+                                         *index_, clock_);
     for (int i = 0; i < workers; ++i) {
       ASSERT_TRUE(sched_->AddWorker({.id = WorkerId(uint32_t(i)), .block_size = kBs}).ok());
     }

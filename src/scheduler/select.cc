@@ -10,7 +10,9 @@ size_t ArgMin(std::span<const Candidate> c, std::span<const double> tiebreak, Rn
   double best_tb = best;
   size_t chosen = 0, ties = 0;
   // Relative epsilon: costs computed along different paths may differ in the last ulp.
-  auto eq = [](double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(1.0, std::fabs(a)); };
+  auto eq = [](double a, double b) {
+    return std::fabs(a - b) <= 1e-9 * std::max(1.0, std::fabs(a));
+  };
   for (size_t i = 0; i < c.size(); ++i) {
     if (!c[i].eligible) continue;
     const double tb = tiebreak.empty() ? 0 : tiebreak[i];

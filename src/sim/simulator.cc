@@ -30,7 +30,7 @@ struct InFlight {
 struct EngineSlot {
   std::unique_ptr<engine::Engine> engine;
   bool stepping = false;
-  engine::StepOutput pending;                                   // the step in flight
+  engine::StepOutput pending;                                  // the step in flight
   std::deque<std::pair<TimeNs, std::vector<KvEvent>>> outbox;  // events on their way
   TimeNs busy = 0;
 };
@@ -40,10 +40,14 @@ class Run {
  public:
   Run(const Workload& w, const SimConfig& c, const std::string& policy,
       const std::vector<std::vector<BlockHash>>& hashes, const ProgressFn& progress)
-      : w_(w), c_(c), policy_(policy), hashes_(hashes), progress_(progress),
-        index_(IndexConfig{.block_size = c.engine.block_size,
-                           .max_workers = std::max(64u, c.workers)},
-               clock_),
+      : w_(w),
+        c_(c),
+        policy_(policy),
+        hashes_(hashes),
+        progress_(progress),
+        index_(
+            IndexConfig{.block_size = c.engine.block_size, .max_workers = std::max(64u, c.workers)},
+            clock_),
         stats_(policy) {}
 
   absl::StatusOr<PolicyResult> Go();
@@ -74,12 +78,15 @@ class Run {
 
 absl::Status Run::Arrive(const SimRequest& r) {
   const auto& blocks = hashes_[r.id];
-  auto d = sched_->Route({.blocks = blocks, .prompt_tokens = uint32_t(r.prompt.size()),
+  auto d = sched_->Route({.blocks = blocks,
+                          .prompt_tokens = uint32_t(r.prompt.size()),
                           .expected_output_tokens = r.output_tokens});
   if (!d.ok()) return d.status();
   const uint32_t w = d->worker.value();
   inflight_[r.id].ticket = std::move(d->ticket);
-  engines_[w].engine->Add({.id = r.id, .prompt = r.prompt, .max_output_tokens = r.output_tokens,
+  engines_[w].engine->Add({.id = r.id,
+                           .prompt = r.prompt,
+                           .max_output_tokens = r.output_tokens,
                            .prompt_hashes = blocks});
   if (!engines_[w].stepping) StartStep(w);
   return absl::OkStatus();
@@ -108,8 +115,11 @@ void Run::EndStep(uint32_t w) {
     const SimRequest& r = w_.requests[id];
     InFlight& f = inflight_[id];
     f.ticket.Finish();
-    stats_.Add({.arrival = r.arrival, .first_token = f.first_token, .finish = now,
-                .prompt_tokens = r.prompt.size(), .cached_tokens = e.engine->CachedTokens(id),
+    stats_.Add({.arrival = r.arrival,
+                .first_token = f.first_token,
+                .finish = now,
+                .prompt_tokens = r.prompt.size(),
+                .cached_tokens = e.engine->CachedTokens(id),
                 .output_tokens = r.output_tokens});
     ++completed_;
   }
@@ -132,7 +142,9 @@ void Run::Deliver(uint32_t w) {
 
 void Run::ReportMetrics(uint32_t w) {
   const engine::EngineStats s = engines_[w].engine->Stats();
-  sched_->ReportMetrics(WorkerId(w), {.valid = true, .at = clock_.Now(), .running = s.running,
+  sched_->ReportMetrics(WorkerId(w), {.valid = true,
+                                      .at = clock_.Now(),
+                                      .running = s.running,
                                       .waiting = s.waiting,
                                       .waiting_prefill_tokens = s.waiting_prefill_tokens,
                                       .kv_usage = s.kv_usage});
@@ -152,10 +164,13 @@ absl::StatusOr<PolicyResult> Run::Go() {
     engine::EngineConfig ec = c_.engine;
     ec.worker = WorkerId(w);
     if (!c_.speeds.empty()) ec.speed = c_.speeds[w % c_.speeds.size()];
-    // The router's prior: the engine's prefill throughput at a full token budget.
+    // The router's prior: a nominal engine's prefill throughput at a full token budget. It is
+    // deliberately blind to the speed factor: heterogeneity must be learned online from TTFTs,
+    // as a live router must when it is not told its engines' speeds.
     const double budget = ec.max_num_batched_tokens;
-    const double prior = budget / (ec.perf.PrefillMs(uint32_t(budget)) / 1000.0) * ec.speed;
-    RETURN_IF_ERROR(sched_->AddWorker({.id = WorkerId(w), .block_size = ec.block_size,
+    const double prior = budget / (ec.perf.PrefillMs(uint32_t(budget)) / 1000.0);
+    RETURN_IF_ERROR(sched_->AddWorker({.id = WorkerId(w),
+                                       .block_size = ec.block_size,
                                        .kv_capacity_blocks = ec.num_blocks,
                                        .prefill_rate_prior = prior,
                                        .max_batched_tokens = ec.max_num_batched_tokens}));
@@ -175,9 +190,15 @@ absl::StatusOr<PolicyResult> Run::Go() {
       heap_.pop();
       clock_.Set(ev.t);
       switch (ev.kind) {
-        case Kind::kStepEnd: EndStep(ev.worker); break;
-        case Kind::kDeliver: Deliver(ev.worker); break;
-        case Kind::kMetrics: ReportMetrics(ev.worker); break;
+        case Kind::kStepEnd:
+          EndStep(ev.worker);
+          break;
+        case Kind::kDeliver:
+          Deliver(ev.worker);
+          break;
+        case Kind::kMetrics:
+          ReportMetrics(ev.worker);
+          break;
       }
     }
     if (progress_ && completed_ >= reported + total / 20) {

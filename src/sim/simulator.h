@@ -28,15 +28,16 @@ struct SimConfig {
   // > 0: engines report their /metrics (waiting tokens, KV usage) to the scheduler this often.
   TimeNs metrics_interval = 0;
   uint64_t seed = 1;
-  SchedulerConfig scheduler;          // `policy` is set per run
+  SchedulerConfig scheduler;  // `policy` is set per run
 };
 
 // Progress callback: (policy, completed requests, total requests, virtual time).
 using ProgressFn = std::function<void(const std::string&, uint64_t, uint64_t, TimeNs)>;
 
 // Runs the whole workload through one policy, given as a spec (`kvrouter`,
-// `kvrouter[decay_oldest=0]`; see ParsePolicySpec) whose label names the result. `block_hashes` (optional, one per request):
-// SequenceHashes(prompt, engine.block_size), precomputed once and shared across policies.
+// `kvrouter[decay_oldest=0]`; see ParsePolicySpec) whose label names the result. `block_hashes`
+// (optional, one per request): SequenceHashes(prompt, engine.block_size), precomputed once and
+// shared across policies.
 absl::StatusOr<PolicyResult> RunPolicy(const Workload& workload, const SimConfig& config,
                                        const std::string& policy,
                                        const std::vector<std::vector<BlockHash>>* block_hashes,
