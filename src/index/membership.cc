@@ -96,7 +96,8 @@ void LeadingRuns(std::span<const BlockHash> blocks, const Membership& a, const M
   if (b != nullptr) OrBits(*b, blocks[0], nw, active);
   for (size_t i = 1; i < n; ++i) {
     if (i + kPrefetchAhead < n) PrefetchBlock(a, b, blocks[i + kPrefetchAhead]);
-    uint64_t cur[kMaxQueryWords] = {};
+    uint64_t cur[kMaxQueryWords];
+    std::fill_n(cur, nw, 0);  // only the words in use: zeroing all 16 per block showed up
     OrBits(a, blocks[i], nw, cur);
     if (b != nullptr) OrBits(*b, blocks[i], nw, cur);
     uint64_t any = 0;
