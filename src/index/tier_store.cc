@@ -107,7 +107,8 @@ uint64_t TierStore::StoreOne(uint32_t w, WorkerState& ws, EngineHash h, BlockHas
 uint64_t TierStore::Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects) {
   WorkerState& ws = Worker(w);
   const size_t n = e.block_hashes.size();
-  for (size_t i = 0; i < n && i < kPrefetchAhead; ++i) ws.lookup.Prefetch(e.block_hashes[i].value());
+  for (size_t i = 0; i < n && i < kPrefetchAhead; ++i)
+    ws.lookup.Prefetch(e.block_hashes[i].value());
   uint64_t removed = 0;
   for (size_t i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) ws.lookup.Prefetch(e.block_hashes[i + kPrefetchAhead].value());
@@ -134,7 +135,8 @@ size_t TierStore::MemoryBytes() const {
   size_t bytes = m_.MemoryBytes() + workers_.capacity() * sizeof(WorkerState) +
                  chain_.capacity() * sizeof(uint64_t);
   for (const auto& ws : workers_) bytes += ws.lookup.MemoryBytes();
-  bytes += extra_refs_.capacity() * (sizeof(std::pair<std::pair<uint32_t, BlockHash>, uint32_t>) + 1);
+  bytes +=
+      extra_refs_.capacity() * (sizeof(std::pair<std::pair<uint32_t, BlockHash>, uint32_t>) + 1);
   return bytes;
 }
 

@@ -1,11 +1,11 @@
 #include "index/word_table.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
-
-#include <sys/mman.h>
 
 namespace kvr {
 namespace {
