@@ -5,6 +5,8 @@
 #   scripts/setup.sh --deps     install only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache keyed on paths relative to the checkout, so clones in other folders share hits.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev

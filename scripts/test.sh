@@ -4,6 +4,8 @@
 # every libFuzzer target. Prints ctest's summary per stage and a final "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# ccache keyed on paths relative to the checkout, so clones in other folders share hits.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 bash scripts/setup.sh --deps || exit 1
 
 passed=0; failed=0

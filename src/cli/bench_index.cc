@@ -81,15 +81,20 @@ nlohmann::json ReadersDuringWrites(KvIndex& index, const IndexBenchFlags& f,
   stop = true;
   writer.join();
   return {{"readers", f.readers},
-          {"no_writer_query_p50_us", alone.p50}, {"no_writer_query_p99_us", alone.p99},
-          {"query_p50_us", p.p50}, {"query_p99_us", p.p99},
+          {"no_writer_query_p50_us", alone.p50},
+          {"no_writer_query_p99_us", alone.p99},
+          {"query_p50_us", p.p50},
+          {"query_p99_us", p.p99},
           {"p99_ratio", alone.p99 > 0 ? p.p99 / alone.p99 : 0},
           {"writer_blocks_per_s", double(applied.load()) / secs}};
 }
 
 int RunIndexBench(const IndexBenchFlags& f) {
-  SyntheticOptions so{.workers = f.workers, .block_size = f.block_size,
-                      .target_entries = f.entries, .max_blocks = f.query_blocks, .seed = f.seed};
+  SyntheticOptions so{.workers = f.workers,
+                      .block_size = f.block_size,
+                      .target_entries = f.entries,
+                      .max_blocks = f.query_blocks,
+                      .seed = f.seed};
   std::cerr << "bench index: generating workload...\n";
   SyntheticWorkload w = MakeSyntheticWorkload(so);
   ManualClock clock;
@@ -101,16 +106,21 @@ int RunIndexBench(const IndexBenchFlags& f) {
   Rng rng(f.seed + 1);
   std::vector<std::vector<BlockHash>> queries;
   for (int i = 0; i < 1000; ++i) {
-    queries.push_back(SequenceHashes(QueryPrompt(w, f.block_size, f.query_blocks, rng), f.block_size));
+    queries.push_back(
+        SequenceHashes(QueryPrompt(w, f.block_size, f.query_blocks, rng), f.block_size));
   }
   auto lat = TimeQueries(index, queries, f.queries);
   Percentiles p = ComputePercentiles(lat);
-  nlohmann::json out = {
-      {"workers", f.workers}, {"entries", index.Entries()}, {"events", w.events.size()},
-      {"block_size", f.block_size}, {"query_blocks", f.query_blocks},
-      {"apply_blocks_per_s", double(w.blocks) / apply_s}, {"query_p50_us", p.p50},
-      {"query_p99_us", p.p99}, {"query_mean_us", p.mean},
-      {"bytes_per_entry", double(index.MemoryBytes()) / double(index.Entries())}};
+  nlohmann::json out = {{"workers", f.workers},
+                        {"entries", index.Entries()},
+                        {"events", w.events.size()},
+                        {"block_size", f.block_size},
+                        {"query_blocks", f.query_blocks},
+                        {"apply_blocks_per_s", double(w.blocks) / apply_s},
+                        {"query_p50_us", p.p50},
+                        {"query_p99_us", p.p99},
+                        {"query_mean_us", p.mean},
+                        {"bytes_per_entry", double(index.MemoryBytes()) / double(index.Entries())}};
   if (f.naive) {
     std::cerr << "bench index: building the naive oracle...\n";
     NaiveIndex naive(index.config());
@@ -135,7 +145,8 @@ void RegisterBenchIndex(CLI::App& bench, int* exit_code) {
   auto* cmd = bench.add_subcommand("index", "KV index: apply rate, query latency, memory");
   cmd->add_option("--workers", flags->workers, "Workers (W)")->check(CLI::Range(1u, 1024u));
   cmd->add_option("--entries", flags->entries, "(block, worker) entries to build (E)");
-  cmd->add_option("--block-size", flags->block_size, "Tokens per block")->check(CLI::Range(1u, 4096u));
+  cmd->add_option("--block-size", flags->block_size, "Tokens per block")
+      ->check(CLI::Range(1u, 4096u));
   cmd->add_option("--query-blocks", flags->query_blocks, "Blocks per query prompt");
   cmd->add_option("--queries", flags->queries, "Timed queries");
   cmd->add_option("--readers", flags->readers, "Reader threads querying during writes");

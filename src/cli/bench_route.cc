@@ -30,8 +30,11 @@ struct RouteBenchFlags {
 
 int RunRouteBench(const RouteBenchFlags& f) {
   const uint32_t blocks = f.prompt_tokens / f.block_size;
-  SyntheticOptions so{.workers = f.workers, .block_size = f.block_size,
-                      .target_entries = f.entries, .max_blocks = blocks, .seed = f.seed};
+  SyntheticOptions so{.workers = f.workers,
+                      .block_size = f.block_size,
+                      .target_entries = f.entries,
+                      .max_blocks = blocks,
+                      .seed = f.seed};
   std::cerr << "bench route: building an index of " << f.entries << " entries...\n";
   SyntheticWorkload w = MakeSyntheticWorkload(so);
   SystemClock& clock = SystemClock::Get();
@@ -70,11 +73,16 @@ int RunRouteBench(const RouteBenchFlags& f) {
     }
   }
   Percentiles p = ComputePercentiles(us);
-  nlohmann::json out = {{"workers", f.workers}, {"policy", f.policy},
-                        {"prompt_tokens", f.prompt_tokens}, {"block_size", f.block_size},
-                        {"index_entries", index.Entries()}, {"in_flight", f.in_flight},
-                        {"decisions", f.decisions}, {"decision_p50_us", p.p50},
-                        {"decision_p99_us", p.p99}, {"decision_mean_us", p.mean}};
+  nlohmann::json out = {{"workers", f.workers},
+                        {"policy", f.policy},
+                        {"prompt_tokens", f.prompt_tokens},
+                        {"block_size", f.block_size},
+                        {"index_entries", index.Entries()},
+                        {"in_flight", f.in_flight},
+                        {"decisions", f.decisions},
+                        {"decision_p50_us", p.p50},
+                        {"decision_p99_us", p.p99},
+                        {"decision_mean_us", p.mean}};
   std::cout << out.dump(2) << "\n";
   return 0;
 }
@@ -86,7 +94,8 @@ void RegisterBenchRoute(CLI::App& bench, int* exit_code) {
   auto* cmd = bench.add_subcommand("route", "The whole routing decision for one prompt");
   cmd->add_option("--workers", flags->workers, "Workers (W)")->check(CLI::Range(1u, 1024u));
   cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt length in tokens");
-  cmd->add_option("--block-size", flags->block_size, "Tokens per block")->check(CLI::Range(1u, 4096u));
+  cmd->add_option("--block-size", flags->block_size, "Tokens per block")
+      ->check(CLI::Range(1u, 4096u));
   cmd->add_option("--entries", flags->entries, "Index entries before timing");
   cmd->add_option("--decisions", flags->decisions, "Timed decisions");
   cmd->add_option("--in-flight", flags->in_flight, "Requests kept booked");

@@ -21,8 +21,8 @@ void AppendRandom(std::vector<TokenId>& t, size_t n, Rng& rng) {
   for (size_t i = 0; i < n; ++i) t.push_back(static_cast<TokenId>(rng.Uniform(128000)));
 }
 
-KvStored StoreEvent(uint32_t worker, const std::vector<TokenId>& tokens, uint32_t bs,
-                    size_t first, size_t last) {
+KvStored StoreEvent(uint32_t worker, const std::vector<TokenId>& tokens, uint32_t bs, size_t first,
+                    size_t last) {
   KvStored e{.worker = WorkerId(worker), .block_size = bs};
   auto seq = SequenceHashes(std::span(tokens).first(last * bs), bs);
   auto eh = [&](size_t i) { return EngineHash(seq[i].value() ^ (0x5bd1e995ULL * (worker + 1))); };
@@ -53,8 +53,8 @@ SyntheticWorkload MakeSyntheticWorkload(const SyntheticOptions& o) {
       c.system_prompt = uint32_t(sp);
       c.home = uint32_t(rng.Uniform(o.workers));
       c.replicated = rng.Uniform(10) == 0;
-      c.second = o.workers > 1 ? uint32_t((c.home + 1 + rng.Uniform(o.workers - 1)) % o.workers)
-                               : c.home;
+      c.second =
+          o.workers > 1 ? uint32_t((c.home + 1 + rng.Uniform(o.workers - 1)) % o.workers) : c.home;
       c.replicated &= c.second != c.home;
       live.push_back(std::move(c));
     }
@@ -98,7 +98,9 @@ Percentiles ComputePercentiles(std::vector<double>& s) {
   Percentiles p;
   if (s.empty()) return p;
   std::sort(s.begin(), s.end());
-  auto rank = [&](double q) { return s[std::min(s.size() - 1, size_t(std::ceil(q * s.size())) - 1)]; };
+  auto rank = [&](double q) {
+    return s[std::min(s.size() - 1, size_t(std::ceil(q * s.size())) - 1)];
+  };
   p.p50 = rank(0.50);
   p.p99 = rank(0.99);
   double sum = 0;

@@ -16,15 +16,15 @@ struct SyntheticOptions {
   uint32_t block_size = 16;
   uint64_t target_entries = 1'000'000;  // (block, worker) pairs to reach
   uint32_t system_prompts = 32;
-  uint32_t system_blocks = 64;          // blocks per system prompt
-  uint32_t max_blocks = 512;            // a conversation's maximum length
+  uint32_t system_blocks = 64;  // blocks per system prompt
+  uint32_t max_blocks = 512;    // a conversation's maximum length
   uint64_t seed = 42;
 };
 
 struct SyntheticWorkload {
-  std::vector<KvEvent> events;             // BlockStored events, in order
+  std::vector<KvEvent> events;                      // BlockStored events, in order
   std::vector<std::vector<TokenId>> conversations;  // token streams, for queries
-  uint64_t blocks = 0;                     // blocks in all events
+  uint64_t blocks = 0;                              // blocks in all events
 };
 
 // Generates stored events until the (block, worker) entries they create reach target_entries.
