@@ -81,8 +81,11 @@ void NaiveIndex::Apply(const KvEvent& event) {
 }
 
 void NaiveIndex::RemoveWorker(WorkerId worker) {
+  // Like KvIndex: forgetting a worker never registers it (a Cleared event would).
   const uint32_t w = worker.value();
+  const uint32_t known = num_workers_;
   Apply(KvCleared{worker});
+  num_workers_ = known;
   pred_.erase(w);
 }
 
