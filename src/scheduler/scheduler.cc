@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 
 namespace kvr {
 
@@ -32,6 +33,10 @@ Scheduler::Scheduler(SchedulerConfig config, KvIndex& index, const Clock& clock)
   auto policy = MakePolicy(config_.policy, config_.options);
   // An unknown name is a configuration error the caller validates with MakePolicy first; fall
   // back loudly rather than route with nothing.
+  if (!policy.ok()) {
+    KVR_LOG("scheduler", error, "{}; routing with round_robin instead",
+            std::string(policy.status().message()));
+  }
   policy_ = policy.ok() ? std::move(*policy) : *MakePolicy("round_robin");
   if (policy_->wants_approx_tree()) {
     IndexConfig ac = index.config();

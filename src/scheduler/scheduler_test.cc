@@ -121,6 +121,13 @@ TEST_F(SchedulerTest, RemovedWorkerKeepsTicketsSafe) {
   EXPECT_EQ(sched_->RemoveWorker(WorkerId(5)).code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(SchedulerTest, UnknownPolicyFallsBackToRoundRobinWithAnError) {
+  Make("no_such_policy");
+  EXPECT_EQ(sched_->policy_name(), "no_such_policy");
+  EXPECT_EQ(Route(Prompt(16)).worker, WorkerId(0));  // round robin: 0, 1, 2
+  EXPECT_EQ(Route(Prompt(16)).worker, WorkerId(1));
+}
+
 TEST_F(SchedulerTest, NoWorkersIsAnError) {
   Make("kvrouter", 0);
   EXPECT_EQ(sched_->Route({.prompt_tokens = 3}).status().code(),
