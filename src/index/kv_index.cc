@@ -4,18 +4,11 @@
 #include <bit>
 
 namespace kvr {
-namespace {
-
-uint32_t HiWordsFor(uint32_t max_workers) {
-  return max_workers <= 64 ? 0 : (max_workers - 64 + 63) / 64;
-}
-
-}  // namespace
-
 KvIndex::KvIndex(IndexConfig config, const Clock& clock)
     : config_(config),
       clock_(clock),
-      hi_words_(HiWordsFor(std::min(config.max_workers, WorkerSet::kMaxWorkers))),
+      worker_limit_(std::min(config.max_workers, WorkerSet::kMaxWorkers)),
+      hi_words_(WordsForWorkers(worker_limit_) - 1),
       predicted_(config.predict, hi_words_) {
   for (auto& t : tiers_) t = std::make_unique<TierStore>(config_.block_size, hi_words_);
 }
@@ -30,7 +23,7 @@ KvIndex::Counters& KvIndex::CountersFor(uint32_t w) {
 
 void KvIndex::ApplyLocked(const KvEvent& event) {
   const uint32_t w = std::visit([](const auto& e) { return e.worker.value(); }, event);
-  if (w >= config_.max_workers || w >= WorkerSet::kMaxWorkers) {
+  if (w >= worker_limit_) {
     ++rejected_worker_ids_;
     return;
   }
@@ -65,7 +58,7 @@ void KvIndex::RemoveWorker(WorkerId worker) {
 
 void KvIndex::Predict(WorkerId worker, std::span<const BlockHash> blocks) {
   const uint32_t w = worker.value();
-  if (w >= config_.max_workers || w >= WorkerSet::kMaxWorkers) return;
+  if (w >= worker_limit_) return;
   std::unique_lock lock(pred_mu_);
   pred_workers_ = std::max(pred_workers_, w + 1);
   predicted_.Insert(w, blocks, clock_.Now());
@@ -95,7 +88,8 @@ void KvIndex::Query(std::span<const BlockHash> blocks, OverlapScores* out) const
   for (Tier t : {Tier::kHost, Tier::kStorage}) {
     const TierStore& store = *tiers_[static_cast<int>(t)];
     if (store.entries() == 0) continue;
-    LeadingRuns(blocks, store.membership(), nullptr, nw, (t == Tier::kHost ? out->host : out->storage).data());
+    LeadingRuns(blocks, store.membership(), nullptr, nw,
+                (t == Tier::kHost ? out->host : out->storage).data());
   }
   if (predicted_.empty()) {
     out->predicted = out->device;

@@ -27,18 +27,18 @@
 namespace kvr {
 
 struct IndexConfig {
-  uint32_t block_size = 64;      // must equal the engines'
-  uint32_t max_workers = 256;    // worker ids in [0, max_workers); at most WorkerSet::kMaxWorkers
-  PredictConfig predict;         // TTL / capacity of predicted entries
+  uint32_t block_size = 64;    // must equal the engines'
+  uint32_t max_workers = 256;  // worker ids in [0, max_workers); at most WorkerSet::kMaxWorkers
+  PredictConfig predict;       // TTL / capacity of predicted entries
 };
 
 // Per-worker answers of one Query, indexed by WorkerId::value(); every vector has
 // num_workers() entries (1 + the highest worker id the index has seen).
 struct OverlapScores {
-  std::vector<uint32_t> device;     // leading blocks confirmed on device
-  std::vector<uint32_t> host;       // leading blocks confirmed in host memory
-  std::vector<uint32_t> storage;    // leading blocks confirmed on disk / remote storage
-  std::vector<uint32_t> predicted;  // leading blocks confirmed on device OR predicted
+  std::vector<uint32_t> device;         // leading blocks confirmed on device
+  std::vector<uint32_t> host;           // leading blocks confirmed in host memory
+  std::vector<uint32_t> storage;        // leading blocks confirmed on disk / remote storage
+  std::vector<uint32_t> predicted;      // leading blocks confirmed on device OR predicted
   std::vector<uint64_t> cached_blocks;  // total device blocks the worker holds (tree size)
 
   size_t num_workers() const { return device.size(); }
@@ -85,6 +85,8 @@ class KvIndex {
   uint64_t Entries() const;
   size_t MemoryBytes() const;
   const IndexConfig& config() const { return config_; }
+  // Worker ids accepted: [0, worker_limit()) = min(max_workers, WorkerSet::kMaxWorkers).
+  uint32_t worker_limit() const { return worker_limit_; }
 
  private:
   struct Counters {
@@ -97,13 +99,14 @@ class KvIndex {
 
   const IndexConfig config_;
   const Clock& clock_;
+  const uint32_t worker_limit_;
   const uint32_t hi_words_;
 
   mutable std::shared_mutex mu_;
   std::unique_ptr<TierStore> tiers_[kNumTiers];  // guarded by mu_
   std::vector<Counters> counters_;               // guarded by mu_
-  uint32_t num_workers_ = 0;                      // guarded by mu_ (and pred_mu_ for writes)
-  uint64_t rejected_worker_ids_ = 0;              // guarded by mu_
+  uint32_t num_workers_ = 0;                     // guarded by mu_ (and pred_mu_ for writes)
+  uint64_t rejected_worker_ids_ = 0;             // guarded by mu_
 
   // Queries share pred_mu_; Predict() and the lazy TTL sweep take it exclusively.
   mutable std::shared_mutex pred_mu_;

@@ -29,7 +29,7 @@ Scheduler::Scheduler(SchedulerConfig config, KvIndex& index, const Clock& clock)
       index_(index),
       clock_(clock),
       rng_(config_.seed),
-      active_(index.config().max_workers > 64 ? (index.config().max_workers - 1) / 64 : 0) {
+      active_(WordsForWorkers(index.worker_limit()) - 1) {
   auto policy = MakePolicy(config_.policy, config_.options);
   // An unknown name is a configuration error the caller validates with MakePolicy first; fall
   // back loudly rather than route with nothing.
@@ -49,9 +49,9 @@ Scheduler::~Scheduler() = default;
 
 absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
   const uint32_t w = spec.id.value();
-  if (w >= index_.config().max_workers) {
+  if (w >= index_.worker_limit()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("worker id ", w, " >= max_workers ", index_.config().max_workers));
+        absl::StrCat("worker id ", w, " >= the index's worker limit ", index_.worker_limit()));
   }
   if (spec.block_size != index_.config().block_size) {
     return absl::InvalidArgumentError(absl::StrCat("worker ", w, " block size ", spec.block_size,
@@ -75,7 +75,7 @@ absl::Status Scheduler::RemoveWorker(WorkerId worker) {
     }
     // Drop its active blocks now; its outstanding bookings see a generation mismatch later.
     for (auto& [id, b] : bookings_) {
-      if (b.worker == w && b.generation == slots_[w]->generation) {
+      if (b.worker == w && LiveSlot(b) != nullptr) {
         RemoveActive(w, b.blocks);
         b.generation = ~uint64_t{0};
       }

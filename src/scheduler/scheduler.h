@@ -103,7 +103,7 @@ class Scheduler {
   Scheduler(SchedulerConfig config, KvIndex& index, const Clock& clock);
   ~Scheduler();
 
-  // Registers a worker; its id must be unique and below the index's max_workers.
+  // Registers a worker; its id must be unique and below the index's worker_limit().
   absl::Status AddWorker(const WorkerSpec& spec);
   // Unregisters a worker and drops its index entries; its tickets stay valid (release is a no-op).
   absl::Status RemoveWorker(WorkerId worker);
@@ -147,6 +147,8 @@ class Scheduler {
                  std::vector<WorkerView>& views);
   uint64_t Book(Slot& slot, const RouteRequest& req, uint64_t uncached, double queue_tokens);
   void UnbookPrefill(Slot& slot, Booking& b);
+  // The slot a booking still counts against: null once its worker was removed (or replaced).
+  Slot* LiveSlot(const Booking& b) const;
   void AddActive(uint32_t w, std::span<const BlockHash> blocks);
   void RemoveActive(uint32_t w, std::span<const BlockHash> blocks);
 

@@ -142,10 +142,16 @@ absl::StatusOr<Decision> Scheduler::Route(const RouteRequest& req) {
   return d;
 }
 
+Scheduler::Slot* Scheduler::LiveSlot(const Booking& b) const {
+  if (b.worker >= slots_.size() || !slots_[b.worker]) return nullptr;
+  Slot* s = slots_[b.worker].get();
+  return b.generation == s->generation ? s : nullptr;
+}
+
 void Scheduler::UnbookPrefill(Slot& s, Booking& b) {
   if (b.prefill_done) return;
   b.prefill_done = true;
-  if (b.generation == s.generation) s.booked_prefill_tokens -= b.uncached;
+  s.booked_prefill_tokens -= b.uncached;
 }
 
 void Scheduler::ReleaseFirstToken(uint64_t id, TimeNs observed_ttft) {
@@ -153,11 +159,9 @@ void Scheduler::ReleaseFirstToken(uint64_t id, TimeNs observed_ttft) {
   auto it = bookings_.find(id);
   if (it == bookings_.end() || it->second.prefill_done) return;
   Booking& b = it->second;
-  if (b.worker < slots_.size() && slots_[b.worker] &&
-      b.generation == slots_[b.worker]->generation) {
-    Slot& s = *slots_[b.worker];
-    UnbookPrefill(s, b);
-    s.rate.Observe(b.queue_tokens, double(observed_ttft) * 1e-9);
+  if (Slot* s = LiveSlot(b)) {
+    UnbookPrefill(*s, b);
+    s->rate.Observe(b.queue_tokens, double(observed_ttft) * 1e-9);
   } else {
     b.prefill_done = true;
   }
@@ -168,11 +172,9 @@ void Scheduler::ReleaseAll(uint64_t id) {
   auto it = bookings_.find(id);
   if (it == bookings_.end()) return;
   Booking& b = it->second;
-  if (b.worker < slots_.size() && slots_[b.worker] &&
-      b.generation == slots_[b.worker]->generation) {
-    Slot& s = *slots_[b.worker];
-    UnbookPrefill(s, b);
-    --s.running;
+  if (Slot* s = LiveSlot(b)) {
+    UnbookPrefill(*s, b);
+    --s->running;
     RemoveActive(b.worker, b.blocks);
   }
   bookings_.erase(it);

@@ -128,6 +128,17 @@ TEST_F(SchedulerTest, UnknownPolicyFallsBackToRoundRobinWithAnError) {
   EXPECT_EQ(Route(Prompt(16)).worker, WorkerId(1));
 }
 
+TEST(SchedulerLimits, WorkerIdsStopAtTheIndexLimit) {
+  ManualClock clock;
+  KvIndex index({.block_size = kBs, .max_workers = 5000}, clock);  // capped at 1024
+  EXPECT_EQ(index.worker_limit(), WorkerSet::kMaxWorkers);
+  Scheduler sched({}, index, clock);
+  EXPECT_TRUE(sched.AddWorker({.id = WorkerId(1023), .block_size = kBs}).ok());
+  EXPECT_EQ(sched.AddWorker({.id = WorkerId(1500), .block_size = kBs}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(sched.Route({.prompt_tokens = 10}).ok());
+}
+
 TEST_F(SchedulerTest, NoWorkersIsAnError) {
   Make("kvrouter", 0);
   EXPECT_EQ(sched_->Route({.prompt_tokens = 3}).status().code(),
