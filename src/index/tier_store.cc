@@ -1,5 +1,8 @@
 #include "index/tier_store.h"
 
+#include <algorithm>
+#include <span>
+
 #include "index/block_hash.h"
 
 namespace kvr {
@@ -104,22 +107,28 @@ uint64_t TierStore::StoreOne(uint32_t w, WorkerState& ws, EngineHash h, BlockHas
   return 1;
 }
 
+// In chunks: each chunk's lookup slots are prefetched and read first, then its membership slots
+// prefetched, then the releases and erases run on warm lines.
 uint64_t TierStore::Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects) {
   WorkerState& ws = Worker(w);
-  const size_t n = e.block_hashes.size();
-  for (size_t i = 0; i < n && i < kPrefetchAhead; ++i)
-    ws.lookup.Prefetch(e.block_hashes[i].value());
+  const std::span<const EngineHash> hashes(e.block_hashes);
   uint64_t removed = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAhead < n) ws.lookup.Prefetch(e.block_hashes[i + kPrefetchAhead].value());
-    uint64_t* value = ws.lookup.Find(e.block_hashes[i].value());
-    if (value == nullptr) {
-      ++rejects.remove_unknown;
-      continue;
+  for (size_t begin = 0; begin < hashes.size(); begin += kPrefetchAhead) {
+    const auto chunk = hashes.subspan(begin, std::min(kPrefetchAhead, hashes.size() - begin));
+    for (EngineHash h : chunk) ws.lookup.Prefetch(h.value());
+    for (EngineHash h : chunk) {
+      if (const uint64_t* value = ws.lookup.Find(h.value())) m_.Prefetch(BlockHash(*value));
     }
-    Release(w, BlockHash(*value));
-    ws.lookup.EraseAt(value);
-    ++removed;
+    for (EngineHash h : chunk) {
+      uint64_t* value = ws.lookup.Find(h.value());
+      if (value == nullptr) {
+        ++rejects.remove_unknown;
+        continue;
+      }
+      Release(w, BlockHash(*value));
+      ws.lookup.EraseAt(value);
+      ++removed;
+    }
   }
   return removed;
 }

@@ -12,11 +12,11 @@ namespace {
 
 constexpr size_t kHugePage = size_t{2} << 20;
 
-// Zeroed storage for `n` words; 2 MiB-aligned and huge-page backed when that large.
-uint64_t* AllocZeroed(size_t n) {
+// Uninitialized storage for `n` words; 2 MiB-aligned and huge-page backed when that large.
+uint64_t* Alloc(size_t n) {
   const size_t bytes = n * sizeof(uint64_t);
   if (bytes < kHugePage) {
-    void* p = std::calloc(n, sizeof(uint64_t));
+    void* p = std::malloc(bytes);
     if (p == nullptr) throw std::bad_alloc();
     return static_cast<uint64_t*>(p);
   }
@@ -24,7 +24,6 @@ uint64_t* AllocZeroed(size_t n) {
   void* p = std::aligned_alloc(kHugePage, rounded);
   if (p == nullptr) throw std::bad_alloc();
   madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure only costs speed
-  std::memset(p, 0, bytes);
   return static_cast<uint64_t*>(p);
 }
 
@@ -43,13 +42,24 @@ std::pair<uint64_t*, bool> WordTable::FindOrInsert(uint64_t key) {
   for (;;) {
     uint64_t* s = Probe(key);
     if (s[0] == key) return {s + 1, false};
-    if (s < Last()) {
-      s[0] = key;
+    if (InsertAt(s, key)) {
       ++size_;
       return {s + 1, true};
     }
-    Rehash(cap_ + cap_ / 2, stride_);  // a run reached the padding: grow (rare)
+    Rehash(Grown(cap_), stride_);  // a run reached the padding: grow (rare)
   }
+}
+
+// Shifts the entries from `s` to the end of its run up one slot and puts `key` (zeroed words)
+// at `s`. Every shifted entry had a home at or before its old slot, so order is kept.
+bool WordTable::InsertAt(uint64_t* s, uint64_t key) {
+  uint64_t* end = s;
+  while (end[0] != 0) end += width_;
+  if (end >= Last()) return false;
+  if (end != s) std::memmove(s + width_, s, static_cast<size_t>(end - s) * sizeof(uint64_t));
+  s[0] = key;
+  for (uint32_t k = 1; k < width_; ++k) s[k] = 0;
+  return true;
 }
 
 void WordTable::EraseAt(uint64_t* words) {
@@ -62,24 +72,41 @@ void WordTable::EraseAt(uint64_t* words) {
   --size_;
 }
 
-// Backward-shift deletion: walks the probe run after `hole` and moves back every entry whose
-// home is at or before the hole, so later lookups still reach it.
+// Backward-shift deletion: the entries after `hole` that sit past their home move back one
+// slot; the first empty slot or entry at its home ends the shift (the order puts every later
+// entry's home at or after that one).
 void WordTable::ShiftBack(size_t hole) {
-  for (size_t j = hole + 1;; ++j) {
-    uint64_t* s = Slot(j);
-    if (s[0] == 0) break;
-    if (Home(s[0]) <= hole) {
-      std::memcpy(Slot(hole), s, width_ * sizeof(uint64_t));
-      hole = j;
-    }
+  size_t end = hole + 1;
+  for (uint64_t* s = Slot(end); s[0] != 0 && Home(s[0]) < end; s += width_) ++end;
+  if (end > hole + 1) {
+    std::memmove(Slot(hole), Slot(hole + 1), (end - hole - 1) * width_ * sizeof(uint64_t));
   }
-  std::memset(Slot(hole), 0, width_ * sizeof(uint64_t));
+  std::memset(Slot(end - 1), 0, width_ * sizeof(uint64_t));
+}
+
+bool WordTable::Valid() const {
+  size_t n = 0;
+  uint64_t prev = 0;  // scrambled key of the previous entry: the whole array is sorted
+  for (size_t i = 0; i < slots(); ++i) {
+    const uint64_t* s = Slot(i);
+    if (s[0] == 0) {
+      for (uint32_t k = 1; k < width_; ++k) {
+        if (s[k] != 0) return false;
+      }
+      continue;
+    }
+    const uint64_t x = Scramble(s[0]);
+    if (HomeOf(x) > i || (n > 0 && x <= prev)) return false;
+    prev = x;
+    ++n;
+  }
+  return n == size_ && (cap_ == 0 || Slot(slots() - 1)[0] == 0);
 }
 
 void WordTable::Reserve(size_t n) {
   if (!NeedsGrowth(n)) return;
-  size_t cap = std::max<size_t>(16, cap_ + cap_ / 2);
-  while (n * 20 > cap * 17) cap += cap / 2;
+  size_t cap = std::max<size_t>(16, Grown(cap_));
+  while (n * 100 > cap * kMaxLoadPct) cap = Grown(cap);
   Rehash(cap, stride_);
 }
 
@@ -96,25 +123,39 @@ void WordTable::Reset() {
   std::vector<uint64_t>().swap(zero_);
 }
 
-// Moves every entry into fresh slots of capacity `cap` (or more, if a run would reach the
-// padding) with `stride` words each; new words are zero.
+// Moves every entry into fresh slots of capacity `cap` (or more, if the entries would reach the
+// last slot) with `stride` words each; new words are zero. The old array is sorted by scrambled
+// key, hence by new home: one sequential pass places each entry at max(home, next free slot)
+// and writes the gaps as zeros.
 void WordTable::Rehash(size_t cap, uint32_t stride) {
   std::unique_ptr<uint64_t[], Free> old = std::move(slots_);
   const size_t old_slots = slots();
   const uint32_t old_width = width_;
+  const uint32_t copy = std::min(old_width, stride + 1);
   stride_ = stride;
   width_ = stride + 1;
-  for (cap_ = cap;; cap_ += cap_ / 2) {
-    slots_.reset(cap_ == 0 ? nullptr : AllocZeroed(slots() * width_));
+  for (cap_ = cap;; cap_ = Grown(cap_)) {
+    if (cap_ == 0) return;
+    slots_.reset(Alloc(slots() * width_));
+    const size_t last = slots() - 1;
+    size_t next = 0;  // first slot not yet written
     bool placed = true;
     for (size_t i = 0; i < old_slots && placed; ++i) {
       const uint64_t* o = old.get() + i * old_width;
       if (o[0] == 0) continue;
-      uint64_t* s = Probe(o[0]);
-      placed = s < Last();
-      if (placed) std::memcpy(s, o, std::min(old_width, width_) * sizeof(uint64_t));
+      const size_t pos = std::max(Home(o[0]), next);
+      placed = pos < last;
+      if (!placed) break;
+      for (uint64_t* z = Slot(next); z < Slot(pos); ++z) *z = 0;  // gaps are short: no call
+      uint64_t* s = Slot(pos);
+      std::memcpy(s, o, copy * sizeof(uint64_t));
+      for (uint32_t k = copy; k < width_; ++k) s[k] = 0;
+      next = pos + 1;
     }
-    if (placed) return;
+    if (placed) {
+      std::memset(Slot(next), 0, (slots() - next) * width_ * sizeof(uint64_t));
+      return;
+    }
   }
 }
 

@@ -10,8 +10,18 @@
 // Layout: slots_ = capacity x (1 + stride) words; word 0 of a slot is the key, 0 = empty. The
 // real key 0 lives in a side slot (zero_). Home slot = high 64 bits of (key * phi) * capacity
 // (Fibonacci hashing, then multiply-shift range reduction): sequential keys spread too.
-// Collisions probe linearly (never wrapping: kPad spare slots follow the last home); Erase
-// shifts the run back, so there are no tombstones and a miss stops at the first empty slot.
+//
+// Ordered linear probing (Amble and Knuth's ordered hash table): the entries of a run of
+// occupied slots are sorted by their scrambled key (key * phi, a bijection on u64), and every
+// entry sits at or after its home. Home is monotone in the scrambled key, so the whole slot array
+// is sorted, which gives:
+//  - lookups that stop at the first larger entry: a miss costs about what a hit costs (plain
+//    linear probing at 85% load scans ~22 slots per miss, here ~4);
+//  - inserts that shift the rest of the run up one slot (one memmove), and erases that shift
+//    back only the displaced entries after the hole;
+//  - growth as one sequential pass: old entries arrive in new-home order, so each lands at
+//    max(its home, the slot after the previous one), with no probing and no pre-zeroing.
+// Runs never wrap: kPad spare slots follow the last home, and the last slot is always empty.
 //
 // Tables of 2 MiB and more ask for transparent huge pages: a cold lookup then costs one DRAM
 // miss instead of a miss plus a page walk, and growing faults in 2 MiB at a time.
@@ -55,6 +65,8 @@ class WordTable {
   void Widen(uint32_t stride);
   // Drops every entry and frees the memory.
   void Reset();
+  // Checks the probing invariants (order within runs, empty slots zeroed, size); for tests.
+  bool Valid() const;
 
   // fn(key, const uint64_t* words) for every entry, in no particular order.
   template <typename Fn>
@@ -76,13 +88,21 @@ class WordTable {
   // Slots past the last home slot, so probe runs never wrap; an insert that would land in the
   // very last one grows the table instead (rare: runs are short below 85% load).
   static constexpr size_t kPad = 64;
-  size_t Home(uint64_t key) const {
-    return static_cast<size_t>((static_cast<unsigned __int128>(key * kPhi) * cap_) >> 64);
+  static uint64_t Scramble(uint64_t key) { return key * kPhi; }
+  size_t HomeOf(uint64_t scrambled) const {
+    return static_cast<size_t>((static_cast<unsigned __int128>(scrambled) * cap_) >> 64);
   }
+  size_t Home(uint64_t key) const { return HomeOf(Scramble(key)); }
   size_t slots() const { return cap_ == 0 ? 0 : cap_ + kPad; }
   uint64_t* Slot(size_t i) const { return slots_.get() + i * width_; }
-  bool NeedsGrowth(size_t n) const { return n * 20 > cap_ * 17; }  // load > 85%
+  static constexpr size_t kMaxLoadPct = 85;  // grow past this load (percent), by x1.5
+  static size_t Grown(size_t cap) { return cap + cap / 2; }
+  bool NeedsGrowth(size_t n) const { return n * 100 > cap_ * kMaxLoadPct; }
+  // The slot holding `key`, or where it would be inserted: the first empty slot or entry with
+  // a larger scrambled key. The last slot is always empty, so every probe ends in bounds.
   uint64_t* Probe(uint64_t key) const;
+  // Inserts absent `key` at `s` (from Probe); false if the run would reach the last slot.
+  bool InsertAt(uint64_t* s, uint64_t key);
   uint64_t* Last() const { return Slot(slots() - 1); }
   void Rehash(size_t cap, uint32_t stride);
   void ShiftBack(size_t hole);
@@ -100,11 +120,10 @@ class WordTable {
 };
 
 // Lookups are inline: they sit in the index's hottest loops (query walk, batched inserts).
-// The slot holding `key`, or the first empty slot of its run. The last slot is always empty,
-// so every run ends in bounds.
 inline uint64_t* WordTable::Probe(uint64_t key) const {
-  uint64_t* s = Slot(Home(key));
-  while (s[0] != key && s[0] != 0) s += width_;
+  const uint64_t x = Scramble(key);
+  uint64_t* s = Slot(HomeOf(x));
+  while (s[0] != 0 && Scramble(s[0]) < x) s += width_;
   return s;
 }
 

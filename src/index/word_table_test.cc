@@ -51,9 +51,13 @@ void RunOps(uint64_t seed, size_t ops, size_t keys, KeyOf key_of) {
     } else {
       ASSERT_FALSE(ref.contains(k));
     }
-    if (i % 5000 == 0) ExpectSame(t, ref);
+    if (i % 5000 == 0) {
+      ExpectSame(t, ref);
+      ASSERT_TRUE(t.Valid());
+    }
   }
   ExpectSame(t, ref);
+  ASSERT_TRUE(t.Valid());
   EXPECT_GE(t.MemoryBytes(), t.size() * 16);
 }
 
@@ -75,6 +79,7 @@ TEST(WordTableTest, WidenKeepsWordsAndZeroesNewOnes) {
   for (uint64_t k = 0; k < 1000; ++k) t.FindOrInsert(k).first[0] = k + 7;
   t.Widen(3);
   ASSERT_EQ(t.stride(), 3u);
+  ASSERT_TRUE(t.Valid());
   for (uint64_t k = 0; k < 1000; ++k) {
     const uint64_t* w = t.Find(k);
     ASSERT_NE(w, nullptr);
