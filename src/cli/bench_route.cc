@@ -33,6 +33,9 @@ struct RouteBenchFlags {
   uint32_t decisions = 20000;
   uint32_t warmup = 5000;  // untimed decisions first: tables reach their steady size
   uint32_t in_flight = 256;
+  // Requests per second of (simulated) time: sets how many predicted entries are live
+  // (predict-on-route keeps each for its TTL) and how old the oldest booking is.
+  double rate = 1000;
   std::string policy = "kvrouter";
   uint64_t seed = 42;
   bool json = true;
@@ -47,7 +50,11 @@ int RunRouteBench(const RouteBenchFlags& f) {
                       .seed = f.seed};
   std::cerr << "bench route: building an index of " << f.entries << " entries...\n";
   SyntheticWorkload w = MakeSyntheticWorkload(so);
-  SystemClock& clock = SystemClock::Get();
+  // A manual clock advanced 1/rate per decision: the router's time-dependent state (predicted
+  // entries expiring after their TTL, booking ages) reaches the steady state of a router serving
+  // `rate` requests/s, whatever this machine's speed. Latency is measured on the real clock.
+  ManualClock clock;
+  const auto step = TimeNs(1e9 / f.rate);
   KvIndex index({.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)}, clock);
   for (const auto& e : w.events) index.Apply(e);
   auto policy = MakePolicy(f.policy);
@@ -68,6 +75,7 @@ int RunRouteBench(const RouteBenchFlags& f) {
   cpu_us.reserve(f.decisions);
   for (uint32_t i = 0; i < f.warmup + f.decisions; ++i) {
     const auto& p = prompts[i % prompts.size()];
+    clock.Advance(step);
     const double c0 = ThreadCpuUs();
     auto t0 = Clock::now();
     auto hashes = SequenceHashes(p, f.block_size);
@@ -87,6 +95,8 @@ int RunRouteBench(const RouteBenchFlags& f) {
       window.pop_front();
     }
   }
+  uint64_t predicted = 0;
+  for (uint32_t i = 0; i < f.workers; ++i) predicted += index.Stats(WorkerId(i)).predicted_blocks;
   Percentiles p = ComputePercentiles(us);
   Percentiles cpu = ComputePercentiles(cpu_us);
   nlohmann::json out = {{"workers", f.workers},
@@ -98,6 +108,8 @@ int RunRouteBench(const RouteBenchFlags& f) {
                         {"decision_cpu_p50_us", cpu.p50},
                         {"decision_cpu_p99_us", cpu.p99},
                         {"in_flight", f.in_flight},
+                        {"rate", f.rate},
+                        {"predicted_blocks_live", predicted},
                         {"decisions", f.decisions},
                         {"decision_p50_us", p.p50},
                         {"decision_p99_us", p.p99},
@@ -119,6 +131,8 @@ void RegisterBenchRoute(CLI::App& bench, int* exit_code) {
   cmd->add_option("--decisions", flags->decisions, "Timed decisions");
   cmd->add_option("--in-flight", flags->in_flight, "Requests kept booked");
   cmd->add_option("--warmup", flags->warmup, "Untimed decisions before timing");
+  cmd->add_option("--rate", flags->rate, "Requests per second of simulated time")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--policy", flags->policy, "Routing policy");
   cmd->add_option("--seed", flags->seed, "Workload seed");
   cmd->add_flag("--json", flags->json, "Print JSON (the only output format)");

@@ -84,18 +84,19 @@ void KvIndex::Query(std::span<const BlockHash> blocks, OverlapScores* out) const
   const TierStore& device = *tiers_[static_cast<int>(Tier::kDevice)];
   for (uint32_t w = 0; w < workers; ++w) out->cached_blocks[w] = device.distinct_blocks(w);
   if (workers == 0) return;
-  LeadingRuns(blocks, device.membership(), nullptr, nw, out->device.data());
+  if (predicted_.empty()) {
+    LeadingRuns(blocks, device.membership(), nullptr, nw, out->device.data());
+  } else {
+    LeadingRunsPair(blocks, device.membership(), predicted_.membership(), nw, out->device.data(),
+                    out->predicted.data());
+  }
   for (Tier t : {Tier::kHost, Tier::kStorage}) {
     const TierStore& store = *tiers_[static_cast<int>(t)];
     if (store.entries() == 0) continue;
     LeadingRuns(blocks, store.membership(), nullptr, nw,
                 (t == Tier::kHost ? out->host : out->storage).data());
   }
-  if (predicted_.empty()) {
-    out->predicted = out->device;
-  } else {
-    LeadingRuns(blocks, device.membership(), &predicted_.membership(), nw, out->predicted.data());
-  }
+  if (predicted_.empty()) out->predicted = out->device;
 }
 
 OverlapScores KvIndex::Query(std::span<const BlockHash> blocks) const {

@@ -81,7 +81,42 @@ void LeadingRuns1(std::span<const BlockHash> blocks, const Membership& a, const 
   WriteDepth(active, 0, static_cast<uint32_t>(n), depth);
 }
 
+// LeadingRunsPair for worker ids < 64. The a-set is always a subset of the (a ∪ b)-set, so the
+// walk ends when the latter empties.
+void LeadingRunsPair1(std::span<const BlockHash> blocks, const Membership& a, const Membership& b,
+                      uint32_t* depth_a, uint32_t* depth_ab) {
+  auto bits = [](const Membership& m, BlockHash block) {
+    uint64_t x = 0;
+    OrBits(m, block, 1, &x);
+    return x;
+  };
+  const size_t n = blocks.size();
+  for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) PrefetchBlock(a, &b, blocks[i]);
+  uint64_t act_a = bits(a, blocks[0]);
+  uint64_t act_ab = act_a | bits(b, blocks[0]);
+  for (size_t i = 1; i < n && act_ab != 0; ++i) {
+    if (i + kPrefetchAhead < n) PrefetchBlock(a, &b, blocks[i + kPrefetchAhead]);
+    const uint64_t in_a = bits(a, blocks[i]);
+    const uint64_t next_a = act_a & in_a;
+    const uint64_t next_ab = act_ab & (in_a | bits(b, blocks[i]));
+    WriteDepth(act_a & ~next_a, 0, static_cast<uint32_t>(i), depth_a);
+    WriteDepth(act_ab & ~next_ab, 0, static_cast<uint32_t>(i), depth_ab);
+    act_a = next_a;
+    act_ab = next_ab;
+  }
+  WriteDepth(act_a, 0, static_cast<uint32_t>(n), depth_a);
+  WriteDepth(act_ab, 0, static_cast<uint32_t>(n), depth_ab);
+}
+
 }  // namespace
+
+void LeadingRunsPair(std::span<const BlockHash> blocks, const Membership& a, const Membership& b,
+                     uint32_t nw, uint32_t* depth_a, uint32_t* depth_ab) {
+  if (blocks.empty()) return;
+  if (nw == 1) return LeadingRunsPair1(blocks, a, b, depth_a, depth_ab);
+  LeadingRuns(blocks, a, nullptr, nw, depth_a);
+  LeadingRuns(blocks, a, &b, nw, depth_ab);
+}
 
 // Workers are only ever dropped from the active set, so each worker's depth is written once:
 // O(n·nw) lookups+ANDs plus O(workers) writes, and the walk ends when the set empties.

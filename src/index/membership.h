@@ -36,7 +36,8 @@ class Membership {
   // `hi_words` = words beyond the first that worker ids may need (0 when all ids are < 64).
   // Rows start one word wide and widen when a higher worker id first appears, so a fleet whose
   // ids stay below 64 pays 16 bytes a slot whatever max_workers says.
-  explicit Membership(uint32_t hi_words) : hi_words_(hi_words) {}
+  explicit Membership(uint32_t hi_words, uint32_t max_load_pct = WordTable::kDefaultMaxLoadPct)
+      : hi_words_(hi_words), table_(1, max_load_pct) {}
 
   // Sets `worker` on `block`; returns false if it was already set.
   bool Set(BlockHash block, uint32_t worker);
@@ -58,7 +59,7 @@ class Membership {
 
  private:
   uint32_t hi_words_;
-  WordTable table_{1};
+  WordTable table_;
 };
 
 // Leading-run length of every worker over `blocks` in `a` (or a ∪ b when b is given), written to
@@ -66,6 +67,12 @@ class Membership {
 // examine (1 + hi words in use); depth must have room for every worker id present.
 void LeadingRuns(std::span<const BlockHash> blocks, const Membership& a, const Membership* b,
                  uint32_t nw, uint32_t* depth);
+
+// Both walks a query needs in one pass over `blocks`: the leading runs in `a` alone into
+// depth_a, and in a ∪ b into depth_ab (same contract as LeadingRuns for each). One probe of `a`
+// per block instead of two.
+void LeadingRunsPair(std::span<const BlockHash> blocks, const Membership& a, const Membership& b,
+                     uint32_t nw, uint32_t* depth_a, uint32_t* depth_ab);
 
 // Words needed for worker ids < num_workers.
 inline uint32_t WordsForWorkers(uint32_t num_workers) {

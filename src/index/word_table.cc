@@ -31,7 +31,7 @@ uint64_t* Alloc(size_t n) {
 
 void WordTable::Free::operator()(uint64_t* p) const { std::free(p); }
 
-std::pair<uint64_t*, bool> WordTable::FindOrInsert(uint64_t key) {
+std::pair<uint64_t*, bool> WordTable::FindOrInsertSlow(uint64_t key) {
   if (key == 0) {
     const bool inserted = !has_zero_;
     if (inserted) zero_.assign(stride_, 0);
@@ -48,18 +48,6 @@ std::pair<uint64_t*, bool> WordTable::FindOrInsert(uint64_t key) {
     }
     Rehash(Grown(cap_), stride_);  // a run reached the padding: grow (rare)
   }
-}
-
-// Shifts the entries from `s` to the end of its run up one slot and puts `key` (zeroed words)
-// at `s`. Every shifted entry had a home at or before its old slot, so order is kept.
-bool WordTable::InsertAt(uint64_t* s, uint64_t key) {
-  uint64_t* end = s;
-  while (end[0] != 0) end += width_;
-  if (end >= Last()) return false;
-  if (end != s) std::memmove(s + width_, s, static_cast<size_t>(end - s) * sizeof(uint64_t));
-  s[0] = key;
-  for (uint32_t k = 1; k < width_; ++k) s[k] = 0;
-  return true;
 }
 
 void WordTable::EraseAt(uint64_t* words) {
@@ -106,7 +94,7 @@ bool WordTable::Valid() const {
 void WordTable::Reserve(size_t n) {
   if (!NeedsGrowth(n)) return;
   size_t cap = std::max<size_t>(16, Grown(cap_));
-  while (n * 100 > cap * kMaxLoadPct) cap = Grown(cap);
+  while (n * 100 > cap * max_load_pct_) cap = Grown(cap);
   Rehash(cap, stride_);
 }
 

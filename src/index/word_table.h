@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -41,7 +42,12 @@ namespace kvr {
 
 class WordTable {
  public:
-  explicit WordTable(uint32_t stride = 1) : stride_(stride), width_(stride + 1) {}
+  // `max_load_pct`: the load past which the table grows (x1.5). 85 suits big, memory-bound
+  // tables; small tables with heavy insert/erase churn (the scheduler's in-flight sets) run
+  // cheaper at ~50, where runs, and so the shifts of an ordered insert, stay short.
+  explicit WordTable(uint32_t stride = 1, uint32_t max_load_pct = kDefaultMaxLoadPct)
+      : stride_(stride), width_(stride + 1), max_load_pct_(max_load_pct) {}
+  static constexpr uint32_t kDefaultMaxLoadPct = 85;
 
   uint32_t stride() const { return stride_; }
   size_t size() const { return size_ + (has_zero_ ? 1 : 0); }
@@ -95,20 +101,22 @@ class WordTable {
   size_t Home(uint64_t key) const { return HomeOf(Scramble(key)); }
   size_t slots() const { return cap_ == 0 ? 0 : cap_ + kPad; }
   uint64_t* Slot(size_t i) const { return slots_.get() + i * width_; }
-  static constexpr size_t kMaxLoadPct = 85;  // grow past this load (percent), by x1.5
   static size_t Grown(size_t cap) { return cap + cap / 2; }
-  bool NeedsGrowth(size_t n) const { return n * 100 > cap_ * kMaxLoadPct; }
+  bool NeedsGrowth(size_t n) const { return n * 100 > cap_ * max_load_pct_; }
   // The slot holding `key`, or where it would be inserted: the first empty slot or entry with
   // a larger scrambled key. The last slot is always empty, so every probe ends in bounds.
   uint64_t* Probe(uint64_t key) const;
   // Inserts absent `key` at `s` (from Probe); false if the run would reach the last slot.
   bool InsertAt(uint64_t* s, uint64_t key);
+  // FindOrInsert's rare paths: key 0, growth, a run reaching the padding.
+  std::pair<uint64_t*, bool> FindOrInsertSlow(uint64_t key);
   uint64_t* Last() const { return Slot(slots() - 1); }
   void Rehash(size_t cap, uint32_t stride);
   void ShiftBack(size_t hole);
 
   uint32_t stride_;
   uint32_t width_;  // 1 + stride_
+  uint32_t max_load_pct_;
   size_t cap_ = 0;
   size_t size_ = 0;  // entries in slots_ (the zero key not counted)
   struct Free {
@@ -125,6 +133,35 @@ inline uint64_t* WordTable::Probe(uint64_t key) const {
   uint64_t* s = Slot(HomeOf(x));
   while (s[0] != 0 && Scramble(s[0]) < x) s += width_;
   return s;
+}
+
+// The common case inline (callers insert in loops): no growth due, nonzero key, room in the run.
+inline std::pair<uint64_t*, bool> WordTable::FindOrInsert(uint64_t key) {
+  if (key != 0 && !NeedsGrowth(size_ + 1)) [[likely]] {
+    uint64_t* s = Probe(key);
+    if (s[0] == key) return {s + 1, false};
+    if (InsertAt(s, key)) {
+      ++size_;
+      return {s + 1, true};
+    }
+  }
+  return FindOrInsertSlow(key);
+}
+
+// Shifts the entries from `s` to the end of its run up one slot and puts `key` (zeroed words)
+// at `s`. Every shifted entry had a home at or before its old slot, so order is kept.
+inline bool WordTable::InsertAt(uint64_t* s, uint64_t key) {
+  uint64_t* end = s;
+  while (end[0] != 0) end += width_;
+  if (end >= Last()) return false;
+  if (end != s) std::memmove(s + width_, s, static_cast<size_t>(end - s) * sizeof(uint64_t));
+  s[0] = key;
+  if (stride_ == 1) {
+    s[1] = 0;  // the common width, without a memset call
+  } else {
+    std::memset(s + 1, 0, stride_ * sizeof(uint64_t));
+  }
+  return true;
 }
 
 inline const uint64_t* WordTable::Find(uint64_t key) const {

@@ -29,7 +29,7 @@ Scheduler::Scheduler(SchedulerConfig config, KvIndex& index, const Clock& clock)
       index_(index),
       clock_(clock),
       rng_(config_.seed),
-      active_(WordsForWorkers(index.worker_limit()) - 1) {
+      active_(WordsForWorkers(index.worker_limit()) - 1, kInFlightLoadPct) {
   auto policy = MakePolicy(config_.policy, config_.options);
   // An unknown name is a configuration error the caller validates with MakePolicy first; fall
   // back loudly rather than route with nothing.
@@ -107,7 +107,7 @@ std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) const {
   std::lock_guard lock(mu_);
   if (worker.value() >= slots_.size() || !slots_[worker.value()]) return std::nullopt;
   const Slot& s = *slots_[worker.value()];
-  return WorkerLoad{s.booked_prefill_tokens, s.running, s.active_blocks, s.rate.rate(),
+  return WorkerLoad{s.booked_prefill_tokens, s.running, s.active_counts.size(), s.rate.rate(),
                     s.rate.overhead_s()};
 }
 

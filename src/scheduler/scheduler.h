@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/random.h"
 #include "index/kv_index.h"
+#include "index/word_table.h"
 #include "scheduler/policy.h"
 
 namespace kvr {
@@ -128,6 +129,7 @@ class Scheduler {
     std::vector<BlockHash> blocks;
   };
 
+  static constexpr uint32_t kInFlightLoadPct = 50;
   struct Slot {
     explicit Slot(const WorkerSpec& s, uint64_t gen)
         : spec(s), rate(s.prefill_rate_prior), generation(gen) {}
@@ -137,7 +139,9 @@ class Scheduler {
     EngineMetrics metrics;
     uint64_t booked_prefill_tokens = 0;
     uint32_t running = 0;
-    uint64_t active_blocks = 0;
+    // In-flight block -> bookings on this worker that hold it. Small and churned by every
+    // booking: kept at most half full (kInFlightLoadPct) so inserts shift little.
+    WordTable active_counts{1, kInFlightLoadPct};
     std::deque<uint64_t> prefill_fifo;  // booking ids in routing order; done ones popped lazily
   };
 
@@ -162,9 +166,8 @@ class Scheduler {
   Rng rng_;                                          // guarded by mu_
   std::vector<std::unique_ptr<Slot>> slots_;         // guarded by mu_; by WorkerId value
   absl::flat_hash_map<uint64_t, Booking> bookings_;  // guarded by mu_
-  Membership active_;                                // guarded by mu_
-  absl::flat_hash_map<std::pair<uint32_t, BlockHash>, uint32_t> active_refs_;  // guarded by mu_
-  uint64_t next_ticket_ = 1;                                                   // guarded by mu_
+  Membership active_;  // guarded by mu_; workers with each block in flight (for M_w)
+  uint64_t next_ticket_ = 1;                         // guarded by mu_
 };
 
 }  // namespace kvr

@@ -6,25 +6,24 @@
 
 namespace kvr {
 
+// A worker's in-flight blocks are counted in its own table; the shared active_ bits change only
+// when a block's count leaves or returns to zero.
 void Scheduler::AddActive(uint32_t w, std::span<const BlockHash> blocks) {
   Slot& s = *slots_[w];
   for (BlockHash b : blocks) {
-    if (active_.Set(b, w)) {
-      ++s.active_blocks;
-    } else {
-      ++active_refs_[{w, b}];
-    }
+    uint64_t& count = *s.active_counts.FindOrInsert(b.value()).first;
+    if (count++ == 0) active_.Set(b, w);
   }
 }
 
 void Scheduler::RemoveActive(uint32_t w, std::span<const BlockHash> blocks) {
   Slot& s = *slots_[w];
   for (BlockHash b : blocks) {
-    auto it = active_refs_.find(std::pair{w, b});
-    if (it != active_refs_.end()) {
-      if (--it->second == 0) active_refs_.erase(it);
-    } else if (active_.Clear(b, w)) {
-      --s.active_blocks;
+    uint64_t* count = s.active_counts.Find(b.value());
+    if (count == nullptr) continue;  // unreachable: every booked block was added
+    if (--*count == 0) {
+      s.active_counts.EraseAt(count);
+      active_.Clear(b, w);
     }
   }
 }
@@ -53,7 +52,7 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
       v.oldest_prefill_tokens = oldest.uncached;
     }
     v.running = s.running;
-    v.active_blocks = s.active_blocks;
+    v.active_blocks = s.active_counts.size();
     v.active_overlap = active_run[w];
     v.rate = &s.rate;
     v.metrics = s.metrics;
