@@ -60,6 +60,32 @@ TEST_F(SchedulerTest, FollowsTheCacheAndBooksLoad) {
   EXPECT_EQ(load.active_blocks, 0u);
 }
 
+// Two in-flight prompts on one worker sharing a 6-block prefix: active blocks are distinct
+// (10 + 4), M_w sees the shared prefix, and releasing in either order is exact.
+TEST_F(SchedulerTest, InFlightBlocksAreDistinctAndReleasedExactly) {
+  Make("dynamo", 1);
+  std::vector<TokenId> a = Prompt(160);
+  std::vector<TokenId> b(a.begin(), a.begin() + 96);
+  for (TokenId t = 0; t < 64; ++t) b.push_back(50000 + t);
+  Decision da = Route(a);
+  EXPECT_EQ(sched_->Load(WorkerId(0))->active_blocks, 10u);
+  blocks_ = SequenceHashes(b, kBs);
+  auto db = sched_->Route({.blocks = blocks_, .prompt_tokens = uint32_t(b.size())});
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE(db->explanation.has_value());
+  EXPECT_EQ(db->explanation->candidates[0].active_overlap, 6u);
+  EXPECT_EQ(sched_->Load(WorkerId(0))->active_blocks, 14u);
+  da.ticket.Finish();
+  EXPECT_EQ(sched_->Load(WorkerId(0))->active_blocks, 10u);  // b still holds all 10 of its own
+  Decision dc = Route(a);  // a again: its first 6 blocks are in flight (b's), the rest not
+  ASSERT_TRUE(dc.explanation.has_value());
+  EXPECT_EQ(dc.explanation->candidates[0].active_overlap, 6u);
+  EXPECT_EQ(sched_->Load(WorkerId(0))->active_blocks, 14u);
+  db->ticket.Finish();
+  dc.ticket.Finish();
+  EXPECT_EQ(sched_->Load(WorkerId(0))->active_blocks, 0u);
+}
+
 TEST_F(SchedulerTest, DestroyedTicketReleasesEverything) {
   Make("least_loaded");
   {
