@@ -43,6 +43,24 @@ PY
 [ "$(grep -c '<svg' "$tmp/sim.html")" -ge 2 ] || fail "html: expected one svg per policy"
 grep -q "TTFT p99" "$tmp/sim.txt" || fail "simulate: no table on stdout"
 
+# Benchmarks print the documented JSON fields (tiny sizes: this checks the contract, not speed).
+"$bin" bench index --entries 20000 --queries 200 --readers 1 --json >"$tmp/bi.json" 2>/dev/null
+"$bin" bench route --entries 20000 --decisions 200 --warmup 50 --json >"$tmp/br.json" 2>/dev/null
+"$bin" bench jitter --samples 200 --work-us 1 >"$tmp/bj.json"
+python3 - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+bi = json.load(open(d + "/bi.json"))
+for k in ("apply_blocks_per_s", "steady_apply_blocks_per_s", "query_p50_us", "query_p99_us",
+          "bytes_per_entry", "naive_query_p50_us"):
+    assert bi[k] > 0, (k, bi)
+assert bi["entries"] >= 20000 and bi["during_writes"]["p99_ratio"] > 0, bi
+br = json.load(open(d + "/br.json"))
+assert br["decisions"] == 200 and 0 < br["decision_p50_us"] <= br["decision_p99_us"], br
+bj = json.load(open(d + "/bj.json"))
+assert 0 < bj["p50_us"] <= bj["p99_us"] and 0 <= bj["hit_fraction"] <= 1, bj
+PY
+
 # Bad input is a clear error, not a crash.
 if "$bin" simulate --workload nope --quiet 2>"$tmp/err.txt"; then fail "unknown workload accepted"; fi
 grep -qi "nope" "$tmp/err.txt" || fail "unknown workload: message does not name it"

@@ -7,6 +7,7 @@ void RegisterBench(CLI::App& app, int* exit_code) {
   bench->require_subcommand(1);
   RegisterBenchIndex(*bench, exit_code);
   RegisterBenchRoute(*bench, exit_code);
+  RegisterBenchJitter(*bench, exit_code);
   RegisterBenchTokenizer(*bench, exit_code);
   RegisterBenchChat(*bench, exit_code);
 }

@@ -10,6 +10,7 @@ void RegisterBench(CLI::App& app, int* exit_code);
 void RegisterSimulate(CLI::App& app, int* exit_code);
 void RegisterBenchIndex(CLI::App& bench, int* exit_code);
 void RegisterBenchRoute(CLI::App& bench, int* exit_code);
+void RegisterBenchJitter(CLI::App& bench, int* exit_code);
 void RegisterTokenize(CLI::App& app, int* exit_code);
 void RegisterBenchTokenizer(CLI::App& bench, int* exit_code);
 void RegisterChatTemplate(CLI::App& app, int* exit_code);

@@ -62,7 +62,9 @@ class WordTable {
   void EraseAt(uint64_t* words);
   void Prefetch(uint64_t key) const {
     if (cap_ == 0) return;
-    __builtin_prefetch(Slot(Home(key)));
+    const uint64_t* s = Slot(Home(key));
+    __builtin_prefetch(s);
+    __builtin_prefetch(s + 7);  // the run may go on into the next line (s is 8-byte aligned)
   }
 
   // Makes room for `n` entries without growing on insert.
