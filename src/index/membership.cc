@@ -59,22 +59,38 @@ inline void WriteDepth(uint64_t dropped, uint32_t base, uint32_t value, uint32_t
   for (; dropped != 0; dropped &= dropped - 1) depth[base + std::countr_zero(dropped)] = value;
 }
 
+// The one-word walks keep each block's home slots from the prefetch pass in a ring, so a block's
+// home is computed once. kRing is a power of two above kPrefetchAhead.
+constexpr size_t kRing = 32;
+static_assert(kRing > kPrefetchAhead && (kRing & (kRing - 1)) == 0);
+
+// Worker bits (word 0) of a block in `m`, from its prefetched home slot.
+inline uint64_t Bits0(const Membership& m, const uint64_t* home, BlockHash block) {
+  const uint64_t* words = m.FindFrom(home, block);
+  return words == nullptr ? 0 : words[0];
+}
+
 // LeadingRuns for worker ids < 64 (the common fleet): one word, kept in a register, no
 // per-block zeroing or word loops.
 void LeadingRuns1(std::span<const BlockHash> blocks, const Membership& a, const Membership* b,
                   uint32_t* depth) {
-  auto bits = [&](BlockHash block) {
-    uint64_t x = 0;
-    OrBits(a, block, 1, &x);
-    if (b != nullptr) OrBits(*b, block, 1, &x);
+  const uint64_t* home_a[kRing] = {};
+  const uint64_t* home_b[kRing] = {};
+  auto issue = [&](size_t i) {
+    home_a[i % kRing] = a.PrefetchHome(blocks[i]);
+    if (b != nullptr) home_b[i % kRing] = b->PrefetchHome(blocks[i]);
+  };
+  auto bits = [&](size_t i) {
+    uint64_t x = Bits0(a, home_a[i % kRing], blocks[i]);
+    if (b != nullptr) x |= Bits0(*b, home_b[i % kRing], blocks[i]);
     return x;
   };
   const size_t n = blocks.size();
-  for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) PrefetchBlock(a, b, blocks[i]);
-  uint64_t active = bits(blocks[0]);
+  for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) issue(i);
+  uint64_t active = bits(0);
   for (size_t i = 1; i < n && active != 0; ++i) {
-    if (i + kPrefetchAhead < n) PrefetchBlock(a, b, blocks[i + kPrefetchAhead]);
-    const uint64_t next = active & bits(blocks[i]);
+    if (i + kPrefetchAhead < n) issue(i + kPrefetchAhead);
+    const uint64_t next = active & bits(i);
     WriteDepth(active & ~next, 0, static_cast<uint32_t>(i), depth);
     active = next;
   }
@@ -85,20 +101,21 @@ void LeadingRuns1(std::span<const BlockHash> blocks, const Membership& a, const 
 // walk ends when the latter empties.
 void LeadingRunsPair1(std::span<const BlockHash> blocks, const Membership& a, const Membership& b,
                       uint32_t* depth_a, uint32_t* depth_ab) {
-  auto bits = [](const Membership& m, BlockHash block) {
-    uint64_t x = 0;
-    OrBits(m, block, 1, &x);
-    return x;
+  const uint64_t* home_a[kRing] = {};
+  const uint64_t* home_b[kRing] = {};
+  auto issue = [&](size_t i) {
+    home_a[i % kRing] = a.PrefetchHome(blocks[i]);
+    home_b[i % kRing] = b.PrefetchHome(blocks[i]);
   };
   const size_t n = blocks.size();
-  for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) PrefetchBlock(a, &b, blocks[i]);
-  uint64_t act_a = bits(a, blocks[0]);
-  uint64_t act_ab = act_a | bits(b, blocks[0]);
+  for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) issue(i);
+  uint64_t act_a = Bits0(a, home_a[0], blocks[0]);
+  uint64_t act_ab = act_a | Bits0(b, home_b[0], blocks[0]);
   for (size_t i = 1; i < n && act_ab != 0; ++i) {
-    if (i + kPrefetchAhead < n) PrefetchBlock(a, &b, blocks[i + kPrefetchAhead]);
-    const uint64_t in_a = bits(a, blocks[i]);
+    if (i + kPrefetchAhead < n) issue(i + kPrefetchAhead);
+    const uint64_t in_a = Bits0(a, home_a[i % kRing], blocks[i]);
     const uint64_t next_a = act_a & in_a;
-    const uint64_t next_ab = act_ab & (in_a | bits(b, blocks[i]));
+    const uint64_t next_ab = act_ab & (in_a | Bits0(b, home_b[i % kRing], blocks[i]));
     WriteDepth(act_a & ~next_a, 0, static_cast<uint32_t>(i), depth_a);
     WriteDepth(act_ab & ~next_ab, 0, static_cast<uint32_t>(i), depth_ab);
     act_a = next_a;

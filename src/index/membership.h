@@ -49,6 +49,11 @@ class Membership {
   // worker holds it.
   const uint64_t* Find(BlockHash block) const { return table_.Find(block.value()); }
   void Prefetch(BlockHash block) const { table_.Prefetch(block.value()); }
+  // The two halves of a prefetched lookup (WordTable::PrefetchHome / FindFrom).
+  const uint64_t* PrefetchHome(BlockHash block) const { return table_.PrefetchHome(block.value()); }
+  const uint64_t* FindFrom(const uint64_t* home, BlockHash block) const {
+    return table_.FindFrom(home, block.value());
+  }
   uint32_t words() const { return table_.stride(); }
   uint32_t hi_words() const { return hi_words_; }
 

@@ -60,11 +60,23 @@ class WordTable {
   std::pair<uint64_t*, bool> FindOrInsert(uint64_t key);
   // Erases the entry whose words `words` points to (from Find/FindOrInsert).
   void EraseAt(uint64_t* words);
-  void Prefetch(uint64_t key) const {
-    if (cap_ == 0) return;
+  void Prefetch(uint64_t key) const { (void)PrefetchHome(key); }
+  // Prefetches `key`'s home slot and returns it (null when the table has no slots), for a
+  // later FindFrom: walks that prefetch ahead compute each home once.
+  const uint64_t* PrefetchHome(uint64_t key) const {
+    if (cap_ == 0) return nullptr;
     const uint64_t* s = Slot(Home(key));
     __builtin_prefetch(s);
     __builtin_prefetch(s + 7);  // the run may go on into the next line (s is 8-byte aligned)
+    return s;
+  }
+  // Find, starting from `home` = PrefetchHome(key) of the unchanged table.
+  const uint64_t* FindFrom(const uint64_t* home, uint64_t key) const {
+    if (key == 0) return has_zero_ ? zero_.data() : nullptr;
+    if (home == nullptr) return nullptr;
+    const uint64_t x = Scramble(key);
+    while (home[0] != 0 && Scramble(home[0]) < x) home += width_;
+    return home[0] == key ? home + 1 : nullptr;
   }
 
   // Makes room for `n` entries without growing on insert.
