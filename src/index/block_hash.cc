@@ -1,5 +1,7 @@
 #include "index/block_hash.h"
 
+#include "index/xxh3_simd.h"
+
 // Inlined: ChainHash's constant 16-byte input compiles to a few instructions, and a block's
 // tokens skip the library's call and length dispatch (hashing is on every event's hot path).
 #define XXH_INLINE_ALL
@@ -27,7 +29,13 @@ uint64_t HashSeed(const HashContext& ctx) {
 
 uint64_t LocalBlockHash(std::span<const TokenId> block, uint64_t seed,
                         std::span<const uint64_t> mm_hashes) {
-  if (mm_hashes.empty()) return XXH3_64bits_withSeed(block.data(), block.size_bytes(), seed);
+  if (mm_hashes.empty()) {
+    // Up to 240 bytes XXH3 has scalar short-input paths (inlined here); longer blocks (64+
+    // tokens) stripe through the vector unit: take the widest this CPU has.
+    if (block.size_bytes() <= 240) return XXH3_64bits_withSeed(block.data(), block.size_bytes(), seed);
+    static const internal::Xxh3Fn vector_hash = internal::Xxh3Best();
+    return vector_hash(block.data(), block.size_bytes(), seed);
+  }
   // Dynamo appends the block's multimodal hashes, sorted, as u64le after the tokens.
   std::vector<uint64_t> sorted(mm_hashes.begin(), mm_hashes.end());
   std::sort(sorted.begin(), sorted.end());

@@ -40,14 +40,37 @@ void KvIndex::ApplyLocked(const KvEvent& event) {
   }
 }
 
+// Per event: the read-only phase (hashing a store's blocks, prefetching) runs under write_mu_
+// alone, beside queries; only the table writes take mu_ exclusively.
 void KvIndex::Apply(std::span<const KvEvent> events) {
-  std::unique_lock lock(mu_);
-  for (const KvEvent& e : events) ApplyLocked(e);
+  std::lock_guard writer(write_mu_);
+  for (const KvEvent& event : events) {
+    const uint32_t w = std::visit([](const auto& e) { return e.worker.value(); }, event);
+    if (w < worker_limit_) {
+      if (const auto* s = std::get_if<KvStored>(&event)) {
+        TierStore& tier = *tiers_[static_cast<int>(s->tier)];
+        RejectCounts rejects;
+        const bool ok = tier.PrepareStore(w, *s, rejects);
+        std::unique_lock lock(mu_);
+        Counters& c = CountersFor(w);
+        ++c.stored_events;
+        c.rejects += rejects;
+        if (ok) c.blocks_stored += tier.CommitStore(w, *s);
+        continue;
+      }
+      if (const auto* r = std::get_if<KvRemoved>(&event)) {
+        tiers_[static_cast<int>(r->tier)]->PrefetchRemove(w, *r);
+      }
+    }
+    std::unique_lock lock(mu_);
+    ApplyLocked(event);
+  }
 }
 
 void KvIndex::RemoveWorker(WorkerId worker) {
   const uint32_t w = worker.value();
   {
+    std::lock_guard writer(write_mu_);
     std::unique_lock lock(mu_);
     for (auto& t : tiers_) t->ClearWorker(w);
     if (w < counters_.size()) counters_[w] = Counters{};

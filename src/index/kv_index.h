@@ -7,8 +7,10 @@
 // Worker ids are dense small integers handed out by the router's worker registry; they must be
 // < IndexConfig::max_workers (events for larger ids are counted and skipped).
 //
-// Thread-safety: safe for concurrent use. Queries share a reader lock; event batches take the
-// writer lock once per batch. Predictions have their own mutex, so routing never waits on event
+// Thread-safety: safe for concurrent use. Queries share a reader lock. Writers are serialized
+// among themselves and take the exclusive lock only for the table writes of each event: a
+// store's hashing runs beside queries. Both sides spin briefly before sleeping
+// (spin_shared_mutex.h). Predictions have their own mutex, so routing never waits on event
 // application to record a prediction.
 #pragma once
 
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/spin_shared_mutex.h"
 #include "index/kv_event.h"
 #include "index/predicted_store.h"
 #include "index/tier_store.h"
@@ -65,7 +68,8 @@ class KvIndex {
   KvIndex(const KvIndex&) = delete;
   KvIndex& operator=(const KvIndex&) = delete;
 
-  // Applies events in order under one writer lock.
+  // Applies events in order. Each event is atomic to queries; a query may run between two
+  // events of one batch.
   void Apply(std::span<const KvEvent> events);
   void Apply(const KvEvent& event) { Apply(std::span<const KvEvent>(&event, 1)); }
   // Forgets everything about `worker` (all tiers, predictions, stats).
@@ -102,14 +106,17 @@ class KvIndex {
   const uint32_t worker_limit_;
   const uint32_t hi_words_;
 
-  mutable std::shared_mutex mu_;
+  // Writers (Apply, RemoveWorker) hold write_mu_ throughout, so they may read the tables
+  // without mu_; they take mu_ exclusively only to change them. Readers take mu_ shared.
+  std::mutex write_mu_;
+  mutable SpinSharedMutex mu_;
   std::unique_ptr<TierStore> tiers_[kNumTiers];  // guarded by mu_
   std::vector<Counters> counters_;               // guarded by mu_
   uint32_t num_workers_ = 0;                     // guarded by mu_ (and pred_mu_ for writes)
   uint64_t rejected_worker_ids_ = 0;             // guarded by mu_
 
   // Queries share pred_mu_; Predict() and the lazy TTL sweep take it exclusively.
-  mutable std::shared_mutex pred_mu_;
+  mutable SpinSharedMutex pred_mu_;
   mutable PredictedStore predicted_;  // guarded by pred_mu_
   uint32_t pred_workers_ = 0;         // guarded by pred_mu_
 };

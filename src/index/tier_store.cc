@@ -69,30 +69,43 @@ void TierStore::HashBlocks(const KvStored& e, const uint64_t* parent) {
 }
 
 // The DRAM misses of a batch overlap: the lookup slots are prefetched before hashing, each
-// membership slot as soon as its hash is known, and the inserts come last. Both tables grow up
-// front, so no rehash moves a prefetched slot mid-batch.
-uint64_t TierStore::Store(uint32_t w, const KvStored& e, RejectCounts& rejects) {
-  if (!Validate(e, rejects)) return 0;
-  WorkerState& ws = Worker(w);
-  const size_t n = e.block_hashes.size();
-  ws.lookup.Reserve(ws.lookup.size() + n);
-  m_.Reserve(m_.blocks() + n);
-  for (EngineHash h : e.block_hashes) ws.lookup.Prefetch(h.value());
+// membership slot as soon as its hash is known, and the inserts come last (CommitStore).
+bool TierStore::PrepareStore(uint32_t w, const KvStored& e, RejectCounts& rejects) {
+  if (!Validate(e, rejects)) return false;
+  const WordTable* lookup = w < workers_.size() ? &workers_[w].lookup : nullptr;
+  if (lookup != nullptr) {
+    for (EngineHash h : e.block_hashes) lookup->Prefetch(h.value());
+  }
   uint64_t parent = 0;
   if (e.parent.has_value()) {
-    const uint64_t* p = ws.lookup.Find(e.parent->value());
+    const uint64_t* p = lookup != nullptr ? lookup->Find(e.parent->value()) : nullptr;
     if (p == nullptr) {
       ++rejects.parent_unknown;
-      return 0;
+      return false;
     }
     parent = *p;
   }
   HashBlocks(e, e.parent.has_value() ? &parent : nullptr);
+  return true;
+}
+
+// Both tables grow up front, so no rehash moves a slot mid-batch.
+uint64_t TierStore::CommitStore(uint32_t w, const KvStored& e) {
+  WorkerState& ws = Worker(w);
+  const size_t n = e.block_hashes.size();
+  ws.lookup.Reserve(ws.lookup.size() + n);
+  m_.Reserve(m_.blocks() + n);
   uint64_t added = 0;
   for (size_t i = 0; i < n; ++i) {
     added += StoreOne(w, ws, e.block_hashes[i], BlockHash(chain_[i]));
   }
   return added;
+}
+
+void TierStore::PrefetchRemove(uint32_t w, const KvRemoved& e) const {
+  if (w >= workers_.size()) return;
+  const WordTable& lookup = workers_[w].lookup;
+  for (EngineHash h : e.block_hashes) lookup.Prefetch(h.value());
 }
 
 // Maps engine hash `h` to `block` for `w`; returns 1 if that added a reference.

@@ -7,9 +7,10 @@
 //    count beyond the first lives in extra_refs_ (engines may store one block twice under two
 //    engine hashes, e.g. vLLM duplicates), so removals are exact.
 //  - workers_[w].distinct == number of blocks with w's bit set.
-// Store() prefetches an event's lookup slots, hashes its blocks (prefetching their membership
-// slots), then inserts: the DRAM misses of a batch overlap instead of queueing.
-// Not thread-safe; KvIndex serializes writers and excludes them from readers.
+// PrepareStore() prefetches an event's lookup slots, hashes its blocks (prefetching their
+// membership slots); CommitStore() then inserts: the DRAM misses of a batch overlap instead of
+// queueing. Not thread-safe; KvIndex serializes writers, runs the read-only phases beside
+// readers, and excludes readers from the rest.
 #pragma once
 
 #include <cstdint>
@@ -29,14 +30,34 @@ struct RejectCounts {
   uint64_t remove_unknown = 0;    // BlockRemoved hash this worker does not hold
   uint64_t wrong_block_size = 0;  // BlockStored with another block size than the pool's
   uint64_t malformed = 0;         // token count != blocks × block size
+
+  RejectCounts& operator+=(const RejectCounts& o) {
+    parent_unknown += o.parent_unknown;
+    remove_unknown += o.remove_unknown;
+    wrong_block_size += o.wrong_block_size;
+    malformed += o.malformed;
+    return *this;
+  }
 };
 
 class TierStore {
  public:
   TierStore(uint32_t block_size, uint32_t hi_words) : block_size_(block_size), m_(hi_words) {}
 
+  // A store in two phases, so the expensive half runs while queries go on:
+  //  - PrepareStore only reads (validates, resolves the parent, hashes the blocks into a
+  //    scratch chain, prefetches every slot it will write). It needs writers excluded but not
+  //    readers: queries never read the per-worker lookups, and nothing else changes.
+  //  - CommitStore (exclusive) does the inserts. Returns blocks added.
+  // PrepareStore returns false for a rejected event (counted in `rejects`); then no commit.
+  bool PrepareStore(uint32_t w, const KvStored& e, RejectCounts& rejects);
+  uint64_t CommitStore(uint32_t w, const KvStored& e);
+  // Prefetches what Remove(w, e) will touch; read-only like PrepareStore.
+  void PrefetchRemove(uint32_t w, const KvRemoved& e) const;
   // Applies one event for `w` (already range-checked). Returns blocks added / removed.
-  uint64_t Store(uint32_t w, const KvStored& e, RejectCounts& rejects);
+  uint64_t Store(uint32_t w, const KvStored& e, RejectCounts& rejects) {
+    return PrepareStore(w, e, rejects) ? CommitStore(w, e) : 0;
+  }
   uint64_t Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects);
   void ClearWorker(uint32_t w);
 
