@@ -21,49 +21,36 @@ KvIndex::Counters& KvIndex::CountersFor(uint32_t w) {
   return counters_[w];
 }
 
-void KvIndex::ApplyLocked(const KvEvent& event) {
-  const uint32_t w = std::visit([](const auto& e) { return e.worker.value(); }, event);
-  if (w >= worker_limit_) {
-    ++rejected_worker_ids_;
-    return;
-  }
-  Counters& c = CountersFor(w);
-  if (const auto* s = std::get_if<KvStored>(&event)) {
-    ++c.stored_events;
-    c.blocks_stored += tiers_[static_cast<int>(s->tier)]->Store(w, *s, c.rejects);
-  } else if (const auto* r = std::get_if<KvRemoved>(&event)) {
-    ++c.removed_events;
-    c.blocks_removed += tiers_[static_cast<int>(r->tier)]->Remove(w, *r, c.rejects);
-  } else {
-    ++c.cleared_events;
-    for (auto& t : tiers_) t->ClearWorker(w);
-  }
-}
-
 // Per event: the read-only phase (hashing a store's blocks, prefetching) runs under write_mu_
 // alone, beside queries; only the table writes take mu_ exclusively.
 void KvIndex::Apply(std::span<const KvEvent> events) {
   std::lock_guard writer(write_mu_);
   for (const KvEvent& event : events) {
     const uint32_t w = std::visit([](const auto& e) { return e.worker.value(); }, event);
-    if (w < worker_limit_) {
-      if (const auto* s = std::get_if<KvStored>(&event)) {
-        TierStore& tier = *tiers_[static_cast<int>(s->tier)];
-        RejectCounts rejects;
-        const bool ok = tier.PrepareStore(w, *s, rejects);
-        std::unique_lock lock(mu_);
-        Counters& c = CountersFor(w);
-        ++c.stored_events;
-        c.rejects += rejects;
-        if (ok) c.blocks_stored += tier.CommitStore(w, *s);
-        continue;
-      }
-      if (const auto* r = std::get_if<KvRemoved>(&event)) {
-        tiers_[static_cast<int>(r->tier)]->PrefetchRemove(w, *r);
-      }
+    if (w >= worker_limit_) {
+      std::unique_lock lock(mu_);
+      ++rejected_worker_ids_;
+    } else if (const auto* s = std::get_if<KvStored>(&event)) {
+      TierStore& tier = *tiers_[static_cast<int>(s->tier)];
+      RejectCounts rejects;
+      const bool ok = tier.PrepareStore(w, *s, rejects);
+      std::unique_lock lock(mu_);
+      Counters& c = CountersFor(w);
+      ++c.stored_events;
+      c.rejects += rejects;
+      if (ok) c.blocks_stored += tier.CommitStore(w, *s);
+    } else if (const auto* r = std::get_if<KvRemoved>(&event)) {
+      TierStore& tier = *tiers_[static_cast<int>(r->tier)];
+      tier.PrefetchRemove(w, *r);
+      std::unique_lock lock(mu_);
+      Counters& c = CountersFor(w);
+      ++c.removed_events;
+      c.blocks_removed += tier.Remove(w, *r, c.rejects);
+    } else {
+      std::unique_lock lock(mu_);
+      ++CountersFor(w).cleared_events;
+      for (auto& t : tiers_) t->ClearWorker(w);
     }
-    std::unique_lock lock(mu_);
-    ApplyLocked(event);
   }
 }
 

@@ -98,7 +98,6 @@ class KvIndex {
     uint64_t blocks_stored = 0, blocks_removed = 0;
     RejectCounts rejects;
   };
-  void ApplyLocked(const KvEvent& event);
   Counters& CountersFor(uint32_t w);
 
   const IndexConfig config_;

@@ -54,10 +54,7 @@ class TierStore {
   uint64_t CommitStore(uint32_t w, const KvStored& e);
   // Prefetches what Remove(w, e) will touch; read-only like PrepareStore.
   void PrefetchRemove(uint32_t w, const KvRemoved& e) const;
-  // Applies one event for `w` (already range-checked). Returns blocks added / removed.
-  uint64_t Store(uint32_t w, const KvStored& e, RejectCounts& rejects) {
-    return PrepareStore(w, e, rejects) ? CommitStore(w, e) : 0;
-  }
+  // Applies a removal for `w` (already range-checked); returns blocks removed.
   uint64_t Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects);
   void ClearWorker(uint32_t w);
 
