@@ -70,27 +70,17 @@ inline uint64_t Bits0(const Membership& m, const uint64_t* home, BlockHash block
   return words == nullptr ? 0 : words[0];
 }
 
-// LeadingRuns for worker ids < 64 (the common fleet): one word, kept in a register, no
-// per-block zeroing or word loops.
-void LeadingRuns1(std::span<const BlockHash> blocks, const Membership& a, const Membership* b,
-                  uint32_t* depth) {
-  const uint64_t* home_a[kRing] = {};
-  const uint64_t* home_b[kRing] = {};
-  auto issue = [&](size_t i) {
-    home_a[i % kRing] = a.PrefetchHome(blocks[i]);
-    if (b != nullptr) home_b[i % kRing] = b->PrefetchHome(blocks[i]);
-  };
-  auto bits = [&](size_t i) {
-    uint64_t x = Bits0(a, home_a[i % kRing], blocks[i]);
-    if (b != nullptr) x |= Bits0(*b, home_b[i % kRing], blocks[i]);
-    return x;
-  };
+// LeadingRuns of one table for worker ids < 64 (the common fleet): one word, kept in a register,
+// no per-block zeroing or word loops. (Two tables at once: LeadingRunsPair1.)
+void LeadingRuns1(std::span<const BlockHash> blocks, const Membership& a, uint32_t* depth) {
+  const uint64_t* home[kRing] = {};
   const size_t n = blocks.size();
-  for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) issue(i);
-  uint64_t active = bits(0);
+  for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) home[i] = a.PrefetchHome(blocks[i]);
+  uint64_t active = Bits0(a, home[0], blocks[0]);
   for (size_t i = 1; i < n && active != 0; ++i) {
-    if (i + kPrefetchAhead < n) issue(i + kPrefetchAhead);
-    const uint64_t next = active & bits(i);
+    const size_t ahead = i + kPrefetchAhead;
+    if (ahead < n) home[ahead % kRing] = a.PrefetchHome(blocks[ahead]);
+    const uint64_t next = active & Bits0(a, home[i % kRing], blocks[i]);
     WriteDepth(active & ~next, 0, static_cast<uint32_t>(i), depth);
     active = next;
   }
@@ -140,7 +130,7 @@ void LeadingRunsPair(std::span<const BlockHash> blocks, const Membership& a, con
 void LeadingRuns(std::span<const BlockHash> blocks, const Membership& a, const Membership* b,
                  uint32_t nw, uint32_t* depth) {
   if (blocks.empty()) return;
-  if (nw == 1) return LeadingRuns1(blocks, a, b, depth);
+  if (nw == 1 && b == nullptr) return LeadingRuns1(blocks, a, depth);
   const size_t n = blocks.size();
   for (size_t i = 0; i < std::min(n, kPrefetchAhead + 1); ++i) PrefetchBlock(a, b, blocks[i]);
   uint64_t active[kMaxQueryWords] = {};
