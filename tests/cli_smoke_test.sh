@@ -44,7 +44,7 @@ PY
 grep -q "TTFT p99" "$tmp/sim.txt" || fail "simulate: no table on stdout"
 
 # Benchmarks print the documented JSON fields (tiny sizes: this checks the contract, not speed).
-"$bin" bench index --entries 20000 --queries 200 --readers 1 --json >"$tmp/bi.json" 2>/dev/null
+"$bin" bench index --entries 20000 --queries 200 --readers 1 --writer-rate 200000 --json >"$tmp/bi.json" 2>/dev/null
 "$bin" bench route --entries 20000 --decisions 200 --warmup 50 --json >"$tmp/br.json" 2>/dev/null
 "$bin" bench jitter --samples 200 --work-us 1 >"$tmp/bj.json"
 python3 - "$tmp" <<'PY'

@@ -24,6 +24,7 @@ struct IndexBenchFlags {
   uint32_t query_blocks = 512;
   uint32_t queries = 20000;
   uint32_t readers = 0;
+  double writer_rate = 0;  // blocks/s for the --readers writer; 0: as fast as it can
   bool naive = true;
   uint64_t seed = 42;
   bool json = true;
@@ -55,7 +56,8 @@ std::vector<double> TimeQueries(const KvIndex& index, const std::vector<std::vec
 }
 
 // R reader threads' query latency, without a writer and then while one writer re-applies a
-// stream of remove + store events (the index size stays constant).
+// stream of remove + store events (the index size stays constant), as fast as it can or, with
+// --writer-rate, paced to that many blocks per second (a fleet's real event rate).
 nlohmann::json ReadersDuringWrites(KvIndex& index, const IndexBenchFlags& f,
                                    const SyntheticWorkload& w,
                                    const std::vector<std::vector<BlockHash>>& q) {
@@ -75,7 +77,16 @@ nlohmann::json ReadersDuringWrites(KvIndex& index, const IndexBenchFlags& f,
   std::atomic<uint64_t> applied{0};
   std::thread writer([&] {
     size_t i = 0;
+    const auto start = Clock::now();
     while (!stop.load(std::memory_order_relaxed)) {
+      if (f.writer_rate > 0) {  // pace: sleep until the blocks so far are due
+        const auto due = start + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(applied / f.writer_rate));
+        if (due > Clock::now()) {
+          std::this_thread::sleep_until(std::min(due, Clock::now() + std::chrono::milliseconds(5)));
+          continue;
+        }
+      }
       const auto& e = std::get<KvStored>(w.events[i++ % w.events.size()]);
       applied.fetch_add(Rewrite(index, e), std::memory_order_relaxed);
     }
@@ -86,6 +97,7 @@ nlohmann::json ReadersDuringWrites(KvIndex& index, const IndexBenchFlags& f,
   stop = true;
   writer.join();
   return {{"readers", f.readers},
+          {"writer_rate_target", f.writer_rate},
           {"no_writer_query_p50_us", alone.p50},
           {"no_writer_query_p99_us", alone.p99},
           {"query_p50_us", p.p50},
@@ -161,6 +173,9 @@ void RegisterBenchIndex(CLI::App& bench, int* exit_code) {
   cmd->add_option("--query-blocks", flags->query_blocks, "Blocks per query prompt");
   cmd->add_option("--queries", flags->queries, "Timed queries");
   cmd->add_option("--readers", flags->readers, "Reader threads querying during writes");
+  cmd->add_option("--writer-rate", flags->writer_rate,
+                  "With --readers: the writer's blocks/s (0: as fast as it can)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", flags->seed, "Workload seed");
   cmd->add_flag("!--no-naive", flags->naive, "Skip the naive-oracle baseline");
   cmd->add_flag("--json", flags->json, "Print JSON (the only output format)");
