@@ -32,7 +32,9 @@ uint64_t LocalBlockHash(std::span<const TokenId> block, uint64_t seed,
   if (mm_hashes.empty()) {
     // Up to 240 bytes XXH3 has scalar short-input paths (inlined here); longer blocks (64+
     // tokens) stripe through the vector unit: take the widest this CPU has.
-    if (block.size_bytes() <= 240) return XXH3_64bits_withSeed(block.data(), block.size_bytes(), seed);
+    if (block.size_bytes() <= 240) {
+      return XXH3_64bits_withSeed(block.data(), block.size_bytes(), seed);
+    }
     static const internal::Xxh3Fn vector_hash = internal::Xxh3Best();
     return vector_hash(block.data(), block.size_bytes(), seed);
   }

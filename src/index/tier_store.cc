@@ -1,18 +1,10 @@
 #include "index/tier_store.h"
 
-#include <algorithm>
 #include <span>
 
 #include "index/block_hash.h"
 
 namespace kvr {
-namespace {
-
-// Blocks whose table slots are prefetched ahead of the insert loop: enough lines in flight to
-// hide DRAM latency behind ~10 ns of work per block.
-constexpr size_t kPrefetchAhead = 16;
-
-}  // namespace
 
 TierStore::WorkerState& TierStore::Worker(uint32_t w) {
   if (w >= workers_.size()) workers_.resize(w + 1);
@@ -102,10 +94,15 @@ uint64_t TierStore::CommitStore(uint32_t w, const KvStored& e) {
   return added;
 }
 
+// The lookup slots first, then (once those lines are in) the membership slots of the blocks
+// they name: Remove() then runs on warm lines.
 void TierStore::PrefetchRemove(uint32_t w, const KvRemoved& e) const {
   if (w >= workers_.size()) return;
   const WordTable& lookup = workers_[w].lookup;
   for (EngineHash h : e.block_hashes) lookup.Prefetch(h.value());
+  for (EngineHash h : e.block_hashes) {
+    if (const uint64_t* value = lookup.Find(h.value())) m_.Prefetch(BlockHash(*value));
+  }
 }
 
 // Maps engine hash `h` to `block` for `w`; returns 1 if that added a reference.
@@ -120,28 +117,19 @@ uint64_t TierStore::StoreOne(uint32_t w, WorkerState& ws, EngineHash h, BlockHas
   return 1;
 }
 
-// In chunks: each chunk's lookup slots are prefetched and read first, then its membership slots
-// prefetched, then the releases and erases run on warm lines.
+// Callers run PrefetchRemove() first (outside the exclusive lock).
 uint64_t TierStore::Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects) {
   WorkerState& ws = Worker(w);
-  const std::span<const EngineHash> hashes(e.block_hashes);
   uint64_t removed = 0;
-  for (size_t begin = 0; begin < hashes.size(); begin += kPrefetchAhead) {
-    const auto chunk = hashes.subspan(begin, std::min(kPrefetchAhead, hashes.size() - begin));
-    for (EngineHash h : chunk) ws.lookup.Prefetch(h.value());
-    for (EngineHash h : chunk) {
-      if (const uint64_t* value = ws.lookup.Find(h.value())) m_.Prefetch(BlockHash(*value));
+  for (EngineHash h : e.block_hashes) {
+    uint64_t* value = ws.lookup.Find(h.value());
+    if (value == nullptr) {
+      ++rejects.remove_unknown;
+      continue;
     }
-    for (EngineHash h : chunk) {
-      uint64_t* value = ws.lookup.Find(h.value());
-      if (value == nullptr) {
-        ++rejects.remove_unknown;
-        continue;
-      }
-      Release(w, BlockHash(*value));
-      ws.lookup.EraseAt(value);
-      ++removed;
-    }
+    Release(w, BlockHash(*value));
+    ws.lookup.EraseAt(value);
+    ++removed;
   }
   return removed;
 }

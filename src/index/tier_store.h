@@ -52,9 +52,10 @@ class TierStore {
   // PrepareStore returns false for a rejected event (counted in `rejects`); then no commit.
   bool PrepareStore(uint32_t w, const KvStored& e, RejectCounts& rejects);
   uint64_t CommitStore(uint32_t w, const KvStored& e);
-  // Prefetches what Remove(w, e) will touch; read-only like PrepareStore.
+  // A removal in two phases likewise: PrefetchRemove only reads (it brings in the lookup and
+  // membership slots Remove will touch); Remove (exclusive) releases and erases. Returns blocks
+  // removed.
   void PrefetchRemove(uint32_t w, const KvRemoved& e) const;
-  // Applies a removal for `w` (already range-checked); returns blocks removed.
   uint64_t Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects);
   void ClearWorker(uint32_t w);
 

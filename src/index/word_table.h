@@ -74,9 +74,8 @@ class WordTable {
   const uint64_t* FindFrom(const uint64_t* home, uint64_t key) const {
     if (key == 0) return has_zero_ ? zero_.data() : nullptr;
     if (home == nullptr) return nullptr;
-    const uint64_t x = Scramble(key);
-    while (home[0] != 0 && Scramble(home[0]) < x) home += width_;
-    return home[0] == key ? home + 1 : nullptr;
+    const uint64_t* s = ProbeFrom(home, Scramble(key));
+    return s[0] == key ? s + 1 : nullptr;
   }
 
   // Makes room for `n` entries without growing on insert.
@@ -120,6 +119,11 @@ class WordTable {
   // The slot holding `key`, or where it would be inserted: the first empty slot or entry with
   // a larger scrambled key. The last slot is always empty, so every probe ends in bounds.
   uint64_t* Probe(uint64_t key) const;
+  // Probe from `s` = the home slot of the key whose scrambled value is `x`.
+  uint64_t* ProbeFrom(const uint64_t* s, uint64_t x) const {
+    while (s[0] != 0 && Scramble(s[0]) < x) s += width_;
+    return const_cast<uint64_t*>(s);
+  }
   // Inserts absent `key` at `s` (from Probe); false if the run would reach the last slot.
   bool InsertAt(uint64_t* s, uint64_t key);
   // FindOrInsert's rare paths: key 0, growth, a run reaching the padding.
@@ -144,9 +148,7 @@ class WordTable {
 // Lookups are inline: they sit in the index's hottest loops (query walk, batched inserts).
 inline uint64_t* WordTable::Probe(uint64_t key) const {
   const uint64_t x = Scramble(key);
-  uint64_t* s = Slot(HomeOf(x));
-  while (s[0] != 0 && Scramble(s[0]) < x) s += width_;
-  return s;
+  return ProbeFrom(Slot(HomeOf(x)), x);
 }
 
 // The common case inline (callers insert in loops): no growth due, nonzero key, room in the run.
@@ -179,10 +181,7 @@ inline bool WordTable::InsertAt(uint64_t* s, uint64_t key) {
 }
 
 inline const uint64_t* WordTable::Find(uint64_t key) const {
-  if (key == 0) return has_zero_ ? zero_.data() : nullptr;
-  if (cap_ == 0) return nullptr;
-  const uint64_t* s = Probe(key);
-  return s[0] == key ? s + 1 : nullptr;
+  return FindFrom(cap_ == 0 ? nullptr : Slot(Home(key)), key);
 }
 
 }  // namespace kvr
