@@ -5,10 +5,10 @@
 // next to `bench index` / `bench route` to tell the code's tail from the machine's.
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/bench_clock.h"
 #include "cli/bench_workload.h"
 #include "cli/commands.h"
 
@@ -21,12 +21,6 @@ struct JitterFlags {
   double work_us = 15;
   uint32_t samples = 20000;
 };
-
-double CpuUs() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) * 1e-3;
-}
 
 // A dependent chain of multiply-xorshift steps: no memory traffic, no branches to mispredict.
 uint64_t Spin(uint64_t x, uint64_t steps) {
@@ -52,11 +46,11 @@ int RunJitter(const JitterFlags& f) {
   wall.reserve(f.samples);
   cpu.reserve(f.samples);
   for (uint32_t i = 0; i < f.samples; ++i) {
-    const double c0 = CpuUs();
+    const double c0 = ThreadCpuUs();
     auto t0 = Clock::now();
     sink = Spin(sink, steps);
     wall.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-    cpu.push_back(CpuUs() - c0);
+    cpu.push_back(ThreadCpuUs() - c0);
   }
   std::vector<double> sorted = wall;
   std::sort(sorted.begin(), sorted.end());

@@ -2,11 +2,11 @@
 // index, evaluate every worker, select, book — against an index populated by the synthetic
 // prefix-sharing workload, with a rolling window of requests in flight.
 #include <chrono>
-#include <ctime>
 #include <deque>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/bench_clock.h"
 #include "cli/bench_workload.h"
 #include "cli/commands.h"
 #include "index/block_hash.h"
@@ -16,14 +16,6 @@ namespace kvr::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// This thread's CPU time: immune to the thread being descheduled on a shared machine, which
-// otherwise sets the wall-clock p99 (a scheduler time slice is milliseconds).
-double ThreadCpuUs() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) * 1e-3;
-}
 
 struct RouteBenchFlags {
   uint32_t workers = 64;

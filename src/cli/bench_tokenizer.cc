@@ -9,7 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -18,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/bench_clock.h"
 #include "cli/commands.h"
 #include "tokenizer/tokenizer.h"
 
@@ -34,11 +34,7 @@ struct BenchTokFlags {
   bool add_special_tokens = false;
 };
 
-double ThreadCpuNow() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+double ThreadCpuNow() { return ThreadCpuUs() * 1e-6; }  // seconds
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
