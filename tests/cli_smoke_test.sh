@@ -51,9 +51,11 @@ python3 - "$tmp" <<'PY'
 import json, sys
 d = sys.argv[1]
 bi = json.load(open(d + "/bi.json"))
-for k in ("apply_blocks_per_s", "steady_apply_blocks_per_s", "query_p50_us", "query_p99_us",
-          "bytes_per_entry", "naive_query_p50_us"):
+for k in ("apply_blocks_per_s", "apply_unreserved_blocks_per_s", "apply_max_event_us",
+          "steady_apply_blocks_per_s", "query_p50_us", "query_p99_us", "bytes_per_entry",
+          "naive_query_p50_us"):
     assert bi[k] > 0, (k, bi)
+assert bi["capacity_blocks"] == (20000 + 63) // 64, bi  # default: E / W
 assert bi["entries"] >= 20000 and bi["during_writes"]["p99_ratio"] > 0, bi
 br = json.load(open(d + "/br.json"))
 assert br["decisions"] == 200 and 0 < br["decision_p50_us"] <= br["decision_p99_us"], br

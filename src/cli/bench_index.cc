@@ -24,7 +24,8 @@ struct IndexBenchFlags {
   uint32_t query_blocks = 512;
   uint32_t queries = 20000;
   uint32_t readers = 0;
-  double writer_rate = 0;  // blocks/s for the --readers writer; 0: as fast as it can
+  int64_t capacity_blocks = -1;  // per-worker KV capacity declared to the index; -1: E / W
+  double writer_rate = 0;        // blocks/s for the --readers writer; 0: as fast as it can
   bool naive = true;
   uint64_t seed = 42;
   bool json = true;
@@ -38,6 +39,24 @@ uint64_t Rewrite(KvIndex& index, const KvStored& e) {
   index.Apply(KvRemoved{.worker = e.worker, .block_hashes = e.block_hashes});
   index.Apply(e);
   return 2 * e.block_hashes.size();
+}
+
+struct ApplyTiming {
+  double seconds = 0;
+  double max_event_us = 0;  // the longest single event: how long it held readers off at worst
+};
+
+ApplyTiming ApplyAll(KvIndex& index, const std::vector<KvEvent>& events) {
+  ApplyTiming t;
+  auto start = Clock::now(), t0 = start;
+  for (const auto& e : events) {
+    index.Apply(e);
+    const auto t1 = Clock::now();
+    t.max_event_us = std::max(t.max_event_us, Us(t1 - t0));
+    t0 = t1;
+  }
+  t.seconds = std::chrono::duration<double>(t0 - start).count();
+  return t;
 }
 
 // Query latency samples (µs) over precomputed prompts.
@@ -115,11 +134,26 @@ int RunIndexBench(const IndexBenchFlags& f) {
   std::cerr << "bench index: generating workload...\n";
   SyntheticWorkload w = MakeSyntheticWorkload(so);
   ManualClock clock;
-  KvIndex index({.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)}, clock);
-  std::cerr << "bench index: applying " << w.events.size() << " events...\n";
-  auto t0 = Clock::now();
-  for (const auto& e : w.events) index.Apply(e);
-  const double apply_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const IndexConfig config{.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)};
+  const uint64_t capacity = f.capacity_blocks >= 0 ? uint64_t(f.capacity_blocks)
+                                                   : (f.entries + f.workers - 1) / f.workers;
+  // The same events into an index that grows from nothing (no capacity declared).
+  std::cerr << "bench index: applying " << w.events.size() << " events, growing...\n";
+  ApplyTiming grown_apply;
+  {
+    KvIndex grown(config, clock);
+    grown_apply = ApplyAll(grown, w.events);
+  }
+  // As deployed: each worker's KV capacity is declared when it registers, so the tables are
+  // sized before its events arrive.
+  KvIndex index(config, clock);
+  auto t_reserve = Clock::now();
+  if (capacity > 0) {
+    for (uint32_t k = 0; k < f.workers; ++k) index.Reserve(WorkerId(k), capacity);
+  }
+  const double reserve_s = std::chrono::duration<double>(Clock::now() - t_reserve).count();
+  std::cerr << "bench index: applying " << w.events.size() << " events, reserved...\n";
+  const ApplyTiming apply = ApplyAll(index, w.events);
   // Steady state: every stored event rewritten once; no table grows.
   uint64_t churn_blocks = 0;
   auto t_churn = Clock::now();
@@ -138,7 +172,12 @@ int RunIndexBench(const IndexBenchFlags& f) {
                         {"events", w.events.size()},
                         {"block_size", f.block_size},
                         {"query_blocks", f.query_blocks},
-                        {"apply_blocks_per_s", double(w.blocks) / apply_s},
+                        {"capacity_blocks", capacity},
+                        {"reserve_ms", reserve_s * 1e3},
+                        {"apply_blocks_per_s", double(w.blocks) / apply.seconds},
+                        {"apply_max_event_us", apply.max_event_us},
+                        {"apply_unreserved_blocks_per_s", double(w.blocks) / grown_apply.seconds},
+                        {"apply_unreserved_max_event_us", grown_apply.max_event_us},
                         {"steady_apply_blocks_per_s", double(churn_blocks) / churn_s},
                         {"query_p50_us", p.p50},
                         {"query_p99_us", p.p99},
@@ -172,6 +211,10 @@ void RegisterBenchIndex(CLI::App& bench, int* exit_code) {
       ->check(CLI::Range(1u, 4096u));
   cmd->add_option("--query-blocks", flags->query_blocks, "Blocks per query prompt");
   cmd->add_option("--queries", flags->queries, "Timed queries");
+  cmd->add_option("--capacity-blocks", flags->capacity_blocks,
+                  "KV capacity (blocks) each worker declares, reserved before its events; "
+                  "default E / W, 0: none (the tables grow)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--readers", flags->readers, "Reader threads querying during writes");
   cmd->add_option("--writer-rate", flags->writer_rate,
                   "With --readers: the writer's blocks/s (0: as fast as it can)")

@@ -48,16 +48,20 @@ int RunRouteBench(const RouteBenchFlags& f) {
   ManualClock clock;
   const auto step = TimeNs(1e9 / f.rate);
   KvIndex index({.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)}, clock);
-  for (const auto& e : w.events) index.Apply(e);
   auto policy = MakePolicy(f.policy);
   if (!policy.ok()) {
     std::cerr << "bench route: " << policy.status().message() << "\n";
     return 2;
   }
   Scheduler sched({.policy = f.policy, .seed = f.seed}, index, clock);
+  // Workers register first, as in a deployment, each declaring the KV capacity of a fleet whose
+  // caches are full at E entries; then their events arrive.
+  const uint64_t capacity = (f.entries + f.workers - 1) / f.workers;
   for (uint32_t i = 0; i < f.workers; ++i) {
-    (void)sched.AddWorker({.id = WorkerId(i), .block_size = f.block_size});
+    (void)sched.AddWorker(
+        {.id = WorkerId(i), .block_size = f.block_size, .kv_capacity_blocks = capacity});
   }
+  for (const auto& e : w.events) index.Apply(e);
   Rng rng(f.seed + 7);
   std::vector<std::vector<TokenId>> prompts;
   for (int i = 0; i < 500; ++i) prompts.push_back(QueryPrompt(w, f.block_size, blocks, rng));

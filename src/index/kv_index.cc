@@ -59,11 +59,19 @@ void KvIndex::RemoveWorker(WorkerId worker) {
   {
     std::lock_guard writer(write_mu_);
     std::unique_lock lock(mu_);
-    for (auto& t : tiers_) t->ClearWorker(w);
+    for (auto& t : tiers_) t->ForgetWorker(w);
     if (w < counters_.size()) counters_[w] = Counters{};
   }
   std::unique_lock lock(pred_mu_);
   predicted_.ClearWorker(w);
+}
+
+void KvIndex::Reserve(WorkerId worker, uint64_t device_blocks) {
+  const uint32_t w = worker.value();
+  if (w >= worker_limit_) return;
+  std::lock_guard writer(write_mu_);
+  std::unique_lock lock(mu_);
+  tiers_[static_cast<int>(Tier::kDevice)]->Reserve(w, device_blocks);
 }
 
 void KvIndex::Predict(WorkerId worker, std::span<const BlockHash> blocks) {

@@ -75,6 +75,11 @@ class KvIndex {
   // Forgets everything about `worker` (all tiers, predictions, stats).
   void RemoveWorker(WorkerId worker);
 
+  // Sizes the index for `worker` holding up to `device_blocks` blocks on device (its KV
+  // capacity, known when it registers): tables grow here, not while events arrive, so no
+  // rehash stalls queries on the event path. Optional: tables grow on demand regardless.
+  void Reserve(WorkerId worker, uint64_t device_blocks);
+
   // Records that `worker` will hold these blocks (routing decision).
   void Predict(WorkerId worker, std::span<const BlockHash> blocks);
 

@@ -167,8 +167,8 @@ TEST(KvIndexPredict, CapacityEvictsLeastRecentlyInserted) {
   ManualClock clock;
   KvIndex index({.block_size = kBs, .predict = {.ttl = 10 * kNsPerSec, .capacity_blocks = 4}},
                 clock);
-  auto a = SequenceHashes(Tokens(12, 0), kBs);     // 3 blocks
-  auto b = SequenceHashes(Tokens(8, 5000), kBs);   // 2 blocks
+  auto a = SequenceHashes(Tokens(12, 0), kBs);    // 3 blocks
+  auto b = SequenceHashes(Tokens(8, 5000), kBs);  // 2 blocks
   index.Predict(WorkerId(0), a);
   clock.Advance(1);
   index.Predict(WorkerId(0), std::span(a).first(1));  // refresh a[0]
@@ -185,6 +185,45 @@ TEST(KvIndexMemory, ReportsBytesAndEntries) {
   for (uint32_t w = 0; w < 4; ++w) index.Apply(StoredAll(w, prompt, 16));
   EXPECT_EQ(index.Entries(), 400u);
   EXPECT_GT(index.MemoryBytes(), 400u * 16);
+}
+
+// A worker's declared capacity sizes the tables up front: events within it never grow them
+// (no rehash on the event path), and events beyond it still apply.
+TEST_F(KvIndexTest, ReservedCapacityAbsorbsEventsWithoutGrowing) {
+  constexpr uint64_t kBlocks = 100;
+  for (uint32_t w = 0; w < 3; ++w) index_.Reserve(WorkerId(w), kBlocks);
+  const size_t reserved = index_.MemoryBytes();
+  index_.Reserve(WorkerId(1), kBlocks);  // declaring the same capacity again reserves nothing
+  EXPECT_EQ(index_.MemoryBytes(), reserved);
+
+  std::vector<std::vector<TokenId>> prompts;
+  for (uint32_t w = 0; w < 3; ++w) {
+    prompts.push_back(Tokens(kBlocks * kBs, 1000 * (w + 1)));
+    index_.Apply(StoredAll(w, prompts[w], kBs));
+  }
+  // The only growth: the scratch that holds one event's chained hashes.
+  const size_t scratch = kBlocks * sizeof(uint64_t);
+  EXPECT_EQ(index_.MemoryBytes(), reserved + scratch);
+  EXPECT_EQ(index_.Entries(), 3 * kBlocks);
+  for (uint32_t w = 0; w < 3; ++w) EXPECT_EQ(Query(prompts[w]).device[w], kBlocks);
+
+  // An engine's cache reset keeps the reservation: refilling grows nothing.
+  index_.Apply(KvCleared{.worker = WorkerId(2)});
+  EXPECT_EQ(index_.Entries(), 2 * kBlocks);
+  index_.Apply(StoredAll(2, prompts[2], kBs));
+  EXPECT_EQ(index_.MemoryBytes(), reserved + scratch);
+  // A worker that leaves takes its reservation with it: declaring it again reserves the same.
+  index_.RemoveWorker(WorkerId(2));
+  EXPECT_LT(index_.MemoryBytes(), reserved + scratch);
+  index_.Reserve(WorkerId(2), kBlocks);
+  index_.Apply(StoredAll(2, prompts[2], kBs));
+  EXPECT_EQ(index_.MemoryBytes(), reserved + scratch);
+
+  auto more = Tokens(2 * kBlocks * kBs, 50000);  // past worker 0's capacity: the tables grow
+  index_.Apply(StoredAll(0, more, kBs));
+  EXPECT_GT(index_.MemoryBytes(), reserved + 2 * scratch);
+  EXPECT_EQ(Query(more).device[0], 2 * kBlocks);
+  EXPECT_EQ(Query(prompts[0]).device[0], kBlocks);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "index/tier_store.h"
 
+#include <algorithm>
 #include <span>
 
 #include "index/block_hash.h"
@@ -138,7 +139,27 @@ void TierStore::ClearWorker(uint32_t w) {
   if (w >= workers_.size()) return;
   WorkerState& ws = workers_[w];
   ws.lookup.ForEach([&](uint64_t, const uint64_t* block) { Release(w, BlockHash(*block)); });
-  ws.lookup.Reset();  // give the memory back, not just the entries
+  if (w < reserved_.size() && reserved_[w] > 0) {
+    ws.lookup.Clear();  // keep the declared capacity: the engine refills it
+  } else {
+    ws.lookup.Reset();  // give the memory back, not just the entries
+  }
+}
+
+void TierStore::ForgetWorker(uint32_t w) {
+  if (w < reserved_.size()) {
+    reserved_total_ -= reserved_[w];
+    reserved_[w] = 0;
+  }
+  ClearWorker(w);
+}
+
+void TierStore::Reserve(uint32_t w, uint64_t blocks) {
+  Worker(w).lookup.Reserve(blocks);
+  if (w >= reserved_.size()) reserved_.resize(w + 1, 0);
+  reserved_total_ += blocks - std::min(blocks, reserved_[w]);
+  reserved_[w] = std::max(reserved_[w], blocks);
+  m_.Reserve(reserved_total_);
 }
 
 size_t TierStore::MemoryBytes() const {

@@ -57,7 +57,14 @@ class TierStore {
   // removed.
   void PrefetchRemove(uint32_t w, const KvRemoved& e) const;
   uint64_t Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects);
+  // Drops w's blocks (an engine's cache reset); a reserved worker keeps its reservation.
   void ClearWorker(uint32_t w);
+  // Drops w's blocks and its reservation (the worker left the fleet).
+  void ForgetWorker(uint32_t w);
+  // Sizes the tables for `w` holding up to `blocks` blocks (its KV capacity): w's lookup, and
+  // the membership for the sum of every reserved worker's capacity (an upper bound on the
+  // distinct blocks). The allocation and first touch happen here, not on the event path.
+  void Reserve(uint32_t w, uint64_t blocks);
 
   const Membership& membership() const { return m_; }
   uint64_t distinct_blocks(uint32_t w) const {
@@ -85,6 +92,8 @@ class TierStore {
   std::vector<uint64_t> chain_;  // scratch: the chained hashes of the event being stored
   absl::flat_hash_map<std::pair<uint32_t, BlockHash>, uint32_t> extra_refs_;
   uint64_t entries_ = 0;
+  std::vector<uint64_t> reserved_;  // per worker: blocks reserved
+  uint64_t reserved_total_ = 0;
 };
 
 }  // namespace kvr

@@ -72,6 +72,13 @@ void WordTable::ShiftBack(size_t hole) {
   std::memset(Slot(end - 1), 0, width_ * sizeof(uint64_t));
 }
 
+void WordTable::Clear() {
+  if (cap_ != 0) std::memset(slots_.get(), 0, slots() * width_ * sizeof(uint64_t));
+  size_ = 0;
+  has_zero_ = false;
+  std::vector<uint64_t>().swap(zero_);
+}
+
 bool WordTable::Valid() const {
   size_t n = 0;
   uint64_t prev = 0;  // scrambled key of the previous entry: the whole array is sorted
@@ -119,32 +126,41 @@ void WordTable::Rehash(size_t cap, uint32_t stride) {
   std::unique_ptr<uint64_t[], Free> old = std::move(slots_);
   const size_t old_slots = slots();
   const uint32_t old_width = width_;
-  const uint32_t copy = std::min(old_width, stride + 1);
   stride_ = stride;
   width_ = stride + 1;
   for (cap_ = cap;; cap_ = Grown(cap_)) {
     if (cap_ == 0) return;
     slots_.reset(Alloc(slots() * width_));
-    const size_t last = slots() - 1;
-    size_t next = 0;  // first slot not yet written
-    bool placed = true;
-    for (size_t i = 0; i < old_slots && placed; ++i) {
-      const uint64_t* o = old.get() + i * old_width;
-      if (o[0] == 0) continue;
-      const size_t pos = std::max(Home(o[0]), next);
-      placed = pos < last;
-      if (!placed) break;
-      for (uint64_t* z = Slot(next); z < Slot(pos); ++z) *z = 0;  // gaps are short: no call
-      uint64_t* s = Slot(pos);
-      std::memcpy(s, o, copy * sizeof(uint64_t));
-      for (uint32_t k = copy; k < width_; ++k) s[k] = 0;
-      next = pos + 1;
-    }
-    if (placed) {
-      std::memset(Slot(next), 0, (slots() - next) * width_ * sizeof(uint64_t));
-      return;
-    }
+    const bool placed = old_width == 2 && width_ == 2
+                            ? PlaceSorted<2>(old.get(), old_slots, old_width)
+                            : PlaceSorted<0>(old.get(), old_slots, old_width);
+    if (placed) return;
   }
+}
+
+// The placement pass of Rehash over `old_slots` sorted slots of `old_width` words: writes every
+// slot of the new array; false when an entry would land in the last slot. kWidth = 2 (both
+// widths one-word rows, the common case) compiles to straight-line moves; 0 = any widths.
+template <uint32_t kWidth>
+bool WordTable::PlaceSorted(const uint64_t* old, size_t old_slots, uint32_t old_width) {
+  const uint32_t width = kWidth != 0 ? kWidth : width_;
+  const uint32_t copy = kWidth != 0 ? kWidth : std::min(old_width, width);
+  const size_t last = slots() - 1;
+  uint64_t* const base = slots_.get();
+  size_t next = 0;  // first slot not yet written
+  for (size_t i = 0; i < old_slots; ++i) {
+    const uint64_t* o = old + i * (kWidth != 0 ? kWidth : old_width);
+    if (o[0] == 0) continue;
+    const size_t pos = std::max(Home(o[0]), next);
+    if (pos >= last) return false;
+    for (uint64_t* z = base + next * width; z < base + pos * width; ++z) *z = 0;  // short gaps
+    uint64_t* s = base + pos * width;
+    for (uint32_t k = 0; k < copy; ++k) s[k] = o[k];
+    for (uint32_t k = copy; k < width; ++k) s[k] = 0;
+    next = pos + 1;
+  }
+  std::memset(base + next * width, 0, (slots() - next) * width * sizeof(uint64_t));
+  return true;
 }
 
 }  // namespace kvr

@@ -84,6 +84,8 @@ class WordTable {
   void Widen(uint32_t stride);
   // Drops every entry and frees the memory.
   void Reset();
+  // Drops every entry and keeps the capacity.
+  void Clear();
   // Checks the probing invariants (order within runs, empty slots zeroed, size); for tests.
   bool Valid() const;
 
@@ -130,6 +132,8 @@ class WordTable {
   std::pair<uint64_t*, bool> FindOrInsertSlow(uint64_t key);
   uint64_t* Last() const { return Slot(slots() - 1); }
   void Rehash(size_t cap, uint32_t stride);
+  template <uint32_t kWidth>
+  bool PlaceSorted(const uint64_t* old, size_t old_slots, uint32_t old_width);
   void ShiftBack(size_t hole);
 
   uint32_t stride_;

@@ -1,5 +1,5 @@
 // WordTable against absl::flat_hash_map on random, sequential and zero keys, with inserts,
-// erases (backward shift), widening and resets.
+// erases (backward shift), widening, clears and resets.
 #include "index/word_table.h"
 
 #include <gtest/gtest.h>
@@ -100,6 +100,24 @@ TEST(WordTableTest, ReserveAvoidsGrowth) {
   for (uint64_t k = 1; k <= 10000; ++k) t.FindOrInsert(k * 0x9E3779B97F4A7C15ULL);
   EXPECT_EQ(t.capacity(), cap);
   EXPECT_LE(10000 * 20, cap * 17);  // at most 85% full
+}
+
+TEST(WordTableTest, ClearKeepsCapacity) {
+  WordTable t(2);
+  for (uint64_t k = 0; k < 5000; ++k) t.FindOrInsert(k).first[1] = k + 1;
+  const size_t cap = t.capacity();
+  t.Clear();
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.capacity(), cap);
+  EXPECT_EQ(t.Find(0), nullptr);
+  EXPECT_EQ(t.Find(17), nullptr);
+  ASSERT_TRUE(t.Valid());  // every word zeroed
+  for (uint64_t k = 0; k < 5000; ++k) {
+    auto [w, inserted] = t.FindOrInsert(k);
+    EXPECT_TRUE(inserted);
+    EXPECT_EQ(w[1], 0u);
+  }
+  EXPECT_EQ(t.capacity(), cap);
 }
 
 }  // namespace

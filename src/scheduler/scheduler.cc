@@ -63,6 +63,8 @@ absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
   if (w >= slots_.size()) slots_.resize(w + 1);
   if (slots_[w]) return absl::AlreadyExistsError(absl::StrCat("worker ", w, " already registered"));
   slots_[w] = std::make_unique<Slot>(spec, next_ticket_);
+  // The index sizes its tables for the worker's KV capacity now, not as its events arrive.
+  index_.Reserve(spec.id, spec.kv_capacity_blocks);
   return absl::OkStatus();
 }
 
