@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <optional>
 
 namespace kvr {
 KvIndex::KvIndex(IndexConfig config, const Clock& clock)
@@ -21,8 +22,9 @@ KvIndex::Counters& KvIndex::CountersFor(uint32_t w) {
   return counters_[w];
 }
 
-// Per event: the read-only phase (hashing a store's blocks, prefetching) runs under write_mu_
-// alone, beside queries; only the table writes take mu_ exclusively.
+// Per event: the staging phase (hashing a store's blocks, changing the worker's engine-hash
+// lookup, prefetching) runs under write_mu_ alone, beside queries; only the membership changes
+// take mu_ exclusively.
 void KvIndex::Apply(std::span<const KvEvent> events) {
   std::lock_guard writer(write_mu_);
   for (const KvEvent& event : events) {
@@ -33,19 +35,25 @@ void KvIndex::Apply(std::span<const KvEvent> events) {
     } else if (const auto* s = std::get_if<KvStored>(&event)) {
       TierStore& tier = *tiers_[static_cast<int>(s->tier)];
       RejectCounts rejects;
-      const bool ok = tier.PrepareStore(w, *s, rejects);
+      const std::optional<uint64_t> added = tier.StageStore(w, *s, rejects);
       std::unique_lock lock(mu_);
       Counters& c = CountersFor(w);
       ++c.stored_events;
       c.rejects += rejects;
-      if (ok) c.blocks_stored += tier.CommitStore(w, *s);
+      if (added.has_value()) {
+        tier.Commit(w);
+        c.blocks_stored += *added;
+      }
     } else if (const auto* r = std::get_if<KvRemoved>(&event)) {
       TierStore& tier = *tiers_[static_cast<int>(r->tier)];
-      tier.PrefetchRemove(w, *r);
+      RejectCounts rejects;
+      const uint64_t removed = tier.StageRemove(w, *r, rejects);
       std::unique_lock lock(mu_);
       Counters& c = CountersFor(w);
       ++c.removed_events;
-      c.blocks_removed += tier.Remove(w, *r, c.rejects);
+      c.rejects += rejects;
+      c.blocks_removed += removed;
+      tier.Commit(w);
     } else {
       std::unique_lock lock(mu_);
       ++CountersFor(w).cleared_events;
@@ -159,6 +167,7 @@ uint64_t KvIndex::Entries() const {
 size_t KvIndex::MemoryBytes() const {
   size_t bytes = 0;
   {
+    std::lock_guard writer(write_mu_);  // the engine-hash lookups change outside mu_
     std::shared_lock lock(mu_);
     for (const auto& t : tiers_) bytes += t->MemoryBytes();
   }

@@ -8,10 +8,10 @@
 // < IndexConfig::max_workers (events for larger ids are counted and skipped).
 //
 // Thread-safety: safe for concurrent use. Queries share a reader lock. Writers are serialized
-// among themselves and take the exclusive lock only for the table writes of each event: a
-// store's hashing runs beside queries. Both sides spin briefly before sleeping
-// (spin_shared_mutex.h). Predictions have their own mutex, so routing never waits on event
-// application to record a prediction.
+// among themselves and take the exclusive lock only for the membership changes of each event:
+// a store's hashing and the engine-hash bookkeeping run beside queries. Both sides spin briefly
+// before sleeping (spin_shared_mutex.h). Predictions have their own mutex, so routing never waits
+// on event application to record a prediction.
 #pragma once
 
 #include <cstdint>
@@ -110,9 +110,10 @@ class KvIndex {
   const uint32_t worker_limit_;
   const uint32_t hi_words_;
 
-  // Writers (Apply, RemoveWorker) hold write_mu_ throughout, so they may read the tables
-  // without mu_; they take mu_ exclusively only to change them. Readers take mu_ shared.
-  std::mutex write_mu_;
+  // Writers (Apply, RemoveWorker, Reserve) hold write_mu_ throughout: they may read the tables
+  // and change what queries never read (the engine-hash lookups) without mu_, and take mu_
+  // exclusively only to change the rest. Readers take mu_ shared.
+  mutable std::mutex write_mu_;
   mutable SpinSharedMutex mu_;
   std::unique_ptr<TierStore> tiers_[kNumTiers];  // guarded by mu_
   std::vector<Counters> counters_;               // guarded by mu_

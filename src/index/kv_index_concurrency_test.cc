@@ -50,6 +50,11 @@ TEST(KvIndexConcurrency, ReadersDuringWrites) {
         index.Query(seq, &out);
         for (uint32_t d : out.device) ASSERT_LE(d, seq.size());
         if (local.Uniform(4) == 0) index.Predict(WorkerId(local.Uniform(kWorkers)), seq);
+        if (local.Uniform(8) == 0) {  // the stats readers, which see every table
+          const WorkerIndexStats s = index.Stats(WorkerId(local.Uniform(kWorkers)));
+          ASSERT_LE(s.blocks[0], index.Entries());
+          ASSERT_GT(index.MemoryBytes(), 0u);
+        }
         queries.fetch_add(1);
       }
     });

@@ -7,14 +7,14 @@
 
 namespace kvr {
 
-TierStore::WorkerState& TierStore::Worker(uint32_t w) {
-  if (w >= workers_.size()) workers_.resize(w + 1);
-  return workers_[w];
+WordTable& TierStore::Lookup(uint32_t w) {
+  if (w >= lookups_.size()) lookups_.resize(w + 1);
+  return lookups_[w];
 }
 
 void TierStore::Acquire(uint32_t w, BlockHash block) {
   if (m_.Set(block, w)) {
-    ++workers_[w].distinct;
+    ++distinct_[w];
     ++entries_;
   } else {
     ++extra_refs_[{w, block}];
@@ -30,7 +30,7 @@ void TierStore::Release(uint32_t w, BlockHash block) {
     }
   }
   if (m_.Clear(block, w)) {
-    --workers_[w].distinct;
+    --distinct_[w];
     --entries_;
   }
 }
@@ -61,88 +61,89 @@ void TierStore::HashBlocks(const KvStored& e, const uint64_t* parent) {
   }
 }
 
-// The DRAM misses of a batch overlap: the lookup slots are prefetched before hashing, each
-// membership slot as soon as its hash is known, and the inserts come last (CommitStore).
-bool TierStore::PrepareStore(uint32_t w, const KvStored& e, RejectCounts& rejects) {
-  if (!Validate(e, rejects)) return false;
-  const WordTable* lookup = w < workers_.size() ? &workers_[w].lookup : nullptr;
-  if (lookup != nullptr) {
-    for (EngineHash h : e.block_hashes) lookup->Prefetch(h.value());
-  }
+// The DRAM misses of an event overlap: the lookup slots are prefetched before hashing, each
+// membership slot as soon as its hash is known; the lookup then changes while those lines
+// arrive, and Commit() finds them warm.
+std::optional<uint64_t> TierStore::StageStore(uint32_t w, const KvStored& e,
+                                              RejectCounts& rejects) {
+  staged_.clear();
+  if (!Validate(e, rejects)) return std::nullopt;
+  WordTable& lookup = Lookup(w);
+  const size_t n = e.block_hashes.size();
+  lookup.Reserve(lookup.size() + n);  // no rehash mid-event: the prefetches stay valid
+  for (EngineHash h : e.block_hashes) lookup.Prefetch(h.value());
   uint64_t parent = 0;
   if (e.parent.has_value()) {
-    const uint64_t* p = lookup != nullptr ? lookup->Find(e.parent->value()) : nullptr;
+    const uint64_t* p = lookup.Find(e.parent->value());
     if (p == nullptr) {
       ++rejects.parent_unknown;
-      return false;
+      return std::nullopt;
     }
     parent = *p;
   }
   HashBlocks(e, e.parent.has_value() ? &parent : nullptr);
-  return true;
-}
-
-// Both tables grow up front, so no rehash moves a slot mid-batch.
-uint64_t TierStore::CommitStore(uint32_t w, const KvStored& e) {
-  WorkerState& ws = Worker(w);
-  const size_t n = e.block_hashes.size();
-  ws.lookup.Reserve(ws.lookup.size() + n);
-  m_.Reserve(m_.blocks() + n);
   uint64_t added = 0;
-  for (size_t i = 0; i < n; ++i) {
-    added += StoreOne(w, ws, e.block_hashes[i], BlockHash(chain_[i]));
-  }
+  for (size_t i = 0; i < n; ++i) added += StageOne(lookup, e.block_hashes[i], chain_[i]);
   return added;
 }
 
-// The lookup slots first, then (once those lines are in) the membership slots of the blocks
-// they name: Remove() then runs on warm lines.
-void TierStore::PrefetchRemove(uint32_t w, const KvRemoved& e) const {
-  if (w >= workers_.size()) return;
-  const WordTable& lookup = workers_[w].lookup;
-  for (EngineHash h : e.block_hashes) lookup.Prefetch(h.value());
-  for (EngineHash h : e.block_hashes) {
-    if (const uint64_t* value = lookup.Find(h.value())) m_.Prefetch(BlockHash(*value));
-  }
-}
-
-// Maps engine hash `h` to `block` for `w`; returns 1 if that added a reference.
-uint64_t TierStore::StoreOne(uint32_t w, WorkerState& ws, EngineHash h, BlockHash block) {
-  auto [value, inserted] = ws.lookup.FindOrInsert(h.value());
+// Maps engine hash `h` to `block`; returns 1 if that adds a reference.
+uint64_t TierStore::StageOne(WordTable& lookup, EngineHash h, uint64_t block) {
+  auto [value, inserted] = lookup.FindOrInsert(h.value());
   if (!inserted) {
-    if (*value == block.value()) return 0;  // duplicate store of the same block: idempotent
-    Release(w, BlockHash(*value));          // engine hash reused for other content
+    if (*value == block) return 0;                           // the same block again: idempotent
+    staged_.push_back({.block = *value, .acquire = false});  // engine hash reused for new content
   }
-  *value = block.value();
-  Acquire(w, block);
+  *value = block;
+  staged_.push_back({.block = block, .acquire = true});
   return 1;
 }
 
-// Callers run PrefetchRemove() first (outside the exclusive lock).
-uint64_t TierStore::Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects) {
-  WorkerState& ws = Worker(w);
+// The lookup slots first, then (once those lines are in) the membership slots of the blocks
+// they name, which Commit() then finds warm.
+uint64_t TierStore::StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& rejects) {
+  staged_.clear();
+  WordTable& lookup = Lookup(w);
+  for (EngineHash h : e.block_hashes) lookup.Prefetch(h.value());
   uint64_t removed = 0;
   for (EngineHash h : e.block_hashes) {
-    uint64_t* value = ws.lookup.Find(h.value());
+    uint64_t* value = lookup.Find(h.value());
     if (value == nullptr) {
       ++rejects.remove_unknown;
       continue;
     }
-    Release(w, BlockHash(*value));
-    ws.lookup.EraseAt(value);
+    m_.Prefetch(BlockHash(*value));
+    staged_.push_back({.block = *value, .acquire = false});
+    lookup.EraseAt(value);
     ++removed;
   }
   return removed;
 }
 
+// The membership grows up front, so no rehash moves a slot mid-event.
+void TierStore::Commit(uint32_t w) {
+  if (w >= distinct_.size()) distinct_.resize(w + 1, 0);
+  size_t acquires = 0;
+  for (const Ref& r : staged_) acquires += r.acquire ? 1 : 0;
+  if (acquires > 0) m_.Reserve(m_.blocks() + acquires);
+  for (const Ref& r : staged_) {
+    if (r.acquire) {
+      Acquire(w, BlockHash(r.block));
+    } else {
+      Release(w, BlockHash(r.block));
+    }
+  }
+  staged_.clear();
+}
+
 void TierStore::ClearWorker(uint32_t w) {
-  if (w >= workers_.size()) return;
-  WorkerState& ws = workers_[w];
-  ws.lookup.ForEach([&](uint64_t, const uint64_t* block) { Release(w, BlockHash(*block)); });
+  if (w >= lookups_.size()) return;
+  WordTable& lookup = lookups_[w];
+  lookup.ForEach([&](uint64_t, const uint64_t* block) { Release(w, BlockHash(*block)); });
   if (w < reserved_.size() && reserved_[w] > 0) {
-    ws.lookup.Clear();  // keep the declared capacity: the engine refills it
+    lookup.Clear();  // keep the declared capacity: the engine refills it
   } else {
-    ws.lookup.Reset();  // give the memory back, not just the entries
+    lookup.Reset();  // give the memory back, not just the entries
   }
 }
 
@@ -155,7 +156,8 @@ void TierStore::ForgetWorker(uint32_t w) {
 }
 
 void TierStore::Reserve(uint32_t w, uint64_t blocks) {
-  Worker(w).lookup.Reserve(blocks);
+  Lookup(w).Reserve(blocks);
+  if (w >= distinct_.size()) distinct_.resize(w + 1, 0);
   if (w >= reserved_.size()) reserved_.resize(w + 1, 0);
   reserved_total_ += blocks - std::min(blocks, reserved_[w]);
   reserved_[w] = std::max(reserved_[w], blocks);
@@ -163,9 +165,10 @@ void TierStore::Reserve(uint32_t w, uint64_t blocks) {
 }
 
 size_t TierStore::MemoryBytes() const {
-  size_t bytes = m_.MemoryBytes() + workers_.capacity() * sizeof(WorkerState) +
-                 chain_.capacity() * sizeof(uint64_t);
-  for (const auto& ws : workers_) bytes += ws.lookup.MemoryBytes();
+  size_t bytes = m_.MemoryBytes() + lookups_.capacity() * sizeof(WordTable) +
+                 (distinct_.capacity() + chain_.capacity()) * sizeof(uint64_t) +
+                 staged_.capacity() * sizeof(Ref);
+  for (const auto& lookup : lookups_) bytes += lookup.MemoryBytes();
   bytes +=
       extra_refs_.capacity() * (sizeof(std::pair<std::pair<uint32_t, BlockHash>, uint32_t>) + 1);
   return bytes;

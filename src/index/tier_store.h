@@ -6,14 +6,19 @@
 //  - (block, w) is in membership_ iff w's lookup maps at least one engine hash to block; the
 //    count beyond the first lives in extra_refs_ (engines may store one block twice under two
 //    engine hashes, e.g. vLLM duplicates), so removals are exact.
-//  - workers_[w].distinct == number of blocks with w's bit set.
-// PrepareStore() prefetches an event's lookup slots, hashes its blocks (prefetching their
-// membership slots); CommitStore() then inserts: the DRAM misses of a batch overlap instead of
-// queueing. Not thread-safe; KvIndex serializes writers, runs the read-only phases beside
-// readers, and excludes readers from the rest.
+//  - distinct_[w] == number of blocks with w's bit set.
+//  (Both hold between events: an event's lookup changes are staged before its membership ones.)
+//
+// Two phases per event, so that queries are held off only while the membership changes:
+//  - Stage* (writers excluded, readers not): validates, hashes a store's blocks, updates the
+//    worker's engine-hash lookup (queries never read it) and records the membership changes
+//    the event makes; the membership slots they touch are prefetched on the way.
+//  - Commit (exclusive): applies the recorded changes, in order, on warm lines.
+// Not thread-safe; KvIndex serializes writers and excludes readers from Commit and ClearWorker.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -44,19 +49,13 @@ class TierStore {
  public:
   TierStore(uint32_t block_size, uint32_t hi_words) : block_size_(block_size), m_(hi_words) {}
 
-  // A store in two phases, so the expensive half runs while queries go on:
-  //  - PrepareStore only reads (validates, resolves the parent, hashes the blocks into a
-  //    scratch chain, prefetches every slot it will write). It needs writers excluded but not
-  //    readers: queries never read the per-worker lookups, and nothing else changes.
-  //  - CommitStore (exclusive) does the inserts. Returns blocks added.
-  // PrepareStore returns false for a rejected event (counted in `rejects`); then no commit.
-  bool PrepareStore(uint32_t w, const KvStored& e, RejectCounts& rejects);
-  uint64_t CommitStore(uint32_t w, const KvStored& e);
-  // A removal in two phases likewise: PrefetchRemove only reads (it brings in the lookup and
-  // membership slots Remove will touch); Remove (exclusive) releases and erases. Returns blocks
-  // removed.
-  void PrefetchRemove(uint32_t w, const KvRemoved& e) const;
-  uint64_t Remove(uint32_t w, const KvRemoved& e, RejectCounts& rejects);
+  // Phase 1 of a store: the blocks it adds, or nullopt for a rejected event (counted in
+  // `rejects`; nothing staged).
+  std::optional<uint64_t> StageStore(uint32_t w, const KvStored& e, RejectCounts& rejects);
+  // Phase 1 of a removal: the blocks it removes (unknown hashes counted in `rejects`).
+  uint64_t StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& rejects);
+  // Phase 2: applies the membership changes staged for `w`.
+  void Commit(uint32_t w);
   // Drops w's blocks (an engine's cache reset); a reserved worker keeps its reservation.
   void ClearWorker(uint32_t w);
   // Drops w's blocks and its reservation (the worker left the fleet).
@@ -67,29 +66,32 @@ class TierStore {
   void Reserve(uint32_t w, uint64_t blocks);
 
   const Membership& membership() const { return m_; }
-  uint64_t distinct_blocks(uint32_t w) const {
-    return w < workers_.size() ? workers_[w].distinct : 0;
-  }
+  uint64_t distinct_blocks(uint32_t w) const { return w < distinct_.size() ? distinct_[w] : 0; }
   // (block, worker) pairs held: the index's entry count.
   uint64_t entries() const { return entries_; }
+  // Reads the lookups: callers exclude writers.
   size_t MemoryBytes() const;
 
  private:
-  struct WorkerState {
-    WordTable lookup{1};  // engine hash -> block hash
-    uint64_t distinct = 0;
+  // A membership change staged by phase 1: +1 or -1 reference of (worker, block).
+  struct Ref {
+    uint64_t block;
+    bool acquire;
   };
-  WorkerState& Worker(uint32_t w);
+  WordTable& Lookup(uint32_t w);
   bool Validate(const KvStored& e, RejectCounts& rejects) const;
   void HashBlocks(const KvStored& e, const uint64_t* parent);
-  uint64_t StoreOne(uint32_t w, WorkerState& ws, EngineHash h, BlockHash block);
+  uint64_t StageOne(WordTable& lookup, EngineHash h, uint64_t block);
   void Acquire(uint32_t w, BlockHash block);
   void Release(uint32_t w, BlockHash block);
 
   uint32_t block_size_;
   Membership m_;
-  std::vector<WorkerState> workers_;
-  std::vector<uint64_t> chain_;  // scratch: the chained hashes of the event being stored
+  // Per worker, engine hash -> block hash. Writer-only: changed outside the exclusive lock.
+  std::vector<WordTable> lookups_;
+  std::vector<uint64_t> distinct_;  // per worker: blocks held (queries read it)
+  std::vector<uint64_t> chain_;     // scratch: the chained hashes of the event being stored
+  std::vector<Ref> staged_;         // scratch: membership changes awaiting Commit
   absl::flat_hash_map<std::pair<uint32_t, BlockHash>, uint32_t> extra_refs_;
   uint64_t entries_ = 0;
   std::vector<uint64_t> reserved_;  // per worker: blocks reserved
