@@ -9,6 +9,7 @@
 // is descheduled) it blocks as before. Drop-in for std::shared_lock / std::unique_lock.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <shared_mutex>
 
@@ -29,10 +30,20 @@ class SpinSharedMutex {
   void unlock() { mu_.unlock(); }
 
   void lock_shared() {
+    if (mu_.try_lock_shared()) return;
+    waiting_readers_.fetch_add(1, std::memory_order_relaxed);
     if (!Spin([this] { return mu_.try_lock_shared(); })) mu_.lock_shared();
+    waiting_readers_.fetch_sub(1, std::memory_order_relaxed);
   }
   bool try_lock_shared() { return mu_.try_lock_shared(); }
   void unlock_shared() { mu_.unlock_shared(); }
+
+  // For a writer that releases the lock between parts of one long update: after unlock(), lets
+  // the readers waiting for it in (up to kSpinNs), instead of re-locking before they notice.
+  void YieldToReaders() {
+    if (waiting_readers_.load(std::memory_order_relaxed) == 0) return;
+    Spin([this] { return waiting_readers_.load(std::memory_order_relaxed) == 0; });
+  }
 
  private:
   static void Pause() {
@@ -56,6 +67,7 @@ class SpinSharedMutex {
   }
 
   std::shared_mutex mu_;
+  std::atomic<int> waiting_readers_{0};  // readers spinning in lock_shared()
 };
 
 }  // namespace kvr

@@ -24,7 +24,8 @@ KvIndex::Counters& KvIndex::CountersFor(uint32_t w) {
 
 // Per event: the staging phase (hashing a store's blocks, changing the worker's engine-hash
 // lookup, prefetching) runs under write_mu_ alone, beside queries; only the membership changes
-// take mu_ exclusively.
+// take mu_ exclusively, kCommitChunk at a time, so a query waits out at most one chunk (well
+// under a microsecond) however large the event.
 void KvIndex::Apply(std::span<const KvEvent> events) {
   std::lock_guard writer(write_mu_);
   for (const KvEvent& event : events) {
@@ -41,8 +42,8 @@ void KvIndex::Apply(std::span<const KvEvent> events) {
       ++c.stored_events;
       c.rejects += rejects;
       if (added.has_value()) {
-        tier.Commit(w);
         c.blocks_stored += *added;
+        Commit(tier, w, lock);
       }
     } else if (const auto* r = std::get_if<KvRemoved>(&event)) {
       TierStore& tier = *tiers_[static_cast<int>(r->tier)];
@@ -53,12 +54,21 @@ void KvIndex::Apply(std::span<const KvEvent> events) {
       ++c.removed_events;
       c.rejects += rejects;
       c.blocks_removed += removed;
-      tier.Commit(w);
+      Commit(tier, w, lock);
     } else {
       std::unique_lock lock(mu_);
       ++CountersFor(w).cleared_events;
       for (auto& t : tiers_) t->ClearWorker(w);
     }
+  }
+}
+
+// REQUIRES: `lock` holds mu_. Releases it between chunks (and leaves it held).
+void KvIndex::Commit(TierStore& tier, uint32_t w, std::unique_lock<SpinSharedMutex>& lock) {
+  while (!tier.Commit(w, kCommitChunk)) {
+    lock.unlock();
+    mu_.YieldToReaders();
+    lock.lock();
   }
 }
 

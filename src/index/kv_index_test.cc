@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <optional>
 
 #include "index/index_test_util.h"
+#include "index/tier_store.h"
 
 namespace kvr {
 namespace {
@@ -225,6 +227,31 @@ TEST_F(KvIndexTest, ReservedCapacityAbsorbsEventsWithoutGrowing) {
   EXPECT_EQ(index_.Entries(), 5 * kBlocks);
   EXPECT_EQ(Query(more).device[0], 2 * kBlocks);
   EXPECT_EQ(Query(prompts[0]).device[0], kBlocks);
+}
+
+// A store is staged (lookup updated, membership untouched), then committed a chunk at a time;
+// between chunks the membership holds a parent-first prefix of the event's blocks.
+TEST(TierStoreTest, ChunkedCommitAppliesAParentFirstPrefix) {
+  TierStore tier(kBs, /*hi_words=*/0);
+  auto prompt = Tokens(10 * kBs);
+  auto seq = SequenceHashes(prompt, kBs);
+  RejectCounts rejects;
+  ASSERT_EQ(tier.StageStore(0, StoredAll(0, prompt, kBs), rejects), std::optional<uint64_t>(10));
+  EXPECT_EQ(tier.entries(), 0u);
+  EXPECT_FALSE(tier.Commit(0, 4));
+  EXPECT_EQ(tier.entries(), 4u);
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(tier.membership().Contains(seq[i], 0), i < 4) << i;
+  EXPECT_FALSE(tier.Commit(0, 4));
+  EXPECT_TRUE(tier.Commit(0, 4));
+  EXPECT_EQ(tier.entries(), 10u);
+  EXPECT_EQ(tier.distinct_blocks(0), 10u);
+  // A removal stages the same way; nothing leaves the membership before its commit.
+  KvRemoved removed{.worker = WorkerId(0), .block_hashes = EngineHashes(0, prompt, kBs)};
+  EXPECT_EQ(tier.StageRemove(0, removed, rejects), 10u);
+  EXPECT_EQ(tier.entries(), 10u);
+  EXPECT_TRUE(tier.Commit(0));
+  EXPECT_EQ(tier.entries(), 0u);
+  EXPECT_EQ(rejects.remove_unknown, 0u);
 }
 
 }  // namespace

@@ -120,20 +120,27 @@ uint64_t TierStore::StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& re
   return removed;
 }
 
-// The membership grows up front, so no rehash moves a slot mid-event.
-void TierStore::Commit(uint32_t w) {
-  if (w >= distinct_.size()) distinct_.resize(w + 1, 0);
-  size_t acquires = 0;
-  for (const Ref& r : staged_) acquires += r.acquire ? 1 : 0;
-  if (acquires > 0) m_.Reserve(m_.blocks() + acquires);
-  for (const Ref& r : staged_) {
+// The membership grows up front (first call of an event), so no rehash moves a slot mid-event.
+bool TierStore::Commit(uint32_t w, size_t max_changes) {
+  if (committed_ == 0) {
+    if (w >= distinct_.size()) distinct_.resize(w + 1, 0);
+    size_t acquires = 0;
+    for (const Ref& r : staged_) acquires += r.acquire ? 1 : 0;
+    if (acquires > 0) m_.Reserve(m_.blocks() + acquires);
+  }
+  const size_t end = std::min(staged_.size(), committed_ + max_changes);
+  for (; committed_ < end; ++committed_) {
+    const Ref& r = staged_[committed_];
     if (r.acquire) {
       Acquire(w, BlockHash(r.block));
     } else {
       Release(w, BlockHash(r.block));
     }
   }
+  if (committed_ < staged_.size()) return false;
   staged_.clear();
+  committed_ = 0;
+  return true;
 }
 
 void TierStore::ClearWorker(uint32_t w) {

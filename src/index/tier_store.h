@@ -13,10 +13,12 @@
 //  - Stage* (writers excluded, readers not): validates, hashes a store's blocks, updates the
 //    worker's engine-hash lookup (queries never read it) and records the membership changes
 //    the event makes; the membership slots they touch are prefetched on the way.
-//  - Commit (exclusive): applies the recorded changes, in order, on warm lines.
+//  - Commit (exclusive): applies the recorded changes, in order, on warm lines; in chunks if
+//    the caller wants readers to get in between.
 // Not thread-safe; KvIndex serializes writers and excludes readers from Commit and ClearWorker.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <utility>
@@ -54,8 +56,10 @@ class TierStore {
   std::optional<uint64_t> StageStore(uint32_t w, const KvStored& e, RejectCounts& rejects);
   // Phase 1 of a removal: the blocks it removes (unknown hashes counted in `rejects`).
   uint64_t StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& rejects);
-  // Phase 2: applies the membership changes staged for `w`.
-  void Commit(uint32_t w);
+  // Phase 2: applies the next (up to) `max_changes` membership changes staged for `w`, in
+  // order; true when the event is fully applied. Queries between two calls see a prefix of
+  // the event's changes.
+  bool Commit(uint32_t w, size_t max_changes = SIZE_MAX);
   // Drops w's blocks (an engine's cache reset); a reserved worker keeps its reservation.
   void ClearWorker(uint32_t w);
   // Drops w's blocks and its reservation (the worker left the fleet).
@@ -92,6 +96,7 @@ class TierStore {
   std::vector<uint64_t> distinct_;  // per worker: blocks held (queries read it)
   std::vector<uint64_t> chain_;     // scratch: the chained hashes of the event being stored
   std::vector<Ref> staged_;         // scratch: membership changes awaiting Commit
+  size_t committed_ = 0;            // staged_[0, committed_) applied already
   absl::flat_hash_map<std::pair<uint32_t, BlockHash>, uint32_t> extra_refs_;
   uint64_t entries_ = 0;
   std::vector<uint64_t> reserved_;  // per worker: blocks reserved
