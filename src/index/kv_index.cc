@@ -89,7 +89,8 @@ void KvIndex::Reserve(WorkerId worker, uint64_t device_blocks) {
   if (w >= worker_limit_) return;
   std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
-  tiers_[static_cast<int>(Tier::kDevice)]->Reserve(w, device_blocks);
+  tiers_[static_cast<int>(Tier::kDevice)]->Reserve(
+      w, std::min(device_blocks, kMaxReservedBlocksPerWorker), kMaxReservedBlocks);
 }
 
 void KvIndex::Predict(WorkerId worker, std::span<const BlockHash> blocks) {

@@ -79,7 +79,11 @@ class KvIndex {
   // Sizes the index for `worker` holding up to `device_blocks` blocks on device (its KV
   // capacity, known when it registers): tables grow here, not while events arrive, so no
   // rehash stalls queries on the event path. Optional: tables grow on demand regardless.
+  // A declared capacity is taken up to kMaxReservedBlocksPerWorker, and the fleet's sum up to
+  // kMaxReservedBlocks, so a mistyped capacity cannot take the host's memory up front.
   void Reserve(WorkerId worker, uint64_t device_blocks);
+  static constexpr uint64_t kMaxReservedBlocksPerWorker = uint64_t{1} << 22;  // ~80 MB
+  static constexpr uint64_t kMaxReservedBlocks = uint64_t{1} << 25;           // ~630 MB
 
   // Records that `worker` will hold these blocks (routing decision).
   void Predict(WorkerId worker, std::span<const BlockHash> blocks);

@@ -229,6 +229,17 @@ TEST_F(KvIndexTest, ReservedCapacityAbsorbsEventsWithoutGrowing) {
   EXPECT_EQ(Query(prompts[0]).device[0], kBlocks);
 }
 
+// A mistyped capacity reserves at most the caps, not the host's memory.
+TEST_F(KvIndexTest, ReservationIsCapped) {
+  index_.Reserve(WorkerId(0), uint64_t{1} << 40);
+  const size_t cap = KvIndex::kMaxReservedBlocksPerWorker;
+  // The worker's lookup and the membership, each 16-byte slots at >= 57% load.
+  EXPECT_LE(index_.MemoryBytes(), 2 * cap * 16 * 100 / 57);
+  auto prompt = Tokens(8 * kBs);
+  index_.Apply(StoredAll(0, prompt, kBs));
+  EXPECT_EQ(Query(prompt).device[0], 8u);
+}
+
 // A store is staged (lookup updated, membership untouched), then committed a chunk at a time;
 // between chunks the membership holds a parent-first prefix of the event's blocks.
 TEST(TierStoreTest, ChunkedCommitAppliesAParentFirstPrefix) {

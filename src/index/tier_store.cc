@@ -162,13 +162,13 @@ void TierStore::ForgetWorker(uint32_t w) {
   ClearWorker(w);
 }
 
-void TierStore::Reserve(uint32_t w, uint64_t blocks) {
+void TierStore::Reserve(uint32_t w, uint64_t blocks, uint64_t max_total) {
   Lookup(w).Reserve(blocks);
   if (w >= distinct_.size()) distinct_.resize(w + 1, 0);
   if (w >= reserved_.size()) reserved_.resize(w + 1, 0);
   reserved_total_ += blocks - std::min(blocks, reserved_[w]);
   reserved_[w] = std::max(reserved_[w], blocks);
-  m_.Reserve(reserved_total_);
+  m_.Reserve(std::min(reserved_total_, max_total));
 }
 
 size_t TierStore::MemoryBytes() const {

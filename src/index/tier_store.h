@@ -66,8 +66,9 @@ class TierStore {
   void ForgetWorker(uint32_t w);
   // Sizes the tables for `w` holding up to `blocks` blocks (its KV capacity): w's lookup, and
   // the membership for the sum of every reserved worker's capacity (an upper bound on the
-  // distinct blocks). The allocation and first touch happen here, not on the event path.
-  void Reserve(uint32_t w, uint64_t blocks);
+  // distinct blocks), at most `max_total`. The allocation and first touch happen here, not on
+  // the event path.
+  void Reserve(uint32_t w, uint64_t blocks, uint64_t max_total);
 
   const Membership& membership() const { return m_; }
   uint64_t distinct_blocks(uint32_t w) const { return w < distinct_.size() ? distinct_[w] : 0; }

@@ -59,6 +59,10 @@ absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
                                                    index_.config().block_size));
   }
   if (spec.prefill_rate_prior <= 0) return absl::InvalidArgumentError("prefill rate must be > 0");
+  if (spec.kv_capacity_blocks == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker ", w, " KV capacity must be > 0 blocks"));
+  }
   std::lock_guard lock(mu_);
   if (w >= slots_.size()) slots_.resize(w + 1);
   if (slots_[w]) return absl::AlreadyExistsError(absl::StrCat("worker ", w, " already registered"));

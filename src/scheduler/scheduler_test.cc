@@ -133,6 +133,9 @@ TEST_F(SchedulerTest, PinnedAndErrors) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(sched_->AddWorker({.id = WorkerId(1000), .block_size = kBs}).code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      sched_->AddWorker({.id = WorkerId(9), .block_size = kBs, .kv_capacity_blocks = 0}).code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(SchedulerTest, RemovedWorkerKeepsTicketsSafe) {
