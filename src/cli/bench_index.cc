@@ -43,7 +43,9 @@ uint64_t Rewrite(KvIndex& index, const KvStored& e) {
 
 struct ApplyTiming {
   double seconds = 0;
-  double max_event_us = 0;  // the longest single event: how long it held readers off at worst
+  // The longest single event. Queries get in between its commit chunks, except during a
+  // membership rehash, which holds them off throughout.
+  double max_event_us = 0;
 };
 
 ApplyTiming ApplyAll(KvIndex& index, const std::vector<KvEvent>& events) {
