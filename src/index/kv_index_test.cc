@@ -240,8 +240,9 @@ TEST_F(KvIndexTest, ReservationIsCapped) {
   EXPECT_EQ(Query(prompt).device[0], 8u);
 }
 
-// A store is staged (lookup updated, membership untouched), then committed a chunk at a time;
-// between chunks the membership holds a parent-first prefix of the event's blocks.
+// A store is staged (lookup updated, membership untouched, even its growth built aside), then
+// committed a chunk at a time; between chunks the membership holds a parent-first prefix of the
+// event's blocks.
 TEST(TierStoreTest, ChunkedCommitAppliesAParentFirstPrefix) {
   TierStore tier(kBs, /*hi_words=*/0);
   auto prompt = Tokens(10 * kBs);
@@ -249,7 +250,9 @@ TEST(TierStoreTest, ChunkedCommitAppliesAParentFirstPrefix) {
   RejectCounts rejects;
   ASSERT_EQ(tier.StageStore(0, StoredAll(0, prompt, kBs), rejects), std::optional<uint64_t>(10));
   EXPECT_EQ(tier.entries(), 0u);
+  EXPECT_EQ(tier.membership().MemoryBytes(), 0u);  // grown aside: swapped in by the commit
   EXPECT_FALSE(tier.Commit(0, 4));
+  EXPECT_GT(tier.membership().MemoryBytes(), 0u);
   EXPECT_EQ(tier.entries(), 4u);
   for (size_t i = 0; i < 10; ++i) EXPECT_EQ(tier.membership().Contains(seq[i], 0), i < 4) << i;
   EXPECT_FALSE(tier.Commit(0, 4));

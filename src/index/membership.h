@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "common/ids.h"
@@ -61,6 +62,14 @@ class Membership {
   // Bytes held by the table (capacity, not size: what the process really pays).
   size_t MemoryBytes() const { return table_.MemoryBytes(); }
   void Reserve(size_t n) { table_.Reserve(n); }
+  // Reserve in two steps (WordTable::ReservedCopy): the copy only reads this membership, so it
+  // can be built beside readers; Adopt() then puts it in place and hands back the old table.
+  bool NeedsReserve(size_t n) const { return table_.NeedsReserve(n); }
+  WordTable ReservedCopy(size_t n) const { return table_.ReservedCopy(n); }
+  WordTable Adopt(WordTable&& table) {
+    std::swap(table_, table);
+    return std::move(table);
+  }
 
  private:
   uint32_t hi_words_;

@@ -67,6 +67,7 @@ void TierStore::HashBlocks(const KvStored& e, const uint64_t* parent) {
 std::optional<uint64_t> TierStore::StageStore(uint32_t w, const KvStored& e,
                                               RejectCounts& rejects) {
   staged_.clear();
+  retired_.Reset();
   if (!Validate(e, rejects)) return std::nullopt;
   WordTable& lookup = Lookup(w);
   const size_t n = e.block_hashes.size();
@@ -84,6 +85,8 @@ std::optional<uint64_t> TierStore::StageStore(uint32_t w, const KvStored& e,
   HashBlocks(e, e.parent.has_value() ? &parent : nullptr);
   uint64_t added = 0;
   for (size_t i = 0; i < n; ++i) added += StageOne(lookup, e.block_hashes[i], chain_[i]);
+  // Growing the membership is a pass over all of it: done here, beside queries, not in Commit.
+  if (m_.NeedsReserve(m_.blocks() + added)) grown_ = m_.ReservedCopy(m_.blocks() + added);
   return added;
 }
 
@@ -103,6 +106,7 @@ uint64_t TierStore::StageOne(WordTable& lookup, EngineHash h, uint64_t block) {
 // they name, which Commit() then finds warm.
 uint64_t TierStore::StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& rejects) {
   staged_.clear();
+  retired_.Reset();
   WordTable& lookup = Lookup(w);
   for (EngineHash h : e.block_hashes) lookup.Prefetch(h.value());
   uint64_t removed = 0;
@@ -120,9 +124,14 @@ uint64_t TierStore::StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& re
   return removed;
 }
 
-// The membership grows up front (first call of an event), so no rehash moves a slot mid-event.
+// The membership grows up front (first call of an event), so no rehash moves a slot mid-event:
+// normally by adopting the copy StageStore built, a pointer swap.
 bool TierStore::Commit(uint32_t w, size_t max_changes) {
   if (committed_ == 0) {
+    if (grown_.has_value()) {
+      retired_ = m_.Adopt(std::move(*grown_));
+      grown_.reset();
+    }
     if (w >= distinct_.size()) distinct_.resize(w + 1, 0);
     size_t acquires = 0;
     for (const Ref& r : staged_) acquires += r.acquire ? 1 : 0;
@@ -174,7 +183,7 @@ void TierStore::Reserve(uint32_t w, uint64_t blocks, uint64_t max_total) {
 size_t TierStore::MemoryBytes() const {
   size_t bytes = m_.MemoryBytes() + lookups_.capacity() * sizeof(WordTable) +
                  (distinct_.capacity() + chain_.capacity()) * sizeof(uint64_t) +
-                 staged_.capacity() * sizeof(Ref);
+                 staged_.capacity() * sizeof(Ref) + retired_.MemoryBytes();
   for (const auto& lookup : lookups_) bytes += lookup.MemoryBytes();
   bytes +=
       extra_refs_.capacity() * (sizeof(std::pair<std::pair<uint32_t, BlockHash>, uint32_t>) + 1);

@@ -13,8 +13,9 @@
 //  - Stage* (writers excluded, readers not): validates, hashes a store's blocks, updates the
 //    worker's engine-hash lookup (queries never read it) and records the membership changes
 //    the event makes; the membership slots they touch are prefetched on the way.
-//  - Commit (exclusive): applies the recorded changes, in order, on warm lines; in chunks if
-//    the caller wants readers to get in between.
+//    If the membership must grow for the event, the grown copy is built here too.
+//  - Commit (exclusive): swaps in the grown membership, if any, and applies the recorded
+//    changes, in order, on warm lines; in chunks if the caller wants readers in between.
 // Not thread-safe; KvIndex serializes writers and excludes readers from Commit and ClearWorker.
 #pragma once
 
@@ -98,6 +99,10 @@ class TierStore {
   std::vector<uint64_t> chain_;     // scratch: the chained hashes of the event being stored
   std::vector<Ref> staged_;         // scratch: membership changes awaiting Commit
   size_t committed_ = 0;            // staged_[0, committed_) applied already
+  // A membership grown aside for the staged event (Commit swaps it in), and the table it
+  // replaced (freed at the next staging, outside the exclusive lock).
+  std::optional<WordTable> grown_;
+  WordTable retired_;
   absl::flat_hash_map<std::pair<uint32_t, BlockHash>, uint32_t> extra_refs_;
   uint64_t entries_ = 0;
   std::vector<uint64_t> reserved_;  // per worker: blocks reserved

@@ -98,11 +98,23 @@ bool WordTable::Valid() const {
   return n == size_ && (cap_ == 0 || Slot(slots() - 1)[0] == 0);
 }
 
-void WordTable::Reserve(size_t n) {
-  if (!NeedsGrowth(n)) return;
+size_t WordTable::CapacityFor(size_t n) const {
   size_t cap = std::max<size_t>(16, Grown(cap_));
   while (n * 100 > cap * max_load_pct_) cap = Grown(cap);
-  Rehash(cap, stride_);
+  return cap;
+}
+
+void WordTable::Reserve(size_t n) {
+  if (NeedsGrowth(n)) Rehash(CapacityFor(n), stride_);
+}
+
+WordTable WordTable::ReservedCopy(size_t n) const {
+  WordTable t(stride_, max_load_pct_);
+  t.size_ = size_;
+  t.has_zero_ = has_zero_;
+  t.zero_ = zero_;
+  t.Fill(NeedsGrowth(n) ? CapacityFor(n) : cap_, slots_.get(), slots(), width_);
+  return t;
 }
 
 void WordTable::Widen(uint32_t stride) {
@@ -128,17 +140,20 @@ void WordTable::Rehash(size_t cap, uint32_t stride) {
   const uint32_t old_width = width_;
   stride_ = stride;
   width_ = stride + 1;
+  Fill(cap, old.get(), old_slots, old_width);
+}
+
+void WordTable::Fill(size_t cap, const uint64_t* old, size_t old_slots, uint32_t old_width) {
   for (cap_ = cap;; cap_ = Grown(cap_)) {
     if (cap_ == 0) return;
     slots_.reset(Alloc(slots() * width_));
-    const bool placed = old_width == 2 && width_ == 2
-                            ? PlaceSorted<2>(old.get(), old_slots, old_width)
-                            : PlaceSorted<0>(old.get(), old_slots, old_width);
+    const bool placed = old_width == 2 && width_ == 2 ? PlaceSorted<2>(old, old_slots, old_width)
+                                                      : PlaceSorted<0>(old, old_slots, old_width);
     if (placed) return;
   }
 }
 
-// The placement pass of Rehash over `old_slots` sorted slots of `old_width` words: writes every
+// The placement pass of Fill over `old_slots` sorted slots of `old_width` words: writes every
 // slot of the new array; false when an entry would land in the last slot. kWidth = 2 (both
 // widths one-word rows, the common case) compiles to straight-line moves; 0 = any widths.
 template <uint32_t kWidth>

@@ -80,6 +80,12 @@ class WordTable {
 
   // Makes room for `n` entries without growing on insert.
   void Reserve(size_t n);
+  // Whether `n` entries would make the table grow.
+  bool NeedsReserve(size_t n) const { return NeedsGrowth(n); }
+  // A copy of this table with room for `n` entries: Reserve(n) in two steps, the copy (which
+  // only reads this table) and a move-assignment over it, so that readers of this table can go
+  // on while the copy is built.
+  WordTable ReservedCopy(size_t n) const;
   // Grows every entry to `stride` words (new words zero). No-op if not wider.
   void Widen(uint32_t stride);
   // Drops every entry and frees the memory.
@@ -131,7 +137,12 @@ class WordTable {
   // FindOrInsert's rare paths: key 0, growth, a run reaching the padding.
   std::pair<uint64_t*, bool> FindOrInsertSlow(uint64_t key);
   uint64_t* Last() const { return Slot(slots() - 1); }
+  // Capacity for `n` entries when growing from the current one.
+  size_t CapacityFor(size_t n) const;
   void Rehash(size_t cap, uint32_t stride);
+  // Allocates slots_ for capacity `cap` (or more, if the entries would reach the last slot)
+  // and places the `old_slots` sorted slots of `old_width` words of `old` in it.
+  void Fill(size_t cap, const uint64_t* old, size_t old_slots, uint32_t old_width);
   template <uint32_t kWidth>
   bool PlaceSorted(const uint64_t* old, size_t old_slots, uint32_t old_width);
   void ShiftBack(size_t hole);

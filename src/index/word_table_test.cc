@@ -120,5 +120,24 @@ TEST(WordTableTest, ClearKeepsCapacity) {
   EXPECT_EQ(t.capacity(), cap);
 }
 
+TEST(WordTableTest, ReservedCopyHoldsTheSameEntriesWithRoom) {
+  WordTable t(1);
+  absl::flat_hash_map<uint64_t, uint64_t> ref;
+  for (uint64_t k = 0; k < 3000; ++k) {  // key 0 included: it lives in the side slot
+    t.FindOrInsert(k * 0x9E3779B97F4A7C15ULL).first[0] = k + 1;
+    ref[k * 0x9E3779B97F4A7C15ULL] = k + 1;
+  }
+  const size_t cap = t.capacity();
+  WordTable copy = t.ReservedCopy(20000);
+  EXPECT_EQ(t.capacity(), cap);  // the original is untouched
+  ExpectSame(t, ref);
+  ExpectSame(copy, ref);
+  ASSERT_TRUE(copy.Valid());
+  EXPECT_FALSE(copy.NeedsReserve(20000));
+  const size_t copy_cap = copy.capacity();
+  for (uint64_t k = 3000; k < 20000; ++k) copy.FindOrInsert(k * 0x9E3779B97F4A7C15ULL);
+  EXPECT_EQ(copy.capacity(), copy_cap);  // room for 20000 without growing
+}
+
 }  // namespace
 }  // namespace kvr
