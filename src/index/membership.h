@@ -64,7 +64,7 @@ class Membership {
   void Reserve(size_t n) { table_.Reserve(n); }
   // Reserve in two steps (WordTable::ReservedCopy): the copy only reads this membership, so it
   // can be built beside readers; Adopt() then puts it in place and hands back the old table.
-  bool NeedsReserve(size_t n) const { return table_.NeedsReserve(n); }
+  bool NeedsReserve(size_t n) const { return table_.NeedsGrowth(n); }
   WordTable ReservedCopy(size_t n) const { return table_.ReservedCopy(n); }
   WordTable Adopt(WordTable&& table) {
     std::swap(table_, table);

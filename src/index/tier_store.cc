@@ -85,7 +85,8 @@ std::optional<uint64_t> TierStore::StageStore(uint32_t w, const KvStored& e,
   HashBlocks(e, e.parent.has_value() ? &parent : nullptr);
   uint64_t added = 0;
   for (size_t i = 0; i < n; ++i) added += StageOne(lookup, e.block_hashes[i], chain_[i]);
-  // Growing the membership is a pass over all of it: done here, beside queries, not in Commit.
+  // Room for every reference the event adds. Growing is a pass over the whole membership: done
+  // here, beside queries, not in Commit.
   if (m_.NeedsReserve(m_.blocks() + added)) grown_ = m_.ReservedCopy(m_.blocks() + added);
   return added;
 }
@@ -124,8 +125,8 @@ uint64_t TierStore::StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& re
   return removed;
 }
 
-// The membership grows up front (first call of an event), so no rehash moves a slot mid-event:
-// normally by adopting the copy StageStore built, a pointer swap.
+// The membership has room for the event before its first change (StageStore sized it, or built
+// the grown copy adopted here, a pointer swap), so no rehash moves a slot mid-event.
 bool TierStore::Commit(uint32_t w, size_t max_changes) {
   if (committed_ == 0) {
     if (grown_.has_value()) {
@@ -133,9 +134,6 @@ bool TierStore::Commit(uint32_t w, size_t max_changes) {
       grown_.reset();
     }
     if (w >= distinct_.size()) distinct_.resize(w + 1, 0);
-    size_t acquires = 0;
-    for (const Ref& r : staged_) acquires += r.acquire ? 1 : 0;
-    if (acquires > 0) m_.Reserve(m_.blocks() + acquires);
   }
   const size_t end = std::min(staged_.size(), committed_ + max_changes);
   for (; committed_ < end; ++committed_) {

@@ -80,8 +80,8 @@ class WordTable {
 
   // Makes room for `n` entries without growing on insert.
   void Reserve(size_t n);
-  // Whether `n` entries would make the table grow.
-  bool NeedsReserve(size_t n) const { return NeedsGrowth(n); }
+  // Whether `n` entries would make the table grow (load past max_load_pct).
+  bool NeedsGrowth(size_t n) const { return n * 100 > cap_ * max_load_pct_; }
   // A copy of this table with room for `n` entries: Reserve(n) in two steps, the copy (which
   // only reads this table) and a move-assignment over it, so that readers of this table can go
   // on while the copy is built.
@@ -123,7 +123,6 @@ class WordTable {
   size_t slots() const { return cap_ == 0 ? 0 : cap_ + kPad; }
   uint64_t* Slot(size_t i) const { return slots_.get() + i * width_; }
   static size_t Grown(size_t cap) { return cap + cap / 2; }
-  bool NeedsGrowth(size_t n) const { return n * 100 > cap_ * max_load_pct_; }
   // The slot holding `key`, or where it would be inserted: the first empty slot or entry with
   // a larger scrambled key. The last slot is always empty, so every probe ends in bounds.
   uint64_t* Probe(uint64_t key) const;

@@ -133,7 +133,7 @@ TEST(WordTableTest, ReservedCopyHoldsTheSameEntriesWithRoom) {
   ExpectSame(t, ref);
   ExpectSame(copy, ref);
   ASSERT_TRUE(copy.Valid());
-  EXPECT_FALSE(copy.NeedsReserve(20000));
+  EXPECT_FALSE(copy.NeedsGrowth(20000));
   const size_t copy_cap = copy.capacity();
   for (uint64_t k = 3000; k < 20000; ++k) copy.FindOrInsert(k * 0x9E3779B97F4A7C15ULL);
   EXPECT_EQ(copy.capacity(), copy_cap);  // room for 20000 without growing
