@@ -63,11 +63,16 @@ absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
     return absl::InvalidArgumentError(
         absl::StrCat("worker ", w, " KV capacity must be > 0 blocks"));
   }
-  std::lock_guard lock(mu_);
-  if (w >= slots_.size()) slots_.resize(w + 1);
-  if (slots_[w]) return absl::AlreadyExistsError(absl::StrCat("worker ", w, " already registered"));
-  slots_[w] = std::make_unique<Slot>(spec, next_ticket_);
-  // The index sizes its tables for the worker's KV capacity now, not as its events arrive.
+  {
+    std::lock_guard lock(mu_);
+    if (w >= slots_.size()) slots_.resize(w + 1);
+    if (slots_[w]) {
+      return absl::AlreadyExistsError(absl::StrCat("worker ", w, " already registered"));
+    }
+    slots_[w] = std::make_unique<Slot>(spec, next_ticket_);
+  }
+  // The index sizes its tables for the worker's KV capacity now, not as its events arrive. That
+  // can take milliseconds: outside mu_, so routing goes on meanwhile.
   index_.Reserve(spec.id, spec.kv_capacity_blocks);
   return absl::OkStatus();
 }
