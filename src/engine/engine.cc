@@ -343,6 +343,23 @@ uint32_t Engine::CachedTokens(uint64_t request_id) const {
   return it == cached_tokens_.end() ? 0 : it->second;
 }
 
+bool Engine::Abort(uint64_t request_id) {
+  cached_tokens_.erase(request_id);
+  auto same_id = [request_id](const std::unique_ptr<Request>& r) { return r->id == request_id; };
+  if (auto it = std::find_if(waiting_.begin(), waiting_.end(), same_id); it != waiting_.end()) {
+    waiting_tokens_ -= (*it)->num_tokens();
+    FreeBlocks(**it);  // a preempted request holds none; kept for symmetry with running
+    waiting_.erase(it);
+    return true;
+  }
+  if (auto it = std::find_if(running_.begin(), running_.end(), same_id); it != running_.end()) {
+    FreeBlocks(**it);
+    running_.erase(it);
+    return true;
+  }
+  return std::erase(rejected_, request_id) > 0;
+}
+
 EngineStats Engine::Stats() const {
   EngineStats s = totals_;
   s.running = static_cast<uint32_t>(running_.size());

@@ -95,6 +95,14 @@ class Engine {
   StepOutput Step();
   // Prefix-cache hit (tokens) of the request's first admission; 0 if unknown or not yet admitted.
   uint32_t CachedTokens(uint64_t request_id) const;
+  // Cancels a waiting or running request, as vLLM's abort does: its blocks go back to the free
+  // queue tail first (cached ones stay cache hits until reallocated), and it is forgotten. False
+  // if the engine does not hold it (unknown, finished or already aborted). Outputs of a step
+  // already taken may still name it.
+  bool Abort(uint64_t request_id);
+  // Drops what the engine remembers of a finished request (its CachedTokens entry), so a
+  // long-running engine's memory stays bounded by the requests it holds.
+  void Forget(uint64_t request_id) { cached_tokens_.erase(request_id); }
   EngineStats Stats() const;
   // Forgets the whole prefix cache and queues a KvCleared, delivered at the front of the next
   // step's events (or by TakeEvents). Blocks in use stay allocated; their requests cache no more

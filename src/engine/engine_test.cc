@@ -134,7 +134,6 @@ TEST(EngineTest, CacheHitShortensPrefill) {
   const auto prompt = Tokens(64, 500);
   e.Add({.id = 1, .prompt = prompt, .max_output_tokens = 1});
   EXPECT_EQ(e.Step().duration, Ns(PrefillMs(64)));
-  EXPECT_EQ(e.CachedTokens(1), 0u);
 
   // Four cached blocks, 16 new tokens; only the new block is announced, under its parent.
   const auto longer = Concat(prompt, Tokens(16, 9000));
@@ -329,6 +328,45 @@ TEST(EngineTest, OutputBlocksAreCachedWithTheGeneratedTokens) {
   const auto hashes = EngineHashes(e, Concat(prompt, output));
   EXPECT_EQ(second.parent, hashes[0]);
   EXPECT_THAT(second.block_hashes, ElementsAre(hashes[1]));
+}
+
+TEST(EngineAbortTest, RunningRequestFreesItsBlocksAndKeepsTheirHashes) {
+  Engine e(Config(/*num_blocks=*/8, /*block_size=*/4));
+  e.Add({.id = 1, .prompt = Tokens(10, 100), .max_output_tokens = 5});
+  e.Add({.id = 2, .prompt = Tokens(6, 500), .max_output_tokens = 5});
+  StepOutput first = e.Step();
+  ASSERT_THAT(first.admitted, ::testing::SizeIs(2));
+  EXPECT_EQ(e.Stats().running, 2u);
+  const uint32_t used = e.Stats().used_blocks;
+  EXPECT_TRUE(e.Abort(1));
+  EXPECT_EQ(e.Stats().running, 1u);
+  EXPECT_EQ(e.Stats().used_blocks, used - 3);  // 10 prompt tokens + 1 = 3 blocks of 4
+  // Its two full blocks stay cached: an identical prompt hits them.
+  for (EngineHash h : EngineHashes(e, Tokens(10, 100))) EXPECT_TRUE(e.IsCached(h));
+  EXPECT_FALSE(e.Abort(1));
+  e.Add({.id = 3, .prompt = Tokens(10, 100), .max_output_tokens = 1});
+  StepOutput next = e.Step();
+  ASSERT_THAT(next.admitted, ::testing::SizeIs(1));
+  EXPECT_EQ(next.admitted[0].cached_tokens, 8u);
+  for (uint64_t id : next.tokens) EXPECT_NE(id, 1u);
+}
+
+TEST(EngineAbortTest, WaitingAndRejectedRequestsLeaveNoTrace) {
+  Engine e(Config(/*num_blocks=*/4, /*block_size=*/4, /*max_seqs=*/1));
+  e.Add({.id = 1, .prompt = Tokens(4, 1), .max_output_tokens = 2});
+  e.Add({.id = 2, .prompt = Tokens(4, 9), .max_output_tokens = 2});
+  e.Add({.id = 3, .prompt = Tokens(400, 9), .max_output_tokens = 2});  // can never fit
+  e.Step();
+  EXPECT_EQ(e.Stats().waiting, 1u);
+  EXPECT_TRUE(e.Abort(2));
+  EXPECT_EQ(e.Stats().waiting, 0u);
+  EXPECT_EQ(e.Stats().waiting_prefill_tokens, 0u);
+  EXPECT_FALSE(e.Abort(3));  // its rejection was already reported by the first step
+  e.Add({.id = 4, .prompt = Tokens(400, 9), .max_output_tokens = 2});
+  EXPECT_TRUE(e.Abort(4));
+  while (e.HasWork()) EXPECT_THAT(e.Step().rejected, IsEmpty());
+  e.Forget(1);
+  EXPECT_FALSE(e.Abort(1));
 }
 
 }  // namespace
