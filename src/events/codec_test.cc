@@ -16,35 +16,12 @@ namespace kvr::events {
 namespace {
 
 using ::kvr::events::testing::Describe;
+using ::kvr::events::testing::GoldenScenario;
 using ::kvr::events::testing::ReadFile;
 using ::testing::ElementsAre;
 
 constexpr WorkerId kWorker{7};
 const std::string kGoldenDir = "tests/data/vllm_events/";
-
-// The scenario of every golden set (tests/data/vllm_events/README.md), as KvEvents. The hashes
-// are vLLM's sha256_cbor chain hashes (PYTHONHASHSEED=0) folded to u64.
-std::vector<TokenId> Range(TokenId first, TokenId count) {
-  std::vector<TokenId> out;
-  for (TokenId t = first; t < first + count; ++t) out.push_back(t);
-  return out;
-}
-
-std::vector<std::vector<KvEvent>> GoldenScenario(bool has_lora_name) {
-  const EngineHash a0(17507053300047258101u), a1(14424512966625972522u),
-      a2(6803416000392209307u), b2(11964303901928147739u), lora(2326228266443127525u);
-  return {
-      {KvStored{.worker = kWorker, .block_hashes = {a0, a1, a2}, .token_ids = Range(1000, 48),
-                .block_size = 16}},
-      {KvStored{.worker = kWorker, .parent = a1, .block_hashes = {b2},
-                .token_ids = Range(5000, 16), .block_size = 16}},
-      {KvStored{.worker = kWorker, .block_hashes = {lora}, .token_ids = Range(7, 16),
-                .block_size = 16, .lora_name = has_lora_name ? "my-lora" : ""}},
-      {KvRemoved{.worker = kWorker, .block_hashes = {a2}},
-       KvRemoved{.worker = kWorker, .block_hashes = {b2}}},
-      {KvCleared{.worker = kWorker}},
-  };
-}
 
 struct GoldenSet {
   std::string name;
@@ -73,7 +50,7 @@ TEST(CodecGolden, DecodesEverySchemaToTheScenario) {
   for (const GoldenSet& set : kGoldenSets) {
     SCOPED_TRACE(set.name);
     const nlohmann::json golden = Golden(set.name);
-    const auto scenario = GoldenScenario(set.has_lora_name);
+    const auto scenario = GoldenScenario(kWorker, set.has_lora_name);
     ASSERT_EQ(golden["messages"].size(), scenario.size());
     for (size_t seq = 0; seq < scenario.size(); ++seq) {
       const nlohmann::json& decoded = golden["messages"][seq]["decoded"];
@@ -154,7 +131,7 @@ TEST(CodecGolden, EncodesLikeVllmByteForByte) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.set);
     const nlohmann::json golden = Golden(c.set);
-    const auto scenario = GoldenScenario(/*has_lora_name=*/true);
+    const auto scenario = GoldenScenario(kWorker, /*has_lora_name=*/true);
     for (size_t seq = 0; seq < scenario.size(); ++seq) {
       const double ts = golden["messages"][seq]["decoded"][0].get<double>();
       EXPECT_EQ(EncodeBatch(ts, scenario[seq], c.options),

@@ -47,4 +47,27 @@ inline std::vector<std::string> Describe(const std::vector<KvEvent>& events) {
   return out;
 }
 
+// The scenario of every golden set (tests/data/vllm_events/README.md), one event list per
+// message. The hashes are vLLM's sha256_cbor chain hashes (PYTHONHASHSEED=0) folded to u64.
+inline std::vector<std::vector<KvEvent>> GoldenScenario(WorkerId worker, bool has_lora_name) {
+  auto range = [](TokenId first, TokenId count) {
+    std::vector<TokenId> out;
+    for (TokenId t = first; t < first + count; ++t) out.push_back(t);
+    return out;
+  };
+  const EngineHash a0(17507053300047258101u), a1(14424512966625972522u),
+      a2(6803416000392209307u), b2(11964303901928147739u), lora(2326228266443127525u);
+  return {
+      {KvStored{.worker = worker, .block_hashes = {a0, a1, a2}, .token_ids = range(1000, 48),
+                .block_size = 16}},
+      {KvStored{.worker = worker, .parent = a1, .block_hashes = {b2},
+                .token_ids = range(5000, 16), .block_size = 16}},
+      {KvStored{.worker = worker, .block_hashes = {lora}, .token_ids = range(7, 16),
+                .block_size = 16, .lora_name = has_lora_name ? "my-lora" : ""}},
+      {KvRemoved{.worker = worker, .block_hashes = {a2}},
+       KvRemoved{.worker = worker, .block_hashes = {b2}}},
+      {KvCleared{.worker = worker}},
+  };
+}
+
 }  // namespace kvr::events::testing
