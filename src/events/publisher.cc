@@ -1,0 +1,224 @@
+#include "events/publisher.h"
+
+#include <chrono>
+#include <deque>
+#include <iterator>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/log.h"
+#include "events/zmq_util.h"
+#include "zmq.hpp"
+#include "zmq_addon.hpp"
+
+namespace kvr::events {
+
+using internal::ParseSeqFrame;
+using internal::SeqFrame;
+using internal::View;
+
+namespace {
+
+// The inproc pipe from Publish to the thread carries [command, seq, payload] or [kStop].
+constexpr char kSend = 'S';
+constexpr char kDrop = 'D';
+constexpr char kStop = 'Q';
+constexpr const char* kPipeAddress = "inproc://kvr-events-publisher";
+
+// Ownership of a payload passes to ZMQ without a copy; ZMQ frees it when the frame is gone.
+zmq::message_t TakeString(std::string s) {
+  auto* owned = new std::string(std::move(s));
+  return zmq::message_t(
+      owned->data(), owned->size(),
+      [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
+}
+
+}  // namespace
+
+class Publisher::Impl {
+ public:
+  explicit Impl(PublisherOptions options)
+      : options_(std::move(options)),
+        pub_(context_, zmq::socket_type::pub),
+        pipe_in_(context_, zmq::socket_type::pull),
+        pipe_out_(context_, zmq::socket_type::push) {}
+
+  ~Impl() {
+    if (thread_.joinable()) {
+      {
+        absl::MutexLock lock(&mu_);
+        pipe_out_.send(zmq::buffer(&kStop, 1));
+      }
+      thread_.join();
+    }
+  }
+
+  absl::Status Open();
+
+  uint64_t Publish(std::string payload, bool drop) {
+    absl::MutexLock lock(&mu_);
+    const uint64_t seq = next_seq_++;
+    const char command = drop ? kDrop : kSend;
+    pipe_out_.send(zmq::buffer(&command, 1), zmq::send_flags::sndmore);
+    pipe_out_.send(zmq::buffer(SeqFrame(seq)), zmq::send_flags::sndmore);
+    pipe_out_.send(TakeString(std::move(payload)), zmq::send_flags::none);
+    return seq;
+  }
+
+  uint64_t next_seq() const {
+    absl::MutexLock lock(&mu_);
+    return next_seq_;
+  }
+
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& replay_endpoint() const { return replay_endpoint_; }
+
+ private:
+  void Run();
+  bool DrainPipe();
+  void HandleBatch(std::vector<zmq::message_t>& frames);
+  void ServeReplays();
+  void Replay(const zmq::message_t& client, uint64_t start);
+
+  const PublisherOptions options_;
+  zmq::context_t context_;  // first member: destroyed after every socket
+  std::string endpoint_;
+  std::string replay_endpoint_;
+
+  // Used only by the thread once it runs.
+  zmq::socket_t pub_;
+  std::optional<zmq::socket_t> router_;
+  zmq::socket_t pipe_in_;
+  std::deque<std::pair<uint64_t, std::string>> ring_;  // ascending, consecutive seqs
+
+  mutable absl::Mutex mu_;
+  zmq::socket_t pipe_out_ ABSL_GUARDED_BY(mu_);  // also keeps batches in seq order on the pipe
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::thread thread_;
+};
+
+absl::Status Publisher::Impl::Open() {
+  try {
+    absl::MutexLock lock(&mu_);
+    for (zmq::socket_t* s : {&pub_, &pipe_in_, &pipe_out_}) s->set(zmq::sockopt::linger, 0);
+    pub_.set(zmq::sockopt::sndhwm, options_.hwm);
+    // The pipe queues as many batches as vLLM's publisher queue (max_queue_size = hwm) before
+    // Publish waits for the thread.
+    pipe_in_.set(zmq::sockopt::rcvhwm, options_.hwm);
+    pipe_out_.set(zmq::sockopt::sndhwm, options_.hwm);
+    pipe_in_.bind(kPipeAddress);
+    pipe_out_.connect(kPipeAddress);
+    if (options_.replay) {
+      router_.emplace(context_, zmq::socket_type::router);
+      router_->set(zmq::sockopt::linger, 0);
+      // A ROUTER drops what exceeds a client's queue: a whole replay must fit in it.
+      router_->set(zmq::sockopt::sndhwm, static_cast<int>(options_.buffer_steps + 1));
+    }
+  } catch (const zmq::error_t& e) {
+    return internal::ZmqError("publisher sockets", e);
+  }
+  absl::StatusOr<std::string> endpoint = internal::BindTcp(pub_, options_.host, options_.port);
+  if (!endpoint.ok()) return endpoint.status();
+  endpoint_ = *std::move(endpoint);
+  if (router_) {
+    absl::StatusOr<std::string> replay =
+        internal::BindTcp(*router_, options_.host, options_.replay_port);
+    if (!replay.ok()) return replay.status();
+    replay_endpoint_ = *std::move(replay);
+  }
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void Publisher::Impl::Run() {
+  zmq::pollitem_t items[] = {{pipe_in_.handle(), 0, ZMQ_POLLIN, 0},
+                             {router_ ? router_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+  const size_t n_items = router_ ? 2 : 1;
+  try {
+    while (true) {
+      zmq::poll(items, n_items, std::chrono::milliseconds(-1));
+      // Batches first: a request sees every batch Publish handed over before it arrived.
+      if (!DrainPipe()) return;
+      if (router_) ServeReplays();
+    }
+  } catch (const zmq::error_t& e) {
+    KVR_LOG("events", error, "publisher {} stopped: {}", endpoint_, e.what());
+  }
+}
+
+// Returns false on the stop command.
+bool Publisher::Impl::DrainPipe() {
+  std::vector<zmq::message_t> frames;
+  while (zmq::recv_multipart(pipe_in_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+    if (View(frames[0]) == std::string_view(&kStop, 1)) return false;
+    HandleBatch(frames);
+    frames.clear();
+  }
+  return true;
+}
+
+void Publisher::Impl::HandleBatch(std::vector<zmq::message_t>& frames) {
+  const uint64_t seq = *ParseSeqFrame(View(frames[1]));
+  if (ring_.size() == options_.buffer_steps && !ring_.empty()) ring_.pop_front();
+  if (options_.buffer_steps > 0) ring_.emplace_back(seq, std::string(View(frames[2])));
+  if (View(frames[0]) == std::string_view(&kDrop, 1)) return;
+  // PUB never blocks: at the high-water mark it drops, which subscribers see as a gap.
+  pub_.send(zmq::buffer(options_.topic), zmq::send_flags::sndmore);
+  pub_.send(frames[1], zmq::send_flags::sndmore);
+  pub_.send(frames[2], zmq::send_flags::none);
+}
+
+// A request is [client identity, "", start seq (8 bytes big-endian)]; anything else is ignored,
+// as vLLM does.
+void Publisher::Impl::ServeReplays() {
+  std::vector<zmq::message_t> frames;
+  while (zmq::recv_multipart(*router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+    std::optional<uint64_t> start;
+    if (frames.size() == 3) start = ParseSeqFrame(View(frames[2]));
+    if (start.has_value()) {
+      Replay(frames[0], *start);
+    } else {
+      KVR_LOG("events", warn, "publisher {}: invalid replay request ({} frames)", endpoint_,
+              frames.size());
+    }
+    frames.clear();
+  }
+}
+
+void Publisher::Impl::Replay(const zmq::message_t& client, uint64_t start) {
+  auto send = [&](std::string_view seq_frame, std::string_view payload) {
+    router_->send(zmq::buffer(client.data(), client.size()), zmq::send_flags::sndmore);
+    router_->send(zmq::message_t(), zmq::send_flags::sndmore);
+    router_->send(zmq::buffer(seq_frame), zmq::send_flags::sndmore);
+    router_->send(zmq::buffer(payload), zmq::send_flags::none);
+  };
+  for (const auto& [seq, payload] : ring_) {
+    if (seq >= start) send(SeqFrame(seq), payload);
+  }
+  send(SeqFrame(internal::kEndOfReplay), "");
+}
+
+Publisher::Publisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Publisher::~Publisher() = default;
+
+absl::StatusOr<std::unique_ptr<Publisher>> Publisher::Start(PublisherOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  if (absl::Status s = impl->Open(); !s.ok()) return s;
+  return std::unique_ptr<Publisher>(new Publisher(std::move(impl)));
+}
+
+const std::string& Publisher::endpoint() const { return impl_->endpoint(); }
+const std::string& Publisher::replay_endpoint() const { return impl_->replay_endpoint(); }
+
+uint64_t Publisher::Publish(std::string payload, bool drop) {
+  return impl_->Publish(std::move(payload), drop);
+}
+
+uint64_t Publisher::next_seq() const { return impl_->next_seq(); }
+
+}  // namespace kvr::events

@@ -1,0 +1,288 @@
+#include "events/subscriber.h"
+
+#include <deque>
+#include <iterator>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/log.h"
+#include "events/zmq_util.h"
+#include "zmq.hpp"
+#include "zmq_addon.hpp"
+
+namespace kvr::events {
+
+using internal::ParseSeqFrame;
+using internal::SeqFrame;
+using internal::View;
+
+namespace {
+
+constexpr const char* kWakeAddress = "inproc://kvr-events-subscriber-wake";
+// A batch bigger than this is not a KV-event batch; ZMQ drops the connection that sends it.
+constexpr int64_t kMaxMessageBytes = int64_t{64} << 20;
+
+size_t PayloadHash(std::string_view payload) { return absl::Hash<std::string_view>{}(payload); }
+
+}  // namespace
+
+class Subscriber::Impl {
+ public:
+  Impl(SubscriberOptions options, Sink sink)
+      : options_(std::move(options)),
+        sink_(std::move(sink)),
+        sub_(context_, zmq::socket_type::sub),
+        wake_in_(context_, zmq::socket_type::pair),
+        wake_out_(context_, zmq::socket_type::pair) {}
+
+  ~Impl() {
+    if (!thread_.joinable()) return;
+    {
+      absl::MutexLock lock(&mu_);
+      wake_out_.send(zmq::message_t(), zmq::send_flags::none);
+    }
+    thread_.join();
+  }
+
+  absl::Status Open();
+
+  SubscriberStats stats() const {
+    absl::MutexLock lock(&mu_);
+    return stats_;
+  }
+
+  std::optional<uint64_t> last_seq() const {
+    absl::MutexLock lock(&mu_);
+    return last_seq_;
+  }
+
+ private:
+  void Run();
+  void OnLive(std::vector<zmq::message_t>& frames);
+  void CatchUp(uint64_t seq, std::string_view payload);
+  void Replay(uint64_t live_seq);
+  void OnReplayed(uint64_t seq, std::string_view payload, uint64_t live_seq);
+  bool IsReplayedDuplicate(uint64_t seq, std::string_view payload);
+  void ResetDealer();
+  void Deliver(uint64_t seq, std::string_view payload);
+  void DeliverClear(uint64_t seq);
+  template <typename F>
+  void Count(F f) {
+    absl::MutexLock lock(&mu_);
+    f(stats_);
+  }
+
+  const SubscriberOptions options_;
+  const Sink sink_;
+  zmq::context_t context_;  // first socket-related member: destroyed after every socket
+
+  // Used only by the thread once it runs.
+  zmq::socket_t sub_;
+  std::optional<zmq::socket_t> dealer_;  // replay client; replaced after an abandoned replay
+  zmq::socket_t wake_in_;
+  std::optional<uint64_t> next_;  // the next sequence number to deliver; none before the first
+  // Batches a replay delivered ahead of the live stream, which may still arrive live: (seq,
+  // payload hash), ascending. Telling them from a restarted engine's batches needs the hash.
+  std::deque<std::pair<uint64_t, size_t>> replayed_ahead_;
+  bool stopping_ = false;
+
+  mutable absl::Mutex mu_;
+  zmq::socket_t wake_out_ ABSL_GUARDED_BY(mu_);  // the destructor's side of the wake-up pipe
+  SubscriberStats stats_ ABSL_GUARDED_BY(mu_);
+  std::optional<uint64_t> last_seq_ ABSL_GUARDED_BY(mu_);
+
+  std::thread thread_;
+};
+
+absl::Status Subscriber::Impl::Open() {
+  try {
+    absl::MutexLock lock(&mu_);
+    for (zmq::socket_t* s : {&sub_, &wake_in_, &wake_out_}) s->set(zmq::sockopt::linger, 0);
+    sub_.set(zmq::sockopt::maxmsgsize, kMaxMessageBytes);
+    sub_.set(zmq::sockopt::subscribe, options_.topic);
+    wake_in_.bind(kWakeAddress);
+    wake_out_.connect(kWakeAddress);
+    sub_.connect(options_.endpoint);
+    if (!options_.replay_endpoint.empty()) ResetDealer();
+  } catch (const zmq::error_t& e) {
+    return internal::ZmqError(absl::StrCat("subscribe ", options_.endpoint), e);
+  }
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void Subscriber::Impl::ResetDealer() {
+  dealer_.emplace(context_, zmq::socket_type::dealer);
+  dealer_->set(zmq::sockopt::linger, 0);
+  dealer_->set(zmq::sockopt::maxmsgsize, kMaxMessageBytes);
+  dealer_->connect(options_.replay_endpoint);
+}
+
+void Subscriber::Impl::Run() {
+  zmq::pollitem_t items[] = {{sub_.handle(), 0, ZMQ_POLLIN, 0},
+                             {wake_in_.handle(), 0, ZMQ_POLLIN, 0}};
+  std::vector<zmq::message_t> frames;
+  try {
+    while (!stopping_) {
+      zmq::poll(items, 2, std::chrono::milliseconds(-1));
+      if (items[1].revents & ZMQ_POLLIN) return;
+      while (!stopping_ &&
+             zmq::recv_multipart(sub_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+        OnLive(frames);
+        frames.clear();
+      }
+    }
+  } catch (const zmq::error_t& e) {
+    KVR_LOG("events", error, "subscriber {} stopped: {}", options_.endpoint, e.what());
+  }
+}
+
+void Subscriber::Impl::OnLive(std::vector<zmq::message_t>& frames) {
+  std::optional<uint64_t> seq;
+  if (frames.size() == 3) seq = ParseSeqFrame(View(frames[1]));
+  if (!seq.has_value()) {
+    Count([](SubscriberStats& s) { ++s.decode_errors; });
+    KVR_LOG("events", warn, "{}: not a [topic, seq, payload] message", options_.endpoint);
+    return;
+  }
+  const std::string_view payload = View(frames[2]);
+  if (next_.has_value() && *seq < *next_) {
+    if (IsReplayedDuplicate(*seq, payload)) return;
+    KVR_LOG("events", warn, "{}: seq {} after {}: engine restarted", options_.endpoint, *seq,
+            *next_ - 1);
+    Count([](SubscriberStats& s) { ++s.restarts; });
+    DeliverClear(*seq);
+    next_.reset();
+  }
+  replayed_ahead_.clear();  // the live stream is past everything replayed
+  if (!next_.has_value()) {
+    next_ = *seq;
+    // A late start (or a restart noticed late): everything from 0 is still in the replay buffer.
+    if (*seq > 0 && dealer_) next_ = 0;
+  } else if (*seq > *next_) {
+    Count([](SubscriberStats& s) { ++s.gaps; });
+  }
+  if (*seq > *next_) {
+    CatchUp(*seq, payload);
+    return;
+  }
+  Deliver(*seq, payload);
+  next_ = *seq + 1;
+}
+
+// Batches next_ .. seq-1 did not arrive live: replay them, then deliver `seq` unless the replay
+// already did.
+void Subscriber::Impl::CatchUp(uint64_t seq, std::string_view payload) {
+  if (dealer_) Replay(seq);
+  if (stopping_ || *next_ > seq) return;
+  if (*next_ < seq) {
+    const uint64_t lost = seq - *next_;
+    KVR_LOG("events", warn, "{}: {} batches before seq {} lost", options_.endpoint, lost, seq);
+    Count([lost](SubscriberStats& s) { s.lost_batches += lost; });
+    DeliverClear(seq);
+  }
+  Deliver(seq, payload);
+  next_ = seq + 1;
+}
+
+// Asks for everything from next_ and delivers it as it comes, until the end marker. The replay
+// runs on this thread, so live batches wait in the SUB queue meanwhile.
+void Subscriber::Impl::Replay(uint64_t live_seq) {
+  Count([](SubscriberStats& s) { ++s.replays; });
+  dealer_->send(zmq::message_t(), zmq::send_flags::sndmore);
+  dealer_->send(zmq::buffer(SeqFrame(*next_)), zmq::send_flags::none);
+  zmq::pollitem_t items[] = {{dealer_->handle(), 0, ZMQ_POLLIN, 0},
+                             {wake_in_.handle(), 0, ZMQ_POLLIN, 0}};
+  std::vector<zmq::message_t> frames;
+  while (true) {
+    if (zmq::poll(items, 2, options_.replay_timeout) == 0) {
+      KVR_LOG("events", warn, "{}: replay from {} timed out", options_.replay_endpoint, *next_);
+      ResetDealer();  // a late answer must not be taken for the next replay's
+      return;
+    }
+    if (items[1].revents & ZMQ_POLLIN) {
+      stopping_ = true;
+      return;
+    }
+    frames.clear();
+    if (!zmq::recv_multipart(*dealer_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+      continue;
+    }
+    std::optional<uint64_t> seq;
+    if (frames.size() == 3) seq = ParseSeqFrame(View(frames[1]));
+    if (!seq.has_value()) {
+      Count([](SubscriberStats& s) { ++s.decode_errors; });
+      continue;
+    }
+    if (*seq == internal::kEndOfReplay) return;
+    OnReplayed(*seq, View(frames[2]), live_seq);
+  }
+}
+
+void Subscriber::Impl::OnReplayed(uint64_t seq, std::string_view payload, uint64_t live_seq) {
+  if (seq < *next_) return;  // delivered already
+  if (seq > *next_) {        // the publisher's buffer no longer holds next_ .. seq-1
+    const uint64_t lost = seq - *next_;
+    Count([lost](SubscriberStats& s) { s.lost_batches += lost; });
+    DeliverClear(seq);
+  }
+  Count([](SubscriberStats& s) { ++s.replayed_batches; });
+  Deliver(seq, payload);
+  next_ = seq + 1;
+  if (seq > live_seq) replayed_ahead_.emplace_back(seq, PayloadHash(payload));
+}
+
+bool Subscriber::Impl::IsReplayedDuplicate(uint64_t seq, std::string_view payload) {
+  while (!replayed_ahead_.empty() && replayed_ahead_.front().first < seq) {
+    replayed_ahead_.pop_front();  // dropped on the live path too
+  }
+  if (replayed_ahead_.empty() || replayed_ahead_.front().first != seq ||
+      replayed_ahead_.front().second != PayloadHash(payload)) {
+    return false;
+  }
+  replayed_ahead_.pop_front();
+  return true;
+}
+
+void Subscriber::Impl::Deliver(uint64_t seq, std::string_view payload) {
+  absl::StatusOr<DecodedBatch> batch = DecodeBatch(payload, options_.worker);
+  if (!batch.ok()) {
+    KVR_LOG("events", warn, "{}: seq {}: {}", options_.endpoint, seq, batch.status().ToString());
+    Count([](SubscriberStats& s) { ++s.decode_errors; });
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.batches;
+    stats_.events += batch->events.size();
+    stats_.skipped_events += batch->skipped;
+    last_seq_ = seq;
+  }
+  sink_(seq, *std::move(batch));
+}
+
+void Subscriber::Impl::DeliverClear(uint64_t seq) {
+  DecodedBatch clear;
+  clear.events.push_back(KvCleared{.worker = options_.worker});
+  sink_(seq, std::move(clear));
+}
+
+Subscriber::Subscriber(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Subscriber::~Subscriber() = default;
+
+absl::StatusOr<std::unique_ptr<Subscriber>> Subscriber::Start(SubscriberOptions options,
+                                                              Sink sink) {
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(sink));
+  if (absl::Status s = impl->Open(); !s.ok()) return s;
+  return std::unique_ptr<Subscriber>(new Subscriber(std::move(impl)));
+}
+
+SubscriberStats Subscriber::stats() const { return impl_->stats(); }
+std::optional<uint64_t> Subscriber::last_seq() const { return impl_->last_seq(); }
+
+}  // namespace kvr::events

@@ -1,0 +1,262 @@
+// Publisher and Subscriber over real TCP on 127.0.0.1 (ports chosen by the OS). Nothing sleeps:
+// every wait is on a condition, bounded by a deadline.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "events/codec.h"
+#include "events/publisher.h"
+#include "events/subscriber.h"
+
+namespace kvr::events {
+namespace {
+
+constexpr WorkerId kWorker{11};
+const absl::Duration kDeadline = absl::Seconds(20);
+
+// Batch n is recognisable by its ts (n) and its one removed hash (n).
+std::string NumberedBatch(uint64_t n) {
+  return EncodeBatch(static_cast<double>(n),
+                     {KvRemoved{.worker = kWorker, .block_hashes = {EngineHash(n)}}}, {});
+}
+
+uint16_t PortOf(const std::string& endpoint) {
+  return static_cast<uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+}
+
+bool IsSyntheticClear(const DecodedBatch& b) {
+  return b.ts == 0 && b.events.size() == 1 && std::holds_alternative<KvCleared>(b.events[0]);
+}
+
+struct Received {
+  uint64_t seq;
+  DecodedBatch batch;
+};
+
+// The subscriber's sink: records what arrives and lets the test wait for a condition on it.
+class Collector {
+ public:
+  Subscriber::Sink sink() {
+    return [this](uint64_t seq, DecodedBatch batch) {
+      absl::MutexLock lock(&mu_);
+      received_.push_back({seq, std::move(batch)});
+      cv_.SignalAll();
+    };
+  }
+
+  // Waits until `done(received)` holds; false if `timeout` passes first.
+  bool WaitUntil(const std::function<bool(const std::vector<Received>&)>& done,
+                 absl::Duration timeout = kDeadline) {
+    const absl::Time deadline = absl::Now() + timeout;
+    absl::MutexLock lock(&mu_);
+    while (!done(received_)) {
+      if (cv_.WaitWithDeadline(&mu_, deadline)) return done(received_);
+    }
+    return true;
+  }
+
+  // Waits until the batch with sequence number `seq` has been delivered.
+  bool WaitForSeq(uint64_t seq, absl::Duration timeout = kDeadline) {
+    return WaitUntil(
+        [seq](const std::vector<Received>& r) {
+          return !r.empty() && r.back().seq == seq && !IsSyntheticClear(r.back().batch);
+        },
+        timeout);
+  }
+
+  std::vector<Received> received() {
+    absl::MutexLock lock(&mu_);
+    return received_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::vector<Received> received_ ABSL_GUARDED_BY(mu_);
+};
+
+struct Pair {
+  std::unique_ptr<Publisher> publisher;
+  std::unique_ptr<Collector> collector = std::make_unique<Collector>();
+  std::unique_ptr<Subscriber> subscriber;
+};
+
+std::unique_ptr<Subscriber> Subscribe(const Publisher& pub, Collector& collector,
+                                      bool use_replay = true) {
+  SubscriberOptions options{.endpoint = pub.endpoint(), .worker = kWorker};
+  if (use_replay) options.replay_endpoint = pub.replay_endpoint();
+  auto sub = Subscriber::Start(options, collector.sink());
+  EXPECT_TRUE(sub.ok()) << sub.status();
+  return sub.ok() ? *std::move(sub) : nullptr;
+}
+
+Pair StartPair(bool replay = true) {
+  Pair p;
+  auto pub = Publisher::Start({.replay = replay});
+  EXPECT_TRUE(pub.ok()) << pub.status();
+  if (!pub.ok()) return p;
+  p.publisher = *std::move(pub);
+  p.subscriber = Subscribe(*p.publisher, *p.collector, replay);
+  return p;
+}
+
+uint64_t PublishNumbered(Publisher& pub, bool drop = false) {
+  return pub.Publish(NumberedBatch(pub.next_seq()), drop);
+}
+
+// A SUB socket's subscription reaches the publisher asynchronously (ZMQ's "slow joiner"):
+// batches published before it are not delivered live. Publishes until one is.
+bool PublishUntilConnected(Publisher& pub, Collector& collector) {
+  for (int i = 0; i < 400; ++i) {
+    const uint64_t seq = PublishNumbered(pub);
+    if (collector.WaitForSeq(seq, absl::Milliseconds(50))) return true;
+  }
+  return false;
+}
+
+// Every batch 0 .. n-1 exactly once, in order, each the one published under its number.
+void ExpectExactlyInOrder(const std::vector<Received>& received, uint64_t n) {
+  ASSERT_EQ(received.size(), n);
+  for (uint64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(received[i].seq, i);
+    EXPECT_EQ(received[i].batch.ts, static_cast<double>(i));
+  }
+}
+
+TEST(Transport, EndpointsAreBoundPorts) {
+  auto pub = Publisher::Start({});
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  EXPECT_TRUE((*pub)->endpoint().starts_with("tcp://127.0.0.1:"));
+  EXPECT_TRUE((*pub)->replay_endpoint().starts_with("tcp://127.0.0.1:"));
+  EXPECT_NE((*pub)->endpoint(), (*pub)->replay_endpoint());
+  auto no_replay = Publisher::Start({.replay = false});
+  ASSERT_TRUE(no_replay.ok());
+  EXPECT_EQ((*no_replay)->replay_endpoint(), "");
+  auto taken = Publisher::Start({.port = PortOf((*pub)->endpoint()), .replay = false});
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kUnavailable) << taken.status();
+}
+
+TEST(Transport, LiveBatchesArriveInOrderAndBadPayloadsAreCounted) {
+  Pair p = StartPair();
+  ASSERT_TRUE(PublishUntilConnected(*p.publisher, *p.collector));
+  const uint64_t bad = p.publisher->Publish("\xc1 not msgpack");
+  for (int i = 0; i < 100; ++i) PublishNumbered(*p.publisher);
+  const uint64_t last = p.publisher->next_seq() - 1;
+  ASSERT_TRUE(p.collector->WaitForSeq(last));
+
+  std::vector<Received> received = p.collector->received();
+  ASSERT_EQ(received.size(), last);  // all but the bad one
+  for (uint64_t i = 0, seq = 0; i < received.size(); ++i, ++seq) {
+    if (seq == bad) ++seq;
+    EXPECT_EQ(received[i].seq, seq);
+    EXPECT_EQ(received[i].batch.ts, static_cast<double>(seq));
+  }
+  const SubscriberStats stats = p.subscriber->stats();
+  EXPECT_EQ(stats.decode_errors, 1u);
+  EXPECT_EQ(stats.batches, last);
+  EXPECT_EQ(stats.events, last);
+  EXPECT_EQ(stats.restarts + stats.lost_batches + stats.gaps, 0u);
+  EXPECT_EQ(p.subscriber->last_seq(), last);
+}
+
+TEST(Transport, DroppedBatchesAreReplayedInOrder) {
+  Pair p = StartPair();
+  ASSERT_TRUE(PublishUntilConnected(*p.publisher, *p.collector));
+  uint64_t dropped = 0;
+  for (int i = 0; i < 60; ++i) {
+    const bool drop = i % 3 == 1 || (i >= 30 && i < 36);
+    PublishNumbered(*p.publisher, drop);
+    dropped += drop;
+  }
+  PublishNumbered(*p.publisher);  // reveals the last gap
+  const uint64_t n = p.publisher->next_seq();
+  ASSERT_TRUE(p.collector->WaitForSeq(n - 1));
+
+  ExpectExactlyInOrder(p.collector->received(), n);
+  const SubscriberStats stats = p.subscriber->stats();
+  EXPECT_GE(stats.gaps, 1u);
+  EXPECT_GE(stats.replays, 1u);
+  EXPECT_GE(stats.replayed_batches, dropped);
+  EXPECT_EQ(stats.lost_batches, 0u);
+  EXPECT_EQ(stats.restarts, 0u);
+  EXPECT_EQ(stats.batches, n);
+}
+
+TEST(Transport, GapWithoutReplayClearsTheWorker) {
+  Pair p = StartPair(/*replay=*/false);
+  ASSERT_TRUE(PublishUntilConnected(*p.publisher, *p.collector));
+  const uint64_t first = p.collector->received().size();
+  PublishNumbered(*p.publisher, /*drop=*/true);
+  const uint64_t after = PublishNumbered(*p.publisher);
+  ASSERT_TRUE(p.collector->WaitForSeq(after));
+
+  std::vector<Received> received = p.collector->received();
+  ASSERT_EQ(received.size(), first + 2);
+  EXPECT_TRUE(IsSyntheticClear(received[first].batch));
+  EXPECT_EQ(received[first + 1].seq, after);
+  EXPECT_EQ(p.subscriber->stats().lost_batches, 1u);
+}
+
+TEST(Transport, LateSubscriberCatchesUpFromZero) {
+  auto pub = Publisher::Start({});
+  ASSERT_TRUE(pub.ok());
+  Publisher& publisher = **pub;
+  // Batches nobody could have received live: before the subscriber exists, and not sent (the
+  // publisher's thread might otherwise send them after the subscriber joined).
+  for (int i = 0; i < 20; ++i) PublishNumbered(publisher, /*drop=*/true);
+  Collector collector;
+  std::unique_ptr<Subscriber> sub = Subscribe(publisher, collector);
+  ASSERT_TRUE(PublishUntilConnected(publisher, collector));
+  PublishNumbered(publisher);
+  const uint64_t n = publisher.next_seq();
+  ASSERT_TRUE(collector.WaitForSeq(n - 1));
+
+  ExpectExactlyInOrder(collector.received(), n);
+  EXPECT_GE(sub->stats().replayed_batches, 20u);
+  EXPECT_EQ(sub->stats().lost_batches, 0u);
+}
+
+// The engine restarts on the same ports: its sequence numbers start over at 0.
+TEST(Transport, RestartClearsTheWorkerAndStartsOver) {
+  auto first = Publisher::Start({});
+  ASSERT_TRUE(first.ok());
+  const std::string endpoint = (*first)->endpoint();
+  const std::string replay_endpoint = (*first)->replay_endpoint();
+  Collector collector;
+  std::unique_ptr<Subscriber> sub = Subscribe(**first, collector);
+  ASSERT_TRUE(PublishUntilConnected(**first, collector));
+  while ((*first)->next_seq() < 100) PublishNumbered(**first);
+  ASSERT_TRUE(collector.WaitForSeq(99));
+  first->reset();
+
+  auto second =
+      Publisher::Start({.port = PortOf(endpoint), .replay_port = PortOf(replay_endpoint)});
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto restarted = [](const std::vector<Received>& r) {
+    return r.size() > 100 && IsSyntheticClear(r[100].batch);
+  };
+  for (int i = 0; i < 400 && !collector.WaitUntil(restarted, absl::Milliseconds(50)); ++i) {
+    PublishNumbered(**second);
+  }
+  PublishNumbered(**second);
+  const uint64_t n = (*second)->next_seq();
+  ASSERT_TRUE(collector.WaitForSeq(n - 1));
+
+  std::vector<Received> received = collector.received();
+  ASSERT_EQ(received.size(), 100 + 1 + n);
+  ASSERT_TRUE(IsSyntheticClear(received[100].batch));
+  received.erase(received.begin(), received.begin() + 101);
+  ExpectExactlyInOrder(received, n);
+  EXPECT_EQ(sub->stats().restarts, 1u);
+}
+
+}  // namespace
+}  // namespace kvr::events
