@@ -14,6 +14,7 @@ void RegisterBenchJitter(CLI::App& bench, int* exit_code);
 void RegisterTokenize(CLI::App& app, int* exit_code);
 void RegisterBenchTokenizer(CLI::App& bench, int* exit_code);
 void RegisterChatTemplate(CLI::App& app, int* exit_code);
+void RegisterEngineSim(CLI::App& app, int* exit_code);
 void RegisterBenchChat(CLI::App& bench, int* exit_code);
 
 }  // namespace kvr::cli

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   kvr::cli::RegisterBench(app, &exit_code);
   kvr::cli::RegisterTokenize(app, &exit_code);
   kvr::cli::RegisterChatTemplate(app, &exit_code);
+  kvr::cli::RegisterEngineSim(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

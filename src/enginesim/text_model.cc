@@ -1,0 +1,100 @@
+#include "enginesim/text_model.h"
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace kvr::enginesim {
+namespace {
+
+// The prompt format of Qwen, Hermes and many fine-tunes; used when nothing else is configured.
+constexpr std::string_view kChatMl =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+constexpr std::string_view kFiller =
+    " The simulated engine writes this sentence again and again, one token at a time, so that "
+    "every response is deterministic.";
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError("cannot open " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TextModel>> TextModel::Load(const TextModelOptions& options) {
+  std::unique_ptr<TextModel> m(new TextModel());
+  if (!options.tokenizer_path.empty()) {
+    ASSIGN_OR_RETURN(m->tokenizer_, tokenizer::Tokenizer::FromPath(options.tokenizer_path,
+                                                                   {.transformers_bos_rule = true}));
+    m->vocab_size_ = m->tokenizer_->VocabSize();
+  }
+  RETURN_IF_ERROR(m->LoadTemplate(options));
+  ASSIGN_OR_RETURN(m->filler_ids_, m->Encode(kFiller, /*add_special=*/false));
+  if (m->filler_ids_.empty()) return absl::InternalError("the filler text encodes to no tokens");
+  for (TokenId id : m->filler_ids_) m->filler_text_.push_back(m->Decode({id}));
+  return m;
+}
+
+absl::Status TextModel::LoadTemplate(const TextModelOptions& options) {
+  std::string source(kChatMl);
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!options.tokenizer_path.empty() && fs::is_directory(options.tokenizer_path, ec)) {
+    const std::string config_path = options.tokenizer_path + "/tokenizer_config.json";
+    if (fs::exists(config_path, ec)) {
+      ASSIGN_OR_RETURN(std::string text, ReadFile(config_path));
+      ASSIGN_OR_RETURN(chat::TokenizerChatConfig config, chat::ParseTokenizerConfig(text));
+      special_tokens_ = config.special_tokens;
+      if (!config.templates.empty()) {
+        ASSIGN_OR_RETURN(std::string_view name, config.Select(std::nullopt, false));
+        for (const auto& [n, s] : config.templates) {
+          if (n == name) source = s;
+        }
+      }
+    }
+  }
+  if (!options.chat_template_file.empty()) {
+    ASSIGN_OR_RETURN(source, ReadFile(options.chat_template_file));
+  }
+  ASSIGN_OR_RETURN(template_, chat::ChatTemplate::Compile(source));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<TokenId>> TextModel::Encode(std::string_view text,
+                                                       bool add_special) const {
+  if (tokenizer_) return tokenizer_->Encode(text, add_special);
+  std::vector<TokenId> ids;
+  ids.reserve(text.size());
+  for (char ch : text) ids.push_back(static_cast<unsigned char>(ch));
+  return ids;
+}
+
+std::string TextModel::Decode(const std::vector<TokenId>& ids) const {
+  if (tokenizer_) return tokenizer_->Decode(ids, /*skip_special_tokens=*/true);
+  std::string out;
+  for (TokenId id : ids) {
+    if (id < 256) out += static_cast<char>(id);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> TextModel::RenderChat(const ChatRender& r) const {
+  chat::RenderOptions options;
+  const std::time_t now = std::time(nullptr);
+  gmtime_r(&now, &options.now);
+  chat::Value context =
+      chat::BuildRenderContext(r.messages, r.tools, chat::Value::None(), r.add_generation_prompt,
+                               special_tokens_, r.extra_kwargs);
+  return template_->Render(context, options);
+}
+
+}  // namespace kvr::enginesim

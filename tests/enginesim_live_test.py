@@ -1,0 +1,533 @@
+#!/usr/bin/python3
+"""Live tests of `kvrouter engine-sim`: real processes on 127.0.0.1, real HTTP and ZeroMQ.
+
+Each test starts engine-sims on port 0, waits for the readiness line, talks HTTP (the Python
+standard library) and ZeroMQ (python3-zmq) to them, and reaps them on every path. Nothing
+sleeps to wait: tests wait on lines, responses, end markers and metric conditions, each bounded.
+
+  tests/enginesim_live_test.py --kvrouter build/release/kvrouter [unittest args]
+"""
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import random
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import zmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "tools"))
+import sub_vllm_events  # noqa: E402  (the project's reference decoder, both encodings)
+
+KVROUTER = None
+END_SEQ = b"\xff" * 8
+BLOCK = 16
+DEADLINE_S = 60  # upper bound on any single wait
+
+
+class EngineSim:
+    """One engine-sim process; a context manager that always reaps it."""
+
+    def __init__(self, *flags):
+        self.flags = list(flags)
+        self.proc = None
+
+    def __enter__(self):
+        args = [KVROUTER, "engine-sim", "--port", "0", "--log-level", "warn", *self.flags]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ready, _, _ = select.select([self.proc.stdout], [], [], DEADLINE_S)
+        if not ready:
+            self.kill()
+            raise AssertionError("engine-sim printed no readiness line")
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read().decode()
+            self.kill()
+            raise AssertionError(f"engine-sim exited before ready: {err}")
+        self.ready = json.loads(line)
+        host, port = self.ready["http"].rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.kill()
+        return False
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            f.close()
+
+    def conn(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=DEADLINE_S)
+
+    def request(self, method, path, body=None, headers=None):
+        c = self.conn()
+        try:
+            data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+            h = {"Content-Type": "application/json"} if data is not None else {}
+            h.update(headers or {})
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            return r.status, r.getheader("Content-Type"), r.read().decode()
+        finally:
+            c.close()
+
+    def post(self, path, body):
+        status, _, text = self.request("POST", path, body)
+        return status, (json.loads(text) if text.startswith("{") else text)
+
+    def metrics(self):
+        status, _, text = self.request("GET", "/metrics")
+        assert status == 200
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return text, values
+
+
+def metric(values, name, **labels):
+    total = 0.0
+    for key, v in values.items():
+        base = key.split("{", 1)[0]
+        if base == name and all(f'{k}="{val}"' in key for k, val in labels.items()):
+            total += v
+    return total
+
+
+def sse_events(raw):
+    """Splits an SSE body into its data payloads, checking vLLM's framing on the way."""
+    assert raw.endswith("\n\n"), raw[-50:]
+    events = raw.split("\n\n")[:-1]
+    for e in events:
+        assert e.startswith("data: "), e
+    return [e[len("data: "):] for e in events]
+
+
+def stream(sim, path, body):
+    c = sim.conn()
+    try:
+        c.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        assert r.status == 200, r.read()
+        assert r.getheader("Content-Type").startswith("text/event-stream")
+        return sse_events(r.read().decode())
+    finally:
+        c.close()
+
+
+def replay(endpoint, start=0):
+    """Every buffered batch from `start`, through the DEALER protocol, up to the end marker."""
+    ctx = zmq.Context.instance()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.connect(endpoint)
+    try:
+        dealer.send_multipart([b"", start.to_bytes(8, "big")])
+        batches = []
+        while True:
+            assert dealer.poll(DEADLINE_S * 1000), "no replay answer"
+            empty, seq, payload = dealer.recv_multipart()
+            assert empty == b""
+            if seq == END_SEQ:
+                assert payload == b""
+                return batches
+            batches.append((int.from_bytes(seq, "big"), payload))
+    finally:
+        dealer.close(linger=0)
+
+
+class Cache:
+    """The engine's prefix cache rebuilt from its KV events alone (Python decoding)."""
+
+    def __init__(self):
+        self.blocks = {}  # engine hash -> (parent hash, tokens)
+        self.by_content = {}  # (parent hash, tokens) -> engine hash
+
+    def apply(self, payload):
+        _, events, _ = sub_vllm_events.decode_batch(payload)
+        for e in events:
+            if e["type"] == "BlockStored":
+                parent, toks = e["parent_block_hash"], e["token_ids"]
+                bs = e["block_size"]
+                for i, h in enumerate(e["block_hashes"]):
+                    key = (parent, tuple(toks[i * bs:(i + 1) * bs]))
+                    self.blocks[h] = key
+                    self.by_content[key] = h
+                    parent = h
+            elif e["type"] == "BlockRemoved":
+                for h in e["block_hashes"]:
+                    key = self.blocks.pop(h, None)
+                    if key is not None and self.by_content.get(key) == h:
+                        del self.by_content[key]
+            elif e["type"] == "AllBlocksCleared":
+                self.blocks.clear()
+                self.by_content.clear()
+
+    def predicted_hit(self, ids):
+        """vLLM's hit: leading cached full blocks, at most (len-1)//block tokens' worth."""
+        parent, hit = None, 0
+        for i in range((len(ids) - 1) // BLOCK):
+            h = self.by_content.get((parent, tuple(ids[i * BLOCK:(i + 1) * BLOCK])))
+            if h is None:
+                break
+            parent, hit = h, hit + BLOCK
+        return hit
+
+
+class HttpApiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = EngineSim("--speedup", "1000", "--max-model-len", "4096",
+                            "--max-body-bytes", "100000", "--model", "sim-model").__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.__exit__(None, None, None)
+
+    def test_completion_usage_and_cached_tokens(self):
+        prompt = "The quick brown fox jumps over the lazy dog. " * 3  # 135 bytes = tokens
+        body = {"model": "sim-model", "prompt": prompt, "max_tokens": 5, "ignore_eos": True}
+        status, first = self.sim.post("/v1/completions", body)
+        self.assertEqual(status, 200, first)
+        self.assertEqual(first["object"], "text_completion")
+        self.assertTrue(first["id"].startswith("cmpl-"))
+        self.assertEqual(first["choices"][0]["finish_reason"], "length")
+        self.assertEqual(first["usage"]["prompt_tokens"], len(prompt))
+        self.assertEqual(first["usage"]["completion_tokens"], 5)
+        self.assertEqual(first["usage"]["total_tokens"], len(prompt) + 5)
+        self.assertEqual(first["usage"]["prompt_tokens_details"]["cached_tokens"], 0)
+        status, again = self.sim.post("/v1/completions", body)
+        self.assertEqual(again["usage"]["prompt_tokens_details"]["cached_tokens"],
+                         (len(prompt) - 1) // BLOCK * BLOCK)
+        self.assertEqual(again["choices"][0]["text"], first["choices"][0]["text"])
+        self.assertGreater(len(first["choices"][0]["text"]), 0)
+
+    def test_token_id_prompt_and_natural_stop(self):
+        status, r = self.sim.post("/v1/completions", {"prompt": [72, 105, 33], "max_tokens": 4000})
+        self.assertEqual(status, 200, r)
+        self.assertEqual(r["usage"]["prompt_tokens"], 3)
+        self.assertEqual(r["choices"][0]["finish_reason"], "stop")  # EOS not ignored
+        self.assertLessEqual(r["usage"]["completion_tokens"], 256)
+
+    def test_chat_non_stream(self):
+        body = {"messages": [{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+                "max_completion_tokens": 3, "ignore_eos": True}
+        status, r = self.sim.post("/v1/chat/completions", body)
+        self.assertEqual(status, 200, r)
+        self.assertEqual(r["object"], "chat.completion")
+        self.assertEqual(r["choices"][0]["message"]["role"], "assistant")
+        self.assertEqual(r["usage"]["completion_tokens"], 3)
+        rendered = ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                    "<|im_start|>assistant\n")
+        self.assertEqual(r["usage"]["prompt_tokens"], len(rendered))
+        status, tok = self.sim.post("/tokenize", {"messages": body["messages"]})
+        self.assertEqual(tok["count"], len(rendered))
+        status, detok = self.sim.post("/detokenize", {"tokens": tok["tokens"]})
+        self.assertEqual(detok["prompt"], rendered)
+
+    def test_stream_framing_completions(self):
+        body = {"prompt": "stream me", "max_tokens": 6, "ignore_eos": True, "stream": True,
+                "stream_options": {"include_usage": True}}
+        events = stream(self.sim, "/v1/completions", body)
+        self.assertEqual(events[-1], "[DONE]")
+        chunks = [json.loads(e) for e in events[:-1]]
+        usage = chunks[-1]
+        self.assertEqual(usage["choices"], [])
+        self.assertEqual(usage["usage"]["completion_tokens"], 6)
+        self.assertEqual(usage["usage"]["prompt_tokens"], len("stream me"))
+        self.assertIn("cached_tokens", usage["usage"]["prompt_tokens_details"])
+        text_chunks = chunks[:-1]
+        self.assertEqual(len(text_chunks), 6)
+        self.assertEqual(len({c["id"] for c in chunks}), 1)
+        self.assertTrue(all(c["object"] == "text_completion" for c in chunks))
+        self.assertTrue(all(c["choices"][0]["finish_reason"] is None for c in text_chunks[:-1]))
+        self.assertEqual(text_chunks[-1]["choices"][0]["finish_reason"], "length")
+        status, whole = self.sim.post("/v1/completions", {k: v for k, v in body.items()
+                                                          if k not in ("stream", "stream_options")})
+        self.assertEqual("".join(c["choices"][0]["text"] for c in text_chunks),
+                         whole["choices"][0]["text"])
+
+    def test_stream_framing_chat_without_usage(self):
+        body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 3,
+                "ignore_eos": True, "stream": True}
+        events = stream(self.sim, "/v1/chat/completions", body)
+        self.assertEqual(events[-1], "[DONE]")
+        chunks = [json.loads(e) for e in events[:-1]]
+        self.assertEqual(chunks[0]["choices"][0]["delta"], {"role": "assistant", "content": ""})
+        self.assertTrue(all(c["object"] == "chat.completion.chunk" for c in chunks))
+        self.assertEqual(len(chunks), 1 + 3)  # role chunk + one per token, no usage chunk
+        self.assertEqual(chunks[-1]["choices"][0]["finish_reason"], "length")
+        self.assertNotIn("usage", chunks[-1])
+
+    def check_error(self, status, body, want_status, want_type=None):
+        self.assertEqual(status, want_status, body)
+        self.assertIsInstance(body, dict, body)
+        err = body["error"]
+        self.assertEqual(err["code"], want_status)
+        self.assertIsInstance(err["message"], str)
+        if want_type:
+            self.assertEqual(err["type"], want_type)
+
+    def test_bad_input_gets_vllm_error_shape(self):
+        s, b = self.sim.post("/v1/completions", "{not json")
+        self.check_error(s, b, 400)
+        s, b = self.sim.post("/v1/completions", {"prompt": "a", "max_tokens": "ten"})
+        self.check_error(s, b, 400)
+        s, b = self.sim.post("/v1/completions", {"prompt": 5})
+        self.check_error(s, b, 400)
+        s, b = self.sim.post("/v1/completions", {"prompt": "a", "stream_options": {}})
+        self.check_error(s, b, 400)
+        s, b = self.sim.post("/v1/chat/completions", {"messages": []})
+        self.check_error(s, b, 400)
+        s, b = self.sim.post("/v1/completions", {"prompt": "a", "model": "other"})
+        self.check_error(s, b, 404, "NotFoundError")
+        self.assertEqual(b["error"]["param"], "model")
+        s, b = self.sim.post("/v1/completions", {"prompt": "x" * 4000, "max_tokens": 100})
+        self.check_error(s, b, 400, "BadRequestError")
+        self.assertIn("context length", b["error"]["message"])
+        s, b = self.sim.post("/v1/completions", {"prompt": "x" * 200000})
+        self.check_error(s, b, 413)
+        s, b = self.sim.post("/v1/completions", {"prompt": [1, 2, 99999]})
+        self.check_error(s, b, 400)
+        status, _, text = self.sim.request("GET", "/nowhere")
+        self.assertEqual(status, 404)
+        status, _, text = self.sim.request("GET", "/v1/completions")
+        self.assertEqual(status, 405)
+        s, _, text = self.sim.request("POST", "/v1/completions", '{"prompt":"a"}',
+                                      {"Content-Type": "text/plain"})
+        self.assertEqual(s, 400)
+        # Still serving after all of that.
+        self.assertEqual(self.sim.post("/v1/completions", {"prompt": "ok"})[0], 200)
+
+    def test_models_health_tokenize(self):
+        status, _, text = self.sim.request("GET", "/health")
+        self.assertEqual(status, 200)
+        status, _, text = self.sim.request("GET", "/v1/models")
+        models = json.loads(text)
+        self.assertEqual(models["data"][0]["id"], "sim-model")
+        self.assertEqual(models["data"][0]["max_model_len"], 4096)
+        status, tok = self.sim.post("/tokenize", {"prompt": "abc"})
+        self.assertEqual(tok["tokens"], [97, 98, 99])
+        self.assertEqual(tok["max_model_len"], 4096)
+
+    def test_metrics_names_and_counts(self):
+        _, before = self.sim.metrics()
+        prompt = "metrics " * 10
+        self.sim.post("/v1/completions", {"prompt": prompt, "max_tokens": 2, "ignore_eos": True})
+        text, after = self.sim.metrics()
+        for name, kind in [("vllm:num_requests_running", "gauge"),
+                           ("vllm:num_requests_waiting", "gauge"),
+                           ("vllm:kv_cache_usage_perc", "gauge"),
+                           ("vllm:prefix_cache_queries_total", "counter"),
+                           ("vllm:prefix_cache_hits_total", "counter"),
+                           ("vllm:prompt_tokens_total", "counter"),
+                           ("vllm:generation_tokens_total", "counter"),
+                           ("vllm:time_to_first_token_seconds", "histogram")]:
+            family = name[:-len("_total")] if name.endswith("_total") else name
+            self.assertRegex(text, rf"# TYPE {re.escape(family)}(_total)? {kind}")
+        delta = lambda n: metric(after, n) - metric(before, n)  # noqa: E731
+        self.assertEqual(delta("vllm:prefix_cache_queries_total"), len(prompt))
+        self.assertEqual(delta("vllm:prompt_tokens_total"), len(prompt))
+        self.assertEqual(delta("vllm:generation_tokens_total"), 2)
+        self.assertEqual(delta("vllm:time_to_first_token_seconds_count"), 1)
+        self.assertIn('model_name="sim-model"', text)
+
+
+class KvEventsTest(unittest.TestCase):
+    def test_events_rebuild_the_engine_cache_exactly(self):
+        # A small engine (64 blocks of 16 tokens) so that eviction is exercised.
+        for fmt, kind in [("map", "int"), ("array", "bytes")]:
+            with self.subTest(format=fmt, hash_kind=kind), EngineSim(
+                    "--preset", "test", "--speedup", "1000", "--kv-events-port", "0",
+                    "--replay-port", "0", "--kv-events-format", fmt, "--kv-hash-kind", kind,
+                    "--dp-rank", "2") as sim:
+                self.assertTrue(sim.ready["kv_events"].startswith("tcp://127.0.0.1:"))
+                rng = random.Random(7)
+                docs = [bytes(rng.randrange(32, 127) for _ in range(rng.randrange(40, 200)))
+                        for _ in range(6)]
+                cache, seen = Cache(), 0
+                for i in range(40):
+                    ids = list(rng.choice(docs) + bytes(rng.randrange(32, 127)
+                                                        for _ in range(rng.randrange(0, 40))))
+                    for seq, payload in replay(sim.ready["replay"], seen):
+                        self.assertEqual(seq, seen)
+                        cache.apply(payload)
+                        _, _, dp = sub_vllm_events.decode_batch(payload)
+                        self.assertEqual(dp, 2)
+                        seen += 1
+                    want = cache.predicted_hit(ids)
+                    status, r = sim.post("/v1/completions",
+                                         {"prompt": ids, "max_tokens": rng.randrange(1, 40),
+                                          "ignore_eos": True})
+                    self.assertEqual(status, 200, r)
+                    got = r["usage"]["prompt_tokens_details"]["cached_tokens"]
+                    self.assertEqual(got, want, f"request {i}")
+                self.assertGreater(seen, 40)
+                kinds = set()
+                for _, payload in replay(sim.ready["replay"], 0):
+                    kinds |= {e["type"] for e in sub_vllm_events.decode_batch(payload)[1]}
+                self.assertIn("BlockRemoved", kinds)  # eviction happened and was announced
+
+    def test_live_stream_matches_replay_and_drops_leave_gaps(self):
+        with EngineSim("--preset", "test", "--speedup", "1000", "--kv-events-port", "0",
+                       "--replay-port", "0", "--drop-event-batches", "0.5", "--seed", "3") as sim:
+            ctx = zmq.Context.instance()
+            sub = ctx.socket(zmq.SUB)
+            sub.connect(sim.ready["kv_events"])
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            live = {}
+            try:
+                # Until the subscription is up, batches are lost for that reason too: send
+                # requests until one arrives live, then count only what follows it.
+                for i in range(200):
+                    sim.post("/v1/completions", {"prompt": f"warm up {i} " * 4, "max_tokens": 1})
+                    if sub.poll(0):
+                        break
+                else:
+                    self.fail("no batch ever arrived live")
+                while sub.poll(0):
+                    topic, seq, payload = sub.recv_multipart()
+                first = int.from_bytes(seq, "big")
+                for i in range(40):
+                    sim.post("/v1/completions", {"prompt": f"request {i} " * 5, "max_tokens": 1})
+                last = max(seq for seq, _ in replay(sim.ready["replay"], 0))
+                # PUB/SUB keeps order: once a batch newer than `last` arrives live, every
+                # earlier one that was published live has arrived. Send sentinels (each is
+                # dropped with probability 1/2) until one does.
+                for i in range(100):
+                    sim.post("/v1/completions", {"prompt": f"sentinel {i} " * 5, "max_tokens": 1})
+                    newest = -1
+                    while sub.poll(2000):
+                        topic, seq, payload = sub.recv_multipart()
+                        newest = int.from_bytes(seq, "big")
+                        live[newest] = payload
+                        if newest > last:
+                            break
+                    if newest > last:
+                        break
+                else:
+                    self.fail("no sentinel batch arrived live")
+                everything = dict(replay(sim.ready["replay"], 0))
+            finally:
+                sub.close(linger=0)
+            self.assertEqual(sorted(everything), list(range(max(everything) + 1)))
+            for seq, payload in live.items():
+                self.assertEqual(payload, everything[seq])
+            after = list(range(first + 1, last + 1))
+            missing = [s for s in after if s not in live]
+            self.assertGreater(len(missing), 0)  # some batches were dropped live...
+            self.assertLess(len(missing), len(after))  # ...not all
+
+    def test_reference_subscriber_replays(self):
+        with EngineSim("--speedup", "1000", "--kv-events-port", "0", "--replay-port", "0") as sim:
+            for i in range(3):
+                sim.post("/v1/completions", {"prompt": "reference " * 8, "max_tokens": 20,
+                                             "ignore_eos": True})
+            out = subprocess.run(
+                ["/usr/bin/python3", os.path.join(HERE, "tools", "sub_vllm_events.py"),
+                 "--endpoint", sim.ready["kv_events"], "--replay-endpoint", sim.ready["replay"],
+                 "--count", "0", "--replay-from", "0"],
+                capture_output=True, text=True, timeout=DEADLINE_S)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertIn("end_marker=True", out.stdout)
+            self.assertIn("RESULT: PASS", out.stdout)
+
+
+class FaultsTest(unittest.TestCase):
+    def test_fail_requests(self):
+        with EngineSim("--fail-requests", "1", "--speedup", "1000") as sim:
+            s, b = sim.post("/v1/completions", {"prompt": "x"})
+            self.assertEqual(s, 500)
+            self.assertEqual(b["error"]["type"], "InternalServerError")
+            self.assertEqual(sim.request("GET", "/health")[0], 200)
+
+    def test_stall_holds_the_first_byte(self):
+        with EngineSim("--stall-ms", "300", "--speedup", "1000") as sim:
+            t0 = time.monotonic()
+            s, _ = sim.post("/v1/completions", {"prompt": "x", "max_tokens": 1})
+            self.assertEqual(s, 200)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+
+    def test_exit_after_dies_mid_stream(self):
+        with EngineSim("--exit-after", "2", "--speedup", "100") as sim:
+            self.assertEqual(sim.post("/v1/completions", {"prompt": "one"})[0], 200)
+            c = sim.conn()
+            c.request("POST", "/v1/completions", body=json.dumps(
+                {"prompt": "two", "max_tokens": 50, "ignore_eos": True, "stream": True}),
+                headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            with self.assertRaises((http.client.IncompleteRead, ConnectionError)):
+                r.read()
+            c.close()
+            self.assertNotEqual(sim.proc.wait(DEADLINE_S), 0)
+
+    def test_client_disconnect_aborts_in_engine(self):
+        # Slow enough (real time) that the request is still decoding when the client leaves.
+        with EngineSim("--speedup", "1") as sim:
+            sock = socket.create_connection((sim.host, sim.port), timeout=DEADLINE_S)
+            body = json.dumps({"prompt": "bye " * 50, "max_tokens": 5000, "ignore_eos": True,
+                               "stream": True})
+            sock.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                          f"application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode())
+            got = b""
+            while b"data: " not in got:
+                chunk = sock.recv(4096)
+                self.assertTrue(chunk)
+                got += chunk
+            _, values = sim.metrics()
+            self.assertEqual(metric(values, "vllm:num_requests_running"), 1)
+            sock.close()
+            deadline = time.monotonic() + DEADLINE_S
+            while time.monotonic() < deadline:
+                _, values = sim.metrics()
+                if metric(values, "vllm:request_success_total", finished_reason="abort") == 1:
+                    break
+            self.assertEqual(metric(values, "vllm:request_success_total", finished_reason="abort"), 1)
+            self.assertEqual(metric(values, "vllm:num_requests_running"), 0)
+            self.assertEqual(metric(values, "vllm:kv_cache_usage_perc"), 0)
+
+    def test_sigterm_finishes_streams_and_exits_zero(self):
+        with EngineSim("--speedup", "1", "--shutdown-grace-ms", "200") as sim:
+            c = sim.conn()
+            c.request("POST", "/v1/completions", body=json.dumps(
+                {"prompt": "long", "max_tokens": 100000 - 10, "ignore_eos": True, "stream": True}),
+                headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            first = r.readline().decode()
+            self.assertTrue(first.startswith("data: "))
+            sim.proc.send_signal(signal.SIGTERM)
+            events = sse_events(first + r.read().decode())
+            self.assertEqual(events[-1], "[DONE]")
+            self.assertEqual(json.loads(events[-2])["choices"][0]["finish_reason"], "abort")
+            c.close()
+            self.assertEqual(sim.proc.wait(DEADLINE_S), 0)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kvrouter", required=True)
+    args, rest = ap.parse_known_args()
+    KVROUTER = os.path.abspath(args.kvrouter)
+    unittest.main(argv=[sys.argv[0], "-v", *rest])
