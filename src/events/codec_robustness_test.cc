@@ -221,7 +221,9 @@ TEST(CodecVariants, CacheSaltFollowsLoraAndMultimodalKeys) {
   // Block 0: (lora, [mm id, offset], salt); block 1: (lora,).
   m.Str("extra_keys").Array(2).Array(3).Str("ad").Array(2).Str("img").Uint(0).Str("tenant");
   m.Array(1).Str("ad");
-  const auto& stored = std::get<KvStored>(MustDecode(m.Uint(0).bytes()).events.at(0));
+  const DecodedBatch batch = MustDecode(m.Uint(0).bytes());
+  ASSERT_EQ(batch.events.size(), 1u);
+  const auto& stored = std::get<KvStored>(batch.events[0]);
   EXPECT_EQ(stored.lora_name, "ad");
   EXPECT_EQ(stored.cache_salt, "tenant");
 }

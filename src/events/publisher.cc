@@ -2,14 +2,13 @@
 
 #include <chrono>
 #include <deque>
+#include <mutex>
 #include <iterator>
 #include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "events/zmq_util.h"
 #include "zmq.hpp"
@@ -50,7 +49,7 @@ class Publisher::Impl {
   ~Impl() {
     if (thread_.joinable()) {
       {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard lock(mu_);
         pipe_out_.send(zmq::buffer(&kStop, 1));
       }
       thread_.join();
@@ -60,7 +59,7 @@ class Publisher::Impl {
   absl::Status Open();
 
   uint64_t Publish(std::string payload, bool drop) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     const uint64_t seq = next_seq_++;
     const char command = drop ? kDrop : kSend;
     pipe_out_.send(zmq::buffer(&command, 1), zmq::send_flags::sndmore);
@@ -70,7 +69,7 @@ class Publisher::Impl {
   }
 
   uint64_t next_seq() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return next_seq_;
   }
 
@@ -95,16 +94,16 @@ class Publisher::Impl {
   zmq::socket_t pipe_in_;
   std::deque<std::pair<uint64_t, std::string>> ring_;  // ascending, consecutive seqs
 
-  mutable absl::Mutex mu_;
-  zmq::socket_t pipe_out_ ABSL_GUARDED_BY(mu_);  // also keeps batches in seq order on the pipe
-  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable std::mutex mu_;
+  zmq::socket_t pipe_out_;  // guarded by mu_, which also keeps batches in seq order on the pipe
+  uint64_t next_seq_ = 0;   // guarded by mu_
 
   std::thread thread_;
 };
 
 absl::Status Publisher::Impl::Open() {
   try {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     for (zmq::socket_t* s : {&pub_, &pipe_in_, &pipe_out_}) s->set(zmq::sockopt::linger, 0);
     pub_.set(zmq::sockopt::sndhwm, options_.hwm);
     // The pipe queues as many batches as vLLM's publisher queue (max_queue_size = hwm) before

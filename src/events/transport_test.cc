@@ -2,16 +2,16 @@
 // every wait is on a condition, bounded by a deadline.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "events/codec.h"
 #include "events/publisher.h"
 #include "events/subscriber.h"
@@ -20,7 +20,8 @@ namespace kvr::events {
 namespace {
 
 constexpr WorkerId kWorker{11};
-const absl::Duration kDeadline = absl::Seconds(20);
+using std::chrono::milliseconds;
+constexpr milliseconds kDeadline{20000};
 
 // Batch n is recognisable by its ts (n) and its one removed hash (n).
 std::string NumberedBatch(uint64_t n) {
@@ -46,25 +47,21 @@ class Collector {
  public:
   Subscriber::Sink sink() {
     return [this](uint64_t seq, DecodedBatch batch) {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       received_.push_back({seq, std::move(batch)});
-      cv_.SignalAll();
+      cv_.notify_all();
     };
   }
 
   // Waits until `done(received)` holds; false if `timeout` passes first.
   bool WaitUntil(const std::function<bool(const std::vector<Received>&)>& done,
-                 absl::Duration timeout = kDeadline) {
-    const absl::Time deadline = absl::Now() + timeout;
-    absl::MutexLock lock(&mu_);
-    while (!done(received_)) {
-      if (cv_.WaitWithDeadline(&mu_, deadline)) return done(received_);
-    }
-    return true;
+                 milliseconds timeout = kDeadline) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return done(received_); });
   }
 
   // Waits until the batch with sequence number `seq` has been delivered.
-  bool WaitForSeq(uint64_t seq, absl::Duration timeout = kDeadline) {
+  bool WaitForSeq(uint64_t seq, milliseconds timeout = kDeadline) {
     return WaitUntil(
         [seq](const std::vector<Received>& r) {
           return !r.empty() && r.back().seq == seq && !IsSyntheticClear(r.back().batch);
@@ -73,14 +70,14 @@ class Collector {
   }
 
   std::vector<Received> received() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return received_;
   }
 
  private:
-  absl::Mutex mu_;
-  absl::CondVar cv_;
-  std::vector<Received> received_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Received> received_;  // guarded by mu_
 };
 
 struct Pair {
@@ -117,7 +114,7 @@ uint64_t PublishNumbered(Publisher& pub, bool drop = false) {
 bool PublishUntilConnected(Publisher& pub, Collector& collector) {
   for (int i = 0; i < 400; ++i) {
     const uint64_t seq = PublishNumbered(pub);
-    if (collector.WaitForSeq(seq, absl::Milliseconds(50))) return true;
+    if (collector.WaitForSeq(seq, milliseconds(50))) return true;
   }
   return false;
 }
@@ -243,7 +240,7 @@ TEST(Transport, RestartClearsTheWorkerAndStartsOver) {
   auto restarted = [](const std::vector<Received>& r) {
     return r.size() > 100 && IsSyntheticClear(r[100].batch);
   };
-  for (int i = 0; i < 400 && !collector.WaitUntil(restarted, absl::Milliseconds(50)); ++i) {
+  for (int i = 0; i < 400 && !collector.WaitUntil(restarted, milliseconds(50)); ++i) {
     PublishNumbered(**second);
   }
   PublishNumbered(**second);
