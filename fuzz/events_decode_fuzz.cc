@@ -30,8 +30,7 @@ bool SameTs(double a, double b) { return a == b || (a != a && b != b); }
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kvr::events;
   const kvr::WorkerId worker(1);
-  auto decoded =
-      DecodeBatch(std::string_view(reinterpret_cast<const char*>(data), size), worker);
+  auto decoded = DecodeBatch(std::string_view(reinterpret_cast<const char*>(data), size), worker);
   if (!decoded.ok()) return 0;
   DropUncarriableSalt(*decoded);
   for (WireFormat format : {WireFormat::kMap, WireFormat::kArray}) {

@@ -2,8 +2,8 @@
 
 #include <chrono>
 #include <deque>
-#include <mutex>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -71,7 +71,8 @@ class Publisher::Impl {
   const std::string& replay_endpoint() const { return replay_endpoint_; }
 
  private:
-  void Wake() { wake_out_.send(zmq::message_t(), zmq::send_flags::none); }  // requires mu_
+  // Requires mu_. A full pipe already holds a wake-up, so this never needs to block.
+  void Wake() { (void)wake_out_.send(zmq::message_t(), zmq::send_flags::dontwait); }
   void Run();
   bool TakePending();
   void Send(const Pending& batch);
@@ -92,10 +93,10 @@ class Publisher::Impl {
   // Batches cross to the thread through this queue, not through ZMQ: the mutex orders them and
   // makes the hand-over visible to ThreadSanitizer. The inproc pipe only carries wake-ups.
   mutable std::mutex mu_;
-  zmq::socket_t wake_out_;        // guarded by mu_
-  std::deque<Pending> pending_;   // guarded by mu_
-  uint64_t next_seq_ = 0;         // guarded by mu_
-  bool stopping_ = false;         // guarded by mu_
+  zmq::socket_t wake_out_;       // guarded by mu_
+  std::deque<Pending> pending_;  // guarded by mu_
+  uint64_t next_seq_ = 0;        // guarded by mu_
+  bool stopping_ = false;        // guarded by mu_
 
   std::thread thread_;
 };
@@ -148,8 +149,7 @@ void Publisher::Impl::Run() {
 // Sends (and keeps) every queued batch; false once the publisher is stopping.
 bool Publisher::Impl::TakePending() {
   zmq::message_t wake;
-  while (wake_in_.recv(wake, zmq::recv_flags::dontwait)) {
-  }
+  while (wake_in_.recv(wake, zmq::recv_flags::dontwait)) continue;  // one batch pass serves all
   std::deque<Pending> batches;
   {
     std::lock_guard lock(mu_);

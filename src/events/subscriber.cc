@@ -1,8 +1,8 @@
 #include "events/subscriber.h"
 
 #include <deque>
-#include <mutex>
 #include <iterator>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
