@@ -88,6 +88,7 @@ class Subscriber::Impl {
   // Batches a replay delivered ahead of the live stream, which may still arrive live: (seq,
   // payload hash), ascending. Telling them from a restarted engine's batches needs the hash.
   std::deque<std::pair<uint64_t, size_t>> replayed_ahead_;
+  bool delivered_since_clear_ = false;  // whether the sink may hold state a clear would drop
   bool stopping_ = false;
 
   mutable std::mutex mu_;
@@ -262,10 +263,15 @@ void Subscriber::Impl::Deliver(uint64_t seq, std::string_view payload) {
     stats_.skipped_events += batch->skipped;
     last_seq_ = seq;
   }
+  delivered_since_clear_ = true;
   sink_(seq, *std::move(batch));
 }
 
+// Nothing to clear before the first batch or right after a clear (a restart noticed through a
+// replay that no longer reaches 0 would otherwise clear twice).
 void Subscriber::Impl::DeliverClear(uint64_t seq) {
+  if (!delivered_since_clear_) return;
+  delivered_since_clear_ = false;
   DecodedBatch clear;
   clear.events.push_back(KvCleared{.worker = options_.worker});
   sink_(seq, std::move(clear));
