@@ -24,7 +24,7 @@ stage() {
 
 stage "release" release "" -j2
 stage "asan+ubsan" asan "" -j2
-stage "tsan" tsan "index_concurrency_test scheduler_concurrency_test" -j2 -L concurrency
+stage "tsan" tsan "index_concurrency_test scheduler_concurrency_test events_test" -j2 -L concurrency
 echo "=== fuzz smoke ==="
 if bash scripts/fuzz_smoke.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "stages: $passed passed, $failed failed"

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cstring>
 #include <exception>
 #include <utility>
 #include <variant>
@@ -225,11 +224,12 @@ std::optional<std::vector<TokenId>> AsTokens(const object* o) {
 
 // Field order of the tagged-array encoding (PR #40984 plus the later map-only fields, in case an
 // array encoder ever writes them); shorter arrays are older schemas.
+// clang-format off
 constexpr std::array<std::string_view, 14> kStoredFields = {
-    "block_hashes", "parent_block_hash", "token_ids",          "block_size",
-    "lora_id",      "medium",            "lora_name",          "extra_keys",
-    "group_idx",    "kv_cache_spec_kind", "kv_cache_spec_sliding_window",
-    "locality",     "ownership",         "session_id"};
+    "block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium",
+    "lora_name", "extra_keys", "group_idx", "kv_cache_spec_kind", "kv_cache_spec_sliding_window",
+    "locality", "ownership", "session_id"};
+// clang-format on
 constexpr std::array<std::string_view, 5> kRemovedFields = {"block_hashes", "medium", "group_idx",
                                                             "locality", "ownership"};
 

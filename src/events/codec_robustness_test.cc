@@ -123,22 +123,38 @@ TEST(CodecRoundTrip, EveryFormatAndHashKindGivesBackTheEvents) {
 // Builds msgpack by hand, for shapes our encoder never writes.
 class Msg {
  public:
-  Msg& Array(uint32_t n) { return Do([](auto& pk, uint32_t v) { pk.pack_array(v); }, n); }
-  Msg& Map(uint32_t n) { return Do([](auto& pk, uint32_t v) { pk.pack_map(v); }, n); }
+  Msg& Array(uint32_t n) {
+    Packer().pack_array(n);
+    return *this;
+  }
+  Msg& Map(uint32_t n) {
+    Packer().pack_map(n);
+    return *this;
+  }
   Msg& Str(std::string_view s) {
     Packer().pack_str(static_cast<uint32_t>(s.size()));
-    bytes_.append(s);
-    return *this;
+    return Raw(s);
   }
   Msg& Bin(std::string_view s) {
     Packer().pack_bin(static_cast<uint32_t>(s.size()));
-    bytes_.append(s);
+    return Raw(s);
+  }
+  Msg& Uint(uint64_t v) {
+    Packer().pack_uint64(v);
     return *this;
   }
-  Msg& Uint(uint64_t v) { return Do([](auto& pk, uint64_t x) { pk.pack_uint64(x); }, v); }
-  Msg& Int(int64_t v) { return Do([](auto& pk, int64_t x) { pk.pack_int64(x); }, v); }
-  Msg& Float(float v) { return Do([](auto& pk, float x) { pk.pack_float(x); }, v); }
-  Msg& Nil() { return Do([](auto& pk, int) { pk.pack_nil(); }, 0); }
+  Msg& Int(int64_t v) {
+    Packer().pack_int64(v);
+    return *this;
+  }
+  Msg& Float(float v) {
+    Packer().pack_float(v);
+    return *this;
+  }
+  Msg& Nil() {
+    Packer().pack_nil();
+    return *this;
+  }
   Msg& Raw(std::string_view bytes) {
     bytes_.append(bytes);
     return *this;
@@ -150,12 +166,7 @@ class Msg {
 
  private:
   msgpack::packer<Msg> Packer() { return msgpack::packer<Msg>(*this); }
-  template <typename F, typename T>
-  Msg& Do(F f, T value) {
-    msgpack::packer<Msg> pk = Packer();
-    f(pk, value);
-    return *this;
-  }
+
   std::string bytes_;
 };
 
@@ -187,15 +198,17 @@ TEST(CodecVariants, MixedEncodingsSignedAndShortBytesHashesExtraKeysAndElements)
   DecodedBatch batch = MustDecode(payload);
   EXPECT_EQ(batch.ts, 1.5);
   EXPECT_EQ(batch.dp_rank, -1);
-  EXPECT_EQ(Describe(batch.events),
-            Describe(std::vector<KvEvent>{
-                KvStored{.worker = kWorker, .tier = Tier::kHost,
-                         .block_hashes = {EngineHash(UINT64_MAX - 1)}, .token_ids = {1, 2},
-                         .block_size = 2},
-                KvRemoved{.worker = kWorker, .tier = Tier::kStorage,
-                          .block_hashes = {EngineHash(9)}},
-                KvRemoved{.worker = kWorker, .block_hashes = {EngineHash(5)}},
-            }));
+  EXPECT_EQ(
+      Describe(batch.events),
+      Describe(std::vector<KvEvent>{
+          KvStored{.worker = kWorker,
+                   .tier = Tier::kHost,
+                   .block_hashes = {EngineHash(UINT64_MAX - 1)},
+                   .token_ids = {1, 2},
+                   .block_size = 2},
+          KvRemoved{.worker = kWorker, .tier = Tier::kStorage, .block_hashes = {EngineHash(9)}},
+          KvRemoved{.worker = kWorker, .block_hashes = {EngineHash(5)}},
+      }));
 }
 
 TEST(CodecVariants, TwoElementFourElementAndMapBatches) {
@@ -221,7 +234,9 @@ TEST(CodecVariants, CacheSaltFollowsLoraAndMultimodalKeys) {
   // Block 0: (lora, [mm id, offset], salt); block 1: (lora,).
   m.Str("extra_keys").Array(2).Array(3).Str("ad").Array(2).Str("img").Uint(0).Str("tenant");
   m.Array(1).Str("ad");
-  const auto& stored = std::get<KvStored>(MustDecode(m.Uint(0).bytes()).events.at(0));
+  const DecodedBatch batch = MustDecode(m.Uint(0).bytes());
+  ASSERT_EQ(batch.events.size(), 1u);
+  const auto& stored = std::get<KvStored>(batch.events[0]);
   EXPECT_EQ(stored.lora_name, "ad");
   EXPECT_EQ(stored.cache_salt, "tenant");
 }
@@ -245,16 +260,17 @@ TEST(CodecVariants, MediumNames) {
 
 TEST(CodecSkips, UnusableEventsAreCountedAndTheRestKept) {
   Msg m = BatchOf(10);
-  m.Array(1).Str("BlockInactive");                                      // unknown type
-  m.Map(1).Str("block_hashes").Array(0);                                // map without type
-  m.Uint(12);                                                           // not an event
-  m.Array(2).Str("BlockRemoved").Array(1).Str("x");                     // hash is a string
-  m.Array(2).Str("BlockRemoved").Uint(1);                               // hashes not an array
+  m.Array(1).Str("BlockInactive");                                        // unknown type
+  m.Map(1).Str("block_hashes").Array(0);                                  // map without type
+  m.Uint(12);                                                             // not an event
+  m.Array(2).Str("BlockRemoved").Array(1).Str("x");                       // hash is a string
+  m.Array(2).Str("BlockRemoved").Uint(1);                                 // hashes not an array
   m.Array(5).Str("BlockStored").Array(0).Nil().Array(1).Int(-1).Uint(4);  // negative token
   m.Array(5).Str("BlockStored").Array(0).Nil().Array(1).Array(2).Uint(1).Uint(2).Uint(4);  // EAGLE
-  m.Map(3).Str("type").Str("BlockRemoved").Str("block_hashes").Array(0).Str("locality").Str(
-      "REMOTE");
-  m.Map(3).Str("type").Str("BlockRemoved").Str("block_hashes").Array(0).Str("group_idx").Uint(1);
+  m.Map(3).Str("type").Str("BlockRemoved").Str("block_hashes").Array(0);
+  m.Str("locality").Str("REMOTE");  // another node's blocks
+  m.Map(3).Str("type").Str("BlockRemoved").Str("block_hashes").Array(0);
+  m.Str("group_idx").Uint(1);          // a second KV-cache group
   m.Array(1).Str("AllBlocksCleared");  // the one good event
   DecodedBatch batch = MustDecode(m.Nil().bytes());
   EXPECT_EQ(batch.skipped, 9u);
@@ -278,14 +294,14 @@ TEST(CodecMalformed, EveryTruncationOfAGoldenPayloadIsRejected) {
 }
 
 TEST(CodecMalformed, WrongTypes) {
-  ExpectInvalid(Msg().Uint(1).bytes());                                 // batch is an int
-  ExpectInvalid(Msg().Array(1).Float(1).bytes());                       // one element
-  ExpectInvalid(Msg().Array(2).Str("now").Array(0).bytes());            // ts is a string
-  ExpectInvalid(Msg().Array(2).Float(1).Map(0).bytes());                // events is a map
-  ExpectInvalid(Msg().Array(3).Float(1).Array(0).Str("0").bytes());     // dp rank is a string
+  ExpectInvalid(Msg().Uint(1).bytes());                                      // batch is an int
+  ExpectInvalid(Msg().Array(1).Float(1).bytes());                            // one element
+  ExpectInvalid(Msg().Array(2).Str("now").Array(0).bytes());                 // ts is a string
+  ExpectInvalid(Msg().Array(2).Float(1).Map(0).bytes());                     // events is a map
+  ExpectInvalid(Msg().Array(3).Float(1).Array(0).Str("0").bytes());          // dp rank is a string
   ExpectInvalid(Msg().Array(3).Float(1).Array(0).Uint(UINT64_MAX).bytes());  // dp rank > i64
-  ExpectInvalid(Msg().Map(1).Str("ts").Float(1).bytes());               // map without events
-  ExpectInvalid(Msg().Raw("\xc1").bytes());                             // reserved byte
+  ExpectInvalid(Msg().Map(1).Str("ts").Float(1).bytes());                    // map without events
+  ExpectInvalid(Msg().Raw("\xc1").bytes());                                  // reserved byte
 }
 
 TEST(CodecMalformed, HugeDeclaredLengthsFailWithoutAllocatingThem) {

@@ -68,7 +68,8 @@ TEST(CodecGolden, DecodesEverySchemaToTheScenario) {
 TEST(CodecGolden, BytesHashesFoldToTheIntIdentity) {
   const nlohmann::json golden = Golden("golden_vllm_pr40984_array_bytes");
   const auto& expected = golden["messages"][0]["request_block_hashes_u64"];
-  absl::StatusOr<DecodedBatch> batch = DecodeBatch(Payload("golden_vllm_pr40984_array_bytes", 0), kWorker);
+  absl::StatusOr<DecodedBatch> batch =
+      DecodeBatch(Payload("golden_vllm_pr40984_array_bytes", 0), kWorker);
   ASSERT_TRUE(batch.ok());
   const auto& stored = std::get<KvStored>(batch->events[0]);
   ASSERT_EQ(stored.block_hashes.size(), 3u);

@@ -3,13 +3,12 @@
 #include <chrono>
 #include <deque>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "events/zmq_util.h"
 #include "zmq.hpp"
@@ -23,19 +22,14 @@ using internal::View;
 
 namespace {
 
-// The inproc pipe from Publish to the thread carries [command, seq, payload] or [kStop].
-constexpr char kSend = 'S';
-constexpr char kDrop = 'D';
-constexpr char kStop = 'Q';
-constexpr const char* kPipeAddress = "inproc://kvr-events-publisher";
+constexpr const char* kWakeAddress = "inproc://kvr-events-publisher-wake";
 
-// Ownership of a payload passes to ZMQ without a copy; ZMQ frees it when the frame is gone.
-zmq::message_t TakeString(std::string s) {
-  auto* owned = new std::string(std::move(s));
-  return zmq::message_t(
-      owned->data(), owned->size(),
-      [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
-}
+// A batch between Publish and the thread.
+struct Pending {
+  uint64_t seq;
+  std::string payload;
+  bool drop;
+};
 
 }  // namespace
 
@@ -44,33 +38,32 @@ class Publisher::Impl {
   explicit Impl(PublisherOptions options)
       : options_(std::move(options)),
         pub_(context_, zmq::socket_type::pub),
-        pipe_in_(context_, zmq::socket_type::pull),
-        pipe_out_(context_, zmq::socket_type::push) {}
+        wake_in_(context_, zmq::socket_type::pair),
+        wake_out_(context_, zmq::socket_type::pair) {}
 
   ~Impl() {
-    if (thread_.joinable()) {
-      {
-        absl::MutexLock lock(&mu_);
-        pipe_out_.send(zmq::buffer(&kStop, 1));
-      }
-      thread_.join();
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      Wake();
     }
+    thread_.join();
   }
 
   absl::Status Open();
 
   uint64_t Publish(std::string payload, bool drop) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     const uint64_t seq = next_seq_++;
-    const char command = drop ? kDrop : kSend;
-    pipe_out_.send(zmq::buffer(&command, 1), zmq::send_flags::sndmore);
-    pipe_out_.send(zmq::buffer(SeqFrame(seq)), zmq::send_flags::sndmore);
-    pipe_out_.send(TakeString(std::move(payload)), zmq::send_flags::none);
+    pending_.push_back({seq, std::move(payload), drop});
+    // The thread empties the queue after every wake-up: one wake-up per non-empty queue.
+    if (pending_.size() == 1) Wake();
     return seq;
   }
 
   uint64_t next_seq() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return next_seq_;
   }
 
@@ -78,41 +71,43 @@ class Publisher::Impl {
   const std::string& replay_endpoint() const { return replay_endpoint_; }
 
  private:
+  // Requires mu_. A full pipe already holds a wake-up, so this never needs to block.
+  void Wake() { (void)wake_out_.send(zmq::message_t(), zmq::send_flags::dontwait); }
   void Run();
-  bool DrainPipe();
-  void HandleBatch(std::vector<zmq::message_t>& frames);
+  bool TakePending();
+  void Send(const Pending& batch);
   void ServeReplays();
   void Replay(const zmq::message_t& client, uint64_t start);
 
   const PublisherOptions options_;
-  zmq::context_t context_;  // first member: destroyed after every socket
+  zmq::context_t context_;  // before the sockets: destroyed after them
   std::string endpoint_;
   std::string replay_endpoint_;
 
   // Used only by the thread once it runs.
   zmq::socket_t pub_;
   std::optional<zmq::socket_t> router_;
-  zmq::socket_t pipe_in_;
+  zmq::socket_t wake_in_;
   std::deque<std::pair<uint64_t, std::string>> ring_;  // ascending, consecutive seqs
 
-  mutable absl::Mutex mu_;
-  zmq::socket_t pipe_out_ ABSL_GUARDED_BY(mu_);  // also keeps batches in seq order on the pipe
-  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Batches cross to the thread through this queue, not through ZMQ: the mutex orders them and
+  // makes the hand-over visible to ThreadSanitizer. The inproc pipe only carries wake-ups.
+  mutable std::mutex mu_;
+  zmq::socket_t wake_out_;       // guarded by mu_
+  std::deque<Pending> pending_;  // guarded by mu_
+  uint64_t next_seq_ = 0;        // guarded by mu_
+  bool stopping_ = false;        // guarded by mu_
 
   std::thread thread_;
 };
 
 absl::Status Publisher::Impl::Open() {
   try {
-    absl::MutexLock lock(&mu_);
-    for (zmq::socket_t* s : {&pub_, &pipe_in_, &pipe_out_}) s->set(zmq::sockopt::linger, 0);
+    std::lock_guard lock(mu_);
+    for (zmq::socket_t* s : {&pub_, &wake_in_, &wake_out_}) s->set(zmq::sockopt::linger, 0);
     pub_.set(zmq::sockopt::sndhwm, options_.hwm);
-    // The pipe queues as many batches as vLLM's publisher queue (max_queue_size = hwm) before
-    // Publish waits for the thread.
-    pipe_in_.set(zmq::sockopt::rcvhwm, options_.hwm);
-    pipe_out_.set(zmq::sockopt::sndhwm, options_.hwm);
-    pipe_in_.bind(kPipeAddress);
-    pipe_out_.connect(kPipeAddress);
+    wake_in_.bind(kWakeAddress);
+    wake_out_.connect(kWakeAddress);
     if (options_.replay) {
       router_.emplace(context_, zmq::socket_type::router);
       router_->set(zmq::sockopt::linger, 0);
@@ -136,14 +131,14 @@ absl::Status Publisher::Impl::Open() {
 }
 
 void Publisher::Impl::Run() {
-  zmq::pollitem_t items[] = {{pipe_in_.handle(), 0, ZMQ_POLLIN, 0},
+  zmq::pollitem_t items[] = {{wake_in_.handle(), 0, ZMQ_POLLIN, 0},
                              {router_ ? router_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
   const size_t n_items = router_ ? 2 : 1;
   try {
     while (true) {
       zmq::poll(items, n_items, std::chrono::milliseconds(-1));
-      // Batches first: a request sees every batch Publish handed over before it arrived.
-      if (!DrainPipe()) return;
+      // Batches first: a request sees every batch published before it arrived.
+      if (!TakePending()) return;
       if (router_) ServeReplays();
     }
   } catch (const zmq::error_t& e) {
@@ -151,26 +146,31 @@ void Publisher::Impl::Run() {
   }
 }
 
-// Returns false on the stop command.
-bool Publisher::Impl::DrainPipe() {
-  std::vector<zmq::message_t> frames;
-  while (zmq::recv_multipart(pipe_in_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
-    if (View(frames[0]) == std::string_view(&kStop, 1)) return false;
-    HandleBatch(frames);
-    frames.clear();
+// Sends (and keeps) every queued batch; false once the publisher is stopping.
+bool Publisher::Impl::TakePending() {
+  zmq::message_t wake;
+  while (wake_in_.recv(wake, zmq::recv_flags::dontwait)) continue;  // one batch pass serves all
+  std::deque<Pending> batches;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    batches.swap(pending_);
+  }
+  for (Pending& batch : batches) {
+    Send(batch);
+    if (options_.buffer_steps == 0) continue;
+    if (ring_.size() == options_.buffer_steps) ring_.pop_front();
+    ring_.emplace_back(batch.seq, std::move(batch.payload));
   }
   return true;
 }
 
-void Publisher::Impl::HandleBatch(std::vector<zmq::message_t>& frames) {
-  const uint64_t seq = *ParseSeqFrame(View(frames[1]));
-  if (ring_.size() == options_.buffer_steps && !ring_.empty()) ring_.pop_front();
-  if (options_.buffer_steps > 0) ring_.emplace_back(seq, std::string(View(frames[2])));
-  if (View(frames[0]) == std::string_view(&kDrop, 1)) return;
+void Publisher::Impl::Send(const Pending& batch) {
+  if (batch.drop) return;
   // PUB never blocks: at the high-water mark it drops, which subscribers see as a gap.
   pub_.send(zmq::buffer(options_.topic), zmq::send_flags::sndmore);
-  pub_.send(frames[1], zmq::send_flags::sndmore);
-  pub_.send(frames[2], zmq::send_flags::none);
+  pub_.send(zmq::buffer(SeqFrame(batch.seq)), zmq::send_flags::sndmore);
+  pub_.send(zmq::buffer(batch.payload), zmq::send_flags::none);
 }
 
 // A request is [client identity, "", start seq (8 bytes big-endian)]; anything else is ignored,

@@ -23,9 +23,9 @@ struct PublisherOptions {
 };
 
 // Thread-safe. The publisher owns one thread, the only user of its PUB and ROUTER sockets (ZMQ
-// sockets are not thread-safe); Publish hands each batch to it over an inproc pipe, in sequence
-// order. The thread serves replay requests between batches, so a replay holds every batch up to
-// the newest one a subscriber can have seen.
+// sockets are not thread-safe); Publish queues each batch for it and wakes it over an inproc
+// pipe. The thread serves replay requests between batches, so a replay holds every batch up to
+// the newest one a subscriber can have seen. Publish never blocks on the network.
 class Publisher {
  public:
   static absl::StatusOr<std::unique_ptr<Publisher>> Start(PublisherOptions options);

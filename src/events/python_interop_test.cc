@@ -1,10 +1,9 @@
 // The project's Python reference subscriber (tests/tools/sub_vllm_events.py, written from vLLM's
 // example subscriber) reads our Publisher: live batches, topic filtering, and the replay
 // protocol with its end marker.
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -47,10 +46,10 @@ TEST(PythonSubscriber, ReadsOurPublisherLiveAndThroughReplay) {
   for (const auto& events : testing::GoldenScenario(WorkerId(0), /*has_lora_name=*/true)) {
     payloads.push_back(EncodeBatch(1.0, events, {.dp_rank = 0}));
   }
-  const std::string command = absl::StrCat(
-      kPython, " tests/tools/sub_vllm_events.py --endpoint ", (*pub)->endpoint(),
-      " --replay-endpoint ", (*pub)->replay_endpoint(),
-      " --topic kv --count 5 --replay-from 0 --timeout 30 2>&1");
+  const std::string command =
+      absl::StrCat(kPython, " tests/tools/sub_vllm_events.py --endpoint ", (*pub)->endpoint(),
+                   " --replay-endpoint ", (*pub)->replay_endpoint(),
+                   " --topic kv --count 5 --replay-from 0 --timeout 30 2>&1");
   FILE* out = popen(command.c_str(), "r");
   ASSERT_NE(out, nullptr);
   // The Python SUB joins when it joins: publish the scenario round and round, whenever it has

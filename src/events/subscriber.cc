@@ -2,14 +2,13 @@
 
 #include <deque>
 #include <iterator>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "events/zmq_util.h"
 #include "zmq.hpp"
@@ -43,7 +42,7 @@ class Subscriber::Impl {
   ~Impl() {
     if (!thread_.joinable()) return;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       wake_out_.send(zmq::message_t(), zmq::send_flags::none);
     }
     thread_.join();
@@ -52,12 +51,12 @@ class Subscriber::Impl {
   absl::Status Open();
 
   SubscriberStats stats() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return stats_;
   }
 
   std::optional<uint64_t> last_seq() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return last_seq_;
   }
 
@@ -73,7 +72,7 @@ class Subscriber::Impl {
   void DeliverClear(uint64_t seq);
   template <typename F>
   void Count(F f) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     f(stats_);
   }
 
@@ -89,19 +88,20 @@ class Subscriber::Impl {
   // Batches a replay delivered ahead of the live stream, which may still arrive live: (seq,
   // payload hash), ascending. Telling them from a restarted engine's batches needs the hash.
   std::deque<std::pair<uint64_t, size_t>> replayed_ahead_;
+  bool delivered_since_clear_ = false;  // whether the sink may hold state a clear would drop
   bool stopping_ = false;
 
-  mutable absl::Mutex mu_;
-  zmq::socket_t wake_out_ ABSL_GUARDED_BY(mu_);  // the destructor's side of the wake-up pipe
-  SubscriberStats stats_ ABSL_GUARDED_BY(mu_);
-  std::optional<uint64_t> last_seq_ ABSL_GUARDED_BY(mu_);
+  mutable std::mutex mu_;
+  zmq::socket_t wake_out_;            // guarded by mu_; the destructor's end of the wake-up pipe
+  SubscriberStats stats_;             // guarded by mu_
+  std::optional<uint64_t> last_seq_;  // guarded by mu_
 
   std::thread thread_;
 };
 
 absl::Status Subscriber::Impl::Open() {
   try {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     for (zmq::socket_t* s : {&sub_, &wake_in_, &wake_out_}) s->set(zmq::sockopt::linger, 0);
     sub_.set(zmq::sockopt::maxmsgsize, kMaxMessageBytes);
     sub_.set(zmq::sockopt::subscribe, options_.topic);
@@ -257,16 +257,21 @@ void Subscriber::Impl::Deliver(uint64_t seq, std::string_view payload) {
     return;
   }
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     ++stats_.batches;
     stats_.events += batch->events.size();
     stats_.skipped_events += batch->skipped;
     last_seq_ = seq;
   }
+  delivered_since_clear_ = true;
   sink_(seq, *std::move(batch));
 }
 
+// Nothing to clear before the first batch or right after a clear (a restart noticed through a
+// replay that no longer reaches 0 would otherwise clear twice).
 void Subscriber::Impl::DeliverClear(uint64_t seq) {
+  if (!delivered_since_clear_) return;
+  delivered_since_clear_ = false;
   DecodedBatch clear;
   clear.events.push_back(KvCleared{.worker = options_.worker});
   sink_(seq, std::move(clear));

@@ -41,7 +41,8 @@ struct SubscriberStats {
 // Owns one thread, which calls the sink. The sink sees every batch once, in sequence order.
 // When state was lost — an engine restart, or batches no replay could bring back — the sink
 // first gets a synthetic batch holding one KvCleared for the worker (ts 0, the sequence number
-// of the batch that follows it), so the index drops what may be stale.
+// of the batch that follows it), so the index drops what may be stale; not when the sink has
+// received nothing since the last clear.
 //
 // Sequence rules: the first batch seen starts the stream; if it is not 0 and a replay endpoint
 // is set, everything from 0 is replayed first, so a router that starts after the engine is

@@ -24,7 +24,7 @@ inline std::string Describe(const KvEvent& event) {
   std::ostringstream s;
   if (const auto* e = std::get_if<KvStored>(&event)) {
     s << "Stored(w" << e->worker.value() << " tier" << int(e->tier) << " parent=";
-    if (e->parent) s << e->parent->value(); else s << "none";
+    s << (e->parent ? std::to_string(e->parent->value()) : "none");
     s << " bs=" << e->block_size << " lora='" << e->lora_name << "' salt='" << e->cache_salt
       << "' hashes=[";
     for (EngineHash h : e->block_hashes) s << h.value() << ",";
@@ -55,15 +55,23 @@ inline std::vector<std::vector<KvEvent>> GoldenScenario(WorkerId worker, bool ha
     for (TokenId t = first; t < first + count; ++t) out.push_back(t);
     return out;
   };
-  const EngineHash a0(17507053300047258101u), a1(14424512966625972522u),
-      a2(6803416000392209307u), b2(11964303901928147739u), lora(2326228266443127525u);
+  const EngineHash a0(17507053300047258101u), a1(14424512966625972522u), a2(6803416000392209307u),
+      b2(11964303901928147739u), lora(2326228266443127525u);
   return {
-      {KvStored{.worker = worker, .block_hashes = {a0, a1, a2}, .token_ids = range(1000, 48),
+      {KvStored{.worker = worker,
+                .block_hashes = {a0, a1, a2},
+                .token_ids = range(1000, 48),
                 .block_size = 16}},
-      {KvStored{.worker = worker, .parent = a1, .block_hashes = {b2},
-                .token_ids = range(5000, 16), .block_size = 16}},
-      {KvStored{.worker = worker, .block_hashes = {lora}, .token_ids = range(7, 16),
-                .block_size = 16, .lora_name = has_lora_name ? "my-lora" : ""}},
+      {KvStored{.worker = worker,
+                .parent = a1,
+                .block_hashes = {b2},
+                .token_ids = range(5000, 16),
+                .block_size = 16}},
+      {KvStored{.worker = worker,
+                .block_hashes = {lora},
+                .token_ids = range(7, 16),
+                .block_size = 16,
+                .lora_name = has_lora_name ? "my-lora" : ""}},
       {KvRemoved{.worker = worker, .block_hashes = {a2}},
        KvRemoved{.worker = worker, .block_hashes = {b2}}},
       {KvCleared{.worker = worker}},

@@ -2,25 +2,31 @@
 // every wait is on a condition, bounded by a deadline.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "events/codec.h"
 #include "events/publisher.h"
 #include "events/subscriber.h"
+#include "events/zmq_util.h"
+#include "zmq.hpp"
+#include "zmq_addon.hpp"
 
 namespace kvr::events {
 namespace {
 
 constexpr WorkerId kWorker{11};
-const absl::Duration kDeadline = absl::Seconds(20);
+using std::chrono::milliseconds;
+constexpr milliseconds kDeadline{20000};
 
 // Batch n is recognisable by its ts (n) and its one removed hash (n).
 std::string NumberedBatch(uint64_t n) {
@@ -46,25 +52,21 @@ class Collector {
  public:
   Subscriber::Sink sink() {
     return [this](uint64_t seq, DecodedBatch batch) {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       received_.push_back({seq, std::move(batch)});
-      cv_.SignalAll();
+      cv_.notify_all();
     };
   }
 
   // Waits until `done(received)` holds; false if `timeout` passes first.
   bool WaitUntil(const std::function<bool(const std::vector<Received>&)>& done,
-                 absl::Duration timeout = kDeadline) {
-    const absl::Time deadline = absl::Now() + timeout;
-    absl::MutexLock lock(&mu_);
-    while (!done(received_)) {
-      if (cv_.WaitWithDeadline(&mu_, deadline)) return done(received_);
-    }
-    return true;
+                 milliseconds timeout = kDeadline) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return done(received_); });
   }
 
   // Waits until the batch with sequence number `seq` has been delivered.
-  bool WaitForSeq(uint64_t seq, absl::Duration timeout = kDeadline) {
+  bool WaitForSeq(uint64_t seq, milliseconds timeout = kDeadline) {
     return WaitUntil(
         [seq](const std::vector<Received>& r) {
           return !r.empty() && r.back().seq == seq && !IsSyntheticClear(r.back().batch);
@@ -73,14 +75,14 @@ class Collector {
   }
 
   std::vector<Received> received() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return received_;
   }
 
  private:
-  absl::Mutex mu_;
-  absl::CondVar cv_;
-  std::vector<Received> received_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Received> received_;  // guarded by mu_
 };
 
 struct Pair {
@@ -117,7 +119,7 @@ uint64_t PublishNumbered(Publisher& pub, bool drop = false) {
 bool PublishUntilConnected(Publisher& pub, Collector& collector) {
   for (int i = 0; i < 400; ++i) {
     const uint64_t seq = PublishNumbered(pub);
-    if (collector.WaitForSeq(seq, absl::Milliseconds(50))) return true;
+    if (collector.WaitForSeq(seq, milliseconds(50))) return true;
   }
   return false;
 }
@@ -243,7 +245,7 @@ TEST(Transport, RestartClearsTheWorkerAndStartsOver) {
   auto restarted = [](const std::vector<Received>& r) {
     return r.size() > 100 && IsSyntheticClear(r[100].batch);
   };
-  for (int i = 0; i < 400 && !collector.WaitUntil(restarted, absl::Milliseconds(50)); ++i) {
+  for (int i = 0; i < 400 && !collector.WaitUntil(restarted, milliseconds(50)); ++i) {
     PublishNumbered(**second);
   }
   PublishNumbered(**second);
@@ -256,6 +258,84 @@ TEST(Transport, RestartClearsTheWorkerAndStartsOver) {
   received.erase(received.begin(), received.begin() + 101);
   ExpectExactlyInOrder(received, n);
   EXPECT_EQ(sub->stats().restarts, 1u);
+}
+
+// A replay client speaking the protocol by hand (a DEALER, as vLLM's example subscriber).
+class ReplayClient {
+ public:
+  explicit ReplayClient(const std::string& endpoint) {
+    dealer_.set(zmq::sockopt::linger, 0);
+    dealer_.connect(endpoint);
+  }
+
+  void Send(const std::vector<std::string>& frames) {
+    for (size_t i = 0; i < frames.size(); ++i) {
+      dealer_.send(zmq::buffer(frames[i]),
+                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  }
+
+  // Asks for everything from `start`; returns the replayed sequence numbers, checking every
+  // reply's shape and payload, or nullopt if the end marker does not come.
+  std::optional<std::vector<uint64_t>> Replay(uint64_t start) {
+    Send({"", internal::SeqFrame(start)});
+    std::vector<uint64_t> seqs;
+    zmq::pollitem_t item{dealer_.handle(), 0, ZMQ_POLLIN, 0};
+    while (zmq::poll(&item, 1, kDeadline) > 0) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(dealer_, std::back_inserter(frames))) break;
+      EXPECT_EQ(frames.size(), 3u);
+      EXPECT_EQ(frames[0].size(), 0u);
+      const uint64_t seq = internal::ParseSeqFrame(internal::View(frames[1])).value_or(0);
+      if (seq == internal::kEndOfReplay) {
+        EXPECT_EQ(frames[2].size(), 0u);
+        return seqs;
+      }
+      EXPECT_EQ(internal::View(frames[2]), NumberedBatch(seq));
+      seqs.push_back(seq);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  zmq::context_t context_;
+  zmq::socket_t dealer_{context_, zmq::socket_type::dealer};
+};
+
+TEST(Replay, ServesTheBufferAndIgnoresMalformedRequests) {
+  auto pub = Publisher::Start({.buffer_steps = 3});
+  ASSERT_TRUE(pub.ok());
+  for (int i = 0; i < 5; ++i) PublishNumbered(**pub, /*drop=*/true);
+  ReplayClient client((*pub)->replay_endpoint());
+  // Not [identity, "", 8-byte seq] at the ROUTER: ignored, so no reply precedes the first
+  // valid request's.
+  client.Send({internal::SeqFrame(0)});
+  client.Send({"", internal::SeqFrame(0), "extra"});
+  client.Send({"", "short"});
+  EXPECT_EQ(client.Replay(0), (std::vector<uint64_t>{2, 3, 4}));  // the oldest two are gone
+  EXPECT_EQ(client.Replay(4), (std::vector<uint64_t>{4}));
+  EXPECT_EQ(client.Replay(9), (std::vector<uint64_t>{}));
+}
+
+// The publisher's buffer no longer holds the start of a gap: what it lacks is lost, so the
+// worker is cleared before the rest is delivered.
+TEST(Replay, BufferOverrunClearsTheWorkerThenDeliversTheRest) {
+  auto pub = Publisher::Start({.buffer_steps = 3});
+  ASSERT_TRUE(pub.ok());
+  Collector collector;
+  std::unique_ptr<Subscriber> sub = Subscribe(**pub, collector);
+  ASSERT_TRUE(PublishUntilConnected(**pub, collector));
+  const size_t before = collector.received().size();
+  const uint64_t lost_before = sub->stats().lost_batches;  // a late join may have lost some
+  for (int i = 0; i < 10; ++i) PublishNumbered(**pub, /*drop=*/true);
+  const uint64_t last = PublishNumbered(**pub);
+  ASSERT_TRUE(collector.WaitForSeq(last));
+
+  std::vector<Received> received = collector.received();
+  ASSERT_EQ(received.size(), before + 4);
+  EXPECT_TRUE(IsSyntheticClear(received[before].batch));
+  for (uint64_t i = 0; i < 3; ++i) EXPECT_EQ(received[before + 1 + i].seq, last - 2 + i);
+  EXPECT_EQ(sub->stats().lost_batches - lost_before, 8u);
 }
 
 }  // namespace

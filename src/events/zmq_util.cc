@@ -17,8 +17,7 @@ std::optional<uint64_t> ParseSeqFrame(std::string_view frame) {
   return seq;
 }
 
-absl::StatusOr<std::string> BindTcp(zmq::socket_t& socket, const std::string& host,
-                                    uint16_t port) {
+absl::StatusOr<std::string> BindTcp(zmq::socket_t& socket, const std::string& host, uint16_t port) {
   const std::string address =
       absl::StrCat("tcp://", host, ":", port == 0 ? std::string("*") : absl::StrCat(port));
   try {

@@ -25,8 +25,7 @@ inline std::string_view View(const zmq::message_t& m) {
 }
 
 // Binds `socket` to tcp://host:port (port 0: any free port) and returns the endpoint it got.
-absl::StatusOr<std::string> BindTcp(zmq::socket_t& socket, const std::string& host,
-                                    uint16_t port);
+absl::StatusOr<std::string> BindTcp(zmq::socket_t& socket, const std::string& host, uint16_t port);
 
 absl::Status ZmqError(const std::string& what, const zmq::error_t& e);
 
