@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -43,37 +44,49 @@ class EngineSim:
 
     def __enter__(self):
         args = [KVROUTER, "engine-sim", "--port", "0", "--log-level", "warn", *self.flags]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # stderr goes to a file: a pipe nobody reads could fill up and block the process.
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr)
         ready, _, _ = select.select([self.proc.stdout], [], [], DEADLINE_S)
         if not ready:
             self.kill()
             raise AssertionError("engine-sim printed no readiness line")
         line = self.proc.stdout.readline()
         if not line:
-            err = self.proc.stderr.read().decode()
+            log = self.log()
             self.kill()
-            raise AssertionError(f"engine-sim exited before ready: {err}")
+            raise AssertionError(f"engine-sim exited before ready: {log}")
         self.ready = json.loads(line)
         host, port = self.ready["http"].rsplit(":", 1)
         self.host, self.port = host, int(port)
         return self
 
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
+    def __exit__(self, exc_type, *exc):
+        stopped_here = self.proc.poll() is None
+        if stopped_here:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(DEADLINE_S)
             except subprocess.TimeoutExpired:
-                self.kill()
+                pass
+        code = self.proc.poll()
+        log = self.log()
         self.kill()
+        # A clean SIGTERM exit is part of every test (and where sanitizers report leaks).
+        if stopped_here and code != 0 and exc_type is None:
+            raise AssertionError(f"engine-sim exited {code} on SIGTERM: {log[-3000:]}")
         return False
+
+    def log(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
 
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            f.close()
+        self.proc.stdout.close()
+        self.stderr.close()
 
     def conn(self):
         return http.client.HTTPConnection(self.host, self.port, timeout=DEADLINE_S)
@@ -367,7 +380,8 @@ class RealTokenizerTest(unittest.TestCase):
                               "models")
         self.assertTrue(os.path.isdir(folder), "run scripts/setup.sh (fetches the tokenizers)")
         golden = os.path.join(HERE, "data", "tokenizer_golden", "qwen3", "chat_golden.jsonl")
-        cases = [json.loads(line) for line in open(golden)]
+        with open(golden) as f:
+            cases = [json.loads(line) for line in f]
         special = {"messages", "tools", "documents", "add_generation_prompt", "bos_token",
                    "eos_token", "pad_token", "unk_token"}
         checked = 0
