@@ -43,6 +43,14 @@ PY
 [ "$(grep -c '<svg' "$tmp/sim.html")" -ge 2 ] || fail "html: expected one svg per policy"
 grep -q "TTFT p99" "$tmp/sim.txt" || fail "simulate: no table on stdout"
 
+# simulate finds its bundled trace from any working directory (the build copies it beside the
+# binary), says so in --help, and reports the `llmd` alias under its canonical name.
+abs_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+(cd "$tmp" && "$abs_bin" simulate --requests 30 --workers 2 --policies 'round_robin,llmd' --quiet \
+  >"$tmp/elsewhere.txt") || fail "simulate from another directory: bundled trace not found"
+grep -q "llmd_optimized" "$tmp/elsewhere.txt" || fail "simulate: llmd not reported as llmd_optimized"
+"$bin" simulate --help | grep -q "beside this binary" || fail "simulate --help: no trace location"
+
 # Benchmarks print the documented JSON fields (tiny sizes: this checks the contract, not speed).
 "$bin" bench index --entries 20000 --queries 200 --readers 1 --writer-rate 200000 --json >"$tmp/bi.json" 2>/dev/null
 "$bin" bench route --entries 20000 --decisions 200 --warmup 50 --json >"$tmp/br.json" 2>/dev/null

@@ -17,29 +17,35 @@
 namespace kvr::cli {
 namespace {
 
-constexpr char kBundledTrace[] = "data/traces/mooncake_conversation_trace.jsonl";
+constexpr char kBundledTrace[] = KVR_BUNDLED_TRACE;  // relative to a checkout (CMake sets it)
+
+constexpr double kDefaultMetricsIntervalMs = double(sim::kDefaultMetricsInterval) / kNsPerMs;
 
 struct SimulateFlags {
   std::string trace, workload, policies, engine_preset = "default", speeds, json, html;
   uint32_t workers = 8;
-  double rate_scale = 1.0, event_delay_ms = 5, metrics_interval_ms = 0, gen_rate = 4.0;
+  double rate_scale = 1.0, event_delay_ms = 5, metrics_interval_ms = kDefaultMetricsIntervalMs,
+         gen_rate = 4.0;
   uint64_t seed = 1;
   size_t requests = 0;
   bool quiet = false;
 };
 
-// The bundled trace, found from the working directory or from the binary's location
-// (build/<preset>/kvrouter → ../../data/...), so `kvrouter simulate` works from anywhere in
-// a checkout.
+// The bundled trace: relative to the working directory; else beside the binary (the build
+// copies data/ there); else in any directory above it (a binary inside a checkout); else in the
+// source tree the binary was built from. Returns the relative path if none has it, so the error
+// names what was looked for.
 std::string FindBundledTrace() {
   namespace fs = std::filesystem;
   if (fs::exists(kBundledTrace)) return kBundledTrace;
   std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  for (fs::path dir = exe.parent_path(); !ec && !dir.empty() && dir != dir.root_path();
-       dir = dir.parent_path()) {
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (fs::path dir = exe.parent_path(); !ec && !dir.empty(); dir = dir.parent_path()) {
     if (fs::exists(dir / kBundledTrace)) return (dir / kBundledTrace).string();
+    if (dir == dir.root_path()) break;
   }
+  const fs::path source = fs::path(KVR_SOURCE_DIR) / kBundledTrace;
+  if (fs::exists(source)) return source.string();
   return kBundledTrace;
 }
 
@@ -98,7 +104,10 @@ std::vector<std::string> SplitPolicies(const std::string& list) {
 absl::Status Simulate(const SimulateFlags& f) {
   std::vector<std::string> policies =
       f.policies.empty() ? PolicyNames() : SplitPolicies(f.policies);
-  for (const auto& p : policies) RETURN_IF_ERROR(ParsePolicySpec(p).status());
+  for (auto& p : policies) {
+    ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(p));
+    p = spec.label;  // aliases reported under their canonical name
+  }
   ASSIGN_OR_RETURN(sim::SimConfig config, MakeConfig(f));
   if (!f.quiet) std::cerr << "simulate: loading workload...\n";
   ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(f));
@@ -109,6 +118,7 @@ absl::Status Simulate(const SimulateFlags& f) {
   report.settings.emplace_back("engine_preset", f.engine_preset);
   report.settings.emplace_back("speeds", f.speeds.empty() ? "1" : f.speeds);
   report.settings.emplace_back("event_delay_ms", std::to_string(f.event_delay_ms));
+  report.settings.emplace_back("metrics_interval_ms", std::to_string(f.metrics_interval_ms));
   report.settings.emplace_back("seed", std::to_string(f.seed));
   auto hashes = sim::HashWorkload(w, config.engine.block_size);
   const bool tty = isatty(STDERR_FILENO);
@@ -133,7 +143,10 @@ absl::Status Simulate(const SimulateFlags& f) {
 void RegisterSimulate(CLI::App& app, int* exit_code) {
   auto f = std::make_shared<SimulateFlags>();
   auto* cmd = app.add_subcommand("simulate", "Offline fleet simulation, every policy side by side");
-  auto* trace = cmd->add_option("--trace", f->trace, "Mooncake JSONL trace (default: bundled)");
+  auto* trace = cmd->add_option(
+      "--trace", f->trace,
+      std::string("Mooncake JSONL trace (default: the bundled ") + kBundledTrace +
+          ", looked up in the working directory, beside this binary, then in the source tree)");
   cmd->add_option("--workload", f->workload, "Generated workload: chat, system_prompts, agentic")
       ->excludes(trace);
   cmd->add_option("--workers", f->workers, "Engines in the fleet")->check(CLI::Range(1u, 1024u));
@@ -148,7 +161,7 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
   cmd->add_option("--event-delay-ms", f->event_delay_ms, "KV event delay to the router")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--metrics-interval-ms", f->metrics_interval_ms,
-                  "Engines report /metrics this often (0: never)")
+                  "Engines report /metrics this often (0: never; default: llm-d's 50 ms scrape)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", f->seed, "Seed (token synthesis, generators, random policies)");
   cmd->add_option("--json", f->json, "Write the JSON report here");

@@ -180,6 +180,37 @@ TEST(KvIndexPredict, CapacityEvictsLeastRecentlyInserted) {
   EXPECT_EQ(index.Stats(WorkerId(0)).predicted_blocks, 4u);
 }
 
+// SGLang's approximate tree: no age expiry; every trim interval the entries of all workers
+// together are cut back to the total cap, least recently inserted first.
+TEST(KvIndexPredict, NoTtlAndPeriodicTotalTrim) {
+  ManualClock clock;
+  KvIndex index({.block_size = kBs,
+                 .predict = {.ttl = PredictConfig::kNoTtl,
+                             .capacity_blocks = 100,
+                             .total_capacity_blocks = 4,
+                             .trim_interval = 10 * kNsPerSec}},
+                clock);
+  auto a = SequenceHashes(Tokens(12, 0), kBs);    // 3 blocks
+  auto b = SequenceHashes(Tokens(8, 5000), kBs);  // 2 blocks
+  auto c = SequenceHashes(Tokens(8, 9000), kBs);  // 2 blocks
+  index.Predict(WorkerId(0), a);
+  EXPECT_EQ(index.Query(a).predicted[0], 3u);  // the first query runs the first trim: 3 ≤ 4
+  clock.Advance(1);
+  index.Predict(WorkerId(1), b);
+  clock.Advance(1);
+  index.Predict(WorkerId(0), c);
+  clock.Set(5 * kNsPerSec);  // 7 > 4, but the next trim is not due before t = 10 s
+  EXPECT_EQ(index.Query(a).predicted[0], 3u);
+  EXPECT_EQ(index.Query(b).predicted[1], 2u);
+  clock.Set(1000 * kNsPerSec);  // long past any TTL: only the trim removes entries
+  // 7 > 4: the three oldest (a, on worker 0) go, across workers.
+  EXPECT_EQ(index.Query(a).predicted[0], 0u);
+  EXPECT_EQ(index.Query(b).predicted[1], 2u);
+  EXPECT_EQ(index.Query(c).predicted[0], 2u);
+  EXPECT_EQ(index.Stats(WorkerId(0)).predicted_blocks + index.Stats(WorkerId(1)).predicted_blocks,
+            4u);
+}
+
 TEST(KvIndexMemory, ReportsBytesAndEntries) {
   ManualClock clock;
   KvIndex index({.block_size = 16}, clock);

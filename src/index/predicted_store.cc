@@ -1,25 +1,75 @@
 #include "index/predicted_store.h"
 
+#include <functional>
+#include <queue>
+#include <utility>
+
 namespace kvr {
+namespace {
+
+// now + ttl without overflow (kNoTtl: never).
+TimeNs ExpiryOf(TimeNs now, TimeNs ttl) {
+  return ttl > std::numeric_limits<TimeNs>::max() - now ? std::numeric_limits<TimeNs>::max()
+                                                        : now + ttl;
+}
+
+}  // namespace
+
+bool PredictedStore::PopFront(uint32_t w) {
+  WorkerState& ws = workers_[w];
+  const Entry e = ws.fifo.front();
+  ws.fifo.pop_front();
+  auto it = ws.expiry.find(e.block);
+  // A refreshed entry has a later expiry than this stale fifo record: keep it.
+  if (it == ws.expiry.end() || it->second.seq != e.seq) return false;
+  ws.expiry.erase(it);
+  m_.Clear(e.block, w);
+  return true;
+}
 
 template <typename Pred>
 void PredictedStore::PopWhile(uint32_t w, Pred pred) {
   WorkerState& ws = workers_[w];
-  while (!ws.fifo.empty() && pred(ws)) {
-    Entry e = ws.fifo.front();
-    ws.fifo.pop_front();
-    auto it = ws.expiry.find(e.block);
-    // A refreshed entry has a later expiry than this stale fifo record: keep it.
-    if (it == ws.expiry.end() || it->second.seq != e.seq) continue;
-    ws.expiry.erase(it);
-    m_.Clear(e.block, w);
+  while (!ws.fifo.empty() && pred(ws)) PopFront(w);
+}
+
+void PredictedStore::TrimTotal(uint64_t cap) {
+  uint64_t total = total_blocks();
+  if (total <= cap) return;
+  // A min-heap of each worker's oldest live record: seqs are global, so popping the least
+  // evicts in insertion order across workers.
+  auto live_front = [this](uint32_t w) {
+    WorkerState& ws = workers_[w];
+    while (!ws.fifo.empty()) {
+      auto it = ws.expiry.find(ws.fifo.front().block);
+      if (it != ws.expiry.end() && it->second.seq == ws.fifo.front().seq) return true;
+      ws.fifo.pop_front();  // stale
+    }
+    return false;
+  };
+  using Item = std::pair<uint64_t, uint32_t>;  // (seq, worker)
+  std::priority_queue<Item, std::vector<Item>, std::greater<>> heap;
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    if (live_front(w)) heap.emplace(workers_[w].fifo.front().seq, w);
   }
+  while (total > cap && !heap.empty()) {
+    const uint32_t w = heap.top().second;
+    heap.pop();
+    total -= PopFront(w) ? 1 : 0;
+    if (live_front(w)) heap.emplace(workers_[w].fifo.front().seq, w);
+  }
+}
+
+uint64_t PredictedStore::total_blocks() const {
+  uint64_t total = 0;
+  for (const WorkerState& ws : workers_) total += ws.expiry.size();
+  return total;
 }
 
 void PredictedStore::Insert(uint32_t w, std::span<const BlockHash> blocks, TimeNs now) {
   if (w >= workers_.size()) workers_.resize(w + 1);
   WorkerState& ws = workers_[w];
-  const TimeNs expiry = now + config_.ttl;
+  const TimeNs expiry = ExpiryOf(now, config_.ttl);
   for (BlockHash b : blocks) {
     const uint64_t seq = next_seq_++;
     auto [it, inserted] = ws.expiry.try_emplace(b, Live{expiry, seq});
@@ -45,10 +95,17 @@ void PredictedStore::Insert(uint32_t w, std::span<const BlockHash> blocks, TimeN
 
 void PredictedStore::Expire(TimeNs now) {
   if (now < next_expiry_check_) return;
-  TimeNs earliest = now + config_.ttl;
+  TimeNs earliest = ExpiryOf(now, config_.ttl);
   for (uint32_t w = 0; w < workers_.size(); ++w) {
     PopWhile(w, [now](const WorkerState& s) { return s.fifo.front().expiry <= now; });
     if (!workers_[w].fifo.empty()) earliest = std::min(earliest, workers_[w].fifo.front().expiry);
+  }
+  if (config_.total_capacity_blocks > 0 && config_.trim_interval > 0) {
+    if (now >= next_trim_) {
+      TrimTotal(config_.total_capacity_blocks);
+      next_trim_ = ExpiryOf(now, config_.trim_interval);
+    }
+    earliest = std::min(earliest, next_trim_);
   }
   next_expiry_check_ = earliest;
 }

@@ -101,7 +101,8 @@ class Dynamo final : public Policy {
 };
 
 // SGLang / Shepherd model gateway cache_aware (CLI defaults), over the router's approximate
-// tree (every routed prompt inserted for its worker, 120 s TTL), matched on blocks of tokens.
+// tree (every routed prompt inserted for its worker; no TTL, trimmed to a size cap every
+// eviction interval: SchedulerConfig), matched on blocks of tokens.
 class Sglang final : public Policy {
  public:
   explicit Sglang(const PolicyOptions& o) : o_(o) {}
@@ -139,33 +140,94 @@ class Sglang final : public Policy {
   PolicyOptions o_;
 };
 
-// llm-d "optimized baseline": prefix-cache affinity filter + token-load scorer.
-class Llmd final : public Policy {
+// llm-d's prefix hit ratio of a worker: matched prompt tokens over the prompt.
+double LlmdHitRatio(const RequestInfo& req, const WorkerView& w) {
+  return req.prompt_tokens ? double(w.device) * req.block_size / req.prompt_tokens : 0;
+}
+
+// llm-d's prefix-cache-affinity-filter: the workers whose hit ratio reaches the threshold stay
+// eligible (all, if none does), unless the best of them has an estimated TTFT more than `gate_s`
+// worse than the best of the others; then all do. `c[i].eligible` holds the affinity test on
+// entry.
+void LlmdAffinityFilter(std::span<Candidate> c, std::span<const double> est_ttft_s, double gate_s) {
+  double best_sticky = std::numeric_limits<double>::infinity();
+  double best_other = best_sticky;
+  bool any_sticky = false;
+  for (size_t i = 0; i < c.size(); ++i) {
+    if (c[i].eligible) {
+      any_sticky = true;
+      best_sticky = std::min(best_sticky, est_ttft_s[i]);
+    } else {
+      best_other = std::min(best_other, est_ttft_s[i]);
+    }
+  }
+  if (!any_sticky || best_sticky - best_other > gate_s) {
+    for (Candidate& x : c) x.eligible = true;
+  }
+}
+
+// llm-d "optimized baseline" (the well-lit path's default profile): the prefix-cache affinity
+// filter, then the token-load scorer alone (max-score picker, ties random). The scorer counts
+// the worker's committed uncached work (InFlightLoad) plus this request's own uncached tokens
+// there (UncachedRequestTokens); the filter's TTFT gate reads InFlightLoad only.
+class LlmdOptimized final : public Policy {
  public:
-  explicit Llmd(const PolicyOptions& o) : o_(o) {}
-  std::string_view name() const override { return "llmd"; }
+  explicit LlmdOptimized(const PolicyOptions& o) : o_(o) {}
+  std::string_view name() const override { return "llmd_optimized"; }
   std::vector<std::string_view> TermNames() const override {
-    return {"hit_ratio", "est_ttft_s", "load_score"};
+    return {"hit_ratio", "est_ttft_s", "load_tokens", "load_score"};
   }
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
                 Rng& rng) override {
-    double best_sticky = std::numeric_limits<double>::infinity(), best_other = best_sticky;
-    bool any_sticky = false;
+    std::vector<double> est(w.size());
     for (size_t i = 0; i < w.size(); ++i) {
-      const double ratio =
-          req.prompt_tokens ? double(w[i].device) * req.block_size / req.prompt_tokens : 0;
-      const double est = double(w[i].booked_prefill_tokens) / o_.llmd_rate_tok_s;
-      const double score =
-          1 - std::min(1.0, double(w[i].booked_prefill_tokens) / o_.llmd_max_tokens);
-      c[i].terms = {ratio, est, score};
+      const double ratio = LlmdHitRatio(req, w[i]);
+      const double inflight = double(w[i].booked_prefill_tokens);
+      const double uncached =
+          std::max(0.0, double(req.prompt_tokens) - double(w[i].device) * req.block_size);
+      const double load = inflight + uncached;
+      const double score = 1 - std::min(1.0, load / o_.llmd_max_tokens);
+      est[i] = inflight / o_.llmd_rate_tok_s;
+      c[i].terms = {ratio, est[i], load, score};
       c[i].cost = -score;
       c[i].eligible = ratio >= o_.llmd_affinity_threshold;
-      any_sticky |= c[i].eligible;
-      (c[i].eligible ? best_sticky : best_other) =
-          std::min(c[i].eligible ? best_sticky : best_other, est);
     }
-    if (!any_sticky || best_sticky - best_other > o_.llmd_gate_s) {
-      for (auto& x : c) x.eligible = true;
+    LlmdAffinityFilter(c, est, o_.llmd_gate_s);
+    return ArgMin(c, {}, rng);
+  }
+
+ private:
+  PolicyOptions o_;
+};
+
+// llm-d's chart-default weighted profile: queue-scorer 2, kv-cache-utilization-scorer 2,
+// prefix-cache-scorer 3, summed unnormalised, max-score picker (ties random). Queue and KV
+// usage come from the engines' scraped /metrics; with none reported, queue and KV scores are
+// equal everywhere (llm-d leaves such endpoints unscored) and the prefix scorer decides.
+class LlmdWeighted final : public Policy {
+ public:
+  explicit LlmdWeighted(const PolicyOptions& o) : o_(o) {}
+  std::string_view name() const override { return "llmd_weighted"; }
+  std::vector<std::string_view> TermNames() const override {
+    return {"queue_score", "kv_score", "prefix_score", "waiting", "kv_usage"};
+  }
+  size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
+                Rng& rng) override {
+    double min_q = std::numeric_limits<double>::infinity(), max_q = 0;
+    for (const WorkerView& v : w) {
+      const double q = v.metrics.valid ? v.metrics.waiting : 0;
+      min_q = std::min(min_q, q);
+      max_q = std::max(max_q, q);
+    }
+    for (size_t i = 0; i < w.size(); ++i) {
+      const double q = w[i].metrics.valid ? w[i].metrics.waiting : 0;
+      const double kv = w[i].metrics.valid ? w[i].metrics.kv_usage : 0;
+      const double queue_score = max_q > min_q ? (max_q - q) / (max_q - min_q) : 1.0;
+      const double kv_score = std::clamp(1 - kv, 0.0, 1.0);
+      const double prefix_score = std::clamp(LlmdHitRatio(req, w[i]), 0.0, 1.0);
+      c[i].terms = {queue_score, kv_score, prefix_score, q, kv};
+      c[i].cost = -(o_.llmd_queue_weight * queue_score + o_.llmd_kv_weight * kv_score +
+                    o_.llmd_prefix_weight * prefix_score);
     }
     return ArgMin(c, {}, rng);
   }
@@ -182,6 +244,11 @@ std::unique_ptr<Policy> MakeLeastLoaded() { return std::make_unique<LeastLoaded>
 std::unique_ptr<Policy> MakePowerOfTwo() { return std::make_unique<PowerOfTwo>(); }
 std::unique_ptr<Policy> MakeDynamo(const PolicyOptions& o) { return std::make_unique<Dynamo>(o); }
 std::unique_ptr<Policy> MakeSglang(const PolicyOptions& o) { return std::make_unique<Sglang>(o); }
-std::unique_ptr<Policy> MakeLlmd(const PolicyOptions& o) { return std::make_unique<Llmd>(o); }
+std::unique_ptr<Policy> MakeLlmdOptimized(const PolicyOptions& o) {
+  return std::make_unique<LlmdOptimized>(o);
+}
+std::unique_ptr<Policy> MakeLlmdWeighted(const PolicyOptions& o) {
+  return std::make_unique<LlmdWeighted>(o);
+}
 
 }  // namespace kvr

@@ -10,17 +10,25 @@
 namespace kvr {
 
 std::vector<std::string> PolicyNames() {
-  return {"round_robin", "random", "least_loaded", "p2c", "dynamo", "sglang", "llmd", "kvrouter"};
+  return {"round_robin", "random",         "least_loaded",  "p2c",     "dynamo",
+          "sglang",      "llmd_optimized", "llmd_weighted", "kvrouter"};
+}
+
+std::string_view CanonicalPolicyName(std::string_view name) {
+  // `llmd` named the optimized baseline before llm-d's weighted profile joined it.
+  return name == "llmd" ? "llmd_optimized" : name;
 }
 
 absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(std::string_view name, const PolicyOptions& o) {
+  name = CanonicalPolicyName(name);
   if (name == "round_robin") return MakeRoundRobin();
   if (name == "random") return MakeRandom();
   if (name == "least_loaded") return MakeLeastLoaded();
   if (name == "p2c") return MakePowerOfTwo();
   if (name == "dynamo") return MakeDynamo(o);
   if (name == "sglang") return MakeSglang(o);
-  if (name == "llmd") return MakeLlmd(o);
+  if (name == "llmd_optimized") return MakeLlmdOptimized(o);
+  if (name == "llmd_weighted") return MakeLlmdWeighted(o);
   if (name == "kvrouter") return MakeKvrouter(o);
   return absl::InvalidArgumentError(absl::StrCat("unknown policy '", std::string(name),
                                                  "' (known: ", absl::StrJoin(PolicyNames(), ", "),
@@ -42,6 +50,12 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"sglang_cache_threshold", &PolicyOptions::sglang_cache_threshold, nullptr},
       {"sglang_balance_rel", &PolicyOptions::sglang_balance_rel, nullptr},
       {"llmd_affinity_threshold", &PolicyOptions::llmd_affinity_threshold, nullptr},
+      {"llmd_rate_tok_s", &PolicyOptions::llmd_rate_tok_s, nullptr},
+      {"llmd_gate_s", &PolicyOptions::llmd_gate_s, nullptr},
+      {"llmd_max_tokens", &PolicyOptions::llmd_max_tokens, nullptr},
+      {"llmd_queue_weight", &PolicyOptions::llmd_queue_weight, nullptr},
+      {"llmd_kv_weight", &PolicyOptions::llmd_kv_weight, nullptr},
+      {"llmd_prefix_weight", &PolicyOptions::llmd_prefix_weight, nullptr},
       {"host_hit_cost", &PolicyOptions::host_hit_cost, nullptr},
       {"kv_pressure_weight", &PolicyOptions::kv_pressure_weight, nullptr},
       {"work_weight", &PolicyOptions::work_weight, nullptr},
@@ -69,9 +83,13 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
 }  // namespace
 
 absl::StatusOr<PolicySpec> ParsePolicySpec(std::string_view spec, const PolicyOptions& base) {
-  PolicySpec out{std::string(spec), std::string(spec.substr(0, spec.find('['))), base};
-  RETURN_IF_ERROR(MakePolicy(out.name).status());
   const size_t open = spec.find('[');
+  const std::string_view written = spec.substr(0, open);
+  const std::string_view name = CanonicalPolicyName(written);
+  RETURN_IF_ERROR(MakePolicy(name).status());
+  // The label names the canonical policy, so reports say which one ran.
+  PolicySpec out{std::string(name) + std::string(spec.substr(written.size())), std::string(name),
+                 base};
   if (open == std::string_view::npos) return out;
   if (spec.back() != ']') return absl::InvalidArgumentError("policy spec: missing ']'");
   const std::string body(spec.substr(open + 1, spec.size() - open - 2));

@@ -61,11 +61,15 @@ struct PolicyOptions {
   double sglang_cache_threshold = 0.3;
   uint32_t sglang_balance_abs = 64;
   double sglang_balance_rel = 1.5;
-  // llm-d
+  // llm-d optimized baseline: affinity filter (threshold, TTFT gate) + token-load scorer
   double llmd_affinity_threshold = 0.80;
-  double llmd_rate_tok_s = 15928;
-  double llmd_gate_s = 18;
-  double llmd_max_tokens = 4194304;
+  double llmd_rate_tok_s = 15928;    // peakPrefillThroughput
+  double llmd_gate_s = 18;           // maxTTFTPenaltyMs
+  double llmd_max_tokens = 4194304;  // queueThresholdTokens
+  // llm-d weighted profile (router chart default)
+  double llmd_queue_weight = 2;
+  double llmd_kv_weight = 2;
+  double llmd_prefix_weight = 3;
   // kvrouter
   double host_hit_cost = 0.25;    // a host-tier block costs this fraction of recomputing it
   bool predicted_overlap = true;  // count predict-on-route blocks as cached
@@ -93,11 +97,13 @@ class Policy {
 
 // The policy names, in the order reports list them.
 std::vector<std::string> PolicyNames();
+// The name an alias stands for (`llmd` → `llmd_optimized`); other names unchanged.
+std::string_view CanonicalPolicyName(std::string_view name);
 
 // A policy with option overrides, written `name` or `name[key=value,...]` (for ablations:
 // `kvrouter[decay_oldest=0]`). Keys are PolicyOptions field names; booleans are 0/1.
 struct PolicySpec {
-  std::string label;  // the spec as written
+  std::string label;  // the spec as written, with an aliased name made canonical
   std::string name;
   PolicyOptions options;
 };

@@ -133,10 +133,56 @@ TEST(Policy, LlmdAffinityFilterAndGate) {
   f.views[0].booked_prefill_tokens = 100000;
   f.views[1].device = 2;
   f.views[2].booked_prefill_tokens = 50;
-  EXPECT_EQ(f.Choose("llmd", req), 0u);  // only the sticky worker is eligible
+  EXPECT_EQ(f.Choose("llmd_optimized", req), 0u);  // only the sticky worker is eligible
   // Its estimated TTFT exceeds the best non-sticky one by > 18 s: everyone is eligible.
   f.views[0].booked_prefill_tokens = uint64_t(19 * 15928);
-  EXPECT_EQ(f.Choose("llmd", req), 1u);
+  EXPECT_EQ(f.Choose("llmd_optimized", req), 1u);
+  // The gate is an option too (it was not settable before).
+  auto spec = ParsePolicySpec("llmd[llmd_gate_s=20]");
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(f.Choose(spec->name, req, spec->options), 0u);
+}
+
+TEST(Policy, LlmdTokenLoadCountsThisRequestsUncachedTokens) {
+  Fixture f(2);
+  auto blocks = Blocks(10);
+  RequestInfo req{blocks, 160, 16};
+  // No worker reaches the 0.8 affinity threshold, so the token-load scorer decides alone.
+  f.views[0].device = 5;  // 80 of 160 tokens cached
+  f.views[0].booked_prefill_tokens = 100;
+  f.views[1].booked_prefill_tokens = 50;
+  // Committed load alone would pick worker 1 (50 < 100); with this request's uncached tokens
+  // worker 0 carries 100 + 80 = 180 < 50 + 160 = 210.
+  EXPECT_EQ(f.Choose("llmd_optimized", req), 0u);
+  EXPECT_DOUBLE_EQ(f.cands[0].terms[2], 180);
+  EXPECT_DOUBLE_EQ(f.cands[1].terms[2], 210);
+  // The TTFT estimate reads committed work only.
+  EXPECT_DOUBLE_EQ(f.cands[0].terms[1], 100 / 15928.0);
+}
+
+TEST(Policy, LlmdWeightedSumsQueueKvAndPrefixScores) {
+  Fixture f(3);
+  auto blocks = Blocks(10);
+  RequestInfo req{blocks, 160, 16};
+  for (auto& v : f.views) v.metrics.valid = true;
+  f.views[0].device = 10;             // full hit: prefix 3
+  f.views[0].metrics.waiting = 4;     // the longest queue: queue 0
+  f.views[0].metrics.kv_usage = 0.6;  // 3 + 0 + 0.8 = 3.8
+  f.views[1].metrics.waiting = 0;     // queue 1, kv 1: 2 + 2 = 4
+  f.views[2].metrics.waiting = 2;
+  EXPECT_EQ(f.Choose("llmd_weighted", req), 1u);
+  EXPECT_DOUBLE_EQ(f.cands[0].cost, -(2 * 0 + 2 * 0.4 + 3 * 1.0));
+  EXPECT_DOUBLE_EQ(f.cands[2].cost, -(2 * 0.5 + 2 * 1.0));
+  f.views[0].metrics.kv_usage = 0;  // 3 + 0 + 2 = 5 > 4
+  EXPECT_EQ(f.Choose("llmd_weighted", req), 0u);
+  // Without metrics every worker scores 1 on queue and KV: the prefix decides.
+  for (auto& v : f.views) v.metrics.valid = false;
+  f.views[0].metrics.kv_usage = 0.9;
+  EXPECT_EQ(f.Choose("llmd_weighted", req), 0u);
+  auto spec = ParsePolicySpec("llmd_weighted[llmd_prefix_weight=0,llmd_queue_weight=1]");
+  ASSERT_TRUE(spec.ok());
+  EXPECT_DOUBLE_EQ(spec->options.llmd_prefix_weight, 0);
+  EXPECT_DOUBLE_EQ(spec->options.llmd_queue_weight, 1);
 }
 
 TEST(Policy, KvrouterTradesOverlapAgainstQueueInSeconds) {
@@ -212,6 +258,14 @@ TEST(PolicySpec, ParsesOverridesAndRejectsNonsense) {
   EXPECT_FALSE(s->options.decay_oldest);
   EXPECT_DOUBLE_EQ(s->options.host_hit_cost, 0.5);
   EXPECT_TRUE(ParsePolicySpec("dynamo").ok());
+  // `llmd` is the optimized baseline's former name: accepted, reported canonically.
+  auto llmd = ParsePolicySpec("llmd[llmd_max_tokens=1000,llmd_rate_tok_s=5]");
+  ASSERT_TRUE(llmd.ok());
+  EXPECT_EQ(llmd->name, "llmd_optimized");
+  EXPECT_EQ(llmd->label, "llmd_optimized[llmd_max_tokens=1000,llmd_rate_tok_s=5]");
+  EXPECT_DOUBLE_EQ(llmd->options.llmd_max_tokens, 1000);
+  EXPECT_DOUBLE_EQ(llmd->options.llmd_rate_tok_s, 5);
+  EXPECT_EQ((*MakePolicy("llmd"))->name(), "llmd_optimized");
   EXPECT_FALSE(ParsePolicySpec("kvrouter[nope=1]").ok());
   EXPECT_FALSE(ParsePolicySpec("kvrouter[decay_oldest=x]").ok());
   EXPECT_FALSE(ParsePolicySpec("kvrouter[decay_oldest=1").ok());

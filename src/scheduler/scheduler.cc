@@ -40,7 +40,10 @@ Scheduler::Scheduler(SchedulerConfig config, KvIndex& index, const Clock& clock)
   policy_ = policy.ok() ? std::move(*policy) : *MakePolicy("round_robin");
   if (policy_->wants_approx_tree()) {
     IndexConfig ac = index.config();
-    ac.predict = config_.approx;
+    ac.predict = {.ttl = PredictConfig::kNoTtl,
+                  .capacity_blocks = config_.approx_worker_capacity_blocks,
+                  .total_capacity_blocks = config_.approx_max_tokens / ac.block_size,
+                  .trim_interval = config_.approx_eviction_interval};
     approx_ = std::make_unique<KvIndex>(ac, clock_);
   }
 }

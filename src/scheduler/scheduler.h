@@ -33,8 +33,14 @@ struct SchedulerConfig {
   bool predict_on_route = true;  // record routed blocks as predicted entries in the index
   bool explain = false;          // fill Decision::explanation (per-worker terms)
   uint64_t seed = 1;
-  // The router's own approximate tree, for policies that want one (sglang): 120 s TTL.
-  PredictConfig approx{.ttl = 120 * kNsPerSec, .capacity_blocks = 1 << 20};
+  // The router's own approximate tree, for policies that want one (sglang). As the SGLang
+  // gateway's (CLI defaults): entries never expire by age; every `approx_eviction_interval` the
+  // tree is trimmed, least recently inserted first, back to `approx_max_tokens` over all
+  // workers. Its `--max-tree-size` is 2^26 characters; at ~4 characters per token that is 2^24
+  // tokens. The per-worker cap only bounds memory between trims.
+  uint64_t approx_max_tokens = uint64_t{1} << 24;
+  TimeNs approx_eviction_interval = 120 * kNsPerSec;
+  uint32_t approx_worker_capacity_blocks = 1 << 20;
 };
 
 struct RouteRequest {
@@ -166,8 +172,8 @@ class Scheduler {
   Rng rng_;                                          // guarded by mu_
   std::vector<std::unique_ptr<Slot>> slots_;         // guarded by mu_; by WorkerId value
   absl::flat_hash_map<uint64_t, Booking> bookings_;  // guarded by mu_
-  Membership active_;  // guarded by mu_; workers with each block in flight (for M_w)
-  uint64_t next_ticket_ = 1;                         // guarded by mu_
+  Membership active_;         // guarded by mu_; workers with each block in flight (for M_w)
+  uint64_t next_ticket_ = 1;  // guarded by mu_
 };
 
 }  // namespace kvr

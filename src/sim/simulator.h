@@ -20,13 +20,18 @@
 
 namespace kvr::sim {
 
+inline constexpr TimeNs kDefaultMetricsInterval = 50 * kNsPerMs;
+
 struct SimConfig {
   uint32_t workers = 8;
   engine::EngineConfig engine;        // per-engine config (worker id and speed set per engine)
   std::vector<double> speeds;         // per-engine speed factors, cycled; empty: engine.speed
   TimeNs event_delay = 5 * kNsPerMs;  // engine step end → router index
-  // > 0: engines report their /metrics (waiting tokens, KV usage) to the scheduler this often.
-  TimeNs metrics_interval = 0;
+  // > 0: engines report their /metrics (waiting requests and tokens, KV usage) to the scheduler
+  // this often. Default: llm-d's data layer tick (`--refresh-metrics-interval`, 50 ms), so the
+  // policies that read engine metrics (llmd_weighted's queue and KV scorers, kvrouter's
+  // engine-reported queue) get them as fresh as that peer would.
+  TimeNs metrics_interval = kDefaultMetricsInterval;
   uint64_t seed = 1;
   SchedulerConfig scheduler;  // `policy` is set per run
 };
