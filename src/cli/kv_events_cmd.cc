@@ -4,8 +4,8 @@
 // tracking, gap replay, late-start catch-up, restart detection) and prints every batch, decoded,
 // as one JSON line on stdout, in sequence order:
 //   {"seq":N,"ts":T,"dp_rank":R|null,"events":[{"type":"BlockStored","block_hashes":[u64..],
-//    "parent":u64|null,"token_ids":[..],"block_size":B,"tier":"device","lora_name":".."},
-//    {"type":"BlockRemoved","block_hashes":[..],"tier":".."},{"type":"AllBlocksCleared"}]}
+//    "parent":u64|null,"token_ids":[..],"block_size":B,"medium":"GPU","lora_name":".."},
+//    {"type":"BlockRemoved","block_hashes":[..],"medium":".."},{"type":"AllBlocksCleared"}]}
 // Hashes are the engines' as u64 (bytes hashes: their last 8 bytes, big-endian). Exits 0 after
 // --count batches (0: on SIGINT/SIGTERM); the subscriber's counters go to stderr at exit.
 #include <signal.h>
@@ -30,18 +30,6 @@ struct KvEventsFlags {
   uint64_t count = 0;
 };
 
-const char* TierName(Tier t) {
-  switch (t) {
-    case Tier::kDevice:
-      return "device";
-    case Tier::kHost:
-      return "host";
-    case Tier::kStorage:
-      return "storage";
-  }
-  return "?";
-}
-
 nlohmann::json Hashes(const std::vector<EngineHash>& hashes) {
   nlohmann::json out = nlohmann::json::array();
   for (EngineHash h : hashes) out.push_back(h.value());
@@ -55,12 +43,12 @@ nlohmann::json EventJson(const KvEvent& event) {
             {"parent", s->parent ? nlohmann::json(s->parent->value()) : nlohmann::json(nullptr)},
             {"token_ids", s->token_ids},
             {"block_size", s->block_size},
-            {"tier", TierName(s->tier)},
+            {"medium", events::MediumFromTier(s->tier)},
             {"lora_name", s->lora_name}};
   }
   if (const auto* r = std::get_if<KvRemoved>(&event)) {
     return {{"type", "BlockRemoved"}, {"block_hashes", Hashes(r->block_hashes)},
-            {"tier", TierName(r->tier)}};
+            {"medium", events::MediumFromTier(r->tier)}};
   }
   return {{"type", "AllBlocksCleared"}};
 }

@@ -1,5 +1,5 @@
 // The router's side of one engine's KV events: a SUB socket on the engine's publisher, sequence
-// tracking, replay of what was missed over a DEALER socket, and restart detection (wire.md §8).
+// tracking, replay of what was missed over a DEALER socket, and restart detection.
 // Batches reach the sink decoded, in sequence order, each once.
 #pragma once
 
