@@ -8,9 +8,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
+#include "sim/report_internal.h"
 
 namespace kvr::sim {
 namespace {
+
+using internal::Fixed;
+using internal::HtmlEscape;
+using internal::HtmlTable;
+using internal::kReportStyle;
+using internal::NiceCeil;
 
 using Json = nlohmann::ordered_json;
 
@@ -19,8 +26,6 @@ struct Row {
   std::string label;
   std::function<std::string(const PolicyResult&)> value;
 };
-
-std::string Fixed(double v, int digits) { return absl::StrFormat("%.*f", digits, v); }
 
 void AddLatencyRows(std::vector<Row>& rows, const std::string& name,
                     LatencyStats PolicyResult::*field) {
@@ -97,29 +102,6 @@ Json PolicyJson(const PolicyResult& p) {
   return j;
 }
 
-std::string HtmlEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string Pad(const std::string& s, size_t width, bool left_align) {
   std::string pad(width > s.size() ? width - s.size() : 0, ' ');
   return left_align ? s + pad : pad + s;
@@ -128,16 +110,6 @@ std::string Pad(const std::string& s, size_t width, bool left_align) {
 // TTFT CDF plot geometry (px).
 constexpr double kPlotW = 440, kPlotH = 260, kLeft = 52, kRight = 14, kTop = 12, kBottom = 40;
 constexpr size_t kCdfPoints = 400;  // caps the file size for 100k-request runs
-
-// Rounds up to 1, 2, 4 or 8 x 10^k so the four axis intervals get round tick labels.
-double NiceCeil(double v) {
-  if (!(v > 0) || !std::isfinite(v)) return 1;
-  const double mag = std::pow(10, std::floor(std::log10(v)));
-  for (double m : {1.0, 2.0, 4.0, 8.0}) {
-    if (m * mag >= v) return m * mag;
-  }
-  return 10 * mag;
-}
 
 std::string SvgAxes(double x_max) {
   const double w = kPlotW - kLeft - kRight, h = kPlotH - kTop - kBottom;
@@ -192,7 +164,56 @@ std::string SvgCdf(const Report& report, size_t index, double x_max) {
   return out + "</svg>\n";
 }
 
-constexpr char kStyle[] =
+std::string HtmlHeader(const Report& report) {
+  std::string out = absl::StrCat("<h1>kvrouter simulation: ", HtmlEscape(report.workload_name),
+                                 "</h1>\n<p>", report.requests, " requests; oracle hit rate ",
+                                 Fixed(100 * report.oracle_hit_rate, 2), "%</p>\n<ul>\n");
+  for (const auto& [key, value] : report.settings) {
+    absl::StrAppend(&out, "<li>", HtmlEscape(key), ": ", HtmlEscape(value), "</li>\n");
+  }
+  return out + "</ul>\n";
+}
+
+}  // namespace
+
+namespace internal {
+
+std::string Fixed(double v, int digits) { return absl::StrFormat("%.*f", digits, v); }
+
+std::string HtmlEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// Rounds up to 1, 2, 4 or 8 x 10^k so the four axis intervals get round tick labels.
+double NiceCeil(double v) {
+  if (!(v > 0) || !std::isfinite(v)) return 1;
+  const double mag = std::pow(10, std::floor(std::log10(v)));
+  for (double m : {1.0, 2.0, 4.0, 8.0}) {
+    if (m * mag >= v) return m * mag;
+  }
+  return 10 * mag;
+}
+
+const char kReportStyle[] =
     "body{font-family:sans-serif;margin:24px;color:#222}"
     "table{border-collapse:collapse;font-size:14px}"
     "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
@@ -217,17 +238,21 @@ std::string HtmlTable(const Report& report) {
   return out + "</table>\n";
 }
 
-std::string HtmlHeader(const Report& report) {
-  std::string out = absl::StrCat("<h1>kvrouter simulation: ", HtmlEscape(report.workload_name),
-                                 "</h1>\n<p>", report.requests, " requests; oracle hit rate ",
-                                 Fixed(100 * report.oracle_hit_rate, 2), "%</p>\n<ul>\n");
-  for (const auto& [key, value] : report.settings) {
-    absl::StrAppend(&out, "<li>", HtmlEscape(key), ": ", HtmlEscape(value), "</li>\n");
-  }
-  return out + "</ul>\n";
+nlohmann::ordered_json ReportJsonValue(const Report& report) {
+  Json workload = Json::object();
+  workload["name"] = report.workload_name;
+  workload["requests"] = report.requests;
+  workload["oracle_hit_rate"] = report.oracle_hit_rate;
+  for (const auto& [key, value] : report.settings) workload[key] = SettingValue(value);
+  Json policies = Json::object();
+  for (const PolicyResult& p : report.policies) policies[p.policy] = PolicyJson(p);
+  Json root = Json::object();
+  root["workload"] = std::move(workload);
+  root["policies"] = std::move(policies);
+  return root;
 }
 
-}  // namespace
+}  // namespace internal
 
 void DescribeWorkload(const Workload& workload, uint32_t block_size, Report& report) {
   const auto& requests = workload.requests;
@@ -254,18 +279,9 @@ void DescribeWorkload(const Workload& workload, uint32_t block_size, Report& rep
 }
 
 std::string ReportJson(const Report& report) {
-  Json workload = Json::object();
-  workload["name"] = report.workload_name;
-  workload["requests"] = report.requests;
-  workload["oracle_hit_rate"] = report.oracle_hit_rate;
-  for (const auto& [key, value] : report.settings) workload[key] = SettingValue(value);
-  Json policies = Json::object();
-  for (const PolicyResult& p : report.policies) policies[p.policy] = PolicyJson(p);
-  Json root = Json::object();
-  root["workload"] = std::move(workload);
-  root["policies"] = std::move(policies);
   // replace: a policy or setting name with invalid UTF-8 must not throw out of dump().
-  return root.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  return internal::ReportJsonValue(report).dump(2, ' ', false, Json::error_handler_t::replace) +
+         "\n";
 }
 
 std::string ReportTable(const Report& report) {
@@ -302,8 +318,8 @@ std::string ReportHtml(const Report& report) {
   std::string out = absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>kvrouter "
       "simulation: ",
-      HtmlEscape(report.workload_name), "</title>\n<style>", kStyle, "</style>\n</head>\n<body>\n",
-      HtmlHeader(report), HtmlTable(report));
+      HtmlEscape(report.workload_name), "</title>\n<style>", kReportStyle,
+      "</style>\n</head>\n<body>\n", HtmlHeader(report), HtmlTable(report));
   absl::StrAppend(
       &out, "<h2>TTFT CDF</h2>\n<p>x axis clipped at ", x_max,
       " ms (the largest p99, rounded up); other policies in gray.</p>\n<div class=\"plots\">\n");
