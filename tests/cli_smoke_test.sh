@@ -43,6 +43,31 @@ PY
 [ "$(grep -c '<svg' "$tmp/sim.html")" -ge 2 ] || fail "html: expected one svg per policy"
 grep -q "TTFT p99" "$tmp/sim.txt" || fail "simulate: no table on stdout"
 
+# simulate --sweep: one run per load with every policy, each equal to the single run at that
+# --rate-scale; the HTML plots TTFT against load; progress per run on stderr.
+"$bin" simulate --workload chat --requests 30 --workers 2 --sweep rate=0.5,2 \
+  --json "$tmp/sweep.json" --html "$tmp/sweep.html" >"$tmp/sweep.txt" 2>"$tmp/sweep.err"
+"$bin" simulate --workload chat --requests 30 --workers 2 --rate-scale 2 --json "$tmp/x2.json" \
+  --quiet >/dev/null
+python3 - "$tmp/sweep.json" "$tmp/x2.json" <<'PY'
+import json, sys
+d, single = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert d["sweep"] == {"parameter": "rate", "values": [0.5, 2]}, d["sweep"]
+assert [r["rate"] for r in d["runs"]] == [0.5, 2], [r["rate"] for r in d["runs"]]
+for r in d["runs"]:
+    assert list(r["policies"]) == list(single["policies"]), list(r["policies"])
+    assert all(p["requests"] == 30 for p in r["policies"].values()), r["policies"]
+assert d["runs"][1]["policies"] == single["policies"], "sweep rate=2 differs from --rate-scale 2"
+assert d["runs"][0]["workload"]["arrival_rate_per_s"] < d["runs"][1]["workload"]["arrival_rate_per_s"]
+PY
+[ "$(grep -c '<svg' "$tmp/sweep.html")" -ge 2 ] || fail "sweep html: expected mean and p99 plots"
+grep -q "load sweep over rate" "$tmp/sweep.txt" || fail "sweep: no compact table on stdout"
+grep -q "sweep run 2/2" "$tmp/sweep.err" || fail "sweep: no per-run progress on stderr"
+rc=0
+"$bin" simulate --workload chat --requests 30 --sweep rate=0.5,fast --quiet 2>"$tmp/err.txt" || rc=$?
+[ "$rc" = 2 ] || fail "malformed --sweep: exit $rc, want 2"
+grep -q -- "--sweep" "$tmp/err.txt" || fail "malformed --sweep: message does not name the flag"
+
 # simulate finds its bundled trace from any working directory (the build copies it beside the
 # binary), says so in --help, and reports the `llmd` alias under its canonical name.
 abs_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")

@@ -12,6 +12,7 @@
 #include "sim/generators.h"
 #include "sim/report.h"
 #include "sim/simulator.h"
+#include "sim/sweep.h"
 #include "sim/trace.h"
 
 namespace kvr::cli {
@@ -22,13 +23,14 @@ constexpr char kBundledTrace[] = KVR_BUNDLED_TRACE;  // relative to a checkout (
 constexpr double kDefaultMetricsIntervalMs = double(sim::kDefaultMetricsInterval) / kNsPerMs;
 
 struct SimulateFlags {
-  std::string trace, workload, policies, engine_preset = "default", speeds, json, html;
+  std::string trace, workload, policies, engine_preset = "default", speeds, json, html, sweep;
   uint32_t workers = 8;
   double rate_scale = 1.0, event_delay_ms = 5, metrics_interval_ms = kDefaultMetricsIntervalMs,
          gen_rate = 4.0;
   uint64_t seed = 1;
   size_t requests = 0;
   bool quiet = false;
+  bool rate_scale_given = false;  // --rate-scale on the command line
 };
 
 // The bundled trace: relative to the working directory; else beside the binary (the build
@@ -101,18 +103,17 @@ std::vector<std::string> SplitPolicies(const std::string& list) {
   return out;
 }
 
-absl::Status Simulate(const SimulateFlags& f) {
+absl::StatusOr<std::vector<std::string>> PolicyLabels(const SimulateFlags& f) {
   std::vector<std::string> policies =
       f.policies.empty() ? PolicyNames() : SplitPolicies(f.policies);
   for (auto& p : policies) {
     ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(p));
     p = spec.label;  // aliases reported under their canonical name
   }
-  ASSIGN_OR_RETURN(sim::SimConfig config, MakeConfig(f));
-  if (!f.quiet) std::cerr << "simulate: loading workload...\n";
-  ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(f));
-  sim::Report report;
-  sim::DescribeWorkload(w, config.engine.block_size, report);
+  return policies;
+}
+
+void AddSettings(const SimulateFlags& f, sim::Report& report) {
   report.settings.emplace_back("workers", std::to_string(f.workers));
   report.settings.emplace_back("rate_scale", std::to_string(f.rate_scale));
   report.settings.emplace_back("engine_preset", f.engine_preset);
@@ -120,6 +121,17 @@ absl::Status Simulate(const SimulateFlags& f) {
   report.settings.emplace_back("event_delay_ms", std::to_string(f.event_delay_ms));
   report.settings.emplace_back("metrics_interval_ms", std::to_string(f.metrics_interval_ms));
   report.settings.emplace_back("seed", std::to_string(f.seed));
+}
+
+// Loads the workload at f.rate_scale and runs every policy over it.
+absl::StatusOr<sim::Report> RunPolicies(const SimulateFlags& f,
+                                        const std::vector<std::string>& policies,
+                                        const sim::SimConfig& config) {
+  if (!f.quiet) std::cerr << "simulate: loading workload...\n";
+  ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(f));
+  sim::Report report;
+  sim::DescribeWorkload(w, config.engine.block_size, report);
+  AddSettings(f, report);
   auto hashes = sim::HashWorkload(w, config.engine.block_size);
   const bool tty = isatty(STDERR_FILENO);
   sim::ProgressFn progress = [&](const std::string& p, uint64_t done, uint64_t total, TimeNs t) {
@@ -132,6 +144,43 @@ absl::Status Simulate(const SimulateFlags& f) {
     if (!f.quiet && tty) std::cerr << "\n";
     report.policies.push_back(std::move(r));
   }
+  return report;
+}
+
+// One run per swept rate, one after another: each value is the run's --rate-scale (generators:
+// a multiplier of --rate). Prints each run's table as it ends, then the compact table.
+absl::Status Sweep(const SimulateFlags& f, const std::vector<std::string>& policies,
+                   const sim::SimConfig& config) {
+  if (f.rate_scale_given) {
+    return absl::InvalidArgumentError(
+        "--sweep rate=... and --rate-scale conflict: each swept value is the rate scale");
+  }
+  ASSIGN_OR_RETURN(sim::SweepSpec spec, sim::ParseSweep(f.sweep));
+  sim::SweepReport sweep{.spec = spec};
+  for (size_t i = 0; i < spec.values.size(); ++i) {
+    SimulateFlags run = f;
+    run.rate_scale = spec.values[i];
+    if (!f.quiet) {
+      std::cerr << "simulate: sweep run " << i + 1 << "/" << spec.values.size() << ", "
+                << spec.parameter << "=" << spec.values[i] << "\n";
+    }
+    ASSIGN_OR_RETURN(sim::Report report, RunPolicies(run, policies, config));
+    std::cout << "== " << spec.parameter << "=" << spec.values[i] << " ==\n"
+              << sim::ReportTable(report) << "\n"
+              << std::flush;
+    sweep.runs.push_back(std::move(report));
+  }
+  std::cout << sim::SweepTable(sweep);
+  if (!f.json.empty()) RETURN_IF_ERROR(WriteFile(f.json, sim::SweepJson(sweep)));
+  if (!f.html.empty()) RETURN_IF_ERROR(WriteFile(f.html, sim::SweepHtml(sweep)));
+  return absl::OkStatus();
+}
+
+absl::Status Simulate(const SimulateFlags& f) {
+  ASSIGN_OR_RETURN(std::vector<std::string> policies, PolicyLabels(f));
+  ASSIGN_OR_RETURN(sim::SimConfig config, MakeConfig(f));
+  if (!f.sweep.empty()) return Sweep(f, policies, config);
+  ASSIGN_OR_RETURN(sim::Report report, RunPolicies(f, policies, config));
   std::cout << sim::ReportTable(report);
   if (!f.json.empty()) RETURN_IF_ERROR(WriteFile(f.json, sim::ReportJson(report)));
   if (!f.html.empty()) RETURN_IF_ERROR(WriteFile(f.html, sim::ReportHtml(report)));
@@ -151,8 +200,8 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
       ->excludes(trace);
   cmd->add_option("--workers", f->workers, "Engines in the fleet")->check(CLI::Range(1u, 1024u));
   cmd->add_option("--policies", f->policies, "Comma-separated policies (default: all)");
-  cmd->add_option("--rate-scale", f->rate_scale, "Arrival-rate multiplier")
-      ->check(CLI::PositiveNumber);
+  auto* rate_scale = cmd->add_option("--rate-scale", f->rate_scale, "Arrival-rate multiplier")
+                         ->check(CLI::PositiveNumber);
   cmd->add_option("--requests", f->requests, "Use the first N requests (generators: N)");
   cmd->add_option("--rate", f->gen_rate, "Generators: mean arrivals per second")
       ->check(CLI::PositiveNumber);
@@ -166,8 +215,13 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
   cmd->add_option("--seed", f->seed, "Seed (token synthesis, generators, random policies)");
   cmd->add_option("--json", f->json, "Write the JSON report here");
   cmd->add_option("--html", f->html, "Write the HTML report here");
+  cmd->add_option("--sweep", f->sweep,
+                  "Load sweep, one run per value, e.g. rate=0.5,1,2,4 (each value is the run's "
+                  "--rate-scale; generators: a multiplier of --rate); the JSON and HTML reports "
+                  "then hold every run, and the HTML plots TTFT against load");
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
-  cmd->callback([f, exit_code] {
+  cmd->callback([f, exit_code, rate_scale] {
+    f->rate_scale_given = rate_scale->count() > 0;
     absl::Status s = Simulate(*f);
     if (!s.ok()) {
       std::cerr << "simulate: " << s.message() << "\n";
