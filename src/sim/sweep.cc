@@ -56,7 +56,10 @@ std::string SettingOf(const Report& r, const std::string& key) {
 std::pair<Settings, std::vector<std::string>> SplitSettings(const SweepReport& sweep) {
   std::pair<Settings, std::vector<std::string>> out;
   if (sweep.runs.empty()) return out;
-  for (const auto& [key, value] : RunSettings(sweep.runs[0])) {
+  for (const auto& setting : RunSettings(sweep.runs[0])) {
+    // Named copies: clang 14 cannot capture structured bindings in a lambda.
+    const auto& key = setting.first;
+    const auto& value = setting.second;
     if (key == "rate_scale") continue;
     const bool same = std::all_of(sweep.runs.begin(), sweep.runs.end(),
                                   [&](const Report& r) { return SettingOf(r, key) == value; });
