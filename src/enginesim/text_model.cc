@@ -2,10 +2,9 @@
 
 #include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 
 namespace kvr::enginesim {
 namespace {
@@ -19,14 +18,6 @@ constexpr std::string_view kChatMl =
 constexpr std::string_view kFiller =
     " The simulated engine writes this sentence again and again, one token at a time, so that "
     "every response is deterministic.";
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError("cannot open " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 }  // namespace
 

@@ -1,10 +1,9 @@
 #include "tokenizer/tokenizer.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "common/file.h"
 #include "tokenizer/decoder.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/unicode.h"
@@ -13,14 +12,6 @@ namespace kvr::tokenizer {
 namespace {
 
 using nlohmann::json;
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError("cannot open " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A config's special token is either a string or an AddedToken object {"content": ...}.
 std::optional<std::string> ConfigToken(const json& config, const char* key) {
