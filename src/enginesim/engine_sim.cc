@@ -148,6 +148,7 @@ class EngineSim::Impl final : public StepObserver {
 };
 
 absl::Status EngineSim::Impl::Init() {
+  options_.wire.dp_rank = options_.dp_rank;  // every batch carries the rank, as vLLM's does
   if (options_.kv_events_port) {
     events::PublisherOptions p{.host = options_.host,
                                .port = *options_.kv_events_port,
@@ -181,9 +182,7 @@ std::string EngineSim::Impl::ReadyLine() const {
 void EngineSim::Impl::OnStepEnd(engine::StepOutput& out, SteadyTime) {
   if (out.preempted > 0) metrics_.Preempted(out.preempted);
   if (!publisher_ || out.events.empty()) return;
-  events::EncodeOptions wire = options_.wire;
-  wire.dp_rank = options_.dp_rank;
-  publisher_->Publish(events::EncodeBatch(UnixSeconds(), out.events, wire),
+  publisher_->Publish(events::EncodeBatch(UnixSeconds(), out.events, options_.wire),
                       /*drop=*/Chance(options_.faults.drop_event_batches));
 }
 
@@ -278,9 +277,11 @@ std::optional<ApiError> EngineSim::Impl::Prepare(const ApiRequest& api, engine::
                                             uint64_t{c.num_blocks} * c.block_size, ".")};
   }
   uint32_t length = static_cast<uint32_t>(max_tokens);
-  if (!api.ignore_eos && NaturalLength(out->prompt) < length) {
-    length = NaturalLength(out->prompt);
-    a->finish_reason = "stop";
+  if (!api.ignore_eos) {
+    if (const uint32_t natural = NaturalLength(out->prompt); natural < length) {
+      length = natural;
+      a->finish_reason = "stop";
+    }
   }
   out->id = next_id_++;
   out->max_output_tokens = length;

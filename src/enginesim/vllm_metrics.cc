@@ -52,6 +52,13 @@ VllmMetrics::VllmMetrics(const std::string& model, int64_t dp_rank,
   info["enable_prefix_caching"] = config.enable_prefix_caching ? "True" : "False";
   registry_.Gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", info)
       .Set(1);
+  for (std::string_view reason : {"stop", "length", "abort"}) {
+    MetricsRegistry::Labels labels = labels_;
+    labels["finished_reason"] = std::string(reason);
+    success_.emplace_back(reason, &registry_.Counter("vllm:request_success_total",
+                                                     "Count of successfully processed requests.",
+                                                     labels));
+  }
 }
 
 void VllmMetrics::Admitted(uint32_t prompt_tokens, uint32_t cached_tokens) {
@@ -67,11 +74,10 @@ void VllmMetrics::Token(double inter_token_s) {
   if (inter_token_s >= 0) itl_.Observe(inter_token_s);
 }
 
-void VllmMetrics::Finished(const char* finished_reason, double e2e_s) {
-  MetricsRegistry::Labels labels = labels_;
-  labels["finished_reason"] = finished_reason;
-  registry_.Counter("vllm:request_success_total", "Count of successfully processed requests.", labels)
-      .Increment();
+void VllmMetrics::Finished(std::string_view finished_reason, double e2e_s) {
+  for (auto& [reason, counter] : success_) {
+    if (reason == finished_reason) counter->Increment();
+  }
   e2e_.Observe(e2e_s);
 }
 

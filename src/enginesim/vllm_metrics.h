@@ -5,6 +5,9 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/metrics.h"
 #include "engine/engine.h"
@@ -18,8 +21,8 @@ class VllmMetrics {
   void Admitted(uint32_t prompt_tokens, uint32_t cached_tokens);
   void FirstToken(double ttft_s);
   void Token(double inter_token_s);  // < 0: the first token (no interval)
-  // finished_reason: "stop", "length", "abort" or "error".
-  void Finished(const char* finished_reason, double e2e_s);
+  // finished_reason: "stop", "length" or "abort".
+  void Finished(std::string_view finished_reason, double e2e_s);
   void Preempted(uint32_t n) { preemptions_.Increment(n); }
   // Gauges are read from the engine when scraped.
   std::string Serialize(const engine::EngineStats& stats);
@@ -38,6 +41,8 @@ class VllmMetrics {
   prometheus::Histogram& ttft_;
   prometheus::Histogram& itl_;
   prometheus::Histogram& e2e_;
+  // vllm:request_success_total by finished_reason, created up front as vLLM does.
+  std::vector<std::pair<std::string_view, prometheus::Counter*>> success_;
 };
 
 }  // namespace kvr::enginesim
