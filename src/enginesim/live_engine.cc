@@ -55,7 +55,6 @@ LiveRequest* LiveEngine::Find(uint64_t id) {
 void LiveEngine::MaybeStartStep(SteadyTime start) {
   if (stepping_ || !engine_.HasWork()) return;
   stepping_ = true;
-  ++steps_;
   engine::StepOutput out = engine_.Step();
   const auto wall = std::chrono::nanoseconds(
       static_cast<int64_t>(static_cast<double>(out.duration) / speedup_));

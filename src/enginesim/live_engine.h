@@ -59,9 +59,6 @@ class LiveEngine {
   asio::awaitable<void> WaitForChange(LiveRequest& r);
 
   engine::EngineStats Stats() const { return engine_.Stats(); }
-  const engine::EngineConfig& config() const { return engine_.config(); }
-  size_t live_requests() const { return requests_.size(); }
-  uint64_t steps() const { return steps_; }
 
  private:
   void MaybeStartStep(SteadyTime start);
@@ -75,7 +72,6 @@ class LiveEngine {
   StepObserver* observer_;
   asio::steady_timer step_timer_;
   bool stepping_ = false;
-  uint64_t steps_ = 0;
   absl::flat_hash_map<uint64_t, std::shared_ptr<LiveRequest>> requests_;
 };
 

@@ -46,7 +46,6 @@ class TextModel {
   const std::string& FillerText(uint64_t k) const { return filler_text_[k % filler_text_.size()]; }
   // Ids beyond the vocabulary are rejected as prompts.
   uint32_t vocab_size() const { return vocab_size_; }
-  std::string_view tokenizer_name() const { return tokenizer_ ? "tokenizer.json" : "bytes"; }
 
  private:
   TextModel() = default;

@@ -355,6 +355,4 @@ void Server::Shutdown(std::function<void()> on_drained) {
   state_->MaybeDrained();
 }
 
-size_t Server::in_progress() const { return state_->busy; }
-
 }  // namespace kvr::http

@@ -7,8 +7,8 @@
 //   });
 //
 // Threading: a Server and its Exchanges live on one io_context and run on the thread(s) that run
-// it; call Shutdown() and read in_progress() on that executor. Handlers run one per connection at
-// a time (no pipelining); keep-alive is honoured.
+// it; call Shutdown() on that executor. Handlers run one per connection at a time (no
+// pipelining); keep-alive is honoured.
 #pragma once
 
 #include <utility>  // before Asio: g++ 12 needs it for Asio's coroutine support
@@ -104,7 +104,6 @@ class Server {
   // Stops accepting and closes idle connections; exchanges in progress run to their end, after
   // which their connections close. `on_drained` runs (on the executor) once none is left.
   void Shutdown(std::function<void()> on_drained);
-  size_t in_progress() const;
 
   struct State;  // shared with the connections (server.cc)
 
