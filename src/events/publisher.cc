@@ -1,5 +1,6 @@
 #include "events/publisher.h"
 
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <iterator>
@@ -111,8 +112,12 @@ absl::Status Publisher::Impl::Open() {
     if (options_.replay) {
       router_.emplace(context_, zmq::socket_type::router);
       router_->set(zmq::sockopt::linger, 0);
-      // A ROUTER drops what exceeds a client's queue: a whole replay must fit in it.
-      router_->set(zmq::sockopt::sndhwm, static_cast<int>(options_.buffer_steps + 1));
+      // Room for two whole replays (batches and end marker): the ROUTER learns that the I/O
+      // thread has taken messages off a client's queue only in batches of half its high-water
+      // mark, so one replay's room can still look taken when the next request arrives.
+      router_->set(zmq::sockopt::sndhwm, static_cast<int>(2 * (options_.buffer_steps + 1)));
+      // A full queue fails the send (EAGAIN) instead of dropping the message unnoticed.
+      router_->set(zmq::sockopt::router_mandatory, true);
     }
   } catch (const zmq::error_t& e) {
     return internal::ZmqError("publisher sockets", e);
@@ -190,17 +195,35 @@ void Publisher::Impl::ServeReplays() {
   }
 }
 
+// A client that does not read its replies loses the rest of its replay (no end marker comes,
+// so it times out) rather than stalling the publisher.
 void Publisher::Impl::Replay(const zmq::message_t& client, uint64_t start) {
+  // False if the client's queue is full or it has gone; the message is then not sent at all.
   auto send = [&](std::string_view seq_frame, std::string_view payload) {
-    router_->send(zmq::buffer(client.data(), client.size()), zmq::send_flags::sndmore);
+    constexpr auto kMore = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
+    try {
+      if (!router_->send(zmq::buffer(client.data(), client.size()), kMore)) return false;
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EHOSTUNREACH) throw;
+      return false;
+    }
     router_->send(zmq::message_t(), zmq::send_flags::sndmore);
     router_->send(zmq::buffer(seq_frame), zmq::send_flags::sndmore);
     router_->send(zmq::buffer(payload), zmq::send_flags::none);
+    return true;
   };
   for (const auto& [seq, payload] : ring_) {
-    if (seq >= start) send(SeqFrame(seq), payload);
+    if (seq < start) continue;
+    if (!send(SeqFrame(seq), payload)) {
+      KVR_LOG("events", warn, "publisher {}: replay from seq {} abandoned at {}: client gone or "
+              "not reading", endpoint_, start, seq);
+      return;
+    }
   }
-  send(SeqFrame(internal::kEndOfReplay), "");
+  if (!send(SeqFrame(internal::kEndOfReplay), "")) {
+    KVR_LOG("events", warn, "publisher {}: replay from seq {}: end marker not sent: client gone "
+            "or not reading", endpoint_, start);
+  }
 }
 
 Publisher::Publisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
