@@ -6,20 +6,20 @@
 #include <memory>
 #include <string_view>
 
-#include "enginesim/openai.h"
-#include "enginesim/text_model.h"
+#include "api/openai.h"
+#include "api/text_model.h"
 
 namespace {
 
-const kvr::enginesim::TextModel& Model() {
-  static const auto* model = kvr::enginesim::TextModel::Load({})->release();
+const kvr::api::TextModel& Model() {
+  static const auto* model = kvr::api::TextModel::Load({})->release();
   return *model;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace kvr::enginesim;
+  using namespace kvr::api;
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   for (Endpoint e : {Endpoint::kCompletions, Endpoint::kChat}) {
     ApiRequest r;

@@ -64,7 +64,7 @@ int RunEngineSim(EngineSimFlags& f) {
     std::cerr << "engine-sim: " << s.message() << "\n";
     return 2;
   }
-  auto text = enginesim::TextModel::Load({.tokenizer_path = f.tokenizer,
+  auto text = api::TextModel::Load({.tokenizer_path = f.tokenizer,
                                           .chat_template_file = f.chat_template});
   if (!text.ok()) {
     std::cerr << "engine-sim: " << text.status().message() << "\n";

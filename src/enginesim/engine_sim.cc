@@ -9,13 +9,30 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
-#include "enginesim/openai.h"
+#include "api/openai.h"
 #include "enginesim/vllm_metrics.h"
 #include "events/publisher.h"
 #include "http/server.h"
 #include "nlohmann/json.hpp"
 
 namespace kvr::enginesim {
+
+// The OpenAI surface engine-sim shares with the gateway.
+using api::ApiError;
+using api::ApiRequest;
+using api::CompletionBody;
+using api::Endpoint;
+using api::ErrorBody;
+using api::kStreamDone;
+using api::ParseApiRequest;
+using api::ParseDetokenizeRequest;
+using api::ParseTokenizeRequest;
+using api::ResponseHead;
+using api::StreamChunk;
+using api::StreamError;
+using api::TextModel;
+using api::TokenizeRequest;
+using api::Usage;
 namespace {
 
 using Json = nlohmann::ordered_json;

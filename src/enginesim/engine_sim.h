@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
 #include "enginesim/live_engine.h"
-#include "enginesim/text_model.h"
+#include "api/text_model.h"
 #include "events/codec.h"
 
 namespace kvr::enginesim {
@@ -50,7 +50,7 @@ class EngineSim {
  public:
   static absl::StatusOr<std::unique_ptr<EngineSim>> Start(asio::io_context& io,
                                                           EngineSimOptions options,
-                                                          std::unique_ptr<TextModel> text);
+                                                          std::unique_ptr<api::TextModel> text);
   ~EngineSim();
 
   // {"http":"127.0.0.1:P","kv_events":"tcp://...","replay":"tcp://..."} (null when closed).

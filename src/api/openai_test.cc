@@ -1,10 +1,10 @@
-#include "enginesim/openai.h"
+#include "api/openai.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
-namespace kvr::enginesim {
+namespace kvr::api {
 namespace {
 
 using ::testing::ElementsAre;
@@ -131,4 +131,4 @@ TEST(OpenAiParseTest, TokenizeAndDetokenize) {
 }
 
 }  // namespace
-}  // namespace kvr::enginesim
+}  // namespace kvr::api

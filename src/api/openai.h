@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "common/ids.h"
-#include "enginesim/text_model.h"
+#include "api/text_model.h"
 
-namespace kvr::enginesim {
+namespace kvr::api {
 
 // vLLM's error shape (v0.10.1 on): {"error":{"message","type","param","code"}}.
 struct ApiError {
@@ -79,4 +79,4 @@ std::string UsageChunk(const ResponseHead& head, const Usage& usage);
 std::string StreamError(const ApiError& error);
 inline constexpr std::string_view kStreamDone = "data: [DONE]\n\n";
 
-}  // namespace kvr::enginesim
+}  // namespace kvr::api

@@ -1,4 +1,4 @@
-#include "enginesim/openai.h"
+#include "api/openai.h"
 
 #include <limits>
 
@@ -6,7 +6,7 @@
 #include "chat/json.h"
 #include "nlohmann/json.hpp"
 
-namespace kvr::enginesim {
+namespace kvr::api {
 namespace {
 
 using Json = nlohmann::ordered_json;
@@ -337,4 +337,4 @@ std::string StreamError(const ApiError& error) {
   return absl::StrCat("data: ", ErrorBody(error), "\n\n");
 }
 
-}  // namespace kvr::enginesim
+}  // namespace kvr::api

@@ -1,4 +1,4 @@
-#include "enginesim/text_model.h"
+#include "api/text_model.h"
 
 #include <ctime>
 #include <filesystem>
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file.h"
 
-namespace kvr::enginesim {
+namespace kvr::api {
 namespace {
 
 // The prompt format of Qwen, Hermes and many fine-tunes; used when nothing else is configured.
@@ -92,4 +92,4 @@ absl::StatusOr<std::string> TextModel::RenderChat(const ChatRender& r) const {
   return chosen->Render(context, options);
 }
 
-}  // namespace kvr::enginesim
+}  // namespace kvr::api

@@ -18,7 +18,7 @@
 #include "common/ids.h"
 #include "tokenizer/tokenizer.h"
 
-namespace kvr::enginesim {
+namespace kvr::api {
 
 struct TextModelOptions {
   std::string tokenizer_path;      // tokenizer.json or a folder; empty: byte tokens
@@ -60,4 +60,4 @@ class TextModel {
   uint32_t vocab_size_ = 256;
 };
 
-}  // namespace kvr::enginesim
+}  // namespace kvr::api
