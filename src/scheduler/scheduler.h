@@ -48,6 +48,11 @@ struct RouteRequest {
   uint32_t prompt_tokens = 0;
   uint32_t expected_output_tokens = 0;
   std::optional<WorkerId> pinned;  // route here (still booked and explained)
+  // Workers not to consider (unhealthy, or one that just failed this request).
+  std::span<const WorkerId> excluded;
+  // Decide and explain only: nothing is booked or predicted, and the ticket is inactive.
+  bool dry_run = false;
+  bool explain = false;  // fill Decision::explanation for this request (also SchedulerConfig)
 };
 
 class Scheduler;
@@ -62,6 +67,10 @@ class Ticket {
   // The first output token arrived `observed_ttft` after routing: releases the prefill booking
   // and calibrates the worker's prefill rate. Idempotent.
   void FirstToken(TimeNs observed_ttft);
+  // Prefill is over but its duration is unknown (an unstreamed response: the time measured
+  // includes decoding): releases the prefill booking without calibrating.
+  void PrefillDone() { FirstToken(kUnknownTtft); }
+  static constexpr TimeNs kUnknownTtft = -1;
   // The request ended (success, error, cancel): releases everything. Idempotent.
   void Finish();
   bool active() const { return scheduler_ != nullptr; }
@@ -116,7 +125,8 @@ class Scheduler {
   absl::Status RemoveWorker(WorkerId worker);
   void ReportMetrics(WorkerId worker, const EngineMetrics& metrics);
 
-  // FailedPrecondition when no worker is registered; NotFound for an unknown pinned worker.
+  // FailedPrecondition when no worker is registered or every one is excluded; NotFound for an
+  // unknown pinned worker.
   absl::StatusOr<Decision> Route(const RouteRequest& request);
 
   std::optional<WorkerLoad> Load(WorkerId worker) const;

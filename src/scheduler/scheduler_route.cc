@@ -37,6 +37,9 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
   const TimeNs now = clock_.Now();
   for (uint32_t w = 0; w < slots_.size(); ++w) {
     if (!slots_[w]) continue;
+    if (std::find(req.excluded.begin(), req.excluded.end(), WorkerId(w)) != req.excluded.end()) {
+      continue;
+    }
     Slot& s = *slots_[w];
     while (!s.prefill_fifo.empty()) {
       auto it = bookings_.find(s.prefill_fifo.front());
@@ -98,7 +101,12 @@ absl::StatusOr<Decision> Scheduler::Route(const RouteRequest& req) {
     std::vector<WorkerView> views;
     views.reserve(slots_.size());
     FillViews(req, overlap, approx ? &*approx : nullptr, views);
-    if (views.empty()) return absl::FailedPreconditionError("no workers registered");
+    if (views.empty()) {
+      const bool any = std::any_of(slots_.begin(), slots_.end(),
+                                   [](const std::unique_ptr<Slot>& x) { return x != nullptr; });
+      return absl::FailedPreconditionError(any ? "every worker is excluded"
+                                               : "no workers registered");
+    }
     std::vector<Candidate> cands(views.size());
     for (size_t i = 0; i < views.size(); ++i) cands[i].worker = views[i].spec->id;
     size_t chosen = policy_->Choose(info, views, cands, rng_);
@@ -121,8 +129,8 @@ absl::StatusOr<Decision> Scheduler::Route(const RouteRequest& req) {
     d.overlap_blocks = v.device;
     d.predicted_blocks = cached_blocks;
     d.uncached_tokens = uncached;
-    d.ticket = Ticket(this, Book(slot, req, uncached, queue));
-    if (config_.explain) {
+    if (!req.dry_run) d.ticket = Ticket(this, Book(slot, req, uncached, queue));
+    if (config_.explain || req.explain) {
       Explanation e{std::string(policy_->name()), policy_->TermNames(), {}};
       for (size_t i = 0; i < views.size(); ++i) {
         const WorkerView& x = views[i];
@@ -134,6 +142,7 @@ absl::StatusOr<Decision> Scheduler::Route(const RouteRequest& req) {
   }
   // Only the blocks the engine does not hold yet need a prediction: the confirmed prefix is
   // already in the index (and stays there until an eviction event says otherwise).
+  if (req.dry_run) return d;
   if (config_.predict_on_route && d.overlap_blocks < req.blocks.size()) {
     index_.Predict(d.worker, req.blocks.subspan(d.overlap_blocks));
   }
@@ -160,7 +169,9 @@ void Scheduler::ReleaseFirstToken(uint64_t id, TimeNs observed_ttft) {
   Booking& b = it->second;
   if (Slot* s = LiveSlot(b)) {
     UnbookPrefill(*s, b);
-    s->rate.Observe(b.queue_tokens, double(observed_ttft) * 1e-9);
+    if (observed_ttft != Ticket::kUnknownTtft) {
+      s->rate.Observe(b.queue_tokens, double(observed_ttft) * 1e-9);
+    }
   } else {
     b.prefill_done = true;
   }

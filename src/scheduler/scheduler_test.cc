@@ -168,6 +168,45 @@ TEST(SchedulerLimits, WorkerIdsStopAtTheIndexLimit) {
   EXPECT_TRUE(sched.Route({.prompt_tokens = 10}).ok());
 }
 
+TEST_F(SchedulerTest, ExcludedWorkersAreNeverChosen) {
+  Make("kvrouter");
+  auto prompt = Prompt(160);
+  index_->Apply(testing::StoredAll(2, prompt, kBs));
+  blocks_ = SequenceHashes(prompt, kBs);
+  const std::vector<WorkerId> excluded = {WorkerId(2), WorkerId(0)};
+  auto d = sched_->Route({.blocks = blocks_, .prompt_tokens = 160, .excluded = excluded});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->worker, WorkerId(1));  // the cached worker is excluded
+  const std::vector<WorkerId> all = {WorkerId(0), WorkerId(1), WorkerId(2)};
+  auto none = sched_->Route({.blocks = blocks_, .prompt_tokens = 160, .excluded = all});
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SchedulerTest, DryRunExplainsWithoutBookingOrPredicting) {
+  Make("kvrouter");
+  auto prompt = Prompt(160);
+  blocks_ = SequenceHashes(prompt, kBs);
+  auto d = sched_->Route(
+      {.blocks = blocks_, .prompt_tokens = 160, .dry_run = true, .explain = true});
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->ticket.active());
+  ASSERT_TRUE(d->explanation.has_value());
+  EXPECT_EQ(d->explanation->candidates.size(), 3u);
+  EXPECT_EQ(sched_->Load(d->worker)->running, 0u);
+  EXPECT_EQ(index_->Query(blocks_).predicted_or_zero(d->worker), 0u);
+}
+
+TEST_F(SchedulerTest, PrefillDoneReleasesWithoutCalibrating) {
+  Make("kvrouter", 1);
+  const double prior = sched_->Load(WorkerId(0))->prefill_rate;
+  for (int i = 0; i < 20; ++i) {
+    Decision d = Route(Prompt(64 * (i + 1), TokenId(1000 * i)));
+    d.ticket.PrefillDone();
+    EXPECT_EQ(sched_->Load(WorkerId(0))->booked_prefill_tokens, 0u);
+  }
+  EXPECT_EQ(sched_->Load(WorkerId(0))->prefill_rate, prior);
+}
+
 TEST_F(SchedulerTest, NoWorkersIsAnError) {
   Make("kvrouter", 0);
   EXPECT_EQ(sched_->Route({.prompt_tokens = 3}).status().code(),
