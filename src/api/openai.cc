@@ -337,4 +337,26 @@ std::string StreamError(const ApiError& error) {
   return absl::StrCat("data: ", ErrorBody(error), "\n\n");
 }
 
+std::optional<ApiError> PromptTokens(const TextModel& text, const ApiRequest& api,
+                                     std::vector<TokenId>* ids) {
+  if (api.endpoint == Endpoint::kCompletions && api.prompt_is_ids) {
+    for (TokenId t : api.prompt_ids) {
+      if (t >= text.vocab_size()) {
+        return ApiError{.message = absl::StrCat("Token id ", t, " is out of vocabulary"),
+                        .param = "prompt"};
+      }
+    }
+    *ids = api.prompt_ids;
+    return std::nullopt;
+  }
+  absl::StatusOr<std::string> prompt = api.prompt_text;
+  if (api.endpoint == Endpoint::kChat) prompt = text.RenderChat(api.chat);
+  if (!prompt.ok()) return ApiError{.message = std::string(prompt.status().message())};
+  absl::StatusOr<std::vector<TokenId>> encoded = text.Encode(*prompt, api.add_special_tokens);
+  if (!encoded.ok()) return ApiError{.message = std::string(encoded.status().message())};
+  *ids = std::move(*encoded);
+  if (ids->empty()) return ApiError{.message = "The prompt is empty after tokenization."};
+  return std::nullopt;
+}
+
 }  // namespace kvr::api

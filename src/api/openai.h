@@ -48,6 +48,12 @@ struct ApiRequest {
 std::optional<ApiError> ParseApiRequest(Endpoint endpoint, std::string_view body,
                                         ApiRequest* out);
 
+// The prompt's token ids as the engine computes them: token-id prompts as given (each checked
+// against the vocabulary), text prompts encoded, chat messages rendered through the template and
+// encoded. A template's raise_exception is a 400 carrying its message.
+std::optional<ApiError> PromptTokens(const TextModel& text, const ApiRequest& request,
+                                     std::vector<TokenId>* ids);
+
 struct TokenizeRequest {
   bool is_chat = false;
   std::string prompt;

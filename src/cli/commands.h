@@ -16,6 +16,7 @@ void RegisterBenchTokenizer(CLI::App& bench, int* exit_code);
 void RegisterChatTemplate(CLI::App& app, int* exit_code);
 void RegisterEngineSim(CLI::App& app, int* exit_code);
 void RegisterKvEvents(CLI::App& app, int* exit_code);
+void RegisterServe(CLI::App& app, int* exit_code);
 void RegisterBenchChat(CLI::App& bench, int* exit_code);
 
 }  // namespace kvr::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   kvr::cli::RegisterTokenize(app, &exit_code);
   kvr::cli::RegisterChatTemplate(app, &exit_code);
   kvr::cli::RegisterEngineSim(app, &exit_code);
+  kvr::cli::RegisterServe(app, &exit_code);
   kvr::cli::RegisterKvEvents(app, &exit_code);
   try {
     app.parse(argc, argv);

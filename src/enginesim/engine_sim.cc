@@ -124,7 +124,6 @@ class EngineSim::Impl final : public StepObserver {
   // Turns a parsed request into prompt ids and an engine request, or the error vLLM gives.
   std::optional<ApiError> Prepare(const ApiRequest& api, engine::EngineRequest* out,
                                   Accepted* accepted);
-  std::optional<ApiError> PromptIds(const ApiRequest& api, std::vector<TokenId>* ids);
   Task StallFirstByte(const LiveRequest& r);
   Task StreamResponse(Exchange& ex, LiveRequest& r, const Accepted& a);
   Task WholeResponse(Exchange& ex, LiveRequest& r, const Accepted& a);
@@ -244,28 +243,6 @@ Task EngineSim::Impl::Handle(Exchange& ex) {
   co_await ex.Respond(std::move(response));
 }
 
-std::optional<ApiError> EngineSim::Impl::PromptIds(const ApiRequest& api,
-                                                   std::vector<TokenId>* ids) {
-  if (api.endpoint == Endpoint::kCompletions && api.prompt_is_ids) {
-    for (TokenId t : api.prompt_ids) {
-      if (t >= text_->vocab_size()) {
-        return ApiError{.message = absl::StrCat("Token id ", t, " is out of vocabulary"),
-                        .param = "prompt"};
-      }
-    }
-    *ids = api.prompt_ids;
-    return std::nullopt;
-  }
-  absl::StatusOr<std::string> text = api.prompt_text;
-  if (api.endpoint == Endpoint::kChat) text = text_->RenderChat(api.chat);
-  if (!text.ok()) return ApiError{.message = std::string(text.status().message())};
-  absl::StatusOr<std::vector<TokenId>> encoded = text_->Encode(*text, api.add_special_tokens);
-  if (!encoded.ok()) return ApiError{.message = std::string(encoded.status().message())};
-  *ids = std::move(*encoded);
-  if (ids->empty()) return ApiError{.message = "The prompt is empty after tokenization."};
-  return std::nullopt;
-}
-
 std::optional<ApiError> EngineSim::Impl::Prepare(const ApiRequest& api, engine::EngineRequest* out,
                                                  Accepted* a) {
   if (!api.model.empty() && api.model != options_.model) {
@@ -277,7 +254,7 @@ std::optional<ApiError> EngineSim::Impl::Prepare(const ApiRequest& api, engine::
     return ApiError{.status = 500, .type = "InternalServerError",
                     .message = "Internal server error (injected by --fail-requests)"};
   }
-  if (auto e = PromptIds(api, &out->prompt)) return e;
+  if (auto e = api::PromptTokens(*text_, api, &out->prompt)) return e;
   const uint64_t prompt_len = out->prompt.size();
   const uint64_t limit = options_.max_model_len;
   const uint64_t max_tokens = api.max_tokens.value_or(limit > prompt_len ? limit - prompt_len : 1);

@@ -1,0 +1,300 @@
+#include "gateway/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/file.h"
+#include "common/status.h"
+#include "http/client.h"
+#include "scheduler/policy.h"
+
+namespace kvr::gateway {
+namespace {
+
+absl::Status FieldError(const std::string& path, const YAML::Node& node, const std::string& why) {
+  const YAML::Mark mark = node.Mark();
+  const std::string line = mark.line >= 0 ? absl::StrCat(" (line ", mark.line + 1, ")") : "";
+  return absl::InvalidArgumentError(absl::StrCat(path, line, ": ", why));
+}
+
+// One YAML mapping being read: every key must be known, each value of the right type.
+class MapReader {
+ public:
+  MapReader(const YAML::Node& node, std::string path) : node_(node), path_(std::move(path)) {}
+
+  absl::Status Check(std::initializer_list<const char*> known) const {
+    if (!node_.IsMap()) return FieldError(path_, node_, "must be a mapping");
+    std::set<std::string> allowed(known.begin(), known.end());
+    for (const auto& kv : node_) {
+      const std::string key = kv.first.as<std::string>();
+      if (!allowed.contains(key)) {
+        return FieldError(Path(key), kv.first,
+                          absl::StrCat("unknown field (known: ", absl::StrJoin(known, ", "), ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Each Get leaves *out as it is when the key is absent or null.
+  template <class T>
+  absl::Status Get(const char* key, T* out, const char* type_name) const {
+    const YAML::Node v = node_[key];
+    if (!v || v.IsNull()) return absl::OkStatus();
+    if (!v.IsScalar()) return FieldError(Path(key), v, absl::StrCat("must be ", type_name));
+    try {
+      *out = v.as<T>();
+    } catch (const YAML::Exception&) {
+      return FieldError(Path(key), v, absl::StrCat("must be ", type_name, ", not '",
+                                                   v.Scalar(), "'"));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status String(const char* key, std::string* out) const {
+    return Get(key, out, "a string");
+  }
+  // An integer in [lo, hi].
+  template <class T>
+  absl::Status Int(const char* key, T* out, int64_t lo, int64_t hi) const {
+    int64_t v = static_cast<int64_t>(*out);
+    RETURN_IF_ERROR(Get(key, &v, "an integer"));
+    if (v < lo || v > hi) {
+      return FieldError(Path(key), node_[key], absl::StrCat("must be in [", lo, ", ", hi, "]"));
+    }
+    *out = static_cast<T>(v);
+    return absl::OkStatus();
+  }
+  absl::Status Positive(const char* key, double* out) const {
+    RETURN_IF_ERROR(Get(key, out, "a number"));
+    if (!(*out > 0)) return FieldError(Path(key), node_[key], "must be > 0");
+    return absl::OkStatus();
+  }
+
+  YAML::Node operator[](const char* key) const { return node_[key]; }
+  std::string Path(const std::string& key) const {
+    return path_.empty() ? key : absl::StrCat(path_, ".", key);
+  }
+  const YAML::Node& node() const { return node_; }
+
+ private:
+  const YAML::Node& node_;
+  std::string path_;
+};
+
+constexpr int64_t kMaxMs = int64_t{24} * 3600 * 1000;
+
+absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerConfig* w) {
+  MapReader r(node, path);
+  RETURN_IF_ERROR(r.Check(
+      {"name", "url", "kv_events", "replay", "topic", "dp_rank", "speed", "kv_capacity_blocks"}));
+  RETURN_IF_ERROR(r.String("name", &w->name));
+  RETURN_IF_ERROR(r.String("url", &w->url));
+  RETURN_IF_ERROR(r.String("kv_events", &w->kv_events));
+  RETURN_IF_ERROR(r.String("replay", &w->replay));
+  RETURN_IF_ERROR(r.String("topic", &w->topic));
+  RETURN_IF_ERROR(r.Int("dp_rank", &w->dp_rank, 0, 1 << 20));
+  RETURN_IF_ERROR(r.Positive("speed", &w->speed));
+  if (r["kv_capacity_blocks"]) {
+    uint64_t blocks = 0;
+    RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &blocks, 1, int64_t{1} << 40));
+    w->kv_capacity_blocks = blocks;
+  }
+  if (w->kv_events == "none") w->kv_events.clear();
+  if (w->replay == "none") w->replay.clear();
+  if (!r["url"]) return FieldError(path, node, "a worker needs a url");
+  if (w->name.empty()) w->name = w->url;
+  if (absl::Status s = ValidateWorker(*w, path); !s.ok()) return FieldError(path, node, std::string(s.message()));
+  return absl::OkStatus();
+}
+
+absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfig* p) {
+  MapReader r(node, path);
+  RETURN_IF_ERROR(r.Check({"name", "tokenizer", "chat_template", "block_size", "policy",
+                           "prefill_tokens_per_s", "kv_capacity_blocks", "workers"}));
+  RETURN_IF_ERROR(r.String("name", &p->name));
+  RETURN_IF_ERROR(r.String("tokenizer", &p->tokenizer));
+  RETURN_IF_ERROR(r.String("chat_template", &p->chat_template));
+  RETURN_IF_ERROR(r.Int("block_size", &p->block_size, 1, 4096));
+  RETURN_IF_ERROR(r.String("policy", &p->policy));
+  RETURN_IF_ERROR(r.Positive("prefill_tokens_per_s", &p->prefill_tokens_per_s));
+  RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &p->kv_capacity_blocks, 1, int64_t{1} << 40));
+  if (p->name.empty()) return FieldError(r.Path("name"), node, "a pool needs a name");
+  if (p->tokenizer.empty()) {
+    return FieldError(r.Path("tokenizer"), node,
+                      "a pool needs a tokenizer (tokenizer.json, a model folder, or bytes)");
+  }
+  if (absl::StatusOr<PolicySpec> spec = ParsePolicySpec(p->policy); !spec.ok()) {
+    return FieldError(r.Path("policy"), r["policy"], std::string(spec.status().message()));
+  }
+  const YAML::Node workers = r["workers"];
+  if (workers && !workers.IsNull()) {
+    if (!workers.IsSequence()) return FieldError(r.Path("workers"), workers, "must be a list");
+    for (size_t i = 0; i < workers.size(); ++i) {
+      WorkerConfig w;
+      RETURN_IF_ERROR(ReadWorker(workers[i], absl::StrCat(r.Path("workers"), "[", i, "]"), &w));
+      p->workers.push_back(std::move(w));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
+                     const std::function<std::optional<std::string>(const std::string&)>& env) {
+  MapReader r(root, "");
+  RETURN_IF_ERROR(r.Check({"listen", "admin_token", "admin_token_env", "limits", "health",
+                           "engine_metrics_interval_ms", "events", "upstream", "cpu_threads",
+                           "shutdown_grace_ms", "pools"}));
+  std::string listen;
+  RETURN_IF_ERROR(r.String("listen", &listen));
+  if (!listen.empty()) {
+    absl::StatusOr<std::pair<std::string, uint16_t>> hp = ParseListen(listen);
+    if (!hp.ok()) return FieldError("listen", r["listen"], std::string(hp.status().message()));
+    std::tie(c->host, c->port) = *hp;
+  }
+  RETURN_IF_ERROR(r.String("admin_token", &c->admin_token));
+  std::string token_env;
+  RETURN_IF_ERROR(r.String("admin_token_env", &token_env));
+  if (!token_env.empty()) {
+    std::optional<std::string> token = env(token_env);
+    if (!token || token->empty()) {
+      return FieldError("admin_token_env", r["admin_token_env"],
+                        absl::StrCat("environment variable ", token_env, " is not set"));
+    }
+    c->admin_token = *token;
+  }
+  RETURN_IF_ERROR(r.Int("engine_metrics_interval_ms", &c->engine_metrics_interval_ms, 0, kMaxMs));
+  RETURN_IF_ERROR(r.Int("cpu_threads", &c->cpu_threads, 1, 256));
+  RETURN_IF_ERROR(r.Int("shutdown_grace_ms", &c->shutdown_grace_ms, 0, kMaxMs));
+  if (const YAML::Node n = r["limits"]) {
+    MapReader l(n, "limits");
+    LimitsConfig& x = c->limits;
+    RETURN_IF_ERROR(l.Check({"max_body_bytes", "max_running_per_worker",
+                             "max_booked_prefill_tokens_per_worker", "queue_size",
+                             "queue_timeout_ms"}));
+    RETURN_IF_ERROR(l.Int("max_body_bytes", &x.max_body_bytes, 1, int64_t{1} << 34));
+    RETURN_IF_ERROR(l.Int("max_running_per_worker", &x.max_running_per_worker, 0, 1 << 24));
+    RETURN_IF_ERROR(l.Int("max_booked_prefill_tokens_per_worker",
+                          &x.max_booked_prefill_tokens_per_worker, 0, int64_t{1} << 40));
+    RETURN_IF_ERROR(l.Int("queue_size", &x.queue_size, 0, 1 << 24));
+    RETURN_IF_ERROR(l.Int("queue_timeout_ms", &x.queue_timeout_ms, 0, kMaxMs));
+  }
+  if (const YAML::Node n = r["health"]) {
+    MapReader h(n, "health");
+    RETURN_IF_ERROR(h.Check({"interval_ms", "timeout_ms", "failures"}));
+    RETURN_IF_ERROR(h.Int("interval_ms", &c->health_interval_ms, 1, kMaxMs));
+    RETURN_IF_ERROR(h.Int("timeout_ms", &c->health_timeout_ms, 1, kMaxMs));
+    RETURN_IF_ERROR(h.Int("failures", &c->health_failures, 1, 1000));
+  }
+  if (const YAML::Node n = r["events"]) {
+    MapReader e(n, "events");
+    RETURN_IF_ERROR(e.Check({"stale_after_ms", "replay_timeout_ms"}));
+    RETURN_IF_ERROR(e.Int("stale_after_ms", &c->events_stale_after_ms, 1, kMaxMs));
+    RETURN_IF_ERROR(e.Int("replay_timeout_ms", &c->replay_timeout_ms, 1, kMaxMs));
+  }
+  if (const YAML::Node n = r["upstream"]) {
+    MapReader u(n, "upstream");
+    RETURN_IF_ERROR(u.Check({"connect_timeout_ms", "read_timeout_ms", "max_idle_connections"}));
+    RETURN_IF_ERROR(u.Int("connect_timeout_ms", &c->connect_timeout_ms, 1, kMaxMs));
+    RETURN_IF_ERROR(u.Int("read_timeout_ms", &c->read_timeout_ms, 1, kMaxMs));
+    RETURN_IF_ERROR(u.Int("max_idle_connections", &c->max_idle_connections, 0, 1 << 16));
+  }
+  const YAML::Node pools = r["pools"];
+  if (!pools || !pools.IsSequence() || pools.size() == 0) {
+    return FieldError("pools", pools ? pools : root, "must be a non-empty list of model pools");
+  }
+  for (size_t i = 0; i < pools.size(); ++i) {
+    PoolConfig p;
+    RETURN_IF_ERROR(ReadPool(pools[i], absl::StrCat("pools[", i, "]"), &p));
+    c->pools.push_back(std::move(p));
+  }
+  return absl::OkStatus();
+}
+
+// Names are how clients pick a pool and how the admin API picks a worker: both unique.
+absl::Status CheckUnique(const GatewayConfig& c) {
+  std::set<std::string> pools, workers;
+  for (size_t i = 0; i < c.pools.size(); ++i) {
+    if (!pools.insert(c.pools[i].name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pools[", i, "].name: '", c.pools[i].name, "' is used twice"));
+    }
+    for (size_t j = 0; j < c.pools[i].workers.size(); ++j) {
+      if (!workers.insert(c.pools[i].workers[j].name).second) {
+        return absl::InvalidArgumentError(absl::StrCat("pools[", i, "].workers[", j, "].name: '",
+                                                       c.pools[i].workers[j].name,
+                                                       "' is used twice"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateWorker(const WorkerConfig& w, const std::string& where) {
+  if (absl::StatusOr<std::pair<std::string, uint16_t>> url = http::ParseHttpUrl(w.url); !url.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ".url: ", url.status().message()));
+  }
+  for (const auto& [field, value] : {std::pair{"kv_events", &w.kv_events},
+                                     std::pair{"replay", &w.replay}}) {
+    if (!value->empty() && !value->starts_with("tcp://") && !value->starts_with("ipc://")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".", field, ": '", *value, "' is not tcp://HOST:PORT or none"));
+    }
+  }
+  if (!w.replay.empty() && w.kv_events.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ".replay: set without kv_events"));
+  }
+  if (w.name.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ".name: empty"));
+  if (!(w.speed > 0)) return absl::InvalidArgumentError(absl::StrCat(where, ".speed: must be > 0"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseListen(std::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("'", std::string(listen), "' is not HOST:PORT"));
+  }
+  const std::string_view digits = listen.substr(colon + 1);
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec != std::errc() || end != digits.data() + digits.size() || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("'", std::string(listen), "': bad port"));
+  }
+  return std::make_pair(std::string(listen.substr(0, colon)), static_cast<uint16_t>(port));
+}
+
+absl::StatusOr<GatewayConfig> ParseConfig(
+    std::string_view yaml,
+    const std::function<std::optional<std::string>(const std::string&)>& env) {
+  GatewayConfig config;
+  try {
+    const YAML::Node root = YAML::Load(std::string(yaml));
+    RETURN_IF_ERROR(ReadTop(root, &config, env));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("line ", e.mark.line + 1, ": not valid YAML: ", e.msg));
+  }
+  RETURN_IF_ERROR(CheckUnique(config));
+  return config;
+}
+
+absl::StatusOr<GatewayConfig> LoadConfig(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  auto env = [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    return v ? std::optional<std::string>(v) : std::nullopt;
+  };
+  absl::StatusOr<GatewayConfig> config = ParseConfig(text, env);
+  if (!config.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", config.status().message()));
+  }
+  return config;
+}
+
+}  // namespace kvr::gateway

@@ -1,0 +1,78 @@
+// The gateway's configuration: a YAML file (docs/CONFIG.md documents every field; an example
+// is configs/router.example.yaml), validated as a whole before anything starts. Errors name the
+// field by its path (`pools[0].workers[1].url`) and line, and say why.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace kvr::gateway {
+
+struct WorkerConfig {
+  std::string name;       // default: the URL
+  std::string url;        // http://host:port of an OpenAI-compatible server
+  std::string kv_events;  // tcp://host:port of its ZMQ publisher; "" = none (approximate mode)
+  std::string replay;     // tcp://host:port of its replay socket; "" = none
+  std::string topic;      // ZMQ topic prefix (vLLM's default is empty)
+  int64_t dp_rank = 0;
+  double speed = 1;                       // prior: prefill throughput relative to the pool's
+  std::optional<uint64_t> kv_capacity_blocks;  // default: the pool's
+};
+
+struct PoolConfig {
+  std::string name;           // the model name clients send
+  std::string tokenizer;      // tokenizer.json, a model folder, or "bytes" (one token per byte)
+  std::string chat_template;  // a Jinja file; "": the tokenizer folder's tokenizer_config.json
+  uint32_t block_size = 16;   // the engines' KV block size (vLLM's default)
+  std::string policy = "kvrouter";  // a policy spec, as `simulate --policies` takes
+  double prefill_tokens_per_s = 20000;  // prior prefill rate of a speed-1 worker
+  uint64_t kv_capacity_blocks = 16384;
+  std::vector<WorkerConfig> workers;
+};
+
+struct LimitsConfig {
+  uint64_t max_body_bytes = uint64_t{32} << 20;
+  // A worker is saturated at either limit (0: no limit); when every healthy worker of a pool is,
+  // requests wait in a queue of `queue_size` for up to `queue_timeout_ms`, then get 429.
+  uint32_t max_running_per_worker = 0;
+  uint64_t max_booked_prefill_tokens_per_worker = 0;
+  uint32_t queue_size = 256;
+  int64_t queue_timeout_ms = 10000;
+};
+
+struct GatewayConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  std::string admin_token;  // "": admin and debug endpoints are off
+  LimitsConfig limits;
+  int64_t health_interval_ms = 2000;
+  int64_t health_timeout_ms = 1000;
+  uint32_t health_failures = 2;  // consecutive failed checks before a worker leaves
+  int64_t engine_metrics_interval_ms = 1000;  // 0: engines' /metrics are not polled
+  int64_t events_stale_after_ms = 30000;
+  int64_t replay_timeout_ms = 5000;
+  int64_t connect_timeout_ms = 3000;
+  int64_t read_timeout_ms = 600000;
+  uint32_t max_idle_connections = 64;  // per worker
+  uint32_t cpu_threads = 2;            // render + tokenize + route
+  int64_t shutdown_grace_ms = 30000;
+  std::vector<PoolConfig> pools;
+};
+
+// Parses and validates a configuration. `env` looks up environment variables (admin_token_env).
+absl::StatusOr<GatewayConfig> ParseConfig(
+    std::string_view yaml, const std::function<std::optional<std::string>(const std::string&)>& env);
+absl::StatusOr<GatewayConfig> LoadConfig(const std::string& path);
+
+// Checks one worker as the admin endpoint receives it (the same rules as in the file).
+absl::Status ValidateWorker(const WorkerConfig& worker, const std::string& where);
+
+// "host:port" -> parts.
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseListen(std::string_view listen);
+
+}  // namespace kvr::gateway

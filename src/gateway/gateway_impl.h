@@ -1,0 +1,121 @@
+// Gateway::Impl, shared by the gateway's translation units: gateway.cc (start, dispatch, small
+// endpoints, shutdown), proxy.cc (the generation path: admission, routing, forwarding, relay),
+// admin.cc (/admin and /debug) and monitor.cc (health checks, engines' /metrics, staleness).
+// Everything here runs on the I/O thread unless a comment says otherwise.
+#pragma once
+
+#include <utility>  // before Asio
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "api/openai.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "gateway/metrics.h"
+#include "gateway/pool.h"
+#include "gateway/prepare.h"
+#include "http/client.h"
+#include "http/server.h"
+
+namespace kvr::gateway {
+
+namespace asio = boost::asio;
+using http::Exchange;
+using http::Task;
+
+// A JSON response (or an OpenAI-style error) for the simple endpoints.
+http::Response JsonResponse(int status, std::string body);
+http::Response ErrorResponse(const api::ApiError& error);
+api::ApiError Error(int status, std::string type, std::string message);
+
+class Gateway::Impl {
+ public:
+  Impl(asio::io_context& io, GatewayConfig config, const Clock& clock);
+  ~Impl();
+
+  absl::Status Start();
+  std::string ReadyLine() const;
+  void Shutdown(std::function<void()> done);
+
+ private:
+  // gateway.cc
+  Task Handle(Exchange& ex);
+  http::Response Models() const;
+  http::Response Ready() const;
+  http::Response Metrics() const;
+  // Runs `f` on the CPU pool and resumes on the I/O thread with its result.
+  template <class F>
+  asio::awaitable<std::invoke_result_t<F>> OnCpu(F f) {
+    using R = std::invoke_result_t<F>;
+    co_return co_await asio::co_spawn(
+        cpu_, [f = std::move(f)]() -> asio::awaitable<R> { co_return f(); }, asio::use_awaitable);
+  }
+  Pool* FindPool(std::string_view model) const;
+  ModelLookup Lookup() const;
+
+  // proxy.cc
+  Task Generate(Exchange& ex, api::Endpoint endpoint);
+  struct Timing {
+    TimeNs arrived_at;  // the request reached the router
+    TimeNs routed_at;   // its worker was chosen (and booked)
+  };
+  Task Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prompt, TimeNs arrived_at,
+               RequestRecord& record);
+  Task Relay(Exchange& ex, Pool& pool, Worker& worker, http::ClientResponse& response,
+             Ticket& ticket, bool stream, Timing timing, RequestRecord& record);
+  // Waits while every healthy worker of `pool` is saturated; false: give up (429).
+  asio::awaitable<bool> Admit(Pool& pool);
+  bool Saturated(const Pool& pool) const;
+  void Released(Pool& pool);  // a booking ended: a queued request may go
+  void MarkFailed(Worker& worker, std::string_view why);
+
+  // admin.cc
+  bool Authorized(Exchange& ex, http::Response* denied) const;
+  Task DebugRoute(Exchange& ex);
+  http::Response Explain(const PreparedPrompt& prompt) const;
+  http::Response ListWorkers() const;
+  http::Response AddWorker(const http::Request& request);
+  http::Response RemoveWorker(std::string_view name);
+
+  // monitor.cc
+  void StartMonitor();
+  Task HealthLoop();
+  Task CheckHealth(std::shared_ptr<Worker> worker);
+  Task EngineMetricsLoop();
+  Task PollEngineMetrics(Pool* pool, std::shared_ptr<Worker> worker);
+  void UpdateStaleness();
+
+  asio::io_context& io_;
+  GatewayConfig config_;
+  const Clock& clock_;
+  const int64_t started_at_;  // unix seconds, for /v1/models
+  asio::thread_pool cpu_;
+  std::vector<std::unique_ptr<Pool>> pools_;
+  std::unique_ptr<http::Server> server_;
+  GatewayMetrics metrics_;
+
+  // Admission: per pool, the timers of requests waiting for capacity, oldest first.
+  struct Queue {
+    std::deque<asio::steady_timer*> waiting;
+  };
+  std::vector<Queue> queues_;  // by pool index
+
+  std::set<http::ClientResponse*> upstream_;  // responses being relayed (cut at shutdown)
+  bool stopping_ = false;
+  asio::steady_timer health_timer_;
+  asio::steady_timer metrics_timer_;
+  asio::steady_timer grace_timer_;
+};
+
+}  // namespace kvr::gateway

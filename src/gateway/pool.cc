@@ -1,0 +1,191 @@
+#include "gateway/pool.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace kvr::gateway {
+namespace {
+
+// Dynamo's approximate mode keeps routed blocks for 120 s: with no events to confirm or evict
+// them, a prediction is all the router knows of a worker's cache.
+constexpr TimeNs kApproximateTtl = 120 * kNsPerSec;
+
+}  // namespace
+
+Pool::Pool(PoolConfig config, const GatewayConfig& gateway, asio::io_context& io,
+           const Clock& clock)
+    : config_(std::move(config)), gateway_(gateway), io_(io), clock_(clock) {}
+
+Pool::~Pool() {
+  // Subscriber threads call into the index: stop them before it goes.
+  std::shared_ptr<const WorkerList> list = workers();
+  for (const auto& w : *list) {
+    w->removed = true;
+    w->subscriber.reset();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolConfig& config,
+                                                   const GatewayConfig& gateway,
+                                                   asio::io_context& io, const Clock& clock) {
+  auto pool = std::unique_ptr<Pool>(new Pool(config, gateway, io, clock));
+  const std::string where = absl::StrCat("pool ", config.name);
+  api::TextModelOptions text{.tokenizer_path = config.tokenizer == "bytes" ? "" : config.tokenizer,
+                             .chat_template_file = config.chat_template};
+  absl::StatusOr<std::unique_ptr<api::TextModel>> model = api::TextModel::Load(text);
+  if (!model.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", model.status().message()));
+  }
+  pool->text_ = *std::move(model);
+  ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(config.policy));
+  pool->policy_ = spec.label;
+  const bool all_events = std::all_of(config.workers.begin(), config.workers.end(),
+                                      [](const WorkerConfig& w) { return !w.kv_events.empty(); });
+  IndexConfig index{.block_size = config.block_size};
+  if (!all_events) index.predict.ttl = kApproximateTtl;
+  pool->index_ = std::make_unique<KvIndex>(index, clock);
+  SchedulerConfig sc{.policy = spec.name, .options = spec.options};
+  pool->scheduler_ = std::make_unique<Scheduler>(sc, *pool->index_, clock);
+  {
+    absl::MutexLock lock(&pool->mu_);
+    pool->workers_ = std::make_shared<const WorkerList>();
+  }
+  for (const WorkerConfig& w : config.workers) {
+    if (absl::Status s = pool->AddWorker(w); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat(where, ": ", s.message()));
+    }
+  }
+  return pool;
+}
+
+std::shared_ptr<const WorkerList> Pool::workers() const {
+  absl::MutexLock lock(&mu_);
+  return workers_;
+}
+
+std::shared_ptr<Worker> Pool::Find(WorkerId id) const {
+  std::shared_ptr<const WorkerList> list = workers();
+  for (const auto& w : *list) {
+    if (w->id == id) return w;
+  }
+  return nullptr;
+}
+
+absl::Status Pool::AddWorker(WorkerConfig config) {
+  if (config.name.empty()) config.name = config.url;
+  RETURN_IF_ERROR(ValidateWorker(config, absl::StrCat("worker ", config.name)));
+  ASSIGN_OR_RETURN(auto host_port, http::ParseHttpUrl(config.url));
+  std::shared_ptr<const WorkerList> list = workers();
+  // The lowest free id: ids index dense per-worker tables.
+  std::vector<bool> taken(index_->worker_limit(), false);
+  for (const auto& w : *list) {
+    if (w->config.name == config.name) {
+      return absl::AlreadyExistsError(absl::StrCat("worker '", config.name, "' exists"));
+    }
+    taken[w->id.value()] = true;
+  }
+  const auto free = std::find(taken.begin(), taken.end(), false);
+  if (free == taken.end()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("pool ", config_.name, " has ", taken.size(), " workers, the most it takes"));
+  }
+  auto worker = std::make_shared<Worker>();
+  worker->id = WorkerId(static_cast<uint32_t>(free - taken.begin()));
+  worker->config = std::move(config);
+  worker->client = http::ClientPool::Create(
+      io_, {.host = host_port.first,
+            .port = host_port.second,
+            .max_idle_connections = gateway_.max_idle_connections,
+            .connect_timeout = std::chrono::milliseconds(gateway_.connect_timeout_ms),
+            .read_timeout = std::chrono::milliseconds(gateway_.read_timeout_ms)});
+  const auto health_timeout = std::chrono::milliseconds(gateway_.health_timeout_ms);
+  worker->probe = http::ClientPool::Create(io_, {.host = host_port.first,
+                                                 .port = host_port.second,
+                                                 .max_idle_connections = 1,
+                                                 .connect_timeout = health_timeout,
+                                                 .read_timeout = health_timeout});
+  worker->last_idle_at = clock_.Now();
+  const WorkerConfig& c = worker->config;
+  RETURN_IF_ERROR(scheduler_->AddWorker(
+      {.id = worker->id,
+       .model = config_.name,
+       .block_size = config_.block_size,
+       .kv_capacity_blocks = c.kv_capacity_blocks.value_or(config_.kv_capacity_blocks),
+       .prefill_rate_prior = config_.prefill_tokens_per_s * c.speed}));
+  if (worker->has_events()) {
+    if (absl::Status s = StartEvents(*worker); !s.ok()) {
+      (void)scheduler_->RemoveWorker(worker->id);
+      return s;
+    }
+  }
+  auto next = std::make_shared<WorkerList>(*list);
+  next->push_back(std::move(worker));
+  absl::MutexLock lock(&mu_);
+  workers_ = std::move(next);
+  return absl::OkStatus();
+}
+
+absl::Status Pool::RemoveWorker(const std::string& name) {
+  std::shared_ptr<const WorkerList> list = workers();
+  auto it = std::find_if(list->begin(), list->end(),
+                         [&](const std::shared_ptr<Worker>& w) { return w->config.name == name; });
+  if (it == list->end()) return absl::NotFoundError(absl::StrCat("no worker '", name, "'"));
+  std::shared_ptr<Worker> worker = *it;
+  auto next = std::make_shared<WorkerList>(*list);
+  next->erase(next->begin() + (it - list->begin()));
+  {
+    absl::MutexLock lock(&mu_);
+    workers_ = std::move(next);
+  }
+  // Its late events must not reach the index (nor a successor given the same id): flag it, then
+  // join the subscriber thread, then drop its entries.
+  worker->removed = true;
+  worker->subscriber.reset();
+  return scheduler_->RemoveWorker(worker->id);
+}
+
+absl::Status Pool::StartEvents(Worker& worker) {
+  const WorkerConfig& c = worker.config;
+  events::SubscriberOptions options{
+      .endpoint = c.kv_events,
+      .replay_endpoint = c.replay,
+      .topic = c.topic,
+      .worker = worker.id,
+      .replay_timeout = std::chrono::milliseconds(gateway_.replay_timeout_ms)};
+  Worker* w = &worker;  // the subscriber is owned by the worker: it never outlives it
+  auto sub = events::Subscriber::Start(
+      options, [this, w](uint64_t /*seq*/, events::DecodedBatch batch) { OnBatch(*w, std::move(batch)); });
+  if (!sub.ok()) {
+    return absl::Status(sub.status().code(), absl::StrCat("worker ", c.name, " kv_events ",
+                                                          c.kv_events, ": ",
+                                                          sub.status().message()));
+  }
+  worker.subscriber = *std::move(sub);
+  return absl::OkStatus();
+}
+
+void Pool::OnBatch(Worker& worker, events::DecodedBatch batch) {
+  if (worker.removed) {
+    worker.events_dropped_removed += batch.events.size();
+    return;
+  }
+  // One publisher per DP rank (vLLM binds port + rank); a batch tagged with another rank is
+  // not this worker's.
+  if (batch.dp_rank && *batch.dp_rank != worker.config.dp_rank) return;
+  index_->Apply(batch.events);
+  worker.events_applied += batch.events.size();
+  worker.last_event_at = clock_.Now();
+}
+
+std::vector<WorkerId> Unavailable(const WorkerList& workers) {
+  std::vector<WorkerId> out;
+  for (const auto& w : workers) {
+    if (!w->healthy || w->removed) out.push_back(w->id);
+  }
+  return out;
+}
+
+}  // namespace kvr::gateway

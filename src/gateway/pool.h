@@ -1,0 +1,107 @@
+// One model pool: the engines that serve one model name, with what the router needs to place a
+// request among them — the text model (tokenizer + chat template), the KV index fed by every
+// engine's events, and the scheduler that books load.
+//
+// Threading: Route and the read accessors are safe from any thread (the CPU pool calls them).
+// AddWorker and RemoveWorker run on the gateway's control thread (the I/O loop); readers see
+// the worker list as an immutable snapshot, swapped whole. Event sinks run on each worker's
+// subscriber thread and touch only the index and the worker's own atomics.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "api/text_model.h"
+#include "common/clock.h"
+#include "events/subscriber.h"
+#include "gateway/config.h"
+#include "http/client.h"
+#include "index/kv_index.h"
+#include "scheduler/scheduler.h"
+
+namespace kvr::gateway {
+
+namespace asio = boost::asio;
+
+// A worker as the gateway sees it. Held by shared_ptr: the pool's snapshot, every request routed
+// to it and the health loop each keep it alive, so a removed worker's requests finish normally.
+struct Worker {
+  WorkerConfig config;
+  WorkerId id;
+  std::shared_ptr<http::ClientPool> client;        // requests; used on the I/O thread only
+  std::shared_ptr<http::ClientPool> probe;         // health and /metrics polls (short timeouts)
+  std::unique_ptr<events::Subscriber> subscriber;  // null: approximate mode
+
+  std::atomic<bool> healthy{true};
+  std::atomic<bool> removed{false};  // events that arrive after removal are dropped
+  std::atomic<uint32_t> failed_checks{0};
+  std::atomic<uint64_t> events_applied{0};
+  std::atomic<uint64_t> events_dropped_removed{0};
+  std::atomic<TimeNs> last_event_at{0};   // clock time of the last batch applied
+  std::atomic<TimeNs> last_idle_at{0};    // when the monitor last saw it with nothing running
+  std::atomic<bool> stale{false};
+  std::atomic<bool> metrics_ok{false};    // the last /metrics poll succeeded
+
+  bool has_events() const { return !config.kv_events.empty(); }
+};
+
+using WorkerList = std::vector<std::shared_ptr<Worker>>;
+
+class Pool {
+ public:
+  // Loads the text model and starts every worker's event subscriber. `io` runs the upstream
+  // clients.
+  static absl::StatusOr<std::unique_ptr<Pool>> Create(const PoolConfig& config,
+                                                      const GatewayConfig& gateway,
+                                                      asio::io_context& io, const Clock& clock);
+  ~Pool();
+
+  const std::string& name() const { return config_.name; }
+  const PoolConfig& config() const { return config_; }
+  const api::TextModel& text() const { return *text_; }
+  uint32_t block_size() const { return config_.block_size; }
+  const std::string& policy() const { return policy_; }
+  KvIndex& index() { return *index_; }
+  const KvIndex& index() const { return *index_; }
+  Scheduler& scheduler() { return *scheduler_; }
+  const Scheduler& scheduler() const { return *scheduler_; }
+
+  // The current workers (a snapshot: stays valid and unchanged while held).
+  std::shared_ptr<const WorkerList> workers() const;
+  std::shared_ptr<Worker> Find(WorkerId id) const;
+
+  // Control thread only. Add: InvalidArgument for a bad spec, AlreadyExists for a taken name,
+  // ResourceExhausted when the index has no id left. Remove: NotFound.
+  absl::Status AddWorker(WorkerConfig config);
+  absl::Status RemoveWorker(const std::string& name);
+
+ private:
+  Pool(PoolConfig config, const GatewayConfig& gateway, asio::io_context& io,
+       const Clock& clock);
+  absl::Status StartEvents(Worker& worker);
+  void OnBatch(Worker& worker, events::DecodedBatch batch);
+
+  const PoolConfig config_;
+  const GatewayConfig& gateway_;
+  asio::io_context& io_;
+  const Clock& clock_;
+  std::string policy_;
+  std::unique_ptr<api::TextModel> text_;
+  std::unique_ptr<KvIndex> index_;
+  std::unique_ptr<Scheduler> scheduler_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const WorkerList> workers_ ABSL_GUARDED_BY(mu_);
+};
+
+// Names the worker ids of `workers` that may not take a request now (unhealthy or removed).
+std::vector<WorkerId> Unavailable(const WorkerList& workers);
+
+}  // namespace kvr::gateway

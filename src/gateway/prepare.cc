@@ -1,0 +1,166 @@
+#include "gateway/prepare.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
+#include "index/block_hash.h"
+#include "nlohmann/json.hpp"
+
+namespace kvr::gateway {
+namespace {
+
+constexpr size_t kMaxSseLine = size_t{1} << 20;
+
+EngineUsage UsageFromJson(const nlohmann::json& j) {
+  EngineUsage u;
+  if (!j.is_object()) return u;
+  auto usage = j.find("usage");
+  if (usage == j.end() || !usage->is_object()) return u;
+  auto prompt = usage->find("prompt_tokens");
+  if (prompt != usage->end() && prompt->is_number_integer()) u.prompt_tokens = prompt->get<int64_t>();
+  auto details = usage->find("prompt_tokens_details");
+  if (details != usage->end() && details->is_object()) {
+    auto cached = details->find("cached_tokens");
+    if (cached != details->end() && cached->is_number_integer()) {
+      u.cached_tokens = cached->get<int64_t>();
+    }
+  }
+  return u;
+}
+
+// The value of label `name` in a Prometheus label set `{a="x",b="y"}`, or nullopt.
+std::optional<std::string_view> Label(std::string_view labels, std::string_view name) {
+  const std::string key = absl::StrCat(std::string(name), "=\"");
+  size_t at = 0;
+  while ((at = labels.find(key, at)) != std::string_view::npos) {
+    if (at == 0 || labels[at - 1] == '{' || labels[at - 1] == ',') {
+      const size_t begin = at + key.size();
+      const size_t end = labels.find('"', begin);
+      if (end == std::string_view::npos) return std::nullopt;
+      return labels.substr(begin, end - begin);
+    }
+    at += key.size();
+  }
+  return std::nullopt;
+}
+
+std::optional<double> Number(std::string_view text) {
+  double v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::variant<PreparedPrompt, api::ApiError> PreparePrompt(api::Endpoint endpoint,
+                                                          std::string_view body,
+                                                          const ModelLookup& lookup) {
+  api::ApiRequest request;
+  if (std::optional<api::ApiError> e = api::ParseApiRequest(endpoint, body, &request)) return *e;
+  const std::optional<ModelText> model = lookup(request.model);
+  if (!model) {
+    if (request.model.empty()) {
+      return api::ApiError{.status = 400,
+                           .message = "the router serves several models: name one in `model`",
+                           .param = "model"};
+    }
+    return api::ApiError{.status = 404,
+                         .type = "NotFoundError",
+                         .message = absl::StrCat("The model `", request.model, "` does not exist."),
+                         .param = "model"};
+  }
+  std::vector<TokenId> ids;
+  if (std::optional<api::ApiError> e = api::PromptTokens(*model->text, request, &ids)) return *e;
+  PreparedPrompt out;
+  out.model = std::string(model->name);
+  out.stream = request.stream;
+  out.prompt_tokens = static_cast<uint32_t>(ids.size());
+  out.blocks = SequenceHashes(ids, model->block_size);
+  return out;
+}
+
+EngineUsage UsageFromBody(std::string_view body) {
+  return UsageFromJson(nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false));
+}
+
+void UsageScanner::Feed(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const size_t nl = bytes.find('\n');
+    const std::string_view piece = bytes.substr(0, nl);
+    if (!skipping_) {
+      if (partial_.size() + piece.size() > kMaxSseLine) {
+        skipping_ = true;
+        partial_.clear();
+      } else {
+        partial_.append(piece);
+      }
+    }
+    if (nl == std::string_view::npos) return;
+    if (!skipping_) Line(partial_);
+    partial_.clear();
+    skipping_ = false;
+    bytes.remove_prefix(nl + 1);
+  }
+}
+
+void UsageScanner::Line(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (!line.starts_with("data:")) return;
+  line.remove_prefix(5);
+  // Only chunks that carry usage are parsed: most chunks are a token each.
+  if (line.find("\"usage\"") == std::string_view::npos) return;
+  const EngineUsage u = UsageFromJson(nlohmann::json::parse(line, nullptr, false));
+  if (u.prompt_tokens >= 0) usage_ = u;
+}
+
+std::optional<EngineMetrics> ParseEngineMetrics(std::string_view text, int64_t dp_rank) {
+  EngineMetrics m;
+  bool found = false;
+  const std::string rank = std::to_string(dp_rank);
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (line.empty() || line[0] == '#') continue;
+    const size_t name_end = line.find_first_of("{ ");
+    if (name_end == std::string_view::npos) continue;
+    const std::string_view name = line.substr(0, name_end);
+    std::string_view labels;
+    std::string_view rest = line.substr(name_end);
+    if (rest[0] == '{') {
+      const size_t close = rest.find('}');
+      if (close == std::string_view::npos) continue;
+      labels = rest.substr(0, close + 1);
+      rest.remove_prefix(close + 1);
+    }
+    while (!rest.empty() && rest[0] == ' ') rest.remove_prefix(1);
+    rest = rest.substr(0, rest.find(' '));  // drop a timestamp
+    std::optional<double> value = Number(rest);
+    if (!value || !(*value >= 0)) continue;  // also NaN
+    value = std::min(*value, 1e9);
+    bool other_rank = false;
+    for (const char* key : {"engine", "dp_rank"}) {
+      const std::optional<std::string_view> l = Label(labels, key);
+      other_rank |= l.has_value() && *l != rank;
+    }
+    if (other_rank) continue;
+    if (name == "vllm:num_requests_running" || name == "sglang:num_running_reqs") {
+      m.running += static_cast<uint32_t>(*value);
+    } else if (name == "vllm:num_requests_waiting" || name == "sglang:num_queue_reqs") {
+      m.waiting += static_cast<uint32_t>(*value);
+    } else if (name == "vllm:kv_cache_usage_perc" || name == "vllm:gpu_cache_usage_perc" ||
+               name == "sglang:token_usage") {
+      m.kv_usage = std::max(m.kv_usage, *value);
+    } else {
+      continue;
+    }
+    found = true;
+  }
+  if (!found) return std::nullopt;
+  m.valid = true;
+  return m;
+}
+
+}  // namespace kvr::gateway

@@ -1,0 +1,69 @@
+// The pure part of the gateway's request path: from a request body to the prompt's KV block
+// hashes (parse, pick the pool, render, tokenize, hash), and from an engine's answer to what it
+// says about the prompt (usage, including cached tokens) and from its /metrics to its load.
+// No sockets: fuzzed directly (fuzz/gateway_request_fuzz.cc).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "api/openai.h"
+#include "api/text_model.h"
+#include "common/ids.h"
+#include "scheduler/worker.h"
+
+namespace kvr::gateway {
+
+// What the request path needs of a pool to prepare a prompt.
+struct ModelText {
+  std::string_view name;  // the pool's model name
+  const api::TextModel* text = nullptr;
+  uint32_t block_size = 16;
+};
+// Finds a pool by the request's model name ("" when the request names none); nullopt: none.
+using ModelLookup = std::function<std::optional<ModelText>(std::string_view model)>;
+
+struct PreparedPrompt {
+  std::string model;  // the pool's name
+  bool stream = false;
+  uint32_t prompt_tokens = 0;
+  std::vector<BlockHash> blocks;  // chained hashes of the prompt's full blocks
+};
+
+// The error is what the client gets: vLLM's 400s for bad requests, 404 for an unknown model.
+std::variant<PreparedPrompt, api::ApiError> PreparePrompt(api::Endpoint endpoint,
+                                                          std::string_view body,
+                                                          const ModelLookup& lookup);
+
+// An engine's report on one request (OpenAI `usage`).
+struct EngineUsage {
+  int64_t prompt_tokens = -1;  // < 0: not reported
+  int64_t cached_tokens = -1;  // usage.prompt_tokens_details.cached_tokens
+};
+// From a whole (unstreamed) response body.
+EngineUsage UsageFromBody(std::string_view body);
+
+// Watches an SSE stream as it passes and keeps the last usage it carried (vLLM sends it with
+// stream_options.include_usage). Memory is bounded: an over-long line is skipped.
+class UsageScanner {
+ public:
+  void Feed(std::string_view bytes);
+  const EngineUsage& usage() const { return usage_; }
+
+ private:
+  void Line(std::string_view line);
+  std::string partial_;
+  bool skipping_ = false;  // inside a line longer than the bound
+  EngineUsage usage_;
+};
+
+// An engine's load from its Prometheus /metrics: vLLM's (V1 and V0 names) or SGLang's gauges,
+// summed over the series of `dp_rank` where the engine labels ranks. nullopt: none found.
+std::optional<EngineMetrics> ParseEngineMetrics(std::string_view text, int64_t dp_rank);
+
+}  // namespace kvr::gateway

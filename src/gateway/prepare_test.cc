@@ -1,0 +1,104 @@
+#include "gateway/prepare.h"
+
+#include <gtest/gtest.h>
+
+#include "index/block_hash.h"
+
+namespace kvr::gateway {
+namespace {
+
+class PrepareTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto model = api::TextModel::Load({});  // one token per byte, ChatML template
+    ASSERT_TRUE(model.ok());
+    text_ = *std::move(model);
+  }
+  ModelLookup Lookup() {
+    return [this](std::string_view name) -> std::optional<ModelText> {
+      if (name.empty() || name == "m") return ModelText{.name = "m", .text = text_.get(), .block_size = 4};
+      return std::nullopt;
+    };
+  }
+  std::unique_ptr<api::TextModel> text_;
+};
+
+TEST_F(PrepareTest, CompletionTextIsTokenizedAndHashed) {
+  auto r = PreparePrompt(api::Endpoint::kCompletions,
+                         R"({"model":"m","prompt":"abcdefghij","stream":true})", Lookup());
+  const auto& p = std::get<PreparedPrompt>(r);
+  EXPECT_EQ(p.model, "m");
+  EXPECT_TRUE(p.stream);
+  EXPECT_EQ(p.prompt_tokens, 10u);
+  std::vector<TokenId> ids;
+  for (char c : std::string("abcdefghij")) ids.push_back(TokenId(uint8_t(c)));
+  EXPECT_EQ(p.blocks, SequenceHashes(ids, 4));  // two full blocks
+}
+
+TEST_F(PrepareTest, TokenIdPromptsAndChat) {
+  auto ids = PreparePrompt(api::Endpoint::kCompletions, R"({"prompt":[1,2,3,4,5]})", Lookup());
+  EXPECT_EQ(std::get<PreparedPrompt>(ids).prompt_tokens, 5u);
+  auto chat = PreparePrompt(api::Endpoint::kChat,
+                            R"({"model":"m","messages":[{"role":"user","content":"hi"}]})",
+                            Lookup());
+  // ChatML: "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", one token per byte.
+  EXPECT_EQ(std::get<PreparedPrompt>(chat).prompt_tokens, 52u);
+}
+
+TEST_F(PrepareTest, ErrorsAreTheClientsAnswer) {
+  auto unknown = PreparePrompt(api::Endpoint::kCompletions, R"({"model":"x","prompt":"a"})",
+                               Lookup());
+  EXPECT_EQ(std::get<api::ApiError>(unknown).status, 404);
+  auto bad_json = PreparePrompt(api::Endpoint::kCompletions, R"({"prompt":)", Lookup());
+  EXPECT_EQ(std::get<api::ApiError>(bad_json).status, 400);
+  auto bad_type = PreparePrompt(api::Endpoint::kCompletions, R"({"prompt":"a","stream":3})",
+                                Lookup());
+  EXPECT_EQ(std::get<api::ApiError>(bad_type).status, 400);
+  auto bad_utf8 = PreparePrompt(api::Endpoint::kCompletions, "{\"prompt\":\"\xff\xfe\"}", Lookup());
+  EXPECT_EQ(std::get<api::ApiError>(bad_utf8).status, 400);
+  auto huge_id = PreparePrompt(api::Endpoint::kCompletions, R"({"prompt":[99999999999999999999]})",
+                               Lookup());
+  EXPECT_EQ(std::get<api::ApiError>(huge_id).status, 400);
+}
+
+TEST(Usage, FromBodyAndFromAStreamSplitAnywhere) {
+  const std::string body =
+      R"({"usage":{"prompt_tokens":12,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":8}}})";
+  EXPECT_EQ(UsageFromBody(body).prompt_tokens, 12);
+  EXPECT_EQ(UsageFromBody(body).cached_tokens, 8);
+  EXPECT_EQ(UsageFromBody("not json").prompt_tokens, -1);
+  const std::string stream = "data: {\"choices\":[{\"text\":\"a\"}],\"usage\":null}\n\n"
+                             "data: " + body + "\n\ndata: [DONE]\n\n";
+  for (size_t split = 0; split <= stream.size(); ++split) {
+    UsageScanner s;
+    s.Feed(std::string_view(stream).substr(0, split));
+    s.Feed(std::string_view(stream).substr(split));
+    EXPECT_EQ(s.usage().prompt_tokens, 12) << split;
+    EXPECT_EQ(s.usage().cached_tokens, 8) << split;
+  }
+}
+
+TEST(EngineMetrics, VllmAndSglangGaugesForOneRank) {
+  const char* vllm =
+      "# HELP vllm:num_requests_running x\n"
+      "vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 3.0\n"
+      "vllm:num_requests_running{engine=\"1\",model_name=\"m\"} 7.0\n"
+      "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 2.0\n"
+      "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.25\n"
+      "vllm:other 9\n";
+  auto m = ParseEngineMetrics(vllm, 0);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_TRUE(m->valid);
+  EXPECT_EQ(m->running, 3u);
+  EXPECT_EQ(m->waiting, 2u);
+  EXPECT_DOUBLE_EQ(m->kv_usage, 0.25);
+  EXPECT_EQ(ParseEngineMetrics(vllm, 1)->running, 7u);
+  auto s = ParseEngineMetrics("sglang:num_running_reqs 4\nsglang:num_queue_reqs 1 1700000000\n", 0);
+  EXPECT_EQ(s->running, 4u);
+  EXPECT_EQ(s->waiting, 1u);
+  EXPECT_FALSE(ParseEngineMetrics("up 1\n", 0).has_value());
+  EXPECT_FALSE(ParseEngineMetrics("vllm:num_requests_running NaN\n", 0).has_value());
+}
+
+}  // namespace
+}  // namespace kvr::gateway

@@ -1,0 +1,284 @@
+// The generation path: prepare on the CPU pool, admit, route, forward the original body, relay
+// the answer as it arrives, and release the booking on every exit.
+#include <boost/asio/redirect_error.hpp>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "gateway/gateway_impl.h"
+
+namespace kvr::gateway {
+namespace {
+
+// Request headers passed on to the engine (the router itself uses none of them).
+constexpr std::string_view kForwarded[] = {"authorization", "x-request-id", "traceparent",
+                                           "tracestate"};
+
+double Seconds(TimeNs ns) { return static_cast<double>(ns) * 1e-9; }
+
+std::string UpstreamError(const Worker& w, std::string_view what) {
+  return absl::StrCat("worker ", w.config.name, ": ", std::string(what));
+}
+
+}  // namespace
+
+Task Gateway::Impl::Generate(Exchange& ex, api::Endpoint endpoint) {
+  const TimeNs t0 = clock_.Now();
+  RequestRecord record;
+  const std::string* body = &ex.request().body;
+  ModelLookup lookup = Lookup();
+  auto work = [endpoint, body, lookup, this] {
+    const TimeNs start = clock_.Now();
+    auto result = PreparePrompt(endpoint, *body, lookup);
+    return std::make_pair(std::move(result), clock_.Now() - start);
+  };
+  auto prepared = co_await OnCpu(std::move(work));
+  if (const auto* error = std::get_if<api::ApiError>(&prepared.first)) {
+    record.status = error->status;
+    record.e2e_s = Seconds(clock_.Now() - t0);
+    metrics_.Request(record);
+    http::Response response = ErrorResponse(*error);
+    co_await ex.Respond(std::move(response));
+    co_return;
+  }
+  const PreparedPrompt& prompt = std::get<PreparedPrompt>(prepared.first);
+  Pool& pool = *FindPool(prompt.model);
+  record.model = pool.name();
+  record.router_prompt_tokens = prompt.prompt_tokens;
+  metrics_.Prepare(pool.name(), Seconds(prepared.second));
+  const bool admitted = !ex.client_gone() && co_await Admit(pool);
+  if (ex.client_gone()) {
+    record.status = 499;
+  } else if (!admitted) {
+    api::ApiError e = stopping_ ? Error(503, "ServiceUnavailableError", "the router is stopping")
+                                : Error(429, "RateLimitError",
+                                        absl::StrCat("every worker of ", pool.name(),
+                                                     " is saturated; try again later"));
+    record.status = e.status;
+    http::Response response = ErrorResponse(e);
+    const int64_t retry_s = std::max<int64_t>(1, (config_.limits.queue_timeout_ms + 999) / 1000);
+    if (e.status == 429) response.headers.push_back({"retry-after", std::to_string(retry_s)});
+    co_await ex.Respond(std::move(response));
+  } else {
+    co_await Forward(ex, pool, prompt, t0, record);
+  }
+  record.e2e_s = Seconds(clock_.Now() - t0);
+  metrics_.Request(record);
+}
+
+// Routes, sends, and on a connect error or a 5xx before any byte of the answer, tries once more
+// on the next-best healthy worker.
+Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prompt,
+                            TimeNs arrived_at, RequestRecord& record) {
+  std::vector<WorkerId> tried;
+  std::string last_failure;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::shared_ptr<const WorkerList> workers = pool.workers();
+    std::vector<WorkerId> excluded = Unavailable(*workers);
+    excluded.insert(excluded.end(), tried.begin(), tried.end());
+    const TimeNs decide_start = clock_.Now();
+    RouteRequest route{.blocks = prompt.blocks,
+                       .prompt_tokens = prompt.prompt_tokens,
+                       .excluded = excluded};
+    absl::StatusOr<Decision> decision = pool.scheduler().Route(route);
+    const Timing timing{.arrived_at = arrived_at, .routed_at = clock_.Now()};
+    metrics_.Decision(pool.name(), Seconds(timing.routed_at - decide_start));
+    if (!decision.ok()) break;
+    std::shared_ptr<Worker> worker = pool.Find(decision->worker);
+    if (!worker) break;  // removed between the snapshot and the decision
+    record.worker = worker->config.name;
+    record.router_cached_tokens = static_cast<uint32_t>(
+        std::min<uint64_t>(uint64_t{decision->predicted_blocks} * pool.block_size(),
+                           prompt.prompt_tokens));
+    http::ClientRequest request;
+    request.target = ex.request().target;
+    request.body = ex.request().body;
+    for (std::string_view name : kForwarded) {
+      if (std::string_view v = ex.request().Find(name); !v.empty()) {
+        request.headers.push_back({std::string(name), std::string(v)});
+      }
+    }
+    auto response = co_await worker->client->Send(std::move(request));
+    if (response.ok() && (*response)->status() < 500) {
+      co_await Relay(ex, pool, *worker, **response, decision->ticket, prompt.stream, timing,
+                     record);
+      co_return;
+    }
+    // Nothing of the answer reached the client: the request may go elsewhere.
+    if (response.ok()) {
+      auto body = co_await (*response)->ReadAll();
+      last_failure = UpstreamError(*worker, absl::StrCat("answered ", (*response)->status(), " ",
+                                                         body.ok() ? *body : ""));
+    } else {
+      last_failure = UpstreamError(*worker, std::string(response.status().message()));
+      MarkFailed(*worker, std::string(response.status().message()));
+    }
+    KVR_LOG("gateway", warn, "{} (attempt {})", last_failure, attempt + 1);
+    decision->ticket.Finish();
+    Released(pool);
+    tried.push_back(worker->id);
+    if (attempt == 0) metrics_.Retry(pool.name());
+    if (ex.client_gone()) {
+      record.status = 499;
+      co_return;
+    }
+  }
+  api::ApiError e =
+      last_failure.empty()
+          ? Error(503, "ServiceUnavailableError",
+                  absl::StrCat("no healthy worker for model ", pool.name()))
+          : Error(502, "BadGatewayError", absl::StrCat("upstream failed: ", last_failure));
+  record.status = e.status;
+  http::Response response = ErrorResponse(e);
+  co_await ex.Respond(std::move(response));
+}
+
+Task Gateway::Impl::Relay(Exchange& ex, Pool& pool, Worker& worker, http::ClientResponse& response,
+                          Ticket& ticket, bool stream, Timing timing, RequestRecord& record) {
+  std::vector<http::Header> headers(1);
+  headers[0].name = "x-kvrouter-worker";
+  headers[0].value = worker.config.name;
+  std::string content_type(response.Find("content-type"));
+  if (content_type.empty()) content_type = "application/json";
+  upstream_.insert(&response);
+  // Shared with the callback, which may run after this frame is gone.
+  struct Watch {
+    bool client_gone = false;
+    http::ClientResponse* response;
+  };
+  auto watch = std::make_shared<Watch>();
+  watch->response = &response;
+  ex.OnClientGone([watch] {
+    watch->client_gone = true;
+    // The engine sees its client leave and aborts the request.
+    if (watch->response != nullptr) watch->response->Cancel();
+  });
+  const bool& client_gone = watch->client_gone;
+  record.status = response.status();
+  if (!stream || response.status() != 200) {
+    auto body = co_await response.ReadAll();
+    if (body.ok()) {
+      ticket.PrefillDone();
+      record.ttft_s = -1;
+      const EngineUsage usage = UsageFromBody(*body);
+      record.engine_prompt_tokens = usage.prompt_tokens;
+      record.engine_cached_tokens = usage.cached_tokens;
+      http::Response out;
+      out.status = response.status();
+      out.content_type = content_type;
+      out.body = std::move(*body);
+      out.headers = std::move(headers);
+      co_await ex.Respond(std::move(out));
+    } else {
+      record.status = client_gone ? 499 : 502;
+      http::Response out = ErrorResponse(
+          Error(502, "BadGatewayError", UpstreamError(worker, std::string(body.status().message()))));
+      out.headers = std::move(headers);
+      if (!client_gone) co_await ex.Respond(std::move(out));
+    }
+  } else {
+    UsageScanner usage;
+    bool open = co_await ex.BeginStream(200, content_type, std::move(headers));
+    bool first = true;
+    while (open && !response.done()) {
+      absl::StatusOr<std::string> piece = co_await response.Read();
+      if (!piece.ok()) {
+        if (client_gone) break;
+        // The client already has part of the answer: end it with an error event, never a
+        // silent truncation.
+        record.status = 502;
+        const std::string event = api::StreamError(
+            Error(502, "BadGatewayError",
+                  UpstreamError(worker, absl::StrCat("failed mid-stream: ",
+                                                     piece.status().message()))));
+        co_await ex.Write(event);
+        break;
+      }
+      if (piece->empty()) continue;
+      if (first) {
+        first = false;
+        const TimeNs now = clock_.Now();
+        ticket.FirstToken(now - timing.routed_at);
+        Released(pool);
+        record.ttft_s = Seconds(now - timing.arrived_at);
+      }
+      usage.Feed(*piece);
+      open = co_await ex.Write(*piece);
+    }
+    if (client_gone || !open) {
+      record.status = 499;
+      response.Cancel();
+    } else {
+      co_await ex.EndStream();
+    }
+    record.engine_prompt_tokens = usage.usage().prompt_tokens;
+    record.engine_cached_tokens = usage.usage().cached_tokens;
+  }
+  watch->response = nullptr;
+  upstream_.erase(&response);
+  ticket.Finish();
+  Released(pool);
+}
+
+bool Gateway::Impl::Saturated(const Pool& pool) const {
+  const LimitsConfig& l = config_.limits;
+  if (l.max_running_per_worker == 0 && l.max_booked_prefill_tokens_per_worker == 0) return false;
+  bool any_healthy = false;
+  for (const auto& w : *pool.workers()) {
+    if (!w->healthy) continue;
+    any_healthy = true;
+    const std::optional<WorkerLoad> load = pool.scheduler().Load(w->id);
+    if (!load) continue;
+    const bool full_running = l.max_running_per_worker > 0 &&
+                              load->running >= l.max_running_per_worker;
+    const bool full_prefill = l.max_booked_prefill_tokens_per_worker > 0 &&
+                              load->booked_prefill_tokens >= l.max_booked_prefill_tokens_per_worker;
+    if (!full_running && !full_prefill) return false;
+  }
+  return any_healthy;  // with none healthy, routing answers 503 instead
+}
+
+asio::awaitable<bool> Gateway::Impl::Admit(Pool& pool) {
+  if (!Saturated(pool)) co_return !stopping_;
+  const size_t index = static_cast<size_t>(
+      std::find_if(pools_.begin(), pools_.end(), [&](const auto& p) { return p.get() == &pool; }) -
+      pools_.begin());
+  Queue& queue = queues_[index];
+  if (queue.waiting.size() >= config_.limits.queue_size) co_return false;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::milliseconds(config_.limits.queue_timeout_ms);
+  asio::steady_timer timer(io_);
+  bool admitted = false;
+  while (!stopping_ && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_at(deadline);
+    queue.waiting.push_back(&timer);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    std::erase(queue.waiting, &timer);
+    if (!Saturated(pool)) {
+      admitted = !stopping_;
+      break;
+    }
+  }
+  metrics_.QueueWait(pool.name(), std::chrono::duration<double>(
+                                      std::chrono::steady_clock::now() - start).count());
+  co_return admitted;
+}
+
+void Gateway::Impl::Released(Pool& pool) {
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    if (pools_[i].get() == &pool && !queues_[i].waiting.empty()) {
+      queues_[i].waiting.front()->cancel();
+    }
+  }
+}
+
+void Gateway::Impl::MarkFailed(Worker& worker, std::string_view why) {
+  worker.failed_checks = config_.health_failures;
+  if (worker.healthy.exchange(false)) {
+    KVR_LOG("gateway", warn, "worker {} leaves the candidate set: {}", worker.config.name,
+            std::string(why));
+  }
+}
+
+}  // namespace kvr::gateway
