@@ -23,6 +23,7 @@ using internal::View;
 namespace {
 
 constexpr const char* kWakeAddress = "inproc://kvr-events-subscriber-wake";
+constexpr const char* kMonitorAddress = "inproc://kvr-events-subscriber-monitor";
 // A batch bigger than this is not a KV-event batch; ZMQ drops the connection that sends it.
 constexpr int64_t kMaxMessageBytes = int64_t{64} << 20;
 
@@ -36,6 +37,7 @@ class Subscriber::Impl {
       : options_(std::move(options)),
         sink_(std::move(sink)),
         sub_(context_, zmq::socket_type::sub),
+        monitor_(context_, zmq::socket_type::pair),
         wake_in_(context_, zmq::socket_type::pair),
         wake_out_(context_, zmq::socket_type::pair) {}
 
@@ -63,8 +65,10 @@ class Subscriber::Impl {
  private:
   void Run();
   void OnLive(std::vector<zmq::message_t>& frames);
+  void OnMonitorEvent();
+  bool ContinuityHolds(uint64_t live_seq);
   void CatchUp(uint64_t seq, std::string_view payload);
-  void Replay(uint64_t live_seq);
+  void Replay(uint64_t start, uint64_t live_seq);
   void OnReplayed(uint64_t seq, std::string_view payload, uint64_t live_seq);
   bool IsReplayedDuplicate(uint64_t seq, std::string_view payload);
   void ResetDealer();
@@ -82,6 +86,7 @@ class Subscriber::Impl {
 
   // Used only by the thread once it runs.
   zmq::socket_t sub_;
+  zmq::socket_t monitor_;  // the SUB's connection events: a disconnect may hide a restart
   std::optional<zmq::socket_t> dealer_;  // replay client; replaced after an abandoned replay
   zmq::socket_t wake_in_;
   std::optional<uint64_t> next_;  // the next sequence number to deliver; none before the first
@@ -89,6 +94,12 @@ class Subscriber::Impl {
   // payload hash), ascending. Telling them from a restarted engine's batches needs the hash.
   std::deque<std::pair<uint64_t, size_t>> replayed_ahead_;
   bool delivered_since_clear_ = false;  // whether the sink may hold state a clear would drop
+  size_t last_hash_ = 0;     // PayloadHash of the batch delivered last (seq *next_ - 1)
+  // The SUB lost its connection: the publisher may have restarted, and its numbering may
+  // already have passed ours, so the next batch's number alone cannot tell.
+  bool unverified_ = false;
+  // A continuity check replays from *next_ - 1: does the publisher's batch there match ours?
+  enum class Check { kNone, kPending, kPassed, kFailed } check_ = Check::kNone;
   bool stopping_ = false;
 
   mutable std::mutex mu_;
@@ -107,6 +118,11 @@ absl::Status Subscriber::Impl::Open() {
     sub_.set(zmq::sockopt::subscribe, options_.topic);
     wake_in_.bind(kWakeAddress);
     wake_out_.connect(kWakeAddress);
+    if (zmq_socket_monitor(sub_.handle(), kMonitorAddress, ZMQ_EVENT_DISCONNECTED) != 0) {
+      throw zmq::error_t();
+    }
+    monitor_.set(zmq::sockopt::linger, 0);
+    monitor_.connect(kMonitorAddress);
     sub_.connect(options_.endpoint);
     if (!options_.replay_endpoint.empty()) ResetDealer();
   } catch (const zmq::error_t& e) {
@@ -125,12 +141,15 @@ void Subscriber::Impl::ResetDealer() {
 
 void Subscriber::Impl::Run() {
   zmq::pollitem_t items[] = {{sub_.handle(), 0, ZMQ_POLLIN, 0},
-                             {wake_in_.handle(), 0, ZMQ_POLLIN, 0}};
+                             {wake_in_.handle(), 0, ZMQ_POLLIN, 0},
+                             {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
   std::vector<zmq::message_t> frames;
   try {
     while (!stopping_) {
-      zmq::poll(items, 2, std::chrono::milliseconds(-1));
+      zmq::poll(items, 3, std::chrono::milliseconds(-1));
       if (items[1].revents & ZMQ_POLLIN) return;
+      // Connection events first: a disconnect precedes whatever a reconnection brings.
+      if (items[2].revents & ZMQ_POLLIN) OnMonitorEvent();
       while (!stopping_ &&
              zmq::recv_multipart(sub_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
         OnLive(frames);
@@ -151,6 +170,18 @@ void Subscriber::Impl::OnLive(std::vector<zmq::message_t>& frames) {
     return;
   }
   const std::string_view payload = View(frames[2]);
+  if (unverified_ && next_.has_value() && *next_ > 0 && *seq >= *next_) {
+    unverified_ = false;
+    if (!ContinuityHolds(*seq)) {
+      KVR_LOG("events", warn, "{}: seq {} after a reconnection does not continue seq {}: engine "
+              "restarted", options_.endpoint, *seq, *next_ - 1);
+      Count([](SubscriberStats& s) { ++s.restarts; });
+      DeliverClear(*seq);
+      next_.reset();
+      replayed_ahead_.clear();
+    }
+  }
+  unverified_ = false;
   if (next_.has_value() && *seq < *next_) {
     if (IsReplayedDuplicate(*seq, payload)) return;
     KVR_LOG("events", warn, "{}: seq {} after {}: engine restarted", options_.endpoint, *seq,
@@ -178,7 +209,7 @@ void Subscriber::Impl::OnLive(std::vector<zmq::message_t>& frames) {
 // Batches next_ .. seq-1 did not arrive live: replay them, then deliver `seq` unless the replay
 // already did.
 void Subscriber::Impl::CatchUp(uint64_t seq, std::string_view payload) {
-  if (dealer_) Replay(seq);
+  if (dealer_) Replay(*next_, seq);
   if (stopping_ || *next_ > seq) return;
   if (*next_ < seq) {
     const uint64_t lost = seq - *next_;
@@ -190,12 +221,33 @@ void Subscriber::Impl::CatchUp(uint64_t seq, std::string_view payload) {
   next_ = seq + 1;
 }
 
-// Asks for everything from next_ and delivers it as it comes, until the end marker. The replay
+void Subscriber::Impl::OnMonitorEvent() {
+  std::vector<zmq::message_t> frames;
+  while (zmq::recv_multipart(monitor_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+    frames.clear();
+    Count([](SubscriberStats& s) { ++s.reconnects; });
+    unverified_ = true;
+  }
+}
+
+// After a reconnection: asks for the batches from *next_ - 1 on. If the publisher's batch there
+// is the one delivered last, it is the same engine (the replay then delivers what was missed);
+// otherwise, or with no replay socket to ask, it cannot be trusted to be.
+bool Subscriber::Impl::ContinuityHolds(uint64_t live_seq) {
+  if (!dealer_) return false;
+  check_ = Check::kPending;
+  Replay(*next_ - 1, live_seq - 1);  // the live batch itself counts as replayed ahead
+  const bool held = check_ == Check::kPassed;
+  check_ = Check::kNone;
+  return held;
+}
+
+// Asks for everything from `start` and delivers it as it comes, until the end marker. The replay
 // runs on this thread, so live batches wait in the SUB queue meanwhile.
-void Subscriber::Impl::Replay(uint64_t live_seq) {
+void Subscriber::Impl::Replay(uint64_t start, uint64_t live_seq) {
   Count([](SubscriberStats& s) { ++s.replays; });
   dealer_->send(zmq::message_t(), zmq::send_flags::sndmore);
-  dealer_->send(zmq::buffer(SeqFrame(*next_)), zmq::send_flags::none);
+  dealer_->send(zmq::buffer(SeqFrame(start)), zmq::send_flags::none);
   zmq::pollitem_t items[] = {{dealer_->handle(), 0, ZMQ_POLLIN, 0},
                              {wake_in_.handle(), 0, ZMQ_POLLIN, 0}};
   std::vector<zmq::message_t> frames;
@@ -225,7 +277,13 @@ void Subscriber::Impl::Replay(uint64_t live_seq) {
 }
 
 void Subscriber::Impl::OnReplayed(uint64_t seq, std::string_view payload, uint64_t live_seq) {
-  if (seq < *next_) return;  // delivered already
+  if (check_ == Check::kPending) {
+    const bool same = seq == *next_ - 1 && PayloadHash(payload) == last_hash_;
+    check_ = same ? Check::kPassed : Check::kFailed;
+    if (same) return;
+  }
+  if (check_ == Check::kFailed) return;  // another engine's batches: drained, not delivered
+  if (seq < *next_) return;              // delivered already
   if (seq > *next_) {        // the publisher's buffer no longer holds next_ .. seq-1
     const uint64_t lost = seq - *next_;
     Count([lost](SubscriberStats& s) { s.lost_batches += lost; });
@@ -264,6 +322,7 @@ void Subscriber::Impl::Deliver(uint64_t seq, std::string_view payload) {
     last_seq_ = seq;
   }
   delivered_since_clear_ = true;
+  last_hash_ = PayloadHash(payload);
   sink_(seq, *std::move(batch));
 }
 

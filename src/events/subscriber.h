@@ -34,7 +34,8 @@ struct SubscriberStats {
   uint64_t gaps = 0;              // live sequence jumps forward
   uint64_t replays = 0;           // replay requests sent
   uint64_t replayed_batches = 0;  // batches delivered from a replay
-  uint64_t restarts = 0;          // live sequence went backwards: the engine restarted
+  uint64_t restarts = 0;          // the engine restarted (or, with no replay socket, may have)
+  uint64_t reconnects = 0;        // the connection to the publisher dropped
   uint64_t lost_batches = 0;      // sequence numbers neither received nor replayed
 };
 
@@ -48,7 +49,10 @@ struct SubscriberStats {
 // is set, everything from 0 is replayed first, so a router that starts after the engine is
 // exact. A later jump forward asks for a replay from the next expected number. A number below
 // the next expected one is either a batch a replay already delivered (dropped) or an engine
-// restart (vLLM restarts at 0), which also starts the stream over.
+// restart (vLLM restarts at 0), which also starts the stream over. After the connection to the
+// publisher drops, a restarted engine's numbering may already have passed ours: the first batch
+// after the reconnection is checked by replaying from the last number delivered; a different
+// batch there (or no replay socket to ask) is a restart too.
 class Subscriber {
  public:
   using Sink = std::function<void(uint64_t seq, DecodedBatch batch)>;

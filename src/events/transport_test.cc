@@ -260,6 +260,74 @@ TEST(Transport, RestartClearsTheWorkerAndStartsOver) {
   EXPECT_EQ(sub->stats().restarts, 1u);
 }
 
+// An engine restarts on the same ports, and by the time the subscriber has reconnected its
+// numbering has passed the old one: the number alone looks like a gap. The reconnection makes
+// the subscriber check the publisher's batch at its last number; it differs, so the worker is
+// cleared and the new engine's batches are delivered from 0. `same_history`: the new
+// publisher's first batches are the old ones (as after a network blip): nothing is cleared.
+void RestartPastTheOldNumbering(bool same_history) {
+  auto first = Publisher::Start({});
+  ASSERT_TRUE(first.ok());
+  const std::string endpoint = (*first)->endpoint();
+  const std::string replay_endpoint = (*first)->replay_endpoint();
+  Collector collector;
+  std::unique_ptr<Subscriber> sub = Subscribe(**first, collector);
+  ASSERT_TRUE(PublishUntilConnected(**first, collector));
+  const uint64_t old_next = (*first)->next_seq();
+  first->reset();
+
+  auto second =
+      Publisher::Start({.port = PortOf(endpoint), .replay_port = PortOf(replay_endpoint)});
+  ASSERT_TRUE(second.ok()) << second.status();
+  // Its history up to the old numbering, not sent live; then live batches until one arrives.
+  constexpr uint64_t kOther = 1000;  // ts offset of batches the old engine never published
+  auto publish = [&](bool drop) {
+    const uint64_t n = (*second)->next_seq();
+    const bool old = same_history && n < old_next;
+    return (*second)->Publish(old ? NumberedBatch(n) : NumberedBatch(kOther + n), drop);
+  };
+  while ((*second)->next_seq() < old_next + 10) publish(/*drop=*/true);
+  uint64_t last = 0;
+  for (int i = 0; i < 400; ++i) {
+    last = publish(/*drop=*/false);
+    if (collector.WaitForSeq(last, milliseconds(50))) break;
+  }
+  ASSERT_TRUE(collector.WaitForSeq(last));
+  ASSERT_TRUE(collector.WaitUntil([&](const std::vector<Received>& r) {
+    return r.back().seq == last;
+  }));
+
+  std::vector<Received> received = collector.received();
+  EXPECT_EQ(sub->stats().reconnects, 1u);
+  size_t i = old_next;  // the old engine's batches came first, 0 .. old_next-1
+  if (!same_history) {
+    EXPECT_EQ(sub->stats().restarts, 1u);
+    ASSERT_TRUE(IsSyntheticClear(received[i].batch));
+    ++i;
+    for (uint64_t seq = 0; seq <= last; ++seq, ++i) {  // the new engine's, from 0
+      ASSERT_LT(i, received.size());
+      EXPECT_EQ(received[i].seq, seq);
+      EXPECT_EQ(received[i].batch.ts, static_cast<double>(kOther + seq));
+    }
+  } else {
+    EXPECT_EQ(sub->stats().restarts, 0u);
+    for (uint64_t seq = old_next; seq <= last; ++seq, ++i) {  // continued where it was
+      ASSERT_LT(i, received.size());
+      EXPECT_EQ(received[i].seq, seq);
+      EXPECT_FALSE(IsSyntheticClear(received[i].batch));
+    }
+  }
+  EXPECT_EQ(i, received.size());
+}
+
+TEST(Transport, RestartPastTheOldNumberingIsCaughtByTheContinuityCheck) {
+  RestartPastTheOldNumbering(/*same_history=*/false);
+}
+
+TEST(Transport, ReconnectionToTheSameHistoryContinues) {
+  RestartPastTheOldNumbering(/*same_history=*/true);
+}
+
 // A replay client speaking the protocol by hand (a DEALER, as vLLM's example subscriber).
 class ReplayClient {
  public:

@@ -72,6 +72,8 @@ GatewayMetrics::ModelHandles& GatewayMetrics::For(std::string_view model) {
                                  "Time spent waiting for an unsaturated worker", kQueueBuckets, m),
       .retries = &r.Counter("kvrouter_retries_total",
                             "Requests sent again to another worker after a failure", m),
+      .queued = &r.Gauge("kvrouter_queued_requests",
+                         "Requests waiting for a worker below the saturation limits", m),
       .prompt_router = &r.Counter("kvrouter_prompt_tokens_total",
                                   "Prompt tokens, as the router counted and as engines reported",
                                   with("source", "router")),
@@ -122,6 +124,10 @@ void GatewayMetrics::Request(const RequestRecord& r) {
 void GatewayMetrics::Prepare(std::string_view model, double s) { For(model).prepare->Observe(s); }
 void GatewayMetrics::Decision(std::string_view model, double s) { For(model).decision->Observe(s); }
 void GatewayMetrics::Retry(std::string_view model) { For(model).retries->Increment(); }
+void GatewayMetrics::Queued(std::string_view model, int delta) {
+  For(model).queued->Increment(delta);
+}
+
 void GatewayMetrics::QueueWait(std::string_view model, double s) {
   For(model).queue_wait->Observe(s);
 }

@@ -40,6 +40,7 @@ class GatewayMetrics {
   void Decision(std::string_view model, double seconds);  // the scheduler's choice
   void Retry(std::string_view model);
   void QueueWait(std::string_view model, double seconds);
+  void Queued(std::string_view model, int delta);  // requests waiting for capacity now
 
   std::string Serialize(const std::vector<const Pool*>& pools) const;
 
@@ -51,6 +52,7 @@ class GatewayMetrics {
     prometheus::Histogram* decision;
     prometheus::Histogram* queue_wait;
     prometheus::Counter* retries;
+    prometheus::Gauge* queued;
     prometheus::Counter* prompt_router;
     prometheus::Counter* prompt_engine;
     prometheus::Counter* cached_router;

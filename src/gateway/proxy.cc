@@ -93,6 +93,10 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
     http::ClientRequest request;
     request.target = ex.request().target;
     request.body = ex.request().body;
+    // As sent: an engine that refuses a content type (vLLM: 415) says so itself.
+    if (std::string_view type = ex.request().Find("content-type"); !type.empty()) {
+      request.content_type = std::string(type);
+    }
     for (std::string_view name : kForwarded) {
       if (std::string_view v = ex.request().Find(name); !v.empty()) {
         request.headers.push_back({std::string(name), std::string(v)});
@@ -249,6 +253,7 @@ asio::awaitable<bool> Gateway::Impl::Admit(Pool& pool) {
   const auto deadline = start + std::chrono::milliseconds(config_.limits.queue_timeout_ms);
   asio::steady_timer timer(io_);
   bool admitted = false;
+  metrics_.Queued(pool.name(), +1);
   while (!stopping_ && std::chrono::steady_clock::now() < deadline) {
     timer.expires_at(deadline);
     queue.waiting.push_back(&timer);
@@ -260,6 +265,7 @@ asio::awaitable<bool> Gateway::Impl::Admit(Pool& pool) {
       break;
     }
   }
+  metrics_.Queued(pool.name(), -1);
   metrics_.QueueWait(pool.name(), std::chrono::duration<double>(
                                       std::chrono::steady_clock::now() - start).count());
   co_return admitted;

@@ -1,0 +1,517 @@
+#!/usr/bin/python3
+"""Live tests of `kvrouter serve` in front of `kvrouter engine-sim`s: real processes on
+127.0.0.1 (port 0), real HTTP and ZeroMQ, every process reaped on every path.
+
+Every test ends with the router's books empty (no booked prefill, nothing running) and every
+process exiting 0 on SIGTERM. Waits are on responses and conditions, each bounded.
+
+  tests/gateway_live_test.py --kvrouter build/release/kvrouter [unittest args]
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+import live
+from live import DEADLINE_S, Cache, EngineSim, metric, replay, sse_events
+
+TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+MODEL = "kvrouter-sim"  # engine-sim's default served name
+
+
+def worker_yaml(name, sim, events=True):
+    lines = [f"      - name: {name}", f"        url: http://{sim.ready['http']}"]
+    if events and sim.ready.get("kv_events"):
+        lines.append(f"        kv_events: {sim.ready['kv_events']}")
+        if sim.ready.get("replay"):
+            lines.append(f"        replay: {sim.ready['replay']}")
+    return "\n".join(lines)
+
+
+def router_yaml(workers, token=TOKEN, extra="", pool_extra="", model=MODEL):
+    """A one-pool config; `workers` is a list of (name, sim-or-url, events)."""
+    out = ["listen: 127.0.0.1:0", "health: {interval_ms: 100, timeout_ms: 1000, failures: 1}"]
+    if token:
+        out.append(f"admin_token: {token}")
+    out.append(extra)
+    out += ["pools:", f"  - name: {model}", "    tokenizer: bytes", "    block_size: 16",
+            pool_extra, "    workers:"]
+    for name, target, events in workers:
+        if isinstance(target, str):
+            out.append(f"      - name: {name}\n        url: {target}")
+        else:
+            out.append(worker_yaml(name, target, events))
+    return "\n".join(line for line in out if line) + "\n"
+
+
+class Router(live.Server):
+    """`kvrouter serve` on a config written to a temporary file."""
+
+    def __init__(self, config):
+        self.dir = tempfile.TemporaryDirectory()
+        path = os.path.join(self.dir.name, "router.yaml")
+        with open(path, "w") as f:
+            f.write(config)
+        super().__init__("serve", "--config", path, "--log-level", "warn")
+
+    def __exit__(self, *exc):
+        try:
+            return super().__exit__(*exc)
+        finally:
+            self.dir.cleanup()
+
+    def admin(self, method, path, body=None):
+        status, _, text = self.request(method, path, body, headers=AUTH)
+        return status, json.loads(text)
+
+    def workers(self):
+        status, body = self.admin("GET", "/admin/workers")
+        assert status == 200, body
+        return {w["name"]: w for w in body["workers"]}
+
+    def wait_for(self, condition, what):
+        """Polls `condition()` (a cheap read of the router's state) until true; bounded."""
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def assert_idle(self):
+        """No booking left behind: zero booked prefill and running requests on every worker."""
+        def idle():
+            _, values = self.metrics()
+            return (metric(values, "kvrouter_worker_booked_prefill_tokens") == 0 and
+                    metric(values, "kvrouter_worker_running_requests") == 0)
+        self.wait_for(idle, "the router's books to empty")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unique_text(n=300):
+    """A prompt no other test shares (so caches from earlier tests do not interfere)."""
+    seed = uuid.uuid4().hex
+    return (seed * (n // len(seed) + 1))[:n]
+
+
+def chat(content, history=()):
+    return {"model": MODEL, "messages": [*history, {"role": "user", "content": content}],
+            "max_tokens": 4, "ignore_eos": True}
+
+
+def post_stream(server, path, body, headers=None):
+    c = server.conn()
+    try:
+        c.request("POST", path, body=json.dumps(body),
+                  headers={"Content-Type": "application/json", **(headers or {})})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
+    finally:
+        c.close()
+
+
+class RoutingTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sims = [EngineSim("--speedup", "1000", "--kv-events-port", "0", "--replay-port", "0")
+                    .__enter__() for _ in range(2)]
+        cls.router = Router(router_yaml([("w0", cls.sims[0], True),
+                                         ("w1", cls.sims[1], True)])).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.router.__exit__(None, None, None)
+        for s in cls.sims:
+            s.__exit__(None, None, None)
+
+    def tearDown(self):
+        self.router.assert_idle()
+
+    def test_both_endpoints_stream_and_not(self):
+        prompt = unique_text()
+        cases = [("/v1/completions", {"model": MODEL, "prompt": prompt, "max_tokens": 5,
+                                      "ignore_eos": True}),
+                 ("/v1/chat/completions", chat(prompt))]
+        for path, body in cases:
+            with self.subTest(path=path, stream=False):
+                headers = {}
+                status, r = self.router.post(path, body, response_headers=headers)
+                self.assertEqual(status, 200, r)
+                self.assertIn(headers["x-kvrouter-worker"], ("w0", "w1"))
+                self.assertGreater(r["usage"]["prompt_tokens"], 0)
+            with self.subTest(path=path, stream=True):
+                streamed = dict(body, stream=True, stream_options={"include_usage": True})
+                status, headers, raw = post_stream(self.router, path, streamed)
+                self.assertEqual(status, 200, raw)
+                self.assertTrue(headers["content-type"].startswith("text/event-stream"))
+                self.assertIn(headers["x-kvrouter-worker"], ("w0", "w1"))
+                events = sse_events(raw)
+                self.assertEqual(events[-1], "[DONE]")
+                self.assertIn("usage", json.loads(events[-2]))
+
+    def test_next_turn_lands_on_the_worker_holding_its_prefix(self):
+        for _ in range(4):
+            first = chat(unique_text(400))
+            headers = {}
+            status, r1 = self.router.post("/v1/chat/completions", first, response_headers=headers)
+            self.assertEqual(status, 200, r1)
+            holder = headers["x-kvrouter-worker"]
+            history = [*first["messages"], r1["choices"][0]["message"]]
+            second = chat("And then?", history)
+            headers = {}
+            status, r2 = self.router.post("/v1/chat/completions", second, response_headers=headers)
+            self.assertEqual(status, 200, r2)
+            self.assertEqual(headers["x-kvrouter-worker"], holder)
+            cached = r2["usage"]["prompt_tokens_details"]["cached_tokens"]
+            self.assertGreaterEqual(cached, 400)  # the whole first turn, in full blocks
+
+    def test_debug_route_explains_the_decision(self):
+        prompt = unique_text(320)
+        headers = {}
+        body = {"model": MODEL, "prompt": prompt, "max_tokens": 2}
+        status, _ = self.router.post("/v1/completions", body, response_headers=headers)
+        self.assertEqual(status, 200)
+        holder = headers["x-kvrouter-worker"]
+
+        def explained():
+            status, d = self.router.post("/debug/route", body, headers=AUTH)
+            assert status == 200, d
+            return d
+        # Events confirm the blocks shortly after the response: wait for the index to see them.
+        self.router.wait_for(lambda: {c["worker"]: c for c in explained()["candidates"]}
+                             [holder]["device_blocks"] == 20, "the holder's events")
+        d = explained()
+        self.assertEqual(d["worker"], holder)
+        self.assertEqual((d["model"], d["prompt_tokens"], d["blocks"]), (MODEL, 320, 20))
+        self.assertEqual(d["policy"], "kvrouter")
+        self.assertEqual(sorted(c["worker"] for c in d["candidates"]), ["w0", "w1"])
+        for c in d["candidates"]:
+            self.assertTrue(c["healthy"])
+            self.assertIn("ttft_s", c["terms"])
+            self.assertIn("cost", c)
+        status, _, _ = self.router.request("POST", "/debug/route", json.dumps(body))
+        self.assertEqual(status, 401)
+
+    def test_models_ready_health_and_metrics(self):
+        status, _, text = self.router.request("GET", "/v1/models")
+        self.assertEqual([m["id"] for m in json.loads(text)["data"]], [MODEL])
+        self.assertEqual(self.router.request("GET", "/health")[0], 200)
+        status, _, text = self.router.request("GET", "/ready")
+        self.assertEqual(status, 200, text)
+        self.router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(), "max_tokens": 1})
+        text, values = self.router.metrics()
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool is missing (Debian package prometheus)")
+        check = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                               capture_output=True, timeout=DEADLINE_S)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        # The byte tokenizer is the engine's: the router counts exactly what engines report.
+        router = metric(values, "kvrouter_prompt_tokens_total", source="router")
+        self.assertGreater(router, 0)
+        self.assertEqual(router, metric(values, "kvrouter_prompt_tokens_total", source="engine"))
+        self.assertGreater(metric(values, "kvrouter_requests_total", status="200"), 0)
+        self.assertGreater(metric(values, "kvrouter_events_applied_total"), 0)
+
+
+class ApproximateModeTest(unittest.TestCase):
+    def test_without_events_predictions_keep_conversations_together(self):
+        with EngineSim("--speedup", "1000") as a, EngineSim("--speedup", "1000") as b, \
+                Router(router_yaml([("a", a, False), ("b", b, False)])) as router:
+            self.assertEqual({w["mode"] for w in router.workers().values()}, {"approximate"})
+            for _ in range(3):
+                first = chat(unique_text(400))
+                headers = {}
+                _, r1 = router.post("/v1/chat/completions", first, response_headers=headers)
+                holder = headers["x-kvrouter-worker"]
+                second = chat("More.", [*first["messages"], r1["choices"][0]["message"]])
+                headers = {}
+                status, r2 = router.post("/v1/chat/completions", second, response_headers=headers)
+                self.assertEqual(status, 200, r2)
+                self.assertEqual(headers["x-kvrouter-worker"], holder)
+                self.assertGreaterEqual(r2["usage"]["prompt_tokens_details"]["cached_tokens"], 400)
+            router.assert_idle()
+
+
+def engine_cache(sim):
+    """The engine's device cache, rebuilt from every batch its replay buffer holds."""
+    cache = Cache()
+    batches = replay(sim.ready["replay"], 0)
+    for _, payload in batches:
+        cache.apply(payload)
+    return cache, (batches[-1][0] if batches else None)
+
+
+class EventsTest(unittest.TestCase):
+    def test_index_converges_despite_dropped_batches(self):
+        with EngineSim("--speedup", "1000", "--preset", "test", "--kv-events-port", "0",
+                       "--replay-port", "0", "--drop-event-batches", "0.3", "--seed", "7") as sim, \
+                Router(router_yaml([("w", sim, True)])) as router:
+            for i in range(25):
+                status, r = router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(
+                    200 + 16 * i), "max_tokens": 3})
+                self.assertEqual(status, 200, r)
+            cache, last = engine_cache(sim)
+            router.wait_for(lambda: router.workers()["w"]["last_seq"] == last, "the last batch")
+            w = router.workers()["w"]
+            self.assertEqual(w["cached_blocks"], len(cache.blocks))
+            self.assertGreater(w["gaps"], 0)
+            self.assertGreater(w["replays"], 0)
+            self.assertEqual(w["lost_batches"], 0)
+            router.assert_idle()
+
+    def test_restarted_engine_is_cleared_and_rebuilt(self):
+        ports = [str(free_port()) for _ in range(3)]
+        flags = ["--speedup", "1000", "--kv-events-port", ports[1], "--replay-port", ports[2]]
+        first = EngineSim(*flags).__enter__()
+        try:
+            router = Router(router_yaml([("w", first, True)])).__enter__()
+        except BaseException:
+            first.__exit__(None, None, None)
+            raise
+        try:
+            for _ in range(3):
+                router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(), "max_tokens": 2})
+            _, last = engine_cache(first)
+            router.wait_for(lambda: router.workers()["w"]["last_seq"] == last, "the first run's events")
+            self.assertGreater(router.workers()["w"]["cached_blocks"], 0)
+            first.__exit__(None, None, None)
+            # Same HTTP and ZeroMQ ports: to the router it is the same worker, restarted.
+            with live.Server("engine-sim", "--port", str(first.port), "--log-level", "warn",
+                             *flags) as second:
+                router.wait_for(lambda: router.workers()["w"]["healthy"], "the restarted engine")
+                # Batches published before the router's SUB reconnects are not seen live (ZMQ
+                # drops them); after it reconnects, the first one seen is checked against the
+                # old run's. Each request publishes more; requests go on until the router
+                # notices (bounded).
+                deadline = time.monotonic() + DEADLINE_S
+                while router.workers()["w"]["restarts"] == 0 and time.monotonic() < deadline:
+                    status, r = router.post("/v1/completions", {"model": MODEL,
+                                                                "prompt": unique_text(),
+                                                                "max_tokens": 2})
+                    self.assertEqual(status, 200, r)
+                cache, last = engine_cache(second)
+                router.wait_for(lambda: router.workers()["w"]["restarts"] >= 1 and
+                                router.workers()["w"]["last_seq"] == last, "the restart")
+                # Only what the new engine holds: the old run's blocks were cleared.
+                self.assertEqual(router.workers()["w"]["cached_blocks"], len(cache.blocks))
+                router.assert_idle()
+        finally:
+            router.__exit__(None, None, None)
+
+
+class FailuresTest(unittest.TestCase):
+    def test_unreachable_worker_is_retried_elsewhere_then_left_out(self):
+        dead = f"http://127.0.0.1:{free_port()}"
+        with EngineSim("--speedup", "1000") as good, \
+                Router(router_yaml([("dead", dead, False), ("good", good, False)]).replace(
+                    "interval_ms: 100", "interval_ms: 600000")) as router:
+            for _ in range(6):
+                headers = {}
+                status, r = router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
+                                                            "max_tokens": 2}, response_headers=headers)
+                self.assertEqual(status, 200, r)
+                self.assertEqual(headers["x-kvrouter-worker"], "good")
+            self.assertFalse(router.workers()["dead"]["healthy"])
+            _, values = router.metrics()
+            self.assertGreaterEqual(metric(values, "kvrouter_retries_total"), 1)
+            self.assertEqual(router.request("GET", "/ready")[0], 200)
+            router.assert_idle()
+
+    def test_5xx_before_the_first_byte_is_retried_elsewhere(self):
+        with EngineSim("--speedup", "1000", "--fail-requests", "1") as failing, \
+                EngineSim("--speedup", "1000") as good, \
+                Router(router_yaml([("failing", failing, False), ("good", good, False)])) as router:
+            for _ in range(6):
+                headers = {}
+                status, r = router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
+                                                            "max_tokens": 2}, response_headers=headers)
+                self.assertEqual(status, 200, r)
+                self.assertEqual(headers["x-kvrouter-worker"], "good")
+            router.assert_idle()
+
+    def test_no_healthy_worker_is_a_502_then_503(self):
+        dead = f"http://127.0.0.1:{free_port()}"
+        with Router(router_yaml([("dead", dead, False)]).replace("interval_ms: 100",
+                                                                  "interval_ms: 600000")) as router:
+            body = {"model": MODEL, "prompt": "hello", "max_tokens": 2}
+            status, r = router.post("/v1/completions", body)
+            self.assertEqual(status, 502, r)
+            self.assertEqual(r["error"]["type"], "BadGatewayError")
+            status, r = router.post("/v1/completions", body)
+            self.assertEqual(status, 503, r)
+            self.assertEqual(router.request("GET", "/ready")[0], 503)
+
+    def test_engine_dying_mid_stream_ends_the_stream_with_an_error_event(self):
+        with EngineSim("--speedup", "100", "--exit-after", "1") as sim, \
+                Router(router_yaml([("w", sim, False)])) as router:
+            body = {"model": MODEL, "prompt": "x" * 50, "max_tokens": 2000, "ignore_eos": True,
+                    "stream": True}
+            status, _, raw = post_stream(router, "/v1/completions", body)
+            self.assertEqual(status, 200)
+            events = sse_events(raw)
+            self.assertNotEqual(events[-1], "[DONE]")
+            self.assertEqual(json.loads(events[-1])["error"]["code"], 502)
+            sim.proc.wait(DEADLINE_S)
+            router.assert_idle()
+
+    def test_saturated_pool_queues_then_answers_429(self):
+        with EngineSim("--speedup", "1") as sim, Router(router_yaml(
+                [("w", sim, False)],
+                extra="limits: {max_running_per_worker: 1, queue_size: 1, queue_timeout_ms: 1500}")
+        ) as router:
+            long_body = {"model": MODEL, "prompt": "long", "max_tokens": 100000, "ignore_eos": True,
+                         "stream": True}
+            c = router.conn()
+            c.request("POST", "/v1/completions", body=json.dumps(long_body),
+                      headers={"Content-Type": "application/json"})
+            running = c.getresponse()
+            self.assertTrue(running.readline().startswith(b"data: "))
+            queued = {}
+            waiter = threading.Thread(target=lambda: queued.update(
+                r=router.request("POST", "/v1/completions", {"model": MODEL, "prompt": "q"},
+                                 response_headers=queued)))
+            waiter.start()
+            try:
+                router.wait_for(lambda: metric(router.metrics()[1], "kvrouter_queued_requests") == 1,
+                                "a queued request")
+                headers = {}
+                status, r = router.post("/v1/completions", {"model": MODEL, "prompt": "full"},
+                                        response_headers=headers)
+                self.assertEqual(status, 429, r)  # the queue is full: at once
+                self.assertEqual(r["error"]["type"], "RateLimitError")
+                self.assertEqual(headers["retry-after"], "2")
+            finally:
+                waiter.join(DEADLINE_S)
+            self.assertEqual(queued["r"][0], 429)  # waited out queue_timeout_ms
+            c.close()  # the client leaves: the engine aborts, the worker frees up
+            router.assert_idle()
+            status, r = router.post("/v1/completions", {"model": MODEL, "prompt": "after"})
+            self.assertEqual(status, 200, r)
+
+    def test_client_disconnect_cancels_the_engine_request(self):
+        with EngineSim("--speedup", "1") as sim, Router(router_yaml([("w", sim, False)])) as router:
+            c = router.conn()
+            c.request("POST", "/v1/completions", body=json.dumps(
+                {"model": MODEL, "prompt": "abc", "max_tokens": 100000, "ignore_eos": True,
+                 "stream": True}), headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertTrue(r.readline().startswith(b"data: "))
+            c.sock.shutdown(socket.SHUT_RDWR)
+            c.close()
+            router.wait_for(lambda: metric(sim.metrics()[1], "vllm:request_success_total",
+                                           finished_reason="abort") == 1, "the engine's abort")
+            self.assertEqual(metric(sim.metrics()[1], "vllm:num_requests_running"), 0)
+            router.assert_idle()
+
+    def test_bad_requests_get_openai_errors(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".jinja") as template, \
+                EngineSim("--speedup", "1000") as sim:
+            template.write("{% if messages[0].role == 'system' %}"
+                           "{{ raise_exception('System role not supported') }}{% endif %}"
+                           "{% for m in messages %}{{ m.content }}{% endfor %}")
+            template.flush()
+            config = router_yaml([("w", sim, False)], extra="limits: {max_body_bytes: 4096}",
+                                 pool_extra=f"    chat_template: {template.name}")
+            with Router(config) as router:
+                cases = [
+                    ("/v1/completions", b"{not json", 400),
+                    ("/v1/completions", json.dumps({"model": MODEL, "prompt": 5}), 400),
+                    ("/v1/completions", json.dumps({"model": MODEL, "prompt": "a", "stream": 1}), 400),
+                    ("/v1/completions", json.dumps({"model": "nope", "prompt": "a"}), 404),
+                    ("/v1/completions", json.dumps({"model": MODEL, "prompt": "a" * 5000}), 413),
+                    ("/v1/completions", b'{"model":"kvrouter-sim","prompt":"\xff\xfe"}', 400),
+                    ("/v1/chat/completions", json.dumps(
+                        {"model": MODEL, "messages": [{"role": "system", "content": "x"}]}), 400),
+                    ("/v1/nothing", b"{}", 404),
+                ]
+                for path, body, expected in cases:
+                    with self.subTest(path=path, body=body[:40]):
+                        status, _, text = router.request("POST", path, body)
+                        self.assertEqual(status, expected, text)
+                        self.assertIn("message", json.loads(text)["error"])
+                status, _, text = router.request("POST", "/v1/chat/completions", json.dumps(
+                    {"model": MODEL, "messages": [{"role": "system", "content": "x"}]}))
+                self.assertIn("System role not supported", json.loads(text)["error"]["message"])
+                self.assertEqual(router.request("GET", "/v1/completions")[0], 405)
+                _, values = sim.metrics()
+                self.assertEqual(metric(values, "vllm:request_success_total"), 0)  # none forwarded
+
+
+class AdminTest(unittest.TestCase):
+    def test_auth_and_adding_and_removing_workers(self):
+        with EngineSim("--speedup", "1000", "--kv-events-port", "0", "--replay-port", "0") as a, \
+                EngineSim("--speedup", "1000", "--kv-events-port", "0", "--replay-port", "0") as b, \
+                Router(router_yaml([("a", a, True)])) as router:
+            self.assertEqual(router.request("GET", "/admin/workers")[0], 401)
+            self.assertEqual(router.request("GET", "/admin/workers",
+                                            headers={"Authorization": "Bearer wrong"})[0], 401)
+            added = {"model": MODEL, "name": "b", "url": f"http://{b.ready['http']}",
+                     "kv_events": b.ready["kv_events"], "replay": b.ready["replay"]}
+            status, w = router.admin("POST", "/admin/workers", added)
+            self.assertEqual(status, 201, w)
+            self.assertEqual((w["name"], w["mode"]), ("b", "events"))
+            self.assertEqual(router.admin("POST", "/admin/workers", added)[0], 409)
+            self.assertEqual(router.admin("POST", "/admin/workers", dict(added, name="c",
+                                                                        url="ftp://x"))[0], 400)
+            self.assertEqual(router.admin("POST", "/admin/workers", dict(added, model="m2"))[0], 404)
+            self.assertEqual(sorted(router.workers()), ["a", "b"])
+            seen = set()
+            for _ in range(6):
+                headers = {}
+                router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
+                                                "max_tokens": 2}, response_headers=headers)
+                seen.add(headers["x-kvrouter-worker"])
+            self.assertEqual(seen, {"a", "b"})
+            router.wait_for(lambda: router.workers()["b"]["cached_blocks"] > 0, "b's events")
+            status, body = router.admin("DELETE", "/admin/workers/b")
+            self.assertEqual(status, 200, body)
+            self.assertEqual(sorted(router.workers()), ["a"])
+            self.assertEqual(router.admin("DELETE", "/admin/workers/b")[0], 404)
+            for _ in range(3):
+                headers = {}
+                router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
+                                                "max_tokens": 2}, response_headers=headers)
+                self.assertEqual(headers["x-kvrouter-worker"], "a")
+            router.assert_idle()
+
+    def test_admin_and_debug_are_off_without_a_token(self):
+        with EngineSim("--speedup", "1000") as a, Router(router_yaml([("a", a, False)],
+                                                                     token="")) as router:
+            self.assertEqual(router.request("GET", "/admin/workers", headers=AUTH)[0], 403)
+            self.assertEqual(router.request("POST", "/debug/route", json.dumps(
+                {"model": MODEL, "prompt": "x"}), headers=AUTH)[0], 403)
+
+
+class ConfigTest(unittest.TestCase):
+    def test_invalid_config_exits_2_naming_the_field(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("pools:\n  - name: m\n    tokenizer: bytes\n    block_size: -3\n")
+            f.flush()
+            p = subprocess.run([live.KVROUTER, "serve", "--config", f.name], capture_output=True,
+                               timeout=DEADLINE_S)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn(b"pools[0].block_size", p.stderr)
+            self.assertEqual(p.stdout, b"")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kvrouter", required=True)
+    args, rest = ap.parse_known_args()
+    live.KVROUTER = os.path.abspath(args.kvrouter)
+    unittest.main(argv=[sys.argv[0], "-v", *rest])
