@@ -36,6 +36,7 @@ Json WorkerJson(const Pool& pool, const Worker& w) {
     j["replayed_batches"] = s.replayed_batches;
     j["lost_batches"] = s.lost_batches;
     j["restarts"] = s.restarts;
+    j["reconnects"] = s.reconnects;
   } else {
     j["events_connected"] = false;
     j["last_seq"] = nullptr;

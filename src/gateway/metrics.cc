@@ -159,6 +159,9 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
   Family lost("kvrouter_event_lost_batches_total",
               "Event batches neither received nor replayed (the worker was cleared)",
               MetricType::Counter);
+  Family reconnects("kvrouter_event_reconnects_total",
+                    "Times the connection to a worker's event publisher dropped",
+                    MetricType::Counter);
   Family restarts("kvrouter_event_restarts_total",
                   "Publisher restarts seen (sequence went backwards): the worker was rebuilt",
                   MetricType::Counter);
@@ -192,10 +195,11 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
       replayed.Add(double(ss.replayed_batches), l);
       lost.Add(double(ss.lost_batches), l);
       restarts.Add(double(ss.restarts), l);
+      reconnects.Add(double(ss.reconnects), l);
     }
   }
   for (Family* f : {&booked, &running, &healthy, &stale, &cached, &applied, &skipped, &gaps,
-                    &replays, &replayed, &lost, &restarts}) {
+                    &replays, &replayed, &lost, &restarts, &reconnects}) {
     families.push_back(std::move(f->f));
   }
   return prometheus::TextSerializer().Serialize(families);
