@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/file.h"
+
 namespace kvr::gateway {
 namespace {
 
@@ -93,6 +95,18 @@ TEST(Config, ErrorsNameTheFieldAndWhy) {
     EXPECT_NE(c.status().message().find(expected), std::string_view::npos)
         << yaml << " -> " << c.status().message();
   }
+}
+
+TEST(Config, TheShippedExampleIsValid) {
+  auto text = ReadFile("configs/router.example.yaml");
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto env = [](const std::string&) -> std::optional<std::string> { return "token"; };
+  auto c = ParseConfig(*text, env);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->admin_token, "token");
+  ASSERT_EQ(c->pools.size(), 1u);
+  EXPECT_EQ(c->pools[0].workers.size(), 3u);
+  EXPECT_EQ(c->pools[0].workers[2].kv_events, "");
 }
 
 TEST(Config, LineNumbersPointAtTheField) {
