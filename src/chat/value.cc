@@ -164,7 +164,10 @@ void AppendFloat(double f, std::string* out) {
   auto res = std::to_chars(buf, buf + sizeof(buf), f, std::chars_format::scientific);
   std::string_view sci(buf, res.ptr - buf);
   size_t e = sci.find('e');
-  int exp = std::atoi(std::string(sci.substr(e + 1)).c_str());
+  // to_chars wrote "e+NN" / "e-NNN": from_chars takes the '-' but not the '+'.
+  int exp = 0;
+  const char* exp_begin = sci.data() + e + 1 + (sci[e + 1] == '+' ? 1 : 0);
+  std::from_chars(exp_begin, sci.data() + sci.size(), exp);
   std::string digits;
   bool neg = sci[0] == '-';
   for (char c : sci.substr(0, e)) {
