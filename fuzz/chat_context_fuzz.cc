@@ -48,22 +48,23 @@ constexpr std::string_view kNumbersTemplate = R"(
 y'|indent(n) }} {{ l|tojson(indent=n) }}{% endif %}
 {%- if n is integer %}{{ 'ab' * n }} {{ 'ab'.replace('a', 'xy', n) }}{% endif %})";
 
-const kvr::chat::ChatTemplate& Compiled(std::string_view source) {
+// Compiled once and kept for the process (held by a static pointer, so LeakSanitizer sees it).
+const std::shared_ptr<const kvr::chat::ChatTemplate>* Compiled(std::string_view source) {
   auto compiled = kvr::chat::ChatTemplate::Compile(source);
   if (!compiled.ok()) __builtin_trap();
-  return **new std::shared_ptr<const kvr::chat::ChatTemplate>(*compiled);
+  return new std::shared_ptr<const kvr::chat::ChatTemplate>(*compiled);
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const kvr::chat::ChatTemplate& chat = Compiled(kTemplate);
-  static const kvr::chat::ChatTemplate& numbers = Compiled(kNumbersTemplate);
+  static const auto* chat = Compiled(kTemplate);
+  static const auto* numbers = Compiled(kNumbersTemplate);
   std::string_view ctx(reinterpret_cast<const char*>(data), size);
   kvr::chat::RenderOptions opt;
   opt.limits.max_steps = 200000;
   opt.limits.max_output_bytes = 1 << 20;
-  for (const kvr::chat::ChatTemplate* t : {&chat, &numbers}) {
+  for (const kvr::chat::ChatTemplate* t : {chat->get(), numbers->get()}) {
     auto out = t->RenderJson(ctx, opt);
     if (out.status().code() == absl::StatusCode::kInternal) std::abort();
   }
