@@ -1,8 +1,12 @@
 // libFuzzer: arbitrary bytes as the JSON render context of real-world-shaped templates (roles,
-// tool calls, tojson, namespace, slicing, string methods). Bad contexts must give errors, never
-// crashes; raise_exception paths must stay errors.
+// tool calls, tojson, namespace, slicing, string methods) and of one that feeds context numbers
+// and strings to every numeric path (int/float filters, %d, str.format, unary minus, abs, **,
+// divisibleby, range, slices, split, attribute paths, indent widths). Bad contexts must give
+// errors, never crashes; an Internal status (an exception caught at the module's boundary) is
+// reported as a crash.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string_view>
 
@@ -32,22 +36,37 @@ constexpr std::string_view kTemplate = R"({{- bos_token }}
 
 </think>{% endif %}{% endif %})";
 
-const kvr::chat::ChatTemplate& Template() {
-  static const auto* t = [] {
-    auto compiled = kvr::chat::ChatTemplate::Compile(kTemplate);
-    if (!compiled.ok()) __builtin_trap();
-    return new std::shared_ptr<const kvr::chat::ChatTemplate>(*compiled);
-  }();
-  return **t;
+// Each line reaches a numeric path with values from the context (undefined ones are skipped
+// by `is defined` or give errors, both fine).
+constexpr std::string_view kNumbersTemplate = R"(
+{%- if s is defined %}{{ s|int }} {{ s|int(-1) }} {{ s|float }} {{ '{' ~ s ~ '}' }}{% endif %}
+{%- if s is defined and s is string %}{{ ('{' ~ s ~ '}').format(1, 2) }}{{ l|map(attribute=s)|list }}{% endif %}
+{%- if n is defined %}{{ n|int }} {{ -n }} {{ n|abs }} {{ '%d' % n }} {{ n ** 3 }} {{ 2 ** n }}{% endif %}
+{%- if n is number and m is number %}{{ n is divisibleby(m) }} {{ n % m }} {{ n // m }}{% endif %}
+{%- if n is integer and m is integer %}{{ range(n, m)|length }} {{ l[n:m] }} {{ l[::m] }}{% endif %}
+{%- if n is integer %}{{ 'a b c'.split(none, n) }} {{ 'x
+y'|indent(n) }} {{ l|tojson(indent=n) }}{% endif %}
+{%- if n is integer %}{{ 'ab' * n }} {{ 'ab'.replace('a', 'xy', n) }}{% endif %})";
+
+// Compiled once and kept for the process (held by a static pointer, so LeakSanitizer sees it).
+const std::shared_ptr<const kvr::chat::ChatTemplate>* Compiled(std::string_view source) {
+  auto compiled = kvr::chat::ChatTemplate::Compile(source);
+  if (!compiled.ok()) __builtin_trap();
+  return new std::shared_ptr<const kvr::chat::ChatTemplate>(*compiled);
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const auto* chat = Compiled(kTemplate);
+  static const auto* numbers = Compiled(kNumbersTemplate);
   std::string_view ctx(reinterpret_cast<const char*>(data), size);
   kvr::chat::RenderOptions opt;
   opt.limits.max_steps = 200000;
   opt.limits.max_output_bytes = 1 << 20;
-  (void)Template().RenderJson(ctx, opt);
+  for (const kvr::chat::ChatTemplate* t : {chat->get(), numbers->get()}) {
+    auto out = t->RenderJson(ctx, opt);
+    if (out.status().code() == absl::StatusCode::kInternal) std::abort();
+  }
   return 0;
 }

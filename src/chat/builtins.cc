@@ -66,10 +66,12 @@ Value TestGe(Interp& in, const Value& v, const Args& a) {
 Value TestIn(Interp& in, const Value& v, const Args& a) { return PyContains(in, Arg0(a), v); }
 Value TestOdd(Interp&, const Value& v, const Args&) { return v.is_int() && v.as_int() % 2 != 0; }
 Value TestEven(Interp&, const Value& v, const Args&) { return v.is_int() && v.as_int() % 2 == 0; }
+// Jinja2's divisibleby: value % num == 0, with Python's % (floats too; INT64_MIN % -1 is 0
+// where the machine instruction traps; num == 0 is a ZeroDivisionError).
 Value TestDivisibleBy(Interp& in, const Value& v, const Args& a) {
-  int64_t d = Arg0(a).as_int();
-  if (d == 0) return in.Fail("integer division or modulo by zero"), Value(false);
-  return v.as_int() % d == 0;
+  Value rest = PyBinary(in, BinOp::kMod, v, Arg0(a));
+  if (in.failed()) return Value(false);
+  return rest.is_number() && rest.as_float() == 0;
 }
 Value TestSameAs(Interp&, const Value& v, const Args& a) {
   const Value& o = Arg0(a);
@@ -164,12 +166,15 @@ Value GlobalRange(Interp& in, const Value&, const Args& a) {
     return in.Fail("range expected at least 1 argument, got 0"), Value();
   }
   if (step == 0) return in.Fail("range() arg 3 must not be zero"), Value();
-  int64_t n = step > 0 ? (stop > start ? (stop - start + step - 1) / step : 0)
-                       : (start > stop ? (start - stop - step - 1) / -step : 0);
-  if (n > 100000) {
+  // 128-bit: stop - start overflows int64 for range(-2**63, 2**63 - 1).
+  const __int128 lo = start, hi = stop, st = step;
+  const __int128 len =
+      st > 0 ? (hi > lo ? (hi - lo + st - 1) / st : 0) : (lo > hi ? (lo - hi - st - 1) / -st : 0);
+  if (len > 100000) {
     return in.Fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)."),
            Value();
   }
+  const auto n = static_cast<int64_t>(len);
   if (!in.Charge(static_cast<size_t>(n))) return Value();
   List out;
   out.reserve(static_cast<size_t>(n));

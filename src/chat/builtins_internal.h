@@ -25,9 +25,10 @@ std::string PyUpper(std::string_view s);
 // Python str.title() / str.capitalize().
 std::string PyTitle(std::string_view s);
 std::string PyCapitalize(std::string_view s);
-// str.replace(old, new, count).
+// str.replace(old, new, count). Stops early once the result exceeds `max_bytes` (the caller's
+// size check then fails): a short `from` and a long `to` multiply the size.
 std::string PyReplace(const std::string& s, const std::string& from, const std::string& to,
-                      int64_t count);
+                      int64_t count, size_t max_bytes);
 // markupsafe.escape for a plain string.
 std::string HtmlEscape(std::string_view s);
 // Python's `fmt % args` for strings (%s %r %d %i %f %%).

@@ -5,27 +5,46 @@
 #include "chat/parser.h"
 
 namespace kvr::chat {
+namespace {
+
+// The module's boundary. Nothing in it is expected to throw (numbers, JSON and allocation sizes
+// are checked, see README.md); should an exception escape anyway (std::bad_alloc), it becomes an
+// Internal error here instead of terminating the process. The fuzzers treat Internal as a crash.
+template <typename F>
+auto Guarded(F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return absl::InternalError(std::string("chat template: unexpected exception: ") + e.what());
+  }
+}
+
+}  // namespace
 
 ChatTemplate::ChatTemplate(std::unique_ptr<Program> prog) : prog_(std::move(prog)) {}
 ChatTemplate::~ChatTemplate() = default;
 
 absl::StatusOr<std::shared_ptr<const ChatTemplate>> ChatTemplate::Compile(std::string_view source) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Program> prog, ParseTemplate(source));
-  return std::shared_ptr<const ChatTemplate>(new ChatTemplate(std::move(prog)));
+  return Guarded([&]() -> absl::StatusOr<std::shared_ptr<const ChatTemplate>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<Program> prog, ParseTemplate(source));
+    return std::shared_ptr<const ChatTemplate>(new ChatTemplate(std::move(prog)));
+  });
 }
 
 absl::StatusOr<std::string> ChatTemplate::Render(const Value& context,
                                                  const RenderOptions& opt) const {
   if (!context.is_dict()) return absl::InvalidArgumentError("render context must be an object");
-  std::string out;
-  Interp interp(*prog_, opt.limits, opt.now);
-  RETURN_IF_ERROR(interp.Render(context.dict(), &out));
-  return out;
+  return Guarded([&]() -> absl::StatusOr<std::string> {
+    std::string out;
+    Interp interp(*prog_, opt.limits, opt.now);
+    RETURN_IF_ERROR(interp.Render(context.dict(), &out));
+    return out;
+  });
 }
 
 absl::StatusOr<std::string> ChatTemplate::RenderJson(std::string_view context_json,
                                                      const RenderOptions& opt) const {
-  ASSIGN_OR_RETURN(Value ctx, ParseJson(context_json));
+  ASSIGN_OR_RETURN(Value ctx, Guarded([&] { return ParseJson(context_json); }));
   return Render(ctx, opt);
 }
 
@@ -69,7 +88,9 @@ absl::StatusOr<std::string_view> TokenizerChatConfig::Select(std::optional<std::
 }
 
 absl::StatusOr<TokenizerChatConfig> ParseTokenizerConfig(std::string_view json_text) {
-  ASSIGN_OR_RETURN(Value cfg, ParseJson(json_text));
+  JsonParseOptions options;
+  options.big_ints_as_float = true;  // model_max_length: 1000000000000000019884624838656
+  ASSIGN_OR_RETURN(Value cfg, Guarded([&] { return ParseJson(json_text, options); }));
   if (!cfg.is_dict()) return absl::InvalidArgumentError("tokenizer config is not an object");
   TokenizerChatConfig out;
   if (const Value* t = cfg.dict().Find("chat_template")) {

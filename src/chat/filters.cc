@@ -5,6 +5,7 @@
 #include "chat/builtins_internal.h"
 #include "chat/interpreter.h"
 #include "chat/json.h"
+#include "chat/numbers.h"
 
 namespace kvr::chat::internal {
 namespace {
@@ -44,7 +45,16 @@ Value AttrPath(Interp& in, const Value& v, const std::string& path) {
     if (e == std::string::npos) e = path.size();
     std::string part = path.substr(b, e - b);
     bool numeric = !part.empty() && part.find_first_not_of("0123456789") == std::string::npos;
-    cur = in.GetItem(cur, numeric ? Value(static_cast<int64_t>(std::stoll(part))) : Value(part));
+    int64_t index = 0;
+    if (!numeric) {
+      cur = in.GetItem(cur, Value(part));
+    } else if (ParseDigits(part, &index) == NumParse::kOk) {
+      cur = in.GetItem(cur, Value(index));
+    } else {
+      // Python looks the unbounded int up and finds nothing: no list or string is that long and
+      // no dict here can hold such a key (our ints are 64-bit). Undefined, as getitem gives.
+      cur = Value();
+    }
     b = e + 1;
   }
   return cur;
@@ -56,7 +66,9 @@ Value FTojson(Interp& in, const Value& v, const Args& a) {
   Value indent = a.GetOr(1, "indent", Value::None());
   if (indent.is_int()) {
     o.has_indent = true;
-    o.indent.assign(static_cast<size_t>(std::max<int64_t>(0, indent.as_int())), ' ');
+    auto width = static_cast<size_t>(std::max<int64_t>(0, indent.as_int()));
+    if (!in.CheckSize(width)) return Value();
+    o.indent.assign(width, ' ');
   } else if (indent.is_string()) {
     o.has_indent = true;
     o.indent = indent.str();
@@ -68,6 +80,7 @@ Value FTojson(Interp& in, const Value& v, const Args& a) {
     o.key_separator = ToStr(seps.list()[1]);
   }
   o.sort_keys = a.GetOr(3, "sort_keys", Value(false)).Truthy();
+  o.max_bytes = in.max_size();  // indentation multiplies: stop before building a huge string
   std::string out;
   absl::Status st = PyJsonDumps(v, o, &out);
   if (!st.ok()) return Fail(in, std::string(st.message()));
@@ -114,8 +127,9 @@ Value FJoin(Interp& in, const Value& v, const Args& a) {
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out += sep;
     AppendStr(attr ? AttrPath(in, items[i], ToStr(*attr)) : items[i], &out);
+    // Items may share one big string: check as it grows, not only at the end.
+    if (!in.CheckSize(out.size())) return Value();
   }
-  if (!in.CheckSize(out.size())) return Value();
   return Value(std::move(out));
 }
 
@@ -280,19 +294,22 @@ Value FReplace(Interp& in, const Value& v, const Args& a) {
   Value count = a.GetOr(2, "count", Value::None());
   std::string r =
       PyReplace(ToStr(v), ToStr(a.GetOr(0, "old", Value(""))), ToStr(a.GetOr(1, "new", Value(""))),
-                count.is_none() ? -1 : count.as_int());
+                count.is_none() ? -1 : count.as_int(), in.max_size());
   if (!in.CheckSize(r.size())) return Value();
   return Value(std::move(r));
 }
 
-Value FIndent(Interp&, const Value& v, const Args& a) {
+Value FIndent(Interp& in, const Value& v, const Args& a) {
   Value w = a.GetOr(0, "width", Value(4));
-  std::string pad = w.is_string()
-                        ? w.str()
-                        : std::string(static_cast<size_t>(std::max<int64_t>(0, w.as_int())), ' ');
+  auto width = static_cast<size_t>(std::max<int64_t>(0, w.is_string() ? 0 : w.as_int()));
+  if (!in.CheckSize(width)) return Value();
+  std::string pad = w.is_string() ? w.str() : std::string(width, ' ');
   bool first = a.GetOr(1, "first", Value(false)).Truthy();
   bool blank = a.GetOr(2, "blank", Value(false)).Truthy();
   std::string s = ToStr(v);
+  // Every line gets the pad: bound the result before building it.
+  size_t lines = static_cast<size_t>(std::count(s.begin(), s.end(), '\n')) + 1;
+  if (!in.CheckSize(s.size() + pad.size() * lines)) return Value();
   std::string out;
   size_t b = 0;
   for (size_t line = 0; b <= s.size(); ++line) {
@@ -309,27 +326,40 @@ Value FIndent(Interp&, const Value& v, const Args& a) {
   return Value(std::move(out));
 }
 
-Value FInt(Interp&, const Value& v, const Args& a) {
+// Jinja2's do_int (3.1.6): int(value); else, for a string, int(float(value)); else the default.
+// Where Python would return an int beyond 64 bits this is an error ("integer out of range"),
+// never a clamped value.
+Value FInt(Interp& in, const Value& v, const Args& a) {
   if (v.is_int() || v.is_bool()) return Value(v.as_int());
-  if (v.is_float()) return Value(static_cast<int64_t>(v.as_float()));
-  if (v.is_string()) {
-    std::string s = PyStrip(v.str(), nullptr, true, true);
-    char* end = nullptr;
-    long long x = std::strtoll(s.c_str(), &end, 10);
-    if (!s.empty() && *end == '\0') return Value(static_cast<int64_t>(x));
-    double f = std::strtod(s.c_str(), &end);
-    if (!s.empty() && *end == '\0') return Value(static_cast<int64_t>(f));
+  Value def = a.GetOr(0, "default", Value(0));
+  int64_t i = 0;
+  if (v.is_float()) {
+    NumParse r = FloatToInt(v.as_float(), &i);
+    if (r == NumParse::kOk) return Value(i);
+    if (r == NumParse::kInvalid) return def;         // int(nan): ValueError, swallowed
+    return Fail(in, FloatToIntError(v.as_float()));  // int(inf): OverflowError propagates
   }
-  return a.GetOr(0, "default", Value(0));
+  if (!v.is_string()) return def;
+  std::string s = PyStrip(v.str(), nullptr, true, true);
+  NumParse r = ParsePyInt(s, &i);
+  if (r == NumParse::kOk) return Value(i);
+  if (r == NumParse::kOutOfRange) return Fail(in, "integer out of range (more than 64 bits)");
+  double f = 0;
+  if (ParsePyFloat(s, &f) != NumParse::kOk) return def;
+  r = FloatToInt(f, &i);
+  if (r == NumParse::kOk) return Value(i);
+  // The fallback swallows ValueError and OverflowError ("nan", "inf"); a finite float beyond
+  // 64 bits ("1e300") is a big int in Python, which we cannot return.
+  if (r == NumParse::kInvalid || std::isinf(f)) return def;
+  return Fail(in, FloatToIntError(f));
 }
 
+// Jinja2's do_float: float(value), else the default.
 Value FFloat(Interp&, const Value& v, const Args& a) {
   if (v.is_number()) return Value(v.as_float());
-  if (v.is_string()) {
-    std::string s = PyStrip(v.str(), nullptr, true, true);
-    char* end = nullptr;
-    double f = std::strtod(s.c_str(), &end);
-    if (!s.empty() && *end == '\0') return Value(f);
+  double f = 0;
+  if (v.is_string() && ParsePyFloat(PyStrip(v.str(), nullptr, true, true), &f) == NumParse::kOk) {
+    return Value(f);
   }
   return a.GetOr(0, "default", Value(0.0));
 }
@@ -372,7 +402,11 @@ Value FSum(Interp& in, const Value& v, const Args& a) {
 
 Value FAbs(Interp& in, const Value& v, const Args&) {
   if (v.is_float()) return Value(std::fabs(v.as_float()));
-  if (v.is_number()) return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
+  if (v.is_number()) {
+    // abs(-2**63) is 2**63 in Python: one past int64.
+    if (v.as_int() == INT64_MIN) return Fail(in, "integer overflow");
+    return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
+  }
   return Fail(in, std::string("bad operand type for abs(): '") + v.TypeName() + "'");
 }
 

@@ -98,6 +98,18 @@ class LoopObject : public Object {
 Interp::Interp(const Program& prog, const RenderLimits& limits, const std::tm& now)
     : prog_(prog), limits_(limits), now_(now) {}
 
+// Also run by the destructor, so that a render left early (an exception caught by the caller)
+// frees its reference cycles too.
+Interp::~Interp() { ReleaseCycles(); }
+
+void Interp::ReleaseCycles() {
+  scope_.reset();
+  for (const auto& s : closure_scopes_) s->vars.clear();
+  for (const Value& ns : namespaces_) ns.mutable_namespace().items.clear();
+  closure_scopes_.clear();
+  namespaces_.clear();
+}
+
 absl::Status Interp::Render(const Dict& context, std::string* out) {
   scope_ = std::make_shared<Scope>(nullptr);
   for (const auto& [k, v] : context.items) {
@@ -106,11 +118,7 @@ absl::Status Interp::Render(const Dict& context, std::string* out) {
   }
   out_ = out;
   Exec(prog_.body);
-  scope_.reset();
-  for (const auto& s : closure_scopes_) s->vars.clear();
-  for (const Value& ns : namespaces_) ns.mutable_namespace().items.clear();
-  closure_scopes_.clear();
-  namespaces_.clear();
+  ReleaseCycles();
   if (!failed_) return absl::OkStatus();
   if (raised_) return absl::InvalidArgumentError(error_);
   if (error_.rfind("resource limit", 0) == 0) return absl::ResourceExhaustedError(error_);
@@ -222,6 +230,14 @@ void Interp::ExecStmt(const Stmt& s) {
 }
 
 void Interp::Assign(const Target& t, Value v) {
+  // Values only grow deeper across statements through assignments (`ns.x = [ns.x]` in a loop);
+  // within one expression the parser's nesting limit bounds them. Python would build the value
+  // and fail (RecursionError) printing it; we stop before printing or freeing it recurses
+  // through the whole stack.
+  if (v.depth() > kMaxValueDepth) {
+    return Fail("resource limit: value nested deeper than " + std::to_string(kMaxValueDepth) +
+                " levels");
+  }
   if (t.kind == Target::Kind::kName) return scope_->Set(t.symbols[0], std::move(v));
   if (t.kind == Target::Kind::kNamespaceAttr) {
     const Value* ns = scope_->Find(t.symbols[0]);

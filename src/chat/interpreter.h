@@ -21,6 +21,9 @@
 
 namespace kvr::chat {
 
+// Deepest value a template may store (Python's default recursion limit is 1000 as well).
+constexpr int kMaxValueDepth = 1000;
+
 struct RenderLimits {
   int64_t max_steps = 20'000'000;
   size_t max_output_bytes = 16u << 20;
@@ -40,6 +43,9 @@ struct Scope {
 class Interp {
  public:
   Interp(const Program& prog, const RenderLimits& limits, const std::tm& now);
+  ~Interp();
+  Interp(const Interp&) = delete;
+  Interp& operator=(const Interp&) = delete;
 
   // Renders with `context` bound as the top-level variables.
   absl::Status Render(const Dict& context, std::string* out);
@@ -58,6 +64,7 @@ class Interp {
   void TrackForCleanup(const Value& ns) { namespaces_.push_back(ns); }
   // Fails unless a value of `bytes` bytes / elements fits the size cap.
   bool CheckSize(size_t n);
+  size_t max_size() const { return limits_.max_output_bytes; }
   const std::tm& now() const { return now_; }
   Value CallValue(const Value& callee, const Args& args);
   Value ApplyFilter(std::string_view name, const Value& v, const Args& args);
@@ -72,6 +79,7 @@ class Interp {
 
  private:
   bool ChargeExceeded();
+  void ReleaseCycles();
   void Exec(const Body& body);
   void ExecStmt(const Stmt& s);
   void ExecFor(const Stmt& s);

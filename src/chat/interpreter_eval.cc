@@ -94,7 +94,9 @@ Value Interp::Eval(const Expr& e) {
                Value();
       }
       if (e.kind == ExprKind::kPos) return v.is_bool() ? Value(v.as_int()) : v;
-      return v.is_float() ? Value(-v.as_float()) : Value(-v.as_int());
+      if (v.is_float()) return Value(-v.as_float());
+      if (v.as_int() == INT64_MIN) return FailAt(e, "integer overflow"), Value();  // 2**63
+      return Value(-v.as_int());
     }
     case ExprKind::kBinary:
       return EvalBinary(e);
@@ -246,9 +248,15 @@ Value Interp::EvalSlice(const Expr& e) {
   int64_t b, end;
   SliceIndices(len, start, stop, step, &b, &end);
   if (!Charge(static_cast<size_t>(len))) return Value();
+  // A step near 2**63 would overflow `i += step`; stop there instead (the next index is past
+  // the end anyway).
+  auto advance = [step](int64_t* i) { return !__builtin_add_overflow(*i, step, i); };
   if (obj.is_list()) {
     List out;
-    for (int64_t i = b; step > 0 ? i < end : i > end; i += step) out.push_back(obj.list()[i]);
+    for (int64_t i = b; step > 0 ? i < end : i > end;) {
+      out.push_back(obj.list()[i]);
+      if (!advance(&i)) break;
+    }
     return Value::FromList(std::move(out));
   }
   const std::string& s = obj.str();
@@ -257,8 +265,9 @@ Value Interp::EvalSlice(const Expr& e) {
     if (b < end) out.assign(s, offs[b], offs[end] - offs[b]);
     return Value(std::move(out));
   }
-  for (int64_t i = b; step > 0 ? i < end : i > end; i += step) {
+  for (int64_t i = b; step > 0 ? i < end : i > end;) {
     out.append(s, offs[i], offs[i + 1] - offs[i]);
+    if (!advance(&i)) break;
   }
   return Value(std::move(out));
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string_view>
+#include <unordered_map>
 
 namespace kvr::chat {
 namespace {
@@ -72,6 +74,9 @@ class Dumper {
 
   absl::Status Dump(const Value& v, int level) {
     if (level > 512) return absl::InvalidArgumentError("maximum recursion depth exceeded");
+    if (out_->size() > opt_.max_bytes) {
+      return absl::ResourceExhaustedError("resource limit: tojson output exceeds the size cap");
+    }
     switch (v.kind()) {
       case Value::Kind::kNone:
         out_->append("null");
@@ -122,7 +127,7 @@ class Dumper {
   }
   void NewLine(int level) {
     out_->push_back('\n');
-    for (int i = 0; i < level; ++i) out_->append(opt_.indent);
+    for (int i = 0; i < level && out_->size() <= opt_.max_bytes; ++i) out_->append(opt_.indent);
   }
 
   absl::Status DumpList(const List& l, int level) {
@@ -165,8 +170,13 @@ absl::Status PyJsonDumps(const Value& v, const PyJsonOptions& opt, std::string* 
   return Dumper(opt, out).Dump(v, 0);
 }
 
-Value FromJson(const nlohmann::ordered_json& j) {
+namespace {
+
+constexpr int kMaxDepth = 256;  // deeper values would recurse deeply when printed or destroyed
+
+Value FromJsonAt(const nlohmann::ordered_json& j, int depth) {
   using T = nlohmann::ordered_json::value_t;
+  if (depth > kMaxDepth && (j.is_array() || j.is_object())) return Value::None();
   switch (j.type()) {
     case T::null:
       return Value::None();
@@ -186,13 +196,15 @@ Value FromJson(const nlohmann::ordered_json& j) {
     case T::array: {
       List l;
       l.reserve(j.size());
-      for (const auto& x : j) l.push_back(FromJson(x));
+      for (const auto& x : j) l.push_back(FromJsonAt(x, depth + 1));
       return Value::FromList(std::move(l));
     }
     case T::object: {
       Dict d;
       d.items.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) d.Set(it.key(), FromJson(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        d.items.emplace_back(it.key(), FromJsonAt(it.value(), depth + 1));  // keys are unique
+      }
       return Value::FromDict(std::move(d));
     }
     default:
@@ -200,29 +212,122 @@ Value FromJson(const nlohmann::ordered_json& j) {
   }
 }
 
-absl::StatusOr<Value> ParseJson(std::string_view text) {
-  // The depth limit keeps a hostile input from exhausting the stack in FromJson.
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > 256) return absl::InvalidArgumentError("JSON nested too deeply");
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
+// Builds Values from nlohmann's SAX events: no DOM and no recursion (the nesting is a heap
+// stack, capped at kMaxDepth), no exceptions (errors arrive through parse_error), and each
+// number's own text, so that an integer literal beyond 64 bits is an error instead of a float
+// (nlohmann's DOM would turn it into one; Python keeps it exact, which we cannot).
+class ValueBuilder : public nlohmann::json_sax<nlohmann::ordered_json> {
+ public:
+  explicit ValueBuilder(const JsonParseOptions& options) : options_(options) {}
+
+  absl::StatusOr<Value> Result() && {
+    if (!error_.empty()) return absl::InvalidArgumentError(error_);
+    return std::move(root_);
   }
-  // No exceptions: allow_exceptions=false returns a discarded value on malformed input.
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("invalid JSON");
-  return FromJson(j);
+
+  bool null() override { return Add(Value::None()); }
+  bool boolean(bool b) override { return Add(Value(b)); }
+  bool number_integer(number_integer_t v) override { return Add(Value(int64_t{v})); }
+  bool number_unsigned(number_unsigned_t v) override {
+    if (v <= static_cast<uint64_t>(INT64_MAX)) return Add(Value(static_cast<int64_t>(v)));
+    if (options_.big_ints_as_float) return Add(Value(static_cast<double>(v)));
+    return OutOfRange(std::to_string(v));
+  }
+  bool number_float(number_float_t v, const string_t& text) override {
+    // No '.' or exponent: an integer literal that nlohmann could only read as a float.
+    if (!options_.big_ints_as_float && text.find_first_of(".eE") == std::string::npos) {
+      return OutOfRange(text);
+    }
+    return Add(Value(v));
+  }
+  bool string(string_t& s) override { return Add(Value(std::move(s))); }
+  bool binary(binary_t&) override { return Fail("invalid JSON: binary value"); }
+  bool start_object(std::size_t) override { return Open(/*is_dict=*/true); }
+  bool key(string_t& k) override {
+    stack_.back().pending_key = std::move(k);
+    return true;
+  }
+  bool end_object() override { return Close(); }
+  bool start_array(std::size_t) override { return Open(/*is_dict=*/false); }
+  bool end_array() override { return Close(); }
+  bool parse_error(std::size_t, const std::string& last_token,
+                   const nlohmann::detail::exception& e) override {
+    // 406: a number nlohmann cannot hold even as a double (1e400, or 400 digits).
+    if (e.id == 406) return OutOfRange(last_token);
+    std::string what = e.what();
+    if (what.size() > 300) what = what.substr(0, 300) + "...";  // it quotes the last token
+    return Fail("invalid JSON: " + what);
+  }
+
+ private:
+  struct Frame {
+    bool is_dict;
+    List list;
+    std::vector<std::pair<std::string, Value>> pairs;  // in order, duplicates included
+    std::string pending_key;
+  };
+
+  bool Fail(std::string msg) {
+    if (error_.empty()) error_ = std::move(msg);
+    return false;
+  }
+  bool OutOfRange(const std::string& text) {
+    std::string shown = text.size() > 40 ? text.substr(0, 40) + "..." : text;
+    return Fail("JSON number out of range (integers are 64-bit here): " + shown);
+  }
+  bool Open(bool is_dict) {
+    if (stack_.size() >= kMaxDepth) return Fail("JSON nested too deeply");
+    stack_.push_back(Frame{is_dict, {}, {}, {}});
+    return true;
+  }
+  bool Add(Value v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+    } else if (stack_.back().is_dict) {
+      stack_.back().pairs.emplace_back(std::move(stack_.back().pending_key), std::move(v));
+    } else {
+      stack_.back().list.push_back(std::move(v));
+    }
+    return true;
+  }
+  bool Close() {
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    return Add(f.is_dict ? Value::FromDict(ToDict(std::move(f.pairs)))
+                         : Value::FromList(std::move(f.list)));
+  }
+  // Python's dict from pairs: a repeated key keeps its first position and its last value. A
+  // hash index keeps a large object linear (Dict::Set scans).
+  static Dict ToDict(std::vector<std::pair<std::string, Value>> pairs) {
+    Dict d;
+    d.items.reserve(pairs.size());
+    std::unordered_map<std::string_view, size_t> index;
+    index.reserve(pairs.size());
+    for (auto& [k, v] : pairs) {
+      auto [it, inserted] = index.try_emplace(k, d.items.size());
+      if (inserted) {
+        d.items.emplace_back(k, std::move(v));
+      } else {
+        d.items[it->second].second = std::move(v);
+      }
+    }
+    return d;
+  }
+
+  const JsonParseOptions& options_;
+  std::vector<Frame> stack_;
+  Value root_;
+  std::string error_;
+};
+
+}  // namespace
+
+Value FromJson(const nlohmann::ordered_json& j) { return FromJsonAt(j, 0); }
+
+absl::StatusOr<Value> ParseJson(std::string_view text, const JsonParseOptions& options) {
+  ValueBuilder builder(options);
+  nlohmann::ordered_json::sax_parse(text.begin(), text.end(), &builder);
+  return std::move(builder).Result();
 }
 
 }  // namespace kvr::chat

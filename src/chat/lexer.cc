@@ -1,7 +1,9 @@
 #include "chat/lexer.h"
 
+#include <cstdlib>
 #include <cstring>
 
+#include "chat/numbers.h"
 #include "chat/value.h"
 
 namespace kvr::chat {
@@ -239,11 +241,10 @@ class Lexer {
     Token tok{is_float ? Tok::kFloat : Tok::kInt, text};
     tok.offset = static_cast<uint32_t>(b);
     if (is_float) {
-      tok.float_value = std::strtod(text.c_str(), nullptr);
-    } else {
-      errno = 0;
-      tok.int_value = std::strtoll(text.c_str(), nullptr, 10);
-      if (errno == ERANGE) return Fail("integer literal too large", b);
+      tok.float_value = std::strtod(text.c_str(), nullptr);  // 1e400 is inf, as in Python
+    } else if (ParseDigits(text, &tok.int_value) != NumParse::kOk) {
+      // Python's ints are unbounded; ours are 64-bit, so a longer literal cannot be rendered.
+      return Fail("integer literal out of range", b);
     }
     res_.tokens.push_back(std::move(tok));
     pos_ = e;

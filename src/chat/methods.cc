@@ -66,7 +66,8 @@ Value Split(Interp& in, const Value& self, const Args& a, bool from_right) {
         words.emplace_back(start, b), start = std::string::npos;
     }
     if (start != std::string::npos) words.emplace_back(start, s.size());
-    if (maxsplit >= 0 && static_cast<int64_t>(words.size()) > maxsplit + 1) {
+    // (unsigned: maxsplit + 1 overflows for maxsplit = 2**63 - 1)
+    if (maxsplit >= 0 && words.size() > static_cast<uint64_t>(maxsplit) + 1) {
       size_t keep = static_cast<size_t>(maxsplit);
       if (!from_right) {
         for (size_t k = 0; k < keep; ++k)
@@ -140,7 +141,7 @@ Value MEndsWith(Interp& in, const Value& s, const Args& a) { return Affix(in, s,
 
 Value MReplace(Interp& in, const Value& s, const Args& a) {
   std::string r = internal::PyReplace(s.str(), ToStr(Arg0(a)), ToStr(a.GetOr(1, "new", Value(""))),
-                                      a.GetOr(2, "count", Value(-1)).as_int());
+                                      a.GetOr(2, "count", Value(-1)).as_int(), in.max_size());
   if (!in.CheckSize(r.size())) return Value();
   return Value(std::move(r));
 }

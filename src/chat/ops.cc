@@ -4,6 +4,7 @@
 
 #include "chat/builtins_internal.h"
 #include "chat/interpreter.h"
+#include "chat/numbers.h"
 #include "utf8proc.h"
 
 namespace kvr::chat {
@@ -18,7 +19,8 @@ Value TypeError(Interp& in, const char* op, const Value& a, const Value& b) {
 Value Repeat(Interp& in, const Value& seq, int64_t n) {
   if (n <= 0) return seq.is_string() ? Value("") : Value::FromList({});
   size_t unit = seq.is_string() ? seq.str().size() : seq.list().size();
-  if (unit != 0 && (static_cast<uint64_t>(n) > (1u << 30) / unit)) {
+  if (unit == 0) return seq;  // "" * 10**18 is "": no loop of n empty appends
+  if (static_cast<uint64_t>(n) > (1u << 30) / unit) {
     in.CheckSize(SIZE_MAX);
     return Value();
   }
@@ -31,6 +33,22 @@ Value Repeat(Interp& in, const Value& seq, int64_t n) {
   List out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq.list().begin(), seq.list().end());
   return Value::FromList(std::move(out));
+}
+
+// x ** y by squaring: O(log y) whatever y is (1 ** 10**18 must not loop 10**18 times).
+Value IntPow(Interp& in, int64_t x, int64_t y) {
+  if (y < 0) {
+    if (x == 0) return in.Fail("0.0 cannot be raised to a negative power"), Value();
+    return Value(std::pow(static_cast<double>(x), static_cast<double>(y)));
+  }
+  int64_t result = 1, base = x;
+  bool overflow = false;
+  for (uint64_t e = static_cast<uint64_t>(y); e != 0; e >>= 1) {
+    if (e & 1) overflow |= __builtin_mul_overflow(result, base, &result);
+    if (e > 1) overflow |= __builtin_mul_overflow(base, base, &base);
+    if (overflow) return in.Fail("integer overflow"), Value();
+  }
+  return Value(result);
 }
 
 Value IntArith(Interp& in, BinOp op, int64_t x, int64_t y) {
@@ -49,7 +67,10 @@ Value IntArith(Interp& in, BinOp op, int64_t x, int64_t y) {
     case BinOp::kFloorDiv:
     case BinOp::kMod: {
       if (y == 0) return in.Fail("integer division or modulo by zero"), Value();
-      if (x == INT64_MIN && y == -1) return in.Fail("integer overflow"), Value();
+      if (x == INT64_MIN && y == -1) {  // x / y traps on x86; Python: 2**63 and 0
+        if (op == BinOp::kMod) return Value(int64_t{0});
+        return in.Fail("integer overflow"), Value();
+      }
       int64_t q = x / y;
       int64_t m = x % y;
       if (m != 0 && ((m < 0) != (y < 0))) {
@@ -58,13 +79,8 @@ Value IntArith(Interp& in, BinOp op, int64_t x, int64_t y) {
       }
       return Value(op == BinOp::kFloorDiv ? q : m);
     }
-    case BinOp::kPow: {
-      if (y < 0) return Value(std::pow(static_cast<double>(x), static_cast<double>(y)));
-      r = 1;
-      for (int64_t i = 0; i < y && !overflow; ++i) overflow = __builtin_mul_overflow(r, x, &r);
-      if (y > 64 && (x == 0 || x == 1 || x == -1)) overflow = false;
-      break;
-    }
+    case BinOp::kPow:
+      return IntPow(in, x, y);
     default:
       break;
   }
@@ -276,11 +292,11 @@ std::string PyCapitalize(std::string_view s) {
 }
 
 std::string PyReplace(const std::string& s, const std::string& from, const std::string& to,
-                      int64_t count) {
+                      int64_t count, size_t max_bytes) {
   std::string out;
   if (from.empty()) {  // Python inserts `to` between code points
     std::vector<size_t> offs = CodePointOffsets(s);
-    for (size_t k = 0; k + 1 < offs.size(); ++k) {
+    for (size_t k = 0; k + 1 < offs.size() && out.size() <= max_bytes; ++k) {
       if (count < 0 || static_cast<int64_t>(k) < count) out += to;
       out.append(s, offs[k], offs[k + 1] - offs[k]);
     }
@@ -288,7 +304,7 @@ std::string PyReplace(const std::string& s, const std::string& from, const std::
     return out;
   }
   size_t pos = 0;
-  for (int64_t n = 0; count < 0 || n < count; ++n) {
+  for (int64_t n = 0; (count < 0 || n < count) && out.size() <= max_bytes; ++n) {
     size_t f = s.find(from, pos);
     if (f == std::string::npos) break;
     out.append(s, pos, f - pos);
@@ -325,7 +341,11 @@ Value PyPercentFormat(Interp& in, const std::string& fmt, const Value& args) {
     } else if (c == 'r') {
       AppendRepr(v, &out);
     } else if ((c == 'd' || c == 'i') && v.is_number()) {
-      out += std::to_string(v.is_float() ? static_cast<int64_t>(v.as_float()) : v.as_int());
+      int64_t n = v.as_int();
+      if (v.is_float() && FloatToInt(v.as_float(), &n) != NumParse::kOk) {
+        return in.Fail(FloatToIntError(v.as_float())), Value();
+      }
+      out += std::to_string(n);
     } else if (c == 'f' && v.is_number()) {
       char buf[64];
       std::snprintf(buf, sizeof(buf), "%f", v.as_float());
@@ -362,8 +382,11 @@ Value PyStrFormat(Interp& in, const std::string& fmt, const Args& args) {
     if (field.empty()) {
       v = auto_index < args.pos.size() ? &args.pos[auto_index++] : nullptr;
     } else if (field.find_first_not_of("0123456789") == std::string::npos) {
-      size_t k = std::stoul(field);
-      v = k < args.pos.size() ? &args.pos[k] : nullptr;
+      int64_t k = 0;
+      if (ParseDigits(field, &k) != NumParse::kOk) {
+        return in.Fail("Too many decimal digits in format string"), Value();  // Python's words
+      }
+      v = static_cast<uint64_t>(k) < args.pos.size() ? &args.pos[static_cast<size_t>(k)] : nullptr;
     } else {
       for (const auto& [name, val] : args.kw) {
         if (name == field) v = &val;

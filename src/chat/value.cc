@@ -1,5 +1,6 @@
 #include "chat/value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -50,8 +51,25 @@ Value::Value(std::string s) : kind_(Kind::kString) {
   p_ = std::make_shared<std::string>(std::move(s));
 }
 
+namespace {
+
+uint16_t DepthOver(const List& l) {
+  int d = 0;
+  for (const Value& x : l) d = std::max(d, x.depth());
+  return static_cast<uint16_t>(std::min(d + 1, 0xFFFF));
+}
+
+uint16_t DepthOver(const Dict& dict) {
+  int d = 0;
+  for (const auto& kv : dict.items) d = std::max(d, kv.second.depth());
+  return static_cast<uint16_t>(std::min(d + 1, 0xFFFF));
+}
+
+}  // namespace
+
 Value Value::FromList(List l) {
   Value v(Kind::kList);
+  v.depth_ = DepthOver(l);
   v.p_ = std::make_shared<List>(std::move(l));
   return v;
 }
@@ -64,12 +82,14 @@ Value Value::Generator(List l) {
 
 Value Value::FromDict(Dict d) {
   Value v(Kind::kDict);
+  v.depth_ = DepthOver(d);
   v.p_ = std::make_shared<Dict>(std::move(d));
   return v;
 }
 
 Value Value::NewNamespace(Dict d) {
   Value v(Kind::kNamespace);
+  v.depth_ = DepthOver(d);
   v.p_ = std::make_shared<Dict>(std::move(d));
   return v;
 }
@@ -144,7 +164,10 @@ void AppendFloat(double f, std::string* out) {
   auto res = std::to_chars(buf, buf + sizeof(buf), f, std::chars_format::scientific);
   std::string_view sci(buf, res.ptr - buf);
   size_t e = sci.find('e');
-  int exp = std::atoi(std::string(sci.substr(e + 1)).c_str());
+  // to_chars wrote "e+NN" / "e-NNN": from_chars takes the '-' but not the '+'.
+  int exp = 0;
+  const char* exp_begin = sci.data() + e + 1 + (sci[e + 1] == '+' ? 1 : 0);
+  std::from_chars(exp_begin, sci.data() + sci.size(), exp);
   std::string digits;
   bool neg = sci[0] == '-';
   for (char c : sci.substr(0, e)) {

@@ -111,6 +111,10 @@ class Value {
   Dict& mutable_namespace() const { return *static_cast<Dict*>(p_.get()); }
   Object& object() const { return *static_cast<Object*>(p_.get()); }
   const void* identity() const { return p_.get(); }
+  // Container nesting, as computed when the container was built (0 for scalars; a namespace
+  // counts what it held when created). Deep values recurse deeply when printed or destroyed,
+  // so the interpreter refuses to store one deeper than its limit.
+  int depth() const { return depth_; }
   // The variable or attribute name an undefined value came from (for error messages).
   const std::string* undefined_name() const { return is_undefined() ? u_.name : nullptr; }
 
@@ -124,6 +128,7 @@ class Value {
   Kind kind_ = Kind::kUndefined;
   bool markup_ = false;
   bool tuple_ = false;
+  uint16_t depth_ = 0;  // saturates
   union {
     bool b;
     int64_t i;

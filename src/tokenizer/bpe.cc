@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <queue>
 
 #include "tokenizer/unicode.h"
@@ -10,45 +9,11 @@
 namespace kvr::tokenizer {
 namespace {
 
-using nlohmann::json;
-
 constexpr size_t kMaxCachedWord = 64;  // longer words are rare and would bloat the cache
 constexpr size_t kSmallWord = 48;      // below this a rank scan beats a heap
 constexpr uint32_t kNoRank = ~0u;
-constexpr std::string_view kMarker = "\xE2\x96\x81";  // ▁, SentencePiece's space
-
-uint64_t PairKey(uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; }
 
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const json& model, bool byte_level) {
-  std::string type = model.value("type", std::string("BPE"));
-  if (type != "BPE") return absl::UnimplementedError("unsupported model: " + type);
-  if (!model.value("dropout", json()).is_null() && model.at("dropout").get<double>() != 0.0) {
-    return absl::UnimplementedError("unsupported model option: BPE dropout");
-  }
-  std::unique_ptr<BpeModel> m(new BpeModel());
-  m->byte_level_ = byte_level;
-  m->ignore_merges_ = model.value("ignore_merges", false);
-  m->byte_fallback_ = model.value("byte_fallback", false);
-  m->fuse_unk_ = model.value("fuse_unk", false);
-  RETURN_IF_ERROR(m->LoadVocab(model.at("vocab")));
-  for (auto [field, dest] : {std::pair{"continuing_subword_prefix", &m->prefix_},
-                             std::pair{"end_of_word_suffix", &m->suffix_}}) {
-    const json& v = model.value(field, json());
-    if (!v.is_null() && !m->ToKey(v.get<std::string>(), dest)) {
-      return absl::InvalidArgumentError(std::string("BPE ") + field + " not in byte alphabet");
-    }
-  }
-  const json& unk = model.value("unk_token", json());
-  if (!unk.is_null()) {
-    m->unk_id_ = m->TokenToId(unk.get<std::string>());
-    if (!m->unk_id_) return absl::InvalidArgumentError("BPE unk_token not in vocab");
-  }
-  RETURN_IF_ERROR(m->LoadMerges(model.at("merges")));
-  m->FindMarkerCuts();
-  return m;
-}
 
 bool BpeModel::ToKey(std::string_view token, std::string* key) const {
   if (!byte_level_) {
@@ -56,91 +21,6 @@ bool BpeModel::ToKey(std::string_view token, std::string* key) const {
     return true;
   }
   return ByteLevelToBytes(token, key);
-}
-
-absl::Status BpeModel::LoadVocab(const json& vocab) {
-  std::vector<std::pair<uint32_t, const std::string*>> entries;
-  entries.reserve(vocab.size());
-  uint32_t max_id = 0;
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    uint32_t id = it.value().get<uint32_t>();
-    if (id > (1u << 28)) return absl::InvalidArgumentError("BPE vocab id too large");
-    max_id = std::max(max_id, id);
-    entries.emplace_back(id, &it.key());
-  }
-  std::sort(entries.begin(), entries.end());
-  size_t n = entries.empty() ? 0 : max_id + 1;
-  present_.assign(n, false);
-  unmapped_.assign(n, false);
-  key_off_.assign(n + 1, 0);
-  std::string key;
-  size_t e = 0;
-  for (uint32_t id = 0; id < n; ++id) {
-    key_off_[id] = static_cast<uint32_t>(keys_.size());
-    if (e < entries.size() && entries[e].first == id) {
-      const std::string& token = *entries[e].second;
-      present_[id] = true;
-      if (ToKey(token, &key)) {
-        keys_ += key;
-      } else {
-        keys_ += token;
-        unmapped_[id] = true;
-      }
-      while (e < entries.size() && entries[e].first == id) ++e;  // duplicate ids: first wins
-    }
-  }
-  key_off_[n] = static_cast<uint32_t>(keys_.size());
-  to_id_.reserve(n);
-  for (uint32_t id = 0; id < n; ++id) {
-    if (!present_[id]) continue;
-    (unmapped_[id] ? unmapped_to_id_ : to_id_).emplace(Key(id), id);
-  }
-  for (int b = 0; b < 256; ++b) {
-    std::string k;
-    if (byte_level_) {
-      k.push_back(static_cast<char>(b));
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
-      k = buf;
-    }
-    auto id = KeyToId(k);
-    byte_ids_[b] = id ? static_cast<int32_t>(*id) : -1;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status BpeModel::LoadMerges(const json& merges) {
-  merges_.reserve(merges.size());
-  std::string a, b, merged;
-  for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const json& m = merges[rank];
-    std::string left, right;
-    if (m.is_string()) {
-      const std::string& s = m.get_ref<const std::string&>();
-      size_t sp = s.find(' ');
-      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-        return absl::InvalidArgumentError("BPE merge is not 'a b': " + s);
-      }
-      left = s.substr(0, sp);
-      right = s.substr(sp + 1);
-    } else {
-      left = m.at(0).get<std::string>();
-      right = m.at(1).get<std::string>();
-    }
-    if (!ToKey(left, &a) || !ToKey(right, &b)) {
-      return absl::InvalidArgumentError("BPE merge outside byte alphabet: " + left + " " + right);
-    }
-    auto ia = KeyToId(a);
-    auto ib = KeyToId(b);
-    merged = a + b.substr(std::min(prefix_.size(), b.size()));
-    auto im = KeyToId(merged);
-    if (!ia || !ib || !im) {
-      return absl::InvalidArgumentError("BPE merge uses unknown token: " + left + " " + right);
-    }
-    merges_[PairKey(*ia, *ib)] = (uint64_t{rank} << 32) | *im;  // a later duplicate wins
-  }
-  return absl::OkStatus();
 }
 
 std::optional<uint32_t> BpeModel::KeyToId(std::string_view key) const {
@@ -305,19 +185,6 @@ void BpeModel::MergeWord(std::string_view word, std::vector<uint32_t>* out,
     MergeLarge(&syms);
   }
   out->insert(out->end(), syms.begin(), syms.end());
-}
-
-void BpeModel::FindMarkerCuts() {
-  if (byte_level_ || !prefix_.empty() || !suffix_.empty() || !KeyToId(kMarker)) return;
-  for (const auto& [key, id] : to_id_) {
-    for (size_t p = key.find(kMarker, 1); p != std::string_view::npos;
-         p = key.find(kMarker, p + 1)) {
-      size_t c = p - 1;
-      while (c > 0 && (static_cast<unsigned char>(key[c]) & 0xC0) == 0x80) --c;
-      glued_before_marker_.insert(std::string(key.substr(c, p - c)));
-    }
-  }
-  marker_cuts_ = true;
 }
 
 void BpeModel::Tokenize(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const {

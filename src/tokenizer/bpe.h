@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +40,7 @@ template <typename K, typename V>
 using StringMap = absl::flat_hash_map<K, V, StringViewHash, StringViewEq>;
 
 class BpeModel;
+class JsonNode;
 
 // Per-thread memo of word -> ids (words repeat heavily in real text) plus merge scratch space.
 // Not thread-safe: one per thread. Bounded: cleared when it reaches max_entries.
@@ -63,9 +63,8 @@ class BpeCache {
 class BpeModel {
  public:
   // `model` is tokenizer.json's "model" object (type BPE). `byte_level` re-keys the vocab.
-  // May throw nlohmann::json exceptions on malformed JSON (the loader converts them).
-  static absl::StatusOr<std::unique_ptr<BpeModel>> FromJson(const nlohmann::json& model,
-                                                            bool byte_level);
+  // Errors name the offending field (bpe_load.cc).
+  static absl::StatusOr<std::unique_ptr<BpeModel>> FromJson(const JsonNode& model, bool byte_level);
 
   // Appends the ids of one pre-token (non-empty, valid UTF-8). `cache` may be null.
   void Tokenize(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const;
@@ -78,9 +77,19 @@ class BpeModel {
   size_t ApproxMemoryBytes() const;
 
  private:
+  // Token strings as written in the file -> id, pointing into the parsed document; only alive
+  // while loading. Merges are resolved through it, in token space, as Hugging Face does.
+  using TokenIds = StringMap<std::string_view, uint32_t>;
+  static constexpr std::string_view kMarker = "\xE2\x96\x81";  // ▁, SentencePiece's space
+  static uint64_t PairKey(uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; }
+
   BpeModel() = default;
-  absl::Status LoadVocab(const nlohmann::json& vocab);
-  absl::Status LoadMerges(const nlohmann::json& merges);
+  absl::Status LoadFlags(const JsonNode& model);
+  absl::Status LoadVocab(const JsonNode& vocab, TokenIds* token_ids);
+  void LoadKeys(const std::vector<std::string_view>& by_id);
+  void LoadByteIds();
+  absl::Status LoadMerges(const JsonNode& merges, const TokenIds& token_ids,
+                          std::string_view token_prefix);
   std::optional<uint32_t> KeyToId(std::string_view key) const;
   bool ToKey(std::string_view token, std::string* key) const;
   std::string_view Key(uint32_t id) const {

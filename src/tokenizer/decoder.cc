@@ -1,13 +1,10 @@
 #include "tokenizer/decoder.h"
 
-#include <nlohmann/json.hpp>
-
+#include "tokenizer/json_reader.h"
 #include "tokenizer/unicode.h"
 
 namespace kvr::tokenizer {
 namespace {
-
-using nlohmann::json;
 
 constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
 
@@ -69,9 +66,9 @@ class ByteFallbackDecoder : public Decoder {
       count = 0;
     };
     for (std::string& t : *tokens) {
-      if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && IsHex(t[3]) &&
-          IsHex(t[4])) {
-        bytes.push_back(static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
+      int hi = t.size() == 6 ? HexValue(t[3]) : -1, lo = t.size() == 6 ? HexValue(t[4]) : -1;
+      if (hi >= 0 && lo >= 0 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') {
+        bytes.push_back(static_cast<char>(hi * 16 + lo));
         ++count;
       } else {
         flush();
@@ -83,8 +80,12 @@ class ByteFallbackDecoder : public Decoder {
   }
 
  private:
-  static bool IsHex(char c) {
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
+  // -1 for a non-hex char (u8::from_str_radix accepts both cases).
+  static int HexValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
   }
 };
 
@@ -176,36 +177,59 @@ std::string Utf8Lossy(std::string_view bytes) {
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const json& j) {
-  const std::string type = j.at("type").get<std::string>();
+namespace {
+
+absl::StatusOr<std::unique_ptr<Decoder>> ParseSequence(const JsonNode& j) {
+  ASSIGN_OR_RETURN(JsonNode list, j.Get("decoders"));
+  ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
+  std::vector<std::unique_ptr<Decoder>> parts;
+  for (const JsonNode& sub : items) {
+    ASSIGN_OR_RETURN(auto part, ParseDecoder(sub));
+    parts.push_back(std::move(part));
+  }
+  return std::make_unique<SequenceDecoder>(std::move(parts));
+}
+
+absl::StatusOr<std::unique_ptr<Decoder>> ParseReplace(const JsonNode& j) {
+  ASSIGN_OR_RETURN(JsonNode pattern, j.Get("pattern"));
+  if (pattern.Find("String") == std::nullopt) {
+    return absl::UnimplementedError("unsupported decoder: Replace regex");
+  }
+  ASSIGN_OR_RETURN(std::string from, pattern.GetString("String"));
+  ASSIGN_OR_RETURN(std::string to, j.GetString("content"));
+  return std::make_unique<ReplaceDecoder>(std::move(from), std::move(to));
+}
+
+absl::StatusOr<std::unique_ptr<Decoder>> ParseStrip(const JsonNode& j) {
+  ASSIGN_OR_RETURN(std::string content, j.GetString("content"));
+  ASSIGN_OR_RETURN(uint64_t start, j.GetUint("start", 0));
+  ASSIGN_OR_RETURN(uint64_t stop, j.GetUint("stop", 0));
+  return std::make_unique<StripDecoder>(std::move(content), start, stop);
+}
+
+absl::StatusOr<std::unique_ptr<Decoder>> ParseMetaspace(const JsonNode& j) {
+  bool prepend = true;
+  if (std::optional<JsonNode> scheme = j.Find("prepend_scheme")) {
+    ASSIGN_OR_RETURN(std::string_view s, scheme->String());
+    prepend = s != "never";
+  } else {
+    ASSIGN_OR_RETURN(prepend, j.GetBool("add_prefix_space", true));
+  }
+  ASSIGN_OR_RETURN(std::string replacement, j.GetString("replacement", "\xE2\x96\x81"));
+  return std::make_unique<MetaspaceDecoder>(std::move(replacement), prepend);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const JsonNode& j) {
+  ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
   if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
-  if (type == "Replace") {
-    const json& p = j.at("pattern");
-    if (!p.contains("String"))
-      return absl::UnimplementedError("unsupported decoder: Replace regex");
-    return std::make_unique<ReplaceDecoder>(p.at("String").get<std::string>(),
-                                            j.at("content").get<std::string>());
-  }
-  if (type == "Strip") {
-    return std::make_unique<StripDecoder>(j.at("content").get<std::string>(),
-                                          j.value("start", size_t{0}), j.value("stop", size_t{0}));
-  }
-  if (type == "Metaspace") {
-    bool prepend = j.contains("prepend_scheme") ? j.at("prepend_scheme") != "never"
-                                                : j.value("add_prefix_space", true);
-    return std::make_unique<MetaspaceDecoder>(j.value("replacement", std::string("\xE2\x96\x81")),
-                                              prepend);
-  }
-  if (type == "Sequence") {
-    std::vector<std::unique_ptr<Decoder>> parts;
-    for (const json& sub : j.at("decoders")) {
-      ASSIGN_OR_RETURN(auto part, ParseDecoder(sub));
-      parts.push_back(std::move(part));
-    }
-    return std::make_unique<SequenceDecoder>(std::move(parts));
-  }
+  if (type == "Replace") return ParseReplace(j);
+  if (type == "Strip") return ParseStrip(j);
+  if (type == "Metaspace") return ParseMetaspace(j);
+  if (type == "Sequence") return ParseSequence(j);
   return absl::UnimplementedError("unsupported decoder: " + type);
 }
 

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <memory>
-#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -12,13 +11,16 @@
 
 namespace kvr::tokenizer {
 
+class JsonNode;
+
 class Decoder {
  public:
   virtual ~Decoder() = default;
   virtual void DecodeChain(std::vector<std::string>* tokens) const = 0;
 };
 
-absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const nlohmann::json& j);
+// Builds the decoder described by `j`; errors name the unsupported type or malformed field.
+absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const JsonNode& j);
 
 // Replaces invalid UTF-8 by U+FFFD per maximal invalid subsequence (Rust from_utf8_lossy).
 std::string Utf8Lossy(std::string_view bytes);

@@ -5,17 +5,15 @@
 #include <utf8proc.h>
 
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/json_reader.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/unicode.h"
 
 namespace kvr::tokenizer {
 namespace {
-
-using nlohmann::json;
 
 // A bit per code point: set when the char alone can never be changed by the form nor interact
 // with its neighbours (quick-check Yes and combining class 0, from ICU's Unicode data). A string
@@ -255,21 +253,34 @@ class SequenceNormalizer : public Normalizer {
   std::vector<std::unique_ptr<Normalizer>> parts_;
 };
 
-absl::StatusOr<std::unique_ptr<Normalizer>> ParseReplace(const json& j) {
-  const json& pattern = j.at("pattern");
-  std::string content = j.at("content").get<std::string>();
-  if (pattern.contains("Regex")) {
-    ASSIGN_OR_RETURN(auto re, Regex::Compile(pattern.at("Regex").get<std::string>()));
-    return std::make_unique<Replace>("", std::move(re), std::move(content));
+absl::StatusOr<std::unique_ptr<Normalizer>> ParseReplace(const JsonNode& j) {
+  ASSIGN_OR_RETURN(JsonNode pattern, j.Get("pattern"));
+  ASSIGN_OR_RETURN(std::string content, j.GetString("content"));
+  if (std::optional<JsonNode> regex = pattern.Find("Regex")) {
+    ASSIGN_OR_RETURN(std::string_view source, regex->String());
+    auto re = Regex::Compile(source);
+    if (!re.ok()) return regex->Error(std::string(re.status().message()));
+    return std::make_unique<Replace>("", *std::move(re), std::move(content));
   }
-  return std::make_unique<Replace>(pattern.at("String").get<std::string>(), nullptr,
-                                   std::move(content));
+  ASSIGN_OR_RETURN(std::string literal, pattern.GetString("String"));
+  return std::make_unique<Replace>(std::move(literal), nullptr, std::move(content));
+}
+
+absl::StatusOr<std::unique_ptr<Normalizer>> ParseSequence(const JsonNode& j) {
+  ASSIGN_OR_RETURN(JsonNode list, j.Get("normalizers"));
+  ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
+  std::vector<std::unique_ptr<Normalizer>> parts;
+  for (const JsonNode& sub : items) {
+    ASSIGN_OR_RETURN(auto part, ParseNormalizer(sub));
+    parts.push_back(std::move(part));
+  }
+  return std::make_unique<SequenceNormalizer>(std::move(parts));
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const json& j) {
-  const std::string type = j.at("type").get<std::string>();
+absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const JsonNode& j) {
+  ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
   constexpr int kStable = UTF8PROC_STABLE;
   if (type == "NFC") {
     return std::make_unique<UnicodeForm>(kStable | UTF8PROC_COMPOSE, UCHAR_NFC_QUICK_CHECK);
@@ -286,19 +297,17 @@ absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const json& j) {
                                          UCHAR_NFKD_QUICK_CHECK);
   }
   if (type == "Replace") return ParseReplace(j);
-  if (type == "Prepend") return std::make_unique<Prepend>(j.at("prepend").get<std::string>());
+  if (type == "Prepend") {
+    ASSIGN_OR_RETURN(std::string prepend, j.GetString("prepend"));
+    return std::make_unique<Prepend>(std::move(prepend));
+  }
   if (type == "Lowercase") return std::make_unique<Lowercase>();
   if (type == "Strip") {
-    return std::make_unique<Strip>(j.value("strip_left", true), j.value("strip_right", true));
+    ASSIGN_OR_RETURN(bool left, j.GetBool("strip_left", true));
+    ASSIGN_OR_RETURN(bool right, j.GetBool("strip_right", true));
+    return std::make_unique<Strip>(left, right);
   }
-  if (type == "Sequence") {
-    std::vector<std::unique_ptr<Normalizer>> parts;
-    for (const json& sub : j.at("normalizers")) {
-      ASSIGN_OR_RETURN(auto part, ParseNormalizer(sub));
-      parts.push_back(std::move(part));
-    }
-    return std::make_unique<SequenceNormalizer>(std::move(parts));
-  }
+  if (type == "Sequence") return ParseSequence(j);
   return absl::UnimplementedError("unsupported normalizer: " + type);
 }
 

@@ -4,13 +4,14 @@
 #pragma once
 
 #include <memory>
-#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 
 #include "common/status.h"
 
 namespace kvr::tokenizer {
+
+class JsonNode;
 
 class Normalizer {
  public:
@@ -26,8 +27,8 @@ class Normalizer {
 };
 
 // Builds the normalizer described by `j` (a JSON object, not null). Unsupported types are an
-// InvalidArgument error that names them. May throw nlohmann::json exceptions on malformed JSON;
-// the tokenizer loader converts those.
-absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const nlohmann::json& j);
+// Unimplemented error that names them; malformed fields an InvalidArgument error naming the
+// field.
+absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const JsonNode& j);
 
 }  // namespace kvr::tokenizer

@@ -2,15 +2,13 @@
 
 #include <algorithm>
 #include <functional>
-#include <nlohmann/json.hpp>
 
 #include "tokenizer/fast_split.h"
+#include "tokenizer/json_reader.h"
 #include "tokenizer/unicode.h"
 
 namespace kvr::tokenizer {
 namespace {
-
-using nlohmann::json;
 
 constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
@@ -199,74 +197,115 @@ class SequencePre : public PreTokenizer {
   std::vector<std::unique_ptr<PreTokenizer>> parts_;
 };
 
-absl::StatusOr<SplitBehavior> ParseBehavior(const std::string& s) {
+absl::StatusOr<SplitBehavior> ParseBehavior(std::string_view s) {
   if (s == "Removed") return SplitBehavior::kRemoved;
   if (s == "Isolated") return SplitBehavior::kIsolated;
   if (s == "MergedWithPrevious") return SplitBehavior::kMergedWithPrevious;
   if (s == "MergedWithNext") return SplitBehavior::kMergedWithNext;
   if (s == "Contiguous") return SplitBehavior::kContiguous;
-  return absl::UnimplementedError("unsupported split behavior: " + s);
+  return absl::UnimplementedError("unsupported split behavior: " + std::string(s));
 }
 
-absl::StatusOr<Finder> PatternFinder(const json& pattern) {
-  if (pattern.contains("Regex")) {
-    std::string re = pattern.at("Regex").get<std::string>();
-    if (FastMatchFn fast = FindFastMatcher(re)) {
-      return Finder([fast](std::string_view s, std::vector<Span>* out) { fast(s, out); });
-    }
-    ASSIGN_OR_RETURN(std::unique_ptr<Regex> compiled, Regex::Compile(re));
-    return RegexFinder(std::shared_ptr<Regex>(std::move(compiled)));
+absl::StatusOr<Finder> RegexPatternFinder(std::string_view re) {
+  if (FastMatchFn fast = FindFastMatcher(re)) {
+    return Finder([fast](std::string_view s, std::vector<Span>* out) { fast(s, out); });
   }
-  return LiteralFinder(pattern.at("String").get<std::string>());
+  ASSIGN_OR_RETURN(std::unique_ptr<Regex> compiled, Regex::Compile(re));
+  return RegexFinder(std::shared_ptr<Regex>(std::move(compiled)));
 }
 
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSplit(const json& j) {
-  ASSIGN_OR_RETURN(Finder find, PatternFinder(j.at("pattern")));
-  ASSIGN_OR_RETURN(SplitBehavior b, ParseBehavior(j.at("behavior").get<std::string>()));
-  return std::make_unique<SplitPre>(std::move(find), b, j.value("invert", false));
-}
-
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseMetaspace(const json& j) {
-  std::string rep = j.value("replacement", std::string("\xE2\x96\x81"));
-  PrependScheme scheme = PrependScheme::kAlways;
-  if (j.contains("prepend_scheme")) {
-    std::string s = j.at("prepend_scheme").get<std::string>();
-    if (s == "first") {
-      scheme = PrependScheme::kFirst;
-    } else if (s == "never") {
-      scheme = PrependScheme::kNever;
-    } else if (s != "always") {
-      return absl::UnimplementedError("unsupported Metaspace prepend_scheme: " + s);
-    }
-  } else if (!j.value("add_prefix_space", true)) {
-    scheme = PrependScheme::kNever;
+absl::StatusOr<Finder> PatternFinder(const JsonNode& pattern) {
+  if (std::optional<JsonNode> regex = pattern.Find("Regex")) {
+    ASSIGN_OR_RETURN(std::string_view re, regex->String());
+    auto finder = RegexPatternFinder(re);
+    if (!finder.ok()) return regex->Error(std::string(finder.status().message()));
+    return finder;
   }
-  return std::make_unique<MetaspacePre>(std::move(rep), scheme, j.value("split", true));
+  ASSIGN_OR_RETURN(std::string literal, pattern.GetString("String"));
+  return LiteralFinder(std::move(literal));
 }
 
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseByteLevel(const json& j) {
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSplit(const JsonNode& j) {
+  ASSIGN_OR_RETURN(JsonNode pattern, j.Get("pattern"));
+  ASSIGN_OR_RETURN(Finder find, PatternFinder(pattern));
+  ASSIGN_OR_RETURN(std::string behavior, j.GetString("behavior"));
+  ASSIGN_OR_RETURN(SplitBehavior b, ParseBehavior(behavior));
+  ASSIGN_OR_RETURN(bool invert, j.GetBool("invert", false));
+  return std::make_unique<SplitPre>(std::move(find), b, invert);
+}
+
+absl::StatusOr<PrependScheme> ParsePrependScheme(const JsonNode& j) {
+  std::optional<JsonNode> scheme = j.Find("prepend_scheme");
+  if (!scheme) {
+    ASSIGN_OR_RETURN(bool add_prefix_space, j.GetBool("add_prefix_space", true));
+    return add_prefix_space ? PrependScheme::kAlways : PrependScheme::kNever;
+  }
+  ASSIGN_OR_RETURN(std::string_view s, scheme->String());
+  if (s == "always") return PrependScheme::kAlways;
+  if (s == "first") return PrependScheme::kFirst;
+  if (s == "never") return PrependScheme::kNever;
+  return absl::UnimplementedError("unsupported Metaspace prepend_scheme: " + std::string(s));
+}
+
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseMetaspace(const JsonNode& j) {
+  ASSIGN_OR_RETURN(std::string rep, j.GetString("replacement", "\xE2\x96\x81"));
+  ASSIGN_OR_RETURN(PrependScheme scheme, ParsePrependScheme(j));
+  ASSIGN_OR_RETURN(bool split, j.GetBool("split", true));
+  return std::make_unique<MetaspacePre>(std::move(rep), scheme, split);
+}
+
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseByteLevel(const JsonNode& j) {
   Finder gpt2;
-  if (j.value("use_regex", true)) {
-    ASSIGN_OR_RETURN(gpt2, PatternFinder(json{{"Regex", std::string(kGpt2Pattern)}}));
+  ASSIGN_OR_RETURN(bool use_regex, j.GetBool("use_regex", true));
+  if (use_regex) {
+    ASSIGN_OR_RETURN(gpt2, RegexPatternFinder(kGpt2Pattern));
   }
-  return std::make_unique<ByteLevelPre>(j.value("add_prefix_space", true), std::move(gpt2));
+  ASSIGN_OR_RETURN(bool add_prefix_space, j.GetBool("add_prefix_space", true));
+  return std::make_unique<ByteLevelPre>(add_prefix_space, std::move(gpt2));
 }
 
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const json& j, bool last, bool* byte_level);
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const JsonNode& j, bool last,
+                                                       bool* byte_level);
 
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSequence(const json& j, bool last,
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSequence(const JsonNode& j, bool last,
                                                             bool* byte_level) {
+  ASSIGN_OR_RETURN(JsonNode list, j.Get("pretokenizers"));
+  ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
   std::vector<std::unique_ptr<PreTokenizer>> parts;
-  const json& list = j.at("pretokenizers");
-  for (size_t i = 0; i < list.size(); ++i) {
-    ASSIGN_OR_RETURN(auto part, ParseOne(list[i], last && i + 1 == list.size(), byte_level));
+  for (size_t i = 0; i < items.size(); ++i) {
+    ASSIGN_OR_RETURN(auto part, ParseOne(items[i], last && i + 1 == items.size(), byte_level));
     parts.push_back(std::move(part));
   }
   return std::make_unique<SequencePre>(std::move(parts));
 }
 
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const json& j, bool last, bool* byte_level) {
-  const std::string type = j.at("type").get<std::string>();
+// The pre-tokenizers that take at most a behavior or a flag.
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSimple(const JsonNode& j,
+                                                          std::string_view type) {
+  if (type == "Digits") {
+    ASSIGN_OR_RETURN(bool individual, j.GetBool("individual_digits", false));
+    return std::make_unique<SplitPre>(
+        CharFinder(IsRustNumeric),
+        individual ? SplitBehavior::kIsolated : SplitBehavior::kContiguous, false);
+  }
+  if (type == "Punctuation") {
+    ASSIGN_OR_RETURN(std::string behavior, j.GetString("behavior", "Isolated"));
+    ASSIGN_OR_RETURN(SplitBehavior b, ParseBehavior(behavior));
+    return std::make_unique<SplitPre>(CharFinder(IsPunctuation), b, false);
+  }
+  if (type == "Whitespace") {
+    ASSIGN_OR_RETURN(Finder find, RegexPatternFinder(R"(\w+|[^\w\s]+)"));
+    return std::make_unique<SplitPre>(std::move(find), SplitBehavior::kRemoved, true);
+  }
+  if (type == "WhitespaceSplit") {
+    return std::make_unique<SplitPre>(CharFinder(IsRustWhitespace), SplitBehavior::kRemoved, false);
+  }
+  return absl::UnimplementedError("unsupported pre_tokenizer: " + std::string(type));
+}
+
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const JsonNode& j, bool last,
+                                                       bool* byte_level) {
+  ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
   if (type == "Sequence") return ParseSequence(j, last, byte_level);
   if (type == "ByteLevel") {
     if (!last) return absl::UnimplementedError("unsupported pre_tokenizer: ByteLevel not last");
@@ -275,24 +314,7 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const json& j, bool last,
   }
   if (type == "Split") return ParseSplit(j);
   if (type == "Metaspace") return ParseMetaspace(j);
-  if (type == "Digits") {
-    bool individual = j.value("individual_digits", false);
-    return std::make_unique<SplitPre>(
-        CharFinder(IsRustNumeric),
-        individual ? SplitBehavior::kIsolated : SplitBehavior::kContiguous, false);
-  }
-  if (type == "Punctuation") {
-    ASSIGN_OR_RETURN(SplitBehavior b, ParseBehavior(j.value("behavior", std::string("Isolated"))));
-    return std::make_unique<SplitPre>(CharFinder(IsPunctuation), b, false);
-  }
-  if (type == "Whitespace") {
-    ASSIGN_OR_RETURN(Finder find, PatternFinder(json{{"Regex", R"(\w+|[^\w\s]+)"}}));
-    return std::make_unique<SplitPre>(std::move(find), SplitBehavior::kRemoved, true);
-  }
-  if (type == "WhitespaceSplit") {
-    return std::make_unique<SplitPre>(CharFinder(IsRustWhitespace), SplitBehavior::kRemoved, false);
-  }
-  return absl::UnimplementedError("unsupported pre_tokenizer: " + type);
+  return ParseSimple(j, type);
 }
 
 }  // namespace
@@ -320,7 +342,8 @@ void SplitAround(Piece piece, const std::vector<Span>& matches, SplitBehavior be
   ApplyBehavior(piece, parts, behavior, out);
 }
 
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const json& j, bool* byte_level) {
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const JsonNode& j,
+                                                                bool* byte_level) {
   *byte_level = false;
   return ParseOne(j, true, byte_level);
 }

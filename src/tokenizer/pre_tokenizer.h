@@ -6,7 +6,6 @@
 
 #include <deque>
 #include <memory>
-#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +14,8 @@
 #include "tokenizer/regex.h"
 
 namespace kvr::tokenizer {
+
+class JsonNode;
 
 struct Piece {
   std::string_view text;
@@ -51,8 +52,9 @@ void SplitAround(Piece piece, const std::vector<Span>& matches, SplitBehavior be
 
 // Builds the pre-tokenizer described by `j`. *byte_level is set when it ends with ByteLevel:
 // the model then works on raw bytes (the byte-to-char mapping is folded into the vocabulary).
-// A ByteLevel anywhere but last is rejected. May throw nlohmann::json exceptions.
-absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const nlohmann::json& j,
+// A ByteLevel anywhere but last is rejected. Malformed fields are an InvalidArgument error
+// naming the field.
+absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const JsonNode& j,
                                                                 bool* byte_level);
 
 }  // namespace kvr::tokenizer

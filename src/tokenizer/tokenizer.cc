@@ -5,6 +5,7 @@
 
 #include "common/file.h"
 #include "tokenizer/decoder.h"
+#include "tokenizer/json_reader.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/unicode.h"
 
@@ -13,13 +14,80 @@ namespace {
 
 using nlohmann::json;
 
-// A config's special token is either a string or an AddedToken object {"content": ...}.
+constexpr uint32_t kMaxAddedId = 1u << 28;  // as the model's ids: VocabSize stays in range
+
+absl::StatusOr<AddedToken> ParseAddedToken(const JsonNode& t) {
+  AddedToken a;
+  ASSIGN_OR_RETURN(a.id, t.GetUint32("id"));
+  if (a.id > kMaxAddedId) return t.Error("id " + std::to_string(a.id) + " too large");
+  ASSIGN_OR_RETURN(a.content, t.GetString("content"));
+  ASSIGN_OR_RETURN(a.special, t.GetBool("special", false));
+  ASSIGN_OR_RETURN(a.lstrip, t.GetBool("lstrip", false));
+  ASSIGN_OR_RETURN(a.rstrip, t.GetBool("rstrip", false));
+  ASSIGN_OR_RETURN(a.normalized, t.GetBool("normalized", !a.special));
+  ASSIGN_OR_RETURN(a.single_word, t.GetBool("single_word", false));
+  // JSON escapes can spell lone surrogates, which are not UTF-8.
+  if (FindInvalidUtf8(a.content) != std::string_view::npos) return t.Error("content is not UTF-8");
+  return a;
+}
+
+// TemplateProcessing's single-sequence template: special tokens before and after "A".
+absl::Status ParseTemplate(const JsonNode& j, std::vector<uint32_t>* prefix,
+                           std::vector<uint32_t>* suffix) {
+  ASSIGN_OR_RETURN(JsonNode single, j.Get("single"));
+  ASSIGN_OR_RETURN(std::vector<JsonNode> items, single.Items());
+  ASSIGN_OR_RETURN(JsonNode special_tokens, j.Get("special_tokens"));
+  bool seen_a = false;
+  for (const JsonNode& item : items) {
+    if (std::optional<JsonNode> seq = item.Find("Sequence")) {
+      ASSIGN_OR_RETURN(std::string id, seq->GetString("id"));
+      if (id != "A" || seen_a) {
+        return absl::UnimplementedError("unsupported TemplateProcessing single template");
+      }
+      seen_a = true;
+      continue;
+    }
+    ASSIGN_OR_RETURN(JsonNode special, item.Get("SpecialToken"));
+    ASSIGN_OR_RETURN(std::string name, special.GetString("id"));
+    ASSIGN_OR_RETURN(JsonNode token, special_tokens.Get(name));
+    ASSIGN_OR_RETURN(JsonNode ids, token.Get("ids"));
+    ASSIGN_OR_RETURN(std::vector<JsonNode> id_items, ids.Items());
+    for (const JsonNode& id : id_items) {
+      ASSIGN_OR_RETURN(uint32_t value, id.Uint32());
+      (seen_a ? suffix : prefix)->push_back(value);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Roberta/Bert processors write their tokens as ["<s>", 0] pairs.
+absl::StatusOr<uint32_t> PairId(const JsonNode& j, std::string_view key) {
+  ASSIGN_OR_RETURN(JsonNode pair, j.Get(key));
+  ASSIGN_OR_RETURN(std::vector<JsonNode> items, pair.Items());
+  if (items.size() != 2) return pair.Error("expected [token, id]");
+  return items[1].Uint32();
+}
+
+// tokenizer_config.json is small and read with nlohmann, without exceptions: a config's special
+// token is either a string or an AddedToken object {"content": ...}.
 std::optional<std::string> ConfigToken(const json& config, const char* key) {
-  if (!config.contains(key)) return std::nullopt;
-  const json& v = config.at(key);
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content")) return v.at("content").get<std::string>();
-  return std::nullopt;
+  auto it = config.find(key);
+  if (it == config.end()) return std::nullopt;
+  if (it->is_string()) return it->get<std::string>();
+  if (!it->is_object()) return std::nullopt;
+  auto content = it->find("content");
+  if (content == it->end() || !content->is_string()) return std::nullopt;
+  return content->get<std::string>();
+}
+
+absl::StatusOr<bool> ConfigFlag(const json& config, const char* key, bool def) {
+  auto it = config.find(key);
+  if (it == config.end() || it->is_null()) return def;
+  if (!it->is_boolean()) {
+    return absl::InvalidArgumentError(std::string("tokenizer_config.json: ") + key +
+                                      ": expected a boolean");
+  }
+  return it->get<bool>();
 }
 
 }  // namespace
@@ -50,97 +118,76 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
                                                                std::string_view config_json,
                                                                const LoadOptions& options) {
   std::unique_ptr<Tokenizer> tok(new Tokenizer());
-  try {
-    json config;
-    if (!config_json.empty()) config = json::parse(config_json);
-    absl::Status st;
-    {
-      json j = json::parse(tokenizer_json);
-      st = tok->Load(j, config_json.empty() ? nullptr : &config, options);
-    }  // the DOM (several times the file size) is freed before returning
-    if (!st.ok()) return st;
-  } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(std::string("malformed tokenizer JSON: ") + e.what());
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<JsonDocument> doc, JsonDocument::Parse(tokenizer_json));
+    RETURN_IF_ERROR(tok->Load(doc->root()));
+  }  // the document (about twice the file size) is freed before the config is read
+  if (options.transformers_bos_rule) {
+    if (config_json.empty()) {
+      return absl::InvalidArgumentError("transformers_bos_rule needs tokenizer_config.json");
+    }
+    RETURN_IF_ERROR(tok->ApplyTransformersRule(config_json));
   }
   return tok;
 }
 
-absl::Status Tokenizer::Load(const json& j, const json* config, const LoadOptions& options) {
-  if (!j.value("truncation", json()).is_null()) {
-    return absl::UnimplementedError("unsupported component: truncation");
+absl::Status Tokenizer::Load(const JsonNode& root) {
+  if (!root.is_object()) return root.TypeError("an object");
+  for (const char* component : {"truncation", "padding"}) {
+    if (root.Find(component)) {
+      return absl::UnimplementedError(std::string("unsupported component: ") + component);
+    }
   }
-  if (!j.value("padding", json()).is_null()) {
-    return absl::UnimplementedError("unsupported component: padding");
-  }
-  if (!j.value("normalizer", json()).is_null()) {
-    ASSIGN_OR_RETURN(normalizer_, ParseNormalizer(j.at("normalizer")));
+  if (std::optional<JsonNode> j = root.Find("normalizer")) {
+    ASSIGN_OR_RETURN(normalizer_, ParseNormalizer(*j));
   }
   bool byte_level = false;
-  if (!j.value("pre_tokenizer", json()).is_null()) {
-    ASSIGN_OR_RETURN(pre_tokenizer_, ParsePreTokenizer(j.at("pre_tokenizer"), &byte_level));
+  if (std::optional<JsonNode> j = root.Find("pre_tokenizer")) {
+    ASSIGN_OR_RETURN(pre_tokenizer_, ParsePreTokenizer(*j, &byte_level));
   }
-  ASSIGN_OR_RETURN(model_, BpeModel::FromJson(j.at("model"), byte_level));
-  if (!j.value("decoder", json()).is_null()) {
-    ASSIGN_OR_RETURN(decoder_, ParseDecoder(j.at("decoder")));
+  ASSIGN_OR_RETURN(JsonNode model, root.Get("model"));
+  ASSIGN_OR_RETURN(model_, BpeModel::FromJson(model, byte_level));
+  if (std::optional<JsonNode> j = root.Find("decoder")) {
+    ASSIGN_OR_RETURN(decoder_, ParseDecoder(*j));
   }
-  RETURN_IF_ERROR(LoadAddedTokens(j.value("added_tokens", json::array())));
-  if (!j.value("post_processor", json()).is_null()) {
-    RETURN_IF_ERROR(LoadPostProcessor(j.at("post_processor")));
-  }
-  if (options.transformers_bos_rule) {
-    if (config == nullptr) {
-      return absl::InvalidArgumentError("transformers_bos_rule needs tokenizer_config.json");
-    }
-    RETURN_IF_ERROR(ApplyTransformersRule(*config));
+  RETURN_IF_ERROR(LoadAddedTokens(root));
+  if (std::optional<JsonNode> j = root.Find("post_processor")) {
+    RETURN_IF_ERROR(LoadPostProcessor(*j));
   }
   return absl::OkStatus();
 }
 
-absl::Status Tokenizer::LoadAddedTokens(const json& list) {
+absl::Status Tokenizer::LoadAddedTokens(const JsonNode& root) {
   std::vector<AddedToken> tokens;
-  for (const json& t : list) {
-    AddedToken a;
-    a.id = t.at("id").get<uint32_t>();
-    a.content = t.at("content").get<std::string>();
-    a.special = t.value("special", false);
-    a.lstrip = t.value("lstrip", false);
-    a.rstrip = t.value("rstrip", false);
-    a.normalized = t.value("normalized", !a.special);
-    a.single_word = t.value("single_word", false);
-    if (FindInvalidUtf8(a.content) != std::string_view::npos) {
-      return absl::InvalidArgumentError("added token is not UTF-8");
+  if (std::optional<JsonNode> list = root.Find("added_tokens")) {
+    ASSIGN_OR_RETURN(std::vector<JsonNode> items, list->Items());
+    tokens.reserve(items.size());
+    for (const JsonNode& t : items) {
+      ASSIGN_OR_RETURN(AddedToken a, ParseAddedToken(t));
+      tokens.push_back(std::move(a));
     }
-    tokens.push_back(std::move(a));
   }
   added_.Build(std::move(tokens), normalizer_.get());
   return absl::OkStatus();
 }
 
-absl::Status Tokenizer::LoadPostProcessor(const json& j) {
-  const std::string type = j.at("type").get<std::string>();
+absl::Status Tokenizer::LoadPostProcessor(const JsonNode& j) {
+  ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
   if (type == "ByteLevel") return absl::OkStatus();  // offsets only; ids unchanged
   if (type == "Sequence") {
-    for (const json& p : j.at("processors")) RETURN_IF_ERROR(LoadPostProcessor(p));
+    ASSIGN_OR_RETURN(JsonNode list, j.Get("processors"));
+    ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
+    for (const JsonNode& p : items) RETURN_IF_ERROR(LoadPostProcessor(p));
     return absl::OkStatus();
   }
   std::vector<uint32_t> prefix, suffix;
   if (type == "TemplateProcessing") {
-    bool seen_a = false;
-    for (const json& item : j.at("single")) {
-      if (item.contains("Sequence")) {
-        if (item.at("Sequence").at("id") != "A" || seen_a) {
-          return absl::UnimplementedError("unsupported TemplateProcessing single template");
-        }
-        seen_a = true;
-        continue;
-      }
-      const std::string name = item.at("SpecialToken").at("id").get<std::string>();
-      const json& ids = j.at("special_tokens").at(name).at("ids");
-      for (const json& id : ids) (seen_a ? suffix : prefix).push_back(id.get<uint32_t>());
-    }
+    RETURN_IF_ERROR(ParseTemplate(j, &prefix, &suffix));
   } else if (type == "RobertaProcessing" || type == "BertProcessing") {
-    prefix.push_back(j.at("cls").at(1).get<uint32_t>());
-    suffix.push_back(j.at("sep").at(1).get<uint32_t>());
+    ASSIGN_OR_RETURN(uint32_t cls, PairId(j, "cls"));
+    ASSIGN_OR_RETURN(uint32_t sep, PairId(j, "sep"));
+    prefix.push_back(cls);
+    suffix.push_back(sep);
   } else {
     return absl::UnimplementedError("unsupported post_processor: " + type);
   }
@@ -151,12 +198,18 @@ absl::Status Tokenizer::LoadPostProcessor(const json& j) {
   return absl::OkStatus();
 }
 
-absl::Status Tokenizer::ApplyTransformersRule(const json& config) {
+absl::Status Tokenizer::ApplyTransformersRule(std::string_view config_json) {
   static const char* kClasses[] = {"LlamaTokenizer",     "LlamaTokenizerFast",
                                    "GemmaTokenizer",     "GemmaTokenizerFast",
                                    "CodeLlamaTokenizer", "CodeLlamaTokenizerFast"};
-  std::string cls = config.value("tokenizer_class", std::string());
-  if (std::find(std::begin(kClasses), std::end(kClasses), cls) == std::end(kClasses)) {
+  const json config = json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object()) {
+    return absl::InvalidArgumentError("tokenizer_config.json: malformed JSON");
+  }
+  auto cls = config.find("tokenizer_class");
+  if (cls == config.end() || !cls->is_string() ||
+      std::find(std::begin(kClasses), std::end(kClasses), cls->get<std::string>()) ==
+          std::end(kClasses)) {
     return absl::OkStatus();
   }
   prefix_ids_.clear();
@@ -164,7 +217,8 @@ absl::Status Tokenizer::ApplyTransformersRule(const json& config) {
   for (auto [flag, key, def, dest] :
        {std::tuple{"add_bos_token", "bos_token", true, &prefix_ids_},
         std::tuple{"add_eos_token", "eos_token", false, &suffix_ids_}}) {
-    if (!config.value(flag, def)) continue;
+    ASSIGN_OR_RETURN(bool add, ConfigFlag(config, flag, def));
+    if (!add) continue;
     auto content = ConfigToken(config, key);
     std::optional<uint32_t> id = content ? TokenToId(*content) : std::nullopt;
     if (!id) return absl::InvalidArgumentError(std::string(flag) + " set but no usable " + key);

@@ -30,6 +30,7 @@ namespace kvr::tokenizer {
 
 class Normalizer;
 class Decoder;
+class JsonNode;
 
 struct LoadOptions {
   // transformers' rule for Llama/Gemma tokenizer classes: tokenizer_config.json's
@@ -85,11 +86,10 @@ class Tokenizer {
 
  private:
   Tokenizer();
-  absl::Status Load(const nlohmann::json& tok, const nlohmann::json* config,
-                    const LoadOptions& options);
-  absl::Status LoadAddedTokens(const nlohmann::json& list);
-  absl::Status LoadPostProcessor(const nlohmann::json& j);
-  absl::Status ApplyTransformersRule(const nlohmann::json& config);
+  absl::Status Load(const JsonNode& root);
+  absl::Status LoadAddedTokens(const JsonNode& root);
+  absl::Status LoadPostProcessor(const JsonNode& j);
+  absl::Status ApplyTransformersRule(std::string_view config_json);
   void EncodeSegment(std::string_view text, bool at_start, EncodeCache* cache,
                      std::vector<uint32_t>* ids) const;
   void EncodeNormalized(std::string_view text, bool at_start, EncodeCache* cache,

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "tokenizer/json_reader.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/unicode.h"
 
@@ -37,6 +38,11 @@ json TinyModel() {
 }
 
 json TinyTokenizer() { return json{{"model", TinyModel()}, {"added_tokens", json::array()}}; }
+
+absl::StatusOr<std::unique_ptr<Normalizer>> Norm(const json& j) {
+  ASSIGN_OR_RETURN(std::unique_ptr<JsonDocument> doc, JsonDocument::Parse(j.dump()));
+  return ParseNormalizer(doc->root());
+}
 
 std::vector<uint32_t> Enc(const Tokenizer& t, std::string_view s, bool special = false) {
   auto r = t.Encode(s, special);
@@ -231,7 +237,7 @@ TEST(NormalizerTest, SpanwiseEqualsWholeString) {
   std::mt19937 rng(7);
   std::uniform_int_distribution<size_t> len(0, 12), pick(0, std::size(pool) - 1);
   for (const Form& f : forms) {
-    auto norm = ParseNormalizer(json{{"type", f.name}});
+    auto norm = Norm(json{{"type", f.name}});
     ASSERT_TRUE(norm.ok());
     for (int i = 0; i < 5000; ++i) {
       std::string s;
@@ -251,21 +257,20 @@ TEST(NormalizerTest, SpanwiseEqualsWholeString) {
 }
 
 TEST(NormalizerTest, KnownForms) {
-  auto nfc = ParseNormalizer(json{{"type", "NFC"}});
+  auto nfc = Norm(json{{"type", "NFC"}});
   ASSERT_TRUE(nfc.ok());
   std::string s = "e\xCC\x81 \xE2\x84\xA6 \xE1\x84\x80\xE1\x85\xA1";
   (*nfc)->Apply(&s);
   EXPECT_EQ(s, "\xC3\xA9 \xCE\xA9 \xEA\xB0\x80");
-  auto nfkd = ParseNormalizer(json{{"type", "NFKD"}});
+  auto nfkd = Norm(json{{"type", "NFKD"}});
   s = "\xEF\xAC\x81\xC3\xA9";
   (*nfkd)->Apply(&s);
   EXPECT_EQ(s, "fie\xCC\x81");
-  auto lower = ParseNormalizer(json{{"type", "Lowercase"}});
+  auto lower = Norm(json{{"type", "Lowercase"}});
   s = "HeLLo \xCE\xA3\xCE\x91\xCE\xA3";
   (*lower)->Apply(&s);
   EXPECT_EQ(s, "hello \xCF\x83\xCE\xB1\xCF\x82");
-  auto strip =
-      ParseNormalizer(json{{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}});
+  auto strip = Norm(json{{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}});
   s = " \t x y \xE3\x80\x80";
   (*strip)->Apply(&s);
   EXPECT_EQ(s, "x y");

@@ -108,14 +108,20 @@ bool IsWordChar(char32_t c) {
 
 namespace {
 
+// 68 bytes (0..32, 127..160, 173) are not printable and are shifted to 256 + n, in order.
+constexpr char32_t kShiftedEnd = 256 + 68;
+
 struct ByteTables {
   std::array<char32_t, 256> to_char{};
+  std::array<int16_t, kShiftedEnd> to_byte{};  // -1: not in the alphabet
   ByteTables() {
     // Printable Latin-1 bytes keep their code point; the others are shifted to 256+n in order.
     char32_t next = 256;
+    to_byte.fill(-1);
     for (int b = 0; b < 256; ++b) {
       bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
       to_char[b] = printable ? static_cast<char32_t>(b) : next++;
+      to_byte[to_char[b]] = static_cast<int16_t>(b);
     }
   }
 };
@@ -129,27 +135,29 @@ const ByteTables& Tables() {
 
 char32_t ByteToChar(uint8_t b) { return Tables().to_char[b]; }
 
-int CharToByte(char32_t c) {
-  if (c < 256) {
-    return Tables().to_char[c] == c ? static_cast<int>(c) : -1;
-  }
-  if (c >= 256 + 68) return -1;  // 68 bytes are shifted: 0..32, 127..160, 173.
-  const auto& t = Tables().to_char;
-  for (int b = 0; b < 256; ++b) {
-    if (t[b] == c) return b;
-  }
-  return -1;
-}
+int CharToByte(char32_t c) { return c < kShiftedEnd ? Tables().to_byte[c] : -1; }
 
 bool ByteLevelToBytes(std::string_view s, std::string* out) {
   out->clear();
+  const ByteTables& tables = Tables();
   for (size_t i = 0; i < s.size();) {
-    size_t len;
-    char32_t c = DecodeUtf8(s, i, &len);
-    int b = CharToByte(c);
+    // Every char of the alphabet is below U+0144: one or two UTF-8 bytes, decoded inline (this
+    // runs on every vocabulary entry at load).
+    auto lead = static_cast<unsigned char>(s[i]);
+    char32_t c;
+    if (lead < 0x80) {
+      c = lead;
+      ++i;
+    } else if (lead >= 0xC2 && lead < 0xE0 && i + 1 < s.size() &&
+               (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80) {
+      c = (char32_t{lead & 0x1Fu} << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu);
+      i += 2;
+    } else {
+      return false;
+    }
+    int b = c < kShiftedEnd ? tables.to_byte[c] : -1;
     if (b < 0) return false;
     out->push_back(static_cast<char>(b));
-    i += len;
   }
   return true;
 }
