@@ -2,14 +2,22 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
 namespace kvr {
+namespace {
+
+// spdlog::get and stderr_color_mt are each thread-safe, but not together: this makes the
+// look-up-or-create one step, so two threads cannot both create a module's logger.
+ABSL_CONST_INIT absl::Mutex logger_mu(absl::kConstInit);
+
+}  // namespace
 
 std::shared_ptr<spdlog::logger> Logger(std::string_view module) {
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
+  absl::MutexLock lock(&logger_mu);
   std::string name(module);
   if (auto existing = spdlog::get(name)) return existing;
   auto logger = spdlog::stderr_color_mt(name);
