@@ -89,7 +89,11 @@ uint64_t Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, do
 absl::StatusOr<Decision> Scheduler::Route(const RouteRequest& req) {
   OverlapScores overlap = index_.Query(req.blocks);
   std::optional<OverlapScores> approx;
-  if (approx_) approx = approx_->Query(req.blocks);
+  if (approx_) {
+    // SGLang trims its tree (when the eviction interval has passed) before matching a request.
+    approx_->SweepExpired();
+    approx = approx_->Query(req.blocks);
+  }
   const uint32_t bs = index_.config().block_size;
   RequestInfo info{req.blocks, req.prompt_tokens, bs, req.expected_output_tokens};
   Decision d;
