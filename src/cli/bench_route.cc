@@ -48,12 +48,12 @@ int RunRouteBench(const RouteBenchFlags& f) {
   ManualClock clock;
   const auto step = TimeNs(1e9 / f.rate);
   KvIndex index({.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)}, clock);
-  auto policy = MakePolicy(f.policy);
-  if (!policy.ok()) {
-    std::cerr << "bench route: " << policy.status().message() << "\n";
+  auto created = Scheduler::Create({.policy = f.policy, .seed = f.seed}, index, clock);
+  if (!created.ok()) {
+    std::cerr << "bench route: " << created.status().message() << "\n";
     return 2;
   }
-  Scheduler sched({.policy = f.policy, .seed = f.seed}, index, clock);
+  Scheduler& sched = **created;
   // Workers register first, as in a deployment, each declaring the KV capacity of a fleet whose
   // caches are full at E entries; then their events arrive.
   const uint64_t capacity = (f.entries + f.workers - 1) / f.workers;
