@@ -2,13 +2,14 @@
 
 #include <deque>
 #include <iterator>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "events/zmq_util.h"
 #include "zmq.hpp"
@@ -42,7 +43,7 @@ class Subscriber::Impl {
   ~Impl() {
     if (!thread_.joinable()) return;
     {
-      std::lock_guard lock(mu_);
+      absl::MutexLock lock(&mu_);
       wake_out_.send(zmq::message_t(), zmq::send_flags::none);
     }
     thread_.join();
@@ -51,12 +52,12 @@ class Subscriber::Impl {
   absl::Status Open();
 
   SubscriberStats stats() const {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     return stats_;
   }
 
   std::optional<uint64_t> last_seq() const {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     return last_seq_;
   }
 
@@ -71,8 +72,8 @@ class Subscriber::Impl {
   void Deliver(uint64_t seq, std::string_view payload);
   void DeliverClear(uint64_t seq);
   template <typename F>
-  void Count(F f) {
-    std::lock_guard lock(mu_);
+  void Count(F f) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     f(stats_);
   }
 
@@ -91,17 +92,17 @@ class Subscriber::Impl {
   bool delivered_since_clear_ = false;  // whether the sink may hold state a clear would drop
   bool stopping_ = false;
 
-  mutable std::mutex mu_;
-  zmq::socket_t wake_out_;            // guarded by mu_; the destructor's end of the wake-up pipe
-  SubscriberStats stats_;             // guarded by mu_
-  std::optional<uint64_t> last_seq_;  // guarded by mu_
+  mutable absl::Mutex mu_;
+  zmq::socket_t wake_out_ ABSL_GUARDED_BY(mu_);  // the destructor's end of the wake-up pipe
+  SubscriberStats stats_ ABSL_GUARDED_BY(mu_);
+  std::optional<uint64_t> last_seq_ ABSL_GUARDED_BY(mu_);
 
   std::thread thread_;
 };
 
 absl::Status Subscriber::Impl::Open() {
   try {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (zmq::socket_t* s : {&sub_, &wake_in_, &wake_out_}) s->set(zmq::sockopt::linger, 0);
     sub_.set(zmq::sockopt::maxmsgsize, kMaxMessageBytes);
     sub_.set(zmq::sockopt::subscribe, options_.topic);
@@ -257,7 +258,7 @@ void Subscriber::Impl::Deliver(uint64_t seq, std::string_view payload) {
     return;
   }
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     ++stats_.batches;
     stats_.events += batch->events.size();
     stats_.skipped_events += batch->skipped;
