@@ -5,19 +5,19 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace kvr {
 namespace {
 
 // spdlog::get and stderr_color_mt are each thread-safe, but not together: this makes the
 // look-up-or-create one step, so two threads cannot both create a module's logger.
-ABSL_CONST_INIT absl::Mutex logger_mu(absl::kConstInit);
+ABSL_CONST_INIT Mutex logger_mu;
 
 }  // namespace
 
 std::shared_ptr<spdlog::logger> Logger(std::string_view module) {
-  absl::MutexLock lock(&logger_mu);
+  MutexLock lock(logger_mu);
   std::string name(module);
   if (auto existing = spdlog::get(name)) return existing;
   auto logger = spdlog::stderr_color_mt(name);

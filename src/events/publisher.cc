@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "events/zmq_util.h"
 #include "zmq.hpp"
 #include "zmq_addon.hpp"
@@ -46,7 +46,7 @@ class Publisher::Impl {
   ~Impl() {
     if (!thread_.joinable()) return;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
       Wake();
     }
@@ -56,7 +56,7 @@ class Publisher::Impl {
   absl::Status Open();
 
   uint64_t Publish(std::string payload, bool drop) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     const uint64_t seq = next_seq_++;
     pending_.push_back({seq, std::move(payload), drop});
     // The thread empties the queue after every wake-up: one wake-up per non-empty queue.
@@ -65,7 +65,7 @@ class Publisher::Impl {
   }
 
   uint64_t next_seq() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return next_seq_;
   }
 
@@ -96,7 +96,7 @@ class Publisher::Impl {
 
   // Batches cross to the thread through this queue, not through ZMQ: the mutex orders them and
   // makes the hand-over visible to ThreadSanitizer. The inproc pipe only carries wake-ups.
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   zmq::socket_t wake_out_ ABSL_GUARDED_BY(mu_);
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
@@ -107,7 +107,7 @@ class Publisher::Impl {
 
 absl::Status Publisher::Impl::Open() {
   try {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     for (zmq::socket_t* s : {&pub_, &wake_in_, &wake_out_}) s->set(zmq::sockopt::linger, 0);
     pub_.set(zmq::sockopt::sndhwm, options_.hwm);
     wake_in_.bind(kWakeAddress);
@@ -160,7 +160,7 @@ bool Publisher::Impl::TakePending() {
   while (wake_in_.recv(wake, zmq::recv_flags::dontwait)) continue;  // one batch pass serves all
   std::deque<Pending> batches;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     if (stopping_) return false;
     batches.swap(pending_);
   }

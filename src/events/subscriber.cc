@@ -9,8 +9,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "events/zmq_util.h"
 #include "zmq.hpp"
 #include "zmq_addon.hpp"
@@ -43,7 +43,7 @@ class Subscriber::Impl {
   ~Impl() {
     if (!thread_.joinable()) return;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(mu_);
       wake_out_.send(zmq::message_t(), zmq::send_flags::none);
     }
     thread_.join();
@@ -52,12 +52,12 @@ class Subscriber::Impl {
   absl::Status Open();
 
   SubscriberStats stats() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return stats_;
   }
 
   std::optional<uint64_t> last_seq() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return last_seq_;
   }
 
@@ -73,7 +73,7 @@ class Subscriber::Impl {
   void DeliverClear(uint64_t seq);
   template <typename F>
   void Count(F f) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     f(stats_);
   }
 
@@ -92,7 +92,7 @@ class Subscriber::Impl {
   bool delivered_since_clear_ = false;  // whether the sink may hold state a clear would drop
   bool stopping_ = false;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   zmq::socket_t wake_out_ ABSL_GUARDED_BY(mu_);  // the destructor's end of the wake-up pipe
   SubscriberStats stats_ ABSL_GUARDED_BY(mu_);
   std::optional<uint64_t> last_seq_ ABSL_GUARDED_BY(mu_);
@@ -102,7 +102,7 @@ class Subscriber::Impl {
 
 absl::Status Subscriber::Impl::Open() {
   try {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     for (zmq::socket_t* s : {&sub_, &wake_in_, &wake_out_}) s->set(zmq::sockopt::linger, 0);
     sub_.set(zmq::sockopt::maxmsgsize, kMaxMessageBytes);
     sub_.set(zmq::sockopt::subscribe, options_.topic);
@@ -258,7 +258,7 @@ void Subscriber::Impl::Deliver(uint64_t seq, std::string_view payload) {
     return;
   }
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     ++stats_.batches;
     stats_.events += batch->events.size();
     stats_.skipped_events += batch->skipped;

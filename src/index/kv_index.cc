@@ -27,7 +27,7 @@ KvIndex::Counters& KvIndex::CountersFor(uint32_t w) {
 // take mu_ exclusively, kCommitChunk at a time, so a query waits out at most one chunk (well
 // under a microsecond) however large the event.
 void KvIndex::Apply(std::span<const KvEvent> events) {
-  absl::MutexLock writer(&write_mu_);
+  MutexLock writer(write_mu_);
   for (const KvEvent& event : events) {
     const uint32_t w = std::visit([](const auto& e) { return e.worker.value(); }, event);
     if (w >= worker_limit_) {
@@ -82,7 +82,7 @@ void KvIndex::Commit(TierStore& tier, uint32_t w) {
 void KvIndex::RemoveWorker(WorkerId worker) {
   const uint32_t w = worker.value();
   {
-    absl::MutexLock writer(&write_mu_);
+    MutexLock writer(write_mu_);
     SpinWriterLock lock(mu_);
     for (auto& t : tiers_) t->ForgetWorker(w);
     if (w < counters_.size()) counters_[w] = Counters{};
@@ -94,7 +94,7 @@ void KvIndex::RemoveWorker(WorkerId worker) {
 void KvIndex::Reserve(WorkerId worker, uint64_t device_blocks) {
   const uint32_t w = worker.value();
   if (w >= worker_limit_) return;
-  absl::MutexLock writer(&write_mu_);
+  MutexLock writer(write_mu_);
   SpinWriterLock lock(mu_);
   tiers_[static_cast<int>(Tier::kDevice)]->Reserve(
       w, std::min(device_blocks, kMaxReservedBlocksPerWorker), kMaxReservedBlocks);
@@ -207,7 +207,7 @@ uint64_t KvIndex::Entries() const {
 size_t KvIndex::MemoryBytes() const {
   size_t bytes = 0;
   {
-    absl::MutexLock writer(&write_mu_);  // the engine-hash lookups change outside mu_
+    MutexLock writer(write_mu_);  // the engine-hash lookups change outside mu_
     SpinReaderLock lock(mu_);
     for (const auto& t : tiers_) bytes += t->MemoryBytes();
   }

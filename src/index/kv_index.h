@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/spin_shared_mutex.h"
 #include "index/kv_event.h"
 #include "index/predicted_store.h"
@@ -127,8 +127,8 @@ class KvIndex {
   // The tier for a writer's staging phase, which runs under write_mu_ alone: staging changes only
   // what queries never read (tier_store.h), the membership waits for Commit under mu_. The one
   // access the analysis cannot see through.
-  TierStore& StagingTier(Tier t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
-      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  TierStore& StagingTier(Tier t)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return *tiers_[static_cast<int>(t)];
   }
   void ApplyStored(uint32_t w, const KvStored& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -149,7 +149,7 @@ class KvIndex {
   // Writers (Apply, RemoveWorker, Reserve) hold write_mu_ throughout: they may read the tables
   // and change what queries never read (the engine-hash lookups) without mu_, and take mu_
   // exclusively only to change the rest. Readers take mu_ shared. Order: write_mu_, mu_, pred_mu_.
-  mutable absl::Mutex write_mu_;
+  mutable Mutex write_mu_;
   mutable SpinSharedMutex mu_ ABSL_ACQUIRED_AFTER(write_mu_);
   std::unique_ptr<TierStore> tiers_[kNumTiers] ABSL_GUARDED_BY(mu_);
   std::vector<Counters> counters_ ABSL_GUARDED_BY(mu_);

@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/ids.h"
+#include "common/mutex.h"
 #include "index/word_table.h"
 #include "scheduler/worker.h"
 
@@ -57,7 +57,7 @@ class LoadState {
 
  private:
   std::atomic<bool> has_mail_{false};  // a hint, so that Route locks only workers with mail
-  absl::Mutex mu_;
+  Mutex mu_;
   bool open_ ABSL_GUARDED_BY(mu_) = true;
   Mail mail_ ABSL_GUARDED_BY(mu_);
 };

@@ -47,7 +47,7 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvI
       mail_(std::make_unique<Mail>()) {}
 
 Scheduler::~Scheduler() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   for (const auto& slot : slots_) {
     if (slot) slot->load->Close();
   }
@@ -70,14 +70,14 @@ absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
         absl::StrCat("worker ", w, " KV capacity must be > 0 blocks"));
   }
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     if (w >= slots_.size()) slots_.resize(w + 1);
     if (slots_[w]) {
       return absl::AlreadyExistsError(absl::StrCat("worker ", w, " already registered"));
     }
     auto load = std::make_shared<LoadState>();
     slots_[w] = std::make_unique<Slot>(spec, load);
-    absl::MutexLock registry(&registry_mu_);
+    MutexLock registry(registry_mu_);
     if (w >= loads_.size()) loads_.resize(w + 1);
     loads_[w] = std::move(load);
   }
@@ -90,7 +90,7 @@ absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
 absl::Status Scheduler::RemoveWorker(WorkerId worker) {
   const uint32_t w = worker.value();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     if (w >= slots_.size() || !slots_[w]) {
       return absl::NotFoundError(absl::StrCat("worker ", w, " not registered"));
     }
@@ -99,12 +99,11 @@ absl::Status Scheduler::RemoveWorker(WorkerId worker) {
     s.load->Close();
     std::vector<uint64_t> in_flight;
     in_flight.reserve(s.active_counts.size());
-    s.active_counts.ForEach([&in_flight](uint64_t block, const uint64_t*) {
-      in_flight.push_back(block);
-    });
+    s.active_counts.ForEach(
+        [&in_flight](uint64_t block, const uint64_t*) { in_flight.push_back(block); });
     for (uint64_t block : in_flight) active_.Clear(BlockHash(block), w);
     slots_[w].reset();
-    absl::MutexLock registry(&registry_mu_);
+    MutexLock registry(registry_mu_);
     loads_[w].reset();
   }
   index_.RemoveWorker(worker);
@@ -113,14 +112,14 @@ absl::Status Scheduler::RemoveWorker(WorkerId worker) {
 }
 
 void Scheduler::ReportMetrics(WorkerId worker, const EngineMetrics& metrics) {
-  absl::ReaderMutexLock lock(&registry_mu_);
+  MutexLock lock(registry_mu_);
   if (worker.value() < loads_.size() && loads_[worker.value()]) {
     loads_[worker.value()]->PostMetrics(metrics);
   }
 }
 
 std::vector<WorkerId> Scheduler::Workers() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   std::vector<WorkerId> out;
   for (uint32_t w = 0; w < slots_.size(); ++w) {
     if (slots_[w]) out.emplace_back(w);
@@ -129,7 +128,7 @@ std::vector<WorkerId> Scheduler::Workers() const {
 }
 
 std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   if (worker.value() >= slots_.size() || !slots_[worker.value()]) return std::nullopt;
   Slot& s = *slots_[worker.value()];
   Collect(s);

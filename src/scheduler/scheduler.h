@@ -27,8 +27,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/random.h"
 #include "index/kv_index.h"
 #include "scheduler/policy.h"
@@ -170,7 +170,7 @@ class Scheduler {
   const std::unique_ptr<KvIndex> approx_;  // only when the policy wants it; thread-safe
 
   // The admission lock: one decision at a time sees and books the load.
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   const std::unique_ptr<Policy> policy_ ABSL_PT_GUARDED_BY(mu_);
   Rng rng_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by WorkerId value
@@ -180,7 +180,7 @@ class Scheduler {
 
   // Each worker's load state by WorkerId value, for ReportMetrics without the admission lock.
   // Changed only by AddWorker/RemoveWorker, which hold mu_ first.
-  mutable absl::Mutex registry_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  mutable Mutex registry_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::vector<std::shared_ptr<scheduler_internal::LoadState>> loads_ ABSL_GUARDED_BY(registry_mu_);
 };
 

@@ -87,7 +87,7 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
                                            const OverlapScores* approx) {
   const uint32_t bs = index_.config().block_size;
   RequestInfo info{req.blocks, req.prompt_tokens, bs, req.expected_output_tokens};
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   std::vector<WorkerView> views;
   views.reserve(slots_.size());
   FillViews(req, overlap, approx, views);

@@ -9,21 +9,21 @@ namespace kvr {
 namespace scheduler_internal {
 
 void LoadState::PostTtft(double queue_tokens, double ttft_s) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   if (!open_) return;
   mail_.ttft_samples.emplace_back(queue_tokens, ttft_s);
   has_mail_.store(true, std::memory_order_release);
 }
 
 void LoadState::PostFinished(std::vector<BlockHash> blocks) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   if (!open_) return;
   mail_.finished_blocks.push_back(std::move(blocks));
   has_mail_.store(true, std::memory_order_release);
 }
 
 void LoadState::PostMetrics(const EngineMetrics& metrics) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   if (!open_) return;
   mail_.metrics = metrics;
   has_mail_.store(true, std::memory_order_release);
@@ -31,14 +31,14 @@ void LoadState::PostMetrics(const EngineMetrics& metrics) {
 
 bool LoadState::TakeMail(Mail& out) {
   if (!has_mail_.load(std::memory_order_acquire)) return false;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   std::swap(out, mail_);
   has_mail_.store(false, std::memory_order_relaxed);
   return true;
 }
 
 void LoadState::Close() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(mu_);
   open_ = false;
   mail_ = Mail{};
   has_mail_.store(false, std::memory_order_relaxed);
