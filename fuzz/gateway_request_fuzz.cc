@@ -25,7 +25,7 @@ struct Fixture {
   Fixture() {
     text = *api::TextModel::Load({});
     index = std::make_unique<KvIndex>(IndexConfig{.block_size = kBlockSize}, clock);
-    scheduler = std::make_unique<Scheduler>(SchedulerConfig{}, *index, clock);
+    scheduler = *Scheduler::Create(SchedulerConfig{}, *index, clock);
     for (uint32_t w = 0; w < 3; ++w) {
       (void)scheduler->AddWorker({.id = WorkerId(w), .block_size = kBlockSize});
     }

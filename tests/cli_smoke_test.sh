@@ -78,7 +78,9 @@ grep -q "llmd_optimized" "$tmp/elsewhere.txt" || fail "simulate: llmd not report
 
 # Benchmarks print the documented JSON fields (tiny sizes: this checks the contract, not speed).
 "$bin" bench index --entries 20000 --queries 200 --readers 1 --writer-rate 200000 --json >"$tmp/bi.json" 2>/dev/null
-"$bin" bench route --entries 20000 --decisions 200 --warmup 50 --json >"$tmp/br.json" 2>/dev/null
+"$bin" bench route --entries 20000 --decisions 200 --warmup 50 --threads 1,2 --json >"$tmp/br.json" 2>/dev/null
+if "$bin" bench route --policy bogus --entries 1000 2>"$tmp/err.txt"; then fail "bench route: unknown policy accepted"; fi
+grep -q "bogus" "$tmp/err.txt" || fail "bench route: unknown policy: message does not name it"
 "$bin" bench jitter --samples 200 --work-us 1 >"$tmp/bj.json"
 python3 - "$tmp" <<'PY'
 import json, sys
@@ -90,8 +92,13 @@ for k in ("apply_blocks_per_s", "apply_unreserved_blocks_per_s", "apply_max_even
     assert bi[k] > 0, (k, bi)
 assert bi["capacity_blocks"] == (20000 + 63) // 64, bi  # default: E / W
 assert bi["entries"] >= 20000 and bi["during_writes"]["p99_ratio"] > 0, bi
+assert bi["during_writes"]["queries_per_s"] > 0 and bi["during_writes"]["no_writer_queries_per_s"] > 0, bi
 br = json.load(open(d + "/br.json"))
 assert br["decisions"] == 200 and 0 < br["decision_p50_us"] <= br["decision_p99_us"], br
+assert [r["threads"] for r in br["by_threads"]] == [1, 2] and br["threads"] == 1, br
+for r in br["by_threads"]:
+    assert r["decisions"] == 200 and r["decisions_per_s"] > 0, r
+assert br["decisions_per_s"] == br["by_threads"][0]["decisions_per_s"], br
 bj = json.load(open(d + "/bj.json"))
 assert 0 < bj["p50_us"] <= bj["p99_us"] and 0 <= bj["hit_fraction"] <= 1, bj
 PY

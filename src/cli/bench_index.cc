@@ -76,24 +76,33 @@ std::vector<double> TimeQueries(const KvIndex& index, const std::vector<std::vec
   return us;
 }
 
-// R reader threads' query latency, without a writer and then while one writer re-applies a
-// stream of remove + store events (the index size stays constant), as fast as it can or, with
-// --writer-rate, paced to that many blocks per second (a fleet's real event rate).
+// R reader threads' query latency and throughput, without a writer and then while one writer
+// re-applies a stream of remove + store events (the index size stays constant), as fast as it
+// can or, with --writer-rate, paced to that many blocks per second (a fleet's real event rate).
+struct ReadersRun {
+  Percentiles latency;
+  double queries_per_s = 0;
+};
+
+ReadersRun RunReaders(const KvIndex& index, const IndexBenchFlags& f,
+                      const std::vector<std::vector<BlockHash>>& q) {
+  std::vector<std::vector<double>> samples(f.readers);
+  std::vector<std::thread> readers;
+  const auto t0 = Clock::now();
+  for (uint32_t r = 0; r < f.readers; ++r) {
+    readers.emplace_back([&, r] { samples[r] = TimeQueries(index, q, f.queries, r * 97); });
+  }
+  for (auto& t : readers) t.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<double> all;
+  for (auto& s : samples) all.insert(all.end(), s.begin(), s.end());
+  return {ComputePercentiles(all), double(all.size()) / secs};
+}
+
 nlohmann::json ReadersDuringWrites(KvIndex& index, const IndexBenchFlags& f,
                                    const SyntheticWorkload& w,
                                    const std::vector<std::vector<BlockHash>>& q) {
-  auto run_readers = [&] {
-    std::vector<std::vector<double>> samples(f.readers);
-    std::vector<std::thread> readers;
-    for (uint32_t r = 0; r < f.readers; ++r) {
-      readers.emplace_back([&, r] { samples[r] = TimeQueries(index, q, f.queries, r * 97); });
-    }
-    for (auto& t : readers) t.join();
-    std::vector<double> all;
-    for (auto& s : samples) all.insert(all.end(), s.begin(), s.end());
-    return ComputePercentiles(all);
-  };
-  const Percentiles alone = run_readers();
+  const ReadersRun alone = RunReaders(index, f, q);
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> applied{0};
   std::thread writer([&] {
@@ -113,17 +122,20 @@ nlohmann::json ReadersDuringWrites(KvIndex& index, const IndexBenchFlags& f,
     }
   });
   auto t0 = Clock::now();
-  const Percentiles p = run_readers();
+  const ReadersRun during = RunReaders(index, f, q);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   stop = true;
   writer.join();
+  const Percentiles& p = during.latency;
   return {{"readers", f.readers},
           {"writer_rate_target", f.writer_rate},
-          {"no_writer_query_p50_us", alone.p50},
-          {"no_writer_query_p99_us", alone.p99},
+          {"no_writer_query_p50_us", alone.latency.p50},
+          {"no_writer_query_p99_us", alone.latency.p99},
+          {"no_writer_queries_per_s", alone.queries_per_s},
           {"query_p50_us", p.p50},
           {"query_p99_us", p.p99},
-          {"p99_ratio", alone.p99 > 0 ? p.p99 / alone.p99 : 0},
+          {"queries_per_s", during.queries_per_s},
+          {"p99_ratio", alone.latency.p99 > 0 ? p.p99 / alone.latency.p99 : 0},
           {"writer_blocks_per_s", double(applied.load()) / secs}};
 }
 

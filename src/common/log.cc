@@ -2,14 +2,22 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
+
 namespace kvr {
+namespace {
+
+// spdlog::get and stderr_color_mt are each thread-safe, but not together: this makes the
+// look-up-or-create one step, so two threads cannot both create a module's logger.
+ABSL_CONST_INIT Mutex logger_mu;
+
+}  // namespace
 
 std::shared_ptr<spdlog::logger> Logger(std::string_view module) {
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
+  MutexLock lock(logger_mu);
   std::string name(module);
   if (auto existing = spdlog::get(name)) return existing;
   auto logger = spdlog::stderr_color_mt(name);

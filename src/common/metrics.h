@@ -1,6 +1,10 @@
 // Metrics registry on prometheus-cpp (Debian's prometheus-cpp-dev): families are registered once
-// with name and help, and exposition uses prometheus-cpp's TextSerializer. Safe for concurrent use
-// (prometheus-cpp's metric types are atomic; registration is locked inside the registry).
+// with name and help, and exposition uses prometheus-cpp's TextSerializer. Safe for concurrent use.
+//
+// Hot paths hold handles, never names: Counter()/Gauge()/Histogram() lock the registry and its
+// family and search them, so call them once (at construction) and keep the returned reference,
+// which stays valid as long as the registry. Through a handle, Counter::Increment and Gauge::Set
+// are lock-free atomics; Histogram::Observe takes that one histogram's own mutex.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -21,6 +25,7 @@ class MetricsRegistry {
 
   MetricsRegistry() : registry_(std::make_shared<prometheus::Registry>()) {}
 
+  // Registers (or finds) the family `name` and returns the series for `labels`.
   prometheus::Counter& Counter(const std::string& name, const std::string& help,
                                const Labels& labels = {});
   prometheus::Gauge& Gauge(const std::string& name, const std::string& help,

@@ -4,13 +4,14 @@
 #include <chrono>
 #include <deque>
 #include <iterator>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "events/zmq_util.h"
 #include "zmq.hpp"
 #include "zmq_addon.hpp"
@@ -45,7 +46,7 @@ class Publisher::Impl {
   ~Impl() {
     if (!thread_.joinable()) return;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
       Wake();
     }
@@ -55,7 +56,7 @@ class Publisher::Impl {
   absl::Status Open();
 
   uint64_t Publish(std::string payload, bool drop) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const uint64_t seq = next_seq_++;
     pending_.push_back({seq, std::move(payload), drop});
     // The thread empties the queue after every wake-up: one wake-up per non-empty queue.
@@ -64,7 +65,7 @@ class Publisher::Impl {
   }
 
   uint64_t next_seq() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return next_seq_;
   }
 
@@ -72,8 +73,10 @@ class Publisher::Impl {
   const std::string& replay_endpoint() const { return replay_endpoint_; }
 
  private:
-  // Requires mu_. A full pipe already holds a wake-up, so this never needs to block.
-  void Wake() { (void)wake_out_.send(zmq::message_t(), zmq::send_flags::dontwait); }
+  // A full pipe already holds a wake-up, so this never needs to block.
+  void Wake() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    (void)wake_out_.send(zmq::message_t(), zmq::send_flags::dontwait);
+  }
   void Run();
   bool TakePending();
   void Send(const Pending& batch);
@@ -93,18 +96,18 @@ class Publisher::Impl {
 
   // Batches cross to the thread through this queue, not through ZMQ: the mutex orders them and
   // makes the hand-over visible to ThreadSanitizer. The inproc pipe only carries wake-ups.
-  mutable std::mutex mu_;
-  zmq::socket_t wake_out_;       // guarded by mu_
-  std::deque<Pending> pending_;  // guarded by mu_
-  uint64_t next_seq_ = 0;        // guarded by mu_
-  bool stopping_ = false;        // guarded by mu_
+  mutable Mutex mu_;
+  zmq::socket_t wake_out_ ABSL_GUARDED_BY(mu_);
+  std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   std::thread thread_;
 };
 
 absl::Status Publisher::Impl::Open() {
   try {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (zmq::socket_t* s : {&pub_, &wake_in_, &wake_out_}) s->set(zmq::sockopt::linger, 0);
     pub_.set(zmq::sockopt::sndhwm, options_.hwm);
     wake_in_.bind(kWakeAddress);
@@ -157,7 +160,7 @@ bool Publisher::Impl::TakePending() {
   while (wake_in_.recv(wake, zmq::recv_flags::dontwait)) continue;  // one batch pass serves all
   std::deque<Pending> batches;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return false;
     batches.swap(pending_);
   }

@@ -2,14 +2,15 @@
 
 #include <deque>
 #include <iterator>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "events/zmq_util.h"
 #include "zmq.hpp"
 #include "zmq_addon.hpp"
@@ -44,7 +45,7 @@ class Subscriber::Impl {
   ~Impl() {
     if (!thread_.joinable()) return;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       wake_out_.send(zmq::message_t(), zmq::send_flags::none);
     }
     thread_.join();
@@ -53,12 +54,12 @@ class Subscriber::Impl {
   absl::Status Open();
 
   SubscriberStats stats() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return stats_;
   }
 
   std::optional<uint64_t> last_seq() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return last_seq_;
   }
 
@@ -75,8 +76,8 @@ class Subscriber::Impl {
   void Deliver(uint64_t seq, std::string_view payload);
   void DeliverClear(uint64_t seq);
   template <typename F>
-  void Count(F f) {
-    std::lock_guard lock(mu_);
+  void Count(F f) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(mu_);
     f(stats_);
   }
 
@@ -102,17 +103,17 @@ class Subscriber::Impl {
   enum class Check { kNone, kPending, kPassed, kFailed } check_ = Check::kNone;
   bool stopping_ = false;
 
-  mutable std::mutex mu_;
-  zmq::socket_t wake_out_;            // guarded by mu_; the destructor's end of the wake-up pipe
-  SubscriberStats stats_;             // guarded by mu_
-  std::optional<uint64_t> last_seq_;  // guarded by mu_
+  mutable Mutex mu_;
+  zmq::socket_t wake_out_ ABSL_GUARDED_BY(mu_);  // the destructor's end of the wake-up pipe
+  SubscriberStats stats_ ABSL_GUARDED_BY(mu_);
+  std::optional<uint64_t> last_seq_ ABSL_GUARDED_BY(mu_);
 
   std::thread thread_;
 };
 
 absl::Status Subscriber::Impl::Open() {
   try {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (zmq::socket_t* s : {&sub_, &wake_in_, &wake_out_}) s->set(zmq::sockopt::linger, 0);
     sub_.set(zmq::sockopt::maxmsgsize, kMaxMessageBytes);
     sub_.set(zmq::sockopt::subscribe, options_.topic);
@@ -315,7 +316,7 @@ void Subscriber::Impl::Deliver(uint64_t seq, std::string_view payload) {
     return;
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.batches;
     stats_.events += batch->events.size();
     stats_.skipped_events += batch->skipped;

@@ -22,6 +22,8 @@ Task Gateway::Impl::HealthLoop() {
       for (const auto& w : *pool->workers()) asio::co_spawn(io_, CheckHealth(w), asio::detached);
     }
     UpdateStaleness();
+    // Routing sweeps expired predictions as it predicts; an idle pool's are swept here.
+    for (const auto& pool : pools_) pool->index().SweepExpired();
     health_timer_.expires_after(std::chrono::milliseconds(config_.health_interval_ms));
     boost::system::error_code ec;
     co_await health_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));

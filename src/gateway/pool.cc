@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolConfig& config,
   if (!all_events) index.predict.ttl = kApproximateTtl;
   pool->index_ = std::make_unique<KvIndex>(index, clock);
   SchedulerConfig sc{.policy = spec.name, .options = spec.options};
-  pool->scheduler_ = std::make_unique<Scheduler>(sc, *pool->index_, clock);
+  ASSIGN_OR_RETURN(pool->scheduler_, Scheduler::Create(sc, *pool->index_, clock));
   {
     absl::MutexLock lock(&pool->mu_);
     pool->workers_ = std::make_shared<const WorkerList>();

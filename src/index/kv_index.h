@@ -7,22 +7,27 @@
 // Worker ids are dense small integers handed out by the router's worker registry; they must be
 // < IndexConfig::max_workers (events for larger ids are counted and skipped).
 //
-// Thread-safety: safe for concurrent use. Queries share a reader lock. Writers are serialized
-// among themselves and take the exclusive lock only for the membership changes of each event,
-// a few at a time, letting waiting queries in between: a store's hashing and the engine-hash
-// bookkeeping run beside queries, and a query never waits out a whole large event. Both sides spin
-// briefly before sleeping (spin_shared_mutex.h). Predictions have their own mutex, so routing never
-// waits on event application to record a prediction.
+// Thread-safety: safe for concurrent use; the locks are annotated for clang's -Wthread-safety.
+// Queries are readers only: they share mu_ and pred_mu_ and never write. Writers are serialized
+// among themselves (write_mu_) and take mu_ exclusively only for the membership changes of each
+// event, a few at a time, letting waiting queries in between: a store's hashing and the
+// engine-hash bookkeeping run beside queries, and a query never waits out a whole large event.
+// mu_ is writer-preferring and spins briefly before sleeping (spin_shared_mutex.h), so the one
+// event writer cannot be starved by many routing threads. Predictions have their own lock, so
+// routing never waits on event application to record a prediction.
+//
+// Expired predictions: a query ignores predicted entries past their TTL by their timestamps;
+// removing them (and the total-capacity trim) is a write, done by Predict() and SweepExpired().
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <span>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/spin_shared_mutex.h"
 #include "index/kv_event.h"
 #include "index/predicted_store.h"
@@ -85,11 +90,21 @@ class KvIndex {
   static constexpr uint64_t kMaxReservedBlocksPerWorker = uint64_t{1} << 22;  // ~80 MB
   static constexpr uint64_t kMaxReservedBlocks = uint64_t{1} << 25;           // ~630 MB
 
-  // Records that `worker` will hold these blocks (routing decision).
+  // Records that `worker` will hold these blocks (routing decision). Sweeps expired predictions
+  // first (as SweepExpired), so a router that routes needs no other sweep.
   void Predict(WorkerId worker, std::span<const BlockHash> blocks);
 
+  // Removes the predictions whose TTL has passed, and trims all workers' predictions to
+  // PredictConfig::total_capacity_blocks when a trim is due. Queries are right without it (they
+  // skip expired entries by timestamp); sweeping frees their memory and keeps queries from
+  // checking them one by one. A live router calls it periodically (every second or so) so that
+  // an idle spell with no Predict() does not leave them behind. Cheap when nothing is due.
+  void SweepExpired();
+
   // REQUIRES: `blocks` are chained sequence hashes of the prompt's full blocks (block_hash.h).
-  // O(depth · words) hash lookups; stops as soon as no worker matches.
+  // O(depth · words) hash lookups; stops as soon as no worker matches. Predictions count only
+  // while live (their TTL not passed at the clock's Now()); a worker with unswept expired ones
+  // costs one lookup per block it holds only by prediction.
   void Query(std::span<const BlockHash> blocks, OverlapScores* out) const;
   OverlapScores Query(std::span<const BlockHash> blocks) const;
 
@@ -108,10 +123,23 @@ class KvIndex {
     uint64_t blocks_stored = 0, blocks_removed = 0;
     RejectCounts rejects;
   };
-  Counters& CountersFor(uint32_t w);
+  Counters& CountersFor(uint32_t w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The tier for a writer's staging phase, which runs under write_mu_ alone: staging changes only
+  // what queries never read (tier_store.h), the membership waits for Commit under mu_. The one
+  // access the analysis cannot see through.
+  TierStore& StagingTier(Tier t)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return *tiers_[static_cast<int>(t)];
+  }
+  void ApplyStored(uint32_t w, const KvStored& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void ApplyRemoved(uint32_t w, const KvRemoved& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Membership changes per exclusive section: ~0.5 µs of a removal's (the slower kind).
   static constexpr size_t kCommitChunk = 8;
-  void Commit(TierStore& tier, uint32_t w, std::unique_lock<SpinSharedMutex>& lock);
+  // Applies `tier`'s staged changes for `w`, releasing mu_ between chunks (held again on return).
+  void Commit(TierStore& tier, uint32_t w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
+  // Shortens out->predicted[w] where its run went through predictions expired at `now`.
+  void DropExpired(std::span<const BlockHash> blocks, const Membership& device, TimeNs now,
+                   OverlapScores* out) const ABSL_SHARED_LOCKS_REQUIRED(pred_mu_);
 
   const IndexConfig config_;
   const Clock& clock_;
@@ -120,18 +148,18 @@ class KvIndex {
 
   // Writers (Apply, RemoveWorker, Reserve) hold write_mu_ throughout: they may read the tables
   // and change what queries never read (the engine-hash lookups) without mu_, and take mu_
-  // exclusively only to change the rest. Readers take mu_ shared.
-  mutable std::mutex write_mu_;
-  mutable SpinSharedMutex mu_;
-  std::unique_ptr<TierStore> tiers_[kNumTiers];  // guarded by mu_
-  std::vector<Counters> counters_;               // guarded by mu_
-  uint32_t num_workers_ = 0;                     // guarded by mu_ (and pred_mu_ for writes)
-  uint64_t rejected_worker_ids_ = 0;             // guarded by mu_
+  // exclusively only to change the rest. Readers take mu_ shared. Order: write_mu_, mu_, pred_mu_.
+  mutable Mutex write_mu_;
+  mutable SpinSharedMutex mu_ ABSL_ACQUIRED_AFTER(write_mu_);
+  std::unique_ptr<TierStore> tiers_[kNumTiers] ABSL_GUARDED_BY(mu_);
+  std::vector<Counters> counters_ ABSL_GUARDED_BY(mu_);
+  uint32_t num_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t rejected_worker_ids_ ABSL_GUARDED_BY(mu_) = 0;
 
-  // Queries share pred_mu_; Predict() and the lazy TTL sweep take it exclusively.
-  mutable SpinSharedMutex pred_mu_;
-  mutable PredictedStore predicted_;  // guarded by pred_mu_
-  uint32_t pred_workers_ = 0;         // guarded by pred_mu_
+  // Queries share pred_mu_; Predict() and SweepExpired() take it exclusively.
+  mutable SpinSharedMutex pred_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  PredictedStore predicted_ ABSL_GUARDED_BY(pred_mu_);
+  uint32_t pred_workers_ ABSL_GUARDED_BY(pred_mu_) = 0;
 };
 
 }  // namespace kvr

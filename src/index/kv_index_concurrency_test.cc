@@ -1,6 +1,6 @@
-// Queries racing with event application (run under TSan in CI): readers must never see a torn
-// state — every answer is bounded by the prompt length — and after the writer finishes, the
-// index equals a naive replay of the same events.
+// Queries racing with event application, predictions and their sweeps (run under TSan in CI):
+// readers must never see a torn state — every answer is bounded by the prompt length — and after
+// the writer finishes, the index equals a naive replay of the same events.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -49,7 +49,11 @@ TEST(KvIndexConcurrency, ReadersDuringWrites) {
         auto seq = SequenceHashes(p, kBs);
         index.Query(seq, &out);
         for (uint32_t d : out.device) ASSERT_LE(d, seq.size());
+        for (uint32_t d : out.predicted) ASSERT_LE(d, seq.size());
         if (local.Uniform(4) == 0) index.Predict(WorkerId(local.Uniform(kWorkers)), seq);
+        // Predictions expire (2 s TTL) while queries skip them and sweeps remove them.
+        if (local.Uniform(16) == 0) clock.Advance(kNsPerSec / 4);
+        if (local.Uniform(32) == 0) index.SweepExpired();
         if (local.Uniform(8) == 0) {  // the stats readers, which see every table
           const WorkerIndexStats s = index.Stats(WorkerId(local.Uniform(kWorkers)));
           ASSERT_LE(s.blocks[0], index.Entries());

@@ -162,7 +162,35 @@ TEST_F(KvIndexTest, PredictionsExpireAndAreReportedSeparately) {
   q = Query(prompt);
   EXPECT_EQ(q.predicted[1], 2u);  // confirmed blocks survive
   EXPECT_EQ(q.predicted[0], 0u);
+  // The query only read: the expired entries are still held until a sweep removes them.
+  EXPECT_EQ(index_.Stats(WorkerId(0)).predicted_blocks, 3u);
+  index_.SweepExpired();
   EXPECT_EQ(index_.Stats(WorkerId(0)).predicted_blocks, 0u);
+  EXPECT_EQ(Query(prompt).predicted, q.predicted);
+}
+
+// Between sweeps a query must skip exactly the expired predictions: a run stops at the first
+// block that is neither on device nor predicted and live, wherever the expired ones sit.
+TEST_F(KvIndexTest, QueriesSkipExpiredPredictionsBeforeTheSweep) {
+  auto prompt = Tokens(48);  // 12 blocks
+  auto seq = SequenceHashes(prompt, kBs);
+  index_.Apply(StoredRange(0, prompt, kBs, 0, 2));           // device: blocks 0-1
+  index_.Predict(WorkerId(0), std::span(seq).subspan(2, 4));  // predicted at t=0: blocks 2-5
+  clock_.Advance(kNsPerSec);
+  index_.Predict(WorkerId(0), std::span(seq).subspan(4, 8));  // at t=1 s: blocks 4-11 (refresh)
+  index_.Predict(WorkerId(1), std::span(seq).subspan(0, 3));  // at t=1 s
+  EXPECT_EQ(Query(prompt).predicted[0], 12u);
+  clock_.Set(2 * kNsPerSec);  // blocks 2-3 on worker 0 expire; nothing else
+  auto q = Query(prompt);
+  EXPECT_EQ(q.device[0], 2u);
+  EXPECT_EQ(q.predicted[0], 2u);
+  EXPECT_EQ(q.predicted[1], 3u);
+  EXPECT_EQ(index_.Stats(WorkerId(0)).predicted_blocks, 10u);  // not swept yet
+  index_.Apply(StoredRange(0, prompt, kBs, 2, 3));  // block 2 confirmed: the run reaches 3
+  EXPECT_EQ(Query(prompt).predicted[0], 3u);
+  index_.SweepExpired();
+  EXPECT_EQ(index_.Stats(WorkerId(0)).predicted_blocks, 8u);
+  EXPECT_EQ(Query(prompt).predicted[0], 3u);
 }
 
 TEST(KvIndexPredict, CapacityEvictsLeastRecentlyInserted) {
@@ -193,8 +221,8 @@ TEST(KvIndexPredict, NoTtlAndPeriodicTotalTrim) {
   auto a = SequenceHashes(Tokens(12, 0), kBs);    // 3 blocks
   auto b = SequenceHashes(Tokens(8, 5000), kBs);  // 2 blocks
   auto c = SequenceHashes(Tokens(8, 9000), kBs);  // 2 blocks
-  index.Predict(WorkerId(0), a);
-  EXPECT_EQ(index.Query(a).predicted[0], 3u);  // the first query runs the first trim: 3 ≤ 4
+  index.Predict(WorkerId(0), a);  // its sweep runs the first trim (of nothing): next at 10 s
+  EXPECT_EQ(index.Query(a).predicted[0], 3u);
   clock.Advance(1);
   index.Predict(WorkerId(1), b);
   clock.Advance(1);
@@ -203,6 +231,8 @@ TEST(KvIndexPredict, NoTtlAndPeriodicTotalTrim) {
   EXPECT_EQ(index.Query(a).predicted[0], 3u);
   EXPECT_EQ(index.Query(b).predicted[1], 2u);
   clock.Set(1000 * kNsPerSec);  // long past any TTL: only the trim removes entries
+  EXPECT_EQ(index.Query(a).predicted[0], 3u);  // a trim is a write: queries do not run it
+  index.SweepExpired();
   // 7 > 4: the three oldest (a, on worker 0) go, across workers.
   EXPECT_EQ(index.Query(a).predicted[0], 0u);
   EXPECT_EQ(index.Query(b).predicted[1], 2u);

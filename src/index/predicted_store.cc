@@ -110,6 +110,12 @@ void PredictedStore::Expire(TimeNs now) {
   next_expiry_check_ = earliest;
 }
 
+bool PredictedStore::IsLive(uint32_t w, BlockHash block, TimeNs now) const {
+  if (w >= workers_.size()) return false;
+  auto it = workers_[w].expiry.find(block);
+  return it != workers_[w].expiry.end() && it->second.expiry > now;
+}
+
 void PredictedStore::ClearWorker(uint32_t w) {
   if (w >= workers_.size()) return;
   WorkerState& ws = workers_[w];

@@ -9,7 +9,7 @@
 // `capacity` blocks per worker the least recently inserted entry goes first; with a
 // `total_capacity_blocks`, every `trim_interval` the least recently inserted entries of all
 // workers go until the total fits.
-// Not thread-safe; KvIndex guards it with its own mutex.
+// Not thread-safe; KvIndex guards it with its own lock (readers: the const methods only).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +44,15 @@ class PredictedStore {
   void Expire(TimeNs now);
   bool ExpiryDue(TimeNs now) const { return !empty() && now >= next_expiry_check_; }
   void ClearWorker(uint32_t w);
+
+  // For readers between sweeps, which see expired entries still in the membership: whether `w`
+  // may hold one at `now` (its oldest insertion record has expired; conservative, since that
+  // record may be a refreshed entry's stale one), and whether (block, w) is held and live.
+  bool MayHaveExpired(uint32_t w, TimeNs now) const {
+    return w < workers_.size() && !workers_[w].fifo.empty() &&
+           workers_[w].fifo.front().expiry <= now;
+  }
+  bool IsLive(uint32_t w, BlockHash block, TimeNs now) const;
 
   const Membership& membership() const { return m_; }
   bool empty() const { return m_.blocks() == 0; }

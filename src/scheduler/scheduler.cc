@@ -1,54 +1,57 @@
 #include "scheduler/scheduler.h"
 
-#include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/log.h"
+#include "scheduler/load_state.h"
 
 namespace kvr {
 
-Ticket& Ticket::operator=(Ticket&& other) noexcept {
-  if (this != &other) {
-    Finish();
-    scheduler_ = std::exchange(other.scheduler_, nullptr);
-    id_ = std::exchange(other.id_, 0);
-  }
-  return *this;
+using scheduler_internal::kInFlightLoadPct;
+using scheduler_internal::LoadState;
+using scheduler_internal::Mail;
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(SchedulerConfig config, KvIndex& index,
+                                                             const Clock& clock) {
+  absl::StatusOr<std::unique_ptr<Policy>> policy = MakePolicy(config.policy, config.options);
+  if (!policy.ok()) return policy.status();
+  return std::unique_ptr<Scheduler>(
+      new Scheduler(std::move(config), *std::move(policy), index, clock));
 }
 
-void Ticket::FirstToken(TimeNs observed_ttft) {
-  if (scheduler_ != nullptr) scheduler_->ReleaseFirstToken(id_, observed_ttft);
+namespace {
+
+// SGLang's approximate tree, if the policy keeps one: its own index, trimmed as SGLang's is.
+std::unique_ptr<KvIndex> MakeApproxTree(const SchedulerConfig& config, const Policy& policy,
+                                        const KvIndex& index, const Clock& clock) {
+  if (!policy.wants_approx_tree()) return nullptr;
+  IndexConfig ac = index.config();
+  ac.predict = {.ttl = PredictConfig::kNoTtl,
+                .capacity_blocks = config.approx_worker_capacity_blocks,
+                .total_capacity_blocks = config.approx_max_tokens / ac.block_size,
+                .trim_interval = config.approx_eviction_interval};
+  return std::make_unique<KvIndex>(ac, clock);
 }
 
-void Ticket::Finish() {
-  if (scheduler_ != nullptr) std::exchange(scheduler_, nullptr)->ReleaseAll(id_);
-}
+}  // namespace
 
-Scheduler::Scheduler(SchedulerConfig config, KvIndex& index, const Clock& clock)
+Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvIndex& index,
+                     const Clock& clock)
     : config_(std::move(config)),
       index_(index),
       clock_(clock),
+      approx_(MakeApproxTree(config_, *policy, index, clock)),
+      policy_(std::move(policy)),
       rng_(config_.seed),
-      active_(WordsForWorkers(index.worker_limit()) - 1, kInFlightLoadPct) {
-  auto policy = MakePolicy(config_.policy, config_.options);
-  // An unknown name is a configuration error the caller validates with MakePolicy first; fall
-  // back loudly rather than route with nothing.
-  if (!policy.ok()) {
-    KVR_LOG("scheduler", error, "{}; routing with round_robin instead",
-            std::string(policy.status().message()));
-  }
-  policy_ = policy.ok() ? std::move(*policy) : *MakePolicy("round_robin");
-  if (policy_->wants_approx_tree()) {
-    IndexConfig ac = index.config();
-    ac.predict = {.ttl = PredictConfig::kNoTtl,
-                  .capacity_blocks = config_.approx_worker_capacity_blocks,
-                  .total_capacity_blocks = config_.approx_max_tokens / ac.block_size,
-                  .trim_interval = config_.approx_eviction_interval};
-    approx_ = std::make_unique<KvIndex>(ac, clock_);
+      active_(WordsForWorkers(index.worker_limit()) - 1, kInFlightLoadPct),
+      mail_(std::make_unique<Mail>()) {}
+
+Scheduler::~Scheduler() {
+  MutexLock lock(mu_);
+  for (const auto& slot : slots_) {
+    if (slot) slot->load->Close();
   }
 }
-
-Scheduler::~Scheduler() = default;
 
 absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
   const uint32_t w = spec.id.value();
@@ -67,12 +70,16 @@ absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
         absl::StrCat("worker ", w, " KV capacity must be > 0 blocks"));
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (w >= slots_.size()) slots_.resize(w + 1);
     if (slots_[w]) {
       return absl::AlreadyExistsError(absl::StrCat("worker ", w, " already registered"));
     }
-    slots_[w] = std::make_unique<Slot>(spec, next_ticket_);
+    auto load = std::make_shared<LoadState>();
+    slots_[w] = std::make_unique<Slot>(spec, load);
+    MutexLock registry(registry_mu_);
+    if (w >= loads_.size()) loads_.resize(w + 1);
+    loads_[w] = std::move(load);
   }
   // The index sizes its tables for the worker's KV capacity now, not as its events arrive. That
   // can take milliseconds: outside mu_, so routing goes on meanwhile.
@@ -83,18 +90,21 @@ absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
 absl::Status Scheduler::RemoveWorker(WorkerId worker) {
   const uint32_t w = worker.value();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (w >= slots_.size() || !slots_[w]) {
       return absl::NotFoundError(absl::StrCat("worker ", w, " not registered"));
     }
-    // Drop its active blocks now; its outstanding bookings see a generation mismatch later.
-    for (auto& [id, b] : bookings_) {
-      if (b.worker == w && LiveSlot(b) != nullptr) {
-        RemoveActive(w, b.blocks);
-        b.generation = ~uint64_t{0};
-      }
-    }
+    // Its outstanding tickets release into the closed state; its in-flight blocks go now.
+    Slot& s = *slots_[w];
+    s.load->Close();
+    std::vector<uint64_t> in_flight;
+    in_flight.reserve(s.active_counts.size());
+    s.active_counts.ForEach(
+        [&in_flight](uint64_t block, const uint64_t*) { in_flight.push_back(block); });
+    for (uint64_t block : in_flight) active_.Clear(BlockHash(block), w);
     slots_[w].reset();
+    MutexLock registry(registry_mu_);
+    loads_[w].reset();
   }
   index_.RemoveWorker(worker);
   if (approx_) approx_->RemoveWorker(worker);
@@ -102,14 +112,14 @@ absl::Status Scheduler::RemoveWorker(WorkerId worker) {
 }
 
 void Scheduler::ReportMetrics(WorkerId worker, const EngineMetrics& metrics) {
-  std::lock_guard lock(mu_);
-  if (worker.value() < slots_.size() && slots_[worker.value()]) {
-    slots_[worker.value()]->metrics = metrics;
+  MutexLock lock(registry_mu_);
+  if (worker.value() < loads_.size() && loads_[worker.value()]) {
+    loads_[worker.value()]->PostMetrics(metrics);
   }
 }
 
 std::vector<WorkerId> Scheduler::Workers() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<WorkerId> out;
   for (uint32_t w = 0; w < slots_.size(); ++w) {
     if (slots_[w]) out.emplace_back(w);
@@ -117,12 +127,25 @@ std::vector<WorkerId> Scheduler::Workers() const {
   return out;
 }
 
-std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) const {
-  std::lock_guard lock(mu_);
+std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
+  MutexLock lock(mu_);
   if (worker.value() >= slots_.size() || !slots_[worker.value()]) return std::nullopt;
-  const Slot& s = *slots_[worker.value()];
-  return WorkerLoad{s.booked_prefill_tokens, s.running, s.active_counts.size(), s.rate.rate(),
-                    s.rate.overhead_s()};
+  Slot& s = *slots_[worker.value()];
+  Collect(s);
+  return WorkerLoad{s.load->booked_prefill_tokens.load(std::memory_order_relaxed),
+                    s.load->running.load(std::memory_order_relaxed), s.active_counts.size(),
+                    s.rate.rate(), s.rate.overhead_s()};
+}
+
+// Releases are applied in the order each worker's tickets posted them; the rate model and the
+// in-flight blocks are per worker, so the order across workers does not matter.
+void Scheduler::Collect(Slot& s) {
+  Mail& mail = *mail_;
+  if (!s.load->TakeMail(mail)) return;
+  for (const auto& [tokens, ttft_s] : mail.ttft_samples) s.rate.Observe(tokens, ttft_s);
+  for (const auto& blocks : mail.finished_blocks) RemoveActive(s, blocks);
+  if (mail.metrics.has_value()) s.metrics = *mail.metrics;
+  mail.Clear();
 }
 
 }  // namespace kvr

@@ -6,23 +6,31 @@
 // The returned Ticket releases the booking: FirstToken() ends the prefill part, Finish() (or
 // the destructor, on any exit path) the rest.
 //
-// Thread-safety: safe for concurrent use. Tickets must not outlive their Scheduler.
+// Thread-safety: safe for concurrent use; the locks are annotated for clang's -Wthread-safety.
+// Only Route() (and AddWorker/RemoveWorker/Load/Workers) take the admission lock. Releases
+// (Ticket::FirstToken, Ticket::Finish) change the worker's atomic counters and post the rest to
+// the worker under a short per-worker lock; ReportMetrics posts there too. The admission side
+// applies what was posted at its next decision, before it builds the views, so a decision made
+// after a release returned sees it (load_state.h).
+//
+// Lifetimes: a Ticket may outlive its Scheduler, its KvIndex and its Clock. It shares ownership
+// of its worker's load state (not of the scheduler); once the worker is removed or the
+// Scheduler destroyed, that state is closed and the ticket's release changes nothing anyone
+// reads. A server may therefore destroy the Scheduler while requests are still streaming.
 #pragma once
 
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/random.h"
 #include "index/kv_index.h"
-#include "index/word_table.h"
 #include "scheduler/policy.h"
 
 namespace kvr {
@@ -55,17 +63,24 @@ struct RouteRequest {
   bool explain = false;  // fill Decision::explanation for this request (also SchedulerConfig)
 };
 
-class Scheduler;
+namespace scheduler_internal {
+struct Booking;
+class LoadState;
+struct Slot;
+struct Mail;
+}  // namespace scheduler_internal
 
+// A request's booking on the worker it was routed to. Movable, not copyable; one thread uses a
+// ticket at a time (different threads may use it in turn). See the lifetimes above.
 class Ticket {
  public:
   Ticket() = default;
-  Ticket(Ticket&& other) noexcept { *this = std::move(other); }
-  Ticket& operator=(Ticket&& other) noexcept;
-  ~Ticket() { Finish(); }
+  Ticket(Ticket&& other) noexcept = default;
+  Ticket& operator=(Ticket&& other) noexcept;  // finishes the booking it held
+  ~Ticket();
 
   // The first output token arrived `observed_ttft` after routing: releases the prefill booking
-  // and calibrates the worker's prefill rate. Idempotent.
+  // and calibrates the worker's prefill rate. Idempotent; a no-op after Finish().
   void FirstToken(TimeNs observed_ttft);
   // Prefill is over but its duration is unknown (an unstreamed response: the time measured
   // includes decoding): releases the prefill booking without calibrating.
@@ -73,14 +88,13 @@ class Ticket {
   static constexpr TimeNs kUnknownTtft = -1;
   // The request ended (success, error, cancel): releases everything. Idempotent.
   void Finish();
-  bool active() const { return scheduler_ != nullptr; }
-  uint64_t id() const { return id_; }
+  bool active() const { return booking_ != nullptr; }
+  uint64_t id() const;  // the booking's number (0 once finished)
 
  private:
   friend class Scheduler;
-  Ticket(Scheduler* s, uint64_t id) : scheduler_(s), id_(id) {}
-  Scheduler* scheduler_ = nullptr;
-  uint64_t id_ = 0;
+  explicit Ticket(std::shared_ptr<scheduler_internal::Booking> booking);
+  std::shared_ptr<scheduler_internal::Booking> booking_;
 };
 
 struct ExplainedCandidate {
@@ -116,74 +130,67 @@ struct WorkerLoad {
 
 class Scheduler {
  public:
-  Scheduler(SchedulerConfig config, KvIndex& index, const Clock& clock);
+  // Checks the configuration and builds a scheduler: InvalidArgument for an unknown policy (see
+  // PolicyNames()). Routing through a policy the operator did not ask for is never a fallback.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(SchedulerConfig config, KvIndex& index,
+                                                           const Clock& clock);
+  // Closes every worker's load state: tickets still out release into nothing.
   ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
 
   // Registers a worker; its id must be unique and below the index's worker_limit().
-  absl::Status AddWorker(const WorkerSpec& spec);
+  absl::Status AddWorker(const WorkerSpec& spec) ABSL_LOCKS_EXCLUDED(mu_, registry_mu_);
   // Unregisters a worker and drops its index entries; its tickets stay valid (release is a no-op).
-  absl::Status RemoveWorker(WorkerId worker);
-  void ReportMetrics(WorkerId worker, const EngineMetrics& metrics);
+  absl::Status RemoveWorker(WorkerId worker) ABSL_LOCKS_EXCLUDED(mu_, registry_mu_);
+  // The engine's own load report; takes no admission lock (applied at the next decision).
+  void ReportMetrics(WorkerId worker, const EngineMetrics& metrics)
+      ABSL_LOCKS_EXCLUDED(registry_mu_);
 
-  // FailedPrecondition when no worker is registered or every one is excluded; NotFound for an
-  // unknown pinned worker.
-  absl::StatusOr<Decision> Route(const RouteRequest& request);
+  // FailedPrecondition when no worker is registered; NotFound for an unknown pinned worker.
+  absl::StatusOr<Decision> Route(const RouteRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
-  std::optional<WorkerLoad> Load(WorkerId worker) const;
-  std::vector<WorkerId> Workers() const;
+  // Applies what tickets posted for the worker (hence not const), then reports its load.
+  std::optional<WorkerLoad> Load(WorkerId worker) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<WorkerId> Workers() const ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& policy_name() const { return config_.policy; }
 
  private:
-  friend class Ticket;
-  struct Booking {
-    uint32_t worker = 0;
-    uint64_t uncached = 0;    // booked prefill tokens
-    double queue_tokens = 0;  // work ahead of and including this request at routing time
-    TimeNs routed_at = 0;
-    bool prefill_done = false;
-    uint64_t generation = 0;  // slot generation: a removed worker's bookings release nothing
-    std::vector<BlockHash> blocks;
-  };
+  using Slot = scheduler_internal::Slot;
+  Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvIndex& index,
+            const Clock& clock);
 
-  static constexpr uint32_t kInFlightLoadPct = 50;
-  struct Slot {
-    explicit Slot(const WorkerSpec& s, uint64_t gen)
-        : spec(s), rate(s.prefill_rate_prior), generation(gen) {}
-    WorkerSpec spec;
-    PrefillRateModel rate;
-    uint64_t generation;
-    EngineMetrics metrics;
-    uint64_t booked_prefill_tokens = 0;
-    uint32_t running = 0;
-    // In-flight block -> bookings on this worker that hold it. Small and churned by every
-    // booking: kept at most half full (kInFlightLoadPct) so inserts shift little.
-    WordTable active_counts{1, kInFlightLoadPct};
-    std::deque<uint64_t> prefill_fifo;  // booking ids in routing order; done ones popped lazily
-  };
-
-  void ReleaseFirstToken(uint64_t id, TimeNs observed_ttft);
-  void ReleaseAll(uint64_t id);
+  // The admission part of Route: views, choice, booking.
+  absl::StatusOr<Decision> Decide(const RouteRequest& req, const OverlapScores& overlap,
+                                  const OverlapScores* approx) ABSL_LOCKS_EXCLUDED(mu_);
   void FillViews(const RouteRequest& req, const OverlapScores& overlap, const OverlapScores* approx,
-                 std::vector<WorkerView>& views);
-  uint64_t Book(Slot& slot, const RouteRequest& req, uint64_t uncached, double queue_tokens);
-  void UnbookPrefill(Slot& slot, Booking& b);
-  // The slot a booking still counts against: null once its worker was removed (or replaced).
-  Slot* LiveSlot(const Booking& b) const;
-  void AddActive(uint32_t w, std::span<const BlockHash> blocks);
-  void RemoveActive(uint32_t w, std::span<const BlockHash> blocks);
+                 std::vector<WorkerView>& views) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Ticket Book(Slot& slot, const RouteRequest& req, uint64_t uncached, double queue_tokens)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies what w's tickets and engine posted since the last call.
+  void Collect(Slot& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddActive(Slot& slot, std::span<const BlockHash> blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveActive(Slot& slot, std::span<const BlockHash> blocks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SchedulerConfig config_;
   KvIndex& index_;
   const Clock& clock_;
-  std::unique_ptr<KvIndex> approx_;  // only when the policy wants it
+  const std::unique_ptr<KvIndex> approx_;  // only when the policy wants it; thread-safe
 
-  mutable std::mutex mu_;
-  std::unique_ptr<Policy> policy_;                   // guarded by mu_
-  Rng rng_;                                          // guarded by mu_
-  std::vector<std::unique_ptr<Slot>> slots_;         // guarded by mu_; by WorkerId value
-  absl::flat_hash_map<uint64_t, Booking> bookings_;  // guarded by mu_
-  Membership active_;         // guarded by mu_; workers with each block in flight (for M_w)
-  uint64_t next_ticket_ = 1;  // guarded by mu_
+  // The admission lock: one decision at a time sees and books the load.
+  mutable Mutex mu_;
+  const std::unique_ptr<Policy> policy_ ABSL_PT_GUARDED_BY(mu_);
+  Rng rng_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by WorkerId value
+  Membership active_ ABSL_GUARDED_BY(mu_);  // workers with each block in flight (for M_w)
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
+  std::unique_ptr<scheduler_internal::Mail> mail_ ABSL_GUARDED_BY(mu_);  // Collect's scratch
+
+  // Each worker's load state by WorkerId value, for ReportMetrics without the admission lock.
+  // Changed only by AddWorker/RemoveWorker, which hold mu_ first.
+  mutable Mutex registry_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::vector<std::shared_ptr<scheduler_internal::LoadState>> loads_ ABSL_GUARDED_BY(registry_mu_);
 };
 
 }  // namespace kvr

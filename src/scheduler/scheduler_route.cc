@@ -2,25 +2,29 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/load_state.h"
 #include "scheduler/scheduler.h"
 
 namespace kvr {
 
+using scheduler_internal::Booking;
+
 // A worker's in-flight blocks are counted in its own table; the shared active_ bits change only
 // when a block's count leaves or returns to zero.
-void Scheduler::AddActive(uint32_t w, std::span<const BlockHash> blocks) {
-  Slot& s = *slots_[w];
+void Scheduler::AddActive(Slot& s, std::span<const BlockHash> blocks) {
+  const uint32_t w = s.spec.id.value();
   for (BlockHash b : blocks) {
     uint64_t& count = *s.active_counts.FindOrInsert(b.value()).first;
     if (count++ == 0) active_.Set(b, w);
   }
 }
 
-void Scheduler::RemoveActive(uint32_t w, std::span<const BlockHash> blocks) {
-  Slot& s = *slots_[w];
+// Every block of a finished booking was added by its Book and is released once, so the count
+// is there and positive.
+void Scheduler::RemoveActive(Slot& s, std::span<const BlockHash> blocks) {
+  const uint32_t w = s.spec.id.value();
   for (BlockHash b : blocks) {
     uint64_t* count = s.active_counts.Find(b.value());
-    if (count == nullptr) continue;  // unreachable: every booked block was added
     if (--*count == 0) {
       s.active_counts.EraseAt(count);
       active_.Clear(b, w);
@@ -30,6 +34,9 @@ void Scheduler::RemoveActive(uint32_t w, std::span<const BlockHash> blocks) {
 
 void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
                           const OverlapScores* approx, std::vector<WorkerView>& views) {
+  for (const auto& slot : slots_) {
+    if (slot) Collect(*slot);
+  }
   // Leading blocks of this prompt among each worker's in-flight prompts (Dynamo's M_w).
   std::vector<uint32_t> active_run(slots_.size(), 0);
   LeadingRuns(req.blocks, active_, nullptr, WordsForWorkers(uint32_t(slots_.size())),
@@ -41,25 +48,22 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
       continue;
     }
     Slot& s = *slots_[w];
-    while (!s.prefill_fifo.empty()) {
-      auto it = bookings_.find(s.prefill_fifo.front());
-      if (it != bookings_.end() && !it->second.prefill_done) break;
-      s.prefill_fifo.pop_front();
+    auto& fifo = s.prefill_fifo;
+    while (!fifo.empty() && fifo.front()->prefill_done.load(std::memory_order_relaxed)) {
+      fifo.pop_front();
     }
     WorkerView v;
     v.spec = &s.spec;
-    v.booked_prefill_tokens = s.booked_prefill_tokens;
-    if (!s.prefill_fifo.empty()) {
-      const Booking& oldest = bookings_.at(s.prefill_fifo.front());
-      v.oldest_prefill_age_ns = uint64_t(std::max<TimeNs>(0, now - oldest.routed_at));
-      v.oldest_prefill_tokens = oldest.uncached;
+    v.booked_prefill_tokens = s.load->booked_prefill_tokens.load(std::memory_order_relaxed);
+    if (!fifo.empty()) {
+      v.oldest_prefill_age_ns = uint64_t(std::max<TimeNs>(0, now - fifo.front()->routed_at));
+      v.oldest_prefill_tokens = fifo.front()->uncached;
     }
-    v.running = s.running;
+    v.running = s.load->running.load(std::memory_order_relaxed);
     v.active_blocks = s.active_counts.size();
     v.active_overlap = active_run[w];
     v.rate = &s.rate;
     v.metrics = s.metrics;
-    const WorkerId id(w);
     if (w < overlap.num_workers()) {
       v.device = overlap.device[w];
       v.host = overlap.host[w];
@@ -67,127 +71,86 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
       v.predicted = overlap.predicted[w];
       v.cached_blocks = overlap.cached_blocks[w];
     }
-    if (approx != nullptr) v.approx = approx->predicted_or_zero(id);
+    if (approx != nullptr) v.approx = approx->predicted_or_zero(WorkerId(w));
     views.push_back(v);
   }
 }
 
-uint64_t Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, double queue_tokens) {
-  const uint64_t id = next_ticket_++;
-  const uint32_t w = s.spec.id.value();
-  Booking b{.worker = w,
-            .uncached = uncached,
-            .queue_tokens = queue_tokens,
-            .routed_at = clock_.Now(),
-            .generation = s.generation,
-            .blocks = {req.blocks.begin(), req.blocks.end()}};
-  s.booked_prefill_tokens += uncached;
-  ++s.running;
-  s.prefill_fifo.push_back(id);
-  AddActive(w, b.blocks);
-  bookings_.emplace(id, std::move(b));
-  return id;
+Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, double queue_tokens) {
+  auto b = std::make_shared<Booking>(s.load, next_ticket_++, uncached, queue_tokens, clock_.Now(),
+                                     std::vector<BlockHash>(req.blocks.begin(), req.blocks.end()));
+  s.load->booked_prefill_tokens.fetch_add(uncached, std::memory_order_relaxed);
+  s.load->running.fetch_add(1, std::memory_order_relaxed);
+  s.prefill_fifo.push_back(b);
+  AddActive(s, req.blocks);
+  return Ticket(std::move(b));
+}
+
+absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const OverlapScores& overlap,
+                                           const OverlapScores* approx) {
+  const uint32_t bs = index_.config().block_size;
+  RequestInfo info{req.blocks, req.prompt_tokens, bs, req.expected_output_tokens};
+  MutexLock lock(mu_);
+  std::vector<WorkerView> views;
+  views.reserve(slots_.size());
+  FillViews(req, overlap, approx, views);
+  if (views.empty()) {
+    const bool any = std::any_of(slots_.begin(), slots_.end(),
+                                 [](const std::unique_ptr<Slot>& x) { return x != nullptr; });
+    return absl::FailedPreconditionError(any ? "every worker is excluded"
+                                             : "no workers registered");
+  }
+  std::vector<Candidate> cands(views.size());
+  for (size_t i = 0; i < views.size(); ++i) cands[i].worker = views[i].spec->id;
+  size_t chosen = policy_->Choose(info, views, cands, rng_);
+  if (req.pinned) {
+    auto it = std::find_if(views.begin(), views.end(),
+                           [&](const WorkerView& v) { return v.spec->id == *req.pinned; });
+    if (it == views.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("pinned worker ", req.pinned->value(), " not registered"));
+    }
+    chosen = size_t(it - views.begin());
+  }
+  const WorkerView& v = views[chosen];
+  const uint32_t cached_blocks = std::max(v.device, v.predicted);
+  const uint64_t cached = std::min<uint64_t>(uint64_t{cached_blocks} * bs, req.prompt_tokens);
+  const uint64_t uncached = std::max<uint64_t>(1, req.prompt_tokens - cached);
+  const double queue = double(v.booked_prefill_tokens) + double(uncached);
+  Decision d{.worker = v.spec->id,
+             .ticket = req.dry_run ? Ticket() : Book(*slots_[v.spec->id.value()], req, uncached, queue),
+             .overlap_blocks = v.device,
+             .predicted_blocks = cached_blocks,
+             .uncached_tokens = uncached};
+  if (config_.explain || req.explain) {
+    Explanation e{std::string(policy_->name()), policy_->TermNames(), {}};
+    for (size_t i = 0; i < views.size(); ++i) {
+      const WorkerView& x = views[i];
+      e.candidates.push_back({x.spec->id, x.device, x.host, x.storage, x.predicted,
+                              x.active_overlap, x.cached_blocks, cands[i]});
+    }
+    d.explanation = std::move(e);
+  }
+  return d;
 }
 
 absl::StatusOr<Decision> Scheduler::Route(const RouteRequest& req) {
   OverlapScores overlap = index_.Query(req.blocks);
   std::optional<OverlapScores> approx;
-  if (approx_) approx = approx_->Query(req.blocks);
-  const uint32_t bs = index_.config().block_size;
-  RequestInfo info{req.blocks, req.prompt_tokens, bs, req.expected_output_tokens};
-  Decision d;
-  {
-    std::lock_guard lock(mu_);
-    std::vector<WorkerView> views;
-    views.reserve(slots_.size());
-    FillViews(req, overlap, approx ? &*approx : nullptr, views);
-    if (views.empty()) {
-      const bool any = std::any_of(slots_.begin(), slots_.end(),
-                                   [](const std::unique_ptr<Slot>& x) { return x != nullptr; });
-      return absl::FailedPreconditionError(any ? "every worker is excluded"
-                                               : "no workers registered");
-    }
-    std::vector<Candidate> cands(views.size());
-    for (size_t i = 0; i < views.size(); ++i) cands[i].worker = views[i].spec->id;
-    size_t chosen = policy_->Choose(info, views, cands, rng_);
-    if (req.pinned) {
-      auto it = std::find_if(views.begin(), views.end(),
-                             [&](const WorkerView& v) { return v.spec->id == *req.pinned; });
-      if (it == views.end()) {
-        return absl::NotFoundError(
-            absl::StrCat("pinned worker ", req.pinned->value(), " not registered"));
-      }
-      chosen = size_t(it - views.begin());
-    }
-    const WorkerView& v = views[chosen];
-    const uint32_t cached_blocks = std::max(v.device, v.predicted);
-    const uint64_t cached = std::min<uint64_t>(uint64_t{cached_blocks} * bs, req.prompt_tokens);
-    const uint64_t uncached = std::max<uint64_t>(1, req.prompt_tokens - cached);
-    Slot& slot = *slots_[v.spec->id.value()];
-    const double queue = double(slot.booked_prefill_tokens) + double(uncached);
-    d.worker = v.spec->id;
-    d.overlap_blocks = v.device;
-    d.predicted_blocks = cached_blocks;
-    d.uncached_tokens = uncached;
-    if (!req.dry_run) d.ticket = Ticket(this, Book(slot, req, uncached, queue));
-    if (config_.explain || req.explain) {
-      Explanation e{std::string(policy_->name()), policy_->TermNames(), {}};
-      for (size_t i = 0; i < views.size(); ++i) {
-        const WorkerView& x = views[i];
-        e.candidates.push_back({x.spec->id, x.device, x.host, x.storage, x.predicted,
-                                x.active_overlap, x.cached_blocks, cands[i]});
-      }
-      d.explanation = std::move(e);
-    }
+  if (approx_) {
+    // SGLang trims its tree (when the eviction interval has passed) before matching a request.
+    approx_->SweepExpired();
+    approx = approx_->Query(req.blocks);
   }
+  absl::StatusOr<Decision> d = Decide(req, overlap, approx ? &*approx : nullptr);
+  if (!d.ok() || req.dry_run) return d;
   // Only the blocks the engine does not hold yet need a prediction: the confirmed prefix is
   // already in the index (and stays there until an eviction event says otherwise).
-  if (req.dry_run) return d;
-  if (config_.predict_on_route && d.overlap_blocks < req.blocks.size()) {
-    index_.Predict(d.worker, req.blocks.subspan(d.overlap_blocks));
+  if (config_.predict_on_route && d->overlap_blocks < req.blocks.size()) {
+    index_.Predict(d->worker, req.blocks.subspan(d->overlap_blocks));
   }
-  if (approx_) approx_->Predict(d.worker, req.blocks);
+  if (approx_) approx_->Predict(d->worker, req.blocks);
   return d;
-}
-
-Scheduler::Slot* Scheduler::LiveSlot(const Booking& b) const {
-  if (b.worker >= slots_.size() || !slots_[b.worker]) return nullptr;
-  Slot* s = slots_[b.worker].get();
-  return b.generation == s->generation ? s : nullptr;
-}
-
-void Scheduler::UnbookPrefill(Slot& s, Booking& b) {
-  if (b.prefill_done) return;
-  b.prefill_done = true;
-  s.booked_prefill_tokens -= b.uncached;
-}
-
-void Scheduler::ReleaseFirstToken(uint64_t id, TimeNs observed_ttft) {
-  std::lock_guard lock(mu_);
-  auto it = bookings_.find(id);
-  if (it == bookings_.end() || it->second.prefill_done) return;
-  Booking& b = it->second;
-  if (Slot* s = LiveSlot(b)) {
-    UnbookPrefill(*s, b);
-    if (observed_ttft != Ticket::kUnknownTtft) {
-      s->rate.Observe(b.queue_tokens, double(observed_ttft) * 1e-9);
-    }
-  } else {
-    b.prefill_done = true;
-  }
-}
-
-void Scheduler::ReleaseAll(uint64_t id) {
-  std::lock_guard lock(mu_);
-  auto it = bookings_.find(id);
-  if (it == bookings_.end()) return;
-  Booking& b = it->second;
-  if (Slot* s = LiveSlot(b)) {
-    UnbookPrefill(*s, b);
-    --s->running;
-    RemoveActive(b.worker, b.blocks);
-  }
-  bookings_.erase(it);
 }
 
 }  // namespace kvr

@@ -16,8 +16,9 @@ class SchedulerTest : public ::testing::Test {
  protected:
   void Make(const std::string& policy, int workers = 3) {
     index_ = std::make_unique<KvIndex>(IndexConfig{.block_size = kBs}, clock_);
-    sched_ = std::make_unique<Scheduler>(SchedulerConfig{.policy = policy, .explain = true},
-                                         *index_, clock_);
+    auto sched = Scheduler::Create({.policy = policy, .explain = true}, *index_, clock_);
+    ASSERT_TRUE(sched.ok()) << sched.status();
+    sched_ = *std::move(sched);
     for (int i = 0; i < workers; ++i) {
       ASSERT_TRUE(sched_->AddWorker({.id = WorkerId(uint32_t(i)), .block_size = kBs}).ok());
     }
@@ -147,25 +148,66 @@ TEST_F(SchedulerTest, RemovedWorkerKeepsTicketsSafe) {
   d.ticket.Finish();
   ASSERT_TRUE(sched_->AddWorker({.id = gone, .block_size = kBs}).ok());
   EXPECT_EQ(sched_->Load(gone)->running, 0u);
+  EXPECT_EQ(sched_->Load(gone)->booked_prefill_tokens, 0u);
+  EXPECT_EQ(sched_->Load(gone)->active_blocks, 0u);
+  blocks_ = SequenceHashes(Prompt(64), kBs);
+  auto again = sched_->Route({.blocks = blocks_, .prompt_tokens = 64, .pinned = gone});
+  ASSERT_TRUE(again.ok());
+  for (const auto& c : again->explanation->candidates) EXPECT_EQ(c.active_overlap, 0u);
   EXPECT_EQ(sched_->RemoveWorker(WorkerId(5)).code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(SchedulerTest, UnknownPolicyFallsBackToRoundRobinWithAnError) {
-  Make("no_such_policy");
-  EXPECT_EQ(sched_->policy_name(), "no_such_policy");
-  EXPECT_EQ(Route(Prompt(16)).worker, WorkerId(0));  // round robin: 0, 1, 2
-  EXPECT_EQ(Route(Prompt(16)).worker, WorkerId(1));
+TEST(SchedulerCreate, UnknownPolicyIsAnError) {
+  ManualClock clock;
+  KvIndex index({.block_size = kBs}, clock);
+  auto sched = Scheduler::Create({.policy = "no_such_policy"}, index, clock);
+  EXPECT_EQ(sched.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(sched.status().message().find("no_such_policy"), std::string_view::npos);
+  auto alias = Scheduler::Create({.policy = "llmd"}, index, clock);
+  ASSERT_TRUE(alias.ok());
+  EXPECT_EQ((*alias)->policy_name(), "llmd");
+}
+
+// A ticket may outlive its worker and its scheduler (and the index and clock): its release
+// then changes nothing anyone reads. Under ASan this also checks that nothing dangles.
+TEST(SchedulerLifetime, TicketsOutliveTheScheduler) {
+  std::vector<Ticket> tickets;
+  {
+    ManualClock clock;
+    KvIndex index({.block_size = kBs}, clock);
+    auto sched = Scheduler::Create({.policy = "kvrouter"}, index, clock);
+    ASSERT_TRUE(sched.ok());
+    for (uint32_t w = 0; w < 2; ++w) {
+      ASSERT_TRUE((*sched)->AddWorker({.id = WorkerId(w), .block_size = kBs}).ok());
+    }
+    std::vector<TokenId> prompt(64, TokenId(7));
+    auto blocks = SequenceHashes(prompt, kBs);
+    for (int i = 0; i < 4; ++i) {
+      auto d = (*sched)->Route({.blocks = blocks, .prompt_tokens = 64, .pinned = WorkerId(i % 2)});
+      ASSERT_TRUE(d.ok());
+      tickets.push_back(std::move(d->ticket));
+    }
+    tickets[0].FirstToken(kNsPerMs);  // released while the scheduler lives, not yet collected
+    ASSERT_TRUE((*sched)->RemoveWorker(WorkerId(1)).ok());
+  }
+  for (Ticket& t : tickets) {
+    EXPECT_TRUE(t.active());
+    t.FirstToken(kNsPerMs);
+    t.Finish();
+    EXPECT_FALSE(t.active());
+  }
 }
 
 TEST(SchedulerLimits, WorkerIdsStopAtTheIndexLimit) {
   ManualClock clock;
   KvIndex index({.block_size = kBs, .max_workers = 5000}, clock);  // capped at 1024
   EXPECT_EQ(index.worker_limit(), WorkerSet::kMaxWorkers);
-  Scheduler sched({}, index, clock);
-  EXPECT_TRUE(sched.AddWorker({.id = WorkerId(1023), .block_size = kBs}).ok());
-  EXPECT_EQ(sched.AddWorker({.id = WorkerId(1500), .block_size = kBs}).code(),
+  auto sched = Scheduler::Create({}, index, clock);
+  ASSERT_TRUE(sched.ok());
+  EXPECT_TRUE((*sched)->AddWorker({.id = WorkerId(1023), .block_size = kBs}).ok());
+  EXPECT_EQ((*sched)->AddWorker({.id = WorkerId(1500), .block_size = kBs}).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(sched.Route({.prompt_tokens = 10}).ok());
+  EXPECT_TRUE((*sched)->Route({.prompt_tokens = 10}).ok());
 }
 
 TEST_F(SchedulerTest, ExcludedWorkersAreNeverChosen) {

@@ -159,7 +159,7 @@ absl::StatusOr<PolicyResult> Run::Go() {
   sc.policy = spec.name;
   sc.options = spec.options;
   sc.seed = c_.seed;
-  sched_ = std::make_unique<Scheduler>(sc, index_, clock_);
+  ASSIGN_OR_RETURN(sched_, Scheduler::Create(sc, index_, clock_));
   for (uint32_t w = 0; w < c_.workers; ++w) {
     engine::EngineConfig ec = c_.engine;
     ec.worker = WorkerId(w);

@@ -1,0 +1,101 @@
+// The scheduler's per-worker state, split by who may touch it (internal to the scheduler).
+//
+//  - LoadState: what a worker's tickets release, shared (shared_ptr) between the Scheduler and
+//    every Booking on that worker. Counters are atomics, read by Route without a lock; what
+//    must change under the admission lock (the rate model, the in-flight blocks, engine
+//    metrics) is posted as Mail under a short per-worker lock and applied by the admission side
+//    at its next Route. A release therefore never waits for admission, and a ticket that
+//    outlives its worker or its Scheduler releases into a closed LoadState: nothing reads it.
+//  - Booking: one routed request, owned by its Ticket (and, until its prefill is done, by the
+//    worker's prefill FIFO).
+//  - Slot: the admission side's view of a worker, guarded by the Scheduler's admission lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/mutex.h"
+#include "index/word_table.h"
+#include "scheduler/worker.h"
+
+namespace kvr::scheduler_internal {
+
+// Releases posted since the admission side last looked.
+struct Mail {
+  std::vector<std::pair<double, double>> ttft_samples;  // (queue tokens, TTFT s), in order
+  std::vector<std::vector<BlockHash>> finished_blocks;  // prompt blocks of finished bookings
+  std::optional<EngineMetrics> metrics;                 // the latest engine report
+
+  void Clear() {
+    ttft_samples.clear();
+    finished_blocks.clear();
+    metrics.reset();
+  }
+};
+
+class LoadState {
+ public:
+  // Router-side load: changed by Route (booking) and by releases, read by Route.
+  std::atomic<uint64_t> booked_prefill_tokens{0};
+  std::atomic<uint32_t> running{0};
+
+  void PostTtft(double queue_tokens, double ttft_s) ABSL_LOCKS_EXCLUDED(mu_);
+  void PostFinished(std::vector<BlockHash> blocks) ABSL_LOCKS_EXCLUDED(mu_);
+  void PostMetrics(const EngineMetrics& metrics) ABSL_LOCKS_EXCLUDED(mu_);
+  // Swaps the posted mail into `out` (which must be empty); false, without locking, when none.
+  bool TakeMail(Mail& out) ABSL_LOCKS_EXCLUDED(mu_);
+  // No mail from now on (the worker was removed, or the Scheduler is gone); drops what is left.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  std::atomic<bool> has_mail_{false};  // a hint, so that Route locks only workers with mail
+  Mutex mu_;
+  bool open_ ABSL_GUARDED_BY(mu_) = true;
+  Mail mail_ ABSL_GUARDED_BY(mu_);
+};
+
+struct Booking {
+  Booking(std::shared_ptr<LoadState> l, uint64_t booking_id, uint64_t uncached_tokens, double queue,
+          TimeNs at, std::vector<BlockHash> prompt_blocks)
+      : load(std::move(l)),
+        id(booking_id),
+        uncached(uncached_tokens),
+        queue_tokens(queue),
+        routed_at(at),
+        blocks(std::move(prompt_blocks)) {}
+
+  const std::shared_ptr<LoadState> load;
+  const uint64_t id;
+  const uint64_t uncached;    // booked prefill tokens
+  const double queue_tokens;  // work ahead of and including this request at routing time
+  const TimeNs routed_at;
+  std::atomic<bool> prefill_done{false};  // set once, by the first of FirstToken and Finish
+  std::vector<BlockHash> blocks;          // the ticket's own; posted to the worker on Finish
+};
+
+// In-flight tables are small and churned by every booking: kept at most half full so inserts
+// shift little.
+inline constexpr uint32_t kInFlightLoadPct = 50;
+
+struct Slot {
+  Slot(const WorkerSpec& s, std::shared_ptr<LoadState> l)
+      : spec(s), rate(s.prefill_rate_prior), load(std::move(l)) {}
+  WorkerSpec spec;
+  PrefillRateModel rate;
+  EngineMetrics metrics;
+  std::shared_ptr<LoadState> load;
+  // In-flight block -> bookings on this worker that hold it.
+  WordTable active_counts{1, kInFlightLoadPct};
+  // Bookings in routing order; those past their prefill are popped lazily from the front.
+  std::deque<std::shared_ptr<const Booking>> prefill_fifo;
+};
+
+}  // namespace kvr::scheduler_internal
