@@ -70,8 +70,8 @@ class Pool {
   const std::string& policy() const { return policy_; }
   KvIndex& index() { return *index_; }
   const KvIndex& index() const { return *index_; }
-  Scheduler& scheduler() { return *scheduler_; }
-  const Scheduler& scheduler() const { return *scheduler_; }
+  // Thread-safe; reading a worker's load collects its released bookings, hence not const.
+  Scheduler& scheduler() const { return *scheduler_; }
 
   // The current workers (a snapshot: stays valid and unchanged while held).
   std::shared_ptr<const WorkerList> workers() const;
