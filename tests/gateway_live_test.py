@@ -352,6 +352,27 @@ class WireFormatsTest(unittest.TestCase):
                         proc.wait()
 
 
+class StaleTest(unittest.TestCase):
+    def test_worker_running_requests_without_events_is_reported_stale(self):
+        # Every batch is dropped and there is no replay socket: no event ever arrives.
+        with EngineSim("--speedup", "1", "--kv-events-port", "0", "--drop-event-batches", "1") as sim, \
+                Router(router_yaml([("w", sim, True)],
+                                   extra="events: {stale_after_ms: 300}")) as router:
+            c = router.conn()
+            c.request("POST", "/v1/completions", body=json.dumps(
+                {"model": MODEL, "prompt": unique_text(), "max_tokens": 100000, "ignore_eos": True,
+                 "stream": True}), headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertTrue(r.readline().startswith(b"data: "))
+            router.wait_for(lambda: router.workers()["w"]["stale"], "the stale flag")
+            _, values = router.metrics()
+            self.assertEqual(metric(values, "kvrouter_worker_stale", worker="w"), 1)
+            c.close()
+            router.assert_idle()
+            # Idle again: nothing runs, so nothing is missing.
+            router.wait_for(lambda: not router.workers()["w"]["stale"], "the flag to clear")
+
+
 class FailuresTest(unittest.TestCase):
     def test_unreachable_worker_is_retried_elsewhere_then_left_out(self):
         dead = f"http://127.0.0.1:{free_port()}"
