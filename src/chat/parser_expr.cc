@@ -303,6 +303,14 @@ ExprPtr Parser::ParseSubscript(ExprPtr node) {
   if (keys.size() == 1) {
     key = std::move(keys[0]);
   } else {
+    // Python builds a tuple of slice objects here, which no list, string or dict accepts as a
+    // key; the slice nodes' object slot is filled only for a lone slice.
+    for (const ExprPtr& k : keys) {
+      if (k && k->kind == ExprKind::kSlice) {
+        Fail("slices in a tuple subscript are not supported");
+        return node;
+      }
+    }
     key = NewExpr(ExprKind::kTuple, at);
     key->args = std::move(keys);
   }

@@ -30,6 +30,17 @@ std::string R(std::string_view src, std::string_view ctx = "{}") {
   return out.ok() ? *out : "ERROR: " + std::string(out.status().message());
 }
 
+// Found by chat_template_fuzz: a slice inside a tuple subscript had no object to slice.
+TEST(SubscriptTest, SliceInATupleSubscriptIsAnErrorNotACrash) {
+  for (const char* src : {"{{ messages[1::, g] }}", "{{ x[a, :2] }}", "{{ x[1:2, 3:4] }}"}) {
+    auto out = Render(src, R"({"messages": [1, 2], "x": [1, 2, 3]})");
+    ASSERT_FALSE(out.ok()) << src;
+    EXPECT_NE(out.status().message().find("slices in a tuple subscript"), std::string_view::npos)
+        << out.status();
+  }
+  EXPECT_EQ(*Render("{{ x[1:] }}", R"({"x": [1, 2, 3]})"), "[2, 3]");
+}
+
 TEST(NumbersTest, ParseDigits) {
   int64_t v = 0;
   EXPECT_EQ(ParseDigits("9223372036854775807", &v), NumParse::kOk);
