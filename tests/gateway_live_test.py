@@ -128,14 +128,21 @@ def post_stream(server, path, body, headers=None):
 class RoutingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.sims = [EngineSim("--speedup", "1000", "--kv-events-port", "0", "--replay-port", "0")
-                    .__enter__() for _ in range(2)]
-        cls.router = Router(router_yaml([("w0", cls.sims[0], True),
-                                         ("w1", cls.sims[1], True)])).__enter__()
+        cls.sims, cls.router = [], None
+        try:  # tearDownClass does not run when setUpClass fails: reap what started
+            for _ in range(2):
+                cls.sims.append(EngineSim("--speedup", "1000", "--kv-events-port", "0",
+                                          "--replay-port", "0").__enter__())
+            cls.router = Router(router_yaml([("w0", cls.sims[0], True),
+                                             ("w1", cls.sims[1], True)])).__enter__()
+        except BaseException:
+            cls.tearDownClass()
+            raise
 
     @classmethod
     def tearDownClass(cls):
-        cls.router.__exit__(None, None, None)
+        if cls.router is not None:
+            cls.router.__exit__(None, None, None)
         for s in cls.sims:
             s.__exit__(None, None, None)
 

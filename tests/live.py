@@ -2,6 +2,7 @@
 HTTP helpers (the Python standard library), SSE framing checks, the ZeroMQ replay protocol and
 an engine's prefix cache rebuilt from its KV events. Nothing here sleeps to wait: every wait is
 on a line, a response or a condition, each bounded by DEADLINE_S."""
+import ctypes
 import http.client
 import json
 import os
@@ -23,6 +24,12 @@ BLOCK = 16
 DEADLINE_S = 60  # upper bound on any single wait
 
 
+def _die_with_parent():
+    """In the child, before exec: SIGKILL when the test process dies, however it dies (Linux
+    PR_SET_PDEATHSIG), so no server outlives a killed test run."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+
 class Server:
     """One kvrouter server process (`kvrouter SUBCOMMAND ...`); a context manager that always
     reaps it. Ready once it prints its JSON readiness line on stdout."""
@@ -36,7 +43,8 @@ class Server:
         args = [KVROUTER, self.subcommand, *self.flags]
         # stderr goes to a file: a pipe nobody reads could fill up and block the process.
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     preexec_fn=_die_with_parent)
         ready, _, _ = select.select([self.proc.stdout], [], [], DEADLINE_S)
         if not ready:
             self.kill()
