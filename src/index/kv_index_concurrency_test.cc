@@ -57,7 +57,8 @@ TEST(KvIndexConcurrency, ReadersDuringWrites) {
         if (local.Uniform(8) == 0) {  // the stats readers, which see every table
           const WorkerIndexStats s = index.Stats(WorkerId(local.Uniform(kWorkers)));
           ASSERT_LE(s.blocks[0], index.Entries());
-          ASSERT_GT(index.MemoryBytes(), 0u);
+          // Read beside the writer (its value is 0 until the first store lands: not asserted).
+          (void)index.MemoryBytes();
         }
         queries.fetch_add(1);
       }
