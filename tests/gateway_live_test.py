@@ -109,6 +109,15 @@ def unique_text(n=300):
     return (seed * (n // len(seed) + 1))[:n]
 
 
+def complete(router, max_tokens=2):
+    """A small completion with a fresh prompt: (status, body, the serving worker or None)."""
+    headers = {}
+    status, r = router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
+                                                "max_tokens": max_tokens},
+                            response_headers=headers)
+    return status, r, headers.get("x-kvrouter-worker")
+
+
 def chat(content, history=()):
     return {"model": MODEL, "messages": [*history, {"role": "user", "content": content}],
             "max_tokens": 4, "ignore_eos": True}
@@ -387,11 +396,9 @@ class FailuresTest(unittest.TestCase):
                 Router(router_yaml([("dead", dead, False), ("good", good, False)]).replace(
                     "interval_ms: 100", "interval_ms: 600000")) as router:
             for _ in range(6):
-                headers = {}
-                status, r = router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
-                                                            "max_tokens": 2}, response_headers=headers)
+                status, r, worker = complete(router)
                 self.assertEqual(status, 200, r)
-                self.assertEqual(headers["x-kvrouter-worker"], "good")
+                self.assertEqual(worker, "good")
             # Out at once: by the first failed forward (a retry) or the check at startup.
             self.assertFalse(router.workers()["dead"]["healthy"])
             self.assertEqual(router.request("GET", "/ready")[0], 200)
@@ -402,11 +409,9 @@ class FailuresTest(unittest.TestCase):
                 EngineSim("--speedup", "1000") as good, \
                 Router(router_yaml([("failing", failing, False), ("good", good, False)])) as router:
             for _ in range(6):
-                headers = {}
-                status, r = router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
-                                                            "max_tokens": 2}, response_headers=headers)
+                status, r, worker = complete(router)
                 self.assertEqual(status, 200, r)
-                self.assertEqual(headers["x-kvrouter-worker"], "good")
+                self.assertEqual(worker, "good")
             _, values = router.metrics()
             self.assertGreaterEqual(metric(values, "kvrouter_retries_total"), 1)
             router.assert_idle()
@@ -544,10 +549,7 @@ class AdminTest(unittest.TestCase):
             self.assertEqual(sorted(router.workers()), ["a", "b"])
             seen = set()
             for _ in range(6):
-                headers = {}
-                router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
-                                                "max_tokens": 2}, response_headers=headers)
-                seen.add(headers["x-kvrouter-worker"])
+                seen.add(complete(router)[2])
             self.assertEqual(seen, {"a", "b"})
             router.wait_for(lambda: router.workers()["b"]["cached_blocks"] > 0, "b's events")
             status, body = router.admin("DELETE", "/admin/workers/b")
@@ -555,10 +557,7 @@ class AdminTest(unittest.TestCase):
             self.assertEqual(sorted(router.workers()), ["a"])
             self.assertEqual(router.admin("DELETE", "/admin/workers/b")[0], 404)
             for _ in range(3):
-                headers = {}
-                router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
-                                                "max_tokens": 2}, response_headers=headers)
-                self.assertEqual(headers["x-kvrouter-worker"], "a")
+                self.assertEqual(complete(router)[2], "a")
             router.assert_idle()
 
     def test_admin_and_debug_are_off_without_a_token(self):
