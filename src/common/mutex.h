@@ -1,6 +1,6 @@
 // Mutex and MutexLock: std::mutex with Abseil's thread-safety annotations, so that clang's
 // -Wthread-safety checks what each one guards (libstdc++'s std::mutex and lock_guard carry no
-// annotations).
+// annotations). Lock() spins briefly before it blocks (spin.h: why).
 //
 // Why not absl::Mutex, which is annotated: Debian's Abseil is built without ThreadSanitizer, so
 // TSan cannot see absl::Mutex synchronize and reports a race on everything it guards. std::mutex
@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "common/spin.h"
 
 namespace kvr {
 
@@ -20,7 +21,9 @@ class ABSL_LOCKABLE Mutex {
   Mutex& operator=(const Mutex&) = delete;
 
   // The bodies are the lock itself, which the analysis cannot follow into std::mutex.
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu_.lock(); }
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (!internal::SpinUntil([this] { return mu_.try_lock(); })) mu_.lock();
+  }
   void Unlock() ABSL_UNLOCK_FUNCTION() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu_.unlock(); }
   bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return mu_.try_lock();

@@ -1,12 +1,5 @@
 // SpinSharedMutex: a writer-preferring reader/writer lock whose lock() and lock_shared() first
-// retry the try-lock for a bounded time (kSpinNs) before blocking.
-//
-// Why spin: the index's writer holds its lock for microseconds (one event batch), and a blocked
-// reader pays a futex sleep plus a cross-CPU wake-up, which on virtualized hosts costs tens of
-// microseconds: measured on the project's 2-core VM, a reader's median query went from 2 µs to
-// 26 µs while one writer applied events. Spinning briefly keeps a reader that arrives during a
-// write on the CPU; past kSpinNs (a long write, or an oversubscribed machine where the holder
-// is descheduled) it blocks as before.
+// retry the try-lock for a bounded time (spin.h: why) before blocking.
 //
 // Why writer-preferring: the index has one writer (the event thread) and many readers (every
 // routing thread). Under a reader-preferring lock (glibc's default, and so std::shared_mutex's)
@@ -24,20 +17,14 @@
 #include <pthread.h>
 
 #include <atomic>
-#include <chrono>
 
 #include "absl/base/thread_annotations.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
+#include "common/spin.h"
 
 namespace kvr {
 
 class ABSL_LOCKABLE SpinSharedMutex {
  public:
-  static constexpr std::chrono::nanoseconds kSpinNs{20'000};
-
   SpinSharedMutex() = default;
   SpinSharedMutex(const SpinSharedMutex&) = delete;
   SpinSharedMutex& operator=(const SpinSharedMutex&) = delete;
@@ -45,7 +32,7 @@ class ABSL_LOCKABLE SpinSharedMutex {
 
   // The bodies are the lock's implementation, which the analysis cannot follow into pthread.
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    if (!Spin([this] { return TryWrite(); })) pthread_rwlock_wrlock(&rw_);
+    if (!internal::SpinUntil([this] { return TryWrite(); })) pthread_rwlock_wrlock(&rw_);
   }
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return TryWrite();
@@ -57,7 +44,7 @@ class ABSL_LOCKABLE SpinSharedMutex {
   void lock_shared() ABSL_SHARED_LOCK_FUNCTION() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     if (TryRead()) return;
     waiting_readers_.fetch_add(1, std::memory_order_relaxed);
-    if (!Spin([this] { return TryRead(); })) pthread_rwlock_rdlock(&rw_);
+    if (!internal::SpinUntil([this] { return TryRead(); })) pthread_rwlock_rdlock(&rw_);
     waiting_readers_.fetch_sub(1, std::memory_order_relaxed);
   }
   bool try_lock_shared() ABSL_SHARED_TRYLOCK_FUNCTION(true) ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -68,35 +55,16 @@ class ABSL_LOCKABLE SpinSharedMutex {
   }
 
   // For a writer that releases the lock between parts of one long update: after unlock(), lets
-  // the readers waiting for it in (up to kSpinNs), instead of re-locking before they notice.
+  // the readers waiting for it in (up to internal::kSpinNs), instead of re-locking before they
+  // notice.
   void YieldToReaders() {
     if (waiting_readers_.load(std::memory_order_relaxed) == 0) return;
-    Spin([this] { return waiting_readers_.load(std::memory_order_relaxed) == 0; });
+    internal::SpinUntil([this] { return waiting_readers_.load(std::memory_order_relaxed) == 0; });
   }
 
  private:
   bool TryWrite() { return pthread_rwlock_trywrlock(&rw_) == 0; }
   bool TryRead() { return pthread_rwlock_tryrdlock(&rw_) == 0; }
-  static void Pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
-  }
-  // Retries `attempt` until it succeeds (true) or kSpinNs pass (false). The clock is read once
-  // per 64 tries, so an uncontended lock costs one try.
-  template <typename Attempt>
-  static bool Spin(Attempt attempt) {
-    if (attempt()) return true;
-    const auto deadline = std::chrono::steady_clock::now() + kSpinNs;
-    for (;;) {
-      for (int i = 0; i < 64; ++i) {
-        Pause();
-        if (attempt()) return true;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-    }
-  }
-
   pthread_rwlock_t rw_ = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
   std::atomic<int> waiting_readers_{0};  // readers spinning in lock_shared()
 };
