@@ -23,6 +23,7 @@ import uuid
 
 import live
 from live import DEADLINE_S, Cache, EngineSim, metric, replay, sse_events
+import sglang_events  # noqa: E402  (tests/tools, on the path through live)
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -366,6 +367,49 @@ class WireFormatsTest(unittest.TestCase):
                     finally:
                         proc.kill()
                         proc.wait()
+
+
+class SglangEventsTest(unittest.TestCase):
+    """SGLang's own encoding through the router's subscriber: one event per page, signed 64-bit
+    page hashes, array events before SGLang's PR #37482 and map events after it, the
+    three-element batch. The index holds what the engine announced, and the route follows it."""
+
+    def test_sglang_pages_reach_the_index_and_decide_the_route(self):
+        page = 16  # the pool's block size, as SGLang's --page-size must be for routing
+        tokens = [(7 * i + 3) % 251 for i in range(6 * page + 5)]  # 6 full pages + a partial
+        hashes = sglang_events.page_hashes(tokens, page)
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        with EngineSim("--speedup", "1000") as other, EngineSim("--speedup", "1000") as sgl:
+            publisher = sglang_events.Publisher(endpoint)
+            try:
+                config = router_yaml([("other", other, False), ("sgl", sgl, False)])
+                config += f"        kv_events: {endpoint}\n"
+                with Router(config) as router:
+                    publisher.wait_for_subscriber(DEADLINE_S)
+                    publisher.publish(sglang_events.stored_events(tokens, page, False, range(4)))
+                    publisher.publish(sglang_events.stored_events(tokens, page, True, range(4, 6)))
+                    publisher.publish([sglang_events.removed_event([hashes[5]], True)])
+                    router.wait_for(lambda: router.workers()["sgl"]["last_seq"] == 2,
+                                    "the third SGLang batch")
+                    w = router.workers()["sgl"]
+                    self.assertEqual((w["events_applied"], w["cached_blocks"]), (7, 5))
+                    self.assertEqual((w["gaps"], w["lost_batches"]), (0, 0))
+                    _, values = router.metrics()
+                    self.assertEqual(metric(values, "kvrouter_events_skipped_total"), 0)
+
+                    body = {"model": MODEL, "prompt": tokens, "max_tokens": 2}
+                    status, d = router.post("/debug/route", body, headers=AUTH)
+                    self.assertEqual(status, 200, d)
+                    overlap = {c["worker"]: c["device_blocks"] for c in d["candidates"]}
+                    self.assertEqual(overlap, {"sgl": 5, "other": 0})
+                    self.assertEqual((d["blocks"], d["worker"]), (6, "sgl"))
+                    headers = {}
+                    status, _ = router.post("/v1/completions", body, response_headers=headers)
+                    self.assertEqual(status, 200)
+                    self.assertEqual(headers["x-kvrouter-worker"], "sgl")
+                    router.assert_idle()
+            finally:
+                publisher.close()
 
 
 class StaleTest(unittest.TestCase):
