@@ -490,6 +490,40 @@ class FailuresTest(unittest.TestCase):
             sim.proc.wait(DEADLINE_S)
             router.assert_idle()
 
+    def test_engine_dying_before_the_first_token_loses_no_request(self):
+        # `slow` prefills at a thousandth of the speed: its streams have their headers but no
+        # token yet when it is killed; its unstreamed answers have nothing at all.
+        with EngineSim("--speed", "0.001") as slow, EngineSim("--speedup", "1000") as spare, \
+                Router(router_yaml([("slow", slow, False)], token=TOKEN)) as router:
+            results = [None] * 4
+
+            def send(i):
+                body = {"model": MODEL, "prompt": unique_text(), "max_tokens": 3,
+                        "stream": i % 2 == 0}
+                results[i] = post_stream(router, "/v1/completions", body)
+            threads = [threading.Thread(target=send, args=(i,)) for i in range(4)]
+            for t in threads:
+                t.start()
+            router.wait_for(lambda: router.workers()["slow"]["running"] == 4,
+                            "four requests prefilling on the slow engine")
+            status, _ = router.admin("POST", "/admin/workers", {
+                "model": MODEL, "name": "spare", "url": f"http://{spare.ready['http']}"})
+            self.assertEqual(status, 201)
+            slow.proc.kill()
+            for t in threads:
+                t.join(DEADLINE_S)
+            for i, (status, headers, text) in enumerate(results):
+                self.assertEqual(status, 200, text)
+                self.assertEqual(headers["x-kvrouter-worker"], "spare")
+                if i % 2 == 0:
+                    self.assertEqual(sse_events(text)[-1], "[DONE]")
+                else:
+                    self.assertEqual(json.loads(text)["usage"]["completion_tokens"], 3)
+            _, values = router.metrics()
+            self.assertEqual(metric(values, "kvrouter_retries_total"), 4)
+            self.assertFalse(router.workers()["slow"]["healthy"])
+            router.assert_idle()
+
     def test_saturated_pool_queues_then_answers_429(self):
         with EngineSim("--speedup", "1") as sim, Router(router_yaml(
                 [("w", sim, False)],

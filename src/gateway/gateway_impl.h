@@ -72,8 +72,13 @@ class Gateway::Impl {
   };
   Task Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prompt, TimeNs arrived_at,
                RequestRecord& record);
-  Task Relay(Exchange& ex, Pool& pool, Worker& worker, http::ClientResponse& response,
-             Ticket& ticket, bool stream, Timing timing, RequestRecord& record);
+  // Relays the worker's answer to the client. When the answer breaks before any of it reached
+  // the client (the engine died while the request waited or prefilled), returns why: the request
+  // may still go elsewhere. std::nullopt: answered (or the client left).
+  asio::awaitable<std::optional<std::string>> Relay(Exchange& ex, Pool& pool, Worker& worker,
+                                                    http::ClientResponse& response, Ticket& ticket,
+                                                    bool stream, Timing timing,
+                                                    RequestRecord& record);
   // Waits while every healthy worker of `pool` is saturated; false: give up (429).
   asio::awaitable<bool> Admit(Pool& pool);
   bool Saturated(const Pool& pool) const;

@@ -104,12 +104,14 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
     }
     auto response = co_await worker->client->Send(std::move(request));
     if (response.ok() && (*response)->status() < 500) {
-      co_await Relay(ex, pool, *worker, **response, decision->ticket, prompt.stream, timing,
-                     record);
-      co_return;
-    }
-    // Nothing of the answer reached the client: the request may go elsewhere.
-    if (response.ok()) {
+      std::optional<std::string> broken = co_await Relay(ex, pool, *worker, **response,
+                                                         decision->ticket, prompt.stream, timing,
+                                                         record);
+      if (!broken) co_return;
+      last_failure = UpstreamError(*worker, *broken);
+      MarkFailed(*worker, *broken);
+    } else if (response.ok()) {
+      // Nothing of the answer reached the client: the request may go elsewhere.
       auto body = co_await (*response)->ReadAll();
       last_failure = UpstreamError(*worker, absl::StrCat("answered ", (*response)->status(), " ",
                                                          body.ok() ? *body : ""));
@@ -137,8 +139,9 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
   co_await ex.Respond(std::move(response));
 }
 
-Task Gateway::Impl::Relay(Exchange& ex, Pool& pool, Worker& worker, http::ClientResponse& response,
-                          Ticket& ticket, bool stream, Timing timing, RequestRecord& record) {
+asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
+    Exchange& ex, Pool& pool, Worker& worker, http::ClientResponse& response, Ticket& ticket,
+    bool stream, Timing timing, RequestRecord& record) {
   std::vector<http::Header> headers(1);
   headers[0].name = "x-kvrouter-worker";
   headers[0].value = worker.config.name;
@@ -158,9 +161,19 @@ Task Gateway::Impl::Relay(Exchange& ex, Pool& pool, Worker& worker, http::Client
     if (watch->response != nullptr) watch->response->Cancel();
   });
   const bool& client_gone = watch->client_gone;
+  const auto done = [&] {
+    watch->response = nullptr;
+    upstream_.erase(&response);
+    ticket.Finish();
+    Released(pool);
+  };
   record.status = response.status();
   if (!stream || response.status() != 200) {
     auto body = co_await response.ReadAll();
+    if (!body.ok() && !client_gone) {
+      done();
+      co_return absl::StrCat("answer broke: ", body.status().message());
+    }
     if (body.ok()) {
       ticket.PrefillDone();
       record.ttft_s = -1;
@@ -174,54 +187,58 @@ Task Gateway::Impl::Relay(Exchange& ex, Pool& pool, Worker& worker, http::Client
       out.headers = std::move(headers);
       co_await ex.Respond(std::move(out));
     } else {
-      record.status = client_gone ? 499 : 502;
-      http::Response out = ErrorResponse(
-          Error(502, "BadGatewayError", UpstreamError(worker, std::string(body.status().message()))));
-      out.headers = std::move(headers);
-      if (!client_gone) co_await ex.Respond(std::move(out));
-    }
-  } else {
-    UsageScanner usage;
-    bool open = co_await ex.BeginStream(200, content_type, std::move(headers));
-    bool first = true;
-    while (open && !response.done()) {
-      absl::StatusOr<std::string> piece = co_await response.Read();
-      if (!piece.ok()) {
-        if (client_gone) break;
-        // The client already has part of the answer: end it with an error event, never a
-        // silent truncation.
-        record.status = 502;
-        const std::string event = api::StreamError(
-            Error(502, "BadGatewayError",
-                  UpstreamError(worker, absl::StrCat("failed mid-stream: ",
-                                                     piece.status().message()))));
-        co_await ex.Write(event);
-        break;
-      }
-      if (piece->empty()) continue;
-      if (first) {
-        first = false;
-        const TimeNs now = clock_.Now();
-        ticket.FirstToken(now - timing.routed_at);
-        Released(pool);
-        record.ttft_s = Seconds(now - timing.arrived_at);
-      }
-      usage.Feed(*piece);
-      open = co_await ex.Write(*piece);
-    }
-    if (client_gone || !open) {
       record.status = 499;
-      response.Cancel();
-    } else {
-      co_await ex.EndStream();
     }
-    record.engine_prompt_tokens = usage.usage().prompt_tokens;
-    record.engine_cached_tokens = usage.usage().cached_tokens;
+    done();
+    co_return std::nullopt;
   }
-  watch->response = nullptr;
-  upstream_.erase(&response);
-  ticket.Finish();
-  Released(pool);
+  // The client's stream opens with the engine's first bytes (its first token), not its headers:
+  // until then nothing has reached the client and a broken answer can still go elsewhere.
+  absl::StatusOr<std::string> piece = std::string();
+  while (piece.ok() && piece->empty() && !response.done() && !client_gone) {
+    piece = co_await response.Read();
+  }
+  if (!piece.ok() && !client_gone) {
+    done();
+    co_return absl::StrCat("stream broke before its first byte: ", piece.status().message());
+  }
+  UsageScanner usage;
+  bool open = false;
+  if (!client_gone) open = co_await ex.BeginStream(200, content_type, std::move(headers));
+  bool first = true;
+  while (open && piece.ok() && !piece->empty()) {
+    if (first) {
+      first = false;
+      const TimeNs now = clock_.Now();
+      ticket.FirstToken(now - timing.routed_at);
+      Released(pool);
+      record.ttft_s = Seconds(now - timing.arrived_at);
+    }
+    usage.Feed(*piece);
+    open = co_await ex.Write(*piece);
+    if (!open || response.done()) break;
+    do {
+      piece = co_await response.Read();
+    } while (piece.ok() && piece->empty() && !response.done());
+  }
+  if (open && !piece.ok() && !client_gone) {
+    // The client already has part of the answer: end it with an error event, never a silent
+    // truncation.
+    record.status = 502;
+    const std::string event = api::StreamError(Error(
+        502, "BadGatewayError",
+        UpstreamError(worker, absl::StrCat("failed mid-stream: ", piece.status().message()))));
+    if (co_await ex.Write(event)) co_await ex.EndStream();
+  } else if (client_gone || !open) {
+    record.status = 499;
+    response.Cancel();
+  } else {
+    co_await ex.EndStream();
+  }
+  record.engine_prompt_tokens = usage.usage().prompt_tokens;
+  record.engine_cached_tokens = usage.usage().cached_tokens;
+  done();
+  co_return std::nullopt;
 }
 
 bool Gateway::Impl::Saturated(const Pool& pool) const {
