@@ -135,18 +135,21 @@ http::Response Gateway::Impl::AddWorker(const http::Request& request) {
     return ErrorResponse(Error(404, "NotFoundError", absl::StrCat("no pool '", model, "'")));
   }
   absl::StatusOr<WorkerConfig> worker = WorkerFromJson(j);
+  if (worker.ok()) {
+    if (absl::Status s = NormalizeWorker(*worker, "worker"); !s.ok()) worker = s;
+  }
   if (!worker.ok()) {
     return ErrorResponse(Error(400, "BadRequestError", std::string(worker.status().message())));
   }
   for (const auto& p : pools_) {  // names are unique across pools
     for (const auto& w : *p->workers()) {
-      if (w->config.name == (worker->name.empty() ? worker->url : worker->name)) {
+      if (w->config.name == worker->name) {
         return ErrorResponse(Error(409, "ConflictError",
                                    absl::StrCat("worker '", w->config.name, "' exists")));
       }
     }
   }
-  const std::string name = worker->name.empty() ? worker->url : worker->name;
+  const std::string name = worker->name;
   if (absl::Status s = pool->AddWorker(*std::move(worker)); !s.ok()) {
     return ErrorResponse(Error(HttpStatus(s), "BadRequestError", std::string(s.message())));
   }

@@ -104,11 +104,10 @@ absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerC
     RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &blocks, 1, int64_t{1} << 40));
     w->kv_capacity_blocks = blocks;
   }
-  if (w->kv_events == "none") w->kv_events.clear();
-  if (w->replay == "none") w->replay.clear();
   if (!r["url"]) return FieldError(path, node, "a worker needs a url");
-  if (w->name.empty()) w->name = w->url;
-  if (absl::Status s = ValidateWorker(*w, path); !s.ok()) return FieldError(path, node, std::string(s.message()));
+  if (absl::Status s = NormalizeWorker(*w, path); !s.ok()) {
+    return FieldError(path, node, std::string(s.message()));
+  }
   return absl::OkStatus();
 }
 
@@ -236,7 +235,10 @@ absl::Status CheckUnique(const GatewayConfig& c) {
 
 }  // namespace
 
-absl::Status ValidateWorker(const WorkerConfig& w, const std::string& where) {
+absl::Status NormalizeWorker(WorkerConfig& w, const std::string& where) {
+  if (w.kv_events == "none") w.kv_events.clear();
+  if (w.replay == "none") w.replay.clear();
+  if (w.name.empty()) w.name = w.url;
   if (absl::StatusOr<std::pair<std::string, uint16_t>> url = http::ParseHttpUrl(w.url); !url.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ".url: ", url.status().message()));
   }
@@ -256,17 +258,7 @@ absl::Status ValidateWorker(const WorkerConfig& w, const std::string& where) {
 }
 
 absl::StatusOr<std::pair<std::string, uint16_t>> ParseListen(std::string_view listen) {
-  const size_t colon = listen.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string_view::npos || colon == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("'", std::string(listen), "' is not HOST:PORT"));
-  }
-  const std::string_view digits = listen.substr(colon + 1);
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-  if (ec != std::errc() || end != digits.data() + digits.size() || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("'", std::string(listen), "': bad port"));
-  }
-  return std::make_pair(std::string(listen.substr(0, colon)), static_cast<uint16_t>(port));
+  return http::ParseHostPort(listen);
 }
 
 absl::StatusOr<GatewayConfig> ParseConfig(

@@ -69,8 +69,9 @@ absl::StatusOr<GatewayConfig> ParseConfig(
     std::string_view yaml, const std::function<std::optional<std::string>(const std::string&)>& env);
 absl::StatusOr<GatewayConfig> LoadConfig(const std::string& path);
 
-// Checks one worker as the admin endpoint receives it (the same rules as in the file).
-absl::Status ValidateWorker(const WorkerConfig& worker, const std::string& where);
+// Fills a worker's defaults (name: its URL; "none" events or replay: none) and checks it: the one
+// rule for workers from the file, the admin endpoint and Pool::AddWorker alike. Idempotent.
+absl::Status NormalizeWorker(WorkerConfig& worker, const std::string& where);
 
 // "host:port" -> parts.
 absl::StatusOr<std::pair<std::string, uint16_t>> ParseListen(std::string_view listen);

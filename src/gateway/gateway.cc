@@ -55,7 +55,7 @@ absl::Status Gateway::Impl::Start() {
             p.workers.size(), (*pool)->policy(), p.block_size);
     pools_.push_back(*std::move(pool));
   }
-  queues_.resize(pools_.size());
+  for (const auto& pool : pools_) queues_[pool.get()];
   http::ServerOptions options{.host = config_.host,
                               .port = config_.port,
                               .max_body_bytes = config_.limits.max_body_bytes};
@@ -169,7 +169,7 @@ void Gateway::Impl::Shutdown(std::function<void()> done) {
   stopping_ = true;
   health_timer_.cancel();
   metrics_timer_.cancel();
-  for (Queue& q : queues_) {
+  for (auto& [pool, q] : queues_) {
     for (asio::steady_timer* t : q.waiting) t->cancel();
   }
   // Past the grace period, what is still relaying is cut: each relay then ends its response.

@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "api/openai.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
@@ -114,7 +115,7 @@ class Gateway::Impl {
   struct Queue {
     std::deque<asio::steady_timer*> waiting;
   };
-  std::vector<Queue> queues_;  // by pool index
+  absl::flat_hash_map<const Pool*, Queue> queues_;  // every pool has one (made at start)
 
   std::set<http::ClientResponse*> upstream_;  // responses being relayed (cut at shutdown)
   bool stopping_ = false;

@@ -75,8 +75,7 @@ std::shared_ptr<Worker> Pool::Find(WorkerId id) const {
 }
 
 absl::Status Pool::AddWorker(WorkerConfig config) {
-  if (config.name.empty()) config.name = config.url;
-  RETURN_IF_ERROR(ValidateWorker(config, absl::StrCat("worker ", config.name)));
+  RETURN_IF_ERROR(NormalizeWorker(config, absl::StrCat("worker ", config.url)));
   ASSIGN_OR_RETURN(auto host_port, http::ParseHttpUrl(config.url));
   std::shared_ptr<const WorkerList> list = workers();
   // The lowest free id: ids index dense per-worker tables.

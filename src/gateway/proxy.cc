@@ -261,10 +261,7 @@ bool Gateway::Impl::Saturated(const Pool& pool) const {
 
 asio::awaitable<bool> Gateway::Impl::Admit(Pool& pool) {
   if (!Saturated(pool)) co_return !stopping_;
-  const size_t index = static_cast<size_t>(
-      std::find_if(pools_.begin(), pools_.end(), [&](const auto& p) { return p.get() == &pool; }) -
-      pools_.begin());
-  Queue& queue = queues_[index];
+  Queue& queue = queues_.at(&pool);
   if (queue.waiting.size() >= config_.limits.queue_size) co_return false;
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + std::chrono::milliseconds(config_.limits.queue_timeout_ms);
@@ -289,11 +286,8 @@ asio::awaitable<bool> Gateway::Impl::Admit(Pool& pool) {
 }
 
 void Gateway::Impl::Released(Pool& pool) {
-  for (size_t i = 0; i < pools_.size(); ++i) {
-    if (pools_[i].get() == &pool && !queues_[i].waiting.empty()) {
-      queues_[i].waiting.front()->cancel();
-    }
-  }
+  Queue& queue = queues_.at(&pool);
+  if (!queue.waiting.empty()) queue.waiting.front()->cancel();
 }
 
 void Gateway::Impl::MarkFailed(Worker& worker, std::string_view why) {

@@ -238,6 +238,35 @@ std::shared_ptr<ClientPool> ClientPool::Create(asio::io_context& io, ClientOptio
   return std::make_shared<PoolImpl>(io, std::move(options));
 }
 
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(
+    std::string_view text, std::optional<uint16_t> default_port) {
+  const auto bad = [&](const char* why) {
+    return absl::InvalidArgumentError(absl::StrCat("'", std::string(text), "': ", why));
+  };
+  std::string_view host = text;
+  std::string_view port_text;
+  bool has_port = false;
+  if (host.starts_with('[')) {  // [v6] or [v6]:port
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos) return bad("bad IPv6 host");
+    const std::string_view after = host.substr(close + 1);
+    if (!after.empty() && after[0] != ':') return bad("bad port");
+    has_port = !after.empty();
+    if (has_port) port_text = after.substr(1);
+    host = host.substr(1, close - 1);
+  } else if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    has_port = true;
+    port_text = host.substr(colon + 1);
+    host = host.substr(0, colon);
+  }
+  if (host.empty()) return bad("no host");
+  uint32_t port = default_port.value_or(0);
+  if (has_port && !ParsePort(port_text, &port)) return bad("bad port");
+  if (!has_port && !default_port) return bad("no port (HOST:PORT)");
+  if (port > 65535) return bad("port out of range");
+  return std::make_pair(std::string(host), static_cast<uint16_t>(port));
+}
+
 absl::StatusOr<std::pair<std::string, uint16_t>> ParseHttpUrl(std::string_view url) {
   std::string_view rest = url;
   if (rest.starts_with("https://")) {
@@ -245,28 +274,13 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseHttpUrl(std::string_view u
                                                    "': https upstreams are not supported"));
   }
   if (rest.starts_with("http://")) rest.remove_prefix(7);
-  rest = rest.substr(0, rest.find('/'));
-  std::string host(rest);
-  uint32_t port = 80;
-  if (!host.empty() && host.front() == '[') {  // [v6]:port
-    const size_t close = host.find(']');
-    if (close == std::string::npos) return absl::InvalidArgumentError("bad IPv6 host in " + host);
-    std::string_view after = std::string_view(host).substr(close + 1);
-    if (!after.empty() && (after[0] != ':' || !ParsePort(after.substr(1), &port))) {
-      return absl::InvalidArgumentError(absl::StrCat("bad port in '", std::string(url), "'"));
-    }
-    host = host.substr(1, close - 1);
-  } else if (const size_t colon = host.rfind(':'); colon != std::string::npos) {
-    if (!ParsePort(std::string_view(host).substr(colon + 1), &port)) {
-      return absl::InvalidArgumentError(absl::StrCat("bad port in '", std::string(url), "'"));
-    }
-    host.resize(colon);
-  }
-  if (host.empty() || port == 0 || port > 65535) {
+  absl::StatusOr<std::pair<std::string, uint16_t>> host_port =
+      ParseHostPort(rest.substr(0, rest.find('/')), 80);
+  if (!host_port.ok() || host_port->second == 0) {
     return absl::InvalidArgumentError(absl::StrCat("'", std::string(url),
                                                    "' is not http://HOST:PORT"));
   }
-  return std::make_pair(host, static_cast<uint16_t>(port));
+  return host_port;
 }
 
 }  // namespace kvr::http

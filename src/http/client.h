@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,6 +87,11 @@ class ClientPool {
   virtual ClientStats stats() const = 0;
   virtual const ClientOptions& options() const = 0;
 };
+
+// Splits "HOST:PORT" or "[V6]:PORT" (PORT 0..65535); with a default port, ":PORT" may be left
+// out. The one parser of host and port, for listen addresses and upstream URLs alike.
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(
+    std::string_view text, std::optional<uint16_t> default_port = std::nullopt);
 
 // Splits "http://host:port[/path]" into host and port (default 80). Only plain http is
 // supported: engines sit on a trusted network next to the router.

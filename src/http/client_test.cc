@@ -204,6 +204,15 @@ TEST(Client, ParsesUrls) {
   EXPECT_FALSE(ParseHttpUrl("http://x:99999").ok());
   EXPECT_FALSE(ParseHttpUrl("http://:80").ok());
   EXPECT_FALSE(ParseHttpUrl("http://x:8o").ok());
+  EXPECT_EQ(*ParseHostPort("127.0.0.1:0"), std::make_pair(std::string("127.0.0.1"), uint16_t{0}));
+  EXPECT_EQ(*ParseHostPort("[::1]:8080"), std::make_pair(std::string("::1"), uint16_t{8080}));
+  EXPECT_EQ(*ParseHostPort("engine", 80), std::make_pair(std::string("engine"), uint16_t{80}));
+  EXPECT_FALSE(ParseHostPort("engine").ok());  // no port and no default
+  EXPECT_FALSE(ParseHostPort(":80").ok());
+  EXPECT_FALSE(ParseHostPort("x:65536").ok());
+  EXPECT_FALSE(ParseHostPort("x:-1").ok());
+  EXPECT_FALSE(ParseHostPort("[::1").ok());
+  EXPECT_FALSE(ParseHostPort("[::1]x").ok());
 }
 
 }  // namespace
