@@ -5,7 +5,6 @@
 #include <utility>  // before Asio (g++ 12 coroutines)
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -13,6 +12,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/run_server.h"
 #include "common/log.h"
 #include "enginesim/engine_sim.h"
 
@@ -76,16 +76,11 @@ int RunEngineSim(EngineSimFlags& f) {
     std::cerr << "engine-sim: " << sim.status().message() << "\n";
     return 1;
   }
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    KVR_LOG("enginesim", info, "signal {}: draining", signal);
-    (*sim)->Shutdown(f.shutdown_grace_ms, [&io] { io.stop(); });
+  const int code = RunUntilDrained(io, (*sim)->ReadyLine(), [&](std::function<void()> done) {
+    (*sim)->Shutdown(f.shutdown_grace_ms, done);
   });
-  std::cout << (*sim)->ReadyLine() << std::endl;
-  io.run();
   sim->reset();
-  return 0;
+  return code;
 }
 
 }  // namespace

@@ -4,13 +4,13 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/run_server.h"
 #include "common/log.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
@@ -55,16 +55,10 @@ int RunServe(const ServeFlags& f) {
     std::cerr << "serve: " << gw.status().message() << "\n";
     return gw.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    KVR_LOG("gateway", info, "signal {}: draining", signal);
-    (*gw)->Shutdown([&io] { io.stop(); });
-  });
-  std::cout << (*gw)->ReadyLine() << std::endl;
-  io.run();
+  const int code = RunUntilDrained(io, (*gw)->ReadyLine(),
+                                   [&](std::function<void()> done) { (*gw)->Shutdown(done); });
   gw->reset();
-  return 0;
+  return code;
 }
 
 }  // namespace
