@@ -226,21 +226,26 @@ TEST(Transport, LateSubscriberCatchesUpFromZero) {
   EXPECT_EQ(sub->stats().lost_batches, 0u);
 }
 
+// Stops an engine's publisher and starts its successor on the same two ports, as a restarted
+// engine would: its sequence numbers start over at 0.
+absl::StatusOr<std::unique_ptr<Publisher>> RestartOnTheSamePorts(
+    std::unique_ptr<Publisher>& engine) {
+  const auto port = PortOf(engine->endpoint());
+  const auto replay_port = PortOf(engine->replay_endpoint());
+  engine.reset();
+  return Publisher::Start({.port = port, .replay_port = replay_port});
+}
+
 // The engine restarts on the same ports: its sequence numbers start over at 0.
 TEST(Transport, RestartClearsTheWorkerAndStartsOver) {
   auto first = Publisher::Start({});
   ASSERT_TRUE(first.ok());
-  const std::string endpoint = (*first)->endpoint();
-  const std::string replay_endpoint = (*first)->replay_endpoint();
   Collector collector;
   std::unique_ptr<Subscriber> sub = Subscribe(**first, collector);
   ASSERT_TRUE(PublishUntilConnected(**first, collector));
   while ((*first)->next_seq() < 100) PublishNumbered(**first);
   ASSERT_TRUE(collector.WaitForSeq(99));
-  first->reset();
-
-  auto second =
-      Publisher::Start({.port = PortOf(endpoint), .replay_port = PortOf(replay_endpoint)});
+  auto second = RestartOnTheSamePorts(*first);
   ASSERT_TRUE(second.ok()) << second.status();
   auto restarted = [](const std::vector<Received>& r) {
     return r.size() > 100 && IsSyntheticClear(r[100].batch);
@@ -268,16 +273,11 @@ TEST(Transport, RestartClearsTheWorkerAndStartsOver) {
 void RestartPastTheOldNumbering(bool same_history) {
   auto first = Publisher::Start({});
   ASSERT_TRUE(first.ok());
-  const std::string endpoint = (*first)->endpoint();
-  const std::string replay_endpoint = (*first)->replay_endpoint();
   Collector collector;
   std::unique_ptr<Subscriber> sub = Subscribe(**first, collector);
   ASSERT_TRUE(PublishUntilConnected(**first, collector));
   const uint64_t old_next = (*first)->next_seq();
-  first->reset();
-
-  auto second =
-      Publisher::Start({.port = PortOf(endpoint), .replay_port = PortOf(replay_endpoint)});
+  auto second = RestartOnTheSamePorts(*first);
   ASSERT_TRUE(second.ok()) << second.status();
   // Its history up to the old numbering, not sent live; then live batches until one arrives.
   constexpr uint64_t kOther = 1000;  // ts offset of batches the old engine never published
