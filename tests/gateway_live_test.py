@@ -412,6 +412,49 @@ class SglangEventsTest(unittest.TestCase):
                 publisher.close()
 
 
+LLAMA3 = os.path.join(live.HERE, "..", "third_party", "npm", "@lenml", "tokenizer-llama3_1",
+                      "models")
+
+
+class TokenizerCheckTest(unittest.TestCase):
+    """Each worker's token ids on fixed probes against the router's own: an engine that
+    tokenizes differently (here Llama 3's tokenizer behind a router told one token per byte) is
+    flagged, and with `tokenizer_check: refuse` left out of routing."""
+
+    def check(self, refuse):
+        with EngineSim("--speedup", "1000") as same, \
+                EngineSim("--speedup", "1000", "--tokenizer", LLAMA3) as other:
+            extra = "    tokenizer_check: refuse" if refuse else ""
+            workers = [("same", same, False), ("other", other, False)]
+            with Router(router_yaml(workers, pool_extra=extra)) as router:
+                router.wait_for(lambda: router.workers()["other"]["tokenizer"] == "mismatch",
+                                "the mismatch to be found")
+                router.wait_for(lambda: router.workers()["same"]["tokenizer"] == "agrees",
+                                "the matching worker to pass")
+                detail = router.workers()["other"]["tokenizer_detail"]
+                # Llama 3 starts every prompt with <|begin_of_text|> (128000); bytes do not.
+                self.assertIn("probe 'plain': token 0 differs (router 84, engine 128000", detail)
+                self.assertEqual(router.workers()["same"]["tokenizer_detail"], "")
+                status, _, text = router.request("GET", "/ready")
+                ready = json.loads(text)["pools"][MODEL]
+                self.assertEqual((status, ready["tokenizer_mismatch"]), (200, ["other"]))
+                self.assertEqual(ready["healthy_workers"], 1 if refuse else 2)
+                _, values = router.metrics()
+                self.assertEqual(metric(values, "kvrouter_worker_tokenizer_mismatch",
+                                        worker="other"), 1)
+                self.assertEqual(metric(values, "kvrouter_worker_tokenizer_mismatch",
+                                        worker="same"), 0)
+                served = {complete(router)[2] for _ in range(12)}
+                self.assertEqual(served, {"same"} if refuse else {"same", "other"})
+                router.assert_idle()
+
+    def test_a_mismatched_worker_is_flagged_and_still_routed(self):
+        self.check(refuse=False)
+
+    def test_refuse_leaves_a_mismatched_worker_out_of_routing(self):
+        self.check(refuse=True)
+
+
 class StaleTest(unittest.TestCase):
     def test_worker_running_requests_without_events_is_reported_stale(self):
         # Every batch is dropped and there is no replay socket: no event ever arrives.

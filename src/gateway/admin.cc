@@ -24,7 +24,10 @@ Json WorkerJson(const Pool& pool, const Worker& w) {
             {"healthy", bool(w.healthy)}, {"stale", bool(w.stale)},
             {"kv_events", w.has_events() ? Json(w.config.kv_events) : Json(nullptr)},
             {"replay", w.config.replay.empty() ? Json(nullptr) : Json(w.config.replay)},
-            {"mode", w.has_events() ? "events" : "approximate"}};
+            {"mode", w.has_events() ? "events" : "approximate"},
+            {"engine", EngineApiName(w.config.engine)},
+            {"tokenizer", TokenizerStateName(w.tokenizer)},
+            {"tokenizer_detail", w.tokenizer_detail}};
   if (w.subscriber) {
     const events::SubscriberStats s = w.subscriber->stats();
     const std::optional<uint64_t> last = w.subscriber->last_seq();
@@ -64,6 +67,12 @@ absl::StatusOr<WorkerConfig> WorkerFromJson(const Json& j) {
                                  std::pair{"kv_events", &w.kv_events},
                                  std::pair{"replay", &w.replay}, std::pair{"topic", &w.topic}}) {
     if (absl::Status s = str(key, out); !s.ok()) return s;
+  }
+  if (auto it = j.find("engine"); it != j.end()) {
+    if (!it->is_string()) return absl::InvalidArgumentError("engine: must be a string");
+    absl::StatusOr<EngineApi> api = ParseEngineApi(it->get<std::string>());
+    if (!api.ok()) return absl::InvalidArgumentError(absl::StrCat("engine: ", api.status().message()));
+    w.engine = *api;
   }
   if (auto it = j.find("dp_rank"); it != j.end()) {
     if (!it->is_number_integer() || it->get<int64_t>() < 0) {
@@ -193,7 +202,7 @@ Task Gateway::Impl::DebugRoute(Exchange& ex) {
 http::Response Gateway::Impl::Explain(const PreparedPrompt& prompt) const {
   Pool& pool = *FindPool(prompt.model);
   std::shared_ptr<const WorkerList> workers = pool.workers();
-  const std::vector<WorkerId> excluded = Unavailable(*workers);
+  const std::vector<WorkerId> excluded = Unavailable(*workers, pool.refuses_mismatch());
   RouteRequest route{.blocks = prompt.blocks,
                      .prompt_tokens = prompt.prompt_tokens,
                      .excluded = excluded,

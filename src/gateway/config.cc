@@ -91,7 +91,15 @@ constexpr int64_t kMaxMs = int64_t{24} * 3600 * 1000;
 absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerConfig* w) {
   MapReader r(node, path);
   RETURN_IF_ERROR(r.Check(
-      {"name", "url", "kv_events", "replay", "topic", "dp_rank", "speed", "kv_capacity_blocks"}));
+      {"name", "url", "engine", "kv_events", "replay", "topic", "dp_rank", "speed",
+       "kv_capacity_blocks"}));
+  std::string engine;
+  RETURN_IF_ERROR(r.String("engine", &engine));
+  if (!engine.empty()) {
+    absl::StatusOr<EngineApi> api = ParseEngineApi(engine);
+    if (!api.ok()) return FieldError(r.Path("engine"), r["engine"], std::string(api.status().message()));
+    w->engine = *api;
+  }
   RETURN_IF_ERROR(r.String("name", &w->name));
   RETURN_IF_ERROR(r.String("url", &w->url));
   RETURN_IF_ERROR(r.String("kv_events", &w->kv_events));
@@ -114,7 +122,18 @@ absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerC
 absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfig* p) {
   MapReader r(node, path);
   RETURN_IF_ERROR(r.Check({"name", "tokenizer", "chat_template", "block_size", "policy",
-                           "prefill_tokens_per_s", "kv_capacity_blocks", "workers"}));
+                           "prefill_tokens_per_s", "kv_capacity_blocks", "tokenizer_check",
+                           "workers"}));
+  std::string check;
+  RETURN_IF_ERROR(r.String("tokenizer_check", &check));
+  if (check == "refuse") {
+    p->tokenizer_check = TokenizerCheck::kRefuse;
+  } else if (check == "off") {
+    p->tokenizer_check = TokenizerCheck::kOff;
+  } else if (!check.empty() && check != "warn") {
+    return FieldError(r.Path("tokenizer_check"), r["tokenizer_check"],
+                      "must be warn, refuse or off");
+  }
   RETURN_IF_ERROR(r.String("name", &p->name));
   RETURN_IF_ERROR(r.String("tokenizer", &p->tokenizer));
   RETURN_IF_ERROR(r.String("chat_template", &p->chat_template));
@@ -234,6 +253,23 @@ absl::Status CheckUnique(const GatewayConfig& c) {
 }
 
 }  // namespace
+
+absl::StatusOr<EngineApi> ParseEngineApi(std::string_view name) {
+  if (name == "vllm") return EngineApi::kVllm;
+  if (name == "llama.cpp") return EngineApi::kLlamaCpp;
+  if (name == "none") return EngineApi::kNone;
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", std::string(name), "': must be vllm, llama.cpp or none"));
+}
+
+std::string_view EngineApiName(EngineApi api) {
+  switch (api) {
+    case EngineApi::kVllm: return "vllm";
+    case EngineApi::kLlamaCpp: return "llama.cpp";
+    case EngineApi::kNone: return "none";
+  }
+  return "none";
+}
 
 absl::Status NormalizeWorker(WorkerConfig& w, const std::string& where) {
   if (w.kv_events == "none") w.kv_events.clear();

@@ -13,6 +13,22 @@
 
 namespace kvr::gateway {
 
+// How the router can ask an engine for its token ids (the tokenizer check, tokenizer_check.h).
+enum class EngineApi {
+  kVllm,      // vLLM's /tokenize (engine-sim speaks it too)
+  kLlamaCpp,  // llama.cpp's /tokenize and /apply-template
+  kNone,      // no tokenize endpoint (SGLang, other OpenAI servers): not checked
+};
+absl::StatusOr<EngineApi> ParseEngineApi(std::string_view name);  // "vllm", "llama.cpp", "none"
+std::string_view EngineApiName(EngineApi api);
+
+// What a worker whose tokenizer disagrees with the router's gets.
+enum class TokenizerCheck {
+  kWarn,    // flagged (admin, /ready, metrics, log), still routed
+  kRefuse,  // flagged and left out of routing until it agrees
+  kOff,     // not checked
+};
+
 struct WorkerConfig {
   std::string name;       // default: the URL
   std::string url;        // http://host:port of an OpenAI-compatible server
@@ -20,6 +36,7 @@ struct WorkerConfig {
   std::string replay;     // tcp://host:port of its replay socket; "" = none
   std::string topic;      // ZMQ topic prefix (vLLM's default is empty)
   int64_t dp_rank = 0;
+  EngineApi engine = EngineApi::kVllm;  // how to ask it for token ids
   double speed = 1;                       // prior: prefill throughput relative to the pool's
   std::optional<uint64_t> kv_capacity_blocks;  // default: the pool's
 };
@@ -32,6 +49,7 @@ struct PoolConfig {
   std::string policy = "kvrouter";  // a policy spec, as `simulate --policies` takes
   double prefill_tokens_per_s = 20000;  // prior prefill rate of a speed-1 worker
   uint64_t kv_capacity_blocks = 16384;
+  TokenizerCheck tokenizer_check = TokenizerCheck::kWarn;
   std::vector<WorkerConfig> workers;
 };
 

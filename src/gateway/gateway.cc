@@ -148,8 +148,15 @@ http::Response Gateway::Impl::Ready() const {
   bool ready = !stopping_;
   for (const auto& p : pools_) {
     size_t healthy = 0;
-    for (const auto& w : *p->workers()) healthy += w->healthy ? 1 : 0;
-    pools[p->name()] = {{"healthy_workers", healthy}, {"workers", p->workers()->size()}};
+    Json mismatch = Json::array();
+    for (const auto& w : *p->workers()) {
+      const bool disagrees = w->tokenizer == Worker::Tokenizer::kMismatch;
+      if (disagrees) mismatch.push_back(w->config.name);
+      healthy += w->healthy && !(disagrees && p->refuses_mismatch()) ? 1 : 0;
+    }
+    pools[p->name()] = {{"healthy_workers", healthy},
+                        {"workers", p->workers()->size()},
+                        {"tokenizer_mismatch", std::move(mismatch)}};
     ready = ready && healthy > 0;
   }
   return JsonResponse(ready ? 200 : 503,

@@ -97,7 +97,9 @@ class Gateway::Impl {
   // monitor.cc
   void StartMonitor();
   Task HealthLoop();
-  Task CheckHealth(std::shared_ptr<Worker> worker);
+  Task CheckHealth(Pool* pool, std::shared_ptr<Worker> worker);
+  // Compares the worker's token ids on the fixed probes with the router's (tokenizer_check.h).
+  Task CheckTokenizer(Pool* pool, std::shared_ptr<Worker> worker);
   Task EngineMetricsLoop();
   Task PollEngineMetrics(Pool* pool, std::shared_ptr<Worker> worker);
   void UpdateStaleness();

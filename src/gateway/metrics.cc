@@ -144,6 +144,9 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
   Family stale("kvrouter_worker_stale",
                "1 when the worker runs requests but has sent no KV events for events.stale_after_ms",
                MetricType::Gauge);
+  Family mismatch("kvrouter_worker_tokenizer_mismatch",
+                  "1 when the worker's token ids differ from the router's on a probe",
+                  MetricType::Gauge);
   Family cached("kvrouter_worker_cached_blocks", "Device KV blocks the index holds for the worker",
                 MetricType::Gauge);
   Family applied("kvrouter_events_applied_total", "KV events applied to the index",
@@ -178,6 +181,7 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
       running.Add(load ? double(load->running) : 0, l);
       healthy.Add(w->healthy ? 1 : 0, l);
       stale.Add(w->stale ? 1 : 0, l);
+      mismatch.Add(w->tokenizer == Worker::Tokenizer::kMismatch ? 1 : 0, l);
       const WorkerIndexStats is = pool->index().Stats(w->id);
       cached.Add(double(is.blocks[0]), l);
       applied.Add(double(w->events_applied), l);
@@ -198,7 +202,7 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
       reconnects.Add(double(ss.reconnects), l);
     }
   }
-  for (Family* f : {&booked, &running, &healthy, &stale, &cached, &applied, &skipped, &gaps,
+  for (Family* f : {&booked, &running, &healthy, &stale, &mismatch, &cached, &applied, &skipped, &gaps,
                     &replays, &replayed, &lost, &restarts, &reconnects}) {
     families.push_back(std::move(f->f));
   }

@@ -4,8 +4,10 @@
 #include <boost/asio/redirect_error.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "gateway/gateway_impl.h"
+#include "gateway/tokenizer_check.h"
 
 namespace kvr::gateway {
 
@@ -19,7 +21,9 @@ void Gateway::Impl::StartMonitor() {
 Task Gateway::Impl::HealthLoop() {
   while (!stopping_) {
     for (const auto& pool : pools_) {
-      for (const auto& w : *pool->workers()) asio::co_spawn(io_, CheckHealth(w), asio::detached);
+      for (const auto& w : *pool->workers()) {
+        asio::co_spawn(io_, CheckHealth(pool.get(), w), asio::detached);
+      }
     }
     UpdateStaleness();
     // Routing sweeps expired predictions as it predicts; an idle pool's are swept here.
@@ -30,7 +34,7 @@ Task Gateway::Impl::HealthLoop() {
   }
 }
 
-Task Gateway::Impl::CheckHealth(std::shared_ptr<Worker> worker) {
+Task Gateway::Impl::CheckHealth(Pool* pool, std::shared_ptr<Worker> worker) {
   http::ClientRequest request;
   request.method = "GET";
   request.target = "/health";
@@ -49,14 +53,98 @@ Task Gateway::Impl::CheckHealth(std::shared_ptr<Worker> worker) {
   if (worker->removed || stopping_) co_return;
   if (failure.empty()) {
     worker->failed_checks = 0;
+    using State = Worker::Tokenizer;
     if (!worker->healthy.exchange(true)) {
       KVR_LOG("gateway", info, "worker {} is healthy again", worker->config.name);
+      // It may have come back as another engine: check its tokenizer again.
+      if (worker->tokenizer != State::kChecking) worker->tokenizer = State::kUnchecked;
+    }
+    if (worker->tokenizer == State::kUnchecked &&
+        pool->config().tokenizer_check != TokenizerCheck::kOff) {
+      worker->tokenizer = State::kChecking;
+      asio::co_spawn(io_, CheckTokenizer(pool, worker), asio::detached);
     }
     co_return;
   }
   if (++worker->failed_checks >= config_.health_failures && worker->healthy.exchange(false)) {
     KVR_LOG("gateway", warn, "worker {} leaves the candidate set: {}", worker->config.name,
             failure);
+  }
+}
+
+namespace {
+
+// What a tokenizer check concluded, and why.
+struct ProbeOutcome {
+  Worker::Tokenizer state;
+  std::string detail;
+};
+
+}  // namespace
+
+Task Gateway::Impl::CheckTokenizer(Pool* pool, std::shared_ptr<Worker> worker) {
+  using State = Worker::Tokenizer;
+  const EngineApi api = worker->config.engine;
+  std::optional<ProbeOutcome> outcome;
+  std::vector<std::string> skipped;
+  size_t compared = 0;
+  if (api == EngineApi::kNone) outcome = {State::kNotCheckable, "engine: none (no tokenize endpoint)"};
+  for (const TokenizerProbe& probe : TokenizerProbes()) {
+    if (outcome) break;
+    absl::StatusOr<RouterIds> ours = RouterProbeIds(pool->text(), probe);
+    if (!ours.ok()) {  // e.g. a template that refuses a system message: not the engine's fault
+      skipped.push_back(probe.name);
+      continue;
+    }
+    ProbeCall call = ProbeRequest(api, probe);
+    http::ClientRequest request;
+    request.target = call.target;
+    request.body = std::move(call.body);
+    request.content_type = "application/json";
+    auto response = co_await worker->probe->Send(std::move(request));
+    if (!response.ok()) {
+      outcome = {State::kUnchecked, std::string(response.status().message())};  // next tick
+      break;
+    }
+    auto body = co_await (*response)->ReadAll();
+    const int status = (*response)->status();
+    if (status == 404 || status == 405) {
+      outcome = {State::kNotCheckable, absl::StrCat(call.target, " answered ", status)};
+    } else if (!body.ok() || status != 200) {
+      outcome = {State::kFailed, absl::StrCat(call.target, " answered ", status, " ",
+                                              body.ok() ? body->substr(0, 200) : "")};
+    } else if (absl::StatusOr<EngineAnswer> theirs = ParseProbeAnswer(api, probe, *body);
+               !theirs.ok()) {
+      outcome = {State::kFailed, absl::StrCat(call.target, ": ", theirs.status().message())};
+    } else if (std::optional<std::string> diff = CompareProbe(probe, *ours, *theirs)) {
+      outcome = {State::kMismatch, *std::move(diff)};
+    } else {
+      ++compared;
+    }
+  }
+  if (worker->removed || stopping_) co_return;
+  if (!outcome) outcome = {State::kAgrees, ""};
+  if (!skipped.empty()) {
+    absl::StrAppend(&outcome->detail, outcome->detail.empty() ? "" : "; ",
+                    "skipped (the router's own template refused them): ",
+                    absl::StrJoin(skipped, ", "));
+  }
+  worker->tokenizer_detail = outcome->detail;
+  worker->tokenizer = outcome->state;
+  const std::string& name = worker->config.name;
+  switch (outcome->state) {
+    case State::kAgrees:
+      KVR_LOG("gateway", info, "worker {}: tokenizer agrees with the router's on {} probes", name,
+              compared);
+      break;
+    case State::kMismatch:
+      KVR_LOG("gateway", warn, "worker {}: tokenizer_mismatch: {} ({})", name, outcome->detail,
+              pool->refuses_mismatch() ? "left out of routing" : "still routed: expect few cache hits");
+      break;
+    case State::kUnchecked:
+      break;  // unreachable now: tried again at the next health check
+    default:
+      KVR_LOG("gateway", warn, "worker {}: tokenizer not checked: {}", name, outcome->detail);
   }
 }
 

@@ -179,12 +179,25 @@ void Pool::OnBatch(Worker& worker, events::DecodedBatch batch) {
   worker.last_event_at = clock_.Now();
 }
 
-std::vector<WorkerId> Unavailable(const WorkerList& workers) {
+std::vector<WorkerId> Unavailable(const WorkerList& workers, bool refuse_mismatch) {
   std::vector<WorkerId> out;
   for (const auto& w : workers) {
-    if (!w->healthy || w->removed) out.push_back(w->id);
+    const bool mismatch = refuse_mismatch && w->tokenizer == Worker::Tokenizer::kMismatch;
+    if (!w->healthy || w->removed || mismatch) out.push_back(w->id);
   }
   return out;
+}
+
+std::string_view TokenizerStateName(Worker::Tokenizer state) {
+  switch (state) {
+    case Worker::Tokenizer::kUnchecked: return "unchecked";
+    case Worker::Tokenizer::kChecking: return "checking";
+    case Worker::Tokenizer::kAgrees: return "agrees";
+    case Worker::Tokenizer::kMismatch: return "mismatch";
+    case Worker::Tokenizer::kNotCheckable: return "not_checkable";
+    case Worker::Tokenizer::kFailed: return "check_failed";
+  }
+  return "unchecked";
 }
 
 }  // namespace kvr::gateway

@@ -49,6 +49,12 @@ struct Worker {
   std::atomic<bool> stale{false};
   std::atomic<bool> metrics_ok{false};    // the last /metrics poll succeeded
 
+  // The tokenizer check (tokenizer_check.h): run when the worker is (again) healthy. The I/O
+  // thread writes the state and the detail; the state may be read anywhere.
+  enum class Tokenizer : uint8_t { kUnchecked, kChecking, kAgrees, kMismatch, kNotCheckable, kFailed };
+  std::atomic<Tokenizer> tokenizer{Tokenizer::kUnchecked};
+  std::string tokenizer_detail;  // I/O thread only: the mismatch or why it could not be checked
+
   bool has_events() const { return !config.kv_events.empty(); }
 };
 
@@ -65,6 +71,7 @@ class Pool {
 
   const std::string& name() const { return config_.name; }
   const PoolConfig& config() const { return config_; }
+  bool refuses_mismatch() const { return config_.tokenizer_check == TokenizerCheck::kRefuse; }
   const api::TextModel& text() const { return *text_; }
   uint32_t block_size() const { return config_.block_size; }
   const std::string& policy() const { return policy_; }
@@ -101,7 +108,11 @@ class Pool {
   std::shared_ptr<const WorkerList> workers_ ABSL_GUARDED_BY(mu_);
 };
 
-// Names the worker ids of `workers` that may not take a request now (unhealthy or removed).
-std::vector<WorkerId> Unavailable(const WorkerList& workers);
+// Names the worker ids of `workers` that may not take a request now: unhealthy, removed, or
+// (`refuse_mismatch`) with a tokenizer that disagrees with the router's.
+std::vector<WorkerId> Unavailable(const WorkerList& workers, bool refuse_mismatch);
+
+// "unchecked", "checking", "agrees", "mismatch", "not_checkable" or "check_failed".
+std::string_view TokenizerStateName(Worker::Tokenizer state);
 
 }  // namespace kvr::gateway

@@ -74,7 +74,7 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
   std::string last_failure;
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::shared_ptr<const WorkerList> workers = pool.workers();
-    std::vector<WorkerId> excluded = Unavailable(*workers);
+    std::vector<WorkerId> excluded = Unavailable(*workers, pool.refuses_mismatch());
     excluded.insert(excluded.end(), tried.begin(), tried.end());
     const TimeNs decide_start = clock_.Now();
     RouteRequest route{.blocks = prompt.blocks,

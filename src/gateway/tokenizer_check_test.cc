@@ -1,0 +1,104 @@
+#include "gateway/tokenizer_check.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "nlohmann/json.hpp"
+
+namespace kvr::gateway {
+namespace {
+
+using Json = nlohmann::json;
+
+const TokenizerProbe& Probe(std::string_view name) {
+  for (const TokenizerProbe& p : TokenizerProbes()) {
+    if (p.name == name) return p;
+  }
+  ADD_FAILURE() << "no probe " << name;
+  return TokenizerProbes().front();
+}
+
+class TokenizerCheckTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto model = api::TextModel::Load({});  // one token per byte, ChatML template
+    ASSERT_TRUE(model.ok());
+    text_ = *std::move(model);
+  }
+  std::unique_ptr<api::TextModel> text_;
+};
+
+TEST_F(TokenizerCheckTest, RouterIdsAreTheRequestPathsIds) {
+  const TokenizerProbe& plain = Probe("plain");
+  auto ours = RouterProbeIds(*text_, plain);
+  ASSERT_TRUE(ours.ok()) << ours.status();
+  const std::string text = Json::parse(plain.request_body)["prompt"];
+  ASSERT_EQ(ours->ids.size(), text.size());  // one token per byte
+  EXPECT_EQ(ours->ids[0], TokenId('T'));
+  EXPECT_TRUE(ours->rendered.empty());
+
+  auto chat = RouterProbeIds(*text_, Probe("chat"));
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_NE(chat->rendered.find("<|im_start|>user\nAnd 3+3?<|im_end|>"), std::string::npos);
+  EXPECT_EQ(chat->ids.size(), chat->rendered.size());
+}
+
+TEST_F(TokenizerCheckTest, EveryProbeHasAnIdAndNFDIsAmongThem) {
+  std::set<std::string> names;
+  for (const TokenizerProbe& p : TokenizerProbes()) {
+    EXPECT_TRUE(names.insert(p.name).second) << p.name;
+    EXPECT_TRUE(RouterProbeIds(*text_, p).ok()) << p.name;
+  }
+  // U+0301 COMBINING ACUTE ACCENT after a plain e: what an NFC normalizer would compose.
+  EXPECT_NE(Probe("decomposed-accents").request_body.find("e\xcc\x81"), std::string::npos);
+}
+
+TEST(TokenizerCheck, RequestsSpeakEachEnginesApi) {
+  ProbeCall v = ProbeRequest(EngineApi::kVllm, Probe("plain"));
+  EXPECT_EQ(v.target, "/tokenize");
+  EXPECT_TRUE(Json::parse(v.body).contains("prompt"));
+  ProbeCall vc = ProbeRequest(EngineApi::kVllm, Probe("chat"));
+  EXPECT_EQ(Json::parse(vc.body)["messages"].size(), 4u);
+  EXPECT_EQ(Json::parse(vc.body)["add_generation_prompt"], true);
+
+  ProbeCall l = ProbeRequest(EngineApi::kLlamaCpp, Probe("plain"));
+  EXPECT_EQ(l.target, "/tokenize");
+  const Json lj = Json::parse(l.body);
+  EXPECT_TRUE(lj.contains("content"));
+  EXPECT_EQ(lj["add_special"], true);
+  EXPECT_EQ(ProbeRequest(EngineApi::kLlamaCpp, Probe("chat")).target, "/apply-template");
+}
+
+TEST(TokenizerCheck, AnswersAreParsedOrRefused) {
+  auto ids = ParseProbeAnswer(EngineApi::kVllm, Probe("plain"),
+                              R"({"count":3,"max_model_len":8,"tokens":[1,2,3],"token_strs":null})");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->ids, (std::vector<TokenId>{1, 2, 3}));
+  auto rendered = ParseProbeAnswer(EngineApi::kLlamaCpp, Probe("chat"), R"({"prompt":"<s>hi"})");
+  ASSERT_TRUE(rendered.ok());
+  EXPECT_EQ(rendered->rendered, "<s>hi");
+  for (const char* bad : {"", "[]", "{}", R"({"tokens":"x"})", R"({"tokens":[-1]})",
+                          R"({"tokens":[1.5]})", R"({"tokens":[99999999999]})"}) {
+    EXPECT_FALSE(ParseProbeAnswer(EngineApi::kVllm, Probe("plain"), bad).ok()) << bad;
+  }
+  EXPECT_FALSE(ParseProbeAnswer(EngineApi::kLlamaCpp, Probe("chat"), R"({"tokens":[1]})").ok());
+}
+
+TEST(TokenizerCheck, ComparisonNamesTheProbeAndTheFirstDifference) {
+  const TokenizerProbe& probe = Probe("decomposed-accents");
+  RouterIds ours{.ids = {10, 11, 12, 13}};
+  EXPECT_EQ(CompareProbe(probe, ours, {.ids = {10, 11, 12, 13}}), std::nullopt);
+  EXPECT_EQ(CompareProbe(probe, ours, {.ids = {10, 11, 99, 13}}),
+            "probe 'decomposed-accents': token 2 differs (router 12, engine 99; 4 vs 4 tokens)");
+  EXPECT_EQ(CompareProbe(probe, ours, {.ids = {10, 11, 12}}),
+            "probe 'decomposed-accents': token 3 differs (router 13, engine none; 4 vs 3 tokens)");
+  RouterIds chat{.ids = {}, .rendered = "<|im_start|>user\nhi"};
+  EXPECT_EQ(CompareProbe(Probe("chat"), chat, {.rendered = "<|im_start|>user\nhi"}), std::nullopt);
+  EXPECT_EQ(CompareProbe(Probe("chat"), chat, {.rendered = "<|im_start|>user hi"}),
+            "probe 'chat': the chat template renders differently from byte 16 "
+            "(router \"_start|>user\\nhi\", engine \"_start|>user hi\")");
+}
+
+}  // namespace
+}  // namespace kvr::gateway
