@@ -1,7 +1,7 @@
 // The gateway's request path up to the routing decision, on outside bytes: a request body is
 // parsed, its pool found, its prompt rendered, tokenized and hashed, and a real scheduler routes
 // it over a small index; then the same bytes as an engine's answer (usage in a body or an SSE
-// stream, split anywhere) and as an engine's /metrics. Nothing may crash, throw or hang.
+// stream, split anywhere), as an engine's /metrics and as its answer to a tokenizer probe. Nothing may crash, throw or hang.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -12,6 +12,7 @@
 #include "api/text_model.h"
 #include "common/clock.h"
 #include "gateway/prepare.h"
+#include "gateway/tokenizer_check.h"
 #include "index/kv_index.h"
 #include "scheduler/scheduler.h"
 
@@ -69,5 +70,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   scanner.Feed(bytes.substr(0, size / 2));
   scanner.Feed(bytes.substr(size / 2));
   (void)gateway::ParseEngineMetrics(bytes, 0);
+  // An engine's answer to a tokenizer probe, compared with the router's ids.
+  for (const gateway::TokenizerProbe& probe : gateway::TokenizerProbes()) {
+    for (gateway::EngineApi api : {gateway::EngineApi::kVllm, gateway::EngineApi::kLlamaCpp}) {
+      auto answer = gateway::ParseProbeAnswer(api, probe, bytes);
+      if (answer.ok()) (void)gateway::CompareProbe(probe, {.ids = {1, 2}, .rendered = "x"}, *answer);
+    }
+  }
   return 0;
 }
