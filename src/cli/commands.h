@@ -19,5 +19,6 @@ void RegisterKvEvents(CLI::App& app, int* exit_code);
 void RegisterServe(CLI::App& app, int* exit_code);
 void RegisterBenchChat(CLI::App& bench, int* exit_code);
 void RegisterReplay(CLI::App& app, int* exit_code);
+void RegisterDemo(CLI::App& app, int* exit_code);
 
 }  // namespace kvr::cli
