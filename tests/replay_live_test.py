@@ -100,6 +100,19 @@ class ReplayTest(unittest.TestCase):
         self.assertEqual(len(r["ttft_samples_ms"]), 30)
         self.assertIn("30 completed", run.stdout.decode())
 
+    def test_an_unreachable_target_fails_every_request(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "replay.json")
+            run = subprocess.run([live.KVROUTER, "replay", "--target", "http://127.0.0.1:1",
+                                  "--model", MODEL, "--requests", "5", "--json", out],
+                                 capture_output=True, timeout=DEADLINE_S,
+                                 preexec_fn=live._die_with_parent)
+            self.assertEqual(run.returncode, 1, run.stderr.decode()[-3000:])
+            with open(out) as f:
+                r = json.load(f)
+        self.assertEqual((r["requests"], r["failed"], r["completed"]), (5, 5, 0))
+        self.assertEqual(sum(r["errors"].values()), 5)
+
     def test_sigint_stops_early_and_still_reports(self):
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "replay.json")

@@ -97,7 +97,10 @@ asio::awaitable<void> Replayer::Run() {
     const Clock::time_point due = start_ + std::chrono::nanoseconds(workload_.requests[i].arrival);
     if (!co_await WaitToSend(due, deadline)) break;
     ++sent_;
-    asio::co_spawn(io_, Send(i, due), asio::detached);
+    // Counted in flight now, not when the coroutine first runs (it is posted), so Drain never
+    // finds the set empty while a request is still to start.
+    in_flight_.push_back(std::make_shared<InFlight>());
+    asio::co_spawn(io_, Send(i, due, in_flight_.back()), asio::detached);
   }
   co_await Drain();
   Finish();
@@ -146,11 +149,10 @@ void Replayer::CancelInFlight() {
   }
 }
 
-asio::awaitable<void> Replayer::Send(size_t index, Clock::time_point due) {
+asio::awaitable<void> Replayer::Send(size_t index, Clock::time_point due,
+                                     std::shared_ptr<InFlight> flight) {
   auto self = shared_from_this();
   const sim::SimRequest& request = workload_.requests[index];
-  auto flight = std::make_shared<InFlight>();
-  in_flight_.push_back(flight);
   RequestRecord record;
   record.id = request.id;
   record.sent = Since(start_);
@@ -164,6 +166,11 @@ asio::awaitable<void> Replayer::Send(size_t index, Clock::time_point due) {
 
 asio::awaitable<void> Replayer::Exchange(const sim::SimRequest& request, InFlight& flight,
                                          RequestRecord& record) {
+  if (flight.cancelled) {  // stopped before this request's turn came
+    record.error = "cancelled before it was sent";
+    record.outcome = Outcome::kCancelled;
+    co_return;
+  }
   http::ClientRequest message;
   message.target = "/v1/completions";
   message.body = CompletionBody(options_.model, request);

@@ -80,7 +80,7 @@ class Replayer : public std::enable_shared_from_this<Replayer> {
   asio::awaitable<void> Run();
   asio::awaitable<bool> WaitToSend(Clock::time_point due, Clock::time_point deadline);
   asio::awaitable<void> Drain();
-  asio::awaitable<void> Send(size_t index, Clock::time_point due);
+  asio::awaitable<void> Send(size_t index, Clock::time_point due, std::shared_ptr<InFlight> flight);
   asio::awaitable<void> Exchange(const sim::SimRequest& request, InFlight& flight,
                                  RequestRecord& record);
   asio::awaitable<void> Ticker();
