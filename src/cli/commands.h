@@ -18,5 +18,7 @@ void RegisterEngineSim(CLI::App& app, int* exit_code);
 void RegisterKvEvents(CLI::App& app, int* exit_code);
 void RegisterServe(CLI::App& app, int* exit_code);
 void RegisterBenchChat(CLI::App& bench, int* exit_code);
+void RegisterReplay(CLI::App& app, int* exit_code);
+void RegisterDemo(CLI::App& app, int* exit_code);
 
 }  // namespace kvr::cli

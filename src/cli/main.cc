@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   kvr::cli::RegisterEngineSim(app, &exit_code);
   kvr::cli::RegisterServe(app, &exit_code);
   kvr::cli::RegisterKvEvents(app, &exit_code);
+  kvr::cli::RegisterReplay(app, &exit_code);
+  kvr::cli::RegisterDemo(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

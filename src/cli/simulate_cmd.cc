@@ -1,13 +1,13 @@
 // kvrouter simulate: every policy side by side over one workload, in virtual time.
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
+#include "cli/data_files.h"
 #include "engine/engine.h"
 #include "sim/generators.h"
 #include "sim/report.h"
@@ -17,8 +17,6 @@
 
 namespace kvr::cli {
 namespace {
-
-constexpr char kBundledTrace[] = KVR_BUNDLED_TRACE;  // relative to a checkout (CMake sets it)
 
 constexpr double kDefaultMetricsIntervalMs = double(sim::kDefaultMetricsInterval) / kNsPerMs;
 
@@ -33,34 +31,13 @@ struct SimulateFlags {
   bool rate_scale_given = false;  // --rate-scale on the command line
 };
 
-// The bundled trace: relative to the working directory; else beside the binary (the build
-// copies data/ there); else in any directory above it (a binary inside a checkout); else in the
-// source tree the binary was built from. Returns the relative path if none has it, so the error
-// names what was looked for.
-std::string FindBundledTrace() {
-  namespace fs = std::filesystem;
-  if (fs::exists(kBundledTrace)) return kBundledTrace;
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  for (fs::path dir = exe.parent_path(); !ec && !dir.empty(); dir = dir.parent_path()) {
-    if (fs::exists(dir / kBundledTrace)) return (dir / kBundledTrace).string();
-    if (dir == dir.root_path()) break;
-  }
-  const fs::path source = fs::path(KVR_SOURCE_DIR) / kBundledTrace;
-  if (fs::exists(source)) return source.string();
-  return kBundledTrace;
-}
-
 absl::StatusOr<sim::Workload> LoadWorkload(const SimulateFlags& f) {
-  if (!f.workload.empty()) {
-    if (!f.trace.empty()) return absl::InvalidArgumentError("--trace and --workload conflict");
-    return sim::GenerateWorkload(f.workload, {.seed = f.seed,
-                                              .requests = f.requests ? f.requests : 2000,
-                                              .rate_per_s = f.gen_rate * f.rate_scale});
-  }
-  const std::string path = f.trace.empty() ? FindBundledTrace() : f.trace;
-  return sim::LoadMooncakeTrace(
-      path, {.rate_scale = f.rate_scale, .max_requests = f.requests, .seed = f.seed});
+  return cli::LoadWorkload({.trace = f.trace,
+                            .generator = f.workload,
+                            .requests = f.requests,
+                            .rate_scale = f.rate_scale,
+                            .gen_rate = f.gen_rate,
+                            .seed = f.seed});
 }
 
 absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {

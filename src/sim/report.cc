@@ -88,20 +88,6 @@ Json LatencyJson(const LatencyStats& s) {
   return Json{{"mean", s.mean}, {"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}};
 }
 
-Json PolicyJson(const PolicyResult& p) {
-  Json j = Json::object();
-  j["ttft_ms"] = LatencyJson(p.ttft_ms);
-  j["itl_ms"] = LatencyJson(p.itl_ms);
-  j["e2e_ms"] = LatencyJson(p.e2e_ms);
-  j["hit_rate"] = p.hit_rate;
-  j["prefill_tokens"] = p.prefill_tokens;
-  j["throughput_tok_s"] = p.throughput_tok_s;
-  j["load_imbalance"] = p.load_imbalance;
-  j["requests"] = p.requests;
-  for (const auto& [key, value] : p.extra) j[key] = value;
-  return j;
-}
-
 std::string Pad(const std::string& s, size_t width, bool left_align) {
   std::string pad(width > s.size() ? width - s.size() : 0, ' ');
   return left_align ? s + pad : pad + s;
@@ -165,9 +151,10 @@ std::string SvgCdf(const Report& report, size_t index, double x_max) {
 }
 
 std::string HtmlHeader(const Report& report) {
-  std::string out = absl::StrCat("<h1>kvrouter simulation: ", HtmlEscape(report.workload_name),
-                                 "</h1>\n<p>", report.requests, " requests; oracle hit rate ",
-                                 Fixed(100 * report.oracle_hit_rate, 2), "%</p>\n<ul>\n");
+  std::string out =
+      absl::StrCat("<h1>", HtmlEscape(report.title), ": ", HtmlEscape(report.workload_name),
+                   "</h1>\n<p>", report.requests, " requests; oracle hit rate ",
+                   Fixed(100 * report.oracle_hit_rate, 2), "%</p>\n<ul>\n");
   for (const auto& [key, value] : report.settings) {
     absl::StrAppend(&out, "<li>", HtmlEscape(key), ": ", HtmlEscape(value), "</li>\n");
   }
@@ -245,7 +232,7 @@ nlohmann::ordered_json ReportJsonValue(const Report& report) {
   workload["oracle_hit_rate"] = report.oracle_hit_rate;
   for (const auto& [key, value] : report.settings) workload[key] = SettingValue(value);
   Json policies = Json::object();
-  for (const PolicyResult& p : report.policies) policies[p.policy] = PolicyJson(p);
+  for (const PolicyResult& p : report.policies) policies[p.policy] = PolicyJsonValue(p);
   Json root = Json::object();
   root["workload"] = std::move(workload);
   root["policies"] = std::move(policies);
@@ -253,6 +240,20 @@ nlohmann::ordered_json ReportJsonValue(const Report& report) {
 }
 
 }  // namespace internal
+
+nlohmann::ordered_json PolicyJsonValue(const PolicyResult& p) {
+  Json j = Json::object();
+  j["ttft_ms"] = LatencyJson(p.ttft_ms);
+  j["itl_ms"] = LatencyJson(p.itl_ms);
+  j["e2e_ms"] = LatencyJson(p.e2e_ms);
+  j["hit_rate"] = p.hit_rate;
+  j["prefill_tokens"] = p.prefill_tokens;
+  j["throughput_tok_s"] = p.throughput_tok_s;
+  j["load_imbalance"] = p.load_imbalance;
+  j["requests"] = p.requests;
+  for (const auto& [key, value] : p.extra) j[key] = value;
+  return j;
+}
 
 void DescribeWorkload(const Workload& workload, uint32_t block_size, Report& report) {
   const auto& requests = workload.requests;
@@ -316,10 +317,9 @@ std::string ReportHtml(const Report& report) {
   for (const PolicyResult& p : report.policies) p99_max = std::max(p99_max, p.ttft_ms.p99);
   const double x_max = NiceCeil(p99_max);
   std::string out = absl::StrCat(
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>kvrouter "
-      "simulation: ",
-      HtmlEscape(report.workload_name), "</title>\n<style>", kReportStyle,
-      "</style>\n</head>\n<body>\n", HtmlHeader(report), HtmlTable(report));
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>",
+      HtmlEscape(report.title), ": ", HtmlEscape(report.workload_name), "</title>\n<style>",
+      kReportStyle, "</style>\n</head>\n<body>\n", HtmlHeader(report), HtmlTable(report));
   absl::StrAppend(
       &out, "<h2>TTFT CDF</h2>\n<p>x axis clipped at ", x_max,
       " ms (the largest p99, rounded up); other policies in gray.</p>\n<div class=\"plots\">\n");

@@ -8,12 +8,14 @@
 #include <utility>
 #include <vector>
 
+#include "nlohmann/json.hpp"
 #include "sim/stats.h"
 #include "sim/workload.h"
 
 namespace kvr::sim {
 
 struct Report {
+  std::string title = "kvrouter simulation";  // heads the HTML page
   std::string workload_name;
   uint64_t requests = 0;
   double oracle_hit_rate = 0;
@@ -34,6 +36,9 @@ void DescribeWorkload(const Workload& workload, uint32_t block_size, Report& rep
 //              <extra>...}}}
 // Keys keep insertion order; non-finite numbers become null. Ends with a newline.
 std::string ReportJson(const Report& report);
+
+// One policy's object in that JSON ("ttft_ms" ... "requests", then its extras).
+nlohmann::ordered_json PolicyJsonValue(const PolicyResult& p);
 
 // One HTML file, no external resources: header, metrics table, one <svg> TTFT CDF per policy
 // (shared x axis, clipped at the largest p99 so the body of each curve stays readable).

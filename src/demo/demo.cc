@@ -1,0 +1,219 @@
+#include "demo/demo.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "demo/process.h"
+#include "nlohmann/json.hpp"
+
+namespace kvr::demo {
+namespace {
+
+volatile sig_atomic_t stop_requested = 0;
+
+void OnStopSignal(int) { stop_requested = 1; }
+
+using Children = std::vector<std::unique_ptr<Child>>;
+
+// A temporary directory, removed with everything in it when this goes.
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/kvrouter-demo-XXXXXX";
+    if (mkdtemp(pattern)) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Starts every engine-sim, then waits for each readiness line (they load in parallel).
+absl::StatusOr<std::vector<nlohmann::json>> StartEngines(const DemoOptions& o, Children& children) {
+  for (uint32_t i = 0; i < o.workers; ++i) {
+    std::vector<std::string> argv = {o.exe,
+                                     "engine-sim",
+                                     "--port",
+                                     "0",
+                                     "--kv-events-port",
+                                     "0",
+                                     "--replay-port",
+                                     "0",
+                                     "--tokenizer",
+                                     o.tokenizer,
+                                     "--model",
+                                     o.model,
+                                     "--speedup",
+                                     absl::StrCat(o.speedup),
+                                     "--shutdown-grace-ms",
+                                     "2000",
+                                     "--log-level",
+                                     "warn"};
+    ASSIGN_OR_RETURN(auto child, Child::Spawn(absl::StrCat("engine-sim w", i), std::move(argv)));
+    children.push_back(std::move(child));
+  }
+  std::vector<nlohmann::json> ready;
+  for (auto& child : children) {
+    ASSIGN_OR_RETURN(std::string line, child->ReadLine(o.ready_timeout, StopRequested));
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j["http"].is_string() || !j["kv_events"].is_string()) {
+      return absl::UnavailableError(
+          absl::StrCat(child->name(), " printed '", line, "', not a readiness line"));
+    }
+    ready.push_back(std::move(j));
+  }
+  return ready;
+}
+
+std::string RouterYaml(const DemoOptions& o, const std::vector<nlohmann::json>& engines) {
+  std::string out = absl::StrCat("listen: 127.0.0.1:0\nengine_metrics_interval_ms: 200\npools:\n",
+                                 "  - name: ", o.model, "\n    tokenizer: ", o.tokenizer,
+                                 "\n    block_size: 16\n    workers:\n");
+  for (size_t i = 0; i < engines.size(); ++i) {
+    absl::StrAppend(&out, "      - name: w", i, "\n        url: http://",
+                    engines[i]["http"].get<std::string>(),
+                    "\n        kv_events: ", engines[i]["kv_events"].get<std::string>(),
+                    "\n        replay: ", engines[i]["replay"].get<std::string>(), "\n");
+  }
+  return out;
+}
+
+// Starts the gateway over the engines with `policy`; returns its URL.
+absl::StatusOr<std::string> StartGateway(const DemoOptions& o, const std::string& policy,
+                                         const std::vector<nlohmann::json>& engines,
+                                         const TempDir& dir, Children& children) {
+  if (dir.path().empty()) return absl::UnavailableError("cannot create a temporary directory");
+  const std::string config = dir.path() + "/router.yaml";
+  std::ofstream(config) << RouterYaml(o, engines);
+  std::vector<std::string> argv = {o.exe,      "serve", "--config",    config,
+                                   "--policy", policy,  "--log-level", "warn"};
+  ASSIGN_OR_RETURN(auto child, Child::Spawn("gateway (" + policy + ")", std::move(argv)));
+  children.push_back(std::move(child));
+  ASSIGN_OR_RETURN(std::string line, children.back()->ReadLine(o.ready_timeout, StopRequested));
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object() || !j["http"].is_string()) {
+    return absl::UnavailableError("the gateway printed '" + line + "', not a readiness line");
+  }
+  return "http://" + j["http"].get<std::string>();
+}
+
+// Replays the workload through `target`; a child that dies or a stop signal ends it early.
+// Returns the child that died, if one did.
+absl::StatusOr<replay::ReplayResult> Replay(const DemoOptions& o, const std::string& policy,
+                                            const std::string& target, const sim::Workload& w,
+                                            Children& children, Child** died) {
+  boost::asio::io_context io(1);
+  replay::ReplayOptions ro{.target = target, .model = o.model, .label = policy};
+  ro.duration_s = 0;
+  ro.drain_timeout_s = o.drain_timeout_s;
+  ro.progress = o.progress;
+  ASSIGN_OR_RETURN(auto replayer, replay::Replayer::Create(io, std::move(ro), w));
+  boost::asio::steady_timer watch(io);
+  std::function<void()> check = [&] {
+    for (auto& c : children) {
+      if (!*died && c->Exited()) *died = c.get();
+    }
+    if (*died || StopRequested()) replayer->Stop();
+    watch.expires_after(std::chrono::milliseconds(100));
+    watch.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) check();
+    });
+  };
+  check();
+  std::optional<replay::ReplayResult> result;
+  replayer->Start([&](replay::ReplayResult r) {
+    result = std::move(r);
+    io.stop();
+  });
+  io.run();
+  return *std::move(result);
+}
+
+// Gateway first (it drains its streams), then the engines; all reaped.
+void StopAll(Children& children) {
+  for (auto it = children.rbegin(); it != children.rend(); ++it) {
+    (*it)->Stop(std::chrono::milliseconds(3000));
+  }
+  children.clear();
+}
+
+absl::StatusOr<replay::ReplayResult> RunPolicy(const DemoOptions& o, const std::string& policy,
+                                               const sim::Workload& w) {
+  Children children;  // killed and reaped on every return
+  TempDir dir;
+  if (o.log) o.log(absl::StrCat(policy, ": starting ", o.workers, " engine-sims and a gateway"));
+  ASSIGN_OR_RETURN(auto engines, StartEngines(o, children));
+  ASSIGN_OR_RETURN(std::string target, StartGateway(o, policy, engines, dir, children));
+  if (o.log) o.log(absl::StrCat(policy, ": replaying ", w.requests.size(), " requests"));
+  Child* died = nullptr;
+  ASSIGN_OR_RETURN(replay::ReplayResult r, Replay(o, policy, target, w, children, &died));
+  if (died && !StopRequested()) {  // Ctrl-C reaches the children too: not a failure
+    return absl::UnavailableError(absl::StrCat(died->name(), " ", died->Describe(), " during the ",
+                                               policy, " run; its stderr ends:\n",
+                                               died->StderrTail()));
+  }
+  StopAll(children);
+  return r;
+}
+
+void AddRun(replay::ReplayResult run, DemoResult& out) {
+  sim::PolicyResult summary = run.summary;
+  summary.extra.emplace_back("completed", static_cast<double>(run.completed));
+  summary.extra.emplace_back("errors", static_cast<double>(run.failed + run.cancelled));
+  out.report.policies.push_back(std::move(summary));
+  out.runs.push_back(std::move(run));
+}
+
+}  // namespace
+
+void InstallStopHandler() {
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+bool StopRequested() { return stop_requested != 0; }
+
+absl::StatusOr<DemoResult> RunDemo(const DemoOptions& options, const sim::Workload& workload) {
+  DemoResult out;
+  out.report.title = "kvrouter demo";
+  sim::DescribeWorkload(workload, 16, out.report);
+  for (const std::string& policy : options.policies) {
+    absl::StatusOr<replay::ReplayResult> run = RunPolicy(options, policy, workload);
+    if (!run.ok() && StopRequested()) break;
+    if (!run.ok()) return run.status();
+    const bool interrupted = run->interrupted;
+    AddRun(*std::move(run), out);
+    if (interrupted || StopRequested()) break;
+  }
+  out.interrupted = StopRequested();
+  return out;
+}
+
+std::string DemoJson(const DemoResult& result) {
+  auto j = nlohmann::ordered_json::parse(sim::ReportJson(result.report));
+  nlohmann::ordered_json policies = nlohmann::ordered_json::object();
+  for (const replay::ReplayResult& run : result.runs) {
+    policies[run.summary.policy] = replay::ReplayJsonValue(run);
+  }
+  j["policies"] = std::move(policies);
+  j["interrupted"] = result.interrupted;
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace kvr::demo

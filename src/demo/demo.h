@@ -1,0 +1,54 @@
+// `kvrouter demo`: the whole system on one machine, no GPU. For each policy in turn it starts a
+// fresh fleet of engine-sims (so every policy starts with cold caches) and one gateway in front of
+// them, all child processes of this binary (process.h), replays the same workload through the
+// gateway in-process (src/replay), then stops them all. The runs make one sim::Report, so the
+// table, JSON and HTML look like `kvrouter simulate`'s.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "replay/replayer.h"
+#include "replay/result.h"
+#include "sim/report.h"
+#include "sim/workload.h"
+
+namespace kvr::demo {
+
+struct DemoOptions {
+  std::string exe;        // the kvrouter binary whose subcommands are started
+  std::string tokenizer;  // tokenizer folder for engines and gateway (ids < its vocabulary)
+  std::string model = "llama3";
+  std::vector<std::string> policies = {"round_robin", "dynamo", "kvrouter"};
+  uint32_t workers = 4;
+  double speedup = 4;  // engine-sim --speedup: wall time runs this much faster than modelled
+  std::chrono::milliseconds ready_timeout{30000};
+  double drain_timeout_s = 60;
+  std::function<void(const std::string&)> log;                  // one line per step
+  std::function<void(const replay::ReplayProgress&)> progress;  // during each replay
+};
+
+struct DemoResult {
+  sim::Report report;                      // title "kvrouter demo"; a PolicyResult per run
+  std::vector<replay::ReplayResult> runs;  // in policy order (fewer when interrupted)
+  bool interrupted = false;
+};
+
+// Runs every policy over `workload` (already scaled to wall-clock arrivals). A child that cannot
+// start or dies during a run fails the whole demo (Unavailable, naming it, with its stderr's
+// tail); every child is killed and reaped on every path. SIGINT/SIGTERM (InstallStopHandler)
+// end the demo early with what finished.
+absl::StatusOr<DemoResult> RunDemo(const DemoOptions& options, const sim::Workload& workload);
+
+// {"workload":{...},"policies":{"<policy>":{replay JSON}}}
+std::string DemoJson(const DemoResult& result);
+
+// Routes SIGINT and SIGTERM to a flag the demo polls (instead of killing the process).
+void InstallStopHandler();
+bool StopRequested();
+
+}  // namespace kvr::demo
