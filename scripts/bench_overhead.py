@@ -362,8 +362,13 @@ def rate(args, text, chars, sims, nginx, router, workdir):
             for rep in range(args.repeats):
                 order = TARGETS[rep % 3:] + TARGETS[:rep % 3]
                 for target in order:
-                    runs[target].append(wrk_run(args, urls[target] + "/v1/completions",
-                                                paths[mode], connections, addrs[target], pids))
+                    try:
+                        runs[target].append(wrk_run(args, urls[target] + "/v1/completions",
+                                                    paths[mode], connections, addrs[target],
+                                                    pids))
+                    except AssertionError as e:
+                        raise AssertionError(f"{target}, {mode}, c={connections}: {e}\n" +
+                                             health(sims, nginx, router)) from None
             row = {"mode": mode, "connections": connections}
             for target in TARGETS:
                 by_rate = sorted(runs[target], key=lambda r: r["rps"])
@@ -375,6 +380,19 @@ def rate(args, text, chars, sims, nginx, router, workdir):
             print(f"bench_overhead: rate {mode} c={connections}: " + ", ".join(
                 f"{t} {row[t]['rps']:.0f}/s" for t in TARGETS), file=sys.stderr)
     return out
+
+
+def health(sims, nginx, router):
+    """Which servers are still running, and the end of their logs (for a failed run)."""
+    out = []
+    for name, server in [(f"engine-sim {s.ready['http']}", s) for s in sims] + [
+            (f"kvrouter {router.ready['http']}", router)]:
+        code = server.proc.poll()
+        out.append(f"{name}: {'running' if code is None else f'exited {code}'}; log: "
+                   f"{server.log()[-1500:]}")
+    alive = os.path.exists(f"/proc/{nginx.pid}")
+    out.append(f"nginx 127.0.0.1:{nginx.port}: {'running' if alive else 'gone'}; log: {nginx.log()}")
+    return "\n".join(out)
 
 
 def router_config(sims, tokenizer, model):
