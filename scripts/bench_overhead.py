@@ -86,10 +86,10 @@ http {{
 """
 
 # Runs nginx in its own process group and tears the whole group down when its stdin closes
-# (this script ended, however it ended) or on SIGTERM. nginx's workers are the master's
-# children, which a parent-death signal on the master would not reach.
+# (this script ended, however it ended) or on SIGTERM, then removes nginx's folder. nginx's
+# workers are the master's children, which a parent-death signal on the master would not reach.
 GUARD = r"""
-import os, signal, subprocess, sys
+import os, shutil, signal, subprocess, sys
 p = subprocess.Popen(sys.argv[1:], start_new_session=True, stdin=subprocess.DEVNULL)
 print(p.pid, flush=True)
 def stop(*_):
@@ -103,6 +103,7 @@ def stop(*_):
         except subprocess.TimeoutExpired:
             pass
     p.wait()
+    shutil.rmtree(os.environ["BENCH_NGINX_DIR"], ignore_errors=True)
     os._exit(0)
 signal.signal(signal.SIGTERM, stop)
 sys.stdin.buffer.read()
@@ -136,7 +137,8 @@ class Nginx:
             self.guard = subprocess.Popen(
                 [sys.executable, "-c", GUARD, nginx, "-p", self.dir, "-c", conf,
                  "-e", os.path.join(self.dir, "error.log")],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_guard_preexec)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_guard_preexec,
+                env=dict(os.environ, BENCH_NGINX_DIR=self.dir))
             self.pid = int(self.guard.stdout.readline())
             deadline = time.monotonic() + live.DEADLINE_S
             while True:  # ready once it proxies a health check
