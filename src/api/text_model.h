@@ -3,7 +3,8 @@
 // --chat-template, else the tokenizer_config.json's, else a ChatML template), and the
 // deterministic filler that generated tokens decode to.
 //
-// Thread-safety: immutable after Load; every method may run concurrently.
+// Thread-safety: immutable after Load; every method may run concurrently. Encode keeps a word
+// cache per thread and model (tokenizer::EncodeCache), so repeated words skip BPE merging.
 #pragma once
 
 #include <cstdint>
@@ -48,7 +49,7 @@ class TextModel {
   uint32_t vocab_size() const { return vocab_size_; }
 
  private:
-  TextModel() = default;
+  TextModel();
   absl::Status LoadTemplate(const TextModelOptions& options);
 
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;  // null: one token per byte
@@ -58,6 +59,7 @@ class TextModel {
   std::vector<TokenId> filler_ids_;
   std::vector<std::string> filler_text_;
   uint32_t vocab_size_ = 256;
+  uint64_t cache_key_;  // never reused: names this model's word caches in each thread
 };
 
 }  // namespace kvr::api
