@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "cli/data_files.h"
+#include "cli/replay_output.h"
 #include "demo/demo.h"
 #include "demo/process.h"
 
@@ -32,20 +33,7 @@ struct DemoFlags {
   bool quiet = false;
 };
 
-void PrintProgress(const replay::ReplayProgress& p) {
-  static const bool tty = isatty(STDERR_FILENO);
-  std::cerr << (tty ? "\r" : "")
-            << absl::StrFormat("demo:   %.0f s, sent %d/%d, done %d, errors %d, in flight %d",
-                               p.elapsed_s, p.sent, p.total, p.done, p.errors, p.in_flight)
-            << (tty ? "   " : "\n") << std::flush;
-}
-
-absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) return absl::UnavailableError("cannot write " + path);
-  return absl::OkStatus();
-}
+void PrintProgress(const replay::ReplayProgress& p) { PrintReplayProgress("demo:  ", p); }
 
 absl::Status Configure(DemoFlags& f) {
   demo::DemoOptions& o = f.options;

@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
 #include "cli/data_files.h"
+#include "cli/replay_output.h"
 #include "replay/replayer.h"
 
 namespace kvr::cli {
@@ -30,20 +31,7 @@ struct ReplayFlags {
   bool quiet = false;
 };
 
-void PrintProgress(const replay::ReplayProgress& p) {
-  static const bool tty = isatty(STDERR_FILENO);
-  std::cerr << (tty ? "\r" : "")
-            << absl::StrFormat("replay: %.0f s, sent %d/%d, done %d, errors %d, in flight %d",
-                               p.elapsed_s, p.sent, p.total, p.done, p.errors, p.in_flight)
-            << (tty ? "   " : "\n") << std::flush;
-}
-
-absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) return absl::UnavailableError("cannot write " + path);
-  return absl::OkStatus();
-}
+void PrintProgress(const replay::ReplayProgress& p) { PrintReplayProgress("replay:", p); }
 
 int ExitCode(const replay::ReplayResult& r) {
   if (r.interrupted) return 130;
