@@ -6,13 +6,11 @@ inherit. Waits are bounded, never sleeps.
 
   tests/demo_live_test.py --kvrouter build/release/kvrouter [unittest args]
 """
-import argparse
 import json
 import os
 import select
 import signal
 import subprocess
-import sys
 import tempfile
 import unittest
 import uuid
@@ -110,8 +108,4 @@ class DemoTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kvrouter", required=True)
-    args, rest = ap.parse_known_args()
-    live.KVROUTER = os.path.abspath(args.kvrouter)
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    live.main()

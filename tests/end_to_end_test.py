@@ -5,7 +5,6 @@ every process reaped on every path, every wait bounded.
 
   tests/end_to_end_test.py --kvrouter build/release/kvrouter [unittest args]
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -88,8 +87,4 @@ class TwoGatewaysTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kvrouter", required=True)
-    args, rest = ap.parse_known_args()
-    live.KVROUTER = os.path.abspath(args.kvrouter)
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    live.main()

@@ -7,7 +7,6 @@ sleeps to wait: tests wait on lines, responses, end markers and metric condition
 
   tests/enginesim_live_test.py --kvrouter build/release/kvrouter [unittest args]
 """
-import argparse
 import http.client
 import json
 import os
@@ -17,7 +16,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import time
 import unittest
 
@@ -452,8 +450,4 @@ class FaultsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kvrouter", required=True)
-    args, rest = ap.parse_known_args()
-    live.KVROUTER = os.path.abspath(args.kvrouter)
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    live.main()

@@ -7,14 +7,12 @@ process exiting 0 on SIGTERM. Waits are on responses and conditions, each bounde
 
   tests/gateway_live_test.py --kvrouter build/release/kvrouter [unittest args]
 """
-import argparse
 import http.client
 import json
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -702,8 +700,4 @@ class ConfigTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kvrouter", required=True)
-    args, rest = ap.parse_known_args()
-    live.KVROUTER = os.path.abspath(args.kvrouter)
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    live.main()

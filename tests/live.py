@@ -217,3 +217,15 @@ class Cache:
                 break
             parent, hit = h, hit + BLOCK
         return hit
+
+
+def main():
+    """A live test file's entry point: `FILE --kvrouter PATH [unittest args]`."""
+    import argparse
+    import unittest
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kvrouter", required=True)
+    args, rest = ap.parse_known_args()
+    global KVROUTER
+    KVROUTER = os.path.abspath(args.kvrouter)
+    unittest.main(module="__main__", argv=[sys.argv[0], "-v", *rest])

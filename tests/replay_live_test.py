@@ -6,13 +6,11 @@ vocabulary), the bundled conversation trace replayed against it. Real processes 
 
   tests/replay_live_test.py --kvrouter build/release/kvrouter [unittest args]
 """
-import argparse
 import json
 import os
 import select
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
@@ -145,8 +143,4 @@ class ReplayTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kvrouter", required=True)
-    args, rest = ap.parse_known_args()
-    live.KVROUTER = os.path.abspath(args.kvrouter)
-    unittest.main(argv=[sys.argv[0], "-v", *rest])
+    live.main()
