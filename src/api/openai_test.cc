@@ -1,5 +1,7 @@
 #include "api/openai.h"
 
+#include "absl/strings/str_cat.h"
+#include "chat/json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -91,6 +93,70 @@ TEST(OpenAiParseTest, ChatMessagesAndLimits) {
     ApiRequest b;
     EXPECT_TRUE(Parse(Endpoint::kChat, bad, &b)) << bad;
   }
+}
+
+// The request parser reads JSON as Python's json.loads does (what vLLM sees): a repeated key's
+// last value wins, in the key's first position; messages, tools and kwargs become the same
+// Values as the chat module's own JSON reader makes of them.
+TEST(OpenAiParseTest, JsonAsPython) {
+  ApiRequest r;
+  ASSERT_FALSE(Parse(Endpoint::kCompletions,
+                     R"({"prompt":"a","max_tokens":3,"prompt":"b","max_tokens":4})", &r));
+  EXPECT_EQ(r.prompt_text, "b");
+  EXPECT_EQ(r.max_tokens, 4u);
+
+  const std::string body =
+      R"({"messages":[{"role":"user","name":"x","content":"hi","name":"y"},)"
+      R"({"role":"assistant","content":null,"tool_calls":[{"id":"c1","n":-3,"f":1.5,)"
+      R"("big":18446744073709551615,"args":{"b":1,"a":[true,false,null]}}]}],)"
+      R"("tools":[{"type":"function","function":{"name":"f","parameters":{"z":1,"y":2}}}],)"
+      R"("chat_template_kwargs":{"enable_thinking":false,"k":"v"}})";
+  ApiRequest chat_request;
+  ASSERT_FALSE(Parse(Endpoint::kChat, body, &chat_request));
+  absl::StatusOr<chat::Value> reference = chat::ParseJson(body, {.big_ints_as_float = true});
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  auto dumps = [](const chat::Value& v) {
+    std::string out;
+    EXPECT_TRUE(chat::PyJsonDumps(v, {}, &out).ok());
+    return out;
+  };
+  const chat::Dict& want = reference->dict();
+  EXPECT_EQ(dumps(chat_request.chat.messages), dumps(*want.Find("messages")));
+  EXPECT_EQ(dumps(chat_request.chat.tools), dumps(*want.Find("tools")));
+  EXPECT_EQ(dumps(chat::Value::FromDict(chat_request.chat.extra_kwargs)),
+            dumps(*want.Find("chat_template_kwargs")));
+  EXPECT_THAT(dumps(chat_request.chat.messages), HasSubstr(R"("name": "y", "content": "hi")"));
+}
+
+TEST(OpenAiParseTest, DepthAndNumberLimits) {
+  auto nested = [](int arrays) {  // the body object plus `arrays` levels
+    return absl::StrCat(R"({"prompt":"a","x":)", std::string(arrays, '['),
+                        std::string(arrays, ']'), "}");
+  };
+  ApiRequest ok;
+  EXPECT_FALSE(Parse(Endpoint::kCompletions, nested(63), &ok));
+  ApiRequest deep;
+  auto e = Parse(Endpoint::kCompletions, nested(64), &deep);
+  ASSERT_TRUE(e);
+  EXPECT_THAT(e->message, HasSubstr("nested too deeply"));
+  // Integers beyond 64 bits: Python keeps them exact, which a router cannot render; refused.
+  ApiRequest big;
+  e = Parse(Endpoint::kCompletions, R"({"prompt":"a","max_tokens":123456789012345678901234})",
+            &big);
+  ASSERT_TRUE(e);
+  EXPECT_THAT(e->message, HasSubstr("JSON decode error"));
+  ApiRequest negative;
+  e = Parse(Endpoint::kCompletions, R"({"prompt":"a","max_tokens":-3})", &negative);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->message, "max_tokens must be at least 1, got -3.");
+  // A large body takes its own parser (the per-thread one is kept for bodies up to 1 MB).
+  ApiRequest large;
+  ASSERT_FALSE(Parse(Endpoint::kCompletions,
+                     absl::StrCat(R"({"prompt":")", std::string(3 << 20, 'z'), R"("})"), &large));
+  EXPECT_EQ(large.prompt_text.size(), size_t{3} << 20);
+  ApiRequest after;
+  ASSERT_FALSE(Parse(Endpoint::kCompletions, R"({"prompt":"small"})", &after));
+  EXPECT_EQ(after.prompt_text, "small");
 }
 
 TEST(OpenAiResponseTest, ShapesAsVllm) {

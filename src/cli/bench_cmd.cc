@@ -9,6 +9,7 @@ void RegisterBench(CLI::App& app, int* exit_code) {
   RegisterBenchRoute(*bench, exit_code);
   RegisterBenchJitter(*bench, exit_code);
   RegisterBenchTokenizer(*bench, exit_code);
+  RegisterBenchPrepare(*bench, exit_code);
   RegisterBenchChat(*bench, exit_code);
 }
 

@@ -13,6 +13,7 @@ void RegisterBenchRoute(CLI::App& bench, int* exit_code);
 void RegisterBenchJitter(CLI::App& bench, int* exit_code);
 void RegisterTokenize(CLI::App& app, int* exit_code);
 void RegisterBenchTokenizer(CLI::App& bench, int* exit_code);
+void RegisterBenchPrepare(CLI::App& bench, int* exit_code);
 void RegisterChatTemplate(CLI::App& app, int* exit_code);
 void RegisterEngineSim(CLI::App& app, int* exit_code);
 void RegisterKvEvents(CLI::App& app, int* exit_code);
