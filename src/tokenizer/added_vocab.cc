@@ -1,6 +1,7 @@
 #include "tokenizer/added_vocab.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "tokenizer/normalizer.h"
 #include "tokenizer/unicode.h"
@@ -54,7 +55,13 @@ void AddedVocab::Insert(Trie* t, std::string_view pattern, int32_t token_index) 
     node = it->second;
   }
   if (t->token_at[node] < 0) t->token_at[node] = token_index;  // first registration wins
-  t->first_byte[static_cast<unsigned char>(pattern[0])] = true;
+  const unsigned char first = static_cast<unsigned char>(pattern[0]);
+  t->first_byte[first] = true;
+  if (t->single_first_byte == -1) {
+    t->single_first_byte = first;
+  } else if (t->single_first_byte != first) {
+    t->single_first_byte = -2;
+  }
   t->roots_used = true;
 }
 
@@ -99,7 +106,11 @@ void AddedVocab::Split(std::string_view text, bool normalized_set,
   size_t start_offset = 0;
   size_t i = 0;
   while (t.roots_used && i < text.size()) {
-    if (!t.first_byte[static_cast<unsigned char>(text[i])]) {
+    if (t.single_first_byte >= 0) {
+      const void* next = std::memchr(text.data() + i, t.single_first_byte, text.size() - i);
+      if (next == nullptr) break;
+      i = static_cast<size_t>(static_cast<const char*>(next) - text.data());
+    } else if (!t.first_byte[static_cast<unsigned char>(text[i])]) {
       ++i;
       continue;
     }

@@ -55,6 +55,9 @@ class AddedVocab {
     absl::flat_hash_map<uint64_t, uint32_t> edges;
     std::vector<int32_t> token_at;  // per node: index into tokens_, or -1
     bool first_byte[256] = {};
+    // The byte every pattern starts with ('<' for most models' special tokens), found with
+    // memchr; -1 before any pattern, -2 when they start with different bytes.
+    int single_first_byte = -1;
     bool roots_used = false;
   };
   void Insert(Trie* t, std::string_view pattern, int32_t token_index);
