@@ -61,10 +61,21 @@ struct Text {
     return DecodeUtf8(s, i, len);
   }
   uint8_t Cls(size_t i, size_t* len) const { return cls[At(i, len)]; }
-  // End of the run of chars whose class intersects `mask`, starting at i.
+  // End of the run of chars whose class intersects `mask`, starting at i. ASCII stays in
+  // registers: going through At's out-parameter put a store and a reload on every char's path.
   size_t RunOf(size_t i, uint8_t mask) const {
-    size_t len;
-    while (i < s.size() && (Cls(i, &len) & mask)) i += len;
+    const size_t n = s.size();
+    while (i < n) {
+      const unsigned char b = static_cast<unsigned char>(s[i]);
+      if (b < 0x80) {
+        if (!(cls[b] & mask)) return i;
+        ++i;
+        continue;
+      }
+      size_t len;
+      if (!(cls[DecodeUtf8(s, i, &len)] & mask)) return i;
+      i += len;
+    }
     return i;
   }
   bool Is(size_t i, uint8_t mask) const {
