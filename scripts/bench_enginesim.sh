@@ -12,10 +12,10 @@ shift $(( $# > 2 ? 2 : $# )) || true
 conns=("$@"); [ ${#conns[@]} -eq 0 ] && conns=(1 16 64)
 command -v wrk >/dev/null || { echo "bench_enginesim: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 
-out=$(mktemp); err=$(mktemp)
+out=$(mktemp); err=$(mktemp); bodies=$(mktemp)
 taskset -c 0 "$kvrouter" engine-sim --port 0 --speedup 1e9 --log-level warn >"$out" 2>"$err" &
 pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$out" "$err"' EXIT
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$out" "$err" "$bodies"' EXIT
 for _ in $(seq 100); do [ -s "$out" ] && break; read -rt 0.1 <> <(:) || true; done
 addr=$(sed -n 's/.*"http":"\([^"]*\)".*/\1/p' "$out")
 [ -n "$addr" ] || { echo "bench_enginesim: engine-sim did not start: $(cat "$err")" >&2; exit 1; }
@@ -24,8 +24,9 @@ small='"prompt":"The quick brown fox jumps over the lazy dog","max_tokens":8,"ig
 for c in "${conns[@]}"; do
   for mode in whole stream; do
     body="{$small}"; [ "$mode" = stream ] && body="{$small,\"stream\":true}"
-    result=$(WRK_BODY="$body" taskset -c 1 wrk -t1 -c"$c" -d"${seconds}s" --latency \
-               -s scripts/wrk_post.lua "http://$addr/v1/completions" | tail -1)
+    echo "$body" >"$bodies"
+    result=$(WRK_BODIES="$bodies" taskset -c 1 wrk -t1 -c"$c" -d"${seconds}s" --latency \
+               -s scripts/wrk_bodies.lua "http://$addr/" | tail -1)
     echo "{\"case\":\"completions_$mode\",\"connections\":$c,\"max_tokens\":8,${result#\{}"
   done
 done

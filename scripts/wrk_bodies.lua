@@ -1,5 +1,6 @@
--- wrk script: POSTs the JSON bodies of $WRK_BODIES (one per line) in turn, each connection
--- thread starting at its own offset, and prints one JSON line of results at the end.
+-- wrk script: POSTs the JSON bodies of $WRK_BODIES (one per line; one is fine) in turn to
+-- $WRK_PATH (default /v1/completions), each connection thread starting at its own offset, and
+-- prints one JSON line of results at the end.
 -- $WRK_ADDRS ("host:port,host:port"), when set, spreads the threads over those servers
 -- (thread i talks to server i mod n), so one wrk can load several engines directly.
 local threads = {}
