@@ -345,7 +345,9 @@ Task EngineSim::Impl::WholeResponse(Exchange& ex, LiveRequest& r, const Accepted
 Task EngineSim::Impl::StreamResponse(Exchange& ex, LiveRequest& r, const Accepted& a) {
   std::string type(kSse);
   std::vector<http::Header> headers;
-  if (!co_await ex.BeginStream(200, std::move(type), std::move(headers))) co_return;
+  // The head goes out at once, as vLLM's server sends it, before the first token exists.
+  const std::string_view no_chunk;
+  if (!co_await ex.BeginStream(200, std::move(type), std::move(headers), no_chunk)) co_return;
   uint32_t sent = 0;
   bool ok = true;
   while (ok) {
@@ -377,8 +379,7 @@ Task EngineSim::Impl::StreamResponse(Exchange& ex, LiveRequest& r, const Accepte
   }
   if (a.include_usage && !r.rejected) tail += UsageChunk(a.head, UsageOf(r));
   tail += kStreamDone;
-  co_await ex.Write(tail);
-  co_await ex.EndStream();
+  co_await ex.EndStream(tail);
 }
 
 http::Response EngineSim::Impl::Tokenize(const http::Request& req) const {

@@ -202,24 +202,33 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
     done();
     co_return absl::StrCat("stream broke before its first byte: ", piece.status().message());
   }
+  // Each piece goes out as it arrives; the head shares a write with the first piece and the
+  // end of the body with the last one.
   UsageScanner usage;
-  bool open = false;
-  if (!client_gone) open = co_await ex.BeginStream(200, content_type, std::move(headers));
-  bool first = true;
-  while (open && piece.ok() && !piece->empty()) {
-    if (first) {
-      first = false;
-      const TimeNs now = clock_.Now();
-      ticket.FirstToken(now - timing.routed_at);
-      Released(pool);
-      record.ttft_s = Seconds(now - timing.arrived_at);
-    }
+  bool open = !client_gone;
+  bool ended = false;
+  if (open && !piece->empty()) {
+    const TimeNs now = clock_.Now();
+    ticket.FirstToken(now - timing.routed_at);
+    Released(pool);
+    record.ttft_s = Seconds(now - timing.arrived_at);
+  }
+  if (open) {
     usage.Feed(*piece);
-    open = co_await ex.Write(*piece);
-    if (!open || response.done()) break;
+    open = co_await ex.BeginStream(200, content_type, std::move(headers), *piece);
+  }
+  while (open && piece.ok() && !response.done()) {
     do {
       piece = co_await response.Read();
     } while (piece.ok() && piece->empty() && !response.done());
+    if (!piece.ok()) break;
+    usage.Feed(*piece);
+    if (response.done()) {
+      co_await ex.EndStream(*piece);
+      ended = true;
+    } else {
+      open = co_await ex.Write(*piece);
+    }
   }
   if (open && !piece.ok() && !client_gone) {
     // The client already has part of the answer: end it with an error event, never a silent
@@ -228,12 +237,13 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
     const std::string event = api::StreamError(Error(
         502, "BadGatewayError",
         UpstreamError(worker, absl::StrCat("failed mid-stream: ", piece.status().message()))));
-    if (co_await ex.Write(event)) co_await ex.EndStream();
+    co_await ex.EndStream(event);
   } else if (client_gone || !open) {
     record.status = 499;
     response.Cancel();
-  } else {
-    co_await ex.EndStream();
+  } else if (!ended) {
+    const std::string_view nothing;
+    co_await ex.EndStream(nothing);
   }
   record.engine_prompt_tokens = usage.usage().prompt_tokens;
   record.engine_cached_tokens = usage.usage().cached_tokens;

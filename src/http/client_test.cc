@@ -59,14 +59,15 @@ struct Upstream {
       std::vector<Header> headers(1);
       headers[0].name = "x-upstream";
       headers[0].value = "yes";
-      co_await ex.BeginStream(200, std::move(content_type), std::move(headers));
+      const std::string_view no_chunk;
+      co_await ex.BeginStream(200, std::move(content_type), std::move(headers), no_chunk);
       for (const std::string& piece : kPieces) {
         if (!co_await ex.Write(piece)) co_return;
         gate.expires_after(std::chrono::hours(1));
         boost::system::error_code ec;
         co_await gate.async_wait(asio::redirect_error(use_awaitable, ec));
       }
-      co_await ex.EndStream();
+      co_await ex.EndStream(no_chunk);
       co_return;
     }
     Response response;  // fields set one by one: g++ 12 miscompiles aggregates in coroutines

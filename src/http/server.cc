@@ -127,6 +127,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::function<void()> on_gone_;
 };
 
+// The head of a chunked response as bytes, so that it can share one write with a chunk.
+std::string HeadBytes(bhttp::response<bhttp::empty_body>& res) {
+  bhttp::response_serializer<bhttp::empty_body> serializer{res};
+  serializer.split(true);
+  std::string head;
+  error_code ec;
+  while (!ec && !serializer.is_header_done()) {
+    serializer.next(ec, [&](error_code&, const auto& buffers) {
+      head += beast::buffers_to_string(buffers);
+      serializer.consume(beast::buffer_bytes(buffers));
+    });
+  }
+  return head;
+}
+
 class ExchangeImpl final : public Exchange {
  public:
   ExchangeImpl(Connection& c, Request request) : c_(c), request_(std::move(request)) {}
@@ -146,15 +161,21 @@ class ExchangeImpl final : public Exchange {
   }
 
   asio::awaitable<bool> BeginStream(int status, std::string content_type,
-                                    std::vector<Header> headers) override {
+                                    std::vector<Header> headers, std::string_view first) override {
     answered_ = streaming_ = true;
     bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(status), 11};
     SetHead(res, content_type, headers);
     res.chunked(true);
-    bhttp::response_serializer<bhttp::empty_body> serializer{res};
+    const std::string head = HeadBytes(res);
     error_code ec;
     c_.stream_.expires_after(kWriteTimeout);
-    co_await bhttp::async_write_header(c_.stream_, serializer, Redirect(ec));
+    if (first.empty()) {
+      co_await asio::async_write(c_.stream_, asio::buffer(head), Redirect(ec));
+    } else {
+      auto chunk = bhttp::make_chunk(asio::buffer(first));
+      auto both = beast::buffers_cat(asio::buffer(head), chunk);
+      co_await asio::async_write(c_.stream_, both, Redirect(ec));
+    }
     if (ec) c_.broken_ = true;
     co_return !c_.broken_ && !c_.gone_;
   }
@@ -170,13 +191,19 @@ class ExchangeImpl final : public Exchange {
     co_return !c_.broken_ && !c_.gone_;
   }
 
-  Task EndStream() override {
+  Task EndStream(std::string_view data) override {
     ended_ = true;
     if (c_.broken_ || c_.gone_) co_return;
     error_code ec;
     c_.stream_.expires_after(kWriteTimeout);
     auto last = bhttp::make_chunk_last();
-    co_await asio::async_write(c_.stream_, last, Redirect(ec));
+    if (data.empty()) {
+      co_await asio::async_write(c_.stream_, last, Redirect(ec));
+    } else {
+      auto chunk = bhttp::make_chunk(asio::buffer(data));
+      auto both = beast::buffers_cat(chunk, last);
+      co_await asio::async_write(c_.stream_, both, Redirect(ec));
+    }
     if (ec) c_.broken_ = true;
   }
 

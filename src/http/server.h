@@ -63,13 +63,16 @@ class Exchange {
   virtual const Request& request() const = 0;
   // Writes the whole response. A failed write (client gone) is not an error for the handler.
   virtual Task Respond(Response response) = 0;
-  // Writes the head of a chunked response. False if the client is gone.
+  // Writes the head of a chunked response and, when `first` is not empty, its first chunk in
+  // the same write. False if the client is gone.
   virtual asio::awaitable<bool> BeginStream(int status, std::string content_type,
-                                            std::vector<Header> headers) = 0;
+                                            std::vector<Header> headers,
+                                            std::string_view first) = 0;
   // Writes one chunk. False if the client is gone (the handler should stop).
   virtual asio::awaitable<bool> Write(std::string_view data) = 0;
-  // Writes the last chunk (when the client is still there).
-  virtual Task EndStream() = 0;
+  // Writes `data` as a chunk when not empty, then the last chunk, in one write (when the client
+  // is still there).
+  virtual Task EndStream(std::string_view data) = 0;
   // True once the client has closed or reset the connection while this exchange ran.
   virtual bool client_gone() const = 0;
   // `callback` runs once, on the server's executor, when the client goes away before the
