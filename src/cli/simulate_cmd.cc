@@ -24,7 +24,7 @@ struct SimulateFlags {
   std::string trace, workload, policies, engine_preset = "default", speeds, json, html, sweep,
       burst;
   uint32_t workers = 8;
-  double rate_scale = 1.0, event_delay_ms = 5, metrics_interval_ms = kDefaultMetricsIntervalMs,
+  double rate_scale = 1.0, event_delay_ms = 5, predict_ttl_s = 2, metrics_interval_ms = kDefaultMetricsIntervalMs,
          gen_rate = 4.0;
   uint64_t seed = 1;
   size_t requests = 0;
@@ -66,6 +66,8 @@ absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
   c.event_delay = TimeNs(f.event_delay_ms * double(kNsPerMs));
   c.metrics_interval = TimeNs(f.metrics_interval_ms * double(kNsPerMs));
   c.seed = f.seed;
+  c.predict_ttl = f.predict_ttl_s > 0 ? TimeNs(f.predict_ttl_s * double(kNsPerSec))
+                                      : PredictConfig::kNoTtl;
   return c;
 }
 
@@ -111,6 +113,7 @@ void AddSettings(const SimulateFlags& f, sim::Report& report) {
   report.settings.emplace_back("metrics_interval_ms", std::to_string(f.metrics_interval_ms));
   report.settings.emplace_back("seed", std::to_string(f.seed));
   if (!f.burst.empty()) report.settings.emplace_back("burst", f.burst);
+  if (f.predict_ttl_s != 2) report.settings.emplace_back("predict_ttl_s", std::to_string(f.predict_ttl_s));
 }
 
 // Loads the workload at f.rate_scale and runs every policy over it.
@@ -205,6 +208,9 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--metrics-interval-ms", f->metrics_interval_ms,
                   "Engines report /metrics this often (0: never; default: llm-d's 50 ms scrape)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--predict-ttl-s", f->predict_ttl_s,
+                  "TTL of the router's predict-on-route index entries (0: none)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", f->seed, "Seed (token synthesis, generators, random policies)");
   cmd->add_option("--json", f->json, "Write the JSON report here");

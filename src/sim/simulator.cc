@@ -46,7 +46,9 @@ class Run {
         hashes_(hashes),
         progress_(progress),
         index_(
-            IndexConfig{.block_size = c.engine.block_size, .max_workers = std::max(64u, c.workers)},
+            IndexConfig{.block_size = c.engine.block_size,
+                        .max_workers = std::max(64u, c.workers),
+                        .predict = PredictConfig{.ttl = c.predict_ttl}},
             clock_),
         stats_(policy) {}
 

@@ -33,6 +33,7 @@ struct SimConfig {
   // engine-reported queue) get them as fresh as that peer would.
   TimeNs metrics_interval = kDefaultMetricsInterval;
   uint64_t seed = 1;
+  TimeNs predict_ttl = PredictConfig{}.ttl;  // predict-on-route entries' TTL in the index
   SchedulerConfig scheduler;  // `policy` is set per run
 };
 
