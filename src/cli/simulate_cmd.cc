@@ -22,10 +22,10 @@ constexpr double kDefaultMetricsIntervalMs = double(sim::kDefaultMetricsInterval
 
 struct SimulateFlags {
   std::string trace, workload, policies, engine_preset = "default", speeds, json, html, sweep,
-      burst;
+                                         burst;
   uint32_t workers = 8;
-  double rate_scale = 1.0, event_delay_ms = 5, predict_ttl_s = 2, metrics_interval_ms = kDefaultMetricsIntervalMs,
-         gen_rate = 4.0;
+  double rate_scale = 1.0, event_delay_ms = 5, predict_ttl_s = 2,
+         metrics_interval_ms = kDefaultMetricsIntervalMs, gen_rate = 4.0;
   uint64_t seed = 1;
   size_t requests = 0;
   bool quiet = false;
@@ -66,8 +66,8 @@ absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
   c.event_delay = TimeNs(f.event_delay_ms * double(kNsPerMs));
   c.metrics_interval = TimeNs(f.metrics_interval_ms * double(kNsPerMs));
   c.seed = f.seed;
-  c.predict_ttl = f.predict_ttl_s > 0 ? TimeNs(f.predict_ttl_s * double(kNsPerSec))
-                                      : PredictConfig::kNoTtl;
+  c.predict_ttl =
+      f.predict_ttl_s > 0 ? TimeNs(f.predict_ttl_s * double(kNsPerSec)) : PredictConfig::kNoTtl;
   return c;
 }
 
@@ -113,7 +113,8 @@ void AddSettings(const SimulateFlags& f, sim::Report& report) {
   report.settings.emplace_back("metrics_interval_ms", std::to_string(f.metrics_interval_ms));
   report.settings.emplace_back("seed", std::to_string(f.seed));
   if (!f.burst.empty()) report.settings.emplace_back("burst", f.burst);
-  if (f.predict_ttl_s != 2) report.settings.emplace_back("predict_ttl_s", std::to_string(f.predict_ttl_s));
+  if (f.predict_ttl_s != 2)
+    report.settings.emplace_back("predict_ttl_s", std::to_string(f.predict_ttl_s));
 }
 
 // Loads the workload at f.rate_scale and runs every policy over it.

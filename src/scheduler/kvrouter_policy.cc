@@ -1,14 +1,17 @@
 // kvrouter: minimise the predicted time to first token.
 //
-//   cached_w   = B·d_w + B·(h_w − d_w)⁺·(1 − host_hit_cost)      d_w: device (+ predicted) run
+//   cached_w   = B·d_w + B·(h_w − d_w)⁺·(1 − host_hit_cost)      d_w: device, predicted or
+//                                                                in-flight (M_w) run
 //   uncached_w = max(1, ISL − cached_w)                           at least one token is computed
 //   queue_w    = booked uncached tokens not yet past first token, minus what the oldest of them
 //                has had time to compute (age · rate), or what the engine reports waiting,
 //                whichever is larger
 //   ttft_w     = overhead_w + (queue_w + uncached_w) / rate_w + kv_w
 //   kv_w       = kv_pressure_weight · B·(active_w + N − M_w − capacity_w)⁺ / rate_w
+//   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 // rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
-// (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts.
+// (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; fits
+// within calibrate_tolerance of the fleet median are snapped to it (noise, not speed).
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
 #include <cmath>
@@ -38,8 +41,7 @@ class Kvrouter final : public Policy {
       prefilling += w[i].prefilling;
     }
     const double fleet_rate = rate_sum / double(w.size());
-    const double work_weight =
-        o_.work_weight + o_.load_work_weight * prefilling / double(w.size());
+    const double work_weight = o_.work_weight + o_.load_work_weight * prefilling / double(w.size());
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, c[i]);
       tb[i] = w[i].running;

@@ -140,8 +140,9 @@ TEST(GeneratorsTest, RagAsksSeveralQuestionsAboutLongDocuments) {
     // A later question of the session: the same system prompt and document, a new question
     // (no history), so the prompts share all but their last few hundred tokens.
     const SimRequest& a = *it->second;
-    const size_t common = std::mismatch(a.prompt.begin(), a.prompt.end(), r.prompt.begin(),
-                                        r.prompt.end()).first - a.prompt.begin();
+    const size_t common =
+        std::mismatch(a.prompt.begin(), a.prompt.end(), r.prompt.begin(), r.prompt.end()).first -
+        a.prompt.begin();
     EXPECT_GE(common + 200, a.prompt.size());
     EXPECT_GE(common + 200, r.prompt.size());
     ++same_doc;
@@ -149,8 +150,8 @@ TEST(GeneratorsTest, RagAsksSeveralQuestionsAboutLongDocuments) {
   EXPECT_GT(same_doc, 100u);
   // Every prompt opens with the one shared system prompt.
   for (const SimRequest& r : w->requests) {
-    EXPECT_TRUE(std::equal(r.prompt.begin(), r.prompt.begin() + 300,
-                           w->requests.front().prompt.begin()));
+    EXPECT_TRUE(
+        std::equal(r.prompt.begin(), r.prompt.begin() + 300, w->requests.front().prompt.begin()));
   }
   const double oracle = OracleHitRate(*w, 64);
   EXPECT_GT(oracle, 0.4);

@@ -34,7 +34,7 @@ struct SimConfig {
   TimeNs metrics_interval = kDefaultMetricsInterval;
   uint64_t seed = 1;
   TimeNs predict_ttl = PredictConfig{}.ttl;  // predict-on-route entries' TTL in the index
-  SchedulerConfig scheduler;  // `policy` is set per run
+  SchedulerConfig scheduler;                 // `policy` is set per run
 };
 
 // Progress callback: (policy, completed requests, total requests, virtual time).
