@@ -21,10 +21,11 @@ namespace {
 constexpr double kDefaultMetricsIntervalMs = double(sim::kDefaultMetricsInterval) / kNsPerMs;
 
 struct SimulateFlags {
-  std::string trace, workload, policies, engine_preset = "default", speeds, json, html, sweep;
+  std::string trace, workload, policies, engine_preset = "default", speeds, json, html, sweep,
+                                         burst;
   uint32_t workers = 8;
-  double rate_scale = 1.0, event_delay_ms = 5, metrics_interval_ms = kDefaultMetricsIntervalMs,
-         gen_rate = 4.0;
+  double rate_scale = 1.0, event_delay_ms = 5, predict_ttl_s = 2,
+         metrics_interval_ms = kDefaultMetricsIntervalMs, gen_rate = 4.0;
   uint64_t seed = 1;
   size_t requests = 0;
   bool quiet = false;
@@ -32,12 +33,23 @@ struct SimulateFlags {
 };
 
 absl::StatusOr<sim::Workload> LoadWorkload(const SimulateFlags& f) {
-  return cli::LoadWorkload({.trace = f.trace,
-                            .generator = f.workload,
-                            .requests = f.requests,
-                            .rate_scale = f.rate_scale,
-                            .gen_rate = f.gen_rate,
-                            .seed = f.seed});
+  ASSIGN_OR_RETURN(sim::Workload w, cli::LoadWorkload({.trace = f.trace,
+                                                       .generator = f.workload,
+                                                       .requests = f.requests,
+                                                       .rate_scale = f.rate_scale,
+                                                       .gen_rate = f.gen_rate,
+                                                       .seed = f.seed}));
+  if (!f.burst.empty()) {
+    std::vector<std::string> parts = absl::StrSplit(f.burst, ',');
+    double period = 0, duty = 0;
+    if (parts.size() != 2 || !absl::SimpleAtod(parts[0], &period) ||
+        !absl::SimpleAtod(parts[1], &duty)) {
+      return absl::InvalidArgumentError("--burst: want PERIOD_S,DUTY (e.g. 10,0.2)");
+    }
+    absl::Status s = sim::CompressIntoBursts(w, period, duty);
+    if (!s.ok()) return absl::InvalidArgumentError("--burst: " + std::string(s.message()));
+  }
+  return w;
 }
 
 absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
@@ -54,6 +66,8 @@ absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
   c.event_delay = TimeNs(f.event_delay_ms * double(kNsPerMs));
   c.metrics_interval = TimeNs(f.metrics_interval_ms * double(kNsPerMs));
   c.seed = f.seed;
+  c.predict_ttl =
+      f.predict_ttl_s > 0 ? TimeNs(f.predict_ttl_s * double(kNsPerSec)) : PredictConfig::kNoTtl;
   return c;
 }
 
@@ -98,6 +112,9 @@ void AddSettings(const SimulateFlags& f, sim::Report& report) {
   report.settings.emplace_back("event_delay_ms", std::to_string(f.event_delay_ms));
   report.settings.emplace_back("metrics_interval_ms", std::to_string(f.metrics_interval_ms));
   report.settings.emplace_back("seed", std::to_string(f.seed));
+  if (!f.burst.empty()) report.settings.emplace_back("burst", f.burst);
+  if (f.predict_ttl_s != 2)
+    report.settings.emplace_back("predict_ttl_s", std::to_string(f.predict_ttl_s));
 }
 
 // Loads the workload at f.rate_scale and runs every policy over it.
@@ -173,7 +190,8 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
       "--trace", f->trace,
       std::string("Mooncake JSONL trace (default: the bundled ") + kBundledTrace +
           ", looked up in the working directory, beside this binary, then in the source tree)");
-  cmd->add_option("--workload", f->workload, "Generated workload: chat, system_prompts, agentic")
+  cmd->add_option("--workload", f->workload,
+                  "Generated workload: chat, system_prompts, agentic, rag")
       ->excludes(trace);
   cmd->add_option("--workers", f->workers, "Engines in the fleet")->check(CLI::Range(1u, 1024u));
   cmd->add_option("--policies", f->policies, "Comma-separated policies (default: all)");
@@ -182,12 +200,18 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
   cmd->add_option("--requests", f->requests, "Use the first N requests (generators: N)");
   cmd->add_option("--rate", f->gen_rate, "Generators: mean arrivals per second")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--burst", f->burst,
+                  "PERIOD_S,DUTY: squeeze each period's arrivals into its first DUTY fraction "
+                  "(same mean rate, 1/DUTY peak; any trace or workload)");
   cmd->add_option("--engine-preset", f->engine_preset, "default, fast, slow, small-memory, test");
   cmd->add_option("--speeds", f->speeds, "Per-engine speed factors, cycled (e.g. 1,0.5)");
   cmd->add_option("--event-delay-ms", f->event_delay_ms, "KV event delay to the router")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--metrics-interval-ms", f->metrics_interval_ms,
                   "Engines report /metrics this often (0: never; default: llm-d's 50 ms scrape)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--predict-ttl-s", f->predict_ttl_s,
+                  "TTL of the router's predict-on-route index entries (0: none)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", f->seed, "Seed (token synthesis, generators, random policies)");
   cmd->add_option("--json", f->json, "Write the JSON report here");

@@ -1,16 +1,21 @@
 // kvrouter: minimise the predicted time to first token.
 //
-//   cached_w   = B·d_w + B·(h_w − d_w)⁺·(1 − host_hit_cost)      d_w: device (+ predicted) run
+//   cached_w   = B·d_w + B·(h_w − d_w)⁺·(1 − host_hit_cost)      d_w: device, predicted or
+//                                                                in-flight (M_w) run
 //   uncached_w = max(1, ISL − cached_w)                           at least one token is computed
 //   queue_w    = booked uncached tokens not yet past first token, minus what the oldest of them
 //                has had time to compute (age · rate), or what the engine reports waiting,
 //                whichever is larger
 //   ttft_w     = overhead_w + (queue_w + uncached_w) / rate_w + kv_w
 //   kv_w       = kv_pressure_weight · B·(active_w + N − M_w − capacity_w)⁺ / rate_w
+//   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 // rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
-// (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts.
+// (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; fits
+// within calibrate_tolerance of the fleet median are snapped to it (noise, not speed).
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "scheduler/policies_internal.h"
 
@@ -28,12 +33,17 @@ class Kvrouter final : public Policy {
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
                 Rng& rng) override {
+    Calibrate(w);
     std::vector<double> tb(w.size());
-    double rate_sum = 0;
-    for (const WorkerView& v : w) rate_sum += Rate(v);
-    const double fleet_rate = rate_sum / double(w.size());
+    double rate_sum = 0, prefilling = 0;
     for (size_t i = 0; i < w.size(); ++i) {
-      Evaluate(req, w[i], fleet_rate, c[i]);
+      rate_sum += rate_[i];
+      prefilling += w[i].prefilling;
+    }
+    const double fleet_rate = rate_sum / double(w.size());
+    const double work_weight = o_.work_weight + o_.load_work_weight * prefilling / double(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, c[i]);
       tb[i] = w[i].running;
     }
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
@@ -41,18 +51,39 @@ class Kvrouter final : public Policy {
   }
 
  private:
-  double Rate(const WorkerView& v) const {
-    return o_.calibrate_rate ? v.rate->rate() : v.spec->prefill_rate_prior;
+  // Each worker's rate and overhead for this decision (rate_, overhead_).
+  void Calibrate(std::span<const WorkerView> w) {
+    rate_.resize(w.size());
+    overhead_.resize(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      rate_[i] = o_.calibrate_rate ? w[i].rate->rate() : w[i].spec->prefill_rate_prior;
+      overhead_[i] = o_.calibrate_rate ? w[i].rate->overhead_s() : 0.0;
+    }
+    if (!o_.calibrate_rate || o_.calibrate_tolerance <= 0 || w.size() < 2) return;
+    const double median_rate = Median(rate_);
+    const double median_overhead = Median(overhead_);
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (std::abs(rate_[i] / median_rate - 1) <= o_.calibrate_tolerance) {
+        rate_[i] = median_rate;
+        overhead_[i] = median_overhead;
+      }
+    }
   }
 
-  void Evaluate(const RequestInfo& req, const WorkerView& v, double fleet_rate,
-                Candidate& c) const {
+  static double Median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+
+  void Evaluate(const RequestInfo& req, const WorkerView& v, double rate, double overhead,
+                double fleet_rate, double work_weight, Candidate& c) const {
     const double bs = req.block_size;
-    const uint32_t d = o_.predicted_overlap ? std::max(v.device, v.predicted) : v.device;
+    uint32_t d = o_.predicted_overlap ? std::max(v.device, v.predicted) : v.device;
+    if (o_.inflight_overlap) d = std::max(d, v.active_overlap);
     const double host_extra = v.host > d ? double(v.host - d) : 0.0;
     const double cached = bs * d + bs * host_extra * (1 - o_.host_hit_cost);
     const double uncached = std::max(1.0, double(req.prompt_tokens) - cached);
-    const double rate = Rate(v);
     double queue = double(v.booked_prefill_tokens);
     if (o_.decay_oldest) {
       const double done = double(v.oldest_prefill_age_ns) * 1e-9 * rate;
@@ -64,13 +95,14 @@ class Kvrouter final : public Policy {
     const double overflow =
         double(v.active_blocks) + new_blocks - double(v.spec->kv_capacity_blocks);
     const double kv_s = o_.kv_pressure_weight * std::max(0.0, overflow) * bs / rate;
-    const double overhead = o_.calibrate_rate ? v.rate->overhead_s() : 0.0;
     const double ttft = overhead + (queue + uncached) / rate + kv_s;
     c.terms = {cached, uncached, queue, rate, kv_s, ttft};
-    c.cost = ttft + o_.work_weight * uncached / fleet_rate;
+    c.cost = ttft + work_weight * uncached / fleet_rate;
+    c.booked_uncached = uncached;
   }
 
   PolicyOptions o_;
+  std::vector<double> rate_, overhead_;
 };
 
 }  // namespace

@@ -46,6 +46,7 @@ class LoadState {
   // Router-side load: changed by Route (booking) and by releases, read by Route.
   std::atomic<uint64_t> booked_prefill_tokens{0};
   std::atomic<uint32_t> running{0};
+  std::atomic<uint32_t> prefilling{0};  // routed here, not yet past first token
 
   void PostTtft(double queue_tokens, double ttft_s) ABSL_LOCKS_EXCLUDED(mu_);
   void PostFinished(std::vector<BlockHash> blocks) ABSL_LOCKS_EXCLUDED(mu_);

@@ -34,6 +34,7 @@ struct WorkerView {
   uint64_t oldest_prefill_age_ns = 0;  // age of the oldest booking not yet past first token
   uint64_t oldest_prefill_tokens = 0;  // its booked uncached tokens
   uint32_t running = 0;                // routed here and not finished
+  uint32_t prefilling = 0;             // routed here, not yet past first token
   uint64_t active_blocks = 0;          // distinct prompt blocks of running requests
   uint32_t active_overlap = 0;         // leading blocks of this prompt among them (M_w)
   const PrefillRateModel* rate = nullptr;
@@ -52,6 +53,9 @@ struct Candidate {
   double cost = 0;  // lower is better (policies that maximise a score store its negation)
   std::array<double, kMaxTerms> terms{};
   bool eligible = true;  // false: filtered out by the policy (llm-d affinity, ...)
+  // >= 0: the prefill tokens to book if chosen (the policy's own estimate of what the engine
+  // will compute); < 0: the scheduler's (prompt minus the device-or-predicted prefix).
+  double booked_uncached = -1;
 };
 
 struct PolicyOptions {
@@ -73,13 +77,24 @@ struct PolicyOptions {
   // kvrouter
   double host_hit_cost = 0.25;    // a host-tier block costs this fraction of recomputing it
   bool predicted_overlap = true;  // count predict-on-route blocks as cached
-  bool decay_oldest = false;      // credit the oldest booking with age·rate done (hurt: see docs)
-  bool engine_queue = true;       // use engine-reported waiting tokens when available
-  bool calibrate_rate = true;     // false: each worker's configured prior rate, no overhead
+  // Count the leading blocks of this prompt among the worker's in-flight prompts (M_w, from the
+  // router's own bookings) as cached: the engine will hold them once those prefills are done.
+  bool inflight_overlap = true;
+  bool decay_oldest = false;   // credit the oldest booking with age·rate done (hurt: see docs)
+  bool engine_queue = true;    // use engine-reported waiting tokens when available
+  bool calibrate_rate = true;  // false: each worker's configured prior rate, no overhead
   double kv_pressure_weight = 1.0;
   // Weight of the engine time this request's own prefill consumes (the delay it imposes on
   // later requests), on top of its TTFT: steers toward cached prefixes when TTFTs are close.
   double work_weight = 1.0;
+  // Past saturation each second of prefill delays every request that queues behind it: the
+  // weight above grows by this much per request waiting for its first token, averaged over
+  // the fleet (the router's own bookings).
+  double load_work_weight = 2.0;
+  // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
+  // within this fraction of the fleet median is given the median rate and overhead (fit noise
+  // is not a difference between engines); 0: every worker its own fit.
+  double calibrate_tolerance = 0.25;
 };
 
 class Policy {

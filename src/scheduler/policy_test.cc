@@ -205,6 +205,46 @@ TEST(Policy, KvrouterPrefersTheFasterEngine) {
   EXPECT_EQ(f.Choose("kvrouter", req), 1u);
 }
 
+TEST(Policy, KvrouterCountsInFlightPromptsAsSoonCached) {
+  Fixture f(2, 10000);
+  auto blocks = Blocks(100);
+  RequestInfo req{blocks, 1600, 16};
+  // A sibling with the same prompt is still queued on worker 0 (its prediction expired, its
+  // blocks not yet stored): 1000 tokens ahead, then a hit.
+  f.views[0].active_overlap = 100;
+  f.views[0].booked_prefill_tokens = 1000;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  EXPECT_DOUBLE_EQ(f.cands[0].booked_uncached, 1);  // books what the engine will compute
+  EXPECT_EQ(f.Choose("kvrouter", req, {.inflight_overlap = false}), 1u);
+}
+
+TEST(Policy, KvrouterWorkWeightFollowsTheQueuedRequests) {
+  Fixture f(2, 10000);
+  auto blocks = Blocks(100);
+  RequestInfo req{blocks, 1600, 16};
+  f.views[0].device = 50;                   // 800 tokens to compute here, 1600 there
+  f.views[0].booked_prefill_tokens = 3000;  // ttft 0.38 s vs 0.16 s
+  // Idle fleet: weight 1, costs 0.38 + 0.08 > 0.16 + 0.16: the shorter TTFT wins.
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  // Two requests waiting per worker: weight 1 + 2·2 = 5, 0.38 + 0.4 < 0.16 + 0.8: saving
+  // 800 tokens of prefill is worth 0.22 s of this request's TTFT.
+  for (WorkerView& v : f.views) v.prefilling = 2;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.load_work_weight = 0}), 1u);
+}
+
+TEST(Policy, KvrouterCalibrationIgnoresFitNoiseBetweenEqualEngines) {
+  Fixture f(3, 10000);
+  f.rates[2] = PrefillRateModel(11000);  // a 10% faster fit: noise on equal engines
+  RequestInfo req{{}, 1600, 16};
+  f.views[2].booked_prefill_tokens = 100;
+  EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_tolerance = 0}), 2u);  // 0.155 s < 0.16 s
+  EXPECT_NE(f.Choose("kvrouter", req), 2u);  // all at the median: the idle ones win
+  f.rates[2] = PrefillRateModel(20000);      // a real difference is kept
+  f.views[2].booked_prefill_tokens = 1000;   // 0.13 s < 0.16 s
+  EXPECT_EQ(f.Choose("kvrouter", req), 2u);
+}
+
 TEST(Select, SoftmaxMatchesItsDistribution) {
   std::vector<Candidate> c(3);
   c[0].cost = 0;

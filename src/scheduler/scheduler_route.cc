@@ -60,6 +60,7 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
       v.oldest_prefill_tokens = fifo.front()->uncached;
     }
     v.running = s.load->running.load(std::memory_order_relaxed);
+    v.prefilling = s.load->prefilling.load(std::memory_order_relaxed);
     v.active_blocks = s.active_counts.size();
     v.active_overlap = active_run[w];
     v.rate = &s.rate;
@@ -81,6 +82,7 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
                                      std::vector<BlockHash>(req.blocks.begin(), req.blocks.end()));
   s.load->booked_prefill_tokens.fetch_add(uncached, std::memory_order_relaxed);
   s.load->running.fetch_add(1, std::memory_order_relaxed);
+  s.load->prefilling.fetch_add(1, std::memory_order_relaxed);
   s.prefill_fifo.push_back(b);
   AddActive(s, req.blocks);
   return Ticket(std::move(b));
@@ -115,7 +117,9 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
   const WorkerView& v = views[chosen];
   const uint32_t cached_blocks = std::max(v.device, v.predicted);
   const uint64_t cached = std::min<uint64_t>(uint64_t{cached_blocks} * bs, req.prompt_tokens);
-  const uint64_t uncached = std::max<uint64_t>(1, req.prompt_tokens - cached);
+  const uint64_t uncached = cands[chosen].booked_uncached >= 0
+                                ? std::max<uint64_t>(1, uint64_t(cands[chosen].booked_uncached))
+                                : std::max<uint64_t>(1, req.prompt_tokens - cached);
   const double queue = double(v.booked_prefill_tokens) + double(uncached);
   Decision d{.worker = v.spec->id,
              .ticket = req.dry_run ? Ticket() : Book(*slots_[v.spec->id.value()], req, uncached, queue),

@@ -61,6 +61,20 @@ TEST_F(SchedulerTest, FollowsTheCacheAndBooksLoad) {
   EXPECT_EQ(load.active_blocks, 0u);
 }
 
+// A sibling routed after its prediction expired (TTL 2 s) still sees the first request's blocks
+// through the in-flight table, follows it, and books only the tokens it will compute.
+TEST_F(SchedulerTest, SiblingFollowsAnInFlightPromptPastThePredictionTtl) {
+  Make("kvrouter");
+  auto prompt = Prompt(1600);
+  Decision first = Route(prompt);
+  EXPECT_EQ(first.uncached_tokens, 1600u);
+  clock_.Advance(10 * kNsPerSec);  // still queued: no first token, no KV event
+  Decision second = Route(prompt);
+  EXPECT_EQ(second.worker, first.worker);
+  EXPECT_EQ(second.uncached_tokens, 1u);
+  EXPECT_EQ(sched_->Load(first.worker)->booked_prefill_tokens, 1601u);
+}
+
 // Two in-flight prompts on one worker sharing a 6-block prefix: active blocks are distinct
 // (10 + 4), M_w sees the shared prefix, and releasing in either order is exact.
 TEST_F(SchedulerTest, InFlightBlocksAreDistinctAndReleasedExactly) {

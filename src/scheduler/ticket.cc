@@ -65,6 +65,7 @@ void Ticket::FirstToken(TimeNs observed_ttft) {
   if (booking_ == nullptr || booking_->prefill_done.exchange(true)) return;
   scheduler_internal::LoadState& load = *booking_->load;
   load.booked_prefill_tokens.fetch_sub(booking_->uncached, std::memory_order_relaxed);
+  load.prefilling.fetch_sub(1, std::memory_order_relaxed);
   if (observed_ttft != kUnknownTtft) {
     load.PostTtft(booking_->queue_tokens, double(observed_ttft) * 1e-9);
   }
@@ -77,6 +78,7 @@ void Ticket::Finish() {
   scheduler_internal::LoadState& load = *b->load;
   if (!b->prefill_done.exchange(true)) {
     load.booked_prefill_tokens.fetch_sub(b->uncached, std::memory_order_relaxed);
+    load.prefilling.fetch_sub(1, std::memory_order_relaxed);
   }
   load.running.fetch_sub(1, std::memory_order_relaxed);
   load.PostFinished(std::move(b->blocks));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/random.h"
@@ -21,6 +22,7 @@ using SessionFn =
 constexpr uint64_t kPoolStream = 0x706f6f6c;
 constexpr uint64_t kArrivalStream = 0x61727276;
 constexpr uint64_t kSessionStream = 0x73657373;
+constexpr uint64_t kDocStream = 0x646f6373;
 
 uint64_t StreamSeed(uint64_t seed, uint64_t stream, uint64_t index = 0) {
   return (seed * 0x9e3779b97f4a7c15ULL) ^ (stream << 32) ^ (index * 0xbf58476d1ce4e5b9ULL);
@@ -131,6 +133,36 @@ Workload Agentic(const GeneratorOptions& options) {
   return GenerateSessions("agentic", options, 16.0, session_fn);
 }
 
+Workload Rag(const GeneratorOptions& options) {
+  const std::vector<Tokens> system = MakePool(options.seed, 1, 300, 300);
+  // Documents are synthesized when first asked about (each from its own stream), so a short
+  // run does not pay for the whole corpus.
+  absl::flat_hash_map<size_t, Tokens> docs;
+  auto doc_of = [&](size_t i) -> const Tokens& {
+    auto [it, inserted] = docs.try_emplace(i);
+    if (inserted) {
+      Rng rng(StreamSeed(options.seed, kDocStream, i));
+      AppendRandom(rng, UniformIn(rng, 7500, 31500), it->second);
+    }
+    return it->second;
+  };
+  const ZipfSampler zipf(kRagDocuments, kRagZipf);
+  auto session_fn = [&](uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>& out) {
+    Tokens context = system.front();
+    const Tokens& doc = doc_of(zipf.Sample(rng));
+    context.insert(context.end(), doc.begin(), doc.end());
+    const uint32_t questions = UniformIn(rng, 1, 4);
+    TimeNs at = start;
+    for (uint32_t q = 0; q < questions; ++q) {
+      Tokens prompt = context;
+      AppendRandom(rng, UniformIn(rng, 20, 200), prompt);  // the question
+      out.push_back(MakeRequest(session, at, prompt, UniformIn(rng, 50, 250)));
+      at += SecondsToNs(1.0 + rng.Exponential(10.0));
+    }
+  };
+  return GenerateSessions("rag", options, 2.5, session_fn);
+}
+
 }  // namespace
 
 ZipfSampler::ZipfSampler(size_t n, double s) : cdf_(std::max<size_t>(n, 1)) {
@@ -147,7 +179,7 @@ size_t ZipfSampler::Pick(double u) const {
   return std::min<size_t>(it - cdf_.begin(), cdf_.size() - 1);
 }
 
-std::vector<std::string> WorkloadNames() { return {"chat", "system_prompts", "agentic"}; }
+std::vector<std::string> WorkloadNames() { return {"chat", "system_prompts", "agentic", "rag"}; }
 
 absl::StatusOr<Workload> GenerateWorkload(std::string_view name, const GeneratorOptions& options) {
   if (!(options.rate_per_s > 0) || !std::isfinite(options.rate_per_s)) {
@@ -156,6 +188,7 @@ absl::StatusOr<Workload> GenerateWorkload(std::string_view name, const Generator
   if (name == "chat") return Chat(options);
   if (name == "system_prompts") return SystemPrompts(options);
   if (name == "agentic") return Agentic(options);
+  if (name == "rag") return Rag(options);
   return absl::InvalidArgumentError(
       absl::StrCat("unknown workload \"", std::string(name),
                    "\"; known: ", absl::StrJoin(WorkloadNames(), ", ")));

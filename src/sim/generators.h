@@ -15,6 +15,14 @@
 //                   4000-12000 tokens), adds a task (200-500), then runs 8-24 steps; each step's
 //                   prompt appends the previous action (the previous output) and a short tool
 //                   result (50-400 tokens). Steps are 0.5 s + exponential(mean 2 s) apart.
+//   rag             questions about long documents (retrieval-augmented generation): one shared
+//                   300-token system prompt, then one of kRagDocuments documents (7,500-31,500
+//                   tokens, uniform; synthesized on first use) picked with Zipf(kRagZipf)
+//                   popularity, then a unique question (20-200 tokens); answers 50-250 tokens.
+//                   Each session asks 1-4 questions about its document (independently: no
+//                   history), 1 s + exponential(mean 10 s) apart. Prompts 7.8k-31.8k tokens (mean
+//                   19.5k); one-cache oracle reuse 67% at 4,000 requests (seed 1), mostly within
+//                   sessions, the rest from documents asked about again in later sessions.
 // SimRequest::session numbers sessions from 1 in start order (system_prompts: one per request).
 #pragma once
 
@@ -28,6 +36,9 @@
 #include "sim/workload.h"
 
 namespace kvr::sim {
+
+inline constexpr size_t kRagDocuments = 4000;
+inline constexpr double kRagZipf = 0.3;
 
 struct GeneratorOptions {
   uint64_t seed = 1;

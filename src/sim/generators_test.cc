@@ -125,6 +125,39 @@ TEST(GeneratorsTest, SystemPromptsFollowZipf) {
   EXPECT_NEAR(sorted.back() / 2000.0, 0.040, 0.02);
 }
 
+TEST(GeneratorsTest, RagAsksSeveralQuestionsAboutLongDocuments) {
+  auto w = GenerateWorkload("rag", Small(13, 400));
+  ASSERT_TRUE(w.ok());
+  absl::flat_hash_map<uint64_t, const SimRequest*> first;
+  size_t same_doc = 0;
+  for (const SimRequest& r : w->requests) {
+    EXPECT_GE(r.prompt.size(), 300u + 7500 + 20);
+    EXPECT_LE(r.prompt.size(), 300u + 31500 + 200);
+    EXPECT_GE(r.output_tokens, 50u);
+    EXPECT_LE(r.output_tokens, 250u);
+    auto [it, inserted] = first.try_emplace(r.session, &r);
+    if (inserted) continue;
+    // A later question of the session: the same system prompt and document, a new question
+    // (no history), so the prompts share all but their last few hundred tokens.
+    const SimRequest& a = *it->second;
+    const size_t common =
+        std::mismatch(a.prompt.begin(), a.prompt.end(), r.prompt.begin(), r.prompt.end()).first -
+        a.prompt.begin();
+    EXPECT_GE(common + 200, a.prompt.size());
+    EXPECT_GE(common + 200, r.prompt.size());
+    ++same_doc;
+  }
+  EXPECT_GT(same_doc, 100u);
+  // Every prompt opens with the one shared system prompt.
+  for (const SimRequest& r : w->requests) {
+    EXPECT_TRUE(
+        std::equal(r.prompt.begin(), r.prompt.begin() + 300, w->requests.front().prompt.begin()));
+  }
+  const double oracle = OracleHitRate(*w, 64);
+  EXPECT_GT(oracle, 0.4);
+  EXPECT_LT(oracle, 0.8);
+}
+
 TEST(GeneratorsTest, ZipfSamplerInverseCdf) {
   const ZipfSampler zipf(3, 1.0);  // weights 1, 1/2, 1/3 -> cdf 6/11, 9/11, 1
   EXPECT_EQ(zipf.Pick(0.0), 0u);

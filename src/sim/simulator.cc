@@ -45,9 +45,10 @@ class Run {
         policy_(policy),
         hashes_(hashes),
         progress_(progress),
-        index_(
-            IndexConfig{.block_size = c.engine.block_size, .max_workers = std::max(64u, c.workers)},
-            clock_),
+        index_(IndexConfig{.block_size = c.engine.block_size,
+                           .max_workers = std::max(64u, c.workers),
+                           .predict = PredictConfig{.ttl = c.predict_ttl}},
+               clock_),
         stats_(policy) {}
 
   absl::StatusOr<PolicyResult> Go();

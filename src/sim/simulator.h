@@ -33,7 +33,8 @@ struct SimConfig {
   // engine-reported queue) get them as fresh as that peer would.
   TimeNs metrics_interval = kDefaultMetricsInterval;
   uint64_t seed = 1;
-  SchedulerConfig scheduler;  // `policy` is set per run
+  TimeNs predict_ttl = PredictConfig{}.ttl;  // predict-on-route entries' TTL in the index
+  SchedulerConfig scheduler;                 // `policy` is set per run
 };
 
 // Progress callback: (policy, completed requests, total requests, virtual time).

@@ -1,6 +1,7 @@
 #include "sim/workload.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/container/flat_hash_set.h"
 #include "index/block_hash.h"
@@ -35,6 +36,20 @@ double OracleHitRate(const Workload& workload, uint32_t block_size) {
     seen.insert(hashes.begin(), hashes.end());
   }
   return prompt_tokens == 0 ? 0 : static_cast<double>(hit_tokens) / prompt_tokens;
+}
+
+absl::Status CompressIntoBursts(Workload& workload, double period_s, double duty) {
+  if (!(period_s > 0) || !std::isfinite(period_s) || !(duty > 0) || !(duty <= 1)) {
+    return absl::InvalidArgumentError("bursts need period > 0 and 0 < duty <= 1");
+  }
+  const auto period = static_cast<TimeNs>(std::llround(period_s * kNsPerSec));
+  if (period <= 0) return absl::InvalidArgumentError("burst period below one nanosecond");
+  for (SimRequest& r : workload.requests) {
+    const TimeNs start = r.arrival - r.arrival % period;
+    r.arrival = start + static_cast<TimeNs>(std::floor(double(r.arrival - start) * duty));
+  }
+  workload.name += "+burst";
+  return absl::OkStatus();
 }
 
 }  // namespace kvr::sim

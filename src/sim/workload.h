@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "common/clock.h"
 #include "common/ids.h"
 
@@ -41,5 +42,12 @@ uint64_t TotalPromptTokens(const Workload& workload);
 // the last prompt token to produce logits); then all its full blocks become "seen". Returns
 // hit tokens / prompt tokens (0 for an empty workload). O(total tokens).
 double OracleHitRate(const Workload& workload, uint32_t block_size);
+
+// Bursty arrivals from any workload: time is cut into periods of `period_s` seconds, and the
+// arrivals of each period are squeezed (linearly, order kept) into its first `duty` fraction.
+// The mean rate and the request order are unchanged; the peak rate is 1/duty times the
+// original. Names the workload "<name>+burst". InvalidArgument unless period_s > 0 and
+// 0 < duty <= 1.
+absl::Status CompressIntoBursts(Workload& workload, double period_s, double duty);
 
 }  // namespace kvr::sim

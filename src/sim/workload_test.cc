@@ -64,5 +64,32 @@ TEST(WorkloadTest, OracleHitRateEdgeCases) {
   EXPECT_DOUBLE_EQ(OracleHitRate(w, 4), 3.0 / 8);
 }
 
+TEST(WorkloadTest, BurstsSqueezeEachPeriodIntoItsFirstPart) {
+  Workload w;
+  w.name = "x";
+  // One arrival per second for 20 s; bursts of 10 s at duty 0.2: each period's ten arrivals
+  // land in its first 2 s, 0.2 s apart, in their original order.
+  for (int i = 0; i < 20; ++i) w.requests.push_back(Req(i * kNsPerSec, {TokenId(i)}));
+  SortAndNumber(w);
+  ASSERT_TRUE(CompressIntoBursts(w, 10.0, 0.2).ok());
+  EXPECT_EQ(w.name, "x+burst");
+  ASSERT_EQ(w.requests.size(), 20u);
+  for (int i = 0; i < 20; ++i) {
+    const SimRequest& r = w.requests[i];
+    EXPECT_EQ(r.prompt.front(), TokenId(i));  // order kept
+    EXPECT_EQ(r.arrival, (i / 10) * 10 * kNsPerSec + (i % 10) * kNsPerSec / 5) << i;
+  }
+  // Mean rate unchanged: the last period still starts at 10 s.
+  EXPECT_EQ(w.requests[10].arrival, 10 * kNsPerSec);
+}
+
+TEST(WorkloadTest, BurstsRejectBadShapes) {
+  Workload w;
+  EXPECT_FALSE(CompressIntoBursts(w, 0, 0.5).ok());
+  EXPECT_FALSE(CompressIntoBursts(w, 10, 0).ok());
+  EXPECT_FALSE(CompressIntoBursts(w, 10, 1.5).ok());
+  EXPECT_TRUE(CompressIntoBursts(w, 10, 1).ok());
+}
+
 }  // namespace
 }  // namespace kvr::sim
