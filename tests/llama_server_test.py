@@ -34,11 +34,13 @@ LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
 
 
 class LlamaServer:
-    """llama-server on 127.0.0.1:0 with one model; a context manager that always reaps it."""
+    """llama-server on 127.0.0.1:0 with one model; a context manager that always reaps it.
+    One thread: ggml's worker threads spin at barriers, so on a shared 2-core machine two threads
+    ran 4x slower (and erratically) than one."""
 
     def __init__(self, binary, model, *flags):
         self.args = [binary, "-m", model, "--host", "127.0.0.1", "--port", "0",
-                     "--threads", "2", "--no-webui", "--log-colors", "off", *flags]
+                     "--threads", "1", "--no-webui", "--log-colors", "off", *flags]
         self.lines = []
         self.port = None
         self.changed = threading.Condition()
