@@ -5,7 +5,7 @@
 # (git-ignored); see docs/LLAMACPP.md.
 #
 # Idempotent and cached: the build is redone only when its stamp (pinned package, commit, build
-# flags) changes, the models only when theirs (generator script, tokenizer files) changes, so a
+# flags) changes, the models only when theirs (these scripts, tokenizer files) changes, so a
 # second run is a no-op. Needs cmake, ninja, git, npm, python3-numpy (scripts/setup.sh installs them).
 #   scripts/setup_llama.sh           build what is missing or stale
 #   scripts/setup_llama.sh --force   rebuild and regenerate everything
@@ -72,7 +72,7 @@ BUILD_KEY="$NPM_SPEC $COMMIT ${CMAKE_FLAGS[*]} ${TARGETS[*]}"
 if [ $FORCE = 1 ] || [ "$(cat "$DIR/build.stamp" 2>/dev/null)" != "$BUILD_KEY" ] \
    || [ ! -x "$DIR/bin/llama-server" ] || [ ! -x "$DIR/bin/llama-tokenize" ]; then
   need cmake; need ninja
-  log "building ${TARGETS[*]} at ${COMMIT:0:7} (-j$JOBS; a few minutes on 2 cores)"
+  log "building ${TARGETS[*]} at ${COMMIT:0:7} (-j$JOBS: once, about 25 CPU-minutes; log in $DIR/build.log)"
   rm -f "$DIR/build.stamp"
   cmake -S "$DIR/src" -B "$DIR/build" "${CMAKE_FLAGS[@]}" >"$DIR/configure.log" 2>&1 \
     || { tail -n 30 "$DIR/configure.log" >&2; exit 1; }
@@ -93,7 +93,7 @@ LLAMA3_TOK="$TOK/tokenizer-llama3_1/models"
 QWEN3_TOK="$TOK/tokenizer-qwen3/models"
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { log "numpy missing for $PY (apt-get install python3-numpy)"; exit 1; }
-MODELS_KEY="$COMMIT $(cat scripts/make_tiny_gguf.py "$LLAMA3_TOK"/tokenizer*.json "$QWEN3_TOK"/tokenizer*.json | sha256sum | cut -c1-16)"
+MODELS_KEY="$COMMIT $(cat scripts/make_tiny_gguf.py scripts/setup_llama.sh "$LLAMA3_TOK"/tokenizer*.json "$QWEN3_TOK"/tokenizer*.json | sha256sum | cut -c1-16)"
 if [ $FORCE = 1 ] || [ "$(cat "$DIR/models.stamp" 2>/dev/null)" != "$MODELS_KEY" ] \
    || [ ! -f "$DIR/models/tiny-llama3.gguf" ] || [ ! -f "$DIR/models/tiny-qwen3.gguf" ]; then
   log "generating tiny GGUF models"
