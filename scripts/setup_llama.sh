@@ -72,7 +72,7 @@ BUILD_KEY="$NPM_SPEC $COMMIT ${CMAKE_FLAGS[*]} ${TARGETS[*]}"
 if [ $FORCE = 1 ] || [ "$(cat "$DIR/build.stamp" 2>/dev/null)" != "$BUILD_KEY" ] \
    || [ ! -x "$DIR/bin/llama-server" ] || [ ! -x "$DIR/bin/llama-tokenize" ]; then
   need cmake; need ninja
-  log "building ${TARGETS[*]} at ${COMMIT:0:7} (-j$JOBS: once, about 25 CPU-minutes; log in $DIR/build.log)"
+  log "building ${TARGETS[*]} at ${COMMIT:0:7} (-j$JOBS: once, ~12 min on 2 idle cores; log in $DIR/build.log)"
   rm -f "$DIR/build.stamp"
   cmake -S "$DIR/src" -B "$DIR/build" "${CMAKE_FLAGS[@]}" >"$DIR/configure.log" 2>&1 \
     || { tail -n 30 "$DIR/configure.log" >&2; exit 1; }
