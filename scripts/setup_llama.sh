@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's llama-server and llama-tokenize from the source that the pinned npm package
 # node-llama-cpp ships as a git bundle (llama/gitRelease.bundle), and generates the tiny
-# random-weight GGUF models the live tests load. Everything lands in third_party/llama.cpp/
-# (git-ignored); see docs/LLAMACPP.md.
+# random-weight GGUF models the live tests load; see docs/LLAMACPP.md.
 #
-# Idempotent and cached: the build is redone only when its stamp (pinned package, commit, build
-# flags) changes, the models only when theirs (these scripts, tokenizer files) changes, so a
-# second run is a no-op. Needs cmake, ninja, git, npm, python3-numpy (scripts/setup.sh installs them).
+# Built once per machine, not per checkout: the source, build tree and binaries live in a cache
+# folder outside the checkout named after the pin and the build flags,
+#   ${KVROUTER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvrouter}/llama.cpp-<version>-<flags hash>/
+# and the models in tiny-gguf-<hash of their inputs>/ beside it. Every clone's git-ignored
+# third_party/llama.cpp/ only links to them (bin, src, models). A lock serialises clones that set
+# up at the same time. The compile goes through ccache when it is installed, so even a wiped
+# cache folder rebuilds from hits. Each step runs only when its stamp (its key) is missing or
+# different, so a second run is a no-op. Needs cmake, ninja, git, npm, python3-numpy, flock
+# (scripts/setup.sh installs them).
 #   scripts/setup_llama.sh           build what is missing or stale
 #   scripts/setup_llama.sh --force   rebuild and regenerate everything
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=true
 
 NPM_SPEC="node-llama-cpp@3.21.1"
-DIR=third_party/llama.cpp
+DIR=third_party/llama.cpp          # in the checkout: links into the cache
 JOBS="${KVROUTER_JOBS:-2}"
 # Portable on purpose: GGML_NATIVE=OFF compiles for a fixed x86-64 baseline (SSE4.2, AVX, AVX2,
 # FMA, F16C, BMI2; ignored on other architectures) instead of -march=native, so a cache copied
@@ -39,11 +43,23 @@ FORCE=0
 
 log() { echo "setup_llama: $*" >&2; }
 need() { command -v "$1" >/dev/null 2>&1 || { log "$1 not found (scripts/setup.sh --deps installs it)"; exit 1; }; }
+need flock
 
-mkdir -p "$DIR"
+if [ -n "${KVROUTER_CACHE_DIR:-}" ]; then CACHE="$KVROUTER_CACHE_DIR"
+elif [ -n "${XDG_CACHE_HOME:-}" ]; then CACHE="$XDG_CACHE_HOME/kvrouter"
+elif [ -n "${HOME:-}" ]; then CACHE="$HOME/.cache/kvrouter"
+else CACHE="$ROOT/.cache/kvrouter"; fi
+mkdir -p "$CACHE"
+CACHE="$(cd "$CACHE" && pwd -P)"
+BUILD_KEY="$NPM_SPEC ${CMAKE_FLAGS[*]} ${TARGETS[*]}"
+LDIR="$CACHE/llama.cpp-${NPM_SPEC##*@}-$(printf '%s' "$BUILD_KEY" | sha256sum | cut -c1-8)"
+mkdir -p "$LDIR"
+# One setup at a time per cache folder (another clone may be building it right now).
+exec 9>"$LDIR.lock"
+if ! flock -n 9; then log "waiting for another setup to finish with $LDIR"; flock 9; fi
 
 # ---- 1. source: the git bundle from the npm tarball (one member extracted, no node_modules) ----
-if [ ! -d "$DIR/src/.git" ] || [ "$(cat "$DIR/src.stamp" 2>/dev/null)" != "$NPM_SPEC" ] || [ $FORCE = 1 ]; then
+if [ ! -d "$LDIR/src/.git" ] || [ "$(cat "$LDIR/src.stamp" 2>/dev/null)" != "$NPM_SPEC" ] || [ $FORCE = 1 ]; then
   need npm; need git
   log "fetching $NPM_SPEC (llama/gitRelease.bundle)"
   tmp="$(mktemp -d)"
@@ -57,31 +73,40 @@ if [ ! -d "$DIR/src/.git" ] || [ "$(cat "$DIR/src.stamp" 2>/dev/null)" != "$NPM_
         package/llama/gitRelease.bundle package/llama/binariesGithubRelease.json
     pkg="$tmp/package"
   fi
-  rm -rf "$DIR/src" "$DIR/src.partial" "$DIR/src.stamp"
-  git -c advice.detachedHead=false clone -q "$pkg/llama/gitRelease.bundle" "$DIR/src.partial"
-  cp "$pkg/package.json" "$DIR/src.partial/.npm-package.json"
-  cp "$pkg/llama/binariesGithubRelease.json" "$DIR/src.partial/.npm-release.json"
-  mv "$DIR/src.partial" "$DIR/src"
+  rm -rf "$LDIR/src" "$LDIR/src.partial" "$LDIR/src.stamp" "$LDIR/build.stamp"
+  git -c advice.detachedHead=false clone -q "$pkg/llama/gitRelease.bundle" "$LDIR/src.partial"
+  cp "$pkg/package.json" "$LDIR/src.partial/.npm-package.json"
+  cp "$pkg/llama/binariesGithubRelease.json" "$LDIR/src.partial/.npm-release.json"
+  mv "$LDIR/src.partial" "$LDIR/src"
   rm -rf "$tmp"; trap - EXIT
-  echo "$NPM_SPEC" >"$DIR/src.stamp"
+  echo "$NPM_SPEC" >"$LDIR/src.stamp"
 fi
-COMMIT="$(git -C "$DIR/src" rev-parse HEAD)"
+COMMIT="$(git -C "$LDIR/src" rev-parse HEAD)"
 
-# ---- 2. build ----
-BUILD_KEY="$NPM_SPEC $COMMIT ${CMAKE_FLAGS[*]} ${TARGETS[*]}"
-if [ $FORCE = 1 ] || [ "$(cat "$DIR/build.stamp" 2>/dev/null)" != "$BUILD_KEY" ] \
-   || [ ! -x "$DIR/bin/llama-server" ] || [ ! -x "$DIR/bin/llama-tokenize" ]; then
+# ---- 2. build (through ccache when installed: a wiped cache folder rebuilds from its hits) ----
+LAUNCHER=()
+if command -v ccache >/dev/null 2>&1; then
+  LAUNCHER=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+if [ $FORCE = 1 ] || [ "$(cat "$LDIR/build.stamp" 2>/dev/null)" != "$BUILD_KEY $COMMIT" ] \
+   || [ ! -x "$LDIR/bin/llama-server" ] || [ ! -x "$LDIR/bin/llama-tokenize" ]; then
   need cmake; need ninja
-  log "building ${TARGETS[*]} at ${COMMIT:0:7} (-j$JOBS: once, ~12 min on 2 idle cores; log in $DIR/build.log)"
-  rm -f "$DIR/build.stamp"
-  cmake -S "$DIR/src" -B "$DIR/build" "${CMAKE_FLAGS[@]}" >"$DIR/configure.log" 2>&1 \
-    || { tail -n 30 "$DIR/configure.log" >&2; exit 1; }
-  cmake --build "$DIR/build" -j "$JOBS" --target "${TARGETS[@]}" >"$DIR/build.log" 2>&1 \
-    || { tail -n 30 "$DIR/build.log" >&2; exit 1; }
-  mkdir -p "$DIR/bin"
-  for t in "${TARGETS[@]}"; do install -m 755 "$DIR/build/bin/$t" "$DIR/bin/$t"; done
-  cp "$DIR/src/LICENSE" "$DIR/LICENSE"
-  echo "$BUILD_KEY" >"$DIR/build.stamp"
+  log "building ${TARGETS[*]} at ${COMMIT:0:7} in $LDIR (-j$JOBS; once per machine:" \
+      "~12 min on 2 idle cores cold, ~2 min from a warm ccache; log in $LDIR/build.log)"
+  rm -f "$LDIR/build.stamp"
+  t0=$SECONDS
+  # ccache keys on paths relative to the cache folder, so the same pin built under another
+  # user's or machine's cache folder still hits.
+  export CCACHE_BASEDIR="$LDIR" CCACHE_NOHASHDIR=true
+  cmake -S "$LDIR/src" -B "$LDIR/build" "${CMAKE_FLAGS[@]}" "${LAUNCHER[@]}" >"$LDIR/configure.log" 2>&1 \
+    || { tail -n 30 "$LDIR/configure.log" >&2; exit 1; }
+  cmake --build "$LDIR/build" -j "$JOBS" --target "${TARGETS[@]}" >"$LDIR/build.log" 2>&1 \
+    || { tail -n 30 "$LDIR/build.log" >&2; exit 1; }
+  mkdir -p "$LDIR/bin"
+  for t in "${TARGETS[@]}"; do install -m 755 "$LDIR/build/bin/$t" "$LDIR/bin/$t"; done
+  cp "$LDIR/src/LICENSE" "$LDIR/LICENSE"
+  echo "$BUILD_KEY $COMMIT" >"$LDIR/build.stamp"
+  log "built in $((SECONDS - t0)) s"
 fi
 
 # ---- 3. tiny random-weight models with real tokenizers ----
@@ -93,16 +118,29 @@ LLAMA3_TOK="$TOK/tokenizer-llama3_1/models"
 QWEN3_TOK="$TOK/tokenizer-qwen3/models"
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || { log "numpy missing for $PY (apt-get install python3-numpy)"; exit 1; }
-MODELS_KEY="$COMMIT $(cat scripts/make_tiny_gguf.py scripts/setup_llama.sh "$LLAMA3_TOK"/tokenizer*.json "$QWEN3_TOK"/tokenizer*.json | sha256sum | cut -c1-16)"
-if [ $FORCE = 1 ] || [ "$(cat "$DIR/models.stamp" 2>/dev/null)" != "$MODELS_KEY" ] \
-   || [ ! -f "$DIR/models/tiny-llama3.gguf" ] || [ ! -f "$DIR/models/tiny-qwen3.gguf" ]; then
-  log "generating tiny GGUF models"
-  rm -f "$DIR/models.stamp"
-  mkdir -p "$DIR/models"
-  export PYTHONPATH="$ROOT/$DIR/src/gguf-py"
+MODELS_KEY="$COMMIT $(cat scripts/make_tiny_gguf.py "$LLAMA3_TOK"/tokenizer*.json "$QWEN3_TOK"/tokenizer*.json | sha256sum | cut -c1-16)"
+MDIR="$CACHE/tiny-gguf-$(printf '%s' "$MODELS_KEY" | sha256sum | cut -c1-12)"
+if [ $FORCE = 1 ] || [ "$(cat "$MDIR/models.stamp" 2>/dev/null)" != "$MODELS_KEY" ] \
+   || [ ! -f "$MDIR/tiny-llama3.gguf" ] || [ ! -f "$MDIR/tiny-qwen3.gguf" ]; then
+  log "generating tiny GGUF models in $MDIR"
+  rm -f "$MDIR/models.stamp"
+  mkdir -p "$MDIR"
+  export PYTHONPATH="$LDIR/src/gguf-py"
   "$PY" scripts/make_tiny_gguf.py --tokenizer-dir "$LLAMA3_TOK" --pre llama-bpe \
-        --name tiny-random-llama3 --out "$DIR/models/tiny-llama3.gguf"
+        --name tiny-random-llama3 --out "$MDIR/tiny-llama3.gguf"
   "$PY" scripts/make_tiny_gguf.py --tokenizer-dir "$QWEN3_TOK" --pre qwen2 --bos-token '<|endoftext|>' \
-        --name tiny-random-qwen3 --out "$DIR/models/tiny-qwen3.gguf"
-  echo "$MODELS_KEY" >"$DIR/models.stamp"
+        --name tiny-random-qwen3 --out "$MDIR/tiny-qwen3.gguf"
+  echo "$MODELS_KEY" >"$MDIR/models.stamp"
 fi
+
+# ---- 4. the checkout's third_party/llama.cpp: links into the cache ----
+if [ -L "$DIR" ]; then rm -f "$DIR"; fi
+mkdir -p "$DIR"
+for old in build configure.log build.log src.stamp build.stamp models.stamp; do
+  [ -e "$DIR/$old" ] && [ ! -L "$DIR/$old" ] && rm -rf "${DIR:?}/$old"   # an in-checkout build of old
+done
+link() { [ "$(readlink "$DIR/$2" 2>/dev/null)" = "$1" ] || { rm -rf "${DIR:?}/$2"; ln -s "$1" "$DIR/$2"; }; }
+link "$LDIR/bin" bin
+link "$LDIR/src" src
+link "$LDIR/LICENSE" LICENSE
+link "$MDIR" models
