@@ -9,6 +9,8 @@ around real tokenizers, built by scripts/setup_llama.sh).
   llama.cpp itself reports the reused tokens (`usage.prompt_tokens_details.cached_tokens`).
 - A llama-server killed while it holds requests that have not started is taken out of
   rotation, and those requests are answered by the other server: none is lost.
+- `kvrouter demo --engine llama.cpp` on a small slice: both policies complete every request,
+  cached tokens come from llama.cpp's own usage reports, and no llama-server outlives it.
 
 Every process listens on 127.0.0.1 port 0 and is reaped on every path; waits are on readiness
 lines, responses and conditions, each bounded. Exits 77 (skipped) without the llama.cpp build.
@@ -17,14 +19,18 @@ lines, responses and conditions, each bounded. Exits 77 (skipped) without the ll
 """
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import threading
 import unittest
+import uuid
 
 import live
 from live import DEADLINE_S, metric
 from gateway_live_test import TOKEN, Router, post_stream
 from llama_server_test import LlamaServer, long_prompt
+from demo_live_test import MARK, marked
 
 ROOT = os.path.dirname(live.HERE)
 LLAMA_DIR = os.path.join(ROOT, "third_party", "llama.cpp")
@@ -195,6 +201,38 @@ class TwoServersTest(unittest.TestCase):
             _, values = router.metrics()
             self.assertEqual(metric(values, "kvrouter_retries_total"), 3)
             router.assert_idle()
+
+
+class LlamaDemoTest(unittest.TestCase):
+    def test_demo_on_llama_servers_compares_the_policies_and_reaps_them(self):
+        mark = uuid.uuid4().hex
+        env = dict(os.environ, **{MARK: mark})
+        with tempfile.TemporaryDirectory() as d:
+            out_json = os.path.join(d, "demo.json")
+            proc = subprocess.Popen([live.KVROUTER, "demo", "--engine", "llama.cpp", "--requests",
+                                     "16", "--rate-scale", "4", "--json", out_json],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                    preexec_fn=live._die_with_parent)
+            try:
+                out, err = proc.communicate(timeout=DEADLINE_S * 4)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+            self.assertEqual(marked(mark), [], "a llama-server outlived the demo")
+            self.assertEqual(proc.returncode, 0, err.decode()[-3000:])
+            with open(out_json) as f:
+                r = json.load(f)
+        self.assertEqual(list(r["policies"]), ["round_robin", "kvrouter"])
+        for name, p in r["policies"].items():
+            self.assertEqual((p["requests"], p["completed"], p["failed"]), (16, 16, 0), name)
+            self.assertEqual(p["missing_usage"], 0, name)  # llama.cpp reported every usage
+            self.assertEqual(p["prefill_tokens"], p["prompt_tokens"] - p["cached_tokens"])
+            self.assertLessEqual(set(p["workers"]), {"w0", "w1"})
+        self.assertEqual(r["workload"]["name"], "chat")
+        text = out.decode()
+        for needle in ("engine: llama.cpp", "round_robin", "kvrouter", "hit rate %"):
+            self.assertIn(needle, text)
 
 
 if __name__ == "__main__":
