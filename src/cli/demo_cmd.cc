@@ -135,6 +135,10 @@ int RunDemoCommand(DemoFlags& f) {
   if (f.options.engine == demo::DemoEngine::kLlamaCpp) {
     report.settings.emplace_back("llama_slots", std::to_string(f.options.llama.slots));
     report.settings.emplace_back("llama_model", f.options.llama.model);
+    if (f.options.llama.cache_ram_mib) {
+      report.settings.emplace_back("llama_cache_ram_mib",
+                                   std::to_string(*f.options.llama.cache_ram_mib));
+    }
   } else {
     report.settings.emplace_back("speedup", std::to_string(f.options.speedup));
   }
@@ -209,6 +213,9 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
   cmd->add_option("--llama-slots", o.llama.slots, "llama-server -np")
       ->check(CLI::Range(1u, 64u))
       ->capture_default_str();
+  cmd->add_option("--llama-cache-ram", o.llama.cache_ram_mib,
+                  "llama-server --cache-ram MiB (prompts saved from slots in host memory; 0: "
+                  "off; default: llama.cpp's)");
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
   f->cmd = cmd;
   cmd->callback([f, exit_code] { *exit_code = RunDemoCommand(*f); });

@@ -69,6 +69,10 @@ absl::StatusOr<std::vector<nlohmann::json>> StartLlamaServers(const DemoOptions&
                                      "--no-webui",
                                      "--log-colors",
                                      "off"};
+    if (l.cache_ram_mib) {
+      argv.push_back("--cache-ram");
+      argv.push_back(absl::StrCat(*l.cache_ram_mib));
+    }
     ASSIGN_OR_RETURN(auto child, Child::Spawn(absl::StrCat("llama-server w", i), std::move(argv)));
     children.push_back(std::move(child));
   }

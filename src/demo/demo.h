@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct LlamaOptions {
   uint32_t slots = 2;           // -np
   uint32_t ctx_per_slot = 16384;  // -c is slots x this
   uint32_t threads = 1;         // ggml's threads spin: on a shared 2-core machine 1 is fastest
+  // --cache-ram: MiB of host memory for prompts saved from slots (restored when a later prompt
+  // shares their prefix); unset: llama.cpp's default (8192), 0: off (only the slots' KV).
+  std::optional<int32_t> cache_ram_mib;
 };
 
 struct DemoOptions {
