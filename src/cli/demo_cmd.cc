@@ -49,8 +49,9 @@ void LlamaDefaults(DemoFlags& f) {
   const auto unset = [&](const char* flag) { return f.cmd->count(flag) == 0; };
   if (unset("--workers")) f.options.workers = 2;
   if (unset("--workload") && unset("--trace")) f.source.generator = "chat";
-  if (unset("--requests")) f.source.requests = 80;
-  if (unset("--rate-scale")) f.source.rate_scale = 1;
+  if (unset("--requests")) f.source.requests = 60;
+  // Half the generator's rate: the two servers busy, not drowning (at rate 1 TTFT is queueing).
+  if (unset("--rate-scale")) f.source.rate_scale = 0.5;
   if (unset("--policies")) f.policies = "round_robin,kvrouter";
   if (unset("--max-output-tokens")) f.max_output_tokens = 16;
 }
@@ -198,8 +199,8 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
   cmd->add_option("--html", f->html, "Write the HTML report (TTFT CDFs) here");
   cmd->add_option("--engine", f->engine,
                   "engine-sim, or llama.cpp: real llama-servers (scripts/setup_llama.sh builds "
-                  "them; defaults then: 2 workers, 80 requests of the chat workload, answers "
-                  "capped at 16 tokens, round_robin,kvrouter)")
+                  "them; defaults then: 2 workers, 60 requests of the chat workload at rate scale "
+                  "0.5, answers capped at 16 tokens, round_robin,kvrouter)")
       ->check(CLI::IsMember({"engine-sim", "llama.cpp"}))
       ->capture_default_str();
   cmd->add_option("--workload", f->source.generator,
