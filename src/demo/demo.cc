@@ -41,8 +41,58 @@ class TempDir {
   std::string path_;
 };
 
+// Starts every llama-server on 127.0.0.1 port 0, then waits for each one's "listening on" log
+// line (written once its model is loaded; they load in parallel). Returns {"http":"HOST:PORT"}s.
+absl::StatusOr<std::vector<nlohmann::json>> StartLlamaServers(const DemoOptions& o,
+                                                              Children& children) {
+  const LlamaOptions& l = o.llama;
+  for (uint32_t i = 0; i < o.workers; ++i) {
+    std::vector<std::string> argv = {l.server,
+                                     "-m",
+                                     l.model,
+                                     "--host",
+                                     "127.0.0.1",
+                                     "--port",
+                                     "0",
+                                     "--threads",
+                                     absl::StrCat(l.threads),
+                                     "-np",
+                                     absl::StrCat(l.slots),
+                                     "-c",
+                                     absl::StrCat(uint64_t{l.slots} * l.ctx_per_slot),
+                                     "--metrics",
+                                     // Random weights emit text that is not valid UTF-8, which
+                                     // llama-server then refuses to send (500); printable ASCII
+                                     // only (costs ~30 ms a token of grammar checks).
+                                     "--grammar",
+                                     "root ::= [ -~]*",
+                                     "--no-webui",
+                                     "--log-colors",
+                                     "off"};
+    if (l.cache_ram_mib) {
+      argv.push_back("--cache-ram");
+      argv.push_back(absl::StrCat(*l.cache_ram_mib));
+    }
+    ASSIGN_OR_RETURN(auto child, Child::Spawn(absl::StrCat("llama-server w", i), std::move(argv)));
+    children.push_back(std::move(child));
+  }
+  constexpr std::string_view kListening = "listening on http://";
+  std::vector<nlohmann::json> ready;
+  for (auto& child : children) {
+    ASSIGN_OR_RETURN(std::string line,
+                     child->WaitForStderrLine(kListening, o.ready_timeout, StopRequested));
+    std::string address = line.substr(line.find(kListening) + kListening.size());
+    while (!address.empty() && (address.back() == '\r' || address.back() == ' ')) address.pop_back();
+    nlohmann::json j;
+    j["http"] = address;
+    ready.push_back(std::move(j));
+  }
+  return ready;
+}
+
 // Starts every engine-sim, then waits for each readiness line (they load in parallel).
 absl::StatusOr<std::vector<nlohmann::json>> StartEngines(const DemoOptions& o, Children& children) {
+  if (o.engine == DemoEngine::kLlamaCpp) return StartLlamaServers(o, children);
   for (uint32_t i = 0; i < o.workers; ++i) {
     std::vector<std::string> argv = {o.exe,
                                      "engine-sim",
@@ -84,9 +134,14 @@ std::string RouterYaml(const DemoOptions& o, const std::vector<nlohmann::json>& 
                                  "\n    block_size: 16\n    workers:\n");
   for (size_t i = 0; i < engines.size(); ++i) {
     absl::StrAppend(&out, "      - name: w", i, "\n        url: http://",
-                    engines[i]["http"].get<std::string>(),
-                    "\n        kv_events: ", engines[i]["kv_events"].get<std::string>(),
-                    "\n        replay: ", engines[i]["replay"].get<std::string>(), "\n");
+                    engines[i]["http"].get<std::string>(), "\n");
+    if (o.engine == DemoEngine::kLlamaCpp) {
+      // No KV events: approximate mode; the tokenizer check speaks llama.cpp's endpoints.
+      absl::StrAppend(&out, "        engine: llama.cpp\n");
+    } else {
+      absl::StrAppend(&out, "        kv_events: ", engines[i]["kv_events"].get<std::string>(),
+                      "\n        replay: ", engines[i]["replay"].get<std::string>(), "\n");
+    }
   }
   return out;
 }
@@ -154,7 +209,11 @@ absl::StatusOr<replay::ReplayResult> RunPolicy(const DemoOptions& o, const std::
                                                const sim::Workload& w) {
   Children children;  // killed and reaped on every return
   TempDir dir;
-  if (o.log) o.log(absl::StrCat(policy, ": starting ", o.workers, " engine-sims and a gateway"));
+  if (o.log) {
+    o.log(absl::StrCat(policy, ": starting ", o.workers,
+                       o.engine == DemoEngine::kLlamaCpp ? " llama-servers" : " engine-sims",
+                       " and a gateway"));
+  }
   ASSIGN_OR_RETURN(auto engines, StartEngines(o, children));
   ASSIGN_OR_RETURN(std::string target, StartGateway(o, policy, engines, dir, children));
   if (o.log) o.log(absl::StrCat(policy, ": replaying ", w.requests.size(), " requests"));

@@ -1,6 +1,6 @@
 // `kvrouter demo`: the whole system on one machine, no GPU. For each policy in turn it starts a
-// fresh fleet of engine-sims (so every policy starts with cold caches) and one gateway in front of
-// them, all child processes of this binary (process.h), replays the same workload through the
+// fresh fleet of engines — engine-sims, or real llama.cpp llama-servers — (so every policy starts
+// with cold caches) and one gateway in front of them, all child processes of this binary (process.h), replays the same workload through the
 // gateway in-process (src/replay), then stops them all. The runs make one sim::Report, so the
 // table, JSON and HTML look like `kvrouter simulate`'s.
 #pragma once
@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,10 +20,30 @@
 
 namespace kvr::demo {
 
+// The engines behind the gateway.
+enum class DemoEngine {
+  kEngineSim,  // kvrouter engine-sim with KV events and replay
+  kLlamaCpp,   // llama.cpp llama-server: no KV events, so the gateway runs in approximate mode
+};
+
+// llama-server's settings when engine == kLlamaCpp.
+struct LlamaOptions {
+  std::string server;           // the llama-server binary
+  std::string model;            // a GGUF whose vocabulary is the demo tokenizer's
+  uint32_t slots = 2;           // -np
+  uint32_t ctx_per_slot = 16384;  // -c is slots x this
+  uint32_t threads = 1;         // ggml's threads spin: on a shared 2-core machine 1 is fastest
+  // --cache-ram: MiB of host memory for prompts saved from slots (restored when a later prompt
+  // shares their prefix); unset: llama.cpp's default (8192), 0: off (only the slots' KV).
+  std::optional<int32_t> cache_ram_mib;
+};
+
 struct DemoOptions {
   std::string exe;        // the kvrouter binary whose subcommands are started
   std::string tokenizer;  // tokenizer folder for engines and gateway (ids < its vocabulary)
   std::string model = "llama3";
+  DemoEngine engine = DemoEngine::kEngineSim;
+  LlamaOptions llama;
   std::vector<std::string> policies = {"round_robin", "dynamo", "kvrouter"};
   uint32_t workers = 4;
   double speedup = 4;  // engine-sim --speedup: wall time runs this much faster than modelled

@@ -163,6 +163,38 @@ std::string Child::Describe() const {
   return "ended";
 }
 
+absl::StatusOr<std::string> Child::WaitForStderrLine(std::string_view needle,
+                                                     milliseconds timeout,
+                                                     const std::function<bool()>& cancelled) {
+  const auto deadline = SteadyClock::now() + timeout;
+  std::string text;  // what the child has written to stderr so far
+  for (;;) {
+    const off_t size = lseek(stderr_fd_, 0, SEEK_END);
+    if (size > static_cast<off_t>(text.size())) {
+      const size_t from = text.size();
+      text.resize(static_cast<size_t>(size));
+      const ssize_t n = pread(stderr_fd_, text.data() + from, text.size() - from,
+                              static_cast<off_t>(from));
+      text.resize(from + (n > 0 ? static_cast<size_t>(n) : 0));
+    }
+    if (const size_t at = text.find(needle); at != std::string::npos) {
+      const size_t begin = text.rfind('\n', at);
+      const size_t end = text.find('\n', at);
+      if (end != std::string::npos) {
+        const size_t start = begin == std::string::npos ? 0 : begin + 1;
+        return text.substr(start, end - start);
+      }
+    }
+    if (cancelled && cancelled()) return absl::CancelledError("interrupted");
+    if (Exited()) return Failure(absl::StrCat("ended before logging '", std::string(needle), "'"));
+    if (SteadyClock::now() >= deadline) {
+      return Failure(absl::StrCat("logged no '", std::string(needle), "' in ", timeout.count(),
+                                  " ms"));
+    }
+    poll(nullptr, 0, std::min(MsLeft(deadline), 50));
+  }
+}
+
 std::string Child::StderrTail(size_t bytes) const {
   const off_t size = lseek(stderr_fd_, 0, SEEK_END);
   if (size <= 0) return "";

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -36,6 +37,13 @@ class Child {
   // stderr) when it exits or closes stdout first, on the timeout, or when cancelled.
   absl::StatusOr<std::string> ReadLine(std::chrono::milliseconds timeout,
                                        const std::function<bool()>& cancelled);
+  // Waits until the child's stderr holds a complete line containing `needle` and returns that
+  // line: for servers that announce readiness only in their log (llama-server's "listening on
+  // http://HOST:PORT", written once the model is loaded). Same bounds and failures as ReadLine;
+  // the stderr file is checked every 50 ms.
+  absl::StatusOr<std::string> WaitForStderrLine(std::string_view needle,
+                                                std::chrono::milliseconds timeout,
+                                                const std::function<bool()>& cancelled);
   // True once the child has ended (reaps it; non-blocking).
   bool Exited();
   // SIGTERM, up to `grace` for it to end, then SIGKILL; always reaps. True when it exited 0.

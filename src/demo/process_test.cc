@@ -50,6 +50,32 @@ TEST(ChildTest, ASilentChildTimesOutOrIsCancelled) {
             absl::StatusCode::kCancelled);
 }
 
+TEST(ChildTest, WaitsForALineInItsStderr) {
+  // As llama-server: log lines on stderr, the address only once it is ready.
+  auto child = Child::Spawn("logger", {"/bin/sh", "-c",
+                                       "echo loading >&2; echo 'main: listening on "
+                                       "http://127.0.0.1:4242' >&2; exec sleep 60"});
+  ASSERT_TRUE(child.ok());
+  const auto line = (*child)->WaitForStderrLine("listening on http://", milliseconds(10000), Never);
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_EQ(*line, "main: listening on http://127.0.0.1:4242");
+  EXPECT_FALSE((*child)->Stop(milliseconds(5000)));
+
+  auto quits = Child::Spawn("quits", {"/bin/sh", "-c", "echo 'no model' >&2; exit 1"});
+  ASSERT_TRUE(quits.ok());
+  const auto failed = (*quits)->WaitForStderrLine("listening on", milliseconds(10000), Never);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("exited 1"), std::string::npos) << failed.status();
+  EXPECT_NE(failed.status().message().find("no model"), std::string::npos) << failed.status();
+
+  auto silent = Child::Spawn("silent", {"/bin/sleep", "60"});
+  ASSERT_TRUE(silent.ok());
+  EXPECT_EQ((*silent)->WaitForStderrLine("x", milliseconds(10000), [] { return true; })
+                .status()
+                .code(),
+            absl::StatusCode::kCancelled);
+}
+
 TEST(ChildTest, TheDestructorKillsAndReaps) {
   pid_t pid = 0;
   {

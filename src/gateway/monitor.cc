@@ -87,6 +87,7 @@ Task Gateway::Impl::CheckTokenizer(Pool* pool, std::shared_ptr<Worker> worker) {
   const EngineApi api = worker->config.engine;
   std::optional<ProbeOutcome> outcome;
   std::vector<std::string> skipped;
+  std::vector<std::string> mismatches;  // the first one's detail, then the others' names
   size_t compared = 0;
   if (api == EngineApi::kNone) outcome = {State::kNotCheckable, "engine: none (no tokenize endpoint)"};
   for (const TokenizerProbe& probe : TokenizerProbes()) {
@@ -96,30 +97,62 @@ Task Gateway::Impl::CheckTokenizer(Pool* pool, std::shared_ptr<Worker> worker) {
       skipped.push_back(probe.name);
       continue;
     }
+    // One call, or two (llama.cpp's chat probe: render, then tokenize the rendering).
     ProbeCall call = ProbeRequest(api, probe);
-    http::ClientRequest request;
-    request.target = call.target;
-    request.body = std::move(call.body);
-    request.content_type = "application/json";
-    auto response = co_await worker->probe->Send(std::move(request));
-    if (!response.ok()) {
-      outcome = {State::kUnchecked, std::string(response.status().message())};  // next tick
-      break;
+    std::optional<EngineAnswer> theirs;
+    while (!outcome) {
+      http::ClientRequest request;
+      request.target = call.target;
+      request.body = std::move(call.body);
+      request.content_type = "application/json";
+      auto response = co_await worker->probe->Send(std::move(request));
+      if (!response.ok()) {
+        outcome = {State::kUnchecked, std::string(response.status().message())};  // next tick
+        break;
+      }
+      auto body = co_await (*response)->ReadAll();
+      const int status = (*response)->status();
+      if (status == 404 || status == 405) {
+        outcome = {State::kNotCheckable, absl::StrCat(call.target, " answered ", status)};
+      } else if (!body.ok() || status != 200) {
+        outcome = {State::kFailed, absl::StrCat(call.target, " answered ", status, " ",
+                                                body.ok() ? body->substr(0, 200) : "")};
+      } else if (!theirs) {
+        absl::StatusOr<EngineAnswer> answer = ParseProbeAnswer(api, probe, *body);
+        if (answer.ok()) {
+          theirs = *std::move(answer);
+        } else {
+          outcome = {State::kFailed, absl::StrCat(call.target, ": ", answer.status().message())};
+        }
+      } else if (absl::StatusOr<std::vector<TokenId>> ids = ParseTokenizeAnswer(*body);
+                 ids.ok()) {
+        theirs->ids = *std::move(ids);
+        break;
+      } else {
+        outcome = {State::kFailed, absl::StrCat(call.target, ": ", ids.status().message())};
+      }
+      if (outcome) break;
+      std::optional<ProbeCall> next = FollowUpRequest(api, probe, *theirs);
+      if (!next) break;
+      call = *std::move(next);
     }
-    auto body = co_await (*response)->ReadAll();
-    const int status = (*response)->status();
-    if (status == 404 || status == 405) {
-      outcome = {State::kNotCheckable, absl::StrCat(call.target, " answered ", status)};
-    } else if (!body.ok() || status != 200) {
-      outcome = {State::kFailed, absl::StrCat(call.target, " answered ", status, " ",
-                                              body.ok() ? body->substr(0, 200) : "")};
-    } else if (absl::StatusOr<EngineAnswer> theirs = ParseProbeAnswer(api, probe, *body);
-               !theirs.ok()) {
-      outcome = {State::kFailed, absl::StrCat(call.target, ": ", theirs.status().message())};
-    } else if (std::optional<std::string> diff = CompareProbe(probe, *ours, *theirs)) {
-      outcome = {State::kMismatch, *std::move(diff)};
+    if (outcome) break;
+    if (std::optional<std::string> diff = CompareProbe(probe, *ours, *theirs)) {
+      // Every probe is tried: the first difference in full, the others by name.
+      if (mismatches.empty()) {
+        mismatches.push_back(*std::move(diff));
+      } else {
+        mismatches.push_back(probe.name);
+      }
     } else {
       ++compared;
+    }
+  }
+  if (!outcome && !mismatches.empty()) {
+    outcome = {State::kMismatch, mismatches.front()};
+    if (mismatches.size() > 1) {
+      absl::StrAppend(&outcome->detail, "; also differ: ",
+                      absl::StrJoin(mismatches.begin() + 1, mismatches.end(), ", "));
     }
   }
   if (worker->removed || stopping_) co_return;

@@ -146,9 +146,12 @@ std::optional<EngineMetrics> ParseEngineMetrics(std::string_view text, int64_t d
       other_rank |= l.has_value() && *l != rank;
     }
     if (other_rank) continue;
-    if (name == "vllm:num_requests_running" || name == "sglang:num_running_reqs") {
+    // llama.cpp (--metrics): busy slots, and requests waiting for a slot; no KV-usage gauge.
+    if (name == "vllm:num_requests_running" || name == "sglang:num_running_reqs" ||
+        name == "llamacpp:requests_processing") {
       m.running += static_cast<uint32_t>(*value);
-    } else if (name == "vllm:num_requests_waiting" || name == "sglang:num_queue_reqs") {
+    } else if (name == "vllm:num_requests_waiting" || name == "sglang:num_queue_reqs" ||
+               name == "llamacpp:requests_deferred") {
       m.waiting += static_cast<uint32_t>(*value);
     } else if (name == "vllm:kv_cache_usage_perc" || name == "vllm:gpu_cache_usage_perc" ||
                name == "sglang:token_usage") {

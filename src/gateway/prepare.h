@@ -62,7 +62,8 @@ class UsageScanner {
   EngineUsage usage_;
 };
 
-// An engine's load from its Prometheus /metrics: vLLM's (V1 and V0 names) or SGLang's gauges,
+// An engine's load from its Prometheus /metrics: vLLM's (V1 and V0 names), SGLang's or
+// llama.cpp's (`llamacpp:requests_processing`, `llamacpp:requests_deferred`; no KV usage) gauges,
 // summed over the series of `dp_rank` where the engine labels ranks. nullopt: none found.
 std::optional<EngineMetrics> ParseEngineMetrics(std::string_view text, int64_t dp_rank);
 

@@ -96,6 +96,20 @@ TEST(EngineMetrics, VllmAndSglangGaugesForOneRank) {
   auto s = ParseEngineMetrics("sglang:num_running_reqs 4\nsglang:num_queue_reqs 1 1700000000\n", 0);
   EXPECT_EQ(s->running, 4u);
   EXPECT_EQ(s->waiting, 1u);
+  // llama-server --metrics: unlabelled gauges, busy slots and requests waiting for a slot.
+  auto l = ParseEngineMetrics(
+      "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
+      "# TYPE llamacpp:prompt_tokens_total counter\n"
+      "llamacpp:prompt_tokens_total 1259\n"
+      "# TYPE llamacpp:requests_processing gauge\n"
+      "llamacpp:requests_processing 2\n"
+      "# TYPE llamacpp:requests_deferred gauge\n"
+      "llamacpp:requests_deferred 3\n",
+      0);
+  ASSERT_TRUE(l.has_value());
+  EXPECT_EQ(l->running, 2u);
+  EXPECT_EQ(l->waiting, 3u);
+  EXPECT_DOUBLE_EQ(l->kv_usage, 0);  // llama.cpp has no KV-usage gauge
   EXPECT_FALSE(ParseEngineMetrics("up 1\n", 0).has_value());
   EXPECT_FALSE(ParseEngineMetrics("vllm:num_requests_running NaN\n", 0).has_value());
 }

@@ -88,6 +88,15 @@ ProbeCall ProbeRequest(EngineApi api, const TokenizerProbe& probe) {
   return {"/tokenize", Json{{"prompt", body["prompt"]}}.dump()};
 }
 
+std::optional<ProbeCall> FollowUpRequest(EngineApi api, const TokenizerProbe& probe,
+                                         const EngineAnswer& first) {
+  if (api != EngineApi::kLlamaCpp || !probe.chat || !first.rendered) return std::nullopt;
+  return ProbeCall{"/tokenize", Json{{"content", *first.rendered},
+                                     {"add_special", true},
+                                     {"parse_special", true}}
+                                    .dump()};
+}
+
 absl::StatusOr<EngineAnswer> ParseProbeAnswer(EngineApi api, const TokenizerProbe& probe,
                                               std::string_view body) {
   const Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -99,14 +108,24 @@ absl::StatusOr<EngineAnswer> ParseProbeAnswer(EngineApi api, const TokenizerProb
     out.rendered = it->get<std::string>();
     return out;
   }
+  absl::StatusOr<std::vector<TokenId>> ids = ParseTokenizeAnswer(body);
+  if (!ids.ok()) return ids.status();
+  out.ids = *std::move(ids);
+  return out;
+}
+
+absl::StatusOr<std::vector<TokenId>> ParseTokenizeAnswer(std::string_view body) {
+  const Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::InvalidArgumentError("the answer is not a JSON object");
   auto it = j.find("tokens");
   if (it == j.end() || !it->is_array()) return absl::InvalidArgumentError("no `tokens` list");
-  out.ids.reserve(it->size());
+  std::vector<TokenId> out;
+  out.reserve(it->size());
   for (const Json& id : *it) {
     if (!id.is_number_unsigned() || id.get<uint64_t>() > UINT32_MAX) {
       return absl::InvalidArgumentError("`tokens` holds something other than token ids");
     }
-    out.ids.push_back(static_cast<TokenId>(id.get<uint64_t>()));
+    out.push_back(static_cast<TokenId>(id.get<uint64_t>()));
   }
   return out;
 }
@@ -114,7 +133,7 @@ absl::StatusOr<EngineAnswer> ParseProbeAnswer(EngineApi api, const TokenizerProb
 std::optional<std::string> CompareProbe(const TokenizerProbe& probe, const RouterIds& router,
                                         const EngineAnswer& engine) {
   const std::string name = absl::StrCat("probe '", probe.name, "': ");
-  if (engine.rendered) {
+  if (engine.rendered && engine.ids.empty()) {
     const std::string& a = router.rendered;
     const std::string& b = *engine.rendered;
     if (a == b) return std::nullopt;

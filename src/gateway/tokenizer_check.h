@@ -47,21 +47,34 @@ struct ProbeCall {
 // How to ask an engine of kind `api` for a probe's ids.
 // - vLLM (and engine-sim): one /tokenize call with the same `prompt` or `messages`.
 // - llama.cpp: a text probe is one /tokenize call (with the BOS its completions add); the chat
-//   probe is one /apply-template call whose rendered text is compared with the router's (its
-//   tokens are then the text probes' business).
+//   probe is an /apply-template call, then (FollowUpRequest) a /tokenize call on the text it
+//   rendered, which yields the ids llama-server's chat endpoint computes.
 ProbeCall ProbeRequest(EngineApi api, const TokenizerProbe& probe);
 
 // What the engine answered: its ids (vLLM, llama.cpp /tokenize) or its rendered text
-// (llama.cpp /apply-template).
+// (llama.cpp /apply-template; `ids` then come from the follow-up call).
 struct EngineAnswer {
   std::vector<TokenId> ids;
   std::optional<std::string> rendered;
 };
+
+// The second call a probe needs after its first answer, or nullopt. llama.cpp's chat probe:
+// /tokenize of the rendered text with add_special and parse_special, as llama-server tokenizes a
+// chat. The ids, not the texts, are compared: llama.cpp's rendering drops a leading BOS that the
+// template wrote when the vocabulary adds one at tokenization (Llama 3), so its text lacks the
+// router's `<|begin_of_text|>` while its ids are the same. The follow-up's answer is parsed by
+// ParseTokenizeAnswer and its ids set on the first answer.
+std::optional<ProbeCall> FollowUpRequest(EngineApi api, const TokenizerProbe& probe,
+                                         const EngineAnswer& first);
+
 absl::StatusOr<EngineAnswer> ParseProbeAnswer(EngineApi api, const TokenizerProbe& probe,
                                               std::string_view body);
+// A /tokenize answer's `tokens` (vLLM and llama.cpp alike).
+absl::StatusOr<std::vector<TokenId>> ParseTokenizeAnswer(std::string_view body);
 
 // nullopt when the engine agrees; else what differs, naming the probe and the first differing
 // position, e.g. "probe 'decomposed-accents': token 3 differs (router 1234, engine 5678)".
+// Ids are compared when the engine gave ids; a rendering alone is compared as text.
 std::optional<std::string> CompareProbe(const TokenizerProbe& probe, const RouterIds& router,
                                         const EngineAnswer& engine);
 

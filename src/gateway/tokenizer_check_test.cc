@@ -70,6 +70,29 @@ TEST(TokenizerCheck, RequestsSpeakEachEnginesApi) {
   EXPECT_EQ(ProbeRequest(EngineApi::kLlamaCpp, Probe("chat")).target, "/apply-template");
 }
 
+TEST(TokenizerCheck, LlamaCppChatIsRenderedThenTokenizedAsItsChatEndpointDoes) {
+  const EngineAnswer rendered{.ids = {}, .rendered = "<|start_header_id|>user<|end_header_id|>"};
+  std::optional<ProbeCall> next = FollowUpRequest(EngineApi::kLlamaCpp, Probe("chat"), rendered);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->target, "/tokenize");
+  const Json j = Json::parse(next->body);
+  EXPECT_EQ(j["content"], "<|start_header_id|>user<|end_header_id|>");
+  EXPECT_EQ(j["add_special"], true);  // llama.cpp adds the BOS its rendering dropped
+  EXPECT_EQ(j["parse_special"], true);
+  // Nothing more for text probes, for vLLM, or once the ids are there.
+  EXPECT_FALSE(FollowUpRequest(EngineApi::kLlamaCpp, Probe("plain"), {.ids = {1}}).has_value());
+  EXPECT_FALSE(FollowUpRequest(EngineApi::kVllm, Probe("chat"), {.ids = {1}}).has_value());
+
+  // Llama 3: the router's rendering starts with the template's <|begin_of_text|>, llama.cpp's
+  // does not; the ids agree, and the ids are what is compared.
+  RouterIds ours{.ids = {128000, 7, 8}, .rendered = "<|begin_of_text|><|start_header_id|>"};
+  EngineAnswer theirs{.ids = {128000, 7, 8}, .rendered = "<|start_header_id|>"};
+  EXPECT_EQ(CompareProbe(Probe("chat"), ours, theirs), std::nullopt);
+  theirs.ids = {128000, 128000, 7, 8};  // a doubled BOS is a real difference
+  EXPECT_EQ(CompareProbe(Probe("chat"), ours, theirs),
+            "probe 'chat': token 1 differs (router 7, engine 128000; 3 vs 4 tokens)");
+}
+
 TEST(TokenizerCheck, AnswersAreParsedOrRefused) {
   auto ids = ParseProbeAnswer(EngineApi::kVllm, Probe("plain"),
                               R"({"count":3,"max_model_len":8,"tokens":[1,2,3],"token_strs":null})");
@@ -83,6 +106,10 @@ TEST(TokenizerCheck, AnswersAreParsedOrRefused) {
     EXPECT_FALSE(ParseProbeAnswer(EngineApi::kVllm, Probe("plain"), bad).ok()) << bad;
   }
   EXPECT_FALSE(ParseProbeAnswer(EngineApi::kLlamaCpp, Probe("chat"), R"({"tokens":[1]})").ok());
+  auto follow = ParseTokenizeAnswer(R"({"tokens":[128000,9906]})");
+  ASSERT_TRUE(follow.ok());
+  EXPECT_EQ(*follow, (std::vector<TokenId>{128000, 9906}));
+  EXPECT_FALSE(ParseTokenizeAnswer(R"({"prompt":"x"})").ok());
 }
 
 TEST(TokenizerCheck, ComparisonNamesTheProbeAndTheFirstDifference) {
