@@ -223,7 +223,11 @@ void BpeModel::TokenizeWord(std::string_view word, std::vector<uint32_t>* out,
     auto it = cache->map_.find(word);
     if (it != cache->map_.end()) {
       const uint32_t* p = cache->ids_.data() + it->second.offset;
-      out->insert(out->end(), p, p + it->second.length);
+      if (it->second.length == 1) {
+        out->push_back(*p);  // most words are one token
+      } else {
+        out->insert(out->end(), p, p + it->second.length);
+      }
       return;
     }
   }

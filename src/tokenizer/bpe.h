@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,35 @@ struct StringViewEq {
 template <typename K, typename V>
 using StringMap = absl::flat_hash_map<K, V, StringViewHash, StringViewEq>;
 
+// The word cache's hash. Its keys are pre-tokens, nearly all under 17 bytes: two overlapping
+// loads and one 128-bit multiply (wyhash's short-input scheme) instead of the generic string
+// hash, which was about a fifth of a cached word's cost. Longer words take the generic one.
+struct WordHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const {
+    const size_t n = s.size();
+    const char* p = s.data();
+    uint64_t a = 0, b = 0;
+    if (n > 16) return StringViewHash{}(s);
+    if (n >= 8) {
+      std::memcpy(&a, p, 8);
+      std::memcpy(&b, p + n - 8, 8);
+    } else if (n >= 4) {
+      uint32_t x, y;
+      std::memcpy(&x, p, 4);
+      std::memcpy(&y, p + n - 4, 4);
+      a = x;
+      b = y;
+    } else if (n > 0) {
+      a = (uint64_t{static_cast<uint8_t>(p[0])} << 16) |
+          (uint64_t{static_cast<uint8_t>(p[n >> 1])} << 8) | static_cast<uint8_t>(p[n - 1]);
+    }
+    const unsigned __int128 m = static_cast<unsigned __int128>(a ^ 0x9E3779B97F4A7C15ull ^ n) *
+                                (b ^ 0xC2B2AE3D27D4EB4Full);
+    return static_cast<size_t>(static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64));
+  }
+};
+
 class BpeModel;
 class JsonNode;
 
@@ -55,7 +85,7 @@ class BpeCache {
   };
   const BpeModel* owner_ = nullptr;
   size_t max_entries_;
-  StringMap<std::string, Entry> map_;
+  absl::flat_hash_map<std::string, Entry, WordHash, StringViewEq> map_;
   std::vector<uint32_t> ids_;
   std::vector<uint32_t> syms_, lens_, ranks_;  // merge scratch, reused across words
 };
