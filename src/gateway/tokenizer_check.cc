@@ -97,26 +97,10 @@ std::optional<ProbeCall> FollowUpRequest(EngineApi api, const TokenizerProbe& pr
                                     .dump()};
 }
 
-absl::StatusOr<EngineAnswer> ParseProbeAnswer(EngineApi api, const TokenizerProbe& probe,
-                                              std::string_view body) {
-  const Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return absl::InvalidArgumentError("the answer is not a JSON object");
-  EngineAnswer out;
-  if (api == EngineApi::kLlamaCpp && probe.chat) {
-    auto it = j.find("prompt");
-    if (it == j.end() || !it->is_string()) return absl::InvalidArgumentError("no `prompt` string");
-    out.rendered = it->get<std::string>();
-    return out;
-  }
-  absl::StatusOr<std::vector<TokenId>> ids = ParseTokenizeAnswer(body);
-  if (!ids.ok()) return ids.status();
-  out.ids = *std::move(ids);
-  return out;
-}
+namespace {
 
-absl::StatusOr<std::vector<TokenId>> ParseTokenizeAnswer(std::string_view body) {
-  const Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return absl::InvalidArgumentError("the answer is not a JSON object");
+// The ids of a `/tokenize` answer (vLLM's, engine-sim's and llama.cpp's: {"tokens": [...]}).
+absl::StatusOr<std::vector<TokenId>> TokensFrom(const Json& j) {
   auto it = j.find("tokens");
   if (it == j.end() || !it->is_array()) return absl::InvalidArgumentError("no `tokens` list");
   std::vector<TokenId> out;
@@ -128,6 +112,31 @@ absl::StatusOr<std::vector<TokenId>> ParseTokenizeAnswer(std::string_view body) 
     out.push_back(static_cast<TokenId>(id.get<uint64_t>()));
   }
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<EngineAnswer> ParseProbeAnswer(EngineApi api, const TokenizerProbe& probe,
+                                              std::string_view body) {
+  const Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::InvalidArgumentError("the answer is not a JSON object");
+  EngineAnswer out;
+  if (api == EngineApi::kLlamaCpp && probe.chat) {
+    auto it = j.find("prompt");
+    if (it == j.end() || !it->is_string()) return absl::InvalidArgumentError("no `prompt` string");
+    out.rendered = it->get<std::string>();
+    return out;
+  }
+  absl::StatusOr<std::vector<TokenId>> ids = TokensFrom(j);
+  if (!ids.ok()) return ids.status();
+  out.ids = *std::move(ids);
+  return out;
+}
+
+absl::StatusOr<std::vector<TokenId>> ParseTokenizeAnswer(std::string_view body) {
+  const Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::InvalidArgumentError("the answer is not a JSON object");
+  return TokensFrom(j);
 }
 
 std::optional<std::string> CompareProbe(const TokenizerProbe& probe, const RouterIds& router,

@@ -70,10 +70,12 @@ class Kvrouter final : public Policy {
     }
   }
 
-  static double Median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  // Sorted in a scratch vector kept across decisions: no allocation on the routing path.
+  double Median(const std::vector<double>& v) {
+    scratch_.assign(v.begin(), v.end());
+    std::sort(scratch_.begin(), scratch_.end());
+    const size_t n = scratch_.size();
+    return n % 2 == 1 ? scratch_[n / 2] : (scratch_[n / 2 - 1] + scratch_[n / 2]) / 2;
   }
 
   void Evaluate(const RequestInfo& req, const WorkerView& v, double rate, double overhead,
@@ -102,7 +104,7 @@ class Kvrouter final : public Policy {
   }
 
   PolicyOptions o_;
-  std::vector<double> rate_, overhead_;
+  std::vector<double> rate_, overhead_, scratch_;
 };
 
 }  // namespace

@@ -61,13 +61,23 @@ Ticket::~Ticket() { Finish(); }
 
 uint64_t Ticket::id() const { return booking_ == nullptr ? 0 : booking_->id; }
 
+namespace {
+
+// Takes the booking's prefill off its worker's load, once: the first of FirstToken and Finish
+// does it. False when it was already done.
+bool EndPrefill(scheduler_internal::Booking& b) {
+  if (b.prefill_done.exchange(true)) return false;
+  b.load->booked_prefill_tokens.fetch_sub(b.uncached, std::memory_order_relaxed);
+  b.load->prefilling.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace
+
 void Ticket::FirstToken(TimeNs observed_ttft) {
-  if (booking_ == nullptr || booking_->prefill_done.exchange(true)) return;
-  scheduler_internal::LoadState& load = *booking_->load;
-  load.booked_prefill_tokens.fetch_sub(booking_->uncached, std::memory_order_relaxed);
-  load.prefilling.fetch_sub(1, std::memory_order_relaxed);
+  if (booking_ == nullptr || !EndPrefill(*booking_)) return;
   if (observed_ttft != kUnknownTtft) {
-    load.PostTtft(booking_->queue_tokens, double(observed_ttft) * 1e-9);
+    booking_->load->PostTtft(booking_->queue_tokens, double(observed_ttft) * 1e-9);
   }
 }
 
@@ -75,13 +85,9 @@ void Ticket::Finish() {
   if (booking_ == nullptr) return;
   const std::shared_ptr<scheduler_internal::Booking> b = std::move(booking_);
   booking_ = nullptr;
-  scheduler_internal::LoadState& load = *b->load;
-  if (!b->prefill_done.exchange(true)) {
-    load.booked_prefill_tokens.fetch_sub(b->uncached, std::memory_order_relaxed);
-    load.prefilling.fetch_sub(1, std::memory_order_relaxed);
-  }
-  load.running.fetch_sub(1, std::memory_order_relaxed);
-  load.PostFinished(std::move(b->blocks));
+  EndPrefill(*b);
+  b->load->running.fetch_sub(1, std::memory_order_relaxed);
+  b->load->PostFinished(std::move(b->blocks));
 }
 
 }  // namespace kvr
