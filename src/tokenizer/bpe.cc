@@ -187,7 +187,49 @@ void BpeModel::MergeWord(std::string_view word, std::vector<uint32_t>* out,
   out->insert(out->end(), syms.begin(), syms.end());
 }
 
-void BpeModel::Tokenize(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const {
+void BpeCache::Reset(const BpeModel* owner) {
+  owner_ = owner;
+  entries_ = short_entries_ = 0;
+  slots_.assign(kMinSlots, Slot{});
+  mask_ = kMinSlots - 1;
+  long_.clear();
+  ids_.clear();
+}
+
+void BpeCache::InsertShort(const ShortWord& key, uint16_t n, uint32_t value, uint16_t count) {
+  size_t i = key.Hash(n) & mask_;
+  while (slots_[i].n != 0) i = (i + 1) & mask_;
+  slots_[i] = Slot{key, value, n, count};
+  ++short_entries_;
+}
+
+void BpeCache::Grow() {
+  std::vector<Slot> old(slots_.size() * 2);
+  old.swap(slots_);
+  mask_ = slots_.size() - 1;
+  short_entries_ = 0;
+  for (const Slot& s : old) {
+    if (s.n != 0) InsertShort(s.key, s.n, s.value, s.count);
+  }
+}
+
+void BpeCache::Insert(std::string_view word, const std::vector<uint32_t>& out, size_t before) {
+  if (entries_ >= max_entries_) Reset(owner_);
+  const size_t count = out.size() - before;
+  uint32_t value = count == 1 ? out[before] : static_cast<uint32_t>(ids_.size());
+  if (count != 1) ids_.insert(ids_.end(), out.begin() + static_cast<ptrdiff_t>(before), out.end());
+  if (word.size() <= ShortWord::kMaxBytes) {
+    if ((short_entries_ + 1) * 2 > slots_.size()) Grow();
+    InsertShort(ShortWord::Of(word), static_cast<uint16_t>(word.size()), value,
+                static_cast<uint16_t>(count));
+  } else {
+    long_.emplace(std::string(word), Entry{value, static_cast<uint32_t>(count)});
+  }
+  ++entries_;
+}
+
+void BpeModel::TokenizeUncached(std::string_view word, std::vector<uint32_t>* out,
+                                BpeCache* cache) const {
   if (!marker_cuts_ || word.size() <= kMaxCachedWord) {
     TokenizeWord(word, out, cache);
     return;
@@ -201,13 +243,24 @@ void BpeModel::Tokenize(std::string_view word, std::vector<uint32_t>* out, BpeCa
     while (c > start && (static_cast<unsigned char>(word[c]) & 0xC0) == 0x80) --c;
     std::string_view prev = word.substr(c, p - c);
     if (p > start && KeyToId(prev) && !glued_before_marker_.contains(prev)) {
-      TokenizeWord(word.substr(start, p - start), out, cache);
+      TokenizePart(word.substr(start, p - start), out, cache);
       start = p;
     }
   }
-  TokenizeWord(word.substr(start), out, cache);
+  TokenizePart(word.substr(start), out, cache);
 }
 
+// A part of a cut word: it has no cut left, so it is never cut again.
+void BpeModel::TokenizePart(std::string_view part, std::vector<uint32_t>* out,
+                            BpeCache* cache) const {
+  if (part.size() <= ShortWord::kMaxBytes) {
+    Tokenize(part, out, cache);  // the inline probe first
+  } else {
+    TokenizeWord(part, out, cache);
+  }
+}
+
+// A word not found by Tokenize's inline probe: a long word, or one not cached yet.
 void BpeModel::TokenizeWord(std::string_view word, std::vector<uint32_t>* out,
                             BpeCache* cache) const {
   if (word.empty()) return;
@@ -215,38 +268,25 @@ void BpeModel::TokenizeWord(std::string_view word, std::vector<uint32_t>* out,
   const bool cacheable = cache != nullptr && word.size() <= kMaxCachedWord;
   if (cache == nullptr) cache = &local;
   if (cacheable) {
-    if (cache->owner_ != this) {
-      cache->map_.clear();
-      cache->ids_.clear();
-      cache->owner_ = this;
-    }
-    auto it = cache->map_.find(word);
-    if (it != cache->map_.end()) {
-      const uint32_t* p = cache->ids_.data() + it->second.offset;
-      if (it->second.length == 1) {
-        out->push_back(*p);  // most words are one token
-      } else {
+    if (cache->owner_ != this) cache->Reset(this);
+    if (word.size() > ShortWord::kMaxBytes) {
+      auto it = cache->long_.find(word);
+      if (it != cache->long_.end()) {
+        const uint32_t* p = it->second.length == 1 ? &it->second.offset
+                                                   : cache->ids_.data() + it->second.offset;
         out->insert(out->end(), p, p + it->second.length);
+        return;
       }
-      return;
     }
   }
-  size_t before = out->size();
+  const size_t before = out->size();
   std::optional<uint32_t> whole = ignore_merges_ ? KeyToId(word) : std::nullopt;
   if (whole) {
     out->push_back(*whole);
   } else {
     MergeWord(word, out, cache);
   }
-  if (!cacheable) return;
-  if (cache->map_.size() >= cache->max_entries_) {
-    cache->map_.clear();
-    cache->ids_.clear();
-  }
-  BpeCache::Entry e{static_cast<uint32_t>(cache->ids_.size()),
-                    static_cast<uint32_t>(out->size() - before)};
-  cache->ids_.insert(cache->ids_.end(), out->begin() + static_cast<ptrdiff_t>(before), out->end());
-  cache->map_.emplace(std::string(word), e);
+  if (cacheable) cache->Insert(word, *out, before);
 }
 
 }  // namespace kvr::tokenizer

@@ -40,29 +40,35 @@ struct StringViewEq {
 template <typename K, typename V>
 using StringMap = absl::flat_hash_map<K, V, StringViewHash, StringViewEq>;
 
-// The word cache's hash. Its keys are pre-tokens, nearly all under 17 bytes: two overlapping
-// loads and one 128-bit multiply (wyhash's short-input scheme) instead of the generic string
-// hash, which was about a fifth of a cached word's cost. Longer words take the generic one.
-struct WordHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const {
+// A word of at most 16 bytes, exactly: two overlapping loads (the first and last 8 or 4 bytes,
+// or three single bytes under 4) which, with the length, determine the bytes. The word cache
+// keys short words by it, so a probe compares two integers and a length, never bytes, and hashes
+// it with one 128-bit multiply (wyhash's short-input scheme).
+struct ShortWord {
+  static constexpr size_t kMaxBytes = 16;
+  uint64_t a = 0, b = 0;
+
+  // REQUIRES: 0 < s.size() <= kMaxBytes.
+  static ShortWord Of(std::string_view s) {
     const size_t n = s.size();
     const char* p = s.data();
-    uint64_t a = 0, b = 0;
-    if (n > 16) return StringViewHash{}(s);
+    ShortWord w;
     if (n >= 8) {
-      std::memcpy(&a, p, 8);
-      std::memcpy(&b, p + n - 8, 8);
+      std::memcpy(&w.a, p, 8);
+      std::memcpy(&w.b, p + n - 8, 8);
     } else if (n >= 4) {
       uint32_t x, y;
       std::memcpy(&x, p, 4);
       std::memcpy(&y, p + n - 4, 4);
-      a = x;
-      b = y;
-    } else if (n > 0) {
-      a = (uint64_t{static_cast<uint8_t>(p[0])} << 16) |
-          (uint64_t{static_cast<uint8_t>(p[n >> 1])} << 8) | static_cast<uint8_t>(p[n - 1]);
+      w.a = x;
+      w.b = y;
+    } else {
+      w.a = (uint64_t{static_cast<uint8_t>(p[0])} << 16) |
+            (uint64_t{static_cast<uint8_t>(p[n >> 1])} << 8) | static_cast<uint8_t>(p[n - 1]);
     }
+    return w;
+  }
+  size_t Hash(size_t n) const {
     const unsigned __int128 m = static_cast<unsigned __int128>(a ^ 0x9E3779B97F4A7C15ull ^ n) *
                                 (b ^ 0xC2B2AE3D27D4EB4Full);
     return static_cast<size_t>(static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64));
@@ -74,6 +80,8 @@ class JsonNode;
 
 // Per-thread memo of word -> ids (words repeat heavily in real text) plus merge scratch space.
 // Not thread-safe: one per thread. Bounded: cleared when it reaches max_entries.
+// Words of up to 16 bytes (nearly all pre-tokens) live in an open-addressing table of ShortWord
+// keys probed inline by BpeModel::Tokenize; longer cacheable ones in a hash map.
 class BpeCache {
  public:
   explicit BpeCache(size_t max_entries = 1 << 16) : max_entries_(max_entries) {}
@@ -83,10 +91,29 @@ class BpeCache {
   struct Entry {
     uint32_t offset, length;
   };
+  struct Slot {
+    ShortWord key;
+    uint32_t value;  // the id when count == 1, else the offset of the ids in ids_
+    uint16_t n;      // the word's length; 0: an empty slot
+    uint16_t count;  // how many ids
+  };
+  static constexpr size_t kMinSlots = 1024;
+
+  // Empties the cache and makes it `owner`'s.
+  void Reset(const BpeModel* owner);
+  // Caches the ids of `word` (not cached yet): out[before, end).
+  void Insert(std::string_view word, const std::vector<uint32_t>& out, size_t before);
+  void InsertShort(const ShortWord& key, uint16_t n, uint32_t value, uint16_t count);
+  void Grow();
+
   const BpeModel* owner_ = nullptr;
   size_t max_entries_;
-  absl::flat_hash_map<std::string, Entry, WordHash, StringViewEq> map_;
-  std::vector<uint32_t> ids_;
+  size_t entries_ = 0;         // short and long words
+  size_t short_entries_ = 0;
+  std::vector<Slot> slots_;    // a power of two, at most half full; empty until Reset
+  size_t mask_ = 0;
+  absl::flat_hash_map<std::string, Entry, StringViewHash, StringViewEq> long_;
+  std::vector<uint32_t> ids_;  // the ids of the words of more than one id
   std::vector<uint32_t> syms_, lens_, ranks_;  // merge scratch, reused across words
 };
 
@@ -97,7 +124,27 @@ class BpeModel {
   static absl::StatusOr<std::unique_ptr<BpeModel>> FromJson(const JsonNode& model, bool byte_level);
 
   // Appends the ids of one pre-token (non-empty, valid UTF-8). `cache` may be null.
-  void Tokenize(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const;
+  // A short word already cached is found here, inline; the rest goes to TokenizeUncached.
+  void Tokenize(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const {
+    const size_t n = word.size();
+    if (cache != nullptr && cache->owner_ == this && n - 1 < ShortWord::kMaxBytes) {
+      const ShortWord key = ShortWord::Of(word);
+      for (size_t i = key.Hash(n) & cache->mask_;; i = (i + 1) & cache->mask_) {
+        const BpeCache::Slot& slot = cache->slots_[i];
+        if (slot.n == n && slot.key.a == key.a && slot.key.b == key.b) {
+          if (slot.count == 1) {
+            out->push_back(slot.value);  // most words are one token
+          } else {
+            const uint32_t* p = cache->ids_.data() + slot.value;
+            out->insert(out->end(), p, p + slot.count);
+          }
+          return;
+        }
+        if (slot.n == 0) break;
+      }
+    }
+    TokenizeUncached(word, out, cache);
+  }
 
   // Lookups use the token strings as written in tokenizer.json.
   std::optional<uint32_t> TokenToId(std::string_view token) const;
@@ -134,6 +181,8 @@ class BpeModel {
   void MergeLarge(std::vector<uint32_t>* syms) const;
   uint32_t PairRank(uint32_t a, uint32_t b, uint32_t* merged) const;
   void MergeWord(std::string_view word, std::vector<uint32_t>* out, BpeCache* scratch) const;
+  void TokenizeUncached(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const;
+  void TokenizePart(std::string_view part, std::vector<uint32_t>* out, BpeCache* cache) const;
   void TokenizeWord(std::string_view word, std::vector<uint32_t>* out, BpeCache* cache) const;
   void FindMarkerCuts();
   // SentencePiece-style models: a boundary "c|▁" that no vocab token spans can never be crossed

@@ -53,6 +53,34 @@ TEST_P(CorpusTest, IdsMatchOfficialBinding) {
   EXPECT_EQ(mismatches, 0u);
 }
 
+// One small word cache shared with another model, so it starts over often (full, or used by
+// the other model in between): the ids stay the same.
+TEST_P(CorpusTest, SmallSharedWordCacheChangesNothing) {
+  const Tokenizer* tok = LoadModel(GetParam());
+  const Tokenizer* other = LoadModel(AllModels().front());
+  ASSERT_NE(tok, nullptr);
+  ASSERT_NE(other, nullptr);
+  static const auto texts = ReadJsonl("tests/data/tokenizer_golden/corpus/texts.jsonl");
+  auto golden =
+      ReadJsonl(std::string("tests/data/tokenizer_golden/corpus/") + GetParam().name + ".jsonl");
+  EncodeCache cache(/*max_words=*/50);
+  size_t mismatches = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string& text = texts[i].at("text").get_ref<const std::string&>();
+    auto ids = tok->Encode(text, false, &cache);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    if (*ids != golden[i].at("ids").get<std::vector<uint32_t>>()) {
+      ++mismatches;
+      ADD_FAILURE() << "line " << i + 1 << ": " << text.substr(0, 80);
+      if (mismatches > 5) break;
+    }
+    if (i % 7 == 0) {
+      ASSERT_TRUE(other->Encode(text, false, &cache).ok());
+    }
+  }
+  EXPECT_EQ(mismatches, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, CorpusTest, ::testing::ValuesIn(AllModels()),
                          [](const auto& p) { return std::string(p.param.name); });
 

@@ -70,9 +70,14 @@ class UnicodeForm : public Normalizer {
     size_t copied = 0;  // in[0, copied) is already accounted for in *out
     size_t prev_start = 0, i = 0, len;
     while (i < in.size()) {
-      if (static_cast<unsigned char>(in[i]) < 0x80 || stable_->IsStable(DecodeUtf8(in, i, &len))) {
+      if (static_cast<unsigned char>(in[i]) < 0x80) {  // an ASCII run: each char is stable
+        i = SkipAscii(in, i);
+        prev_start = i - 1;
+        continue;
+      }
+      if (stable_->IsStable(DecodeUtf8(in, i, &len))) {
         prev_start = i;
-        i += static_cast<unsigned char>(in[i]) < 0x80 ? 1 : len;
+        i += len;
         continue;
       }
       size_t begin = i == 0 ? 0 : prev_start;  // include the preceding starter

@@ -72,7 +72,7 @@ void ApplyBehavior(Piece piece, std::vector<Part>& parts, SplitBehavior behavior
   for (const Part& p : acc) Emit(piece, p.begin, p.end, out);
 }
 
-using Finder = std::function<void(std::string_view, std::vector<Span>*)>;
+using Finder = PreTokenizer::SpanFinder;
 
 void SplitAll(std::vector<Piece>* pieces, std::vector<Piece>* scratch, const Finder& find,
               SplitBehavior behavior, bool invert) {
@@ -117,6 +117,9 @@ class SplitPre : public PreTokenizer {
              PieceArena* /*arena*/) const override {
     SplitAll(pieces, scratch, find_, behavior_, invert_);
   }
+  const SpanFinder* IsolatedSplit() const override {
+    return behavior_ == SplitBehavior::kIsolated && !invert_ ? &find_ : nullptr;
+  }
 
  private:
   Finder find_;
@@ -142,6 +145,10 @@ class ByteLevelPre : public PreTokenizer {
     }
     if (gpt2_) SplitAll(pieces, scratch, gpt2_, SplitBehavior::kIsolated, false);
   }
+  const SpanFinder* IsolatedSplit() const override {
+    return !add_prefix_space_ && gpt2_ ? &gpt2_ : nullptr;
+  }
+  bool IsIdentity() const override { return !add_prefix_space_ && !gpt2_; }
 
  private:
   bool add_prefix_space_;
@@ -191,6 +198,18 @@ class SequencePre : public PreTokenizer {
   void Apply(std::vector<Piece>* pieces, std::vector<Piece>* scratch,
              PieceArena* arena) const override {
     for (const auto& p : parts_) p->Apply(pieces, scratch, arena);
+  }
+  // One isolated split among stages that change nothing is that split.
+  const SpanFinder* IsolatedSplit() const override {
+    const SpanFinder* split = nullptr;
+    for (const auto& p : parts_) {
+      if (p->IsIdentity()) continue;
+      if (split != nullptr || (split = p->IsolatedSplit()) == nullptr) return nullptr;
+    }
+    return split;
+  }
+  bool IsIdentity() const override {
+    return std::all_of(parts_.begin(), parts_.end(), [](const auto& p) { return p->IsIdentity(); });
   }
 
  private:

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +41,15 @@ class PreTokenizer {
   // Replaces *pieces by their sub-pieces, in order. *scratch is a reusable buffer.
   virtual void Apply(std::vector<Piece>* pieces, std::vector<Piece>* scratch,
                      PieceArena* arena) const = 0;
+
+  // The common shape of byte-level tokenizers (Llama 3, Qwen, GPT-2): Apply on one piece only
+  // cuts it into a pattern's matches and the gaps between them, rewriting nothing. Then this
+  // returns the pattern's finder, and the tokenizer walks its spans directly instead of
+  // building pieces. nullptr for every other shape.
+  using SpanFinder = std::function<void(std::string_view, std::vector<Span>*)>;
+  virtual const SpanFinder* IsolatedSplit() const { return nullptr; }
+  // True when Apply changes nothing (ByteLevel without its prefix space and GPT-2 split).
+  virtual bool IsIdentity() const { return false; }
 };
 
 enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };

@@ -144,6 +144,7 @@ absl::Status Tokenizer::Load(const JsonNode& root) {
   bool byte_level = false;
   if (std::optional<JsonNode> j = root.Find("pre_tokenizer")) {
     ASSIGN_OR_RETURN(pre_tokenizer_, ParsePreTokenizer(*j, &byte_level));
+    isolated_split_ = pre_tokenizer_->IsolatedSplit();
   }
   ASSIGN_OR_RETURN(JsonNode model, root.Get("model"));
   ASSIGN_OR_RETURN(model_, BpeModel::FromJson(model, byte_level));
@@ -284,6 +285,22 @@ void Tokenizer::EncodeSegment(std::string_view text, bool at_start, EncodeCache*
 void Tokenizer::EncodeNormalized(std::string_view text, bool at_start, EncodeCache* cache,
                                  std::vector<uint32_t>* ids) const {
   if (text.empty()) return;
+  if (isolated_split_ != nullptr) {  // the pieces are the spans and the gaps between them
+    std::vector<Span>& spans = cache->spans;
+    spans.clear();
+    (*isolated_split_)(text, &spans);
+    const char* base = text.data();
+    size_t prev = 0;
+    for (auto [b, e] : spans) {
+      if (b > prev) model_->Tokenize(std::string_view(base + prev, b - prev), ids, &cache->bpe);
+      if (e > b) model_->Tokenize(std::string_view(base + b, e - b), ids, &cache->bpe);
+      prev = e;
+    }
+    if (text.size() > prev) {
+      model_->Tokenize(std::string_view(base + prev, text.size() - prev), ids, &cache->bpe);
+    }
+    return;
+  }
   std::vector<Piece>& pieces = cache->pieces;
   pieces.clear();
   pieces.push_back({text, at_start});

@@ -46,12 +46,15 @@ struct LoadOptions {
 class EncodeCache {
  public:
   EncodeCache() = default;
+  // At most `max_words` cached words (then the cache starts over).
+  explicit EncodeCache(size_t max_words) : bpe(max_words) {}
 
  private:
   friend class Tokenizer;
   BpeCache bpe;
   std::vector<Segment> raw_segments, norm_segments;
   std::vector<Piece> pieces, scratch;
+  std::vector<Span> spans;
   PieceArena arena;
   std::string normalized;
 };
@@ -97,6 +100,7 @@ class Tokenizer {
 
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
+  const PreTokenizer::SpanFinder* isolated_split_ = nullptr;  // pre_tokenizer_'s, if that shape
   std::unique_ptr<BpeModel> model_;
   std::unique_ptr<Decoder> decoder_;
   AddedVocab added_;

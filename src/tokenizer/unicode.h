@@ -4,8 +4,10 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -23,6 +25,22 @@ inline size_t Utf8Len(unsigned char b) {
   if (b >= 0xE0) return 3;
   if (b >= 0xC0) return 2;
   return 1;
+}
+
+// The offset of the first non-ASCII byte of s at or after i (s.size() if none): eight bytes a
+// step, so ASCII text (nearly all prompts) costs under a cycle per byte to skip.
+inline size_t SkipAscii(std::string_view s, size_t i) {
+  static_assert(std::endian::native == std::endian::little, "the first byte is the low byte");
+  const char* p = s.data();
+  const size_t n = s.size();
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    w &= 0x8080808080808080ull;
+    if (w != 0) return i + static_cast<size_t>(std::countr_zero(w) >> 3);
+  }
+  while (i < n && static_cast<unsigned char>(p[i]) < 0x80) ++i;
+  return i;
 }
 
 // Decodes the code point at s[i] of valid UTF-8; stores its length in *len.
