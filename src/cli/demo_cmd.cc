@@ -139,6 +139,8 @@ int RunDemoCommand(DemoFlags& f) {
     if (f.options.llama.cache_ram_mib) {
       report.settings.emplace_back("llama_cache_ram_mib",
                                    std::to_string(*f.options.llama.cache_ram_mib));
+      report.settings.emplace_back("llama_slot_model",
+                                   f.options.llama.slot_model ? "true" : "false");
     }
   } else {
     report.settings.emplace_back("speedup", std::to_string(f.options.speedup));
@@ -217,6 +219,10 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
   cmd->add_option("--llama-cache-ram", o.llama.cache_ram_mib,
                   "llama-server --cache-ram MiB (prompts saved from slots in host memory; 0: "
                   "off; default: llama.cpp's)");
+  cmd->add_option("--llama-slot-model", o.llama.slot_model,
+                  "With --llama-cache-ram 0: the router models each server's slots (false: "
+                  "routed prompts are predicted for a TTL)")
+      ->capture_default_str();
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
   f->cmd = cmd;
   cmd->callback([f, exit_code] { *exit_code = RunDemoCommand(*f); });

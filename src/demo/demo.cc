@@ -1,18 +1,24 @@
 #include "demo/demo.h"
 
+#include <utility>  // before Asio
+
 #include <signal.h>
 #include <stdlib.h>
 
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "demo/process.h"
+#include "http/client.h"
 #include "nlohmann/json.hpp"
 
 namespace kvr::demo {
@@ -138,6 +144,11 @@ std::string RouterYaml(const DemoOptions& o, const std::vector<nlohmann::json>& 
     if (o.engine == DemoEngine::kLlamaCpp) {
       // No KV events: approximate mode; the tokenizer check speaks llama.cpp's endpoints.
       absl::StrAppend(&out, "        engine: llama.cpp\n");
+      // Slots only: the router can model them (slot_model.h). With a host prompt cache of
+      // unknown reach it keeps predicted entries for a TTL.
+      if (o.llama.slot_model && o.llama.cache_ram_mib == 0) {
+        absl::StrAppend(&out, "        slots: ", o.llama.slots, "\n        prompt_cache_tokens: 0\n");
+      }
     } else {
       absl::StrAppend(&out, "        kv_events: ", engines[i]["kv_events"].get<std::string>(),
                       "\n        replay: ", engines[i]["replay"].get<std::string>(), "\n");
@@ -197,6 +208,38 @@ absl::StatusOr<replay::ReplayResult> Replay(const DemoOptions& o, const std::str
   return *std::move(result);
 }
 
+// The gateway's kvrouter_cached_tokens_total{source} at the end of a run: the tokens it
+// predicted the engines would reuse ("router") and those they reported ("engine"); -1: unread.
+std::pair<double, double> CachedTokenCounters(const std::string& target) {
+  std::pair<double, double> out{-1, -1};
+  absl::StatusOr<std::pair<std::string, uint16_t>> hp = http::ParseHttpUrl(target);
+  if (!hp.ok()) return out;
+  boost::asio::io_context io(1);
+  auto pool = http::ClientPool::Create(io, {.host = hp->first, .port = hp->second});
+  std::string text;
+  auto scrape = [&]() -> boost::asio::awaitable<void> {
+    http::ClientRequest request;
+    request.method = "GET";
+    request.target = "/metrics";
+    auto response = co_await pool->Send(std::move(request));
+    if (response.ok()) {
+      auto body = co_await (*response)->ReadAll();
+      if (body.ok()) text = *std::move(body);
+    }
+    io.stop();
+  };
+  boost::asio::co_spawn(io, scrape, boost::asio::detached);
+  io.run_for(std::chrono::seconds(10));
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("kvrouter_cached_tokens_total{")) continue;
+    const double v = std::strtod(line.substr(line.rfind(' ') + 1).c_str(), nullptr);
+    if (line.find("source=\"router\"") != std::string::npos) out.first = v;
+    if (line.find("source=\"engine\"") != std::string::npos) out.second = v;
+  }
+  return out;
+}
+
 // Gateway first (it drains its streams), then the engines; all reaped.
 void StopAll(Children& children) {
   for (auto it = children.rbegin(); it != children.rend(); ++it) {
@@ -219,6 +262,11 @@ absl::StatusOr<replay::ReplayResult> RunPolicy(const DemoOptions& o, const std::
   if (o.log) o.log(absl::StrCat(policy, ": replaying ", w.requests.size(), " requests"));
   Child* died = nullptr;
   ASSIGN_OR_RETURN(replay::ReplayResult r, Replay(o, policy, target, w, children, &died));
+  if (!died) {
+    const auto [router, engine] = CachedTokenCounters(target);
+    r.summary.extra.emplace_back("router_cached_tokens", router);
+    r.summary.extra.emplace_back("engine_cached_tokens", engine);
+  }
   if (died && !StopRequested()) {  // Ctrl-C reaches the children too: not a failure
     return absl::UnavailableError(absl::StrCat(died->name(), " ", died->Describe(), " during the ",
                                                policy, " run; its stderr ends:\n",

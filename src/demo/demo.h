@@ -36,6 +36,9 @@ struct LlamaOptions {
   // --cache-ram: MiB of host memory for prompts saved from slots (restored when a later prompt
   // shares their prefix); unset: llama.cpp's default (8192), 0: off (only the slots' KV).
   std::optional<int32_t> cache_ram_mib;
+  // With --cache-ram 0 the gateway models each server's slots (prompt_cache_tokens: 0, slots);
+  // false: it predicts routed prompts for a TTL, as for any worker without events.
+  bool slot_model = true;
 };
 
 struct DemoOptions {

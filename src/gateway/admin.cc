@@ -49,7 +49,25 @@ Json WorkerJson(const Pool& pool, const Worker& w) {
   j["booked_prefill_tokens"] = load ? load->booked_prefill_tokens : 0;
   j["running"] = load ? load->running : 0;
   j["prefill_rate_tok_s"] = load ? load->prefill_rate : 0;
-  j["cached_blocks"] = pool.index().Stats(w.id).blocks[0];
+  const WorkerIndexStats stats = pool.index().Stats(w.id);
+  j["cached_blocks"] = stats.blocks[0];
+  // llama.cpp: what the router believes each slot holds (slot_model.h).
+  if (std::optional<WorkerSlots::Snapshot> m = w.slots.Snap()) {
+    Json slots = Json::array();
+    for (const SlotState& s : m->state) {
+      slots.push_back({{"blocks", s.blocks}, {"tokens", s.tokens}, {"busy", s.busy}});
+    }
+    j["mode"] = "slot_model";
+    j["slot_model"] = {{"slots", m->slots},
+                       {"slot", std::move(slots)},
+                       {"prompt_cache_tokens", m->prompt_cache_tokens},
+                       {"saved_prompts", m->saved_prompts},
+                       {"saved_tokens", m->saved_tokens},
+                       {"host_blocks", stats.blocks[1]},
+                       {"corrections", w.slots.corrections()}};
+  } else {
+    j["slot_model"] = nullptr;
+  }
   return j;
 }
 
@@ -73,6 +91,18 @@ absl::StatusOr<WorkerConfig> WorkerFromJson(const Json& j) {
     absl::StatusOr<EngineApi> api = ParseEngineApi(it->get<std::string>());
     if (!api.ok()) return absl::InvalidArgumentError(absl::StrCat("engine: ", api.status().message()));
     w.engine = *api;
+  }
+  if (auto it = j.find("prompt_cache_tokens"); it != j.end() && !it->is_null()) {
+    if (!it->is_number_unsigned()) {
+      return absl::InvalidArgumentError("prompt_cache_tokens: must be an integer >= 0");
+    }
+    w.prompt_cache_tokens = it->get<uint64_t>();
+  }
+  if (auto it = j.find("slots"); it != j.end()) {
+    if (!it->is_number_unsigned() || it->get<uint64_t>() > 4096) {
+      return absl::InvalidArgumentError("slots: must be an integer in [0, 4096]");
+    }
+    w.slots = static_cast<uint32_t>(it->get<uint64_t>());
   }
   if (auto it = j.find("dp_rank"); it != j.end()) {
     if (!it->is_number_integer() || it->get<int64_t>() < 0) {

@@ -92,7 +92,7 @@ absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerC
   MapReader r(node, path);
   RETURN_IF_ERROR(r.Check(
       {"name", "url", "engine", "kv_events", "replay", "topic", "dp_rank", "speed",
-       "kv_capacity_blocks"}));
+       "kv_capacity_blocks", "prompt_cache_tokens", "slots"}));
   std::string engine;
   RETURN_IF_ERROR(r.String("engine", &engine));
   if (!engine.empty()) {
@@ -112,6 +112,12 @@ absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerC
     RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &blocks, 1, int64_t{1} << 40));
     w->kv_capacity_blocks = blocks;
   }
+  if (r["prompt_cache_tokens"]) {
+    uint64_t tokens = 0;
+    RETURN_IF_ERROR(r.Int("prompt_cache_tokens", &tokens, 0, int64_t{1} << 40));
+    w->prompt_cache_tokens = tokens;
+  }
+  RETURN_IF_ERROR(r.Int("slots", &w->slots, 0, 4096));
   if (!r["url"]) return FieldError(path, node, "a worker needs a url");
   if (absl::Status s = NormalizeWorker(*w, path); !s.ok()) {
     return FieldError(path, node, std::string(s.message()));
@@ -287,6 +293,12 @@ absl::Status NormalizeWorker(WorkerConfig& w, const std::string& where) {
   }
   if (!w.replay.empty() && w.kv_events.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ".replay: set without kv_events"));
+  }
+  if ((w.prompt_cache_tokens || w.slots > 0) &&
+      (w.engine != EngineApi::kLlamaCpp || !w.kv_events.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ".", w.slots > 0 ? "slots" : "prompt_cache_tokens",
+        ": only for a worker with engine: llama.cpp and no kv_events"));
   }
   if (w.name.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ".name: empty"));
   if (!(w.speed > 0)) return absl::InvalidArgumentError(absl::StrCat(where, ".speed: must be > 0"));

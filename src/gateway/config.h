@@ -39,6 +39,12 @@ struct WorkerConfig {
   EngineApi engine = EngineApi::kVllm;  // how to ask it for token ids
   double speed = 1;                       // prior: prefill throughput relative to the pool's
   std::optional<uint64_t> kv_capacity_blocks;  // default: the pool's
+  // llama.cpp workers without kv_events: the router's model of the server's slots
+  // (slot_model.h) runs when the server's host prompt cache size is known. nullopt: unknown
+  // (llama-server's default --cache-ram 8192 MiB): routed prompts are predicted entries for a
+  // TTL, as for any worker without events; 0: --cache-ram 0, slots only.
+  std::optional<uint64_t> prompt_cache_tokens;
+  uint32_t slots = 0;  // llama-server's -np; 0: learned from its /props (total_slots)
 };
 
 struct PoolConfig {

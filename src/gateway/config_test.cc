@@ -54,6 +54,32 @@ TEST(Config, ReadsEveryField) {
   EXPECT_EQ(p.workers[1].dp_rank, 1);
 }
 
+TEST(Config, LlamaCppSlotModel) {
+  auto c = Parse(R"(
+pools:
+  - name: m
+    tokenizer: bytes
+    workers:
+      - {url: "http://127.0.0.1:8001", engine: llama.cpp, slots: 2, prompt_cache_tokens: 0}
+      - {url: "http://127.0.0.1:8002", engine: llama.cpp}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->pools[0].workers[0].slots, 2u);
+  EXPECT_EQ(c->pools[0].workers[0].prompt_cache_tokens, 0u);
+  EXPECT_FALSE(c->pools[0].workers[1].prompt_cache_tokens.has_value());
+  auto vllm = Parse(R"(
+pools:
+  - name: m
+    tokenizer: bytes
+    workers:
+      - {url: "http://127.0.0.1:8001", slots: 2}
+)");
+  ASSERT_FALSE(vllm.ok());
+  EXPECT_NE(vllm.status().message().find("slots: only for a worker with engine: llama.cpp"),
+            std::string_view::npos)
+      << vllm.status();
+}
+
 TEST(Config, AdminTokenFromTheEnvironment) {
   auto env = [](const std::string& name) -> std::optional<std::string> {
     if (name == "TOKEN") return "from-env";

@@ -100,6 +100,8 @@ class Gateway::Impl {
   Task CheckHealth(Pool* pool, std::shared_ptr<Worker> worker);
   // Compares the worker's token ids on the fixed probes with the router's (tokenizer_check.h).
   Task CheckTokenizer(Pool* pool, std::shared_ptr<Worker> worker);
+  // Asks a llama.cpp worker's /props for its slot count and starts its slot model.
+  Task LearnSlots(Pool* pool, std::shared_ptr<Worker> worker);
   Task EngineMetricsLoop();
   Task PollEngineMetrics(Pool* pool, std::shared_ptr<Worker> worker);
   void UpdateStaleness();

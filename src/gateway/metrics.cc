@@ -168,6 +168,10 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
   Family restarts("kvrouter_event_restarts_total",
                   "Publisher restarts seen (sequence went backwards): the worker was rebuilt",
                   MetricType::Counter);
+  Family corrections("kvrouter_slot_model_corrections_total",
+                      "Answers of a llama.cpp worker that reported fewer cached tokens than its "
+                      "slot model predicted (by more than a block); each corrected the model",
+                      MetricType::Counter);
   for (const Pool* pool : pools) {
     for (const auto& w : *pool->workers()) {
       std::vector<ClientMetric::Label> l = {{"model", pool->name()}, {"worker", w->config.name}};
@@ -200,10 +204,11 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
       lost.Add(double(ss.lost_batches), l);
       restarts.Add(double(ss.restarts), l);
       reconnects.Add(double(ss.reconnects), l);
+      if (w->slots.active()) corrections.Add(double(w->slots.corrections()), l);
     }
   }
   for (Family* f : {&booked, &running, &healthy, &stale, &mismatch, &cached, &applied, &skipped, &gaps,
-                    &replays, &replayed, &lost, &restarts, &reconnects}) {
+                    &replays, &replayed, &lost, &restarts, &reconnects, &corrections}) {
     families.push_back(std::move(f->f));
   }
   return prometheus::TextSerializer().Serialize(families);

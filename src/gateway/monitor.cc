@@ -58,6 +58,12 @@ Task Gateway::Impl::CheckHealth(Pool* pool, std::shared_ptr<Worker> worker) {
       KVR_LOG("gateway", info, "worker {} is healthy again", worker->config.name);
       // It may have come back as another engine: check its tokenizer again.
       if (worker->tokenizer != State::kChecking) worker->tokenizer = State::kUnchecked;
+      // And it may have restarted: llama.cpp's slots start empty.
+      worker->slots.Clear();
+    }
+    if (worker->wants_slot_model() && !worker->slots.active() &&
+        !worker->props_pending.exchange(true)) {
+      asio::co_spawn(io_, LearnSlots(pool, worker), asio::detached);
     }
     if (worker->tokenizer == State::kUnchecked &&
         pool->config().tokenizer_check != TokenizerCheck::kOff) {
@@ -70,6 +76,25 @@ Task Gateway::Impl::CheckHealth(Pool* pool, std::shared_ptr<Worker> worker) {
     KVR_LOG("gateway", warn, "worker {} leaves the candidate set: {}", worker->config.name,
             failure);
   }
+}
+
+// llama.cpp's slot count, from /props, starts the worker's slot model (when the configuration
+// did not give it).
+Task Gateway::Impl::LearnSlots(Pool* pool, std::shared_ptr<Worker> worker) {
+  http::ClientRequest request;
+  request.method = "GET";
+  request.target = "/props";
+  auto response = co_await worker->probe->Send(std::move(request));
+  std::optional<uint32_t> slots;
+  if (response.ok()) {
+    auto body = co_await (*response)->ReadAll();
+    if (body.ok() && (*response)->status() == 200) slots = ParseTotalSlots(*body);
+  }
+  if (slots && !worker->removed && !stopping_) {
+    pool->StartSlotModel(*worker, *slots);
+    KVR_LOG("gateway", info, "worker {}: slot model on, {} slots", worker->config.name, *slots);
+  }
+  worker->props_pending = false;  // none found: the next health check asks again
 }
 
 namespace {

@@ -25,6 +25,7 @@ Pool::~Pool() {
   for (const auto& w : *list) {
     w->removed = true;
     w->subscriber.reset();
+    w->slots.Stop();  // requests still out may finish after the index is gone
   }
 }
 
@@ -120,6 +121,7 @@ absl::Status Pool::AddWorker(WorkerConfig config) {
       return s;
     }
   }
+  StartSlotModel(*worker, worker->config.slots);
   auto next = std::make_shared<WorkerList>(*list);
   next->push_back(std::move(worker));
   absl::MutexLock lock(&mu_);
@@ -143,6 +145,7 @@ absl::Status Pool::RemoveWorker(const std::string& name) {
   // join the subscriber thread, then drop its entries.
   worker->removed = true;
   worker->subscriber.reset();
+  worker->slots.Stop();
   return scheduler_->RemoveWorker(worker->id);
 }
 
@@ -177,6 +180,82 @@ void Pool::OnBatch(Worker& worker, events::DecodedBatch batch) {
   index_->Apply(batch.events);
   worker.events_applied += batch.events.size();
   worker.last_event_at = clock_.Now();
+}
+
+void Pool::StartSlotModel(Worker& worker, uint32_t slots) {
+  if (!worker.wants_slot_model() || slots == 0) return;
+  worker.slots.Start({.worker = worker.id,
+                      .slots = slots,
+                      .block_size = config_.block_size,
+                      .prompt_cache_tokens = *worker.config.prompt_cache_tokens},
+                     index_.get());
+}
+
+void WorkerSlots::Start(const SlotModelConfig& config, KvIndex* index) {
+  MutexLock lock(mu_);
+  if (model_ || stopped_) return;
+  model_ = std::make_unique<SlotModel>(config);
+  index_ = index;
+  active_.store(true, std::memory_order_release);
+}
+
+void WorkerSlots::Stop() {
+  MutexLock lock(mu_);
+  stopped_ = true;
+  model_.reset();
+  active_.store(false, std::memory_order_release);
+}
+
+void WorkerSlots::Apply() {
+  if (!events_.empty()) index_->Apply(events_);
+  events_.clear();
+}
+
+uint64_t WorkerSlots::Arrive(std::span<const BlockHash> blocks, uint32_t prompt_tokens) {
+  MutexLock lock(mu_);
+  if (!model_) return 0;
+  const uint64_t id = model_->Arrive(blocks, prompt_tokens, events_);
+  Apply();
+  return id;
+}
+
+std::optional<SlotPlacement> WorkerSlots::Placement(uint64_t request) const {
+  MutexLock lock(mu_);
+  if (!model_) return std::nullopt;
+  return model_->Placement(request);
+}
+
+void WorkerSlots::Observe(uint64_t request, int64_t cached_tokens) {
+  MutexLock lock(mu_);
+  if (!model_) return;
+  if (model_->Observe(request, cached_tokens, events_)) {
+    corrections_.fetch_add(1, std::memory_order_relaxed);
+  }
+  Apply();
+}
+
+void WorkerSlots::Finish(uint64_t request) {
+  MutexLock lock(mu_);
+  if (!model_) return;
+  model_->Finish(request, events_);
+  Apply();
+}
+
+void WorkerSlots::Clear() {
+  MutexLock lock(mu_);
+  if (!model_) return;
+  model_->Clear(events_);
+  Apply();
+}
+
+std::optional<WorkerSlots::Snapshot> WorkerSlots::Snap() const {
+  MutexLock lock(mu_);
+  if (!model_) return std::nullopt;
+  return Snapshot{.slots = model_->config().slots,
+                  .state = model_->Slots(),
+                  .saved_prompts = model_->saved_prompts(),
+                  .saved_tokens = model_->saved_tokens(),
+                  .prompt_cache_tokens = model_->config().prompt_cache_tokens};
 }
 
 std::vector<WorkerId> Unavailable(const WorkerList& workers, bool refuse_mismatch) {

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -20,8 +21,10 @@
 #include "absl/synchronization/mutex.h"
 #include "api/text_model.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "events/subscriber.h"
 #include "gateway/config.h"
+#include "gateway/slot_model.h"
 #include "http/client.h"
 #include "index/kv_index.h"
 #include "scheduler/scheduler.h"
@@ -29,6 +32,45 @@
 namespace kvr::gateway {
 
 namespace asio = boost::asio;
+
+// The slot model of a llama.cpp worker (slot_model.h) and the index it feeds. Off until Start;
+// Stop ends it for good (the worker left: its id may go to a successor). Thread-safe: each call
+// applies the model's events to the index under the model's lock, so the index sees them in the
+// order the model made them.
+class WorkerSlots {
+ public:
+  void Start(const SlotModelConfig& config, KvIndex* index) ABSL_LOCKS_EXCLUDED(mu_);
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  bool active() const { return active_.load(std::memory_order_acquire); }
+
+  // A request routed to the worker: its handle, 0 when the model is off.
+  uint64_t Arrive(std::span<const BlockHash> blocks, uint32_t prompt_tokens)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::optional<SlotPlacement> Placement(uint64_t request) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The engine's cached_tokens for the request; counts a correction.
+  void Observe(uint64_t request, int64_t cached_tokens) ABSL_LOCKS_EXCLUDED(mu_);
+  void Finish(uint64_t request) ABSL_LOCKS_EXCLUDED(mu_);
+  // The server may have restarted: forget what its slots held.
+  void Clear() ABSL_LOCKS_EXCLUDED(mu_);
+
+  struct Snapshot {
+    uint32_t slots = 0;
+    std::vector<SlotState> state;
+    uint64_t saved_prompts = 0, saved_tokens = 0, prompt_cache_tokens = 0;
+  };
+  std::optional<Snapshot> Snap() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t corrections() const { return corrections_.load(std::memory_order_relaxed); }
+
+ private:
+  void Apply() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  mutable Mutex mu_;
+  std::unique_ptr<SlotModel> model_ ABSL_GUARDED_BY(mu_);
+  KvIndex* index_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<KvEvent> events_ ABSL_GUARDED_BY(mu_);  // scratch
+  std::atomic<bool> active_{false};
+  std::atomic<uint64_t> corrections_{0};
+};
 
 // A worker as the gateway sees it. Held by shared_ptr: the pool's snapshot, every request routed
 // to it and the health loop each keep it alive, so a removed worker's requests finish normally.
@@ -54,6 +96,12 @@ struct Worker {
   enum class Tokenizer : uint8_t { kUnchecked, kChecking, kAgrees, kMismatch, kNotCheckable, kFailed };
   std::atomic<Tokenizer> tokenizer{Tokenizer::kUnchecked};
   std::string tokenizer_detail;  // I/O thread only: the mismatch or why it could not be checked
+
+  // llama.cpp with a known prompt cache size: the slot model (started once the slot count is
+  // known, from the config or the server's /props).
+  WorkerSlots slots;
+  std::atomic<bool> props_pending{false};  // a /props request is out
+  bool wants_slot_model() const { return config.prompt_cache_tokens.has_value(); }
 
   bool has_events() const { return !config.kv_events.empty(); }
 };
@@ -88,6 +136,8 @@ class Pool {
   // ResourceExhausted when the index has no id left. Remove: NotFound.
   absl::Status AddWorker(WorkerConfig config);
   absl::Status RemoveWorker(const std::string& name);
+  // Starts `worker`'s slot model with `slots` slots (its /props total_slots).
+  void StartSlotModel(Worker& worker, uint32_t slots);
 
  private:
   Pool(PoolConfig config, const GatewayConfig& gateway, asio::io_context& io,

@@ -81,6 +81,16 @@ std::variant<PreparedPrompt, api::ApiError> PreparePrompt(api::Endpoint endpoint
   return out;
 }
 
+std::optional<uint32_t> ParseTotalSlots(std::string_view props) {
+  const nlohmann::json j = nlohmann::json::parse(props, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find("total_slots");
+  if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+  const int64_t n = it->get<int64_t>();
+  if (n <= 0 || n > 4096) return std::nullopt;
+  return static_cast<uint32_t>(n);
+}
+
 EngineUsage UsageFromBody(std::string_view body) {
   return UsageFromJson(nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false));
 }

@@ -62,6 +62,9 @@ class UsageScanner {
   EngineUsage usage_;
 };
 
+// llama.cpp's /props `total_slots` (its -np); nullopt: absent or not a positive count.
+std::optional<uint32_t> ParseTotalSlots(std::string_view props);
+
 // An engine's load from its Prometheus /metrics: vLLM's (V1 and V0 names), SGLang's or
 // llama.cpp's (`llamacpp:requests_processing`, `llamacpp:requests_deferred`; no KV usage) gauges,
 // summed over the series of `dp_rank` where the engine labels ranks. nullopt: none found.

@@ -114,5 +114,13 @@ TEST(EngineMetrics, VllmAndSglangGaugesForOneRank) {
   EXPECT_FALSE(ParseEngineMetrics("vllm:num_requests_running NaN\n", 0).has_value());
 }
 
+TEST(TotalSlots, FromLlamaCppProps) {
+  EXPECT_EQ(ParseTotalSlots(R"({"total_slots": 2, "model_path": "m.gguf"})"), 2u);
+  EXPECT_EQ(ParseTotalSlots(R"({"total_slots": 0})"), std::nullopt);
+  EXPECT_EQ(ParseTotalSlots(R"({"total_slots": "2"})"), std::nullopt);
+  EXPECT_EQ(ParseTotalSlots("not json"), std::nullopt);
+  EXPECT_EQ(ParseTotalSlots("[]"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace kvr::gateway

@@ -20,6 +20,46 @@ std::string UpstreamError(const Worker& w, std::string_view what) {
   return absl::StrCat("worker ", w.config.name, ": ", std::string(what));
 }
 
+// A request's place in its worker's slot model (llama.cpp), ended on every exit.
+class SlotLease {
+ public:
+  SlotLease(Worker& worker, const PreparedPrompt& prompt)
+      : worker_(worker),
+        id_(worker.slots.active() ? worker.slots.Arrive(prompt.blocks, prompt.prompt_tokens) : 0) {}
+  ~SlotLease() {
+    if (id_ != 0) worker_.slots.Finish(id_);
+  }
+  SlotLease(const SlotLease&) = delete;
+  SlotLease& operator=(const SlotLease&) = delete;
+
+  // What the model predicted the server reused for this request (nullopt: no model, or the
+  // request never got a slot); then the server's report, which may correct the model.
+  std::optional<uint64_t> PredictedTokens(uint32_t block_size, uint32_t prompt_tokens) const {
+    if (id_ == 0) return std::nullopt;
+    const std::optional<SlotPlacement> p = worker_.slots.Placement(id_);
+    if (!p) return std::nullopt;
+    // llama.cpp computes at least the last prompt token again.
+    return std::min<uint64_t>(uint64_t{p->cached_blocks} * block_size,
+                              prompt_tokens > 0 ? prompt_tokens - 1 : 0);
+  }
+  void Observe(int64_t cached_tokens) {
+    if (id_ != 0 && cached_tokens >= 0) worker_.slots.Observe(id_, cached_tokens);
+  }
+
+ private:
+  Worker& worker_;
+  const uint64_t id_;
+};
+
+// Workers whose cache the slot model feeds to the index: no predicted entries for them.
+std::vector<WorkerId> SlotModelled(const WorkerList& workers) {
+  std::vector<WorkerId> out;
+  for (const auto& w : workers) {
+    if (w->slots.active()) out.push_back(w->id);
+  }
+  return out;
+}
+
 }  // namespace
 
 Task Gateway::Impl::Generate(Exchange& ex, api::Endpoint endpoint) {
@@ -77,9 +117,11 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
     std::vector<WorkerId> excluded = Unavailable(*workers, pool.refuses_mismatch());
     excluded.insert(excluded.end(), tried.begin(), tried.end());
     const TimeNs decide_start = clock_.Now();
+    const std::vector<WorkerId> modelled = SlotModelled(*workers);
     RouteRequest route{.blocks = prompt.blocks,
                        .prompt_tokens = prompt.prompt_tokens,
-                       .excluded = excluded};
+                       .excluded = excluded,
+                       .no_predict = modelled};
     absl::StatusOr<Decision> decision = pool.scheduler().Route(route);
     const Timing timing{.arrived_at = arrived_at, .routed_at = clock_.Now()};
     metrics_.Decision(pool.name(), Seconds(timing.routed_at - decide_start));
@@ -90,6 +132,7 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
     record.router_cached_tokens = static_cast<uint32_t>(
         std::min<uint64_t>(uint64_t{decision->predicted_blocks} * pool.block_size(),
                            prompt.prompt_tokens));
+    SlotLease slot(*worker, prompt);
     http::ClientRequest request;
     request.target = ex.request().target;
     request.body = ex.request().body;
@@ -107,7 +150,13 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
       std::optional<std::string> broken = co_await Relay(ex, pool, *worker, **response,
                                                          decision->ticket, prompt.stream, timing,
                                                          record);
-      if (!broken) co_return;
+      if (!broken) {
+        const std::optional<uint64_t> predicted =
+            slot.PredictedTokens(pool.block_size(), prompt.prompt_tokens);
+        if (predicted) record.router_cached_tokens = static_cast<uint32_t>(*predicted);
+        if (record.status == 200) slot.Observe(record.engine_cached_tokens);
+        co_return;
+      }
       last_failure = UpstreamError(*worker, *broken);
       MarkFailed(*worker, *broken);
     } else if (response.ok()) {

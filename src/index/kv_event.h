@@ -28,6 +28,10 @@ struct KvStored {
   uint32_t block_size = 0;
   std::string lora_name;   // empty: base model
   std::string cache_salt;  // empty: none
+  // The router's chained hashes of the blocks, when the producer computed them already (the
+  // router's own synthetic events, e.g. its model of a llama.cpp server's slots). Non-empty:
+  // one per block hash, used as they are; token_ids may then be empty.
+  std::vector<BlockHash> block_keys;
 };
 
 // BlockRemoved: the engine evicted these blocks from `tier`.

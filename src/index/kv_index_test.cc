@@ -56,6 +56,31 @@ TEST_F(KvIndexTest, ChildStoredWithParentContinuesTheChain) {
   EXPECT_EQ(index_.Stats(WorkerId(0)).blocks_stored, 6u);
 }
 
+// The router's own synthetic events carry its keys: no tokens to hash.
+TEST_F(KvIndexTest, StoredWithRouterKeysNeedsNoTokens) {
+  auto prompt = Tokens(24);
+  const std::vector<BlockHash> keys = SequenceHashes(prompt, kBs);
+  KvStored head{.worker = WorkerId(3), .block_size = kBs};
+  for (size_t i = 0; i < 2; ++i) {
+    head.block_hashes.emplace_back(keys[i].value());
+    head.block_keys.push_back(keys[i]);
+  }
+  KvStored tail{.worker = WorkerId(3), .parent = EngineHash(keys[1].value()), .block_size = kBs};
+  for (size_t i = 2; i < 6; ++i) {
+    tail.block_hashes.emplace_back(keys[i].value());
+    tail.block_keys.push_back(keys[i]);
+  }
+  index_.Apply(head);
+  index_.Apply(tail);
+  EXPECT_EQ(Query(prompt).device[3], 6u);
+  index_.Apply(KvRemoved{.worker = WorkerId(3), .block_hashes = {EngineHash(keys[4].value())}});
+  EXPECT_EQ(Query(prompt).device[3], 4u);
+  KvStored bad = tail;
+  bad.block_keys.pop_back();
+  index_.Apply(bad);
+  EXPECT_EQ(index_.Stats(WorkerId(3)).rejects.malformed, 1u);
+}
+
 TEST_F(KvIndexTest, UnknownParentIsRejectedAndCounted) {
   auto prompt = Tokens(24);
   index_.Apply(StoredRange(0, prompt, kBs, 2, 6));  // parent block 1 never stored

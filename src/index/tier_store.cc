@@ -40,6 +40,11 @@ bool TierStore::Validate(const KvStored& e, RejectCounts& rejects) const {
     ++rejects.wrong_block_size;
     return false;
   }
+  if (!e.block_keys.empty()) {
+    if (e.block_keys.size() == e.block_hashes.size()) return true;
+    ++rejects.malformed;
+    return false;
+  }
   if (e.token_ids.size() != e.block_hashes.size() * size_t{block_size_}) {
     ++rejects.malformed;
     return false;
@@ -50,6 +55,14 @@ bool TierStore::Validate(const KvStored& e, RejectCounts& rejects) const {
 // Chained hashes of the event's blocks into chain_, continuing from `parent` (null: root);
 // prefetches each block's membership slot.
 void TierStore::HashBlocks(const KvStored& e, const uint64_t* parent) {
+  if (!e.block_keys.empty()) {
+    chain_.resize(e.block_keys.size());
+    for (size_t i = 0; i < chain_.size(); ++i) {
+      chain_[i] = e.block_keys[i].value();
+      m_.Prefetch(e.block_keys[i]);
+    }
+    return;
+  }
   const uint64_t seed = HashSeed({.lora_name = e.lora_name, .cache_salt = e.cache_salt});
   std::span<const TokenId> tokens(e.token_ids);
   chain_.resize(e.block_hashes.size());

@@ -58,6 +58,9 @@ struct RouteRequest {
   std::optional<WorkerId> pinned;  // route here (still booked and explained)
   // Workers not to consider (unhealthy, or one that just failed this request).
   std::span<const WorkerId> excluded;
+  // Workers whose cache the caller models itself (it feeds the index their blocks as events):
+  // a request routed to one of them records no predicted entries.
+  std::span<const WorkerId> no_predict;
   // Decide and explain only: nothing is booked or predicted, and the ticket is inactive.
   bool dry_run = false;
   bool explain = false;  // fill Decision::explanation for this request (also SchedulerConfig)

@@ -150,7 +150,9 @@ absl::StatusOr<Decision> Scheduler::Route(const RouteRequest& req) {
   if (!d.ok() || req.dry_run) return d;
   // Only the blocks the engine does not hold yet need a prediction: the confirmed prefix is
   // already in the index (and stays there until an eviction event says otherwise).
-  if (config_.predict_on_route && d->overlap_blocks < req.blocks.size()) {
+  const bool modelled = std::find(req.no_predict.begin(), req.no_predict.end(), d->worker) !=
+                        req.no_predict.end();
+  if (config_.predict_on_route && !modelled && d->overlap_blocks < req.blocks.size()) {
     index_.Predict(d->worker, req.blocks.subspan(d->overlap_blocks));
   }
   if (approx_) approx_->Predict(d->worker, req.blocks);

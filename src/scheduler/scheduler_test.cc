@@ -124,6 +124,18 @@ TEST_F(SchedulerTest, PredictOnRouteSteersSiblingsBeforeEventsArrive) {
   EXPECT_EQ(second.predicted_blocks, 20u);
 }
 
+TEST_F(SchedulerTest, NoPredictionOnAWorkerTheCallerModels) {
+  Make("round_robin", 2);
+  auto prompt = Prompt(320);
+  blocks_ = SequenceHashes(prompt, kBs);
+  const WorkerId modelled[] = {WorkerId(0), WorkerId(1)};
+  auto d = sched_->Route({.blocks = blocks_, .prompt_tokens = 320, .no_predict = modelled});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(index_->Stats(d->worker).predicted_blocks, 0u);
+  Decision plain = Route(prompt);
+  EXPECT_EQ(index_->Stats(plain.worker).predicted_blocks, 20u);
+}
+
 TEST_F(SchedulerTest, ExplanationHasEveryWorkerAndTerm) {
   Make("dynamo");
   Decision d = Route(Prompt(48));
