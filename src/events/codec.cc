@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"  // absl::ascii_toupper
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "events/msgpack_reader.h"
 #include "msgpack.hpp"
 
 namespace kvr::events {
@@ -150,76 +151,55 @@ void PackRemoved(Packer& pk, const KvRemoved& e, const EncodeOptions& opt) {
 // Decoding
 // ---------------------------------------------------------------------------------------------
 
-using msgpack::object;
-namespace mtype = msgpack::type;
+// Skipped values may nest this deep below the level being decoded (vLLM's deepest value is 5
+// levels down from the batch: batch/events/event/extra_keys/key tuple).
+constexpr uint32_t kMaxDepth = 8;
 
-// The unpacker sizes containers from their headers before reading them; these bounds keep a
-// forged header from allocating more than a few times the payload (every element takes at least
-// one byte). vLLM's deepest value is 5 levels down (batch/events/event/extra_keys/key tuple).
-constexpr size_t kMaxDepth = 8;
+using V = MsgValue;
 
-bool IsNil(const object* o) { return o == nullptr || o->type == mtype::NIL; }
-
-std::optional<std::string_view> AsStr(const object& o) {
-  if (o.type != mtype::STR) return std::nullopt;
-  return std::string_view(o.via.str.ptr, o.via.str.size);
+absl::Status Malformed() {
+  return absl::InvalidArgumentError("not a msgpack batch: truncated, malformed or nested too deep");
 }
 
-std::optional<int64_t> AsInt64(const object& o) {
-  if (o.type == mtype::NEGATIVE_INTEGER) return o.via.i64;
-  if (o.type == mtype::POSITIVE_INTEGER && o.via.u64 <= uint64_t{INT64_MAX}) {
-    return static_cast<int64_t>(o.via.u64);
-  }
+std::optional<std::string_view> AsStr(const V& v) {
+  if (v.type != V::kStr) return std::nullopt;
+  return v.bytes;
+}
+
+std::optional<int64_t> AsInt64(const V& v) {
+  if (v.type == V::kInt) return v.i;
+  if (v.type == V::kUint && v.u <= uint64_t{INT64_MAX}) return static_cast<int64_t>(v.u);
   return std::nullopt;
 }
 
-std::optional<uint32_t> AsUint32(const object& o) {
-  if (o.type != mtype::POSITIVE_INTEGER || o.via.u64 > UINT32_MAX) return std::nullopt;
-  return static_cast<uint32_t>(o.via.u64);
+std::optional<uint32_t> AsUint32(const V& v) {
+  if (v.type != V::kUint || v.u > UINT32_MAX) return std::nullopt;
+  return static_cast<uint32_t>(v.u);
 }
 
 // Signed ints keep their bit pattern; bytes fold to their last 8 bytes big-endian, which is
 // `int.from_bytes(b, "big") & (2**64 - 1)`, the identity vLLM sends when hashes are ints.
-std::optional<EngineHash> AsHash(const object& o) {
-  switch (o.type) {
-    case mtype::POSITIVE_INTEGER:
-      return EngineHash(o.via.u64);
-    case mtype::NEGATIVE_INTEGER:
-      return EngineHash(static_cast<uint64_t>(o.via.i64));
-    case mtype::BIN: {
-      uint64_t v = 0;
-      for (uint32_t i = 0; i < o.via.bin.size; ++i) {
-        v = (v << 8) | static_cast<uint8_t>(o.via.bin.ptr[i]);
-      }
-      return EngineHash(v);
+std::optional<EngineHash> AsHash(const V& v) {
+  switch (v.type) {
+    case V::kUint:
+      return EngineHash(v.u);
+    case V::kInt:
+      return EngineHash(static_cast<uint64_t>(v.i));
+    case V::kBin: {
+      uint64_t h = 0;
+      for (char c : v.bytes) h = (h << 8) | static_cast<uint8_t>(c);
+      return EngineHash(h);
     }
     default:
       return std::nullopt;
   }
 }
 
-std::optional<std::vector<EngineHash>> AsHashes(const object* o) {
-  if (o == nullptr || o->type != mtype::ARRAY) return std::nullopt;
-  std::vector<EngineHash> out;
-  out.reserve(o->via.array.size);
-  for (uint32_t i = 0; i < o->via.array.size; ++i) {
-    std::optional<EngineHash> h = AsHash(o->via.array.ptr[i]);
-    if (!h.has_value()) return std::nullopt;
-    out.push_back(*h);
-  }
-  return out;
-}
-
-std::optional<std::vector<TokenId>> AsTokens(const object* o) {
-  if (o == nullptr || o->type != mtype::ARRAY) return std::nullopt;
-  std::vector<TokenId> out;
-  out.reserve(o->via.array.size);
-  for (uint32_t i = 0; i < o->via.array.size; ++i) {
-    std::optional<uint32_t> t = AsUint32(o->via.array.ptr[i]);  // EAGLE [a, b] pairs fail here
-    if (!t.has_value()) return std::nullopt;
-    out.push_back(*t);
-  }
-  return out;
+std::optional<Tier> AsTier(const V& medium) {
+  if (medium.type == V::kNil) return Tier::kDevice;
+  std::optional<std::string_view> s = AsStr(medium);
+  if (!s.has_value()) return std::nullopt;
+  return TierFromMedium(*s);
 }
 
 // Field order of the tagged-array encoding (PR #40984 plus the later map-only fields, in case an
@@ -233,208 +213,288 @@ constexpr std::array<std::string_view, 14> kStoredFields = {
 constexpr std::array<std::string_view, 5> kRemovedFields = {"block_hashes", "medium", "group_idx",
                                                             "locality", "ownership"};
 
-// One event read by field name, whatever its encoding (tagged map or tagged array).
-class EventView {
+// The fields of one event that the decoder reads, whatever its type; each one is read as it
+// comes, in the one pass over the payload. A field present but of the wrong shape is `bad`; it
+// fails the event only if the event's type uses it. A key repeated in a map reads its first
+// value (vLLM never repeats one).
+struct EventFields {
+  std::optional<std::string_view> type;
+  std::optional<std::vector<EngineHash>> hashes;
+  std::optional<std::vector<TokenId>> tokens;
+  std::optional<V> parent, block_size, medium, lora_name, group_idx, locality;
+  std::optional<std::string_view> first_extra_key, second_extra_key;  // of the first block
+  bool has_extra_keys = false;
+  bool bad_hashes = false, bad_tokens = false;
+};
+
+class BatchDecoder {
  public:
-  static std::optional<EventView> Of(const object& event) {
-    EventView view(event);
-    if (event.type == mtype::MAP) {
-      const object* tag = view.Get("type");
-      if (tag == nullptr || !AsStr(*tag).has_value()) return std::nullopt;
-      view.type_ = *AsStr(*tag);
-      return view;
-    }
-    if (event.type != mtype::ARRAY || event.via.array.size == 0) return std::nullopt;
-    std::optional<std::string_view> tag = AsStr(event.via.array.ptr[0]);
-    if (!tag.has_value()) return std::nullopt;
-    view.type_ = *tag;
-    return view;
-  }
+  BatchDecoder(std::string_view payload, WorkerId worker) : r_(payload, kMaxDepth), worker_(worker) {}
 
-  std::string_view type() const { return type_; }
-
-  // The field's value, or nullptr when the event does not carry it.
-  const object* Get(std::string_view name) const {
-    if (event_.type == mtype::MAP) {
-      for (uint32_t i = 0; i < event_.via.map.size; ++i) {
-        const msgpack::object_kv& kv = event_.via.map.ptr[i];
-        if (AsStr(kv.key) == name) return &kv.val;
+  absl::StatusOr<DecodedBatch> Decode() {
+    V batch;
+    if (!r_.Next(&batch)) return Malformed();
+    DecodedBatch out;
+    bool has_ts = false, has_events = false;
+    std::optional<V> dp_rank;
+    if (batch.type == V::kArray) {
+      if (batch.count < 2) return absl::InvalidArgumentError("batch has < 2 elements");
+      RETURN_IF_ERROR(ReadTs(&out));
+      RETURN_IF_ERROR(ReadEvents(&out));
+      has_ts = has_events = true;
+      for (uint32_t i = 2; i < batch.count; ++i) {
+        V v;
+        if (!r_.NextSkippingContent(&v)) return Malformed();
+        if (i == 2) dp_rank = v;
       }
-      return nullptr;
+    } else if (batch.type == V::kMap) {
+      for (uint32_t i = 0; i < batch.count; ++i) {
+        V key;
+        if (!r_.NextSkippingContent(&key)) return Malformed();
+        const std::optional<std::string_view> name = AsStr(key);
+        if (name == "ts" && !has_ts) {
+          RETURN_IF_ERROR(ReadTs(&out));
+          has_ts = true;
+        } else if (name == "events" && !has_events) {
+          RETURN_IF_ERROR(ReadEvents(&out));
+          has_events = true;
+        } else {
+          V v;
+          if (!r_.NextSkippingContent(&v)) return Malformed();
+          if (name == "data_parallel_rank" || name == "attn_dp_rank") dp_rank = v;
+        }
+      }
+      if (!has_ts || !has_events) return absl::InvalidArgumentError("map batch without ts or events");
+    } else {
+      if (!r_.SkipContent(batch)) return Malformed();
+      return absl::InvalidArgumentError("batch is not an array or map");
     }
-    const size_t pos = Position(name);
-    return pos < event_.via.array.size ? &event_.via.array.ptr[pos] : nullptr;
+    if (!r_.empty()) return absl::InvalidArgumentError(absl::StrCat(r_.left(), " bytes after the batch"));
+    if (dp_rank.has_value() && dp_rank->type != V::kNil) {
+      out.dp_rank = AsInt64(*dp_rank);
+      if (!out.dp_rank.has_value()) return absl::InvalidArgumentError("dp rank is not an int");
+    }
+    return out;
   }
 
  private:
-  explicit EventView(const object& event) : event_(event) {}
-
-  // Index in the tagged array (element 0 is the tag); past the end when unknown.
-  size_t Position(std::string_view name) const {
-    auto find = [&](const auto& fields) {
-      auto it = std::find(fields.begin(), fields.end(), name);
-      return it == fields.end() ? SIZE_MAX : static_cast<size_t>(it - fields.begin()) + 1;
-    };
-    if (type_ == "BlockStored") return find(kStoredFields);
-    if (type_ == "BlockRemoved") return find(kRemovedFields);
-    return SIZE_MAX;
-  }
-
-  const object& event_;
-  std::string_view type_;
-};
-
-// Events the KvEvent model cannot hold are left out: blocks another node holds (locality
-// REMOTE, as Dynamo does) and KV-cache groups other than the first (KvEvent has no group; a
-// hybrid model announces the same blocks once per group).
-bool Routable(const EventView& ev) {
-  const object* locality = ev.Get("locality");
-  if (!IsNil(locality) && AsStr(*locality) != "LOCAL") return false;
-  const object* group = ev.Get("group_idx");
-  return IsNil(group) || AsUint32(*group) == 0u;
-}
-
-std::optional<Tier> AsTier(const object* medium) {
-  if (IsNil(medium)) return Tier::kDevice;
-  std::optional<std::string_view> s = AsStr(*medium);
-  if (!s.has_value()) return std::nullopt;
-  return TierFromMedium(*s);
-}
-
-// vLLM puts the cache salt in the first block's extra keys, after the LoRA name and any
-// multimodal keys ([identifier, offset] arrays); prompt-embedding keys are bytes.
-std::string SaltFromExtraKeys(const object* extra_keys, std::string_view lora_name) {
-  if (IsNil(extra_keys) || extra_keys->type != mtype::ARRAY || extra_keys->via.array.size == 0) {
-    return "";
-  }
-  const object& first = extra_keys->via.array.ptr[0];
-  if (first.type != mtype::ARRAY) return "";
-  bool lora_seen = lora_name.empty();
-  for (uint32_t i = 0; i < first.via.array.size; ++i) {
-    std::optional<std::string_view> key = AsStr(first.via.array.ptr[i]);
-    if (!key.has_value()) continue;
-    if (!lora_seen && *key == lora_name) {
-      lora_seen = true;
-      continue;
+  absl::Status ReadTs(DecodedBatch* out) {
+    V ts;
+    if (!r_.NextSkippingContent(&ts)) return Malformed();
+    switch (ts.type) {
+      case V::kFloat:
+        out->ts = ts.f;
+        return absl::OkStatus();
+      case V::kUint:
+        out->ts = static_cast<double>(ts.u);
+        return absl::OkStatus();
+      case V::kInt:
+        out->ts = static_cast<double>(ts.i);
+        return absl::OkStatus();
+      default:
+        return absl::InvalidArgumentError("batch ts is not a number");
     }
-    return std::string(*key);
   }
-  return "";
-}
 
-std::optional<KvEvent> DecodeStored(const EventView& ev, WorkerId worker) {
-  KvStored out;
-  out.worker = worker;
-  std::optional<std::vector<EngineHash>> hashes = AsHashes(ev.Get("block_hashes"));
-  std::optional<std::vector<TokenId>> tokens = AsTokens(ev.Get("token_ids"));
-  const object* block_size = ev.Get("block_size");
-  std::optional<Tier> tier = AsTier(ev.Get("medium"));
-  if (!hashes || !tokens || block_size == nullptr || !tier) return std::nullopt;
-  std::optional<uint32_t> bs = AsUint32(*block_size);
-  if (!bs.has_value() || *bs == 0) return std::nullopt;
-  const object* parent = ev.Get("parent_block_hash");
-  if (!IsNil(parent)) {
-    out.parent = AsHash(*parent);
-    if (!out.parent.has_value()) return std::nullopt;
+  absl::Status ReadEvents(DecodedBatch* out) {
+    V events;
+    if (!r_.Next(&events)) return Malformed();
+    if (events.type != V::kArray) {
+      if (!r_.SkipContent(events)) return Malformed();
+      return absl::InvalidArgumentError("events not an array");
+    }
+    out->events.reserve(events.count);
+    for (uint32_t i = 0; i < events.count; ++i) {
+      std::optional<KvEvent> event;
+      if (!ReadEvent(&event)) return Malformed();
+      if (event.has_value()) {
+        out->events.push_back(std::move(*event));
+      } else {
+        ++out->skipped;
+      }
+    }
+    return absl::OkStatus();
   }
-  const object* lora = ev.Get("lora_name");
-  if (!IsNil(lora)) {
-    std::optional<std::string_view> name = AsStr(*lora);
-    if (!name.has_value()) return std::nullopt;
-    out.lora_name = std::string(*name);
-  }
-  out.cache_salt = SaltFromExtraKeys(ev.Get("extra_keys"), out.lora_name);
-  out.tier = *tier;
-  out.block_hashes = std::move(*hashes);
-  out.token_ids = std::move(*tokens);
-  out.block_size = *bs;
-  return out;
-}
 
-std::optional<KvEvent> DecodeRemoved(const EventView& ev, WorkerId worker) {
-  std::optional<std::vector<EngineHash>> hashes = AsHashes(ev.Get("block_hashes"));
-  std::optional<Tier> tier = AsTier(ev.Get("medium"));
-  if (!hashes || !tier) return std::nullopt;
-  return KvRemoved{.worker = worker, .tier = *tier, .block_hashes = std::move(*hashes)};
-}
-
-// nullopt: the event is skipped.
-std::optional<KvEvent> DecodeEvent(const object& event, WorkerId worker) {
-  std::optional<EventView> ev = EventView::Of(event);
-  if (!ev.has_value()) return std::nullopt;
-  if (ev->type() == "AllBlocksCleared") return KvCleared{.worker = worker};
-  if (!Routable(*ev)) return std::nullopt;
-  if (ev->type() == "BlockStored") return DecodeStored(*ev, worker);
-  if (ev->type() == "BlockRemoved") return DecodeRemoved(*ev, worker);
-  return std::nullopt;  // BlockInactive and whatever comes next
-}
-
-// The batch's three parts, from the array form or the (defensive) map form.
-struct BatchParts {
-  const object* ts = nullptr;
-  const object* events = nullptr;
-  const object* dp_rank = nullptr;
-};
-
-absl::StatusOr<BatchParts> SplitBatch(const object& batch) {
-  BatchParts parts;
-  if (batch.type == mtype::ARRAY) {
-    if (batch.via.array.size < 2) return absl::InvalidArgumentError("batch has < 2 elements");
-    parts.ts = &batch.via.array.ptr[0];
-    parts.events = &batch.via.array.ptr[1];
-    if (batch.via.array.size > 2) parts.dp_rank = &batch.via.array.ptr[2];
-    return parts;
-  }
-  if (batch.type != mtype::MAP) return absl::InvalidArgumentError("batch is not an array or map");
-  for (uint32_t i = 0; i < batch.via.map.size; ++i) {
-    const msgpack::object_kv& kv = batch.via.map.ptr[i];
-    std::optional<std::string_view> key = AsStr(kv.key);
-    if (key == "ts") parts.ts = &kv.val;
-    if (key == "events") parts.events = &kv.val;
-    if (key == "data_parallel_rank" || key == "attn_dp_rank") parts.dp_rank = &kv.val;
-  }
-  if (parts.ts == nullptr || parts.events == nullptr) {
-    return absl::InvalidArgumentError("map batch without ts or events");
-  }
-  return parts;
-}
-
-absl::StatusOr<DecodedBatch> DecodeBatchObject(const object& batch, WorkerId worker) {
-  ASSIGN_OR_RETURN(BatchParts parts, SplitBatch(batch));
-  DecodedBatch out;
-  switch (parts.ts->type) {
-    case mtype::FLOAT32:
-    case mtype::FLOAT64:
-      out.ts = parts.ts->via.f64;
-      break;
-    case mtype::POSITIVE_INTEGER:
-      out.ts = static_cast<double>(parts.ts->via.u64);
-      break;
-    case mtype::NEGATIVE_INTEGER:
-      out.ts = static_cast<double>(parts.ts->via.i64);
-      break;
-    default:
-      return absl::InvalidArgumentError("batch ts is not a number");
-  }
-  if (!IsNil(parts.dp_rank)) {
-    out.dp_rank = AsInt64(*parts.dp_rank);
-    if (!out.dp_rank.has_value()) return absl::InvalidArgumentError("dp rank is not an int");
-  }
-  if (parts.events->type != mtype::ARRAY) return absl::InvalidArgumentError("events not an array");
-  out.events.reserve(parts.events->via.array.size);
-  for (uint32_t i = 0; i < parts.events->via.array.size; ++i) {
-    std::optional<KvEvent> event = DecodeEvent(parts.events->via.array.ptr[i], worker);
-    if (event.has_value()) {
-      out.events.push_back(std::move(*event));
+  // False when malformed; *event stays empty when the event is skipped.
+  bool ReadEvent(std::optional<KvEvent>* event) {
+    V ev;
+    if (!r_.Next(&ev)) return false;
+    EventFields f;
+    if (ev.type == V::kArray) {
+      if (ev.count == 0) return true;
+      V tag;
+      if (!r_.NextSkippingContent(&tag)) return false;
+      f.type = AsStr(tag);
+      const std::string_view* names = nullptr;
+      size_t num_names = 0;
+      if (f.type == "BlockStored") names = kStoredFields.data(), num_names = kStoredFields.size();
+      if (f.type == "BlockRemoved") names = kRemovedFields.data(), num_names = kRemovedFields.size();
+      for (uint32_t i = 1; i < ev.count; ++i) {
+        if (!ReadField(i - 1 < num_names ? names[i - 1] : std::string_view(), &f)) return false;
+      }
+    } else if (ev.type == V::kMap) {
+      for (uint32_t i = 0; i < ev.count; ++i) {
+        V key;
+        if (!r_.NextSkippingContent(&key)) return false;
+        const std::string_view name = AsStr(key).value_or(std::string_view());
+        if (name == "type") {
+          V tag;
+          if (!r_.NextSkippingContent(&tag)) return false;
+          if (!f.type.has_value()) f.type = AsStr(tag);
+          if (!f.type.has_value()) f.type = "";  // a non-string tag: the event is skipped
+        } else if (!ReadField(name, &f)) {
+          return false;
+        }
+      }
     } else {
-      ++out.skipped;
+      return true;  // a scalar: not an event
     }
+    *event = Build(f);
+    return true;
   }
-  return out;
-}
 
-// Strings and binaries point into the payload instead of being copied: it outlives the decode.
-bool ReferencePayload(mtype::object_type, size_t, void*) { return true; }
+  // Reads one field's value (skips it when the name is not one the decoder reads).
+  bool ReadField(std::string_view name, EventFields* f) {
+    if (name == "block_hashes" && !f->hashes && !f->bad_hashes) return ReadHashes(f);
+    if (name == "token_ids" && !f->tokens && !f->bad_tokens) return ReadTokens(f);
+    if (name == "extra_keys" && !f->has_extra_keys) return ReadExtraKeys(f);
+    std::optional<V>* slot = nullptr;
+    if (name == "parent_block_hash") slot = &f->parent;
+    if (name == "block_size") slot = &f->block_size;
+    if (name == "medium") slot = &f->medium;
+    if (name == "lora_name") slot = &f->lora_name;
+    if (name == "group_idx") slot = &f->group_idx;
+    if (name == "locality") slot = &f->locality;
+    V v;
+    if (!r_.NextSkippingContent(&v)) return false;
+    if (slot != nullptr && !slot->has_value()) *slot = v;
+    return true;
+  }
+
+  bool ReadHashes(EventFields* f) {
+    V a;
+    if (!r_.Next(&a)) return false;
+    if (a.type != V::kArray) {
+      f->bad_hashes = true;
+      return r_.SkipContent(a);
+    }
+    std::vector<EngineHash> hashes;
+    hashes.reserve(a.count);
+    for (uint32_t i = 0; i < a.count; ++i) {
+      V h;
+      if (!r_.NextSkippingContent(&h)) return false;
+      std::optional<EngineHash> hash = AsHash(h);
+      if (!hash.has_value()) f->bad_hashes = true;
+      if (!f->bad_hashes) hashes.push_back(*hash);
+    }
+    if (!f->bad_hashes) f->hashes = std::move(hashes);
+    return true;
+  }
+
+  bool ReadTokens(EventFields* f) {
+    V a;
+    if (!r_.Next(&a)) return false;
+    if (a.type != V::kArray) {
+      f->bad_tokens = true;
+      return r_.SkipContent(a);
+    }
+    std::vector<TokenId> tokens;
+    bool all_u32 = true;  // EAGLE's [a, b] pairs, negative or larger ids fail the event
+    if (!r_.ReadU32s(a.count, &tokens, &all_u32)) return false;
+    if (all_u32) {
+      f->tokens = std::move(tokens);
+    } else {
+      f->bad_tokens = true;
+    }
+    return true;
+  }
+
+  // vLLM puts the cache salt in the first block's extra keys, after the LoRA name and any
+  // multimodal keys ([identifier, offset] arrays); prompt-embedding keys are bytes. The first
+  // two string keys are kept: the LoRA name, if it is one, then the salt.
+  bool ReadExtraKeys(EventFields* f) {
+    f->has_extra_keys = true;
+    V blocks;
+    if (!r_.Next(&blocks)) return false;
+    if (blocks.type != V::kArray || blocks.count == 0) return r_.SkipContent(blocks);
+    V first;
+    if (!r_.Next(&first)) return false;
+    if (first.type == V::kArray) {
+      for (uint32_t i = 0; i < first.count; ++i) {
+        V key;
+        if (!r_.NextSkippingContent(&key)) return false;
+        if (key.type != V::kStr) continue;
+        if (!f->first_extra_key) {
+          f->first_extra_key = key.bytes;
+        } else if (!f->second_extra_key) {
+          f->second_extra_key = key.bytes;
+        }
+      }
+    } else if (!r_.SkipContent(first)) {
+      return false;
+    }
+    for (uint32_t i = 1; i < blocks.count; ++i) {
+      if (!r_.Skip()) return false;
+    }
+    return true;
+  }
+
+  // Events the KvEvent model cannot hold are left out: blocks another node holds (locality
+  // REMOTE, as Dynamo does) and KV-cache groups other than the first (KvEvent has no group; a
+  // hybrid model announces the same blocks once per group).
+  static bool Routable(const EventFields& f) {
+    if (f.locality && f.locality->type != V::kNil && AsStr(*f.locality) != "LOCAL") return false;
+    return !f.group_idx || f.group_idx->type == V::kNil || AsUint32(*f.group_idx) == 0u;
+  }
+
+  std::optional<KvEvent> Build(EventFields& f) const {
+    if (!f.type.has_value()) return std::nullopt;
+    if (*f.type == "AllBlocksCleared") return KvCleared{.worker = worker_};
+    if (!Routable(f)) return std::nullopt;
+    if (*f.type == "BlockStored") return BuildStored(f);
+    if (*f.type == "BlockRemoved") {
+      const std::optional<Tier> tier = f.medium ? AsTier(*f.medium) : Tier::kDevice;
+      if (!f.hashes || !tier) return std::nullopt;
+      return KvRemoved{.worker = worker_, .tier = *tier, .block_hashes = std::move(*f.hashes)};
+    }
+    return std::nullopt;  // BlockInactive and whatever comes next
+  }
+
+  std::optional<KvEvent> BuildStored(EventFields& f) const {
+    const std::optional<Tier> tier = f.medium ? AsTier(*f.medium) : Tier::kDevice;
+    if (!f.hashes || !f.tokens || !f.block_size || !tier) return std::nullopt;
+    const std::optional<uint32_t> bs = AsUint32(*f.block_size);
+    if (!bs.has_value() || *bs == 0) return std::nullopt;
+    KvStored out;
+    out.worker = worker_;
+    if (f.parent && f.parent->type != V::kNil) {
+      out.parent = AsHash(*f.parent);
+      if (!out.parent.has_value()) return std::nullopt;
+    }
+    if (f.lora_name && f.lora_name->type != V::kNil) {
+      std::optional<std::string_view> name = AsStr(*f.lora_name);
+      if (!name.has_value()) return std::nullopt;
+      out.lora_name = std::string(*name);
+    }
+    // The salt is the first string key, or the second when the first is the LoRA name.
+    if (f.first_extra_key) {
+      if (out.lora_name.empty() || *f.first_extra_key != out.lora_name) {
+        out.cache_salt = std::string(*f.first_extra_key);
+      } else if (f.second_extra_key) {
+        out.cache_salt = std::string(*f.second_extra_key);
+      }
+    }
+    out.tier = *tier;
+    out.block_hashes = std::move(*f.hashes);
+    out.token_ids = std::move(*f.tokens);
+    out.block_size = *bs;
+    return out;
+  }
+
+  MsgReader r_;
+  WorkerId worker_;
+};
 
 }  // namespace
 
@@ -484,21 +544,7 @@ std::string EncodeBatch(double ts, const std::vector<KvEvent>& events,
 }
 
 absl::StatusOr<DecodedBatch> DecodeBatch(std::string_view payload, WorkerId worker) {
-  const size_t n = payload.size();
-  const msgpack::unpack_limit limit(/*array=*/n, /*map=*/n / 2, /*str=*/n, /*bin=*/n, /*ext=*/n,
-                                    kMaxDepth);
-  size_t offset = 0;
-  msgpack::object_handle handle;
-  // msgpack-c++ reports malformed input by throwing; nothing of it leaves this function.
-  try {
-    handle = msgpack::unpack(payload.data(), n, offset, ReferencePayload, nullptr, limit);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("not a msgpack batch: ", e.what()));
-  }
-  if (offset != n) {
-    return absl::InvalidArgumentError(absl::StrCat(n - offset, " bytes after the batch"));
-  }
-  return DecodeBatchObject(handle.get(), worker);
+  return BatchDecoder(payload, worker).Decode();
 }
 
 }  // namespace kvr::events

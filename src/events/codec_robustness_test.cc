@@ -277,6 +277,26 @@ TEST(CodecSkips, UnusableEventsAreCountedAndTheRestKept) {
   EXPECT_EQ(Describe(batch.events), Describe(std::vector<KvEvent>{KvCleared{kWorker}}));
 }
 
+// Token ids may come in any msgpack int encoding (msgspec writes the shortest; other encoders
+// may not): the decoder's inline reading of fixint/uint8/16/32 and its general path agree.
+TEST(CodecVariants, TokenIdsInEveryIntEncoding) {
+  Msg m = BatchOf(3);
+  m.Array(5).Str("BlockStored").Array(0).Nil().Array(11);
+  m.Raw("\x05").Raw("\xcc\xc8").Raw("\xcd\x01\x2c").Raw(std::string("\xce\x00\x01\x86\xa0", 5));
+  m.Raw(std::string("\xcf\x00\x00\x00\x00\xff\xff\xff\xff", 9));  // uint64, 2^32 - 1
+  m.Raw("\xd0\x07").Raw(std::string("\xd1\x00\x08", 3)).Raw(std::string("\xd2\x00\x00\x00\x09", 5));
+  m.Raw(std::string("\xd3\x00\x00\x00\x00\x00\x00\x00\x0a", 9)).Raw("\x7f");
+  m.Raw(std::string("\xcc\x00", 2));
+  m.Uint(1);
+  m.Array(5).Str("BlockStored").Array(0).Nil().Array(1).Uint(uint64_t{1} << 32).Uint(1);  // > u32
+  m.Array(5).Str("BlockStored").Array(0).Nil().Array(1).Raw("\xd0\xff").Uint(1);  // int8 -1
+  const DecodedBatch batch = MustDecode(m.Nil().bytes());
+  EXPECT_EQ(batch.skipped, 2u);
+  ASSERT_EQ(batch.events.size(), 1u);
+  EXPECT_EQ(std::get<KvStored>(batch.events[0]).token_ids,
+            (std::vector<TokenId>{5, 200, 300, 100000, 4294967295u, 7, 8, 9, 10, 127, 0}));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Malformed batches
 // ---------------------------------------------------------------------------------------------
