@@ -3,9 +3,9 @@
 //   cached_w   = B·d_w + B·(h_w − d_w)⁺·(1 − host_hit_cost)      d_w: device, predicted or
 //                                                                in-flight (M_w) run
 //   uncached_w = max(1, ISL − cached_w)                           at least one token is computed
-//   queue_w    = booked uncached tokens not yet past first token, minus what the oldest of them
-//                has had time to compute (age · rate), or what the engine reports waiting,
-//                whichever is larger
+//   queue_w    = booked uncached tokens not yet past first token (optionally minus what the
+//                oldest of them has had time to compute, or what the engine reports waiting,
+//                whichever is larger: decay_oldest, engine_queue; both off)
 //   ttft_w     = overhead_w + (queue_w + uncached_w) / rate_w + kv_w − idle_w
 //   kv_w       = kv_pressure_weight · B·(active_w + N − M_w − capacity_w)⁺ / rate_w
 //   idle_w     = idle_decode_weight · ⌈(queue_w + uncached_w) / batch_w⌉ · itl   if w runs nothing

@@ -81,8 +81,12 @@ struct PolicyOptions {
   // Count the leading blocks of this prompt among the worker's in-flight prompts (M_w, from the
   // router's own bookings) as cached: the engine will hold them once those prefills are done.
   bool inflight_overlap = true;
-  bool decay_oldest = false;   // credit the oldest booking with age·rate done (hurt: see docs)
-  bool engine_queue = true;    // use engine-reported waiting tokens when available
+  bool decay_oldest = false;  // credit the oldest booking with age·rate done (hurt: see docs)
+  // Use the engine-reported waiting tokens when larger than the router's own bookings. Off: an
+  // engine counts a waiting request's whole prompt, cached prefix included, and its report is
+  // up to a scrape interval old; under bursts that steered requests away from their cached
+  // prefixes (docs/BENCHMARKS.md).
+  bool engine_queue = false;
   bool calibrate_rate = true;  // false: each worker's configured prior rate, no overhead
   double kv_pressure_weight = 1.0;
   // Weight of the engine time this request's own prefill consumes (the delay it imposes on
