@@ -178,6 +178,10 @@ class RoutingTest(unittest.TestCase):
                 events = sse_events(raw)
                 self.assertEqual(events[-1], "[DONE]")
                 self.assertIn("usage", json.loads(events[-2]))
+                # The streamed answer's inter-token latency reached its worker's decode model.
+                worker = headers["x-kvrouter-worker"]
+                self.router.wait_for(lambda: self.router.workers()[worker]["decode_step_s"] > 0,
+                                     f"{worker}'s decode step")
 
     def test_next_turn_lands_on_the_worker_holding_its_prefix(self):
         for _ in range(4):

@@ -49,6 +49,7 @@ Json WorkerJson(const Pool& pool, const Worker& w) {
   j["booked_prefill_tokens"] = load ? load->booked_prefill_tokens : 0;
   j["running"] = load ? load->running : 0;
   j["prefill_rate_tok_s"] = load ? load->prefill_rate : 0;
+  j["decode_step_s"] = load ? load->decode_step_s : 0;
   const WorkerIndexStats stats = pool.index().Stats(w.id);
   j["cached_blocks"] = stats.blocks[0];
   // llama.cpp: what the router believes each slot holds (slot_model.h).

@@ -19,6 +19,10 @@ EngineUsage UsageFromJson(const nlohmann::json& j) {
   if (usage == j.end() || !usage->is_object()) return u;
   auto prompt = usage->find("prompt_tokens");
   if (prompt != usage->end() && prompt->is_number_integer()) u.prompt_tokens = prompt->get<int64_t>();
+  auto completion = usage->find("completion_tokens");
+  if (completion != usage->end() && completion->is_number_integer()) {
+    u.completion_tokens = completion->get<int64_t>();
+  }
   auto details = usage->find("prompt_tokens_details");
   if (details != usage->end() && details->is_object()) {
     auto cached = details->find("cached_tokens");
@@ -119,10 +123,18 @@ void UsageScanner::Line(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (!line.starts_with("data:")) return;
   line.remove_prefix(5);
+  while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+  if (line != "[DONE]" && line.find("\"choices\":[]") == std::string_view::npos) {
+    ++output_events_;
+  }
   // Only chunks that carry usage are parsed: most chunks are a token each.
   if (line.find("\"usage\"") == std::string_view::npos) return;
   const EngineUsage u = UsageFromJson(nlohmann::json::parse(line, nullptr, false));
   if (u.prompt_tokens >= 0) usage_ = u;
+}
+
+uint64_t UsageScanner::OutputTokens() const {
+  return usage_.completion_tokens >= 0 ? uint64_t(usage_.completion_tokens) : output_events_;
 }
 
 std::optional<EngineMetrics> ParseEngineMetrics(std::string_view text, int64_t dp_rank) {

@@ -44,6 +44,7 @@ std::variant<PreparedPrompt, api::ApiError> PreparePrompt(api::Endpoint endpoint
 struct EngineUsage {
   int64_t prompt_tokens = -1;  // < 0: not reported
   int64_t cached_tokens = -1;  // usage.prompt_tokens_details.cached_tokens
+  int64_t completion_tokens = -1;
 };
 // From a whole (unstreamed) response body.
 EngineUsage UsageFromBody(std::string_view body);
@@ -54,12 +55,18 @@ class UsageScanner {
  public:
   void Feed(std::string_view bytes);
   const EngineUsage& usage() const { return usage_; }
+  // Data events that carried output (not `[DONE]`, not a usage-only chunk with no choices):
+  // about one per token when the engine streams token by token.
+  uint64_t output_events() const { return output_events_; }
+  // The answer's tokens: the engine's usage when it reported it, else output_events().
+  uint64_t OutputTokens() const;
 
  private:
   void Line(std::string_view line);
   std::string partial_;
   bool skipping_ = false;  // inside a line longer than the bound
   EngineUsage usage_;
+  uint64_t output_events_ = 0;
 };
 
 // llama.cpp's /props `total_slots` (its -np); nullopt: absent or not a positive count.

@@ -75,7 +75,18 @@ TEST(Usage, FromBodyAndFromAStreamSplitAnywhere) {
     s.Feed(std::string_view(stream).substr(split));
     EXPECT_EQ(s.usage().prompt_tokens, 12) << split;
     EXPECT_EQ(s.usage().cached_tokens, 8) << split;
+    EXPECT_EQ(s.output_events(), 2u) << split;
+    EXPECT_EQ(s.OutputTokens(), 3u) << split;  // the engine's own count wins
   }
+}
+
+TEST(Usage, CountsOutputEventsWhenNoUsageIsReported) {
+  UsageScanner s;
+  s.Feed("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+         "data:{\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n"
+         "data: {\"choices\":[],\"usage\":null}\n\ndata: [DONE]\n\n");
+  EXPECT_EQ(s.output_events(), 2u);
+  EXPECT_EQ(s.OutputTokens(), 2u);
 }
 
 TEST(EngineMetrics, VllmAndSglangGaugesForOneRank) {

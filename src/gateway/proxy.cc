@@ -256,8 +256,10 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
   UsageScanner usage;
   bool open = !client_gone;
   bool ended = false;
+  TimeNs first_token_at = -1;
   if (open && !piece->empty()) {
     const TimeNs now = clock_.Now();
+    first_token_at = now;
     ticket.FirstToken(now - timing.routed_at);
     Released(pool);
     record.ttft_s = Seconds(now - timing.arrived_at);
@@ -296,6 +298,10 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
   }
   record.engine_prompt_tokens = usage.usage().prompt_tokens;
   record.engine_cached_tokens = usage.usage().cached_tokens;
+  // A whole answer streamed: its tokens after the first calibrate the worker's decode step.
+  if (record.status == 200 && first_token_at >= 0 && usage.OutputTokens() > 1) {
+    ticket.Decoded(clock_.Now() - first_token_at, usage.OutputTokens() - 1);
+  }
   done();
   co_return std::nullopt;
 }

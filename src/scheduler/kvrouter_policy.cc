@@ -3,15 +3,20 @@
 //   cached_w   = B·d_w + B·(h_w − d_w)⁺·(1 − host_hit_cost)      d_w: device, predicted or
 //                                                                in-flight (M_w) run
 //   uncached_w = max(1, ISL − cached_w)                           at least one token is computed
-//   queue_w    = booked uncached tokens not yet past first token, minus what the oldest of them
-//                has had time to compute (age · rate), or what the engine reports waiting,
-//                whichever is larger
-//   ttft_w     = overhead_w + (queue_w + uncached_w) / rate_w + kv_w
+//   queue_w    = booked uncached tokens not yet past first token (optionally minus what the
+//                oldest of them has had time to compute, or what the engine reports waiting,
+//                whichever is larger: decay_oldest, engine_queue; both off)
+//   ttft_w     = overhead_w + (queue_w + uncached_w) / rate_w + kv_w − idle_w
 //   kv_w       = kv_pressure_weight · B·(active_w + N − M_w − capacity_w)⁺ / rate_w
+//   idle_w     = idle_decode_weight · ⌈(queue_w + uncached_w) / batch_w⌉ · itl   if w runs nothing
+//                (itl: the fleet median of the workers' observed inter-token latencies)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 // rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
 // (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; fits
-// within calibrate_tolerance of the fleet median are snapped to it (noise, not speed).
+// within calibrate_tolerance of the fleet median are snapped to it (noise, not speed). Those
+// rates include the decode steps a busy worker interleaves with prefill; an idle worker runs
+// none, so it is credited with them (idle_w): without it, a few cached blocks of a shared
+// system prompt outweigh an idle engine, and load piles onto the engines that hold them.
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
 #include <cmath>
@@ -28,7 +33,7 @@ class Kvrouter final : public Policy {
   std::string_view name() const override { return "kvrouter"; }
   std::vector<std::string_view> TermNames() const override {
     return {"cached_tokens", "uncached_tokens", "queue_tokens",
-            "rate_tok_s",    "kv_pressure_s",   "ttft_s"};
+            "rate_tok_s",    "kv_pressure_s",   "ttft_s"};  // ttft_s includes −idle_w
   }
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
@@ -59,6 +64,14 @@ class Kvrouter final : public Policy {
       rate_[i] = o_.calibrate_rate ? w[i].rate->rate() : w[i].spec->prefill_rate_prior;
       overhead_[i] = o_.calibrate_rate ? w[i].rate->overhead_s() : 0.0;
     }
+    decode_step_s_ = 0;
+    if (o_.idle_decode_weight > 0) {
+      scratch_.clear();
+      for (const WorkerView& v : w) {
+        if (v.decode_step_s > 0) scratch_.push_back(v.decode_step_s);
+      }
+      if (!scratch_.empty()) decode_step_s_ = SortedMedian();
+    }
     if (!o_.calibrate_rate || o_.calibrate_tolerance <= 0 || w.size() < 2) return;
     const double median_rate = Median(rate_);
     const double median_overhead = Median(overhead_);
@@ -73,6 +86,10 @@ class Kvrouter final : public Policy {
   // Sorted in a scratch vector kept across decisions: no allocation on the routing path.
   double Median(const std::vector<double>& v) {
     scratch_.assign(v.begin(), v.end());
+    return SortedMedian();
+  }
+  // The median of scratch_ (sorted in place; not empty).
+  double SortedMedian() {
     std::sort(scratch_.begin(), scratch_.end());
     const size_t n = scratch_.size();
     return n % 2 == 1 ? scratch_[n / 2] : (scratch_[n / 2 - 1] + scratch_[n / 2]) / 2;
@@ -97,13 +114,20 @@ class Kvrouter final : public Policy {
     const double overflow =
         double(v.active_blocks) + new_blocks - double(v.spec->kv_capacity_blocks);
     const double kv_s = o_.kv_pressure_weight * std::max(0.0, overflow) * bs / rate;
-    const double ttft = overhead + (queue + uncached) / rate + kv_s;
+    double idle_s = 0;
+    if (v.running == 0 && decode_step_s_ > 0) {
+      const double batch = std::max(1.0, double(v.spec->max_batched_tokens));
+      const double steps = std::ceil((queue + uncached) / batch);
+      idle_s = o_.idle_decode_weight * steps * decode_step_s_;
+    }
+    const double ttft = overhead + (queue + uncached) / rate + kv_s - idle_s;
     c.terms = {cached, uncached, queue, rate, kv_s, ttft};
     c.cost = ttft + work_weight * uncached / fleet_rate;
     c.booked_uncached = uncached;
   }
 
   PolicyOptions o_;
+  double decode_step_s_ = 0;  // this decision's fleet median inter-token latency
   std::vector<double> rate_, overhead_, scratch_;
 };
 

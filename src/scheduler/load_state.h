@@ -31,11 +31,13 @@ namespace kvr::scheduler_internal {
 // Releases posted since the admission side last looked.
 struct Mail {
   std::vector<std::pair<double, double>> ttft_samples;  // (queue tokens, TTFT s), in order
+  std::vector<std::pair<double, double>> decode_samples;  // (tokens after the first, s)
   std::vector<std::vector<BlockHash>> finished_blocks;  // prompt blocks of finished bookings
   std::optional<EngineMetrics> metrics;                 // the latest engine report
 
   void Clear() {
     ttft_samples.clear();
+    decode_samples.clear();
     finished_blocks.clear();
     metrics.reset();
   }
@@ -49,6 +51,7 @@ class LoadState {
   std::atomic<uint32_t> prefilling{0};  // routed here, not yet past first token
 
   void PostTtft(double queue_tokens, double ttft_s) ABSL_LOCKS_EXCLUDED(mu_);
+  void PostDecode(double tokens, double seconds) ABSL_LOCKS_EXCLUDED(mu_);
   void PostFinished(std::vector<BlockHash> blocks) ABSL_LOCKS_EXCLUDED(mu_);
   void PostMetrics(const EngineMetrics& metrics) ABSL_LOCKS_EXCLUDED(mu_);
   // Swaps the posted mail into `out` (which must be empty); false, without locking, when none.
@@ -91,6 +94,7 @@ struct Slot {
       : spec(s), rate(s.prefill_rate_prior), load(std::move(l)) {}
   WorkerSpec spec;
   PrefillRateModel rate;
+  DecodeStepModel decode;
   EngineMetrics metrics;
   std::shared_ptr<LoadState> load;
   // In-flight block -> bookings on this worker that hold it.

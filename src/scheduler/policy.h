@@ -38,6 +38,7 @@ struct WorkerView {
   uint64_t active_blocks = 0;          // distinct prompt blocks of running requests
   uint32_t active_overlap = 0;         // leading blocks of this prompt among them (M_w)
   const PrefillRateModel* rate = nullptr;
+  double decode_step_s = 0;  // observed inter-token latency (DecodeStepModel; 0: none yet)
   EngineMetrics metrics;
   // Index (leading blocks of this prompt).
   uint32_t device = 0, host = 0, storage = 0, predicted = 0;
@@ -80,8 +81,12 @@ struct PolicyOptions {
   // Count the leading blocks of this prompt among the worker's in-flight prompts (M_w, from the
   // router's own bookings) as cached: the engine will hold them once those prefills are done.
   bool inflight_overlap = true;
-  bool decay_oldest = false;   // credit the oldest booking with age·rate done (hurt: see docs)
-  bool engine_queue = true;    // use engine-reported waiting tokens when available
+  bool decay_oldest = false;  // credit the oldest booking with age·rate done (hurt: see docs)
+  // Use the engine-reported waiting tokens when larger than the router's own bookings. Off: an
+  // engine counts a waiting request's whole prompt, cached prefix included, and its report is
+  // up to a scrape interval old; under bursts that steered requests away from their cached
+  // prefixes (docs/BENCHMARKS.md).
+  bool engine_queue = false;
   bool calibrate_rate = true;  // false: each worker's configured prior rate, no overhead
   double kv_pressure_weight = 1.0;
   // Weight of the engine time this request's own prefill consumes (the delay it imposes on
@@ -95,6 +100,11 @@ struct PolicyOptions {
   // within this fraction of the fleet median is given the median rate and overhead (fit noise
   // is not a difference between engines); 0: every worker its own fit.
   double calibrate_tolerance = 0.25;
+  // A worker running no request prefills without decode steps in its batches: its predicted
+  // TTFT is lower by this times (its prefill steps · the fleet's median observed inter-token
+  // latency). Only the idle are credited: the fitted rates already include the decode steps
+  // of a worker that has some.
+  double idle_decode_weight = 1.0;
 };
 
 class Policy {

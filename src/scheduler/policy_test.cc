@@ -245,6 +245,24 @@ TEST(Policy, KvrouterCalibrationIgnoresFitNoiseBetweenEqualEngines) {
   EXPECT_EQ(f.Choose("kvrouter", req), 2u);
 }
 
+TEST(Policy, KvrouterCreditsAnIdleEngineItsDecodeSteps) {
+  Fixture f(2, 10000);
+  auto blocks = Blocks(100);
+  RequestInfo req{blocks, 1600, 16};
+  f.views[0].device = 4;   // a shared system prompt: 64 tokens cached
+  f.views[0].running = 2;  // its prefill will share steps with two decoding answers
+  for (WorkerView& v : f.views) v.decode_step_s = 0.02;
+  // 0.1536 + 0.1536 against 0.16 − 0.02 (one 8192-token step) + 0.16: the idle engine.
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  EXPECT_NEAR(f.cands[1].terms[5], 0.14, 1e-9);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.idle_decode_weight = 0}), 0u);
+  f.views[1].running = 1;  // neither is idle: the cached blocks decide
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  f.views[1].running = 0;
+  for (WorkerView& v : f.views) v.decode_step_s = 0;  // no answer observed yet: no credit
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+}
+
 TEST(Select, SoftmaxMatchesItsDistribution) {
   std::vector<Candidate> c(3);
   c[0].cost = 0;
@@ -282,6 +300,16 @@ TEST(RateModel, LearnsRateAndOverhead) {
   EXPECT_NEAR(m.rate(), 20000, 200);
   EXPECT_NEAR(m.overhead_s(), 0.02, 0.002);
   EXPECT_NEAR(m.PredictSeconds(10000), 0.52, 0.01);
+}
+
+TEST(DecodeStepModel, TokenWeightedInterTokenLatency) {
+  DecodeStepModel m;
+  EXPECT_EQ(m.step_s(), 0);
+  m.Observe(100, 1.0);  // 10 ms per token
+  m.Observe(0, 5.0);    // no tokens: ignored
+  EXPECT_NEAR(m.step_s(), 0.01, 1e-12);
+  for (int i = 0; i < 1000; ++i) m.Observe(50, 0.4);  // recent answers dominate: 8 ms
+  EXPECT_NEAR(m.step_s(), 0.008, 1e-6);
 }
 
 }  // namespace

@@ -134,7 +134,7 @@ std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
   Collect(s);
   return WorkerLoad{s.load->booked_prefill_tokens.load(std::memory_order_relaxed),
                     s.load->running.load(std::memory_order_relaxed), s.active_counts.size(),
-                    s.rate.rate(), s.rate.overhead_s()};
+                    s.rate.rate(), s.rate.overhead_s(), s.decode.step_s()};
 }
 
 // Releases are applied in the order each worker's tickets posted them; the rate model and the
@@ -143,6 +143,7 @@ void Scheduler::Collect(Slot& s) {
   Mail& mail = *mail_;
   if (!s.load->TakeMail(mail)) return;
   for (const auto& [tokens, ttft_s] : mail.ttft_samples) s.rate.Observe(tokens, ttft_s);
+  for (const auto& [tokens, seconds] : mail.decode_samples) s.decode.Observe(tokens, seconds);
   for (const auto& blocks : mail.finished_blocks) RemoveActive(s, blocks);
   if (mail.metrics.has_value()) s.metrics = *mail.metrics;
   mail.Clear();

@@ -89,6 +89,10 @@ class Ticket {
   // includes decoding): releases the prefill booking without calibrating.
   void PrefillDone() { FirstToken(kUnknownTtft); }
   static constexpr TimeNs kUnknownTtft = -1;
+  // The answer's `tokens` tokens after the first took `elapsed` to stream: calibrates the
+  // worker's decode step time (its inter-token latency). Call before Finish(); a no-op after it
+  // or when tokens == 0.
+  void Decoded(TimeNs elapsed, uint64_t tokens);
   // The request ended (success, error, cancel): releases everything. Idempotent.
   void Finish();
   bool active() const { return booking_ != nullptr; }
@@ -129,6 +133,7 @@ struct WorkerLoad {
   uint64_t active_blocks = 0;
   double prefill_rate = 0;
   double overhead_s = 0;
+  double decode_step_s = 0;  // observed inter-token latency (0: none yet)
 };
 
 class Scheduler {

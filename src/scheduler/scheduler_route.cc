@@ -64,6 +64,7 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
     v.active_blocks = s.active_counts.size();
     v.active_overlap = active_run[w];
     v.rate = &s.rate;
+    v.decode_step_s = s.decode.step_s();
     v.metrics = s.metrics;
     if (w < overlap.num_workers()) {
       v.device = overlap.device[w];

@@ -281,6 +281,17 @@ TEST_F(SchedulerTest, NoWorkersIsAnError) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(SchedulerTest, LearnsTheDecodeStepFromStreamedAnswers) {
+  Make("kvrouter", 1);
+  EXPECT_EQ(sched_->Load(WorkerId(0))->decode_step_s, 0);  // nothing observed yet
+  Decision d = Route(Prompt(160));
+  d.ticket.FirstToken(20 * kNsPerMs);
+  d.ticket.Decoded(99 * 8 * kNsPerMs, 99);  // 100 tokens, 8 ms apart
+  d.ticket.Finish();
+  d.ticket.Decoded(kNsPerMs, 1);  // after Finish: ignored
+  EXPECT_NEAR(sched_->Load(WorkerId(0))->decode_step_s, 0.008, 1e-9);
+}
+
 TEST_F(SchedulerTest, CalibratesRateFromObservedTtft) {
   Make("kvrouter", 1);
   for (int i = 0; i < 300; ++i) {

@@ -15,6 +15,13 @@ void LoadState::PostTtft(double queue_tokens, double ttft_s) {
   has_mail_.store(true, std::memory_order_release);
 }
 
+void LoadState::PostDecode(double tokens, double seconds) {
+  MutexLock lock(mu_);
+  if (!open_) return;
+  mail_.decode_samples.emplace_back(tokens, seconds);
+  has_mail_.store(true, std::memory_order_release);
+}
+
 void LoadState::PostFinished(std::vector<BlockHash> blocks) {
   MutexLock lock(mu_);
   if (!open_) return;
@@ -79,6 +86,11 @@ void Ticket::FirstToken(TimeNs observed_ttft) {
   if (observed_ttft != kUnknownTtft) {
     booking_->load->PostTtft(booking_->queue_tokens, double(observed_ttft) * 1e-9);
   }
+}
+
+void Ticket::Decoded(TimeNs elapsed, uint64_t tokens) {
+  if (booking_ == nullptr || tokens == 0 || elapsed < 0) return;
+  booking_->load->PostDecode(double(tokens), double(elapsed) * 1e-9);
 }
 
 void Ticket::Finish() {

@@ -33,4 +33,10 @@ void PrefillRateModel::Refit() {
   overhead_s_ = std::max(0.0, (sy_ - sx_ / rate_) / sw_);
 }
 
+void DecodeStepModel::Observe(double tokens, double seconds) {
+  if (!(tokens > 0) || !(seconds >= 0)) return;
+  tokens_ = tokens_ * kDecay + tokens;
+  seconds_ = seconds_ * kDecay + seconds;
+}
+
 }  // namespace kvr

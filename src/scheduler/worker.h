@@ -53,4 +53,17 @@ class PrefillRateModel {
   uint64_t samples_ = 0;
 };
 
+// A worker's decode step time: its inter-token latency, from the answers it streamed (time
+// from the first token to the last over the tokens after the first), exponentially decayed
+// per answer. 0 until the first answer: unknown.
+class DecodeStepModel {
+ public:
+  void Observe(double tokens, double seconds);
+  double step_s() const { return tokens_ > 0 ? seconds_ / tokens_ : 0.0; }
+
+ private:
+  static constexpr double kDecay = 0.98;  // ~50-answer memory
+  double tokens_ = 0, seconds_ = 0;
+};
+
 }  // namespace kvr

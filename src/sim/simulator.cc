@@ -115,6 +115,10 @@ void Run::EndStep(uint32_t w) {
   for (uint64_t id : out.finished) {
     const SimRequest& r = w_.requests[id];
     InFlight& f = inflight_[id];
+    // What a streaming gateway measures: the tokens after the first, and how long they took.
+    if (f.first_token >= 0 && r.output_tokens > 1) {
+      f.ticket.Decoded(now - f.first_token, r.output_tokens - 1);
+    }
     f.ticket.Finish();
     stats_.Add({.arrival = r.arrival,
                 .first_token = f.first_token,
