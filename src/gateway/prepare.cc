@@ -2,33 +2,36 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "index/block_hash.h"
 #include "nlohmann/json.hpp"
+#include "simdjson.h"
 
 namespace kvr::gateway {
 namespace {
 
 constexpr size_t kMaxSseLine = size_t{1} << 20;
 
-EngineUsage UsageFromJson(const nlohmann::json& j) {
+// The usage object of an engine's answer (a whole body or one SSE chunk), read with simdjson:
+// one parser per thread for answers up to kReusedBytes, so the relay allocates nothing per
+// request; a larger answer gets its own parser.
+EngineUsage UsageFromJson(std::string_view text) {
+  namespace dom = simdjson::dom;
+  constexpr size_t kReusedBytes = size_t{1} << 20;
+  thread_local dom::parser reused(kReusedBytes);
+  std::optional<dom::parser> own;
+  dom::parser* parser = &reused;
+  if (text.size() > kReusedBytes) parser = &own.emplace(text.size());
   EngineUsage u;
-  if (!j.is_object()) return u;
-  auto usage = j.find("usage");
-  if (usage == j.end() || !usage->is_object()) return u;
-  auto prompt = usage->find("prompt_tokens");
-  if (prompt != usage->end() && prompt->is_number_integer()) u.prompt_tokens = prompt->get<int64_t>();
-  auto completion = usage->find("completion_tokens");
-  if (completion != usage->end() && completion->is_number_integer()) {
-    u.completion_tokens = completion->get<int64_t>();
-  }
-  auto details = usage->find("prompt_tokens_details");
-  if (details != usage->end() && details->is_object()) {
-    auto cached = details->find("cached_tokens");
-    if (cached != details->end() && cached->is_number_integer()) {
-      u.cached_tokens = cached->get<int64_t>();
-    }
+  dom::object usage;
+  if (parser->parse(text.data(), text.size())["usage"].get(usage) != simdjson::SUCCESS) return u;
+  int64_t v;
+  if (usage["prompt_tokens"].get(v) == simdjson::SUCCESS) u.prompt_tokens = v;
+  if (usage["completion_tokens"].get(v) == simdjson::SUCCESS) u.completion_tokens = v;
+  if (usage["prompt_tokens_details"]["cached_tokens"].get(v) == simdjson::SUCCESS) {
+    u.cached_tokens = v;
   }
   return u;
 }
@@ -96,7 +99,7 @@ std::optional<uint32_t> ParseTotalSlots(std::string_view props) {
 }
 
 EngineUsage UsageFromBody(std::string_view body) {
-  return UsageFromJson(nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false));
+  return UsageFromJson(body);
 }
 
 void UsageScanner::Feed(std::string_view bytes) {
@@ -129,7 +132,7 @@ void UsageScanner::Line(std::string_view line) {
   }
   // Only chunks that carry usage are parsed: most chunks are a token each.
   if (line.find("\"usage\"") == std::string_view::npos) return;
-  const EngineUsage u = UsageFromJson(nlohmann::json::parse(line, nullptr, false));
+  const EngineUsage u = UsageFromJson(line);
   if (u.prompt_tokens >= 0) usage_ = u;
 }
 
