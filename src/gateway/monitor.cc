@@ -10,6 +10,22 @@
 #include "gateway/tokenizer_check.h"
 
 namespace kvr::gateway {
+namespace {
+
+// The body of a 200 answer to GET `target` from the worker's probe pool; nullopt for anything
+// else (no answer, another status, a body that broke off).
+asio::awaitable<std::optional<std::string>> GetOk(http::ClientPool& probe, std::string target) {
+  http::ClientRequest request;
+  request.method = "GET";
+  request.target = std::move(target);
+  auto response = co_await probe.Send(std::move(request));
+  if (!response.ok()) co_return std::nullopt;
+  auto body = co_await (*response)->ReadAll();
+  if (!body.ok() || (*response)->status() != 200) co_return std::nullopt;
+  co_return std::move(*body);
+}
+
+}  // namespace
 
 void Gateway::Impl::StartMonitor() {
   asio::co_spawn(io_, HealthLoop(), asio::detached);
@@ -81,15 +97,10 @@ Task Gateway::Impl::CheckHealth(Pool* pool, std::shared_ptr<Worker> worker) {
 // llama.cpp's slot count, from /props, starts the worker's slot model (when the configuration
 // did not give it).
 Task Gateway::Impl::LearnSlots(Pool* pool, std::shared_ptr<Worker> worker) {
-  http::ClientRequest request;
-  request.method = "GET";
-  request.target = "/props";
-  auto response = co_await worker->probe->Send(std::move(request));
+  std::string target = "/props";  // a named local: GCC 12 mishandles temporaries in co_await
+  const std::optional<std::string> props = co_await GetOk(*worker->probe, std::move(target));
   std::optional<uint32_t> slots;
-  if (response.ok()) {
-    auto body = co_await (*response)->ReadAll();
-    if (body.ok() && (*response)->status() == 200) slots = ParseTotalSlots(*body);
-  }
+  if (props) slots = ParseTotalSlots(*props);
   if (slots && !worker->removed && !stopping_) {
     pool->StartSlotModel(*worker, *slots);
     KVR_LOG("gateway", info, "worker {}: slot model on, {} slots", worker->config.name, *slots);
@@ -221,15 +232,10 @@ Task Gateway::Impl::EngineMetricsLoop() {
 
 // A failed poll withdraws the engine's numbers: stale load is worse than none.
 Task Gateway::Impl::PollEngineMetrics(Pool* pool, std::shared_ptr<Worker> worker) {
-  http::ClientRequest request;
-  request.method = "GET";
-  request.target = "/metrics";
-  auto response = co_await worker->probe->Send(std::move(request));
+  std::string target = "/metrics";  // a named local: GCC 12 mishandles temporaries in co_await
+  const std::optional<std::string> text = co_await GetOk(*worker->probe, std::move(target));
   std::optional<EngineMetrics> metrics;
-  if (response.ok() && (*response)->status() == 200) {
-    auto body = co_await (*response)->ReadAll();
-    if (body.ok()) metrics = ParseEngineMetrics(*body, worker->config.dp_rank);
-  }
+  if (text) metrics = ParseEngineMetrics(*text, worker->config.dp_rank);
   if (worker->removed || stopping_) co_return;
   EngineMetrics m = metrics.value_or(EngineMetrics{});
   m.at = clock_.Now();
