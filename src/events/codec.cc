@@ -1,9 +1,7 @@
 #include "events/codec.h"
 
-#include <algorithm>
 #include <array>
 #include <bit>
-#include <exception>
 #include <utility>
 #include <variant>
 

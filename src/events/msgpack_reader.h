@@ -43,7 +43,7 @@ class MsgReader {
   bool Skip() { return SkipValues(1, 0); }
   // Skips the elements of a container whose header was just read.
   bool SkipContent(const MsgValue& v) {
-    return !v.container() || SkipValues(v.type == MsgValue::kMap ? uint64_t{v.count} * 2 : v.count, 0);
+    return !v.container() || SkipValues(v.type == MsgValue::kMap ? uint64_t{v.count} * 2 : v.count, 1);
   }
   // Reads `count` values that should be unsigned 32-bit ints into `out`. A value that is
   // another type is skipped and `*all_u32` set false; returns false only when malformed.
