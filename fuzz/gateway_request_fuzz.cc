@@ -49,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   gateway::ModelLookup lookup = [&f](std::string_view model) -> std::optional<gateway::ModelText> {
     if (!model.empty() && model != "m") return std::nullopt;
-    return gateway::ModelText{.name = "m", .text = f.text.get(), .block_size = kBlockSize};
+    return gateway::ModelText{
+        .name = "m", .text = f.text.get(), .block_size = kBlockSize, .forward_tokens = true};
   };
   for (api::Endpoint e : {api::Endpoint::kCompletions, api::Endpoint::kChat}) {
     auto prepared = gateway::PreparePrompt(e, bytes, lookup);

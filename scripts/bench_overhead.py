@@ -44,7 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import live  # noqa: E402
-from gateway_live_test import Router, worker_yaml  # noqa: E402
+from gateway_live_test import TOKEN, Router, worker_yaml  # noqa: E402
 
 TARGETS = ("direct", "nginx", "kvrouter")
 MODES = ("whole", "stream")
@@ -397,9 +397,10 @@ def health(sims, nginx, router):
     return "\n".join(out)
 
 
-def router_config(sims, tokenizer, model):
-    lines = ["listen: 127.0.0.1:0", "pools:", f"  - name: {model}", f"    tokenizer: {tokenizer}",
-             "    block_size: 16", "    policy: kvrouter", "    workers:"]
+def router_config(sims, tokenizer, model, forward_tokens=False):
+    lines = ["listen: 127.0.0.1:0", f"admin_token: {TOKEN}", "pools:", f"  - name: {model}",
+             f"    tokenizer: {tokenizer}", "    block_size: 16", "    policy: kvrouter",
+             f"    forward_tokens: {'true' if forward_tokens else 'false'}", "    workers:"]
     for i, s in enumerate(sims):
         lines.append(worker_yaml(f"e{i}", s, True))
     return "\n".join(lines) + "\n"
@@ -407,6 +408,9 @@ def router_config(sims, tokenizer, model):
 
 def table(res):
     lines = []
+    if res["forward_tokens"]:
+        lines.append(f"kvrouter with forward_tokens: {res['token_prompts']:,.0f} prompts reached "
+                     "the engines as token ids")
     lat = res["latency"]
     lines.append(f"Added latency over direct, one request at a time ({lat['rounds']} rounds), µs")
     lines.append("| mode | direct p50 / p99 | nginx p50 / p99 | nginx added p50 / p99 | "
@@ -456,6 +460,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="wrk runs per target and case")
     ap.add_argument("--bodies", type=int, default=256, help="distinct prompts cycled by wrk")
     ap.add_argument("--nginx-workers", type=int, default=2)
+    ap.add_argument("--forward-tokens", action="store_true",
+                    help="the router forwards its token ids to the engines (forward_tokens), "
+                         "which then do not tokenize")
     ap.add_argument("--json", help="also write the JSON here")
     args = ap.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
@@ -476,12 +483,18 @@ def main():
                                        "--replay-port", "0").__enter__())
         chars, sample = calibrate(sims[0], text, args.prompt_tokens, args.model)
         nginx = Nginx([s.ready["http"] for s in sims], args.nginx_workers).__enter__()
-        router = Router(router_config(sims, os.path.abspath(args.tokenizer), args.model)).__enter__()
+        router = Router(router_config(sims, os.path.abspath(args.tokenizer), args.model,
+                                      args.forward_tokens)).__enter__()
         router.wait_for(lambda: router.request("GET", "/ready")[0] == 200, "the router to be ready")
+        if args.forward_tokens:
+            router.wait_for(lambda: all(w["tokenizer"] == "agrees"
+                                        for w in router.workers().values()),
+                            "the engines' tokenizers to agree with the router's")
         res = {"prompt_chars": chars, "prompt_tokens": {"min": min(sample), "max": max(sample),
                                                         "mean": statistics.fmean(sample)},
                "max_tokens": args.max_tokens, "speedup": args.speedup,
-               "nginx_workers": args.nginx_workers, "nginx": subprocess.run(
+               "nginx_workers": args.nginx_workers, "forward_tokens": args.forward_tokens,
+               "nginx": subprocess.run(
                    ["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
                "duration_s": args.duration, "repeats": args.repeats,
                "connections": args.connections, "cores": os.cpu_count(),
@@ -489,6 +502,7 @@ def main():
         res["latency"] = latency(args, text, chars, sims, nginx, router)
         res["rate"] = rate(args, text, chars, sims, nginx, router, workdir)
         _, values = router.metrics()
+        res["token_prompts"] = live.metric(values, "kvrouter_token_prompts_total") or 0
         for name in ("kvrouter_prepare_seconds", "kvrouter_decision_seconds"):
             n = live.metric(values, name + "_count")
             res[name.replace("kvrouter_", "mean_") + "_us"] = (

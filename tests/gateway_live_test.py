@@ -457,6 +457,47 @@ class TokenizerCheckTest(unittest.TestCase):
         self.check(refuse=True)
 
 
+class ForwardTokensTest(unittest.TestCase):
+    def test_token_ids_go_only_to_workers_whose_tokenizer_agrees(self):
+        """`forward_tokens: true`: a text completion reaches a worker that computes the router's
+        ids as those ids, and one that tokenizes differently (Llama 3 behind a byte router) as
+        the text it was sent, which it tokenizes itself."""
+        with EngineSim("--speedup", "1000") as same, \
+                EngineSim("--speedup", "1000", "--tokenizer", LLAMA3) as other:
+            workers = [("same", same, False), ("other", other, False)]
+            with Router(router_yaml(workers, pool_extra="    forward_tokens: true")) as router:
+                router.wait_for(lambda: router.workers()["other"]["tokenizer"] == "mismatch",
+                                "the mismatch to be found")
+                router.wait_for(lambda: router.workers()["same"]["tokenizer"] == "agrees",
+                                "the matching worker to pass")
+                served = {"same": 0, "other": 0}
+                for _ in range(12):
+                    status, body, worker = complete(router)
+                    self.assertEqual(status, 200, body)
+                    served[worker] += 1
+                    # complete() sends 300 ASCII characters: 300 ids from the byte router, fewer
+                    # where Llama 3 merged the text's bytes itself.
+                    if worker == "same":
+                        self.assertEqual(body["usage"]["prompt_tokens"], 300)
+                    else:
+                        self.assertLess(body["usage"]["prompt_tokens"], 300)
+                self.assertGreater(served["same"], 0)
+                self.assertGreater(served["other"], 0)
+                # Forwarded as sent: token-id prompts, echo, chat.
+                status, _ = router.post("/v1/completions", {"model": MODEL, "prompt": [1, 2, 3],
+                                                            "max_tokens": 1})
+                self.assertEqual(status, 200)
+                status, _ = router.post("/v1/completions", {"model": MODEL, "prompt": "abc",
+                                                            "echo": True, "max_tokens": 1})
+                self.assertEqual(status, 200)
+                _, values = router.metrics()
+                self.assertEqual(metric(values, "kvrouter_token_prompts_total", model=MODEL),
+                                 served["same"])
+                self.assertEqual(metric(values, "kvrouter_worker_tokenizer_agrees",
+                                        worker="same"), 1)
+                router.assert_idle()
+
+
 class StaleTest(unittest.TestCase):
     def test_worker_running_requests_without_events_is_reported_stale(self):
         # Every batch is dropped and there is no replay socket: no event ever arrives.

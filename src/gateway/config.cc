@@ -58,6 +58,7 @@ class MapReader {
   absl::Status String(const char* key, std::string* out) const {
     return Get(key, out, "a string");
   }
+  absl::Status Bool(const char* key, bool* out) const { return Get(key, out, "true or false"); }
   // An integer in [lo, hi].
   template <class T>
   absl::Status Int(const char* key, T* out, int64_t lo, int64_t hi) const {
@@ -129,7 +130,7 @@ absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfi
   MapReader r(node, path);
   RETURN_IF_ERROR(r.Check({"name", "tokenizer", "chat_template", "block_size", "policy",
                            "prefill_tokens_per_s", "kv_capacity_blocks", "tokenizer_check",
-                           "workers"}));
+                           "forward_tokens", "workers"}));
   std::string check;
   RETURN_IF_ERROR(r.String("tokenizer_check", &check));
   if (check == "refuse") {
@@ -147,6 +148,12 @@ absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfi
   RETURN_IF_ERROR(r.String("policy", &p->policy));
   RETURN_IF_ERROR(r.Positive("prefill_tokens_per_s", &p->prefill_tokens_per_s));
   RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &p->kv_capacity_blocks, 1, int64_t{1} << 40));
+  RETURN_IF_ERROR(r.Bool("forward_tokens", &p->forward_tokens));
+  if (p->forward_tokens && p->tokenizer_check == TokenizerCheck::kOff) {
+    return FieldError(r.Path("forward_tokens"), r["forward_tokens"],
+                      "needs the tokenizer check (tokenizer_check: warn or refuse): token ids go "
+                      "only to workers whose check agrees");
+  }
   if (p->name.empty()) return FieldError(r.Path("name"), node, "a pool needs a name");
   if (p->tokenizer.empty()) {
     return FieldError(r.Path("tokenizer"), node,

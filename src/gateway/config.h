@@ -56,6 +56,10 @@ struct PoolConfig {
   double prefill_tokens_per_s = 20000;  // prior prefill rate of a speed-1 worker
   uint64_t kv_capacity_blocks = 16384;
   TokenizerCheck tokenizer_check = TokenizerCheck::kWarn;
+  // Completions with a text prompt reach the workers that speak vLLM's API and whose tokenizer
+  // check agrees as the router's token ids (`"prompt": [ids]`): the engine does not tokenize
+  // the prompt a second time.
+  bool forward_tokens = false;
   std::vector<WorkerConfig> workers;
 };
 

@@ -21,6 +21,7 @@ pools:
     tokenizer: bytes
     block_size: 32
     policy: kvrouter[work_weight=2]
+    forward_tokens: true
     workers:
       - name: a
         url: http://127.0.0.1:8001
@@ -46,6 +47,7 @@ TEST(Config, ReadsEveryField) {
   const PoolConfig& p = c->pools[0];
   EXPECT_EQ(p.block_size, 32u);
   EXPECT_EQ(p.policy, "kvrouter[work_weight=2]");
+  EXPECT_TRUE(p.forward_tokens);
   ASSERT_EQ(p.workers.size(), 2u);
   EXPECT_EQ(p.workers[0].replay, "tcp://127.0.0.1:5558");
   EXPECT_EQ(p.workers[1].name, "http://127.0.0.1:8002");  // defaults to the URL
@@ -113,6 +115,9 @@ TEST(Config, ErrorsNameTheFieldAndWhy) {
        "used twice"},
       {"pools: [{name: m, tokenizer: bytes\n", "not valid YAML"},
       {"limits: {queue_size: -1}\npools: [{name: m, tokenizer: bytes}]", "limits.queue_size"},
+      {"pools: [{name: m, tokenizer: bytes, forward_tokens: yes please}]", "true or false"},
+      {"pools: [{name: m, tokenizer: bytes, forward_tokens: true, tokenizer_check: off}]",
+       "pools[0].forward_tokens"},
   };
   for (const auto& [yaml, expected] : cases) {
     auto c = Parse(yaml);

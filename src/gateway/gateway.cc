@@ -88,7 +88,10 @@ ModelLookup Gateway::Impl::Lookup() const {
   return [this](std::string_view model) -> std::optional<ModelText> {
     const Pool* p = FindPool(model);
     if (p == nullptr) return std::nullopt;
-    return ModelText{.name = p->name(), .text = &p->text(), .block_size = p->block_size()};
+    return ModelText{.name = p->name(),
+                     .text = &p->text(),
+                     .block_size = p->block_size(),
+                     .forward_tokens = p->config().forward_tokens};
   };
 }
 

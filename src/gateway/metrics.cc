@@ -72,6 +72,9 @@ GatewayMetrics::ModelHandles& GatewayMetrics::For(std::string_view model) {
                                  "Time spent waiting for an unsaturated worker", kQueueBuckets, m),
       .retries = &r.Counter("kvrouter_retries_total",
                             "Requests sent again to another worker after a failure", m),
+      .token_prompts = &r.Counter("kvrouter_token_prompts_total",
+                                  "Text prompts forwarded as the router's token ids "
+                                  "(forward_tokens)", m),
       .queued = &r.Gauge("kvrouter_queued_requests",
                          "Requests waiting for a worker below the saturation limits", m),
       .prompt_router = &r.Counter("kvrouter_prompt_tokens_total",
@@ -124,6 +127,9 @@ void GatewayMetrics::Request(const RequestRecord& r) {
 void GatewayMetrics::Prepare(std::string_view model, double s) { For(model).prepare->Observe(s); }
 void GatewayMetrics::Decision(std::string_view model, double s) { For(model).decision->Observe(s); }
 void GatewayMetrics::Retry(std::string_view model) { For(model).retries->Increment(); }
+void GatewayMetrics::TokenPrompt(std::string_view model) {
+  For(model).token_prompts->Increment();
+}
 void GatewayMetrics::Queued(std::string_view model, int delta) {
   For(model).queued->Increment(delta);
 }
@@ -147,6 +153,10 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
   Family mismatch("kvrouter_worker_tokenizer_mismatch",
                   "1 when the worker's token ids differ from the router's on a probe",
                   MetricType::Gauge);
+  Family agrees("kvrouter_worker_tokenizer_agrees",
+                "1 when the worker's token ids equal the router's on every probe (forward_tokens "
+                "sends token ids only to such workers)",
+                MetricType::Gauge);
   Family cached("kvrouter_worker_cached_blocks", "Device KV blocks the index holds for the worker",
                 MetricType::Gauge);
   Family applied("kvrouter_events_applied_total", "KV events applied to the index",
@@ -186,6 +196,7 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
       healthy.Add(w->healthy ? 1 : 0, l);
       stale.Add(w->stale ? 1 : 0, l);
       mismatch.Add(w->tokenizer == Worker::Tokenizer::kMismatch ? 1 : 0, l);
+      agrees.Add(w->tokenizer == Worker::Tokenizer::kAgrees ? 1 : 0, l);
       const WorkerIndexStats is = pool->index().Stats(w->id);
       cached.Add(double(is.blocks[0]), l);
       applied.Add(double(w->events_applied), l);
@@ -207,7 +218,7 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
       if (w->slots.active()) corrections.Add(double(w->slots.corrections()), l);
     }
   }
-  for (Family* f : {&booked, &running, &healthy, &stale, &mismatch, &cached, &applied, &skipped, &gaps,
+  for (Family* f : {&booked, &running, &healthy, &stale, &mismatch, &agrees, &cached, &applied, &skipped, &gaps,
                     &replays, &replayed, &lost, &restarts, &reconnects, &corrections}) {
     families.push_back(std::move(f->f));
   }

@@ -39,6 +39,7 @@ class GatewayMetrics {
   void Prepare(std::string_view model, double seconds);   // render + tokenize + hash
   void Decision(std::string_view model, double seconds);  // the scheduler's choice
   void Retry(std::string_view model);
+  void TokenPrompt(std::string_view model);  // a text prompt forwarded as token ids
   void QueueWait(std::string_view model, double seconds);
   void Queued(std::string_view model, int delta);  // requests waiting for capacity now
 
@@ -52,6 +53,7 @@ class GatewayMetrics {
     prometheus::Histogram* decision;
     prometheus::Histogram* queue_wait;
     prometheus::Counter* retries;
+    prometheus::Counter* token_prompts;
     prometheus::Gauge* queued;
     prometheus::Counter* prompt_router;
     prometheus::Counter* prompt_engine;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -59,7 +60,121 @@ std::optional<double> Number(std::string_view text) {
   return v;
 }
 
+// A scan of one JSON text that the parser accepted already: only what WithTokenPrompt needs
+// (value boundaries), bounds-checked on every step so that any input only fails.
+class JsonScan {
+ public:
+  explicit JsonScan(std::string_view text) : s_(text) {}
+  size_t pos() const { return i_; }
+  bool Eat(char c) {
+    SkipSpace();
+    if (i_ >= s_.size() || s_[i_] != c) return false;
+    ++i_;
+    return true;
+  }
+  bool Peek(char c) {
+    SkipSpace();
+    return i_ < s_.size() && s_[i_] == c;
+  }
+  // A string at pos (its quotes included); `escaped` says whether it holds a backslash.
+  std::optional<std::string_view> String(bool* escaped) {
+    SkipSpace();
+    const size_t begin = i_;
+    if (i_ >= s_.size() || s_[i_] != '"') return std::nullopt;
+    *escaped = false;
+    size_t at = i_ + 1;
+    while (true) {
+      const void* q = at < s_.size() ? std::memchr(s_.data() + at, '"', s_.size() - at) : nullptr;
+      if (q == nullptr) return std::nullopt;
+      const size_t quote = static_cast<size_t>(static_cast<const char*>(q) - s_.data());
+      size_t slashes = 0;
+      while (quote - slashes > at && s_[quote - slashes - 1] == '\\') ++slashes;
+      if (slashes > 0 || std::memchr(s_.data() + at, '\\', quote - at) != nullptr) {
+        *escaped = true;
+      }
+      at = quote + 1;
+      if (slashes % 2 == 0) break;
+    }
+    i_ = at;
+    return s_.substr(begin, at - begin);
+  }
+  // Any value; its text.
+  std::optional<std::string_view> Value() {
+    SkipSpace();
+    const size_t begin = i_;
+    if (i_ >= s_.size()) return std::nullopt;
+    bool escaped = false;
+    if (s_[i_] == '"') return String(&escaped);
+    if (s_[i_] == '{' || s_[i_] == '[') {
+      size_t depth = 0;
+      while (i_ < s_.size()) {
+        const char c = s_[i_];
+        if (c == '"') {
+          if (!String(&escaped)) return std::nullopt;
+          continue;
+        }
+        ++i_;
+        if (c == '{' || c == '[') ++depth;
+        if ((c == '}' || c == ']') && --depth == 0) return s_.substr(begin, i_ - begin);
+      }
+      return std::nullopt;
+    }
+    while (i_ < s_.size() && std::string_view(",}] \t\r\n").find(s_[i_]) == std::string_view::npos) {
+      ++i_;
+    }
+    return s_.substr(begin, i_ - begin);
+  }
+  void SkipSpace() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) {
+      ++i_;
+    }
+  }
+
+ private:
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
 }  // namespace
+
+std::optional<std::string> WithTokenPrompt(std::string_view body, std::span<const TokenId> ids) {
+  JsonScan scan(body);
+  if (!scan.Eat('{')) return std::nullopt;
+  std::optional<std::string_view> prompt;
+  size_t prompt_at = 0;
+  if (!scan.Peek('}')) {
+    do {
+      bool escaped = false;
+      const std::optional<std::string_view> key = scan.String(&escaped);
+      if (!key || escaped || !scan.Eat(':')) return std::nullopt;
+      scan.SkipSpace();
+      const size_t at = scan.pos();
+      const std::optional<std::string_view> value = scan.Value();
+      if (!value) return std::nullopt;
+      if (*key == "\"prompt\"") {
+        if (prompt || !value->starts_with('"')) return std::nullopt;
+        prompt = value;
+        prompt_at = at;
+      } else if (*key == "\"echo\"" && *value != "false" && *value != "null") {
+        return std::nullopt;
+      }
+    } while (scan.Eat(','));
+  }
+  if (!scan.Eat('}') || !prompt) return std::nullopt;
+  std::string out;
+  out.reserve(body.size() - prompt->size() + ids.size() * 7 + 2);
+  out.append(body.substr(0, prompt_at));
+  out.push_back('[');
+  char digits[16];
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    const auto r = std::to_chars(digits, digits + sizeof digits, ids[i]);
+    out.append(digits, r.ptr);
+  }
+  out.push_back(']');
+  out.append(body.substr(prompt_at + prompt->size()));
+  return out;
+}
 
 std::variant<PreparedPrompt, api::ApiError> PreparePrompt(api::Endpoint endpoint,
                                                           std::string_view body,
@@ -85,6 +200,9 @@ std::variant<PreparedPrompt, api::ApiError> PreparePrompt(api::Endpoint endpoint
   out.stream = request.stream;
   out.prompt_tokens = static_cast<uint32_t>(ids.size());
   out.blocks = SequenceHashes(ids, model->block_size);
+  if (model->forward_tokens && endpoint == api::Endpoint::kCompletions && !request.prompt_is_ids) {
+    if (std::optional<std::string> b = WithTokenPrompt(body, ids)) out.token_body = std::move(*b);
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -24,6 +25,7 @@ struct ModelText {
   std::string_view name;  // the pool's model name
   const api::TextModel* text = nullptr;
   uint32_t block_size = 16;
+  bool forward_tokens = false;  // the pool forwards text prompts as token ids
 };
 // Finds a pool by the request's model name ("" when the request names none); nullopt: none.
 using ModelLookup = std::function<std::optional<ModelText>(std::string_view model)>;
@@ -33,12 +35,22 @@ struct PreparedPrompt {
   bool stream = false;
   uint32_t prompt_tokens = 0;
   std::vector<BlockHash> blocks;  // chained hashes of the prompt's full blocks
+  // forward_tokens: the body with its text prompt replaced by the router's token ids; empty
+  // when the body is forwarded as sent (see WithTokenPrompt).
+  std::string token_body;
 };
 
 // The error is what the client gets: vLLM's 400s for bad requests, 404 for an unknown model.
 std::variant<PreparedPrompt, api::ApiError> PreparePrompt(api::Endpoint endpoint,
                                                           std::string_view body,
                                                           const ModelLookup& lookup);
+
+// A completions body with its top-level `"prompt": "<text>"` replaced by `"prompt": [ids]`, every
+// other byte as sent. nullopt, to forward the body as sent, when its prompt is not one string,
+// when a top-level key is escaped or repeated (the engine's JSON reader might pick another
+// value than the router's), or when it asks for `echo` (the engine would echo the ids' text).
+// `body` has been parsed as JSON already; anything else only yields nullopt.
+std::optional<std::string> WithTokenPrompt(std::string_view body, std::span<const TokenId> ids);
 
 // An engine's report on one request (OpenAI `usage`).
 struct EngineUsage {

@@ -61,6 +61,57 @@ TEST_F(PrepareTest, ErrorsAreTheClientsAnswer) {
   EXPECT_EQ(std::get<api::ApiError>(huge_id).status, 400);
 }
 
+TEST_F(PrepareTest, ForwardTokensRewritesOnlyTheTextPrompt) {
+  const ModelLookup forward = [this](std::string_view) -> std::optional<ModelText> {
+    return ModelText{.name = "m", .text = text_.get(), .block_size = 4, .forward_tokens = true};
+  };
+  // Every other byte stays as sent, spacing and the same key nested elsewhere included.
+  const std::string body =
+      "{ \"model\" : \"m\", \"x\": {\"prompt\": \"no\"}, \"prompt\" :\t\"a\\\"b\\\\\" ,"
+      " \"extra\":[1,{\"k\":\"}\"}], \"echo\": false }";
+  auto r = PreparePrompt(api::Endpoint::kCompletions, body, forward);
+  const auto& p = std::get<PreparedPrompt>(r);
+  EXPECT_EQ(p.token_body,
+            "{ \"model\" : \"m\", \"x\": {\"prompt\": \"no\"}, \"prompt\" :\t[97,34,98,92] ,"
+            " \"extra\":[1,{\"k\":\"}\"}], \"echo\": false }");
+  // The engine parses the ids the router hashed.
+  api::ApiRequest parsed;
+  ASSERT_FALSE(api::ParseApiRequest(api::Endpoint::kCompletions,
+                                    R"({"model":"m","prompt":"abcdefghij","stream":true})", &parsed));
+  auto plain = PreparePrompt(api::Endpoint::kCompletions,
+                             R"({"model":"m","prompt":"abcdefghij","stream":true})", forward);
+  const std::string& rewritten = std::get<PreparedPrompt>(plain).token_body;
+  ASSERT_FALSE(api::ParseApiRequest(api::Endpoint::kCompletions, rewritten, &parsed));
+  ASSERT_TRUE(parsed.prompt_is_ids);
+  EXPECT_EQ(SequenceHashes(parsed.prompt_ids, 4), std::get<PreparedPrompt>(plain).blocks);
+  EXPECT_TRUE(parsed.stream);
+
+  // Forwarded as sent: token-id prompts, chat, echo, a repeated or escaped key, a prompt list,
+  // and a pool without forward_tokens.
+  for (const char* as_sent : {R"({"prompt":[1,2,3]})", R"({"prompt":["abc"]})",
+                              R"({"prompt":"abc","echo":true})", R"({"prompt":"a","prompt":"b"})",
+                              R"({"pr\u006fmpt":"abc"})"}) {
+    auto kept = PreparePrompt(api::Endpoint::kCompletions, as_sent, forward);
+    ASSERT_TRUE(std::holds_alternative<PreparedPrompt>(kept)) << as_sent;
+    EXPECT_EQ(std::get<PreparedPrompt>(kept).token_body, "") << as_sent;
+  }
+  auto chat = PreparePrompt(api::Endpoint::kChat, R"({"messages":[{"role":"user","content":"hi"}]})",
+                            forward);
+  EXPECT_EQ(std::get<PreparedPrompt>(chat).token_body, "");
+  auto off = PreparePrompt(api::Endpoint::kCompletions, R"({"prompt":"abc"})", Lookup());
+  EXPECT_EQ(std::get<PreparedPrompt>(off).token_body, "");
+}
+
+TEST(WithTokenPrompt, AnyInputOnlyFails) {
+  const std::vector<TokenId> ids = {1, 2};
+  for (const char* bad : {"", "{", "{\"prompt\"", "{\"prompt\":\"abc", "{\"prompt\":\"a\\\"}",
+                          "[\"prompt\",\"a\"]", "{\"a\":[1,2}", "{\"prompt\":\"a\",}", "{}",
+                          "{\"prompt\":\"a\"", "\"prompt\"", "{\"prompt\" \"a\"}"}) {
+    EXPECT_EQ(WithTokenPrompt(bad, ids), std::nullopt) << bad;
+  }
+  EXPECT_EQ(WithTokenPrompt(R"({"prompt":""})", ids), R"({"prompt":[1,2]})");
+}
+
 TEST(Usage, FromBodyAndFromAStreamSplitAnywhere) {
   const std::string body =
       R"({"usage":{"prompt_tokens":12,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":8}}})";

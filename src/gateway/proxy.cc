@@ -135,7 +135,11 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
     SlotLease slot(*worker, prompt);
     http::ClientRequest request;
     request.target = ex.request().target;
-    request.body = ex.request().body;
+    // forward_tokens: the router's ids, to a worker proven to compute the same ones.
+    const bool as_ids = !prompt.token_body.empty() && worker->config.engine == EngineApi::kVllm &&
+                        worker->tokenizer.load() == Worker::Tokenizer::kAgrees;
+    request.body = as_ids ? prompt.token_body : ex.request().body;
+    if (as_ids) metrics_.TokenPrompt(pool.name());
     // As sent: an engine that refuses a content type (vLLM: 415) says so itself.
     if (std::string_view type = ex.request().Find("content-type"); !type.empty()) {
       request.content_type = std::string(type);
