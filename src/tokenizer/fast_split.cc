@@ -261,6 +261,10 @@ constexpr std::string_view kDeepSeekMainPattern =
 
 void SetFastMatchersEnabled(bool enabled) { g_enabled = enabled; }
 
+bool CutsAfterNewline(std::string_view pattern) {
+  return pattern == kLlama3Pattern || pattern == kQwenPattern;
+}
+
 FastMatchFn FindFastMatcher(std::string_view pattern) {
   if (!g_enabled) return nullptr;
   if (pattern == kLlama3Pattern) return &Scan<MatchLlamaAt<3>>;

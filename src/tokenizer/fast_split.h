@@ -17,6 +17,11 @@ using FastMatchFn = void (*)(std::string_view text, std::vector<Span>* out);
 // Returns the matcher for `pattern` if one exists (exact pattern text), else nullptr.
 FastMatchFn FindFastMatcher(std::string_view pattern);
 
+// Whether `pattern`, as an isolated split, can be cut after a '\n' that spaces or tabs, then a
+// printable non-space ASCII character follow (PreTokenizer::CutsAfterNewline): the Llama 3 and
+// Qwen 2 patterns.
+bool CutsAfterNewline(std::string_view pattern);
+
 // Test hook: when false, FindFastMatcher always returns nullptr (process-wide; set it before
 // loading tokenizers).
 void SetFastMatchersEnabled(bool enabled);

@@ -111,8 +111,9 @@ Finder RegexFinder(std::shared_ptr<Regex> re) {
 
 class SplitPre : public PreTokenizer {
  public:
-  SplitPre(Finder find, SplitBehavior b, bool invert)
-      : find_(std::move(find)), behavior_(b), invert_(invert) {}
+  SplitPre(Finder find, SplitBehavior b, bool invert, bool cuts_after_newline = false)
+      : find_(std::move(find)), behavior_(b), invert_(invert),
+        cuts_after_newline_(cuts_after_newline) {}
   void Apply(std::vector<Piece>* pieces, std::vector<Piece>* scratch,
              PieceArena* /*arena*/) const override {
     SplitAll(pieces, scratch, find_, behavior_, invert_);
@@ -120,11 +121,15 @@ class SplitPre : public PreTokenizer {
   const SpanFinder* IsolatedSplit() const override {
     return behavior_ == SplitBehavior::kIsolated && !invert_ ? &find_ : nullptr;
   }
+  bool CutsAfterNewline() const override {
+    return cuts_after_newline_ && IsolatedSplit() != nullptr;
+  }
 
  private:
   Finder find_;
   SplitBehavior behavior_;
   bool invert_;
+  bool cuts_after_newline_;
 };
 
 // The byte-to-char mapping itself is folded into the byte-level vocabulary; what is left here
@@ -208,6 +213,13 @@ class SequencePre : public PreTokenizer {
     }
     return split;
   }
+  bool CutsAfterNewline() const override {
+    if (IsolatedSplit() == nullptr) return false;
+    for (const auto& p : parts_) {
+      if (!p->IsIdentity()) return p->CutsAfterNewline();
+    }
+    return false;
+  }
   bool IsIdentity() const override {
     return std::all_of(parts_.begin(), parts_.end(), [](const auto& p) { return p->IsIdentity(); });
   }
@@ -250,7 +262,13 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSplit(const JsonNode& j) {
   ASSIGN_OR_RETURN(std::string behavior, j.GetString("behavior"));
   ASSIGN_OR_RETURN(SplitBehavior b, ParseBehavior(behavior));
   ASSIGN_OR_RETURN(bool invert, j.GetBool("invert", false));
-  return std::make_unique<SplitPre>(std::move(find), b, invert);
+  std::optional<JsonNode> regex = pattern.Find("Regex");
+  bool cuts = false;
+  if (regex) {
+    ASSIGN_OR_RETURN(std::string_view re, regex->String());
+    cuts = CutsAfterNewline(re);
+  }
+  return std::make_unique<SplitPre>(std::move(find), b, invert, cuts);
 }
 
 absl::StatusOr<PrependScheme> ParsePrependScheme(const JsonNode& j) {

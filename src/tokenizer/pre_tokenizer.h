@@ -48,6 +48,15 @@ class PreTokenizer {
   // building pieces. nullptr for every other shape.
   using SpanFinder = std::function<void(std::string_view, std::vector<Span>*)>;
   virtual const SpanFinder* IsolatedSplit() const { return nullptr; }
+  // True when the isolated split (IsolatedSplit) can be cut after any '\n' that spaces or tabs,
+  // then a printable non-space ASCII character follow: no piece spans such a cut and each side
+  // has the pieces it has in the whole text, so lines can be split (and their ids cached) one by
+  // one. Holds for the Llama 3 and Qwen 2 patterns: a whitespace run ending in a newline is one
+  // piece (`\s*[\r\n]+`, or `[\r\n]*` after punctuation; both come before `\s+(?!\S)`, the
+  // only alternative that looks ahead), and what follows the cut holds no newline before a
+  // visible character, so no piece reaches past it; nothing looks behind. Not for GPT-2's
+  // pattern, where "a\n\nB" splits as "a", "\n", "\n", "B" but "a\n\n" alone as "a", "\n\n".
+  virtual bool CutsAfterNewline() const { return false; }
   // True when Apply changes nothing (ByteLevel without its prefix space and GPT-2 split).
   virtual bool IsIdentity() const { return false; }
 };

@@ -1,5 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
+#include <cstring>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -145,6 +147,7 @@ absl::Status Tokenizer::Load(const JsonNode& root) {
   if (std::optional<JsonNode> j = root.Find("pre_tokenizer")) {
     ASSIGN_OR_RETURN(pre_tokenizer_, ParsePreTokenizer(*j, &byte_level));
     isolated_split_ = pre_tokenizer_->IsolatedSplit();
+    cuts_after_newline_ = isolated_split_ != nullptr && pre_tokenizer_->CutsAfterNewline();
   }
   ASSIGN_OR_RETURN(JsonNode model, root.Get("model"));
   ASSIGN_OR_RETURN(model_, BpeModel::FromJson(model, byte_level));
@@ -243,7 +246,7 @@ absl::Status Tokenizer::EncodeInto(std::string_view text, bool add_special_token
     return absl::InvalidArgumentError("input is not valid UTF-8 (byte offset " +
                                       std::to_string(bad) + ")");
   }
-  EncodeCache local;
+  EncodeCache local(EncodeCache::kDefaultWords, /*max_line_bytes=*/0);  // used once: no lines
   if (cache == nullptr) cache = &local;
   cache->arena.Clear();
   if (add_special_tokens) ids->insert(ids->end(), prefix_ids_.begin(), prefix_ids_.end());
@@ -282,22 +285,42 @@ void Tokenizer::EncodeSegment(std::string_view text, bool at_start, EncodeCache*
   }
 }
 
+namespace {
+
+// Where the line that starts at `begin` ends for the line cache: after the first '\n' that
+// spaces or tabs, then a printable non-space ASCII character follow (PreTokenizer::
+// CutsAfterNewline), else at the end of the text.
+size_t LineEnd(std::string_view text, size_t begin) {
+  const char* const data = text.data();
+  size_t at = begin;
+  while (at < text.size()) {
+    const void* nl = std::memchr(data + at, '\n', text.size() - at);
+    if (nl == nullptr) break;
+    const size_t cut = static_cast<size_t>(static_cast<const char*>(nl) - data) + 1;
+    at = cut;
+    while (at < text.size() && (text[at] == ' ' || text[at] == '\t')) ++at;
+    if (at < text.size() && text[at] > ' ' && text[at] < 0x7f) return cut;
+  }
+  return text.size();
+}
+
+}  // namespace
+
 void Tokenizer::EncodeNormalized(std::string_view text, bool at_start, EncodeCache* cache,
                                  std::vector<uint32_t>* ids) const {
   if (text.empty()) return;
-  if (isolated_split_ != nullptr) {  // the pieces are the spans and the gaps between them
-    std::vector<Span>& spans = cache->spans;
-    spans.clear();
-    (*isolated_split_)(text, &spans);
-    const char* base = text.data();
-    size_t prev = 0;
-    for (auto [b, e] : spans) {
-      if (b > prev) model_->Tokenize(std::string_view(base + prev, b - prev), ids, &cache->bpe);
-      if (e > b) model_->Tokenize(std::string_view(base + b, e - b), ids, &cache->bpe);
-      prev = e;
-    }
-    if (text.size() > prev) {
-      model_->Tokenize(std::string_view(base + prev, text.size() - prev), ids, &cache->bpe);
+  if (isolated_split_ != nullptr) {
+    LineCache& lines = cache->lines;
+    if (!cuts_after_newline_ || !lines.enabled()) return EncodeSpans(text, cache, ids);
+    lines.Own(this);
+    for (size_t begin = 0; begin < text.size();) {
+      const size_t end = LineEnd(text, begin);
+      const std::string_view line = text.substr(begin, end - begin);
+      begin = end;
+      if (lines.Find(line, ids)) continue;
+      const size_t before = ids->size();
+      EncodeSpans(line, cache, ids);
+      lines.Insert(line, *ids, before);
     }
     return;
   }
@@ -306,6 +329,24 @@ void Tokenizer::EncodeNormalized(std::string_view text, bool at_start, EncodeCac
   pieces.push_back({text, at_start});
   if (pre_tokenizer_ != nullptr) pre_tokenizer_->Apply(&pieces, &cache->scratch, &cache->arena);
   for (const Piece& p : pieces) model_->Tokenize(p.text, ids, &cache->bpe);
+}
+
+// The pieces are the spans and the gaps between them.
+void Tokenizer::EncodeSpans(std::string_view text, EncodeCache* cache,
+                            std::vector<uint32_t>* ids) const {
+  std::vector<Span>& spans = cache->spans;
+  spans.clear();
+  (*isolated_split_)(text, &spans);
+  const char* base = text.data();
+  size_t prev = 0;
+  for (auto [b, e] : spans) {
+    if (b > prev) model_->Tokenize(std::string_view(base + prev, b - prev), ids, &cache->bpe);
+    if (e > b) model_->Tokenize(std::string_view(base + b, e - b), ids, &cache->bpe);
+    prev = e;
+  }
+  if (text.size() > prev) {
+    model_->Tokenize(std::string_view(base + prev, text.size() - prev), ids, &cache->bpe);
+  }
 }
 
 std::string Tokenizer::Decode(const std::vector<uint32_t>& ids, bool skip_special_tokens) const {

@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "tokenizer/added_vocab.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/line_cache.h"
 #include "tokenizer/pre_tokenizer.h"
 
 namespace kvr::tokenizer {
@@ -45,13 +46,19 @@ struct LoadOptions {
 // tokenizers (it resets itself when used with another one).
 class EncodeCache {
  public:
+  static constexpr size_t kDefaultWords = size_t{1} << 16;
+  static constexpr size_t kDefaultLineBytes = size_t{16} << 20;
   EncodeCache() = default;
-  // At most `max_words` cached words (then the cache starts over).
-  explicit EncodeCache(size_t max_words) : bpe(max_words) {}
+  // At most `max_words` cached words and `max_line_bytes` of cached lines (LineCache; 0: lines
+  // are not cached); past either the cache starts over.
+  explicit EncodeCache(size_t max_words, size_t max_line_bytes = kDefaultLineBytes)
+      : bpe(max_words), lines(max_line_bytes) {}
+  size_t cached_lines() const { return lines.lines(); }
 
  private:
   friend class Tokenizer;
-  BpeCache bpe;
+  BpeCache bpe{kDefaultWords};
+  LineCache lines{kDefaultLineBytes};
   std::vector<Segment> raw_segments, norm_segments;
   std::vector<Piece> pieces, scratch;
   std::vector<Span> spans;
@@ -97,10 +104,13 @@ class Tokenizer {
                      std::vector<uint32_t>* ids) const;
   void EncodeNormalized(std::string_view text, bool at_start, EncodeCache* cache,
                         std::vector<uint32_t>* ids) const;
+  // The isolated split's pieces of `text`, each through the model.
+  void EncodeSpans(std::string_view text, EncodeCache* cache, std::vector<uint32_t>* ids) const;
 
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
   const PreTokenizer::SpanFinder* isolated_split_ = nullptr;  // pre_tokenizer_'s, if that shape
+  bool cuts_after_newline_ = false;  // pre_tokenizer_->CutsAfterNewline(): lines are cached
   std::unique_ptr<BpeModel> model_;
   std::unique_ptr<Decoder> decoder_;
   AddedVocab added_;

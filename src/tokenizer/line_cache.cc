@@ -1,0 +1,42 @@
+#include "tokenizer/line_cache.h"
+
+#include <cstring>
+
+#include "absl/hash/hash.h"
+
+namespace kvr::tokenizer {
+
+uint64_t LineCache::Hash(std::string_view line) { return absl::HashOf(line); }
+
+bool LineCache::Find(std::string_view line, std::vector<uint32_t>* ids) const {
+  if (entries_.empty()) return false;
+  const auto it = by_hash_.find(Hash(line));
+  if (it == by_hash_.end()) return false;
+  const Entry& e = entries_[it->second];
+  if (e.text_len != line.size() || std::memcmp(text_.data() + e.text_at, line.data(), line.size()) != 0) {
+    return false;
+  }
+  ids->insert(ids->end(), ids_.begin() + e.ids_at, ids_.begin() + e.ids_at + e.ids_len);
+  return true;
+}
+
+void LineCache::Insert(std::string_view line, const std::vector<uint32_t>& ids, size_t before) {
+  if (!enabled() || line.size() > kMaxLineBytes) return;
+  const size_t n = ids.size() - before;
+  if (text_.size() + line.size() + (ids_.size() + n) * sizeof(uint32_t) > max_bytes_) Clear();
+  const auto [it, added] = by_hash_.try_emplace(Hash(line), static_cast<uint32_t>(entries_.size()));
+  if (!added) return;  // the same line, or another with its hash: the first one stays
+  entries_.push_back({static_cast<uint32_t>(text_.size()), static_cast<uint32_t>(line.size()),
+                      static_cast<uint32_t>(ids_.size()), static_cast<uint32_t>(n)});
+  text_.append(line);
+  ids_.insert(ids_.end(), ids.begin() + static_cast<std::ptrdiff_t>(before), ids.end());
+}
+
+void LineCache::Clear() {
+  by_hash_.clear();
+  entries_.clear();
+  text_.clear();
+  ids_.clear();
+}
+
+}  // namespace kvr::tokenizer
