@@ -11,7 +11,10 @@ wall time) are reached three ways:
   kvrouter   `kvrouter serve`, policy `kvrouter`, the engines' KV events on
 
 with the same requests: completions whose prompt is ~2k tokens of text (so both the engines and
-kvrouter tokenize it), `max_tokens` small, streaming and not.
+kvrouter tokenize it), `max_tokens` small, streaming and not. The text is the Debian license
+files as they are (--text lines: their lines recur across prompts, as a document's or a
+conversation's do, so the tokenizers' line cache hits) or flattened to one line (--text flat).
+With --forward-tokens kvrouter sends the engines its token ids instead of the text.
 
   (a) added latency: ROUNDS rounds, one at a time over kept-alive connections; in each round the
       same body goes to all three, in an order that rotates, so machine noise hits all alike.
@@ -25,7 +28,8 @@ servers die with this script (PR_SET_PDEATHSIG), nginx is torn down by a guard p
 watches this one.
 
   scripts/bench_overhead.py [--kvrouter build/release/kvrouter] [--rounds 2000]
-      [--duration 5] [--repeats 3] [--connections 1,8,32] [--json out.json]
+      [--duration 5] [--repeats 3] [--connections 1,8,32] [--text lines|flat]
+      [--forward-tokens] [--json out.json]
 """
 import argparse
 import http.client
@@ -217,16 +221,18 @@ def cpu_seconds(pids):
 
 # --- prompts ---------------------------------------------------------------------------------
 
-def corpus():
-    """Plain English text every Debian system has (the common license texts)."""
+def corpus(flat=False):
+    """Plain English text every Debian system has (the common license texts), as the files
+    have it (lines, indentation, blank lines), or `flat`: one line, every whitespace run made one
+    space (the router's line cache then never hits)."""
     parts = []
     folder = "/usr/share/common-licenses"
     for name in ("GPL-3", "Apache-2.0", "GFDL-1.3", "MPL-2.0", "LGPL-2.1", "Artistic"):
         path = os.path.join(folder, name)
         if os.path.exists(path):
             with open(path, encoding="utf-8", errors="replace") as f:
-                parts.append(" ".join(f.read().split()))
-    text = " ".join(parts)
+                parts.append(" ".join(f.read().split()) if flat else f.read())
+    text = (" " if flat else "\n").join(parts)
     if len(text) < 50000:
         raise SystemExit("bench_overhead: /usr/share/common-licenses is missing or too small")
     return text
@@ -407,7 +413,7 @@ def router_config(sims, tokenizer, model, forward_tokens=False):
 
 
 def table(res):
-    lines = []
+    lines = [f"Prompts: {res['text']} text, {res['prompt_tokens']['mean']:,.0f} tokens on average"]
     if res["forward_tokens"]:
         lines.append(f"kvrouter with forward_tokens: {res['token_prompts']:,.0f} prompts reached "
                      "the engines as token ids")
@@ -460,6 +466,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="wrk runs per target and case")
     ap.add_argument("--bodies", type=int, default=256, help="distinct prompts cycled by wrk")
     ap.add_argument("--nginx-workers", type=int, default=2)
+    ap.add_argument("--text", choices=("lines", "flat"), default="lines",
+                    help="prompts as the license files have them (lines, which repeat across "
+                         "prompts: the tokenizers' line cache hits), or flat (one line)")
     ap.add_argument("--forward-tokens", action="store_true",
                     help="the router forwards its token ids to the engines (forward_tokens), "
                          "which then do not tokenize")
@@ -473,7 +482,7 @@ def main():
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"bench_overhead: {tool} is missing (scripts/setup.sh --deps)")
-    text = corpus()
+    text = corpus(flat=args.text == "flat")
     workdir = tempfile.mkdtemp(prefix="bench-overhead-")
     sims, router, nginx = [], None, None
     try:
@@ -494,6 +503,7 @@ def main():
                                                         "mean": statistics.fmean(sample)},
                "max_tokens": args.max_tokens, "speedup": args.speedup,
                "nginx_workers": args.nginx_workers, "forward_tokens": args.forward_tokens,
+               "text": args.text,
                "nginx": subprocess.run(
                    ["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
                "duration_s": args.duration, "repeats": args.repeats,
