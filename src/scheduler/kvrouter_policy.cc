@@ -27,7 +27,8 @@
 // toward the caches that turn over slowest (on a heterogeneous fleet, the slow engines, which the
 // TTFT alone would leave idle with their caches unused). It charges at most the fleet's mean new
 // tokens per request, so a long fresh prompt still goes where it is computed soonest (the tail),
-// and it prices only content new to the fleet, so it never pulls a request off its cached prefix.
+// and it prices only content new to the fleet (the same for every worker), so a request whose
+// prompt is cached somewhere is barely moved by it.
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
 #include <cmath>
@@ -43,9 +44,8 @@ class Kvrouter final : public Policy {
   explicit Kvrouter(const PolicyOptions& o) : o_(o) {}
   std::string_view name() const override { return "kvrouter"; }
   std::vector<std::string_view> TermNames() const override {
-    return {"cached_tokens", "uncached_tokens", "queue_tokens",
-            "rate_tok_s",    "kv_pressure_s",   "ttft_s",
-            "turnover_s"};  // ttft_s includes −idle_w
+    return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s",
+            "kv_pressure_s", "ttft_s",          "turnover_s"};  // ttft_s includes −idle_w
   }
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
@@ -104,8 +104,9 @@ class Kvrouter final : public Policy {
     uint32_t cached_anywhere = 0;
     double inflow = 0;
     for (const WorkerView& v : w) {
-      cached_anywhere = std::max({cached_anywhere, v.device, o_.predicted_overlap ? v.predicted : 0u,
-                                  o_.inflight_overlap ? v.active_overlap : 0u});
+      cached_anywhere =
+          std::max({cached_anywhere, v.device, o_.predicted_overlap ? v.predicted : 0u,
+                    o_.inflight_overlap ? v.active_overlap : 0u});
       inflow += v.inflow_share / double(v.spec->kv_capacity_blocks);
     }
     const double mean_new = w.front().inflow_mean_tokens;

@@ -41,7 +41,7 @@ struct WorkerView {
   double decode_step_s = 0;  // observed inter-token latency (DecodeStepModel; 0: none yet)
   EngineMetrics metrics;
   // Where new blocks have been entering the fleet's caches (the router's own bookings, decayed
-  // per decision): this worker's share of the uncached prompt tokens booked recently (0 before
+  // per booking): this worker's share of the uncached prompt tokens booked recently (0 before
   // any booking), and the fleet's recent mean booked uncached tokens per request.
   double inflow_share = 0;
   double inflow_mean_tokens = 0;
@@ -114,8 +114,8 @@ struct PolicyOptions {
   // faster than the fleet's (a larger share of the recently booked uncached tokens per KV block)
   // evicts younger blocks, which are likelier to be asked for again. Charged (credited below the
   // mean) weight · min(new, mean booked uncached) / mean rate · (turnover_w / mean turnover − 1),
-  // `new` the prompt's tokens cached nowhere in the fleet; so it places fresh content, and does
-  // not pull a request away from its cached prefix.
+  // `new` the prompt's tokens cached nowhere in the fleet: it places fresh content, and barely
+  // moves a request whose prompt is cached somewhere (the same `new` for every worker).
   double turnover_weight = 2.0;
 };
 
