@@ -10,13 +10,25 @@
 //   kv_w       = kv_pressure_weight · B·(active_w + N − M_w − capacity_w)⁺ / rate_w
 //   idle_w     = idle_decode_weight · ⌈(queue_w + uncached_w) / batch_w⌉ · itl   if w runs nothing
 //                (itl: the fleet median of the workers' observed inter-token latencies)
+//   turnover_w = turnover_weight · min(new, ū) / rate · (f_w / mean f − 1)
+//                (new: the prompt's tokens cached nowhere in the fleet, counting predicted and
+//                in-flight blocks; ū: the fleet's recent mean booked uncached tokens per request;
+//                f_w: w's share of the recently booked uncached tokens per KV block)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
+//                + turnover_w
 // rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
 // (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; fits
 // within calibrate_tolerance of the fleet median are snapped to it (noise, not speed). Those
 // rates include the decode steps a busy worker interleaves with prefill; an idle worker runs
 // none, so it is credited with them (idle_w): without it, a few cached blocks of a shared
 // system prompt outweigh an idle engine, and load piles onto the engines that hold them.
+// An engine that takes more than its share of the fleet's new content turns its cache over faster
+// and evicts younger blocks, likelier to be asked for again; turnover_w steers fresh content
+// toward the caches that turn over slowest (on a heterogeneous fleet, the slow engines, which the
+// TTFT alone would leave idle with their caches unused). It charges at most the fleet's mean new
+// tokens per request, so a long fresh prompt still goes where it is computed soonest (the tail),
+// and it prices only content new to the fleet (the same for every worker), so a request whose
+// prompt is cached somewhere is barely moved by it.
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
 #include <cmath>
@@ -32,8 +44,8 @@ class Kvrouter final : public Policy {
   explicit Kvrouter(const PolicyOptions& o) : o_(o) {}
   std::string_view name() const override { return "kvrouter"; }
   std::vector<std::string_view> TermNames() const override {
-    return {"cached_tokens", "uncached_tokens", "queue_tokens",
-            "rate_tok_s",    "kv_pressure_s",   "ttft_s"};  // ttft_s includes −idle_w
+    return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s",
+            "kv_pressure_s", "ttft_s",          "turnover_s"};  // ttft_s includes −idle_w
   }
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
@@ -47,6 +59,7 @@ class Kvrouter final : public Policy {
     }
     const double fleet_rate = rate_sum / double(w.size());
     const double work_weight = o_.work_weight + o_.load_work_weight * prefilling / double(w.size());
+    Turnover(req, w, fleet_rate);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, c[i]);
       tb[i] = w[i].running;
@@ -81,6 +94,27 @@ class Kvrouter final : public Policy {
         overhead_[i] = median_overhead;
       }
     }
+  }
+
+  // This decision's turnover terms: the fleet's mean inflow per KV block (mean_turnover_, 0: no
+  // term) and weight · min(new, ū) / mean rate (turnover_scale_s_).
+  void Turnover(const RequestInfo& req, std::span<const WorkerView> w, double fleet_rate) {
+    mean_turnover_ = 0;
+    if (o_.turnover_weight == 0) return;
+    uint32_t cached_anywhere = 0;
+    double inflow = 0;
+    for (const WorkerView& v : w) {
+      cached_anywhere =
+          std::max({cached_anywhere, v.device, o_.predicted_overlap ? v.predicted : 0u,
+                    o_.inflight_overlap ? v.active_overlap : 0u});
+      inflow += v.inflow_share / double(v.spec->kv_capacity_blocks);
+    }
+    const double mean_new = w.front().inflow_mean_tokens;
+    if (mean_new <= 0) return;
+    const double fresh =
+        std::max(1.0, double(req.prompt_tokens) - double(req.block_size) * cached_anywhere);
+    mean_turnover_ = inflow / double(w.size());
+    turnover_scale_s_ = o_.turnover_weight * std::min(fresh, mean_new) / fleet_rate;
   }
 
   // Sorted in a scratch vector kept across decisions: no allocation on the routing path.
@@ -121,13 +155,19 @@ class Kvrouter final : public Policy {
       idle_s = o_.idle_decode_weight * steps * decode_step_s_;
     }
     const double ttft = overhead + (queue + uncached) / rate + kv_s - idle_s;
-    c.terms = {cached, uncached, queue, rate, kv_s, ttft};
-    c.cost = ttft + work_weight * uncached / fleet_rate;
+    double turnover_s = 0;
+    if (mean_turnover_ > 0) {
+      const double f = v.inflow_share / double(v.spec->kv_capacity_blocks);
+      turnover_s = turnover_scale_s_ * (f / mean_turnover_ - 1);
+    }
+    c.terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s};
+    c.cost = ttft + work_weight * uncached / fleet_rate + turnover_s;
     c.booked_uncached = uncached;
   }
 
   PolicyOptions o_;
   double decode_step_s_ = 0;  // this decision's fleet median inter-token latency
+  double mean_turnover_ = 0, turnover_scale_s_ = 0;
   std::vector<double> rate_, overhead_, scratch_;
 };
 

@@ -89,12 +89,16 @@ struct Booking {
 // shift little.
 inline constexpr uint32_t kInFlightLoadPct = 50;
 
+// Per-booking decay of the workers' booked uncached tokens (Slot::inflow): ~1,000-booking memory.
+inline constexpr double kInflowDecay = 0.999;
+
 struct Slot {
   Slot(const WorkerSpec& s, std::shared_ptr<LoadState> l)
       : spec(s), rate(s.prefill_rate_prior), load(std::move(l)) {}
   WorkerSpec spec;
   PrefillRateModel rate;
   DecodeStepModel decode;
+  double inflow = 0;  // uncached tokens booked here, decayed by every booking in the fleet
   EngineMetrics metrics;
   std::shared_ptr<LoadState> load;
   // In-flight block -> bookings on this worker that hold it.

@@ -62,6 +62,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"load_work_weight", &PolicyOptions::load_work_weight, nullptr},
       {"calibrate_tolerance", &PolicyOptions::calibrate_tolerance, nullptr},
       {"idle_decode_weight", &PolicyOptions::idle_decode_weight, nullptr},
+      {"turnover_weight", &PolicyOptions::turnover_weight, nullptr},
       {"predicted_overlap", nullptr, &PolicyOptions::predicted_overlap},
       {"inflight_overlap", nullptr, &PolicyOptions::inflight_overlap},
       {"decay_oldest", nullptr, &PolicyOptions::decay_oldest},

@@ -40,13 +40,18 @@ struct WorkerView {
   const PrefillRateModel* rate = nullptr;
   double decode_step_s = 0;  // observed inter-token latency (DecodeStepModel; 0: none yet)
   EngineMetrics metrics;
+  // Where new blocks have been entering the fleet's caches (the router's own bookings, decayed
+  // per booking): this worker's share of the uncached prompt tokens booked recently (0 before
+  // any booking), and the fleet's recent mean booked uncached tokens per request.
+  double inflow_share = 0;
+  double inflow_mean_tokens = 0;
   // Index (leading blocks of this prompt).
   uint32_t device = 0, host = 0, storage = 0, predicted = 0;
   uint64_t cached_blocks = 0;
   uint32_t approx = 0;  // the router's own approximate tree (policies that keep one)
 };
 
-inline constexpr size_t kMaxTerms = 6;
+inline constexpr size_t kMaxTerms = 7;
 
 // One candidate's evaluation; `terms` are named by Policy::TermNames().
 struct Candidate {
@@ -105,6 +110,13 @@ struct PolicyOptions {
   // latency). Only the idle are credited: the fitted rates already include the decode steps
   // of a worker that has some.
   double idle_decode_weight = 1.0;
+  // Where a prompt's new content should enter the fleet's caches: a worker whose cache turns over
+  // faster than the fleet's (a larger share of the recently booked uncached tokens per KV block)
+  // evicts younger blocks, which are likelier to be asked for again. Charged (credited below the
+  // mean) weight · min(new, mean booked uncached) / mean rate · (turnover_w / mean turnover − 1),
+  // `new` the prompt's tokens cached nowhere in the fleet: it places fresh content, and barely
+  // moves a request whose prompt is cached somewhere (the same `new` for every worker).
+  double turnover_weight = 2.0;
 };
 
 class Policy {

@@ -42,6 +42,10 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
   LeadingRuns(req.blocks, active_, nullptr, WordsForWorkers(uint32_t(slots_.size())),
               active_run.data());
   const TimeNs now = clock_.Now();
+  double inflow_total = 0;
+  for (const auto& slot : slots_) {
+    if (slot) inflow_total += slot->inflow;
+  }
   for (uint32_t w = 0; w < slots_.size(); ++w) {
     if (!slots_[w]) continue;
     if (std::find(req.excluded.begin(), req.excluded.end(), WorkerId(w)) != req.excluded.end()) {
@@ -66,6 +70,8 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
     v.rate = &s.rate;
     v.decode_step_s = s.decode.step_s();
     v.metrics = s.metrics;
+    v.inflow_share = inflow_total > 0 ? s.inflow / inflow_total : 0.0;
+    v.inflow_mean_tokens = inflow_requests_ > 0 ? inflow_total / inflow_requests_ : 0.0;
     if (w < overlap.num_workers()) {
       v.device = overlap.device[w];
       v.host = overlap.host[w];
@@ -86,6 +92,12 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
   s.load->prefilling.fetch_add(1, std::memory_order_relaxed);
   s.prefill_fifo.push_back(b);
   AddActive(s, req.blocks);
+  // Where new content enters the caches: every worker's inflow decays by one booking.
+  for (const auto& slot : slots_) {
+    if (slot) slot->inflow *= scheduler_internal::kInflowDecay;
+  }
+  s.inflow += double(uncached);
+  inflow_requests_ = inflow_requests_ * scheduler_internal::kInflowDecay + 1;
   return Ticket(std::move(b));
 }
 

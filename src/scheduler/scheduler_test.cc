@@ -146,6 +146,21 @@ TEST_F(SchedulerTest, ExplanationHasEveryWorkerAndTerm) {
   EXPECT_DOUBLE_EQ(d.explanation->candidates[0].candidate.terms[0], 3.0);  // 48 tokens / 16
 }
 
+TEST_F(SchedulerTest, TracksWhereNewContentWasBooked) {
+  Make("kvrouter", 2);
+  const uint32_t first = Route(Prompt(160)).worker.value();  // 160 new tokens, all on `first`
+  Decision d = Route(Prompt(160, 1000));
+  ASSERT_TRUE(d.explanation.has_value());
+  ASSERT_EQ(d.explanation->term_names.size(), 7u);
+  EXPECT_EQ(d.explanation->term_names[6], "turnover_s");
+  // Turnover 2 and 0 of the mean; 2 · min(160, 160) / the prior rate.
+  const double scale = 2.0 * 160 / WorkerSpec{}.prefill_rate_prior;
+  for (const ExplainedCandidate& c : d.explanation->candidates) {
+    EXPECT_NEAR(c.candidate.terms[6], c.worker.value() == first ? scale : -scale, 1e-12);
+  }
+  EXPECT_NE(d.worker.value(), first);
+}
+
 TEST_F(SchedulerTest, PinnedAndErrors) {
   Make("round_robin");
   blocks_ = {};
