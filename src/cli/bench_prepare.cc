@@ -29,6 +29,7 @@ struct BenchPrepareFlags {
   std::string bodies;
   std::string endpoint = "completions";
   uint32_t block_size = 16;
+  bool forward_tokens = false;
   int repeat = 5;
   bool json = false;
 };
@@ -85,7 +86,10 @@ int RunBench(const BenchPrepareFlags& f) {
 
   const gateway::ModelLookup lookup = [&](std::string_view) {
     return std::optional<gateway::ModelText>(
-        gateway::ModelText{.name = "m", .text = model->get(), .block_size = f.block_size});
+        gateway::ModelText{.name = "m",
+                           .text = model->get(),
+                           .block_size = f.block_size,
+                           .forward_tokens = f.forward_tokens});
   };
   size_t sink = 0;  // keeps the optimizer from dropping the work
   const size_t n = bodies.size();
@@ -111,6 +115,7 @@ int RunBench(const BenchPrepareFlags& f) {
       {"body_bytes_mean", static_cast<double>(body_bytes) / static_cast<double>(n)},
       {"prompt_tokens_mean", static_cast<double>(tokens) / static_cast<double>(n)},
       {"block_size", f.block_size},
+      {"forward_tokens", f.forward_tokens},
       {"repeat", f.repeat},
       {"parse_cpu_us", parse_us},
       {"tokens_cpu_us", tokens_us},
@@ -135,6 +140,8 @@ void RegisterBenchPrepare(CLI::App& bench, int* exit_code) {
       ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--repeat", f->repeat, "passes over the bodies; the best is reported")
       ->check(CLI::Range(1, 1000));
+  cmd->add_flag("--forward-tokens", f->forward_tokens,
+                "prepare also writes the body with the prompt as token ids (forward_tokens)");
   cmd->add_flag("--json", f->json, "one-line JSON output");
   cmd->callback([f, exit_code] { *exit_code = RunBench(*f); });
 }

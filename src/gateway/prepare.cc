@@ -161,18 +161,20 @@ std::optional<std::string> WithTokenPrompt(std::string_view body, std::span<cons
     } while (scan.Eat(','));
   }
   if (!scan.Eat('}') || !prompt) return std::nullopt;
-  std::string out;
-  out.reserve(body.size() - prompt->size() + ids.size() * 7 + 2);
-  out.append(body.substr(0, prompt_at));
-  out.push_back('[');
-  char digits[16];
+  // Sized for the longest ids (10 digits and a comma each), written in place, then cut.
+  const std::string_view tail = body.substr(prompt_at + prompt->size());
+  std::string out(prompt_at + 2 + ids.size() * 11 + tail.size(), '\0');
+  char* p = out.data();
+  std::memcpy(p, body.data(), prompt_at);
+  p += prompt_at;
+  *p++ = '[';
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    const auto r = std::to_chars(digits, digits + sizeof digits, ids[i]);
-    out.append(digits, r.ptr);
+    if (i > 0) *p++ = ',';
+    p = std::to_chars(p, p + 10, ids[i]).ptr;
   }
-  out.push_back(']');
-  out.append(body.substr(prompt_at + prompt->size()));
+  *p++ = ']';
+  std::memcpy(p, tail.data(), tail.size());
+  out.resize(static_cast<size_t>(p - out.data()) + tail.size());
   return out;
 }
 
