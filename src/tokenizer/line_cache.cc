@@ -9,7 +9,7 @@ namespace kvr::tokenizer {
 uint64_t LineCache::Hash(std::string_view line) { return absl::HashOf(line); }
 
 bool LineCache::Find(std::string_view line, std::vector<uint32_t>* ids) const {
-  if (entries_.empty()) return false;
+  if (entries_.empty() || line.size() > kMaxLineBytes) return false;  // never cached
   const auto it = by_hash_.find(Hash(line));
   if (it == by_hash_.end()) return false;
   const Entry& e = entries_[it->second];
