@@ -116,7 +116,11 @@ struct PolicyOptions {
   // mean) weight · min(new, mean booked uncached) / mean rate · (turnover_w / mean turnover − 1),
   // `new` the prompt's tokens cached nowhere in the fleet: it places fresh content, and barely
   // moves a request whose prompt is cached somewhere (the same `new` for every worker).
-  double turnover_weight = 2.0;
+  // Off by default: on a small fleet starting cold, the shares are all or nothing, and the term
+  // outweighs a conversation's cached history (a second turn of 338 new tokens left the llama.cpp
+  // server holding its first 331 for the idle one); `kvrouter[turnover_weight=2]` is what the
+  // heterogeneous rows in docs/BENCHMARKS.md were measured with.
+  double turnover_weight = 0.0;
 };
 
 class Policy {
