@@ -14,9 +14,10 @@ constexpr uint32_t kBs = 16;
 
 class SchedulerTest : public ::testing::Test {
  protected:
-  void Make(const std::string& policy, int workers = 3) {
+  void Make(const std::string& policy, int workers = 3, PolicyOptions options = {}) {
     index_ = std::make_unique<KvIndex>(IndexConfig{.block_size = kBs}, clock_);
-    auto sched = Scheduler::Create({.policy = policy, .explain = true}, *index_, clock_);
+    auto sched =
+        Scheduler::Create({.policy = policy, .options = options, .explain = true}, *index_, clock_);
     ASSERT_TRUE(sched.ok()) << sched.status();
     sched_ = *std::move(sched);
     for (int i = 0; i < workers; ++i) {
@@ -147,7 +148,7 @@ TEST_F(SchedulerTest, ExplanationHasEveryWorkerAndTerm) {
 }
 
 TEST_F(SchedulerTest, TracksWhereNewContentWasBooked) {
-  Make("kvrouter", 2);
+  Make("kvrouter", 2, {.turnover_weight = 2});  // off by default
   const uint32_t first = Route(Prompt(160)).worker.value();  // 160 new tokens, all on `first`
   Decision d = Route(Prompt(160, 1000));
   ASSERT_TRUE(d.explanation.has_value());
