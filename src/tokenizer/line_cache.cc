@@ -9,10 +9,10 @@ namespace kvr::tokenizer {
 uint64_t LineCache::Hash(std::string_view line) { return absl::HashOf(line); }
 
 bool LineCache::Find(std::string_view line, std::vector<uint32_t>* ids) const {
-  if (entries_.empty() || line.size() > kMaxLineBytes) return false;  // never cached
+  if (by_hash_.empty() || line.size() > kMaxLineBytes) return false;  // never cached
   const auto it = by_hash_.find(Hash(line));
   if (it == by_hash_.end()) return false;
-  const Entry& e = entries_[it->second];
+  const Entry& e = it->second;
   if (e.text_len != line.size() || std::memcmp(text_.data() + e.text_at, line.data(), line.size()) != 0) {
     return false;
   }
@@ -24,17 +24,16 @@ void LineCache::Insert(std::string_view line, const std::vector<uint32_t>& ids, 
   if (!enabled() || line.size() > kMaxLineBytes) return;
   const size_t n = ids.size() - before;
   if (text_.size() + line.size() + (ids_.size() + n) * sizeof(uint32_t) > max_bytes_) Clear();
-  const auto [it, added] = by_hash_.try_emplace(Hash(line), static_cast<uint32_t>(entries_.size()));
-  if (!added) return;  // the same line, or another with its hash: the first one stays
-  entries_.push_back({static_cast<uint32_t>(text_.size()), static_cast<uint32_t>(line.size()),
-                      static_cast<uint32_t>(ids_.size()), static_cast<uint32_t>(n)});
+  const Entry e{static_cast<uint32_t>(text_.size()), static_cast<uint32_t>(line.size()),
+                static_cast<uint32_t>(ids_.size()), static_cast<uint32_t>(n)};
+  // The same line, or another with its hash: the first one stays.
+  if (!by_hash_.try_emplace(Hash(line), e).second) return;
   text_.append(line);
   ids_.insert(ids_.end(), ids.begin() + static_cast<std::ptrdiff_t>(before), ids.end());
 }
 
 void LineCache::Clear() {
   by_hash_.clear();
-  entries_.clear();
   text_.clear();
   ids_.clear();
 }

@@ -39,7 +39,7 @@ class LineCache {
   bool Find(std::string_view line, std::vector<uint32_t>* ids) const;
   // Caches `line`, whose ids are ids[before, end).
   void Insert(std::string_view line, const std::vector<uint32_t>& ids, size_t before);
-  size_t lines() const { return entries_.size(); }
+  size_t lines() const { return by_hash_.size(); }
 
  private:
   struct Entry {
@@ -50,8 +50,7 @@ class LineCache {
 
   size_t max_bytes_;
   const void* owner_ = nullptr;
-  absl::flat_hash_map<uint64_t, uint32_t> by_hash_;  // hash -> index in entries_
-  std::vector<Entry> entries_;
+  absl::flat_hash_map<uint64_t, Entry> by_hash_;  // where each cached line's text and ids are
   std::string text_;
   std::vector<uint32_t> ids_;
 };
