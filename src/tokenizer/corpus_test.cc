@@ -24,14 +24,22 @@ std::vector<uint32_t> Concat(const nlohmann::json& a, const std::vector<uint32_t
   return out;
 }
 
+// The corpus texts, and a model's official ids for them.
+const std::vector<nlohmann::json>& Texts() {
+  static const auto texts = ReadJsonl("tests/data/tokenizer_golden/corpus/texts.jsonl");
+  return texts;
+}
+std::vector<nlohmann::json> Golden(const ModelFiles& m) {
+  return ReadJsonl(std::string("tests/data/tokenizer_golden/corpus/") + m.name + ".jsonl");
+}
+
 class CorpusTest : public ::testing::TestWithParam<ModelFiles> {};
 
 TEST_P(CorpusTest, IdsMatchOfficialBinding) {
   const Tokenizer* tok = LoadModel(GetParam());
   ASSERT_NE(tok, nullptr);
-  static const auto texts = ReadJsonl("tests/data/tokenizer_golden/corpus/texts.jsonl");
-  auto golden =
-      ReadJsonl(std::string("tests/data/tokenizer_golden/corpus/") + GetParam().name + ".jsonl");
+  const auto& texts = Texts();
+  const auto golden = Golden(GetParam());
   ASSERT_EQ(texts.size(), golden.size());
   ASSERT_GT(texts.size(), 500u);
   EncodeCache cache;
@@ -63,9 +71,8 @@ TEST_P(CorpusTest, SmallSharedWordCacheChangesNothing) {
   const Tokenizer* other = LoadModel(AllModels().front());
   ASSERT_NE(tok, nullptr);
   ASSERT_NE(other, nullptr);
-  static const auto texts = ReadJsonl("tests/data/tokenizer_golden/corpus/texts.jsonl");
-  auto golden =
-      ReadJsonl(std::string("tests/data/tokenizer_golden/corpus/") + GetParam().name + ".jsonl");
+  const auto& texts = Texts();
+  const auto golden = Golden(GetParam());
   EncodeCache cache(/*max_words=*/50);
   size_t mismatches = 0;
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -90,9 +97,8 @@ TEST_P(CorpusTest, SmallSharedWordCacheChangesNothing) {
 TEST_P(CorpusTest, CachedLinesChangeNothing) {
   const Tokenizer* tok = LoadModel(GetParam());
   ASSERT_NE(tok, nullptr);
-  static const auto texts = ReadJsonl("tests/data/tokenizer_golden/corpus/texts.jsonl");
-  auto golden =
-      ReadJsonl(std::string("tests/data/tokenizer_golden/corpus/") + GetParam().name + ".jsonl");
+  const auto& texts = Texts();
+  const auto golden = Golden(GetParam());
   EncodeCache warm, tiny(EncodeCache::kDefaultWords, /*max_line_bytes=*/300);
   EncodeCache no_lines(EncodeCache::kDefaultWords, /*max_line_bytes=*/0);
   for (const auto& t : texts) ASSERT_TRUE(tok->Encode(t.at("text").get_ref<const std::string&>(), false, &warm).ok());
