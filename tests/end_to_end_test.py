@@ -78,7 +78,11 @@ class TwoGatewaysTest(unittest.TestCase):
                     a.wait_for(lambda: overlaps(a, body) == overlaps(b, body)
                                and max(overlaps(a, body).values()) > 0,
                                "the two gateways' indexes to agree")
-                    self.assertEqual(sorted(overlaps(a, body).values())[:-1], [0, 0])
+                    # The worker that served it holds all of it; the others at most the
+                    # first block, which the chat template makes common to every prompt.
+                    held = sorted(overlaps(a, body).values())
+                    self.assertGreater(held[-1], 1)
+                    self.assertLessEqual(held[-2], 1)
                 a.assert_idle()
                 b.assert_idle()
         finally:

@@ -13,7 +13,9 @@
 //   turnover_w = turnover_weight · min(new, ū) / rate · (f_w / mean f − 1)
 //                (new: the prompt's tokens cached nowhere in the fleet, counting predicted and
 //                in-flight blocks; ū: the fleet's recent mean booked uncached tokens per request;
-//                f_w: w's share of the recently booked uncached tokens per KV block)
+//                f_w: w's share of the recently booked uncached tokens per KV block; 0 until
+//                some worker's cache is turnover_fill full, unless the prompt is fresh: less
+//                than turnover_cached of it cached anywhere)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 //                + turnover_w
 // rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
@@ -28,7 +30,10 @@
 // TTFT alone would leave idle with their caches unused). It charges at most the fleet's mean new
 // tokens per request, so a long fresh prompt still goes where it is computed soonest (the tail),
 // and it prices only content new to the fleet (the same for every worker), so a request whose
-// prompt is cached somewhere is barely moved by it.
+// prompt is cached somewhere is barely moved by it. Until some cache is (nearly) full nothing is
+// evicted and nothing turns over, so until then the term only places fresh prompts (spreading new
+// conversations and documents): on a small fleet starting cold the shares are all or nothing,
+// and it would move a conversation's next turn off its cached history.
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
 #include <cmath>
@@ -97,13 +102,15 @@ class Kvrouter final : public Policy {
   }
 
   // This decision's turnover terms: the fleet's mean inflow per KV block (mean_turnover_, 0: no
-  // term) and weight · min(new, ū) / mean rate (turnover_scale_s_).
+  // term) and weight · min(new, ū) / mean rate (turnover_scale_s_). `fill`: the fullest cache's
+  // share of its capacity, as the engines' own events report it.
   void Turnover(const RequestInfo& req, std::span<const WorkerView> w, double fleet_rate) {
     mean_turnover_ = 0;
     if (o_.turnover_weight == 0) return;
     uint32_t cached_anywhere = 0;
-    double inflow = 0;
+    double inflow = 0, fill = 0;
     for (const WorkerView& v : w) {
+      fill = std::max(fill, double(v.cached_blocks) / double(v.spec->kv_capacity_blocks));
       cached_anywhere =
           std::max({cached_anywhere, v.device, o_.predicted_overlap ? v.predicted : 0u,
                     o_.inflight_overlap ? v.active_overlap : 0u});
@@ -113,6 +120,9 @@ class Kvrouter final : public Policy {
     if (mean_new <= 0) return;
     const double fresh =
         std::max(1.0, double(req.prompt_tokens) - double(req.block_size) * cached_anywhere);
+    const bool mostly_fresh =
+        1 - fresh / double(std::max(1u, req.prompt_tokens)) < o_.turnover_cached;
+    if (fill < o_.turnover_fill && !mostly_fresh) return;
     mean_turnover_ = inflow / double(w.size());
     turnover_scale_s_ = o_.turnover_weight * std::min(fresh, mean_new) / fleet_rate;
   }

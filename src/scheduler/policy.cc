@@ -63,6 +63,8 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"calibrate_tolerance", &PolicyOptions::calibrate_tolerance, nullptr},
       {"idle_decode_weight", &PolicyOptions::idle_decode_weight, nullptr},
       {"turnover_weight", &PolicyOptions::turnover_weight, nullptr},
+      {"turnover_fill", &PolicyOptions::turnover_fill, nullptr},
+      {"turnover_cached", &PolicyOptions::turnover_cached, nullptr},
       {"predicted_overlap", nullptr, &PolicyOptions::predicted_overlap},
       {"inflight_overlap", nullptr, &PolicyOptions::inflight_overlap},
       {"decay_oldest", nullptr, &PolicyOptions::decay_oldest},

@@ -116,11 +116,15 @@ struct PolicyOptions {
   // mean) weight · min(new, mean booked uncached) / mean rate · (turnover_w / mean turnover − 1),
   // `new` the prompt's tokens cached nowhere in the fleet: it places fresh content, and barely
   // moves a request whose prompt is cached somewhere (the same `new` for every worker).
-  // Off by default: on a small fleet starting cold, the shares are all or nothing, and the term
-  // outweighs a conversation's cached history (a second turn of 338 new tokens left the llama.cpp
-  // server holding its first 331 for the idle one); `kvrouter[turnover_weight=2]` is what the
-  // heterogeneous rows in docs/BENCHMARKS.md were measured with.
-  double turnover_weight = 0.0;
+  double turnover_weight = 2.0;
+  // ... for every prompt once the fleet's caches turn over: some worker's index holds at least
+  // this fraction of its KV capacity. Before that no engine evicts, and on a small fleet starting
+  // cold (shares all or nothing) the term moved a conversation's second turn off the llama.cpp
+  // server holding its first (docs/BENCHMARKS.md); 0: from the first booking.
+  double turnover_fill = 0.9;
+  // ... and, before that, only for a fresh prompt: less than this fraction of it cached anywhere
+  // in the fleet (a new conversation, a new document); 0: none.
+  double turnover_cached = 0.25;
 };
 
 class Policy {

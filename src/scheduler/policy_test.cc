@@ -274,19 +274,40 @@ TEST(Policy, KvrouterPlacesFreshContentWhereTheCacheTurnsOverSlowest) {
   for (WorkerView& v : f.views) v.inflow_mean_tokens = 800;
   f.views[1].booked_prefill_tokens = 1000;  // ttft 0.26 s against 0.16 s
   // 0.16 + 0.16 + 0.08 against 0.26 + 0.16 − 0.08: the slower-turning cache.
-  EXPECT_EQ(f.Choose("kvrouter", req, {.turnover_weight = 2}), 1u);
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
   EXPECT_NEAR(f.cands[0].terms[6], 0.08, 1e-9);
   EXPECT_NEAR(f.cands[1].terms[6], -0.08, 1e-9);
   EXPECT_EQ(f.Choose("kvrouter", req, {.turnover_weight = 0}), 0u);
+  // No cache is full and the prompt is fresh: placed all the same...
+  f.views[0].cached_blocks = f.specs[0].kv_capacity_blocks * 89 / 100;
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  // ... but not when only full caches count.
+  EXPECT_EQ(f.Choose("kvrouter", req, {.turnover_cached = 0}), 0u);
+  EXPECT_EQ(f.cands[0].terms[6], 0.0);
+  // 60% of the prompt cached on worker 1 (a conversation's history): the term waits for a cache
+  // to fill (90%, the default turnover_fill).
+  f.views[1].device = 60;
+  f.views[1].booked_prefill_tokens = 0;
+  f.views[0].inflow_share = 0.25;
+  f.views[1].inflow_share = 0.75;
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  EXPECT_EQ(f.cands[0].terms[6], 0.0);
+  f.views[0].cached_blocks = f.specs[0].kv_capacity_blocks - f.specs[0].kv_capacity_blocks / 10;
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  EXPECT_NEAR(f.cands[1].terms[6], 0.064, 1e-9);  // 2 · 640 new / 10000 · 0.5
+  f.views[1].device = 0;
+  f.views[1].booked_prefill_tokens = 1000;
+  f.views[0].inflow_share = 0.75;
+  f.views[1].inflow_share = 0.25;
   // Only content new to the fleet is priced: a prompt cached on worker 0 but for its last 64
   // tokens is charged ±2 · 64 / 10000 and stays with its prefix.
   f.views[0].device = 96;
-  EXPECT_EQ(f.Choose("kvrouter", req, {.turnover_weight = 2}), 0u);
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
   EXPECT_NEAR(f.cands[1].terms[6], -0.0064, 1e-9);
   // No booking seen yet: no term.
   for (WorkerView& v : f.views) v.inflow_mean_tokens = v.inflow_share = 0;
   f.views[0].device = 0;
-  EXPECT_EQ(f.Choose("kvrouter", req, {.turnover_weight = 2}), 0u);
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
   EXPECT_EQ(f.cands[1].terms[6], 0.0);
 }
 

@@ -148,7 +148,7 @@ TEST_F(SchedulerTest, ExplanationHasEveryWorkerAndTerm) {
 }
 
 TEST_F(SchedulerTest, TracksWhereNewContentWasBooked) {
-  Make("kvrouter", 2, {.turnover_weight = 2});  // off by default
+  Make("kvrouter", 2, {.turnover_fill = 0});  // no cache is full in this test
   const uint32_t first = Route(Prompt(160)).worker.value();  // 160 new tokens, all on `first`
   Decision d = Route(Prompt(160, 1000));
   ASSERT_TRUE(d.explanation.has_value());
