@@ -14,7 +14,10 @@ with the same requests: completions whose prompt is ~2k tokens of text (so both 
 kvrouter tokenize it), `max_tokens` small, streaming and not. The text is the Debian license
 files as they are (--text lines: their lines recur across prompts, as a document's or a
 conversation's do, so the tokenizers' line cache hits) or flattened to one line (--text flat).
-With --forward-tokens kvrouter sends the engines its token ids instead of the text.
+With --forward-tokens kvrouter sends the engines its token ids instead of the text. With --pin
+the engines and the load (wrk, the latency client) run on CPU 0 and the proxy under test (nginx's
+workers, kvrouter) on CPU 1, as in a deployment where the router does not share its cores with
+the engines; without it every process may run on both.
 
   (a) added latency: ROUNDS rounds, one at a time over kept-alive connections; in each round the
       same body goes to all three, in an order that rotates, so machine noise hits all alike.
@@ -29,7 +32,7 @@ watches this one.
 
   scripts/bench_overhead.py [--kvrouter build/release/kvrouter] [--rounds 2000]
       [--duration 5] [--repeats 3] [--connections 1,8,32] [--text lines|flat]
-      [--forward-tokens] [--json out.json]
+      [--forward-tokens] [--pin] [--json out.json]
 """
 import argparse
 import http.client
@@ -414,6 +417,8 @@ def router_config(sims, tokenizer, model, forward_tokens=False):
 
 def table(res):
     lines = [f"Prompts: {res['text']} text, {res['prompt_tokens']['mean']:,.0f} tokens on average"]
+    if res["pinned"]:
+        lines.append("Pinned: engines and load on CPU 0, nginx / kvrouter on CPU 1")
     if res["forward_tokens"]:
         lines.append(f"kvrouter with forward_tokens: {res['token_prompts']:,.0f} prompts reached "
                      "the engines as token ids")
@@ -472,6 +477,8 @@ def main():
     ap.add_argument("--forward-tokens", action="store_true",
                     help="the router forwards its token ids to the engines (forward_tokens), "
                          "which then do not tokenize")
+    ap.add_argument("--pin", action="store_true",
+                    help="engines and load on CPU 0, the proxy under test on CPU 1")
     ap.add_argument("--json", help="also write the JSON here")
     args = ap.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
@@ -482,18 +489,28 @@ def main():
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"bench_overhead: {tool} is missing (scripts/setup.sh --deps)")
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("bench_overhead: --pin needs two CPUs")
+
+    def pin(cpu):  # children inherit the affinity of the thread that starts them
+        if args.pin:
+            os.sched_setaffinity(0, {cpu})
+
     text = corpus(flat=args.text == "flat")
     workdir = tempfile.mkdtemp(prefix="bench-overhead-")
     sims, router, nginx = [], None, None
     try:
+        pin(0)
         for _ in range(2):
             sims.append(live.EngineSim("--tokenizer", args.tokenizer, "--model", args.model,
                                        "--speedup", args.speedup, "--kv-events-port", "0",
                                        "--replay-port", "0").__enter__())
         chars, sample = calibrate(sims[0], text, args.prompt_tokens, args.model)
+        pin(1)
         nginx = Nginx([s.ready["http"] for s in sims], args.nginx_workers).__enter__()
         router = Router(router_config(sims, os.path.abspath(args.tokenizer), args.model,
                                       args.forward_tokens)).__enter__()
+        pin(0)
         router.wait_for(lambda: router.request("GET", "/ready")[0] == 200, "the router to be ready")
         if args.forward_tokens:
             router.wait_for(lambda: all(w["tokenizer"] == "agrees"
@@ -503,7 +520,7 @@ def main():
                                                         "mean": statistics.fmean(sample)},
                "max_tokens": args.max_tokens, "speedup": args.speedup,
                "nginx_workers": args.nginx_workers, "forward_tokens": args.forward_tokens,
-               "text": args.text,
+               "text": args.text, "pinned": args.pin,
                "nginx": subprocess.run(
                    ["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
                "duration_s": args.duration, "repeats": args.repeats,
