@@ -370,13 +370,19 @@ class BatchDecoder {
     return true;
   }
 
+  // Reads the next value's header into *a. False: truncated. *a not an array: the value is
+  // skipped and *bad set (the caller reads no elements).
+  bool OpenArray(V* a, bool* bad) {
+    if (!r_.Next(a)) return false;
+    if (a->type == V::kArray) return true;
+    *bad = true;
+    return r_.SkipContent(*a);
+  }
+
   bool ReadHashes(EventFields* f) {
     V a;
-    if (!r_.Next(&a)) return false;
-    if (a.type != V::kArray) {
-      f->bad_hashes = true;
-      return r_.SkipContent(a);
-    }
+    if (!OpenArray(&a, &f->bad_hashes)) return false;
+    if (f->bad_hashes) return true;
     std::vector<EngineHash> hashes;
     hashes.reserve(a.count);
     for (uint32_t i = 0; i < a.count; ++i) {
@@ -392,11 +398,8 @@ class BatchDecoder {
 
   bool ReadTokens(EventFields* f) {
     V a;
-    if (!r_.Next(&a)) return false;
-    if (a.type != V::kArray) {
-      f->bad_tokens = true;
-      return r_.SkipContent(a);
-    }
+    if (!OpenArray(&a, &f->bad_tokens)) return false;
+    if (f->bad_tokens) return true;
     std::vector<TokenId> tokens;
     bool all_u32 = true;  // EAGLE's [a, b] pairs, negative or larger ids fail the event
     if (!r_.ReadU32s(a.count, &tokens, &all_u32)) return false;

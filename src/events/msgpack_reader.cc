@@ -109,6 +109,11 @@ bool MsgReader::Next(MsgValue* out) {
     out->i = i;
     return true;
   };
+  auto real = [&](double f) {
+    out->type = MsgValue::kFloat;
+    out->f = f;
+    return true;
+  };
   if (c <= 0x7f) return uint(c);
   if (c >= 0xe0) return sint(static_cast<int8_t>(c));
   if (c <= 0x8f) return Header(out, MsgValue::kMap, c & 0x0f);
@@ -137,20 +142,8 @@ bool MsgReader::Next(MsgValue* out) {
       uint8_t ext_type;
       return Load(&ext_type) && bytes(MsgValue::kExt, 1u << (c - 0xd4));
     }
-    case 0xca: {
-      uint32_t bits;
-      if (!Load(&bits)) return false;
-      out->type = MsgValue::kFloat;
-      out->f = std::bit_cast<float>(bits);
-      return true;
-    }
-    case 0xcb: {
-      uint64_t bits;
-      if (!Load(&bits)) return false;
-      out->type = MsgValue::kFloat;
-      out->f = std::bit_cast<double>(bits);
-      return true;
-    }
+    case 0xca: { uint32_t bits; return Load(&bits) && real(std::bit_cast<float>(bits)); }
+    case 0xcb: { uint64_t bits; return Load(&bits) && real(std::bit_cast<double>(bits)); }
     case 0xcc: { uint8_t v; return Load(&v) && uint(v); }
     case 0xcd: { uint16_t v; return Load(&v) && uint(v); }
     case 0xce: { uint32_t v; return Load(&v) && uint(v); }
