@@ -1,5 +1,6 @@
 #include "gateway/gateway.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -84,14 +85,21 @@ Pool* Gateway::Impl::FindPool(std::string_view model) const {
 }
 
 // Called on the CPU pool: pools_ is fixed after Start and a Pool's text model is immutable.
+// The token-id body is built only while some worker would be sent it.
 ModelLookup Gateway::Impl::Lookup() const {
   return [this](std::string_view model) -> std::optional<ModelText> {
     const Pool* p = FindPool(model);
     if (p == nullptr) return std::nullopt;
+    bool forward_tokens = false;
+    if (p->config().forward_tokens) {
+      const auto workers = p->workers();
+      forward_tokens = std::any_of(workers->begin(), workers->end(),
+                                   [](const auto& w) { return w->takes_token_ids(); });
+    }
     return ModelText{.name = p->name(),
                      .text = &p->text(),
                      .block_size = p->block_size(),
-                     .forward_tokens = p->config().forward_tokens};
+                     .forward_tokens = forward_tokens};
   };
 }
 

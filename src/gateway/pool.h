@@ -104,6 +104,11 @@ struct Worker {
   bool wants_slot_model() const { return config.prompt_cache_tokens.has_value(); }
 
   bool has_events() const { return !config.kv_events.empty(); }
+  // forward_tokens: the worker is sent the router's token ids (the vLLM API, and its tokenizer
+  // proven to compute the router's ids). Any thread.
+  bool takes_token_ids() const {
+    return config.engine == EngineApi::kVllm && tokenizer.load() == Tokenizer::kAgrees;
+  }
 };
 
 using WorkerList = std::vector<std::shared_ptr<Worker>>;

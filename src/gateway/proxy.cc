@@ -136,8 +136,7 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
     http::ClientRequest request;
     request.target = ex.request().target;
     // forward_tokens: the router's ids, to a worker proven to compute the same ones.
-    const bool as_ids = !prompt.token_body.empty() && worker->config.engine == EngineApi::kVllm &&
-                        worker->tokenizer.load() == Worker::Tokenizer::kAgrees;
+    const bool as_ids = !prompt.token_body.empty() && worker->takes_token_ids();
     request.body = as_ids ? prompt.token_body : ex.request().body;
     if (as_ids) metrics_.TokenPrompt(pool.name());
     // As sent: an engine that refuses a content type (vLLM: 415) says so itself.
