@@ -32,7 +32,7 @@ watches this one.
 
   scripts/bench_overhead.py [--kvrouter build/release/kvrouter] [--rounds 2000]
       [--duration 5] [--repeats 3] [--connections 1,8,32] [--text lines|flat]
-      [--forward-tokens] [--pin] [--json out.json]
+      [--forward-tokens] [--pin] [--inline-prepare-bytes N] [--json out.json]
 """
 import argparse
 import http.client
@@ -406,8 +406,9 @@ def health(sims, nginx, router):
     return "\n".join(out)
 
 
-def router_config(sims, tokenizer, model, forward_tokens=False):
-    lines = ["listen: 127.0.0.1:0", f"admin_token: {TOKEN}", "pools:", f"  - name: {model}",
+def router_config(sims, tokenizer, model, forward_tokens=False, inline_prepare_bytes=0):
+    lines = ["listen: 127.0.0.1:0", f"admin_token: {TOKEN}",
+             f"inline_prepare_bytes: {inline_prepare_bytes}", "pools:", f"  - name: {model}",
              f"    tokenizer: {tokenizer}", "    block_size: 16", "    policy: kvrouter",
              f"    forward_tokens: {'true' if forward_tokens else 'false'}", "    workers:"]
     for i, s in enumerate(sims):
@@ -419,6 +420,8 @@ def table(res):
     lines = [f"Prompts: {res['text']} text, {res['prompt_tokens']['mean']:,.0f} tokens on average"]
     if res["pinned"]:
         lines.append("Pinned: engines and load on CPU 0, nginx / kvrouter on CPU 1")
+    if res["inline_prepare_bytes"]:
+        lines.append(f"kvrouter inline_prepare_bytes: {res['inline_prepare_bytes']}")
     if res["forward_tokens"]:
         lines.append(f"kvrouter with forward_tokens: {res['token_prompts']:,.0f} prompts reached "
                      "the engines as token ids")
@@ -477,6 +480,8 @@ def main():
     ap.add_argument("--forward-tokens", action="store_true",
                     help="the router forwards its token ids to the engines (forward_tokens), "
                          "which then do not tokenize")
+    ap.add_argument("--inline-prepare-bytes", type=int, default=0,
+                    help="kvrouter's inline_prepare_bytes (bodies prepared on its I/O thread)")
     ap.add_argument("--pin", action="store_true",
                     help="engines and load on CPU 0, the proxy under test on CPU 1")
     ap.add_argument("--json", help="also write the JSON here")
@@ -509,7 +514,7 @@ def main():
         pin(1)
         nginx = Nginx([s.ready["http"] for s in sims], args.nginx_workers).__enter__()
         router = Router(router_config(sims, os.path.abspath(args.tokenizer), args.model,
-                                      args.forward_tokens)).__enter__()
+                                      args.forward_tokens, args.inline_prepare_bytes)).__enter__()
         pin(0)
         router.wait_for(lambda: router.request("GET", "/ready")[0] == 200, "the router to be ready")
         if args.forward_tokens:
@@ -521,6 +526,7 @@ def main():
                "max_tokens": args.max_tokens, "speedup": args.speedup,
                "nginx_workers": args.nginx_workers, "forward_tokens": args.forward_tokens,
                "text": args.text, "pinned": args.pin,
+               "inline_prepare_bytes": args.inline_prepare_bytes,
                "nginx": subprocess.run(
                    ["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
                "duration_s": args.duration, "repeats": args.repeats,

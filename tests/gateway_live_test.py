@@ -498,6 +498,32 @@ class ForwardTokensTest(unittest.TestCase):
                 router.assert_idle()
 
 
+class InlinePrepareTest(unittest.TestCase):
+    def test_small_bodies_prepared_on_the_io_thread_answer_alike(self):
+        """`inline_prepare_bytes`: bodies up to it are prepared on the I/O thread, larger ones on
+        the CPU pool; both answer, stream and fail as usual."""
+        with EngineSim("--speedup", "1000") as sim, \
+                Router(router_yaml([("w", sim, False)], extra="inline_prepare_bytes: 1024")) as router:
+            for n in (300, 2000):  # a body under the limit, one over it
+                status, r = router.post("/v1/completions", {"model": MODEL,
+                                                            "prompt": unique_text(n),
+                                                            "max_tokens": 2})
+                self.assertEqual(status, 200, r)
+                self.assertEqual(r["usage"]["prompt_tokens"], n)
+            c = router.conn()
+            c.request("POST", "/v1/completions", body=json.dumps(
+                {"model": MODEL, "prompt": unique_text(), "max_tokens": 3, "stream": True}),
+                headers={"Content-Type": "application/json"})
+            resp = c.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertTrue(resp.read().rstrip().endswith(b"data: [DONE]"))
+            c.close()
+            status, _, text = router.request("POST", "/v1/completions", b"{not json")
+            self.assertEqual(status, 400, text)
+            self.assertIn("message", json.loads(text)["error"])
+            router.assert_idle()
+
+
 class StaleTest(unittest.TestCase):
     def test_worker_running_requests_without_events_is_reported_stale(self):
         # Every batch is dropped and there is no replay socket: no event ever arrives.

@@ -179,7 +179,7 @@ absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
   MapReader r(root, "");
   RETURN_IF_ERROR(r.Check({"listen", "admin_token", "admin_token_env", "limits", "health",
                            "engine_metrics_interval_ms", "events", "upstream", "cpu_threads",
-                           "shutdown_grace_ms", "pools"}));
+                           "inline_prepare_bytes", "shutdown_grace_ms", "pools"}));
   std::string listen;
   RETURN_IF_ERROR(r.String("listen", &listen));
   if (!listen.empty()) {
@@ -200,6 +200,7 @@ absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
   }
   RETURN_IF_ERROR(r.Int("engine_metrics_interval_ms", &c->engine_metrics_interval_ms, 0, kMaxMs));
   RETURN_IF_ERROR(r.Int("cpu_threads", &c->cpu_threads, 1, 256));
+  RETURN_IF_ERROR(r.Int("inline_prepare_bytes", &c->inline_prepare_bytes, 0, 1 << 20));
   RETURN_IF_ERROR(r.Int("shutdown_grace_ms", &c->shutdown_grace_ms, 0, kMaxMs));
   if (const YAML::Node n = r["limits"]) {
     MapReader l(n, "limits");

@@ -16,6 +16,7 @@ listen: 127.0.0.1:0
 admin_token: s3cret
 limits: {max_running_per_worker: 8, queue_size: 4, queue_timeout_ms: 100}
 health: {interval_ms: 500, failures: 3}
+inline_prepare_bytes: 4096
 pools:
   - name: llama
     tokenizer: bytes
@@ -43,6 +44,7 @@ TEST(Config, ReadsEveryField) {
   EXPECT_EQ(c->limits.queue_size, 4u);
   EXPECT_EQ(c->health_interval_ms, 500);
   EXPECT_EQ(c->health_failures, 3u);
+  EXPECT_EQ(c->inline_prepare_bytes, 4096u);
   ASSERT_EQ(c->pools.size(), 1u);
   const PoolConfig& p = c->pools[0];
   EXPECT_EQ(p.block_size, 32u);
@@ -115,6 +117,8 @@ TEST(Config, ErrorsNameTheFieldAndWhy) {
        "used twice"},
       {"pools: [{name: m, tokenizer: bytes\n", "not valid YAML"},
       {"limits: {queue_size: -1}\npools: [{name: m, tokenizer: bytes}]", "limits.queue_size"},
+      {"inline_prepare_bytes: 2000000\npools: [{name: m, tokenizer: bytes}]",
+       "inline_prepare_bytes"},
       {"pools: [{name: m, tokenizer: bytes, forward_tokens: yes please}]", "true or false"},
       {"pools: [{name: m, tokenizer: bytes, forward_tokens: true, tokenizer_check: off}]",
        "pools[0].forward_tokens"},

@@ -72,7 +72,12 @@ Task Gateway::Impl::Generate(Exchange& ex, api::Endpoint endpoint) {
     auto result = PreparePrompt(endpoint, *body, lookup);
     return std::make_pair(std::move(result), clock_.Now() - start);
   };
-  auto prepared = co_await OnCpu(std::move(work));
+  decltype(work()) prepared;
+  if (config_.inline_prepare_bytes > 0 && body->size() <= config_.inline_prepare_bytes) {
+    prepared = work();  // cheaper than the hops to the CPU pool and back
+  } else {
+    prepared = co_await OnCpu(std::move(work));
+  }
   if (const auto* error = std::get_if<api::ApiError>(&prepared.first)) {
     record.status = error->status;
     record.e2e_s = Seconds(clock_.Now() - t0);
