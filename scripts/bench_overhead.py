@@ -406,11 +406,13 @@ def health(sims, nginx, router):
     return "\n".join(out)
 
 
-def router_config(sims, tokenizer, model, forward_tokens=False, inline_prepare_bytes=0):
-    lines = ["listen: 127.0.0.1:0", f"admin_token: {TOKEN}",
-             f"inline_prepare_bytes: {inline_prepare_bytes}", "pools:", f"  - name: {model}",
-             f"    tokenizer: {tokenizer}", "    block_size: 16", "    policy: kvrouter",
-             f"    forward_tokens: {'true' if forward_tokens else 'false'}", "    workers:"]
+def router_config(sims, tokenizer, model, forward_tokens=False, inline_prepare_bytes=None):
+    lines = ["listen: 127.0.0.1:0", f"admin_token: {TOKEN}"]
+    if inline_prepare_bytes is not None:
+        lines.append(f"inline_prepare_bytes: {inline_prepare_bytes}")
+    lines += ["pools:", f"  - name: {model}",
+              f"    tokenizer: {tokenizer}", "    block_size: 16", "    policy: kvrouter",
+              f"    forward_tokens: {'true' if forward_tokens else 'false'}", "    workers:"]
     for i, s in enumerate(sims):
         lines.append(worker_yaml(f"e{i}", s, True))
     return "\n".join(lines) + "\n"
@@ -420,7 +422,7 @@ def table(res):
     lines = [f"Prompts: {res['text']} text, {res['prompt_tokens']['mean']:,.0f} tokens on average"]
     if res["pinned"]:
         lines.append("Pinned: engines and load on CPU 0, nginx / kvrouter on CPU 1")
-    if res["inline_prepare_bytes"]:
+    if res["inline_prepare_bytes"] is not None:
         lines.append(f"kvrouter inline_prepare_bytes: {res['inline_prepare_bytes']}")
     if res["forward_tokens"]:
         lines.append(f"kvrouter with forward_tokens: {res['token_prompts']:,.0f} prompts reached "
@@ -480,8 +482,8 @@ def main():
     ap.add_argument("--forward-tokens", action="store_true",
                     help="the router forwards its token ids to the engines (forward_tokens), "
                          "which then do not tokenize")
-    ap.add_argument("--inline-prepare-bytes", type=int, default=0,
-                    help="kvrouter's inline_prepare_bytes (bodies prepared on its I/O thread)")
+    ap.add_argument("--inline-prepare-bytes", type=int,
+                    help="kvrouter's inline_prepare_bytes (default: the router's)")
     ap.add_argument("--pin", action="store_true",
                     help="engines and load on CPU 0, the proxy under test on CPU 1")
     ap.add_argument("--json", help="also write the JSON here")

@@ -88,9 +88,9 @@ struct GatewayConfig {
   int64_t read_timeout_ms = 600000;
   uint32_t max_idle_connections = 64;  // per worker
   uint32_t cpu_threads = 2;            // render + tokenize + route
-  // Bodies up to this size are prepared on the I/O thread, saving the two thread hops to the CPU
-  // pool and back; 0: none (every body on the pool).
-  uint32_t inline_prepare_bytes = 0;
+  // A body up to this size is prepared on the I/O thread when no other completion or chat
+  // request is in flight, saving the two thread hops to the CPU pool and back; 0: never.
+  uint32_t inline_prepare_bytes = 16384;
   int64_t shutdown_grace_ms = 30000;
   std::vector<PoolConfig> pools;
 };

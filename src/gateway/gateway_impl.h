@@ -122,6 +122,7 @@ class Gateway::Impl {
   absl::flat_hash_map<const Pool*, Queue> queues_;  // every pool has one (made at start)
 
   std::set<http::ClientResponse*> upstream_;  // responses being relayed (cut at shutdown)
+  uint32_t generating_ = 0;  // completion and chat requests in Generate (I/O thread only)
   bool stopping_ = false;
   asio::steady_timer health_timer_;
   asio::steady_timer metrics_timer_;

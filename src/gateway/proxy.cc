@@ -3,6 +3,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <chrono>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "gateway/gateway_impl.h"
@@ -72,9 +73,13 @@ Task Gateway::Impl::Generate(Exchange& ex, api::Endpoint endpoint) {
     auto result = PreparePrompt(endpoint, *body, lookup);
     return std::make_pair(std::move(result), clock_.Now() - start);
   };
+  // A lone request is prepared where it arrived: nothing else waits on the I/O thread, and the
+  // hops to the CPU pool and back (waking both) cost more than a small body's work.
+  ++generating_;
+  absl::Cleanup done = [this] { --generating_; };
   decltype(work()) prepared;
-  if (config_.inline_prepare_bytes > 0 && body->size() <= config_.inline_prepare_bytes) {
-    prepared = work();  // cheaper than the hops to the CPU pool and back
+  if (generating_ == 1 && body->size() <= config_.inline_prepare_bytes) {
+    prepared = work();
   } else {
     prepared = co_await OnCpu(std::move(work));
   }
