@@ -510,14 +510,10 @@ class InlinePrepareTest(unittest.TestCase):
                                                             "max_tokens": 2})
                 self.assertEqual(status, 200, r)
                 self.assertEqual(r["usage"]["prompt_tokens"], n)
-            c = router.conn()
-            c.request("POST", "/v1/completions", body=json.dumps(
-                {"model": MODEL, "prompt": unique_text(), "max_tokens": 3, "stream": True}),
-                headers={"Content-Type": "application/json"})
-            resp = c.getresponse()
-            self.assertEqual(resp.status, 200)
-            self.assertTrue(resp.read().rstrip().endswith(b"data: [DONE]"))
-            c.close()
+            status, _, raw = post_stream(router, "/v1/completions", {
+                "model": MODEL, "prompt": unique_text(), "max_tokens": 3, "stream": True})
+            self.assertEqual(status, 200, raw)
+            self.assertEqual(sse_events(raw)[-1], "[DONE]")
             status, _, text = router.request("POST", "/v1/completions", b"{not json")
             self.assertEqual(status, 400, text)
             self.assertIn("message", json.loads(text)["error"])
