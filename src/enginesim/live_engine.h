@@ -71,6 +71,9 @@ class LiveEngine {
   double speedup_;
   StepObserver* observer_;
   asio::steady_timer step_timer_;
+  // Held by the handlers of steps that end at once (posted, not timed): they do nothing once the
+  // engine is gone.
+  std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);
   bool stepping_ = false;
   absl::flat_hash_map<uint64_t, std::shared_ptr<LiveRequest>> requests_;
 };

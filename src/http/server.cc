@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <set>
@@ -26,6 +27,15 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
+
+// A connection's read buffer. Beast reads at most the buffer's free room (512 bytes when it has
+// none), and a flat_buffer grows only when unconsumed bytes need more room; the request parser
+// consumes every byte it reads, so a buffer left to itself stays at 512 bytes and a 10 KB body
+// takes 20 reads, each re-arming the stream's timer. The buffer starts at kReadBuffer; a body
+// larger than its room gets room for all of it (up to kMaxReadBuffer) once the head is parsed,
+// and the buffer goes back to kReadBuffer after such a request.
+constexpr size_t kReadBuffer = 16 << 10;
+constexpr size_t kMaxReadBuffer = 256 << 10;
 
 auto Redirect(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
@@ -302,6 +312,7 @@ Task Connection::ServeOne(bhttp::request<bhttp::string_body> message) {
 
 Task Connection::Run(std::shared_ptr<Connection> /*self: held by the frame*/) {
   beast::flat_buffer buffer;
+  buffer.reserve(kReadBuffer);
   while (!state_->stopping && !gone_ && !broken_) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(state_->options.max_body_bytes);
@@ -309,8 +320,22 @@ Task Connection::Run(std::shared_ptr<Connection> /*self: held by the frame*/) {
     idle_ = true;
     stream_.expires_after(std::chrono::seconds(state_->options.idle_timeout_s));
     error_code ec;
-    co_await bhttp::async_read(stream_, buffer, parser, Redirect(ec));
+    co_await bhttp::async_read_header(stream_, buffer, parser, Redirect(ec));
+    if (!ec && !parser.is_done()) {
+      const uint64_t body = parser.content_length().value_or(0);
+      if (body > buffer.capacity() - buffer.size()) {
+        buffer.reserve(static_cast<size_t>(
+            std::min<uint64_t>(buffer.size() + body, std::max(kMaxReadBuffer, buffer.size()))));
+      }
+      co_await bhttp::async_read(stream_, buffer, parser, Redirect(ec));
+    }
     idle_ = false;
+    if (buffer.capacity() > kReadBuffer && buffer.size() <= kReadBuffer) {
+      beast::flat_buffer smaller;
+      smaller.reserve(kReadBuffer);
+      smaller.commit(asio::buffer_copy(smaller.prepare(buffer.size()), buffer.data()));
+      buffer = std::move(smaller);
+    }
     if (ec) {
       co_await AnswerReadError(ec);
       break;
