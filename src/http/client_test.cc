@@ -111,6 +111,34 @@ TEST(Client, WholeResponsesReuseOneConnection) {
   EXPECT_EQ(pool->stats().idle, 1u);
 }
 
+// Bodies around the server's read buffer (16 KiB, grown for a larger body once its head is
+// parsed, up to 256 KiB a read, and shrunk after it) arrive whole, in any order, on one
+// connection.
+TEST(Client, BodiesOfEverySizeArriveWholeOnOneConnection) {
+  asio::io_context io;
+  Upstream upstream(io);
+  auto pool = ClientPool::Create(io, upstream.options());
+  const size_t sizes[] = {0, 100, (16 << 10) - 1, (16 << 10) + 1, 300 << 10, 2 << 20, 10};
+  RunTest(io, [&]() -> Task {
+    for (size_t i = 0; i < std::size(sizes); ++i) {
+      std::string body(sizes[i], 'x');
+      for (size_t j = 0; j < body.size(); j += 4093) body[j] = static_cast<char>('a' + j % 26);
+      ClientRequest request;
+      request.target = "/echo";
+      request.body = body;
+      auto response = co_await pool->Send(std::move(request));
+      EXPECT_TRUE(response.ok()) << response.status();
+      if (!response.ok()) co_return;
+      auto echoed = co_await (*response)->ReadAll();
+      EXPECT_TRUE(echoed.ok());
+      if (!echoed.ok()) co_return;
+      EXPECT_EQ(echoed->size(), body.size() + 5) << "body " << i;
+      EXPECT_TRUE(*echoed == "echo:" + body) << "body " << i;
+    }
+  });
+  EXPECT_EQ(pool->stats().connections_opened, 1u);
+}
+
 TEST(Client, StreamArrivesPieceByPieceAndCancelReachesTheServer) {
   asio::io_context io;
   Upstream upstream(io);
