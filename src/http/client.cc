@@ -26,7 +26,10 @@ constexpr size_t kReadChunk = 16 << 10;
 auto Redirect(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 struct Connection {
-  explicit Connection(asio::io_context& io) : stream(io) {}
+  // Beast reads at most the buffer's free room, 512 bytes when it has none, and the parser
+  // consumes all it reads, so an unreserved buffer never grows: room for a whole answer's head
+  // and body, or many stream chunks, in one read.
+  explicit Connection(asio::io_context& io) : stream(io) { buffer.reserve(kReadChunk); }
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
 };
