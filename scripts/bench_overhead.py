@@ -15,9 +15,9 @@ kvrouter tokenize it), `max_tokens` small, streaming and not. The text is the De
 files as they are (--text lines: their lines recur across prompts, as a document's or a
 conversation's do, so the tokenizers' line cache hits) or flattened to one line (--text flat).
 With --forward-tokens kvrouter sends the engines its token ids instead of the text. With --pin
-the engines and the load (wrk, the latency client) run on CPU 0 and the proxy under test (nginx's
-workers, kvrouter) on CPU 1, as in a deployment where the router does not share its cores with
-the engines; without it every process may run on both.
+the engines and the load (wrk, the latency client) run on the first CPU this process may use and
+the proxy under test (nginx's workers, kvrouter) on the second, as in a deployment where the
+router does not share its cores with the engines; without it every process may run on both.
 
   (a) added latency: ROUNDS rounds, one at a time over kept-alive connections; in each round the
       same body goes to all three, in an order that rotates, so machine noise hits all alike.
@@ -421,7 +421,8 @@ def router_config(sims, tokenizer, model, forward_tokens=False, inline_prepare_b
 def table(res):
     lines = [f"Prompts: {res['text']} text, {res['prompt_tokens']['mean']:,.0f} tokens on average"]
     if res["pinned"]:
-        lines.append("Pinned: engines and load on CPU 0, nginx / kvrouter on CPU 1")
+        load, proxy = res.get("pinned_cpus") or (0, 1)
+        lines.append(f"Pinned: engines and load on CPU {load}, nginx / kvrouter on CPU {proxy}")
     if res["inline_prepare_bytes"] is not None:
         lines.append(f"kvrouter inline_prepare_bytes: {res['inline_prepare_bytes']}")
     if res["forward_tokens"]:
@@ -485,7 +486,7 @@ def main():
     ap.add_argument("--inline-prepare-bytes", type=int,
                     help="kvrouter's inline_prepare_bytes (default: the router's)")
     ap.add_argument("--pin", action="store_true",
-                    help="engines and load on CPU 0, the proxy under test on CPU 1")
+                    help="engines and load on the first allowed CPU, the proxy under test on the second")
     ap.add_argument("--json", help="also write the JSON here")
     args = ap.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
@@ -496,28 +497,30 @@ def main():
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"bench_overhead: {tool} is missing (scripts/setup.sh --deps)")
-    if args.pin and len(os.sched_getaffinity(0)) < 2:
+    allowed = sorted(os.sched_getaffinity(0))  # a cpuset may leave out CPU 0
+    if args.pin and len(allowed) < 2:
         raise SystemExit("bench_overhead: --pin needs two CPUs")
+    args.pin_cpus = allowed[:2] if args.pin else None
 
-    def pin(cpu):  # children inherit the affinity of the thread that starts them
+    def pin(role):  # children inherit the affinity of the thread that starts them
         if args.pin:
-            os.sched_setaffinity(0, {cpu})
+            os.sched_setaffinity(0, {args.pin_cpus[0 if role == "load" else 1]})
 
     text = corpus(flat=args.text == "flat")
     workdir = tempfile.mkdtemp(prefix="bench-overhead-")
     sims, router, nginx = [], None, None
     try:
-        pin(0)
+        pin("load")
         for _ in range(2):
             sims.append(live.EngineSim("--tokenizer", args.tokenizer, "--model", args.model,
                                        "--speedup", args.speedup, "--kv-events-port", "0",
                                        "--replay-port", "0").__enter__())
         chars, sample = calibrate(sims[0], text, args.prompt_tokens, args.model)
-        pin(1)
+        pin("proxy")
         nginx = Nginx([s.ready["http"] for s in sims], args.nginx_workers).__enter__()
         router = Router(router_config(sims, os.path.abspath(args.tokenizer), args.model,
                                       args.forward_tokens, args.inline_prepare_bytes)).__enter__()
-        pin(0)
+        pin("load")
         router.wait_for(lambda: router.request("GET", "/ready")[0] == 200, "the router to be ready")
         if args.forward_tokens:
             router.wait_for(lambda: all(w["tokenizer"] == "agrees"
@@ -527,7 +530,7 @@ def main():
                                                         "mean": statistics.fmean(sample)},
                "max_tokens": args.max_tokens, "speedup": args.speedup,
                "nginx_workers": args.nginx_workers, "forward_tokens": args.forward_tokens,
-               "text": args.text, "pinned": args.pin,
+               "text": args.text, "pinned": args.pin, "pinned_cpus": args.pin_cpus,
                "inline_prepare_bytes": args.inline_prepare_bytes,
                "nginx": subprocess.run(
                    ["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
