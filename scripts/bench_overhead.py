@@ -32,7 +32,7 @@ watches this one.
 
   scripts/bench_overhead.py [--kvrouter build/release/kvrouter] [--rounds 2000]
       [--duration 5] [--repeats 3] [--connections 1,8,32] [--text lines|flat]
-      [--forward-tokens] [--pin] [--inline-prepare-bytes N] [--json out.json]
+      [--forward-tokens] [--pin] [--inline-prepare-bytes N] [--cpu-threads N] [--json out.json]
 """
 import argparse
 import http.client
@@ -406,10 +406,13 @@ def health(sims, nginx, router):
     return "\n".join(out)
 
 
-def router_config(sims, tokenizer, model, forward_tokens=False, inline_prepare_bytes=None):
+def router_config(sims, tokenizer, model, forward_tokens=False, inline_prepare_bytes=None,
+                  cpu_threads=None):
     lines = ["listen: 127.0.0.1:0", f"admin_token: {TOKEN}"]
     if inline_prepare_bytes is not None:
         lines.append(f"inline_prepare_bytes: {inline_prepare_bytes}")
+    if cpu_threads is not None:
+        lines.append(f"cpu_threads: {cpu_threads}")
     lines += ["pools:", f"  - name: {model}",
               f"    tokenizer: {tokenizer}", "    block_size: 16", "    policy: kvrouter",
               f"    forward_tokens: {'true' if forward_tokens else 'false'}", "    workers:"]
@@ -423,6 +426,8 @@ def table(res):
     if res["pinned"]:
         load, proxy = res.get("pinned_cpus") or (0, 1)
         lines.append(f"Pinned: engines and load on CPU {load}, nginx / kvrouter on CPU {proxy}")
+    if res.get("cpu_threads") is not None:
+        lines.append(f"kvrouter cpu_threads: {res['cpu_threads']}")
     if res["inline_prepare_bytes"] is not None:
         lines.append(f"kvrouter inline_prepare_bytes: {res['inline_prepare_bytes']}")
     if res["forward_tokens"]:
@@ -485,6 +490,8 @@ def main():
                          "which then do not tokenize")
     ap.add_argument("--inline-prepare-bytes", type=int,
                     help="kvrouter's inline_prepare_bytes (default: the router's)")
+    ap.add_argument("--cpu-threads", type=int,
+                    help="kvrouter's cpu_threads (default: the router's; 0: no CPU pool)")
     ap.add_argument("--pin", action="store_true",
                     help="engines and load on the first allowed CPU, the proxy under test on the second")
     ap.add_argument("--json", help="also write the JSON here")
@@ -519,7 +526,8 @@ def main():
         pin("proxy")
         nginx = Nginx([s.ready["http"] for s in sims], args.nginx_workers).__enter__()
         router = Router(router_config(sims, os.path.abspath(args.tokenizer), args.model,
-                                      args.forward_tokens, args.inline_prepare_bytes)).__enter__()
+                                      args.forward_tokens, args.inline_prepare_bytes,
+                                      args.cpu_threads)).__enter__()
         pin("load")
         router.wait_for(lambda: router.request("GET", "/ready")[0] == 200, "the router to be ready")
         if args.forward_tokens:
@@ -532,6 +540,7 @@ def main():
                "nginx_workers": args.nginx_workers, "forward_tokens": args.forward_tokens,
                "text": args.text, "pinned": args.pin, "pinned_cpus": args.pin_cpus,
                "inline_prepare_bytes": args.inline_prepare_bytes,
+               "cpu_threads": args.cpu_threads,
                "nginx": subprocess.run(
                    ["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
                "duration_s": args.duration, "repeats": args.repeats,

@@ -519,6 +519,31 @@ class InlinePrepareTest(unittest.TestCase):
             self.assertIn("message", json.loads(text)["error"])
             router.assert_idle()
 
+    def test_without_a_cpu_pool_the_io_thread_prepares_everything(self):
+        """`cpu_threads: 0`: every body, small or not, chat or completion, and /debug/route's,
+        is prepared on the I/O thread; requests in flight together all answer."""
+        with EngineSim("--speedup", "1000") as sim, \
+                Router(router_yaml([("w", sim, False)], extra="cpu_threads: 0")) as router:
+            bodies = [{"model": MODEL, "prompt": unique_text(n), "max_tokens": 2}
+                      for n in (300, 20000)]
+            bodies.append({"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
+                           "max_tokens": 2})
+            results = [None] * 6
+            def send(i):
+                results[i] = router.post("/v1/completions" if "prompt" in bodies[i % 3]
+                                         else "/v1/chat/completions", bodies[i % 3])
+            threads = [threading.Thread(target=send, args=(i,)) for i in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(DEADLINE_S)
+            for status, r in results:
+                self.assertEqual(status, 200, r)
+            self.assertEqual(results[1][1]["usage"]["prompt_tokens"], 20000)
+            status, r = router.admin("POST", "/debug/route", bodies[0])
+            self.assertEqual(status, 200, r)
+            router.assert_idle()
+
 
 class StaleTest(unittest.TestCase):
     def test_worker_running_requests_without_events_is_reported_stale(self):

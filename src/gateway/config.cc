@@ -199,7 +199,7 @@ absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
     c->admin_token = *token;
   }
   RETURN_IF_ERROR(r.Int("engine_metrics_interval_ms", &c->engine_metrics_interval_ms, 0, kMaxMs));
-  RETURN_IF_ERROR(r.Int("cpu_threads", &c->cpu_threads, 1, 256));
+  RETURN_IF_ERROR(r.Int("cpu_threads", &c->cpu_threads, 0, 256));
   RETURN_IF_ERROR(r.Int("inline_prepare_bytes", &c->inline_prepare_bytes, 0, 1 << 20));
   RETURN_IF_ERROR(r.Int("shutdown_grace_ms", &c->shutdown_grace_ms, 0, kMaxMs));
   if (const YAML::Node n = r["limits"]) {

@@ -87,7 +87,8 @@ struct GatewayConfig {
   int64_t connect_timeout_ms = 3000;
   int64_t read_timeout_ms = 600000;
   uint32_t max_idle_connections = 64;  // per worker
-  uint32_t cpu_threads = 2;            // render + tokenize + route
+  // Threads that render, tokenize and hash prompts; 0: none, the I/O thread does it all.
+  uint32_t cpu_threads = 2;
   // A body up to this size is prepared on the I/O thread when no other completion or chat
   // request is in flight, saving the two thread hops to the CPU pool and back; 0: never.
   uint32_t inline_prepare_bytes = 16384;

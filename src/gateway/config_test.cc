@@ -17,6 +17,7 @@ admin_token: s3cret
 limits: {max_running_per_worker: 8, queue_size: 4, queue_timeout_ms: 100}
 health: {interval_ms: 500, failures: 3}
 inline_prepare_bytes: 4096
+cpu_threads: 0
 pools:
   - name: llama
     tokenizer: bytes
@@ -45,6 +46,7 @@ TEST(Config, ReadsEveryField) {
   EXPECT_EQ(c->health_interval_ms, 500);
   EXPECT_EQ(c->health_failures, 3u);
   EXPECT_EQ(c->inline_prepare_bytes, 4096u);
+  EXPECT_EQ(c->cpu_threads, 0u);
   ASSERT_EQ(c->pools.size(), 1u);
   const PoolConfig& p = c->pools[0];
   EXPECT_EQ(p.block_size, 32u);

@@ -38,7 +38,7 @@ Gateway::Impl::Impl(asio::io_context& io, GatewayConfig config, const Clock& clo
       started_at_(std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count()),
-      cpu_(config_.cpu_threads),
+      cpu_(std::max<uint32_t>(1, config_.cpu_threads)),
       health_timer_(io),
       metrics_timer_(io),
       grace_timer_(io) {}

@@ -55,10 +55,12 @@ class Gateway::Impl {
   http::Response Models() const;
   http::Response Ready() const;
   http::Response Metrics() const;
-  // Runs `f` on the CPU pool and resumes on the I/O thread with its result.
+  // Runs `f` on the CPU pool and resumes on the I/O thread with its result; with
+  // cpu_threads 0, runs it here.
   template <class F>
   asio::awaitable<std::invoke_result_t<F>> OnCpu(F f) {
     using R = std::invoke_result_t<F>;
+    if (config_.cpu_threads == 0) co_return f();
     co_return co_await asio::co_spawn(
         cpu_, [f = std::move(f)]() -> asio::awaitable<R> { co_return f(); }, asio::use_awaitable);
   }
