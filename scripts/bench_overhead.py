@@ -424,9 +424,9 @@ def router_config(sims, tokenizer, model, forward_tokens=False, inline_prepare_b
 def table(res):
     lines = [f"Prompts: {res['text']} text, {res['prompt_tokens']['mean']:,.0f} tokens on average"]
     if res["pinned"]:
-        load, proxy = res.get("pinned_cpus") or (0, 1)
+        load, proxy = res["pinned_cpus"]
         lines.append(f"Pinned: engines and load on CPU {load}, nginx / kvrouter on CPU {proxy}")
-    if res.get("cpu_threads") is not None:
+    if res["cpu_threads"] is not None:
         lines.append(f"kvrouter cpu_threads: {res['cpu_threads']}")
     if res["inline_prepare_bytes"] is not None:
         lines.append(f"kvrouter inline_prepare_bytes: {res['inline_prepare_bytes']}")
