@@ -134,6 +134,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool gone_ = false;
   bool broken_ = false;  // a write failed or the exchange left the stream unfinished
   uint64_t watch_generation_ = 0;
+  char peek_ = 0;  // Watch's one-byte peek lands here
   std::function<void()> on_gone_;
 };
 
@@ -245,15 +246,18 @@ class ExchangeImpl final : public Exchange {
   bool answered_ = false, streaming_ = false, ended_ = false;
 };
 
+// A one-byte peek rather than async_wait(wait_read): asio starts every wait with an epoll_ctl
+// call to re-arm the socket, one system call per request, where a read queued after a read that
+// drained the socket costs none (the socket stays registered for input).
 void Connection::Watch() {
   const uint64_t generation = watch_generation_;
-  stream_.socket().async_wait(
-      tcp::socket::wait_read, [self = shared_from_this(), generation](const error_code& ec) {
+  stream_.socket().async_receive(
+      asio::buffer(&peek_, 1), tcp::socket::message_peek,
+      [self = shared_from_this(), generation](const error_code& ec, size_t n) {
         if (generation != self->watch_generation_ || ec == asio::error::operation_aborted) return;
-        error_code available_ec;
-        const size_t available = self->stream_.socket().available(available_ec);
-        // Bytes waiting are a pipelined request: nothing more can be learnt until it is read.
-        if (ec || available_ec || available == 0) self->MarkGone();
+        // A byte waiting is a pipelined request: nothing more can be learnt until it is read.
+        // End of stream (the client closed) or an error (a reset): the client is gone.
+        if (ec || n == 0) self->MarkGone();
       });
 }
 
