@@ -43,7 +43,6 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvI
       approx_(MakeApproxTree(config_, *policy, index, clock)),
       policy_(std::move(policy)),
       rng_(config_.seed),
-      active_(WordsForWorkers(index.worker_limit()) - 1, kInFlightLoadPct),
       mail_(std::make_unique<Mail>()) {}
 
 Scheduler::~Scheduler() {
@@ -94,14 +93,8 @@ absl::Status Scheduler::RemoveWorker(WorkerId worker) {
     if (w >= slots_.size() || !slots_[w]) {
       return absl::NotFoundError(absl::StrCat("worker ", w, " not registered"));
     }
-    // Its outstanding tickets release into the closed state; its in-flight blocks go now.
-    Slot& s = *slots_[w];
-    s.load->Close();
-    std::vector<uint64_t> in_flight;
-    in_flight.reserve(s.active_counts.size());
-    s.active_counts.ForEach(
-        [&in_flight](uint64_t block, const uint64_t*) { in_flight.push_back(block); });
-    for (uint64_t block : in_flight) active_.Clear(BlockHash(block), w);
+    // Its outstanding tickets release into the closed state; its in-flight blocks go with it.
+    slots_[w]->load->Close();
     slots_[w].reset();
     MutexLock registry(registry_mu_);
     loads_[w].reset();

@@ -191,7 +191,6 @@ class Scheduler {
   const std::unique_ptr<Policy> policy_ ABSL_PT_GUARDED_BY(mu_);
   Rng rng_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by WorkerId value
-  Membership active_ ABSL_GUARDED_BY(mu_);  // workers with each block in flight (for M_w)
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   double inflow_requests_ ABSL_GUARDED_BY(mu_) = 0;  // bookings, decayed as Slot::inflow
   std::unique_ptr<scheduler_internal::Mail> mail_ ABSL_GUARDED_BY(mu_);  // Collect's scratch

@@ -9,38 +9,50 @@ namespace kvr {
 
 using scheduler_internal::Booking;
 
-// A worker's in-flight blocks are counted in its own table; the shared active_ bits change only
-// when a block's count leaves or returns to zero.
+// A worker's in-flight blocks, each with the number of its bookings that hold it.
 void Scheduler::AddActive(Slot& s, std::span<const BlockHash> blocks) {
-  const uint32_t w = s.spec.id.value();
-  for (BlockHash b : blocks) {
-    uint64_t& count = *s.active_counts.FindOrInsert(b.value()).first;
-    if (count++ == 0) active_.Set(b, w);
-  }
+  for (BlockHash b : blocks) ++*s.active_counts.FindOrInsert(b.value()).first;
 }
 
 // Every block of a finished booking was added by its Book and is released once, so the count
 // is there and positive.
 void Scheduler::RemoveActive(Slot& s, std::span<const BlockHash> blocks) {
-  const uint32_t w = s.spec.id.value();
   for (BlockHash b : blocks) {
     uint64_t* count = s.active_counts.Find(b.value());
-    if (--*count == 0) {
-      s.active_counts.EraseAt(count);
-      active_.Clear(b, w);
-    }
+    if (--*count == 0) s.active_counts.EraseAt(count);
   }
 }
+
+namespace {
+
+// The leading blocks of `blocks` among a worker's in-flight ones, by bisection. A worker's
+// in-flight blocks are whole prompts' block lists, and a block hash is chained (it stands for
+// its whole prefix), so when blocks[i] is in flight every block before it is too: membership
+// along `blocks` is true up to the answer and false after it. O(log n) lookups instead of one
+// per leading block, and no table shared by the workers to keep in step with the counts.
+uint32_t InFlightRun(const WordTable& in_flight, std::span<const BlockHash> blocks) {
+  if (in_flight.empty() || blocks.empty() || in_flight.Find(blocks[0].value()) == nullptr) {
+    return 0;
+  }
+  size_t lo = 1, hi = blocks.size();  // blocks[0, lo) are in flight; the answer is <= hi
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo + 1) / 2;
+    if (in_flight.Find(blocks[mid - 1].value()) != nullptr) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return static_cast<uint32_t>(lo);
+}
+
+}  // namespace
 
 void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
                           const OverlapScores* approx, std::vector<WorkerView>& views) {
   for (const auto& slot : slots_) {
     if (slot) Collect(*slot);
   }
-  // Leading blocks of this prompt among each worker's in-flight prompts (Dynamo's M_w).
-  std::vector<uint32_t> active_run(slots_.size(), 0);
-  LeadingRuns(req.blocks, active_, nullptr, WordsForWorkers(uint32_t(slots_.size())),
-              active_run.data());
   const TimeNs now = clock_.Now();
   double inflow_total = 0;
   for (const auto& slot : slots_) {
@@ -66,7 +78,7 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
     v.running = s.load->running.load(std::memory_order_relaxed);
     v.prefilling = s.load->prefilling.load(std::memory_order_relaxed);
     v.active_blocks = s.active_counts.size();
-    v.active_overlap = active_run[w];
+    v.active_overlap = InFlightRun(s.active_counts, req.blocks);  // Dynamo's M_w
     v.rate = &s.rate;
     v.decode_step_s = s.decode.step_s();
     v.metrics = s.metrics;
