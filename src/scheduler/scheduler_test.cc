@@ -102,6 +102,28 @@ TEST_F(SchedulerTest, InFlightBlocksAreDistinctAndReleasedExactly) {
   EXPECT_EQ(sched_->Load(WorkerId(0))->active_blocks, 0u);
 }
 
+// M_w is found by bisection (a chained block hash stands for its whole prefix): every length of
+// shared prefix with an in-flight prompt, from none to all of it and past it, comes out exact.
+TEST_F(SchedulerTest, InFlightRunIsExactForEverySharedPrefixLength) {
+  Make("dynamo", 1);
+  const std::vector<TokenId> a = Prompt(13 * kBs);
+  Decision da = Route(a);
+  for (size_t shared = 0; shared <= 13; ++shared) {
+    for (size_t extra : {0, 1, 7}) {
+      std::vector<TokenId> b(a.begin(), a.begin() + shared * kBs);
+      for (TokenId t = 0; t < extra * kBs; ++t) b.push_back(90000 + t);
+      if (b.empty()) continue;
+      blocks_ = SequenceHashes(b, kBs);
+      auto d = sched_->Route(
+          {.blocks = blocks_, .prompt_tokens = uint32_t(b.size()), .dry_run = true});
+      ASSERT_TRUE(d.ok());
+      ASSERT_TRUE(d->explanation.has_value());
+      EXPECT_EQ(d->explanation->candidates[0].active_overlap, shared)
+          << shared << " shared blocks, " << extra << " more";
+    }
+  }
+}
+
 TEST_F(SchedulerTest, DestroyedTicketReleasesEverything) {
   Make("least_loaded");
   {
