@@ -13,7 +13,7 @@ APT_PACKAGES=(
   libabsl-dev libxxhash-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libonig-dev libutf8proc-dev libicu-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libboost-dev
-  libyaml-cpp-dev libsimdjson-dev prometheus
+  libyaml-cpp-dev libsimdjson-dev libmimalloc-dev prometheus
   python3 python3-jinja2 python3-zmq python3-msgpack python3-cbor2 python3-xxhash
   # Benchmarks: wrk drives the servers; scripts/bench_overhead.py runs its own private nginx
   # (on a systemd host the package also enables the system service: `systemctl disable --now
