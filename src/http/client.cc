@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "http/write_now.h"
 
 namespace kvr::http {
 namespace {
@@ -93,6 +94,9 @@ class ResponseImpl final : public ClientResponse {
   }
 
  private:
+  // Parses what the connection's buffer holds into the body buffer; whether any byte was used.
+  bool ParseBuffered(error_code& ec);
+
   std::shared_ptr<PoolImpl> pool_;
   std::unique_ptr<Connection> connection_;
   std::unique_ptr<Parser> parser_;
@@ -153,6 +157,26 @@ ResponseImpl::~ResponseImpl() {
   }
 }
 
+// Bytes the connection's buffer already holds are parsed here, with no I/O: an asynchronous
+// read that needs no I/O still completes through a posted handler (a pass through the I/O
+// loop), and it would hand back one chunk of a stream at a time. A read returns every chunk
+// that has arrived, up to the room of its buffer.
+bool ResponseImpl::ParseBuffered(error_code& ec) {
+  bool parsed = false;
+  auto& body = parser_->get().body();
+  while (connection_->buffer.size() > 0 && !parser_->is_done() && body.size > 0) {
+    const size_t used = parser_->put(connection_->buffer.data(), ec);
+    connection_->buffer.consume(used);
+    parsed = parsed || used > 0;
+    if (ec == bhttp::error::need_more || ec == bhttp::error::need_buffer) {
+      ec = {};
+      break;
+    }
+    if (ec || used == 0) break;
+  }
+  return parsed;
+}
+
 asio::awaitable<absl::StatusOr<std::string>> ResponseImpl::Read() {
   if (cancelled_) co_return absl::CancelledError("upstream response cancelled");
   std::string out;
@@ -161,11 +185,14 @@ asio::awaitable<absl::StatusOr<std::string>> ResponseImpl::Read() {
     auto& body = parser_->get().body();
     body.data = buffer_.data();
     body.size = buffer_.size();
-    connection_->stream.expires_after(pool_->options().read_timeout);
     error_code ec;
-    co_await bhttp::async_read_some(connection_->stream, connection_->buffer, *parser_,
-                                    Redirect(ec));
-    if (ec == bhttp::error::need_buffer) ec = {};
+    if (!ParseBuffered(ec) && !ec) {
+      connection_->stream.expires_after(pool_->options().read_timeout);
+      co_await bhttp::async_read_some(connection_->stream, connection_->buffer, *parser_,
+                                      Redirect(ec));
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (!ec) ParseBuffered(ec);  // what the read brought beyond the parser's first step
+    }
     if (cancelled_) ec = asio::error::operation_aborted;
     if (ec) {
       failed_ = done_ = true;
@@ -188,6 +215,7 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Connection>>> PoolImpl::Connect()
   co_await connection->stream.async_connect(endpoints, Redirect(ec));
   if (ec) co_return StatusOf(ec, "connecting to", where);
   connection->stream.socket().set_option(tcp::no_delay(true), ec);
+  connection->stream.socket().non_blocking(true, ec);  // for WriteNow
   ++stats_.connections_opened;
   co_return connection;
 }
@@ -221,7 +249,8 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<ClientResponse>>> PoolImpl::Send(
     }
     error_code ec;
     connection->stream.expires_after(options_.read_timeout);
-    co_await bhttp::async_write(connection->stream, message, Redirect(ec));
+    bhttp::request_serializer<bhttp::string_body> sr{message};
+    co_await internal::WriteNow(connection->stream, sr, ec);
     auto parser = std::make_unique<Parser>();
     parser->body_limit(std::numeric_limits<std::uint64_t>::max());
     if (!ec) {

@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "http/write_now.h"
 
 namespace kvr::http {
 namespace {
@@ -94,6 +95,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(std::shared_ptr<Server::State> state, tcp::socket socket)
       : state_(std::move(state)), stream_(std::move(socket)) {
     state_->connections.insert(this);
+    error_code ignored;
+    stream_.socket().non_blocking(true, ignored);  // for WriteNow
   }
   ~Connection() { state_->connections.erase(this); }
 
@@ -167,7 +170,8 @@ class ExchangeImpl final : public Exchange {
     res.prepare_payload();
     error_code ec;
     c_.stream_.expires_after(kWriteTimeout);
-    co_await bhttp::async_write(c_.stream_, res, Redirect(ec));
+    bhttp::response_serializer<bhttp::string_body> sr{res};
+    co_await internal::WriteNow(c_.stream_, sr, ec);
     if (ec) c_.broken_ = true;
   }
 
@@ -181,11 +185,12 @@ class ExchangeImpl final : public Exchange {
     error_code ec;
     c_.stream_.expires_after(kWriteTimeout);
     if (first.empty()) {
-      co_await asio::async_write(c_.stream_, asio::buffer(head), Redirect(ec));
+      const asio::const_buffer only = asio::buffer(head);
+      co_await internal::WriteNow(c_.stream_, only, ec);
     } else {
       auto chunk = bhttp::make_chunk(asio::buffer(first));
       auto both = beast::buffers_cat(asio::buffer(head), chunk);
-      co_await asio::async_write(c_.stream_, both, Redirect(ec));
+      co_await internal::WriteNow(c_.stream_, both, ec);
     }
     if (ec) c_.broken_ = true;
     co_return !c_.broken_ && !c_.gone_;
@@ -197,7 +202,7 @@ class ExchangeImpl final : public Exchange {
     error_code ec;
     c_.stream_.expires_after(kWriteTimeout);
     auto chunk = bhttp::make_chunk(asio::buffer(data));
-    co_await asio::async_write(c_.stream_, chunk, Redirect(ec));
+    co_await internal::WriteNow(c_.stream_, chunk, ec);
     if (ec) c_.broken_ = true;
     co_return !c_.broken_ && !c_.gone_;
   }
@@ -209,11 +214,11 @@ class ExchangeImpl final : public Exchange {
     c_.stream_.expires_after(kWriteTimeout);
     auto last = bhttp::make_chunk_last();
     if (data.empty()) {
-      co_await asio::async_write(c_.stream_, last, Redirect(ec));
+      co_await internal::WriteNow(c_.stream_, last, ec);
     } else {
       auto chunk = bhttp::make_chunk(asio::buffer(data));
       auto both = beast::buffers_cat(chunk, last);
-      co_await asio::async_write(c_.stream_, both, Redirect(ec));
+      co_await internal::WriteNow(c_.stream_, both, ec);
     }
     if (ec) c_.broken_ = true;
   }
@@ -325,6 +330,14 @@ Task Connection::Run(std::shared_ptr<Connection> /*self: held by the frame*/) {
     stream_.expires_after(std::chrono::seconds(state_->options.idle_timeout_s));
     error_code ec;
     co_await bhttp::async_read_header(stream_, buffer, parser, Redirect(ec));
+    // A body that came with its head is parsed here: an asynchronous read that needs no I/O
+    // still completes through a posted handler, a pass through the I/O loop.
+    while (!ec && !parser.is_done() && buffer.size() > 0) {
+      const size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec == bhttp::error::need_more) ec = {};
+      if (used == 0) break;
+    }
     if (!ec && !parser.is_done()) {
       const uint64_t body = parser.content_length().value_or(0);
       if (body > buffer.capacity() - buffer.size()) {
