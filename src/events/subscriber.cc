@@ -1,7 +1,9 @@
 #include "events/subscriber.h"
 
+#include <cstring>
 #include <deque>
 #include <iterator>
+#include <limits>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -29,6 +31,9 @@ constexpr const char* kWakeAddress = "inproc://kvr-events-subscriber-wake";
 constexpr const char* kMonitorAddress = "inproc://kvr-events-subscriber-monitor";
 // A batch bigger than this is not a KV-event batch; ZMQ drops the connection that sends it.
 constexpr int64_t kMaxMessageBytes = int64_t{64} << 20;
+
+// Replay's live_seq when no live batch is in view: every batch replayed may still come live.
+constexpr uint64_t kNoLiveBatch = std::numeric_limits<uint64_t>::max();
 
 // XXH3: a batch is kilobytes (every token id of its blocks), hashed once per delivery.
 size_t PayloadHash(std::string_view payload) { return XXH3_64bits(payload.data(), payload.size()); }
@@ -70,6 +75,7 @@ class Subscriber::Impl {
   void Run();
   void OnLive(std::vector<zmq::message_t>& frames);
   void OnMonitorEvent();
+  void Probe();
   bool ContinuityHolds(uint64_t live_seq);
   void CatchUp(uint64_t seq, std::string_view payload);
   void Replay(uint64_t start, uint64_t live_seq);
@@ -105,6 +111,8 @@ class Subscriber::Impl {
   // A continuity check replays from *next_ - 1: does the publisher's batch there match ours?
   enum class Check { kNone, kPending, kPassed, kFailed } check_ = Check::kNone;
   bool stopping_ = false;
+  // A quiet spell began (connected, or a live batch came): Probe() is due once it lasts.
+  bool probe_armed_ = false;
 
   mutable Mutex mu_;
   zmq::socket_t wake_out_ ABSL_GUARDED_BY(mu_);  // the destructor's end of the wake-up pipe
@@ -122,7 +130,8 @@ absl::Status Subscriber::Impl::Open() {
     sub_.set(zmq::sockopt::subscribe, options_.topic);
     wake_in_.bind(kWakeAddress);
     wake_out_.connect(kWakeAddress);
-    if (zmq_socket_monitor(sub_.handle(), kMonitorAddress, ZMQ_EVENT_DISCONNECTED) != 0) {
+    if (zmq_socket_monitor(sub_.handle(), kMonitorAddress,
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0) {
       throw zmq::error_t();
     }
     monitor_.set(zmq::sockopt::linger, 0);
@@ -150,7 +159,13 @@ void Subscriber::Impl::Run() {
   std::vector<zmq::message_t> frames;
   try {
     while (!stopping_) {
-      zmq::poll(items, 3, std::chrono::milliseconds(-1));
+      const bool probing = probe_armed_ && dealer_ && options_.quiet_probe.count() > 0;
+      const int ready =
+          zmq::poll(items, 3, probing ? options_.quiet_probe : std::chrono::milliseconds(-1));
+      if (ready == 0) {
+        Probe();
+        continue;
+      }
       if (items[1].revents & ZMQ_POLLIN) return;
       // Connection events first: a disconnect precedes whatever a reconnection brings.
       if (items[2].revents & ZMQ_POLLIN) OnMonitorEvent();
@@ -174,6 +189,7 @@ void Subscriber::Impl::OnLive(std::vector<zmq::message_t>& frames) {
     return;
   }
   const std::string_view payload = View(frames[2]);
+  probe_armed_ = true;
   if (unverified_ && next_.has_value() && *next_ > 0 && *seq >= *next_) {
     unverified_ = false;
     if (!ContinuityHolds(*seq)) {
@@ -228,10 +244,32 @@ void Subscriber::Impl::CatchUp(uint64_t seq, std::string_view payload) {
 void Subscriber::Impl::OnMonitorEvent() {
   std::vector<zmq::message_t> frames;
   while (zmq::recv_multipart(monitor_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+    uint16_t event = 0;  // frame 0: the event (16 bits, native order), then a 32-bit value
+    if (!frames.empty() && frames[0].size() >= sizeof(event)) {
+      std::memcpy(&event, frames[0].data(), sizeof(event));
+    }
     frames.clear();
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      probe_armed_ = true;
+      continue;
+    }
     Count([](SubscriberStats& s) { ++s.reconnects; });
     unverified_ = true;
   }
+}
+
+// The live stream has been quiet for quiet_probe: asks for what follows the last batch
+// delivered (everything from 0 when none was). A publisher drops what it publishes before our
+// subscription reaches it, and a lost batch is otherwise noticed only when a later one arrives:
+// an engine that goes quiet right after either would keep the router behind until its next
+// batch. Once per quiet spell; batches that also arrive live are told apart as replayed ahead.
+void Subscriber::Impl::Probe() {
+  probe_armed_ = false;
+  if (unverified_) return;  // the next live batch checks continuity first
+  const bool started = next_.has_value();
+  if (!started) next_ = 0;
+  Replay(*next_, kNoLiveBatch);
+  if (!started && *next_ == 0) next_.reset();  // nothing yet: the first live batch starts it
 }
 
 // After a reconnection: asks for the batches from *next_ - 1 on. If the publisher's batch there
@@ -296,7 +334,9 @@ void Subscriber::Impl::OnReplayed(uint64_t seq, std::string_view payload, uint64
   Count([](SubscriberStats& s) { ++s.replayed_batches; });
   Deliver(seq, payload);
   next_ = seq + 1;
-  if (seq > live_seq) replayed_ahead_.emplace_back(seq, PayloadHash(payload));
+  if (live_seq == kNoLiveBatch || seq > live_seq) {
+    replayed_ahead_.emplace_back(seq, PayloadHash(payload));
+  }
 }
 
 bool Subscriber::Impl::IsReplayedDuplicate(uint64_t seq, std::string_view payload) {

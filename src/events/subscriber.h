@@ -24,6 +24,10 @@ struct SubscriberOptions {
   // A replay that stays silent this long is abandoned (the publisher may be gone); what it did
   // not bring back is then lost.
   std::chrono::milliseconds replay_timeout{5000};
+  // After a live batch (or the connection), this long without another: ask the replay socket
+  // for what follows the last batch delivered (0: never). Catches batches published before
+  // our subscription reached the publisher, and a lost last batch of a burst.
+  std::chrono::milliseconds quiet_probe{1000};
 };
 
 struct SubscriberStats {
@@ -32,7 +36,7 @@ struct SubscriberStats {
   uint64_t skipped_events = 0;    // events the codec left out (DecodedBatch::skipped)
   uint64_t decode_errors = 0;     // messages or payloads that could not be decoded, skipped
   uint64_t gaps = 0;              // live sequence jumps forward
-  uint64_t replays = 0;           // replay requests sent
+  uint64_t replays = 0;           // replay requests sent (quiet-spell probes included)
   uint64_t replayed_batches = 0;  // batches delivered from a replay
   uint64_t restarts = 0;          // the engine restarted (or, with no replay socket, may have)
   uint64_t reconnects = 0;        // the connection to the publisher dropped
@@ -52,7 +56,9 @@ struct SubscriberStats {
 // restart (vLLM restarts at 0), which also starts the stream over. After the connection to the
 // publisher drops, a restarted engine's numbering may already have passed ours: the first batch
 // after the reconnection is checked by replaying from the last number delivered; a different
-// batch there (or no replay socket to ask) is a restart too.
+// batch there (or no replay socket to ask) is a restart too. Once the stream has been quiet
+// for quiet_probe after the connection or a live batch, what follows the last batch delivered
+// is asked for (the batches no live one has revealed missing yet).
 class Subscriber {
  public:
   using Sink = std::function<void(uint64_t seq, DecodedBatch batch)>;

@@ -192,6 +192,31 @@ TEST(Transport, DroppedBatchesAreReplayedInOrder) {
   EXPECT_EQ(stats.batches, n);
 }
 
+// The last batches of a burst lost, then silence: no later batch reveals the gap, and the
+// quiet-spell probe asks for them.
+TEST(Transport, QuietProbeBringsBatchesNoLaterOneRevealed) {
+  Pair p = StartPair();
+  ASSERT_TRUE(PublishUntilConnected(*p.publisher, *p.collector));
+  for (int i = 0; i < 3; ++i) PublishNumbered(*p.publisher, /*drop=*/true);
+  const uint64_t n = p.publisher->next_seq();
+  ASSERT_TRUE(p.collector->WaitForSeq(n - 1));
+
+  ExpectExactlyInOrder(p.collector->received(), n);
+  EXPECT_GE(p.subscriber->stats().replayed_batches, 3u);
+  EXPECT_EQ(p.subscriber->stats().lost_batches, 0u);
+}
+
+// Batches published before the subscription reached the publisher (none sent live), then
+// silence: the probe after the connection brings them, with no live batch ever seen.
+TEST(Transport, QuietProbeAfterConnectingBringsWhatWasPublishedBefore) {
+  Pair p = StartPair();
+  for (int i = 0; i < 5; ++i) PublishNumbered(*p.publisher, /*drop=*/true);
+  ASSERT_TRUE(p.collector->WaitForSeq(4));
+
+  ExpectExactlyInOrder(p.collector->received(), 5);
+  EXPECT_EQ(p.subscriber->stats().lost_batches, 0u);
+}
+
 TEST(Transport, GapWithoutReplayClearsTheWorker) {
   Pair p = StartPair(/*replay=*/false);
   ASSERT_TRUE(PublishUntilConnected(*p.publisher, *p.collector));
