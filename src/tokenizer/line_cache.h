@@ -35,11 +35,19 @@ class LineCache {
       owner_ = owner;
     }
   }
-  // Appends the ids of `line` to *ids if it is cached.
-  bool Find(std::string_view line, std::vector<uint32_t>* ids) const;
+  // Appends the ids of `line` to *ids if it is cached. `*next` (start it at kNoHint) carries the
+  // line cached after the one found last, tried before the hash lookup: a document's lines were
+  // cached in order, and a prompt that repeats it repeats them in order, so most lines are found
+  // by one comparison with text next to the last one's, without a hash or a probe.
+  static constexpr uint32_t kNoHint = UINT32_MAX;
+  bool Find(std::string_view line, std::vector<uint32_t>* ids, uint32_t* next) const;
+  bool Find(std::string_view line, std::vector<uint32_t>* ids) const {
+    uint32_t next = kNoHint;
+    return Find(line, ids, &next);
+  }
   // Caches `line`, whose ids are ids[before, end).
   void Insert(std::string_view line, const std::vector<uint32_t>& ids, size_t before);
-  size_t lines() const { return by_hash_.size(); }
+  size_t lines() const { return entries_.size(); }
 
  private:
   struct Entry {
@@ -48,9 +56,13 @@ class LineCache {
   static uint64_t Hash(std::string_view line);
   void Clear();
 
+  // Appends entry `i`'s ids; whether its text is `line`.
+  bool Take(uint32_t i, std::string_view line, std::vector<uint32_t>* ids) const;
+
   size_t max_bytes_;
   const void* owner_ = nullptr;
-  absl::flat_hash_map<uint64_t, Entry> by_hash_;  // where each cached line's text and ids are
+  std::vector<Entry> entries_;                       // in insertion order
+  absl::flat_hash_map<uint64_t, uint32_t> by_hash_;  // each cached line's entry
   std::string text_;
   std::vector<uint32_t> ids_;
 };

@@ -313,11 +313,12 @@ void Tokenizer::EncodeNormalized(std::string_view text, bool at_start, EncodeCac
     LineCache& lines = cache->lines;
     if (!cuts_after_newline_ || !lines.enabled()) return EncodeSpans(text, cache, ids);
     lines.Own(this);
+    uint32_t next = LineCache::kNoHint;
     for (size_t begin = 0; begin < text.size();) {
       const size_t end = LineEnd(text, begin);
       const std::string_view line = text.substr(begin, end - begin);
       begin = end;
-      if (lines.Find(line, ids)) continue;
+      if (lines.Find(line, ids, &next)) continue;
       const size_t before = ids->size();
       EncodeSpans(line, cache, ids);
       lines.Insert(line, *ids, before);

@@ -9,11 +9,52 @@
 #include <random>
 
 #include "tokenizer/json_reader.h"
+#include "tokenizer/line_cache.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/unicode.h"
 
 namespace kvr::tokenizer {
 namespace {
+
+// Lines cached in order are found in order through the hint, each compared byte for byte; a
+// hint that points at another line (or none) falls back to the hash, and a miss clears it.
+TEST(LineCacheTest, TheHintFollowsLinesInTheOrderTheyWereCached) {
+  LineCache cache(1 << 20);
+  const std::vector<std::string> lines = {"alpha\n", "beta\n", "gamma\n", "delta\n"};
+  for (uint32_t i = 0; i < lines.size(); ++i) {
+    const std::vector<uint32_t> ids = {i, i + 100};
+    cache.Insert(lines[i], ids, 0);
+  }
+  auto ids_of = [](uint32_t i) { return std::vector<uint32_t>{i, i + 100}; };
+  uint32_t next = LineCache::kNoHint;
+  std::vector<uint32_t> ids;
+  for (uint32_t i = 0; i < lines.size(); ++i) {
+    ASSERT_TRUE(cache.Find(lines[i], &ids, &next)) << i;
+    EXPECT_EQ(next, i + 1);
+  }
+  std::vector<uint32_t> want;
+  for (uint32_t i = 0; i < lines.size(); ++i) {
+    const auto part = ids_of(i);
+    want.insert(want.end(), part.begin(), part.end());
+  }
+  EXPECT_EQ(ids, want);
+
+  next = 3;  // points at "delta", the line asked for is "beta"
+  ids.clear();
+  ASSERT_TRUE(cache.Find("beta\n", &ids, &next));
+  EXPECT_EQ(ids, ids_of(1));
+  EXPECT_EQ(next, 2u);
+  // Same length as the hinted line, other bytes: not taken for it.
+  next = 0;
+  ids.clear();
+  EXPECT_FALSE(cache.Find("alphx\n", &ids, &next));
+  EXPECT_TRUE(ids.empty());
+  EXPECT_EQ(next, LineCache::kNoHint);
+  // A hint past the end (the cache started over since) is ignored.
+  next = 1000;
+  ASSERT_TRUE(cache.Find("gamma\n", &ids, &next));
+  EXPECT_EQ(ids, ids_of(2));
+}
 
 using nlohmann::json;
 
