@@ -2,10 +2,11 @@
 // a line (PreTokenizer::CutsAfterNewline). Prompts repeat lines far more than they repeat whole
 // texts: a shared system prompt, a document asked about again, a conversation sent again with
 // one more turn. A line seen before costs a hash, a byte comparison and a copy of its ids,
-// instead of pre-tokenizing it and looking up each of its words.
+// instead of pre-tokenizing it and looking up each of its words; a line that follows the one
+// found last, as they were cached, costs only the comparison and the copy.
 //
-// Exact: an entry is found by its hash and then compared byte for byte, so a hash collision is
-// only a miss. Bounded: the text and ids held stay under `max_bytes`; past it the cache starts
+// Exact: an entry is found by its hash (or as the next one cached) and then compared byte for
+// byte, so a hash collision or a wrong guess is only a miss. Bounded: the text and ids held stay under `max_bytes`; past it the cache starts
 // over. Not thread-safe (it lives in an EncodeCache, one per thread).
 #pragma once
 
