@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <sched.h>
+
 #include <charconv>
 #include <cstdlib>
 #include <functional>
@@ -199,7 +201,11 @@ absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
     c->admin_token = *token;
   }
   RETURN_IF_ERROR(r.Int("engine_metrics_interval_ms", &c->engine_metrics_interval_ms, 0, kMaxMs));
-  RETURN_IF_ERROR(r.Int("cpu_threads", &c->cpu_threads, 0, 256));
+  if (r["cpu_threads"]) {
+    uint32_t threads = 0;
+    RETURN_IF_ERROR(r.Int("cpu_threads", &threads, 0, 256));
+    c->cpu_threads = threads;
+  }
   RETURN_IF_ERROR(r.Int("inline_prepare_bytes", &c->inline_prepare_bytes, 0, 1 << 20));
   RETURN_IF_ERROR(r.Int("shutdown_grace_ms", &c->shutdown_grace_ms, 0, kMaxMs));
   if (const YAML::Node n = r["limits"]) {
@@ -343,6 +349,17 @@ absl::StatusOr<GatewayConfig> LoadConfig(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", config.status().message()));
   }
   return config;
+}
+
+uint32_t DefaultCpuThreads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  return cpus >= 4 ? 2 : 0;
+}
+
+uint32_t CpuThreads(const GatewayConfig& config) {
+  return config.cpu_threads.value_or(DefaultCpuThreads());
 }
 
 }  // namespace kvr::gateway

@@ -88,7 +88,8 @@ struct GatewayConfig {
   int64_t read_timeout_ms = 600000;
   uint32_t max_idle_connections = 64;  // per worker
   // Threads that render, tokenize and hash prompts; 0: none, the I/O thread does it all.
-  uint32_t cpu_threads = 2;
+  // Unset: DefaultCpuThreads().
+  std::optional<uint32_t> cpu_threads;
   // A body up to this size is prepared on the I/O thread when no other completion or chat
   // request is in flight, saving the two thread hops to the CPU pool and back; 0: never.
   uint32_t inline_prepare_bytes = 16384;
@@ -97,6 +98,13 @@ struct GatewayConfig {
 };
 
 // Parses and validates a configuration. `env` looks up environment variables (admin_token_env).
+// The CPU pool's size when the config leaves it out: 2 threads where the process may run on 4
+// CPUs or more, none on fewer. On a machine of one or two cores shared with other busy processes
+// (engines, a load generator) each hop to the pool and back wakes a thread that then waits for
+// a core, and the pool cost more than it gave (docs/BENCHMARKS.md, runs P and Q, U and V).
+uint32_t DefaultCpuThreads();
+uint32_t CpuThreads(const GatewayConfig& config);
+
 absl::StatusOr<GatewayConfig> ParseConfig(
     std::string_view yaml, const std::function<std::optional<std::string>(const std::string&)>& env);
 absl::StatusOr<GatewayConfig> LoadConfig(const std::string& path);

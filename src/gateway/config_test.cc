@@ -1,6 +1,7 @@
 #include "gateway/config.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include "common/file.h"
 
@@ -47,6 +48,7 @@ TEST(Config, ReadsEveryField) {
   EXPECT_EQ(c->health_failures, 3u);
   EXPECT_EQ(c->inline_prepare_bytes, 4096u);
   EXPECT_EQ(c->cpu_threads, 0u);
+  EXPECT_EQ(CpuThreads(*c), 0u);
   ASSERT_EQ(c->pools.size(), 1u);
   const PoolConfig& p = c->pools[0];
   EXPECT_EQ(p.block_size, 32u);
@@ -84,6 +86,22 @@ pools:
   EXPECT_NE(vllm.status().message().find("slots: only for a worker with engine: llama.cpp"),
             std::string_view::npos)
       << vllm.status();
+}
+
+// cpu_threads left out: the pool follows the CPUs this process may use (sched_getaffinity).
+TEST(Config, CpuThreadsLeftOutFollowTheCpus) {
+  auto c = Parse(R"(
+pools:
+  - name: m
+    tokenizer: bytes
+    workers: [{url: "http://127.0.0.1:8001"}]
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->cpu_threads.has_value());
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  EXPECT_EQ(CpuThreads(*c), CPU_COUNT(&set) >= 4 ? 2u : 0u);
 }
 
 TEST(Config, AdminTokenFromTheEnvironment) {

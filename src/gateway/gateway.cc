@@ -38,7 +38,8 @@ Gateway::Impl::Impl(asio::io_context& io, GatewayConfig config, const Clock& clo
       started_at_(std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count()),
-      cpu_(std::max<uint32_t>(1, config_.cpu_threads)),
+      cpu_threads_(CpuThreads(config_)),
+      cpu_(std::max<uint32_t>(1, cpu_threads_)),
       health_timer_(io),
       metrics_timer_(io),
       grace_timer_(io) {}
@@ -56,6 +57,9 @@ absl::Status Gateway::Impl::Start() {
             p.workers.size(), (*pool)->policy(), p.block_size);
     pools_.push_back(*std::move(pool));
   }
+  KVR_LOG("gateway", info, "prompts prepared on {}", cpu_threads_ == 0
+              ? std::string("the I/O thread")
+              : absl::StrCat(cpu_threads_, " CPU threads"));
   for (const auto& pool : pools_) queues_[pool.get()];
   http::ServerOptions options{.host = config_.host,
                               .port = config_.port,

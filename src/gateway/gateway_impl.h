@@ -60,7 +60,7 @@ class Gateway::Impl {
   template <class F>
   asio::awaitable<std::invoke_result_t<F>> OnCpu(F f) {
     using R = std::invoke_result_t<F>;
-    if (config_.cpu_threads == 0) co_return f();
+    if (cpu_threads_ == 0) co_return f();
     co_return co_await asio::co_spawn(
         cpu_, [f = std::move(f)]() -> asio::awaitable<R> { co_return f(); }, asio::use_awaitable);
   }
@@ -112,7 +112,8 @@ class Gateway::Impl {
   GatewayConfig config_;
   const Clock& clock_;
   const int64_t started_at_;  // unix seconds, for /v1/models
-  asio::thread_pool cpu_;
+  const uint32_t cpu_threads_;  // CpuThreads(config_)
+  asio::thread_pool cpu_;       // one idle thread when cpu_threads_ is 0
   std::vector<std::unique_ptr<Pool>> pools_;
   std::unique_ptr<http::Server> server_;
   GatewayMetrics metrics_;
