@@ -39,14 +39,15 @@ Gateway::Impl::Impl(asio::io_context& io, GatewayConfig config, const Clock& clo
                       std::chrono::system_clock::now().time_since_epoch())
                       .count()),
       cpu_threads_(CpuThreads(config_)),
-      cpu_(std::max<uint32_t>(1, cpu_threads_)),
       health_timer_(io),
       metrics_timer_(io),
-      grace_timer_(io) {}
+      grace_timer_(io) {
+  if (cpu_threads_ > 0) cpu_.emplace(cpu_threads_);
+}
 
 Gateway::Impl::~Impl() {
   server_.reset();
-  cpu_.join();
+  if (cpu_) cpu_->join();
 }
 
 absl::Status Gateway::Impl::Start() {

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -62,7 +63,7 @@ class Gateway::Impl {
     using R = std::invoke_result_t<F>;
     if (cpu_threads_ == 0) co_return f();
     co_return co_await asio::co_spawn(
-        cpu_, [f = std::move(f)]() -> asio::awaitable<R> { co_return f(); }, asio::use_awaitable);
+        *cpu_, [f = std::move(f)]() -> asio::awaitable<R> { co_return f(); }, asio::use_awaitable);
   }
   Pool* FindPool(std::string_view model) const;
   ModelLookup Lookup() const;
@@ -113,7 +114,7 @@ class Gateway::Impl {
   const Clock& clock_;
   const int64_t started_at_;  // unix seconds, for /v1/models
   const uint32_t cpu_threads_;  // CpuThreads(config_)
-  asio::thread_pool cpu_;       // one idle thread when cpu_threads_ is 0
+  std::optional<asio::thread_pool> cpu_;  // none when cpu_threads_ is 0
   std::vector<std::unique_ptr<Pool>> pools_;
   std::unique_ptr<http::Server> server_;
   GatewayMetrics metrics_;
