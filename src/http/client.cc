@@ -11,7 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "http/write_now.h"
+#include "http/io_now.h"
 
 namespace kvr::http {
 namespace {
@@ -94,9 +94,6 @@ class ResponseImpl final : public ClientResponse {
   }
 
  private:
-  // Parses what the connection's buffer holds into the body buffer; whether any byte was used.
-  bool ParseBuffered(error_code& ec);
-
   std::shared_ptr<PoolImpl> pool_;
   std::unique_ptr<Connection> connection_;
   std::unique_ptr<Parser> parser_;
@@ -157,26 +154,9 @@ ResponseImpl::~ResponseImpl() {
   }
 }
 
-// Bytes the connection's buffer already holds are parsed here, with no I/O: an asynchronous
-// read that needs no I/O still completes through a posted handler (a pass through the I/O
-// loop), and it would hand back one chunk of a stream at a time. A read returns every chunk
-// that has arrived, up to the room of its buffer.
-bool ResponseImpl::ParseBuffered(error_code& ec) {
-  bool parsed = false;
-  auto& body = parser_->get().body();
-  while (connection_->buffer.size() > 0 && !parser_->is_done() && body.size > 0) {
-    const size_t used = parser_->put(connection_->buffer.data(), ec);
-    connection_->buffer.consume(used);
-    parsed = parsed || used > 0;
-    if (ec == bhttp::error::need_more || ec == bhttp::error::need_buffer) {
-      ec = {};
-      break;
-    }
-    if (ec || used == 0) break;
-  }
-  return parsed;
-}
-
+// Bytes the connection's buffer already holds are parsed without a hop (io_now.h), before and
+// after a read: a read returns every chunk that has arrived, up to the room of its buffer, not
+// one chunk at a time.
 asio::awaitable<absl::StatusOr<std::string>> ResponseImpl::Read() {
   if (cancelled_) co_return absl::CancelledError("upstream response cancelled");
   std::string out;
@@ -186,12 +166,13 @@ asio::awaitable<absl::StatusOr<std::string>> ResponseImpl::Read() {
     body.data = buffer_.data();
     body.size = buffer_.size();
     error_code ec;
-    if (!ParseBuffered(ec) && !ec) {
+    if (!internal::ParseBuffered(*parser_, connection_->buffer, ec) && !ec) {
       connection_->stream.expires_after(pool_->options().read_timeout);
       co_await bhttp::async_read_some(connection_->stream, connection_->buffer, *parser_,
                                       Redirect(ec));
       if (ec == bhttp::error::need_buffer) ec = {};
-      if (!ec) ParseBuffered(ec);  // what the read brought beyond the parser's first step
+      // What the read brought beyond the parser's first step, while the body has room.
+      if (!ec && body.size > 0) internal::ParseBuffered(*parser_, connection_->buffer, ec);
     }
     if (cancelled_) ec = asio::error::operation_aborted;
     if (ec) {
@@ -215,7 +196,7 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<Connection>>> PoolImpl::Connect()
   co_await connection->stream.async_connect(endpoints, Redirect(ec));
   if (ec) co_return StatusOf(ec, "connecting to", where);
   connection->stream.socket().set_option(tcp::no_delay(true), ec);
-  connection->stream.socket().non_blocking(true, ec);  // for WriteNow
+  connection->stream.socket().non_blocking(true, ec);  // for internal::WriteNow
   ++stats_.connections_opened;
   co_return connection;
 }

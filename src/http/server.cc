@@ -17,7 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
-#include "http/write_now.h"
+#include "http/io_now.h"
 
 namespace kvr::http {
 namespace {
@@ -96,7 +96,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : state_(std::move(state)), stream_(std::move(socket)) {
     state_->connections.insert(this);
     error_code ignored;
-    stream_.socket().non_blocking(true, ignored);  // for WriteNow
+    stream_.socket().non_blocking(true, ignored);  // for internal::WriteNow
   }
   ~Connection() { state_->connections.erase(this); }
 
@@ -330,14 +330,8 @@ Task Connection::Run(std::shared_ptr<Connection> /*self: held by the frame*/) {
     stream_.expires_after(std::chrono::seconds(state_->options.idle_timeout_s));
     error_code ec;
     co_await bhttp::async_read_header(stream_, buffer, parser, Redirect(ec));
-    // A body that came with its head is parsed here: an asynchronous read that needs no I/O
-    // still completes through a posted handler, a pass through the I/O loop.
-    while (!ec && !parser.is_done() && buffer.size() > 0) {
-      const size_t used = parser.put(buffer.data(), ec);
-      buffer.consume(used);
-      if (ec == bhttp::error::need_more) ec = {};
-      if (used == 0) break;
-    }
+    // A body that came with its head is parsed without a hop (io_now.h).
+    if (!ec) internal::ParseBuffered(parser, buffer, ec);
     if (!ec && !parser.is_done()) {
       const uint64_t body = parser.content_length().value_or(0);
       if (body > buffer.capacity() - buffer.size()) {

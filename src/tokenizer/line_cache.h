@@ -6,8 +6,9 @@
 // found last, as they were cached, costs only the comparison and the copy.
 //
 // Exact: an entry is found by its hash (or as the next one cached) and then compared byte for
-// byte, so a hash collision or a wrong guess is only a miss. Bounded: the text and ids held stay under `max_bytes`; past it the cache starts
-// over. Not thread-safe (it lives in an EncodeCache, one per thread).
+// byte, so a hash collision or a wrong guess is only a miss. Bounded: the text and ids held
+// stay under `max_bytes`; past it the cache starts over. Not thread-safe (it lives in an
+// EncodeCache, one per thread).
 #pragma once
 
 #include <cstddef>
@@ -42,10 +43,6 @@ class LineCache {
   // by one comparison with text next to the last one's, without a hash or a probe.
   static constexpr uint32_t kNoHint = UINT32_MAX;
   bool Find(std::string_view line, std::vector<uint32_t>* ids, uint32_t* next) const;
-  bool Find(std::string_view line, std::vector<uint32_t>* ids) const {
-    uint32_t next = kNoHint;
-    return Find(line, ids, &next);
-  }
   // Caches `line`, whose ids are ids[before, end).
   void Insert(std::string_view line, const std::vector<uint32_t>& ids, size_t before);
   size_t lines() const { return entries_.size(); }
