@@ -18,6 +18,10 @@
 //                than turnover_cached of it cached anywhere)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 //                + turnover_w
+//   copies     a worker without the fleet's deepest held prefix of this prompt is costed as if it
+//              held it (cached_w from that prefix; it books what it will really compute) when
+//              the prefix's share of recent requests exceeds replicate_share × its holders'
+//              share of the fleet's prefill rate
 // rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
 // (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; fits
 // within calibrate_tolerance of the fleet median are snapped to it (noise, not speed). Those
@@ -34,6 +38,11 @@
 // evicted and nothing turns over, so until then the term only places fresh prompts (spreading new
 // conversations and documents): on a small fleet starting cold the shares are all or nothing,
 // and it would move a conversation's next turn off its cached history.
+// A prefix asked for by more requests than its holders can take at a fair share of the load (a
+// hot system prompt) is worth copying: every request that cost alone sends to its busy holders
+// pays the decode steps it shares there, while a copy costs one recomputation, which the
+// prefix's later requests repay by finding an idle engine that holds it. No single request's
+// cost sees that, so past that demand the copy is priced as free.
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
 #include <cmath>
@@ -65,8 +74,9 @@ class Kvrouter final : public Policy {
     const double fleet_rate = rate_sum / double(w.size());
     const double work_weight = o_.work_weight + o_.load_work_weight * prefilling / double(w.size());
     Turnover(req, w, fleet_rate);
+    const uint32_t copy = Replicate(req, w, rate_sum);
     for (size_t i = 0; i < w.size(); ++i) {
-      Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, c[i]);
+      Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, c[i]);
       tb[i] = w[i].running;
     }
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
@@ -127,6 +137,29 @@ class Kvrouter final : public Policy {
     turnover_scale_s_ = o_.turnover_weight * std::min(fresh, mean_new) / fleet_rate;
   }
 
+  // The leading blocks a worker is taken to hold for this prompt (device, predicted, in flight).
+  uint32_t Held(const WorkerView& v) const {
+    uint32_t d = o_.predicted_overlap ? std::max(v.device, v.predicted) : v.device;
+    return o_.inflight_overlap ? std::max(d, v.active_overlap) : d;
+  }
+
+  // The prefix to cost every worker as holding (0: none): the fleet's deepest held prefix of
+  // this prompt, when its recent demand exceeds replicate_share times its holders' share of the
+  // fleet's prefill rate.
+  uint32_t Replicate(const RequestInfo& req, std::span<const WorkerView> w, double rate_sum) const {
+    if (o_.replicate_share <= 0 || req.fleet_prefix_blocks == 0 || req.fleet_prefix_share <= 0) {
+      return 0;
+    }
+    double held_rate = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (Held(w[i]) >= req.fleet_prefix_blocks) held_rate += rate_[i];
+    }
+    if (held_rate <= 0) return 0;
+    return req.fleet_prefix_share > o_.replicate_share * held_rate / rate_sum
+               ? req.fleet_prefix_blocks
+               : 0;
+  }
+
   // Sorted in a scratch vector kept across decisions: no allocation on the routing path.
   double Median(const std::vector<double>& v) {
     scratch_.assign(v.begin(), v.end());
@@ -140,13 +173,15 @@ class Kvrouter final : public Policy {
   }
 
   void Evaluate(const RequestInfo& req, const WorkerView& v, double rate, double overhead,
-                double fleet_rate, double work_weight, Candidate& c) const {
+                double fleet_rate, double work_weight, uint32_t copy, Candidate& c) const {
     const double bs = req.block_size;
-    uint32_t d = o_.predicted_overlap ? std::max(v.device, v.predicted) : v.device;
-    if (o_.inflight_overlap) d = std::max(d, v.active_overlap);
+    const uint32_t d = Held(v);
     const double host_extra = v.host > d ? double(v.host - d) : 0.0;
     const double cached = bs * d + bs * host_extra * (1 - o_.host_hit_cost);
-    const double uncached = std::max(1.0, double(req.prompt_tokens) - cached);
+    const double real_uncached = std::max(1.0, double(req.prompt_tokens) - cached);
+    // A worker without a hot prefix is costed as if it held it; it books what it will compute.
+    const double uncached =
+        copy > d ? std::max(1.0, double(req.prompt_tokens) - bs * copy) : real_uncached;
     double queue = double(v.booked_prefill_tokens);
     if (o_.decay_oldest) {
       const double done = double(v.oldest_prefill_age_ns) * 1e-9 * rate;
@@ -172,7 +207,7 @@ class Kvrouter final : public Policy {
     }
     c.terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s};
     c.cost = ttft + work_weight * uncached / fleet_rate + turnover_s;
-    c.booked_uncached = uncached;
+    c.booked_uncached = real_uncached;
   }
 
   PolicyOptions o_;

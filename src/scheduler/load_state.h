@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -91,6 +92,42 @@ inline constexpr uint32_t kInFlightLoadPct = 50;
 
 // Per-booking decay of the workers' booked uncached tokens (Slot::inflow): ~1,000-booking memory.
 inline constexpr double kInflowDecay = 0.999;
+
+// How often recent requests had each prefix as the deepest one held anywhere in the fleet,
+// decayed like Slot::inflow (per booking). Direct-mapped and fixed in size: a hot prefix keeps
+// its slot against a colliding one that has not earned it (its decayed count is below one
+// request), so memory is constant whatever the load and the number of distinct prefixes.
+class PrefixDemand {
+ public:
+  // The decayed requests booked with `key` as their deepest fleet-held prefix, seen from
+  // booking number `now`.
+  double Count(uint64_t key, uint64_t now) const {
+    const Entry& e = slots_[key % kSlots];
+    return e.key == key ? Decayed(e, now) : 0.0;
+  }
+  // Counts one more booking for `key` (booking number `now`).
+  void Add(uint64_t key, uint64_t now) {
+    Entry& e = slots_[key % kSlots];
+    if (e.key != key) {
+      if (e.count > 0 && Decayed(e, now) >= 1) return;  // the incumbent is hotter
+      e = Entry{key, 0, now};
+    }
+    e.count = Decayed(e, now) + 1;
+    e.at = now;
+  }
+
+ private:
+  static constexpr size_t kSlots = 4096;
+  struct Entry {
+    uint64_t key = 0;
+    double count = 0;
+    uint64_t at = 0;
+  };
+  static double Decayed(const Entry& e, uint64_t now) {
+    return e.count * std::pow(kInflowDecay, double(now - e.at));
+  }
+  std::vector<Entry> slots_ = std::vector<Entry>(kSlots);
+};
 
 struct Slot {
   Slot(const WorkerSpec& s, std::shared_ptr<LoadState> l)

@@ -65,6 +65,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"turnover_weight", &PolicyOptions::turnover_weight, nullptr},
       {"turnover_fill", &PolicyOptions::turnover_fill, nullptr},
       {"turnover_cached", &PolicyOptions::turnover_cached, nullptr},
+      {"replicate_share", &PolicyOptions::replicate_share, nullptr},
       {"predicted_overlap", nullptr, &PolicyOptions::predicted_overlap},
       {"inflight_overlap", nullptr, &PolicyOptions::inflight_overlap},
       {"decay_oldest", nullptr, &PolicyOptions::decay_oldest},

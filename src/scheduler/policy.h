@@ -24,6 +24,11 @@ struct RequestInfo {
   uint32_t prompt_tokens = 0;         // ISL
   uint32_t block_size = 64;
   uint32_t expected_output_tokens = 0;  // 0: unknown
+  // The deepest prefix of this prompt held anywhere in the fleet (cached, predicted or in
+  // flight on some worker), in blocks, and the share of the recently routed requests (decayed
+  // per booking, ~1,000 bookings) whose deepest fleet-held prefix was that same one.
+  uint32_t fleet_prefix_blocks = 0;
+  double fleet_prefix_share = 0;
 };
 
 // Everything a policy may read about one candidate worker at decision time.
@@ -125,6 +130,12 @@ struct PolicyOptions {
   // ... and, before that, only for a fresh prompt: less than this fraction of it cached anywhere
   // in the fleet (a new conversation, a new document); 0: none.
   double turnover_cached = 0.25;
+  // Copies of a hot prefix: when the share of the recent requests whose deepest fleet-held
+  // prefix is this one exceeds this times its holders' share of the fleet's prefill rate, its
+  // holders cannot serve its demand at their fair share of the load, and a worker without it
+  // is costed as if it held it: the copy is an investment that the prefix's later requests
+  // repay by finding an idle engine that holds it; 0: never.
+  double replicate_share = 1.2;
 };
 
 class Policy {

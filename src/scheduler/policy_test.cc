@@ -263,6 +263,30 @@ TEST(Policy, KvrouterCreditsAnIdleEngineItsDecodeSteps) {
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
 }
 
+TEST(Policy, KvrouterCopiesAPrefixItsHoldersCannotServeAtAFairShare) {
+  Fixture f(2, 10000);
+  auto blocks = Blocks(100);
+  RequestInfo req{blocks, 1600, 16};
+  req.fleet_prefix_blocks = 80;  // a 1,280-token system prompt, held by worker 0 only
+  req.fleet_prefix_share = 0.7;  // 70% of recent requests, against its holder's 50% of the fleet
+  f.views[0].device = 80;
+  f.views[0].running = 2;
+  for (WorkerView& v : f.views) v.decode_step_s = 0.02;
+  // Holder: 0.032 + 0.032. Worker 1 costed as holding it: 0.032 − 0.02 (idle) + 0.032.
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  EXPECT_EQ(f.cands[1].terms[1], 320);
+  EXPECT_EQ(f.cands[1].booked_uncached, 1600);  // it books what it will compute
+  // At most 1.2 × its holders' share: no copy (worker 1 would recompute 1,280 tokens).
+  req.fleet_prefix_share = 0.6;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  req.fleet_prefix_share = 0.7;
+  EXPECT_EQ(f.Choose("kvrouter", req, {.replicate_share = 0}), 0u);
+  // Held by both (worker 1 by prediction): nothing to copy, the idle holder is chosen as ever.
+  f.views[1].predicted = 80;
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  EXPECT_EQ(f.cands[1].booked_uncached, 320);
+}
+
 TEST(Policy, KvrouterPlacesFreshContentWhereTheCacheTurnsOverSlowest) {
   Fixture f(2, 10000);
   auto blocks = Blocks(100);

@@ -43,6 +43,7 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvI
       approx_(MakeApproxTree(config_, *policy, index, clock)),
       policy_(std::move(policy)),
       rng_(config_.seed),
+      demand_(std::make_unique<scheduler_internal::PrefixDemand>()),
       mail_(std::make_unique<Mail>()) {}
 
 Scheduler::~Scheduler() {

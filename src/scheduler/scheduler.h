@@ -71,6 +71,7 @@ struct Booking;
 class LoadState;
 struct Slot;
 struct Mail;
+class PrefixDemand;
 }  // namespace scheduler_internal
 
 // A request's booking on the worker it was routed to. Movable, not copyable; one thread uses a
@@ -193,6 +194,8 @@ class Scheduler {
   std::vector<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by WorkerId value
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   double inflow_requests_ ABSL_GUARDED_BY(mu_) = 0;  // bookings, decayed as Slot::inflow
+  uint64_t bookings_ ABSL_GUARDED_BY(mu_) = 0;         // bookings ever made
+  std::unique_ptr<scheduler_internal::PrefixDemand> demand_ ABSL_PT_GUARDED_BY(mu_);
   std::unique_ptr<scheduler_internal::Mail> mail_ ABSL_GUARDED_BY(mu_);  // Collect's scratch
 
   // Each worker's load state by WorkerId value, for ReportMetrics without the admission lock.

@@ -110,6 +110,7 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
   }
   s.inflow += double(uncached);
   inflow_requests_ = inflow_requests_ * scheduler_internal::kInflowDecay + 1;
+  ++bookings_;
   return Ticket(std::move(b));
 }
 
@@ -126,6 +127,17 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
                                  [](const std::unique_ptr<Slot>& x) { return x != nullptr; });
     return absl::FailedPreconditionError(any ? "every worker is excluded"
                                              : "no workers registered");
+  }
+  for (const WorkerView& v : views) {
+    info.fleet_prefix_blocks =
+        std::max({info.fleet_prefix_blocks, v.device, v.predicted, v.active_overlap});
+  }
+  const uint64_t prefix_key =
+      info.fleet_prefix_blocks > 0 ? req.blocks[info.fleet_prefix_blocks - 1].value() : 0;
+  if (prefix_key != 0) {
+    // Shares of a handful of bookings are noise: counted over at least 16 per worker.
+    const double seen = std::max(inflow_requests_, 16.0 * double(views.size()));
+    info.fleet_prefix_share = demand_->Count(prefix_key, bookings_) / seen;
   }
   std::vector<Candidate> cands(views.size());
   for (size_t i = 0; i < views.size(); ++i) cands[i].worker = views[i].spec->id;
@@ -151,6 +163,7 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
              .overlap_blocks = v.device,
              .predicted_blocks = cached_blocks,
              .uncached_tokens = uncached};
+  if (!req.dry_run && prefix_key != 0) demand_->Add(prefix_key, bookings_);
   if (config_.explain || req.explain) {
     Explanation e{std::string(policy_->name()), policy_->TermNames(), {}};
     for (size_t i = 0; i < views.size(); ++i) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <optional>
 
 #include "index/block_hash.h"
 #include "index/index_test_util.h"
@@ -74,6 +75,46 @@ TEST_F(SchedulerTest, SiblingFollowsAnInFlightPromptPastThePredictionTtl) {
   EXPECT_EQ(second.worker, first.worker);
   EXPECT_EQ(second.uncached_tokens, 1u);
   EXPECT_EQ(sched_->Load(first.worker)->booked_prefill_tokens, 1601u);
+}
+
+// A system prompt every request shares stays on the worker that first computed it until its
+// demand outgrows that worker's fair share of the fleet (1.2 × 1/2 of the recent requests,
+// counted over at least 16 bookings per worker); then it is copied to the other worker.
+TEST_F(SchedulerTest, AHotPrefixIsCopiedOnceItsDemandOutgrowsItsHolder) {
+  for (double replicate : {1.2, 0.0}) {
+    Make("kvrouter", 2, {.replicate_share = replicate});
+    std::vector<Decision> running;
+    std::optional<WorkerId> holder;
+    int copied_at = -1;
+    for (int i = 0; i < 40 && copied_at < 0; ++i) {
+      std::vector<TokenId> prompt = Prompt(80 * kBs);
+      for (TokenId t = 0; t < 20 * kBs; ++t) prompt.push_back(100000 + 1000 * i + t);
+      if (i % 2 == 1) {  // a dry run is not a request: it does not count as demand
+        blocks_ = SequenceHashes(prompt, kBs);
+        ASSERT_TRUE(sched_->Route({.blocks = blocks_,
+                                   .prompt_tokens = uint32_t(prompt.size()),
+                                   .dry_run = true})
+                        .ok());
+      }
+      Decision d = Route(prompt);
+      if (!holder) {
+        holder = d.worker;
+      } else if (d.worker != *holder) {
+        copied_at = i;
+        EXPECT_EQ(d.uncached_tokens, prompt.size());  // the copy recomputes the whole prompt
+      }
+      d.ticket.FirstToken(50 * kNsPerMs);  // answering: the holder stays busy
+      running.push_back(std::move(d));
+    }
+    if (replicate > 0) {
+      // The i-th request sees i − 1 earlier ones with the prefix, over 32 bookings: > 0.6 from
+      // the 21st on (less a little decay).
+      EXPECT_GE(copied_at, 20);
+      EXPECT_LE(copied_at, 22);
+    } else {
+      EXPECT_EQ(copied_at, -1);
+    }
+  }
 }
 
 // Two in-flight prompts on one worker sharing a 6-block prefix: active blocks are distinct
