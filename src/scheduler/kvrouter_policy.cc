@@ -21,7 +21,7 @@
 //   copies     a worker without the fleet's deepest held prefix of this prompt is costed as if it
 //              held it (cached_w from that prefix; it books what it will really compute) when
 //              the prefix's share of recent requests exceeds replicate_share × its holders'
-//              share of the fleet's prefill rate
+//              share of the workers
 // rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
 // (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; fits
 // within calibrate_tolerance of the fleet median are snapped to it (noise, not speed). Those
@@ -74,7 +74,7 @@ class Kvrouter final : public Policy {
     const double fleet_rate = rate_sum / double(w.size());
     const double work_weight = o_.work_weight + o_.load_work_weight * prefilling / double(w.size());
     Turnover(req, w, fleet_rate);
-    const uint32_t copy = Replicate(req, w, rate_sum);
+    const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, c[i]);
       tb[i] = w[i].running;
@@ -145,17 +145,16 @@ class Kvrouter final : public Policy {
 
   // The prefix to cost every worker as holding (0: none): the fleet's deepest held prefix of
   // this prompt, when its recent demand exceeds replicate_share times its holders' share of the
-  // fleet's prefill rate.
-  uint32_t Replicate(const RequestInfo& req, std::span<const WorkerView> w, double rate_sum) const {
+  // fleet. Holders are counted, not weighed by their fitted rates: a fit that is off (a worker
+  // with few samples) would make a prefix look hot and copy it for nothing.
+  uint32_t Replicate(const RequestInfo& req, std::span<const WorkerView> w) const {
     if (o_.replicate_share <= 0 || req.fleet_prefix_blocks == 0 || req.fleet_prefix_share <= 0) {
       return 0;
     }
-    double held_rate = 0;
-    for (size_t i = 0; i < w.size(); ++i) {
-      if (Held(w[i]) >= req.fleet_prefix_blocks) held_rate += rate_[i];
-    }
-    if (held_rate <= 0) return 0;
-    return req.fleet_prefix_share > o_.replicate_share * held_rate / rate_sum
+    size_t holders = 0;
+    for (const WorkerView& v : w) holders += Held(v) >= req.fleet_prefix_blocks ? 1 : 0;
+    if (holders == 0) return 0;
+    return req.fleet_prefix_share > o_.replicate_share * double(holders) / double(w.size())
                ? req.fleet_prefix_blocks
                : 0;
   }

@@ -131,7 +131,7 @@ struct PolicyOptions {
   // in the fleet (a new conversation, a new document); 0: none.
   double turnover_cached = 0.25;
   // Copies of a hot prefix: when the share of the recent requests whose deepest fleet-held
-  // prefix is this one exceeds this times its holders' share of the fleet's prefill rate, its
+  // prefix is this one exceeds this times its holders' share of the workers, its
   // holders cannot serve its demand at their fair share of the load, and a worker without it
   // is costed as if it held it: the copy is an investment that the prefix's later requests
   // repay by finding an idle engine that holds it; 0: never.
