@@ -64,9 +64,9 @@ absl::Status BuildRouter(const RouteBenchFlags& f, Router& r) {
   r.index = std::make_unique<KvIndex>(
       IndexConfig{.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)}, r.clock);
   ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(f.policy));
-  ASSIGN_OR_RETURN(r.sched, Scheduler::Create({.policy = spec.name, .options = spec.options,
-                                               .seed = f.seed},
-                                              *r.index, r.clock));
+  ASSIGN_OR_RETURN(r.sched,
+                   Scheduler::Create({.policy = spec.name, .options = spec.options, .seed = f.seed},
+                                     *r.index, r.clock));
   // Workers register first, as in a deployment, each declaring the KV capacity of a fleet whose
   // caches are full at E entries; then their events arrive.
   const uint64_t capacity = (f.entries + f.workers - 1) / f.workers;
@@ -220,7 +220,8 @@ void RegisterBenchRoute(CLI::App& bench, int* exit_code) {
   cmd->add_option("--warmup", flags->warmup, "Untimed decisions before timing");
   cmd->add_option("--rate", flags->rate, "Requests per second of simulated time")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--policy", flags->policy, "Routing policy, with overrides: kvrouter[replicate_share=0]");
+  cmd->add_option("--policy", flags->policy,
+                  "Routing policy, with overrides: kvrouter[replicate_share=0]");
   cmd->add_option("--seed", flags->seed, "Workload seed");
   cmd->add_option("--threads", flags->threads,
                   "Routing threads, one run per value (e.g. 1,2): decisions/s for each")

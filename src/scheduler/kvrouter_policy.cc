@@ -58,8 +58,10 @@ class Kvrouter final : public Policy {
   explicit Kvrouter(const PolicyOptions& o) : o_(o) {}
   std::string_view name() const override { return "kvrouter"; }
   std::vector<std::string_view> TermNames() const override {
+    // ttft_s includes −idle_w; copy_blocks: the hot prefix this worker is costed as holding
+    // (0: none), in which case uncached_tokens is what remains after it.
     return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s",
-            "kv_pressure_s", "ttft_s",          "turnover_s"};  // ttft_s includes −idle_w
+            "kv_pressure_s", "ttft_s",          "turnover_s",   "copy_blocks"};
   }
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
@@ -204,7 +206,8 @@ class Kvrouter final : public Policy {
       const double f = v.inflow_share / double(v.spec->kv_capacity_blocks);
       turnover_s = turnover_scale_s_ * (f / mean_turnover_ - 1);
     }
-    c.terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s};
+    const double copied = copy > d ? double(copy) : 0.0;
+    c.terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s, copied};
     c.cost = ttft + work_weight * uncached / fleet_rate + turnover_s;
     c.booked_uncached = real_uncached;
   }

@@ -56,7 +56,7 @@ struct WorkerView {
   uint32_t approx = 0;  // the router's own approximate tree (policies that keep one)
 };
 
-inline constexpr size_t kMaxTerms = 7;
+inline constexpr size_t kMaxTerms = 8;
 
 // One candidate's evaluation; `terms` are named by Policy::TermNames().
 struct Candidate {

@@ -275,7 +275,9 @@ TEST(Policy, KvrouterCopiesAPrefixItsHoldersCannotServeAtAFairShare) {
   // Holder: 0.032 + 0.032. Worker 1 costed as holding it: 0.032 − 0.02 (idle) + 0.032.
   EXPECT_EQ(f.Choose("kvrouter", req), 1u);
   EXPECT_EQ(f.cands[1].terms[1], 320);
+  EXPECT_EQ(f.cands[1].terms[7], 80);           // copy_blocks
   EXPECT_EQ(f.cands[1].booked_uncached, 1600);  // it books what it will compute
+  EXPECT_EQ(f.cands[0].terms[7], 0);
   // At most 1.2 × its holders' share: no copy (worker 1 would recompute 1,280 tokens).
   req.fleet_prefix_share = 0.6;
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);

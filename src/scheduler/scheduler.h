@@ -194,7 +194,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by WorkerId value
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   double inflow_requests_ ABSL_GUARDED_BY(mu_) = 0;  // bookings, decayed as Slot::inflow
-  uint64_t bookings_ ABSL_GUARDED_BY(mu_) = 0;         // bookings ever made
+  uint64_t bookings_ ABSL_GUARDED_BY(mu_) = 0;       // bookings ever made
   std::unique_ptr<scheduler_internal::PrefixDemand> demand_ ABSL_PT_GUARDED_BY(mu_);
   std::unique_ptr<scheduler_internal::Mail> mail_ ABSL_GUARDED_BY(mu_);  // Collect's scratch
 

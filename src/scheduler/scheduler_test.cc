@@ -102,6 +102,10 @@ TEST_F(SchedulerTest, AHotPrefixIsCopiedOnceItsDemandOutgrowsItsHolder) {
       } else if (d.worker != *holder) {
         copied_at = i;
         EXPECT_EQ(d.uncached_tokens, prompt.size());  // the copy recomputes the whole prompt
+        ASSERT_TRUE(d.explanation.has_value());
+        for (const ExplainedCandidate& c : d.explanation->candidates) {
+          EXPECT_EQ(c.candidate.terms[7], c.worker == *holder ? 0 : 80) << "copy_blocks";
+        }
       }
       d.ticket.FirstToken(50 * kNsPerMs);  // answering: the holder stays busy
       running.push_back(std::move(d));
@@ -215,7 +219,7 @@ TEST_F(SchedulerTest, TracksWhereNewContentWasBooked) {
   const uint32_t first = Route(Prompt(160)).worker.value();  // 160 new tokens, all on `first`
   Decision d = Route(Prompt(160, 1000));
   ASSERT_TRUE(d.explanation.has_value());
-  ASSERT_EQ(d.explanation->term_names.size(), 7u);
+  ASSERT_EQ(d.explanation->term_names.size(), 8u);
   EXPECT_EQ(d.explanation->term_names[6], "turnover_s");
   // Turnover 2 and 0 of the mean; 2 · min(160, 160) / the prior rate.
   const double scale = 2.0 * 160 / WorkerSpec{}.prefill_rate_prior;
