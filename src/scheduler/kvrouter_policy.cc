@@ -79,7 +79,8 @@ class Kvrouter final : public Policy {
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, c[i]);
-      tb[i] = w[i].running;
+      // On a tie a holder goes first: a copy is made only where it is strictly better.
+      tb[i] = w[i].running + (c[i].terms[7] > 0 ? 0.5 : 0.0);
     }
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
     return ArgMin(c, tb, rng);

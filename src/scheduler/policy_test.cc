@@ -278,6 +278,10 @@ TEST(Policy, KvrouterCopiesAPrefixItsHoldersCannotServeAtAFairShare) {
   EXPECT_EQ(f.cands[1].terms[7], 80);           // copy_blocks
   EXPECT_EQ(f.cands[1].booked_uncached, 1600);  // it books what it will compute
   EXPECT_EQ(f.cands[0].terms[7], 0);
+  // The holder idle as well: the costs tie, and the holder goes first (a copy must gain).
+  f.views[0].running = 0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) EXPECT_EQ(f.Choose("kvrouter", req, {}, seed), 0u);
+  f.views[0].running = 2;
   // At most 1.2 × its holders' share: no copy (worker 1 would recompute 1,280 tokens).
   req.fleet_prefix_share = 0.6;
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
