@@ -275,6 +275,51 @@ def engine_cache(sim):
     return cache, (batches[-1][0] if batches else None)
 
 
+class CopiesTest(unittest.TestCase):
+    """A prompt prefix most requests share is worth a second engine: after 24 requests with the
+    same 640-token system prompt (40 blocks) on a two-engine pool, the gateway's own bookings
+    make it hot (more than 1.2 x its one holder's half of the fleet), and the engine without it
+    is costed as holding it (copy_blocks), unless a copy has already been made."""
+
+    def run_pool(self, pool_extra):
+        system = unique_text(640)
+        with EngineSim("--speedup", "1000", "--kv-events-port", "0", "--replay-port", "0") as a, \
+                EngineSim("--speedup", "1000", "--kv-events-port", "0", "--replay-port", "0") as b, \
+                Router(router_yaml([("a", a, True), ("b", b, True)],
+                                   pool_extra=pool_extra)) as router:
+            def body():
+                return {"model": MODEL, "prompt": system + unique_text(64), "max_tokens": 2}
+            served = set()
+            for _ in range(24):
+                headers = {}
+                status, r = router.post("/v1/completions", body(), response_headers=headers)
+                self.assertEqual(status, 200, r)
+                served.add(headers["x-kvrouter-worker"])
+            status, d = router.post("/debug/route", body(), headers=AUTH)
+            self.assertEqual(status, 200, d)
+            router.assert_idle()
+            return served, {c["worker"]: c for c in d["candidates"]}
+
+    def test_a_prefix_most_requests_share_is_copied(self):
+        served, by_worker = self.run_pool("")
+        held = {w for w, c in by_worker.items()
+                if max(c["device_blocks"], c["predicted_blocks"]) >= 40}
+        if held == {"a", "b"}:  # copied already: nothing is hot any more
+            self.assertEqual(served, {"a", "b"})
+            self.assertTrue(all(c["terms"]["copy_blocks"] == 0 for c in by_worker.values()))
+        else:
+            self.assertEqual(len(held), 1)
+            for w, c in by_worker.items():
+                self.assertEqual(c["terms"]["copy_blocks"], 0 if w in held else 40, w)
+                if w not in held:  # costed as holding the system prompt: its suffix only
+                    self.assertEqual(c["terms"]["uncached_tokens"], 64)
+
+    def test_without_copies_the_prompt_stays_on_one_engine(self):
+        served, by_worker = self.run_pool("    policy: 'kvrouter[replicate_share=0]'")
+        self.assertEqual(len(served), 1)
+        self.assertTrue(all(c["terms"]["copy_blocks"] == 0 for c in by_worker.values()))
+
+
 class EventsTest(unittest.TestCase):
     def test_index_converges_despite_dropped_batches(self):
         with EngineSim("--speedup", "1000", "--preset", "test", "--kv-events-port", "0",
