@@ -104,8 +104,8 @@ struct PolicyOptions {
   double work_weight = 1.0;
   // Past saturation each second of prefill delays every request that queues behind it: the
   // weight above grows by this much per request waiting for its first token, averaged over
-  // the fleet (the router's own bookings).
-  double load_work_weight = 2.0;
+  // the fleet (the router's own bookings). 4 (was 2): docs/BENCHMARKS.md.
+  double load_work_weight = 4.0;
   // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
   // within this fraction of the fleet median is given the median rate and overhead (fit noise
   // is not a difference between engines); 0: every worker its own fit.

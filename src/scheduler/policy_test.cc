@@ -226,7 +226,7 @@ TEST(Policy, KvrouterWorkWeightFollowsTheQueuedRequests) {
   f.views[0].booked_prefill_tokens = 3000;  // ttft 0.38 s vs 0.16 s
   // Idle fleet: weight 1, costs 0.38 + 0.08 > 0.16 + 0.16: the shorter TTFT wins.
   EXPECT_EQ(f.Choose("kvrouter", req), 1u);
-  // Two requests waiting per worker: weight 1 + 2·2 = 5, 0.38 + 0.4 < 0.16 + 0.8: saving
+  // Two requests waiting per worker: weight 1 + 4·2 = 9, 0.38 + 0.72 < 0.16 + 1.44: saving
   // 800 tokens of prefill is worth 0.22 s of this request's TTFT.
   for (WorkerView& v : f.views) v.prefilling = 2;
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
