@@ -124,9 +124,7 @@ class Kvrouter final : public Policy {
     double inflow = 0, fill = 0;
     for (const WorkerView& v : w) {
       fill = std::max(fill, double(v.cached_blocks) / double(v.spec->kv_capacity_blocks));
-      cached_anywhere =
-          std::max({cached_anywhere, v.device, o_.predicted_overlap ? v.predicted : 0u,
-                    o_.inflight_overlap ? v.active_overlap : 0u});
+      cached_anywhere = std::max(cached_anywhere, Held(v));
       inflow += v.inflow_share / double(v.spec->kv_capacity_blocks);
     }
     const double mean_new = w.front().inflow_mean_tokens;
