@@ -18,10 +18,11 @@
 //                than turnover_cached of it cached anywhere)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 //                + turnover_w
-//   copies     a worker without the fleet's deepest held prefix of this prompt is costed as if it
-//              held it (cached_w from that prefix; it books what it will really compute) when
-//              the prefix's share of recent requests exceeds replicate_share × its holders'
-//              share of the workers
+//   copies     a worker without the fleet's deepest held prefix of this prompt (or the shared
+//              prefix its history descends from: RequestInfo::fleet_prefix_blocks) is costed as
+//              if it held it (cached_w from that prefix; it books what it will really compute)
+//              when the prefix's share of recent requests exceeds replicate_share × its
+//              holders' share of the workers
 // rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
 // (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; fits
 // within calibrate_tolerance of the fleet median are snapped to it (noise, not speed). Those

@@ -129,6 +129,37 @@ class PrefixDemand {
   std::vector<Entry> slots_ = std::vector<Entry>(kSlots);
 };
 
+// Which shared prefix a prompt's history descends from. An agent session or a conversation
+// grows turn by turn: each request's deepest fleet-held prefix is the previous request's whole
+// prompt, a key no other session shares, so its demand would count one session. Each booking
+// records, under its prompt's last block, the prefix its own demand was counted for (its
+// deepest held prefix, or what that one descended from); a later request whose deepest held
+// prefix ends at that block counts for the same root: a shared agent context then counts every
+// step of every session built on it, and a new session's first step sees how hot it is.
+// Direct-mapped and fixed in size (the latest booking keeps a slot); a stale or colliding entry
+// is harmless: a root is used only when it is verified to be a prefix of the prompt.
+class PrefixRoots {
+ public:
+  struct Root {
+    uint64_t key = 0;    // the root prefix's last block hash (0: none)
+    uint32_t depth = 0;  // its length in blocks
+  };
+  // The root recorded for a prompt that ended at block hash `end`, if any.
+  Root Find(uint64_t end) const {
+    const Entry& e = slots_[end % kSlots];
+    return e.end == end ? e.root : Root{};
+  }
+  void Set(uint64_t end, Root root) { slots_[end % kSlots] = Entry{end, root}; }
+
+ private:
+  static constexpr size_t kSlots = 4096;
+  struct Entry {
+    uint64_t end = 0;
+    Root root;
+  };
+  std::vector<Entry> slots_ = std::vector<Entry>(kSlots);
+};
+
 struct Slot {
   Slot(const WorkerSpec& s, std::shared_ptr<LoadState> l)
       : spec(s), rate(s.prefill_rate_prior), load(std::move(l)) {}

@@ -25,8 +25,9 @@ struct RequestInfo {
   uint32_t block_size = 64;
   uint32_t expected_output_tokens = 0;  // 0: unknown
   // The deepest prefix of this prompt held anywhere in the fleet (cached, predicted or in
-  // flight on some worker), in blocks, and the share of the recently routed requests (decayed
-  // per booking, ~1,000 bookings) whose deepest fleet-held prefix was that same one.
+  // flight on some worker), in blocks, or the shared prefix that one's history descends from
+  // (an agent session's context: scheduler_internal::PrefixRoots); and the share of the
+  // recently routed requests (decayed per booking, ~1,000 bookings) counted for that prefix.
   uint32_t fleet_prefix_blocks = 0;
   double fleet_prefix_share = 0;
 };

@@ -44,6 +44,7 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvI
       policy_(std::move(policy)),
       rng_(config_.seed),
       demand_(std::make_unique<scheduler_internal::PrefixDemand>()),
+      roots_(std::make_unique<scheduler_internal::PrefixRoots>()),
       mail_(std::make_unique<Mail>()) {}
 
 Scheduler::~Scheduler() {

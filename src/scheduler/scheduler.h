@@ -72,6 +72,7 @@ class LoadState;
 struct Slot;
 struct Mail;
 class PrefixDemand;
+class PrefixRoots;
 }  // namespace scheduler_internal
 
 // A request's booking on the worker it was routed to. Movable, not copyable; one thread uses a
@@ -196,6 +197,7 @@ class Scheduler {
   double inflow_requests_ ABSL_GUARDED_BY(mu_) = 0;  // bookings, decayed as Slot::inflow
   uint64_t bookings_ ABSL_GUARDED_BY(mu_) = 0;       // bookings ever made
   std::unique_ptr<scheduler_internal::PrefixDemand> demand_ ABSL_PT_GUARDED_BY(mu_);
+  std::unique_ptr<scheduler_internal::PrefixRoots> roots_ ABSL_PT_GUARDED_BY(mu_);
   std::unique_ptr<scheduler_internal::Mail> mail_ ABSL_GUARDED_BY(mu_);  // Collect's scratch
 
   // Each worker's load state by WorkerId value, for ReportMetrics without the admission lock.

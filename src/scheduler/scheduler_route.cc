@@ -132,8 +132,19 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
     info.fleet_prefix_blocks =
         std::max({info.fleet_prefix_blocks, v.device, v.predicted, v.active_overlap});
   }
-  const uint64_t prefix_key =
+  uint64_t prefix_key =
       info.fleet_prefix_blocks > 0 ? req.blocks[info.fleet_prefix_blocks - 1].value() : 0;
+  if (prefix_key != 0) {
+    // A history that grows request by request counts for the shared prefix it descends from
+    // (PrefixRoots). Block hashes chain, so the root is this prompt's prefix iff its last
+    // block's hash is in place.
+    const scheduler_internal::PrefixRoots::Root root = roots_->Find(prefix_key);
+    if (root.key != 0 && root.depth >= 1 && root.depth <= info.fleet_prefix_blocks &&
+        req.blocks[root.depth - 1].value() == root.key) {
+      prefix_key = root.key;
+      info.fleet_prefix_blocks = root.depth;
+    }
+  }
   if (prefix_key != 0) {
     // Shares of a handful of bookings are noise: counted over at least 16 per worker.
     const double seen = std::max(inflow_requests_, 16.0 * double(views.size()));
@@ -163,7 +174,10 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
              .overlap_blocks = v.device,
              .predicted_blocks = cached_blocks,
              .uncached_tokens = uncached};
-  if (!req.dry_run && prefix_key != 0) demand_->Add(prefix_key, bookings_);
+  if (!req.dry_run && prefix_key != 0) {
+    demand_->Add(prefix_key, bookings_);
+    roots_->Set(req.blocks.back().value(), {prefix_key, info.fleet_prefix_blocks});
+  }
   if (config_.explain || req.explain) {
     Explanation e{std::string(policy_->name()), policy_->TermNames(), {}};
     for (size_t i = 0; i < views.size(); ++i) {

@@ -121,6 +121,47 @@ TEST_F(SchedulerTest, AHotPrefixIsCopiedOnceItsDemandOutgrowsItsHolder) {
   }
 }
 
+// An agent session grows step by step: each step's deepest fleet-held prefix is the previous
+// step's whole prompt, which no other request shares. Its steps still count as demand for the
+// shared context they descend from, so a new session's first step finds that context hot and
+// copies it to the idle worker; with copies off it stays with the context's holder.
+TEST_F(SchedulerTest, ASessionsStepsCountForTheSharedContextItDescendsFrom) {
+  for (double replicate : {1.2, 0.0}) {
+    Make("kvrouter", 2, {.replicate_share = replicate});
+    const std::vector<TokenId> context = Prompt(80 * kBs);
+    auto extend = [](std::vector<TokenId> p, TokenId base) {
+      for (TokenId t = 0; t < 20 * kBs; ++t) p.push_back(base + t);
+      return p;
+    };
+    std::vector<Decision> running;
+    // A first session computes the context; the second one runs 24 steps on the same worker.
+    running.push_back(Route(extend(context, 100000)));
+    const WorkerId holder = running.back().worker;
+    std::vector<TokenId> step = extend(context, 200000);
+    for (int i = 0; i < 24; ++i) {
+      Decision d = Route(step);
+      EXPECT_EQ(d.worker, holder) << "step " << i;
+      EXPECT_EQ(d.uncached_tokens, 20 * kBs) << "step " << i;  // only what is new
+      d.ticket.FirstToken(50 * kNsPerMs);  // answering: the holder stays busy
+      running.push_back(std::move(d));
+      step = extend(step, 300000 + 1000 * i);
+    }
+    // A new session on the same context.
+    Decision first = Route(extend(context, 900000));
+    ASSERT_TRUE(first.explanation.has_value());
+    if (replicate > 0) {
+      EXPECT_NE(first.worker, holder);
+      EXPECT_EQ(first.uncached_tokens, 100 * kBs);  // the copy recomputes the context
+      for (const ExplainedCandidate& c : first.explanation->candidates) {
+        EXPECT_EQ(c.candidate.terms[7], c.worker == holder ? 0 : 80) << "copy_blocks";
+      }
+    } else {
+      EXPECT_EQ(first.worker, holder);
+      EXPECT_EQ(first.uncached_tokens, 20 * kBs);
+    }
+  }
+}
+
 // Two in-flight prompts on one worker sharing a 6-block prefix: active blocks are distinct
 // (10 + 4), M_w sees the shared prefix, and releasing in either order is exact.
 TEST_F(SchedulerTest, InFlightBlocksAreDistinctAndReleasedExactly) {
