@@ -144,8 +144,6 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
       prefix_key = root.key;
       info.fleet_prefix_blocks = root.depth;
     }
-  }
-  if (prefix_key != 0) {
     // Shares of a handful of bookings are noise: counted over at least 16 per worker.
     const double seen = std::max(inflow_requests_, 16.0 * double(views.size()));
     info.fleet_prefix_share = demand_->Count(prefix_key, bookings_) / seen;
