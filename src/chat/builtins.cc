@@ -154,7 +154,7 @@ constexpr Builtin kTests[] = {
 Value GlobalRange(Interp& in, const Value&, const Args& a) {
   int64_t start = 0, stop = 0, step = 1;
   for (const Value& v : a.pos) {
-    if (!v.is_int() && !v.is_bool()) return in.Fail("range() arguments must be integers"), Value();
+    if (!v.is_int() && !v.is_bool()) return in.Error("range() arguments must be integers");
   }
   if (a.pos.size() == 1) {
     stop = a.pos[0].as_int();
@@ -163,9 +163,9 @@ Value GlobalRange(Interp& in, const Value&, const Args& a) {
     stop = a.pos[1].as_int();
     if (a.pos.size() >= 3) step = a.pos[2].as_int();
   } else {
-    return in.Fail("range expected at least 1 argument, got 0"), Value();
+    return in.Error("range expected at least 1 argument, got 0");
   }
-  if (step == 0) return in.Fail("range() arg 3 must not be zero"), Value();
+  if (step == 0) return in.Error("range() arg 3 must not be zero");
   // 128-bit: stop - start overflows int64 for range(-2**63, 2**63 - 1).
   const __int128 lo = start, hi = stop, st = step;
   const __int128 len =

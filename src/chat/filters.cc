@@ -17,7 +17,10 @@ Value Fail(Interp& in, std::string msg) {
 
 // Items of an iterable as a list (dict -> keys, string -> code points, undefined -> empty).
 bool ToList(Interp& in, const Value& v, List* out) {
-  if (v.is_list() || v.is_generator()) return *out = v.list(), true;
+  if (v.is_list() || v.is_generator()) {
+    *out = v.list();
+    return true;
+  }
   if (v.is_undefined()) return true;
   if (v.is_dict()) {
     for (size_t i = 0; i < v.dict().items.size(); ++i) out->push_back(v.dict().KeyAt(i));

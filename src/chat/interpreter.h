@@ -53,6 +53,11 @@ class Interp {
   // ---- for builtins and host objects ----
   // Records an error (the first one wins). `raised` marks raise_exception's message.
   void Fail(std::string msg, bool raised = false);
+  // Fail, then the undefined value an evaluation returns once it has failed.
+  Value Error(std::string msg) {
+    Fail(std::move(msg));
+    return Value();
+  }
   bool failed() const { return failed_; }
   // Charges `units` steps of work; false (and failed) once the budget is spent.
   bool Charge(size_t units) {
@@ -97,6 +102,10 @@ class Interp {
   bool Iterate(const Value& v, std::vector<Value>* items, const List** shared);
   void Emit(const Value& v);
   void FailAt(const Expr& e, std::string msg);
+  Value ErrorAt(const Expr& e, std::string msg) {
+    FailAt(e, std::move(msg));
+    return Value();
+  }
 
   const Program& prog_;
   RenderLimits limits_;

@@ -57,14 +57,14 @@ Value Interp::Eval(const Expr& e) {
     case ExprKind::kAttr: {
       Value obj = Eval(*e.args[0]);
       if (failed_) return Value();
-      if (obj.is_undefined()) return FailAt(e, UndefinedMessage(obj)), Value();
+      if (obj.is_undefined()) return ErrorAt(e, UndefinedMessage(obj));
       return GetAttr(obj, e.name);
     }
     case ExprKind::kItem: {
       Value obj = Eval(*e.args[0]);
       Value key = Eval(*e.args[1]);
       if (failed_) return Value();
-      if (obj.is_undefined()) return FailAt(e, UndefinedMessage(obj)), Value();
+      if (obj.is_undefined()) return ErrorAt(e, UndefinedMessage(obj));
       return GetItem(obj, key);
     }
     case ExprKind::kSlice:
@@ -77,9 +77,9 @@ Value Interp::Eval(const Expr& e) {
       Value subject = Eval(*e.args[0]);
       Args args;
       if (failed_ || !EvalArgs(e, &args)) return Value();
-      if (e.builtin < 0) return FailAt(e, "no test named '" + e.name + "'"), Value();
+      if (e.builtin < 0) return ErrorAt(e, "no test named '" + e.name + "'");
       Value r = TestAt(e.builtin).fn(*this, subject, args);
-      if (failed_) return FailAt(e, ""), Value();
+      if (failed_) return ErrorAt(e, "");
       return Value(r.Truthy() != e.negated);
     }
     case ExprKind::kNot:
@@ -95,7 +95,7 @@ Value Interp::Eval(const Expr& e) {
       }
       if (e.kind == ExprKind::kPos) return v.is_bool() ? Value(v.as_int()) : v;
       if (v.is_float()) return Value(-v.as_float());
-      if (v.as_int() == INT64_MIN) return FailAt(e, "integer overflow"), Value();  // 2**63
+      if (v.as_int() == INT64_MIN) return ErrorAt(e, "integer overflow");  // 2**63
       return Value(-v.as_int());
     }
     case ExprKind::kBinary:
@@ -139,7 +139,7 @@ Value Interp::EvalCall(const Expr& e) {
   if (callee.kind == ExprKind::kAttr) {
     Value obj = Eval(*callee.args[0]);
     if (failed_) return Value();
-    if (obj.is_undefined()) return FailAt(callee, UndefinedMessage(obj)), Value();
+    if (obj.is_undefined()) return ErrorAt(callee, UndefinedMessage(obj));
     fn = GetAttr(obj, callee.name);
     if (fn.is_undefined()) {
       return FailAt(callee, std::string("'") + obj.TypeName() + "' object has no attribute '" +
@@ -160,7 +160,7 @@ Value Interp::EvalFilter(const Expr& e) {
   Value subject = e.args[0] ? Eval(*e.args[0]) : (filter_input_ ? *filter_input_ : Value());
   Args args;
   if (failed_ || !EvalArgs(e, &args)) return Value();
-  if (e.builtin < 0) return FailAt(e, "no filter named '" + e.name + "'"), Value();
+  if (e.builtin < 0) return ErrorAt(e, "no filter named '" + e.name + "'");
   Value r = FilterAt(e.builtin).fn(*this, subject, args);
   if (failed_) FailAt(e, "");
   return r;
@@ -213,7 +213,7 @@ Value Interp::EvalCompare(const Expr& e) {
                            left.TypeName() + "' and '" + right.TypeName() + "'"),
              Value();
     }
-    if (failed_) return FailAt(e, ""), Value();
+    if (failed_) return ErrorAt(e, "");
     if (!r) return Value(false);
     left = std::move(right);
   }
@@ -226,16 +226,16 @@ Value Interp::EvalSlice(const Expr& e) {
   Value stop = e.args[2] ? Eval(*e.args[2]) : Value::None();
   Value stepv = e.args[3] ? Eval(*e.args[3]) : Value::None();
   if (failed_) return Value();
-  if (obj.is_undefined()) return FailAt(e, UndefinedMessage(obj)), Value();
+  if (obj.is_undefined()) return ErrorAt(e, UndefinedMessage(obj));
   for (const Value* v : {&start, &stop, &stepv}) {
     if (!v->is_none() && !v->is_int() && !v->is_bool()) {
-      return FailAt(e, "slice indices must be integers or None"), Value();
+      return ErrorAt(e, "slice indices must be integers or None");
     }
   }
   int64_t step = stepv.is_none() ? 1 : stepv.as_int();
-  if (step == 0) return FailAt(e, "slice step cannot be zero"), Value();
+  if (step == 0) return ErrorAt(e, "slice step cannot be zero");
   if (!obj.is_list() && !obj.is_string()) {
-    return FailAt(e, std::string("'") + obj.TypeName() + "' object is not subscriptable"), Value();
+    return ErrorAt(e, std::string("'") + obj.TypeName() + "' object is not subscriptable");
   }
   std::vector<size_t> offs;
   int64_t len;
@@ -335,13 +335,16 @@ Value Interp::GetItem(const Value& obj, const Value& key) {
 
 Value Interp::ApplyFilter(std::string_view name, const Value& v, const Args& args) {
   int f = FindFilter(name);
-  if (f < 0) return Fail("no filter named '" + std::string(name) + "'"), Value();
+  if (f < 0) return Error("no filter named '" + std::string(name) + "'");
   return FilterAt(f).fn(*this, v, args);
 }
 
 bool Interp::ApplyTest(std::string_view name, const Value& v, const Args& args) {
   int t = FindTest(name);
-  if (t < 0) return Fail("no test named '" + std::string(name) + "'"), false;
+  if (t < 0) {
+    Fail("no test named '" + std::string(name) + "'");
+    return false;
+  }
   return TestAt(t).fn(*this, v, args).Truthy();
 }
 

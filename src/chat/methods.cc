@@ -54,7 +54,7 @@ Value Split(Interp& in, const Value& self, const Args& a, bool from_right) {
   const std::string* sep = OptString(a, 0, "sep");
   int64_t maxsplit = a.GetOr(1, "maxsplit", Value(-1)).as_int();
   List parts;
-  if (sep != nullptr && sep->empty()) return in.Fail("empty separator"), Value();
+  if (sep != nullptr && sep->empty()) return in.Error("empty separator");
   if (sep == nullptr) {
     std::vector<std::pair<size_t, size_t>> words;  // byte ranges of non-space runs
     size_t i = 0, start = std::string::npos;
@@ -177,11 +177,11 @@ Value MCount(Interp&, const Value& s, const Args& a) {
 
 Value MJoin(Interp& in, const Value& s, const Args& a) {
   const Value& items = Arg0(a);
-  if (!items.is_list()) return in.Fail("can only join an iterable"), Value();
+  if (!items.is_list()) return in.Error("can only join an iterable");
   std::string out;
   for (size_t i = 0; i < items.list().size(); ++i) {
     const Value& x = items.list()[i];
-    if (!x.is_string()) return in.Fail("sequence item: expected str instance"), Value();
+    if (!x.is_string()) return in.Error("sequence item: expected str instance");
     if (i > 0) out += s.str();
     out += x.str();
   }

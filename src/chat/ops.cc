@@ -38,7 +38,7 @@ Value Repeat(Interp& in, const Value& seq, int64_t n) {
 // x ** y by squaring: O(log y) whatever y is (1 ** 10**18 must not loop 10**18 times).
 Value IntPow(Interp& in, int64_t x, int64_t y) {
   if (y < 0) {
-    if (x == 0) return in.Fail("0.0 cannot be raised to a negative power"), Value();
+    if (x == 0) return in.Error("0.0 cannot be raised to a negative power");
     return Value(std::pow(static_cast<double>(x), static_cast<double>(y)));
   }
   int64_t result = 1, base = x;
@@ -46,7 +46,7 @@ Value IntPow(Interp& in, int64_t x, int64_t y) {
   for (uint64_t e = static_cast<uint64_t>(y); e != 0; e >>= 1) {
     if (e & 1) overflow |= __builtin_mul_overflow(result, base, &result);
     if (e > 1) overflow |= __builtin_mul_overflow(base, base, &base);
-    if (overflow) return in.Fail("integer overflow"), Value();
+    if (overflow) return in.Error("integer overflow");
   }
   return Value(result);
 }
@@ -66,10 +66,10 @@ Value IntArith(Interp& in, BinOp op, int64_t x, int64_t y) {
       break;
     case BinOp::kFloorDiv:
     case BinOp::kMod: {
-      if (y == 0) return in.Fail("integer division or modulo by zero"), Value();
+      if (y == 0) return in.Error("integer division or modulo by zero");
       if (x == INT64_MIN && y == -1) {  // x / y traps on x86; Python: 2**63 and 0
         if (op == BinOp::kMod) return Value(int64_t{0});
-        return in.Fail("integer overflow"), Value();
+        return in.Error("integer overflow");
       }
       int64_t q = x / y;
       int64_t m = x % y;
@@ -84,7 +84,7 @@ Value IntArith(Interp& in, BinOp op, int64_t x, int64_t y) {
     default:
       break;
   }
-  if (overflow) return in.Fail("integer overflow"), Value();
+  if (overflow) return in.Error("integer overflow");
   return Value(r);
 }
 
@@ -97,11 +97,11 @@ Value FloatArith(Interp& in, BinOp op, double x, double y) {
     case BinOp::kMul:
       return Value(x * y);
     case BinOp::kDiv:
-      if (y == 0) return in.Fail("division by zero"), Value();
+      if (y == 0) return in.Error("division by zero");
       return Value(x / y);
     case BinOp::kFloorDiv:
     case BinOp::kMod: {
-      if (y == 0) return in.Fail("float modulo"), Value();
+      if (y == 0) return in.Error("float modulo");
       double m = std::fmod(x, y);
       if (m != 0 && ((m < 0) != (y < 0))) m += y;
       return Value(op == BinOp::kMod ? m : std::floor(x / y));
@@ -328,13 +328,13 @@ Value PyPercentFormat(Interp& in, const std::string& fmt, const Value& args) {
       out.push_back(fmt[i]);
       continue;
     }
-    if (++i >= fmt.size()) return in.Fail("incomplete format"), Value();
+    if (++i >= fmt.size()) return in.Error("incomplete format");
     char c = fmt[i];
     if (c == '%') {
       out.push_back('%');
       continue;
     }
-    if (next >= items.size()) return in.Fail("not enough arguments for format string"), Value();
+    if (next >= items.size()) return in.Error("not enough arguments for format string");
     const Value& v = items[next++];
     if (c == 's') {
       AppendStr(v, &out);
@@ -343,7 +343,7 @@ Value PyPercentFormat(Interp& in, const std::string& fmt, const Value& args) {
     } else if ((c == 'd' || c == 'i') && v.is_number()) {
       int64_t n = v.as_int();
       if (v.is_float() && FloatToInt(v.as_float(), &n) != NumParse::kOk) {
-        return in.Fail(FloatToIntError(v.as_float())), Value();
+        return in.Error(FloatToIntError(v.as_float()));
       }
       out += std::to_string(n);
     } else if (c == 'f' && v.is_number()) {
@@ -351,11 +351,11 @@ Value PyPercentFormat(Interp& in, const std::string& fmt, const Value& args) {
       std::snprintf(buf, sizeof(buf), "%f", v.as_float());
       out += buf;
     } else {
-      return in.Fail(std::string("unsupported format character '") + c + "'"), Value();
+      return in.Error(std::string("unsupported format character '") + c + "'");
     }
   }
   if (next < items.size() && args.is_list()) {
-    return in.Fail("not all arguments converted during string formatting"), Value();
+    return in.Error("not all arguments converted during string formatting");
   }
   return Value(std::move(out));
 }
@@ -375,8 +375,7 @@ Value PyStrFormat(Interp& in, const std::string& fmt, const Args& args) {
       continue;
     }
     size_t close = fmt.find('}', i);
-    if (close == std::string::npos)
-      return in.Fail("Single '{' encountered in format string"), Value();
+    if (close == std::string::npos) return in.Error("Single '{' encountered in format string");
     std::string field = fmt.substr(i + 1, close - i - 1);
     const Value* v = nullptr;
     if (field.empty()) {
@@ -384,7 +383,7 @@ Value PyStrFormat(Interp& in, const std::string& fmt, const Args& args) {
     } else if (field.find_first_not_of("0123456789") == std::string::npos) {
       int64_t k = 0;
       if (ParseDigits(field, &k) != NumParse::kOk) {
-        return in.Fail("Too many decimal digits in format string"), Value();  // Python's words
+        return in.Error("Too many decimal digits in format string");  // Python's words
       }
       v = static_cast<uint64_t>(k) < args.pos.size() ? &args.pos[static_cast<size_t>(k)] : nullptr;
     } else {
@@ -392,7 +391,7 @@ Value PyStrFormat(Interp& in, const std::string& fmt, const Args& args) {
         if (name == field) v = &val;
       }
     }
-    if (v == nullptr) return in.Fail("format field '" + field + "' not found"), Value();
+    if (v == nullptr) return in.Error("format field '" + field + "' not found");
     AppendStr(*v, &out);
     i = close;
   }

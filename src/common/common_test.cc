@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "absl/container/flat_hash_set.h"
+#include "common/check.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/metrics.h"
@@ -35,6 +36,22 @@ TEST(StatusMacros, PropagateErrorsAndValues) {
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(bad.status().message(), "negative");
+}
+
+TEST(Check, ABrokenInvariantAbortsOrIsCountedNeverSilent) {
+  const uint64_t before = BugCount();
+  int steps = 0;
+  if (!KVR_BUG_IF(steps != 0)) ++steps;  // holds: no report, the condition's value
+  EXPECT_EQ(steps, 1);
+  EXPECT_EQ(BugCount(), before);
+#ifdef NDEBUG
+  EXPECT_TRUE(KVR_BUG_IF(steps == 1));  // release: reported, counted, the caller goes on
+  EXPECT_EQ(BugCount(), before + 1);
+#else
+  EXPECT_DEATH(static_cast<void>(KVR_BUG_IF(steps == 1)), "bug|check failed");
+#endif
+  KVR_CHECK(steps == 1);
+  EXPECT_DEATH(KVR_CHECK(steps == 2), "check failed at .*common_test.cc:[0-9]+: steps == 2");
 }
 
 TEST(StrongIds, DistinctHashableOrdered) {

@@ -1,6 +1,6 @@
 #include "engine/block_pool.h"
 
-#include <cassert>
+#include "common/check.h"
 
 namespace kvr::engine {
 
@@ -20,7 +20,7 @@ void BlockPool::Touch(uint32_t block) {
 }
 
 uint32_t BlockPool::Allocate(std::vector<uint64_t>* evicted) {
-  assert(head_ != kNone);
+  KVR_CHECK(head_ != kNone);  // the caller checks free_blocks() first
   const uint32_t block = head_;
   Unlink(block);
   Block& b = blocks_[block];
@@ -31,7 +31,7 @@ uint32_t BlockPool::Allocate(std::vector<uint64_t>* evicted) {
 
 bool BlockPool::Cache(uint32_t block, uint64_t hash) {
   Block& b = blocks_[block];
-  assert(!b.cached);
+  KVR_CHECK(!b.cached);  // caching twice would lose the first hash's eviction event
   b.hash = hash;
   b.cached = true;
   b.dup_prev = b.dup_next = kNone;
@@ -49,7 +49,7 @@ bool BlockPool::Cache(uint32_t block, uint64_t hash) {
 
 void BlockPool::Release(uint32_t block) {
   Block& b = blocks_[block];
-  assert(b.ref > 0);
+  if (KVR_BUG_IF(b.ref == 0)) return;  // released more often than touched: keep it free
   if (--b.ref == 0) PushBack(block);
 }
 

@@ -1,12 +1,12 @@
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <cassert>
 #include <cmath>
 #include <span>
 #include <string>
 #include <utility>
 
+#include "common/check.h"
 #include "index/block_hash.h"
 
 namespace kvr::engine {
@@ -93,7 +93,7 @@ Engine::Engine(EngineConfig config)
     : config_(config),
       hash_salt_(Mix64(0x6b76722d656e67ULL ^ config.worker.value()) | 1),
       pool_(config.num_blocks) {
-  assert(ValidateEngineConfig(config_).ok());
+  KVR_CHECK(ValidateEngineConfig(config_).ok());  // callers validate (the simulator, engine-sim)
 }
 
 Engine::~Engine() = default;
