@@ -2,6 +2,7 @@
 // polled concurrently so one slow engine delays nobody else's checks.
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -110,22 +111,93 @@ Task Gateway::Impl::LearnSlots(Pool* pool, std::shared_ptr<Worker> worker) {
 
 namespace {
 
+using TokenizerState = Worker::Tokenizer;
+
 // What a tokenizer check concluded, and why.
 struct ProbeOutcome {
-  Worker::Tokenizer state;
+  TokenizerState state;
   std::string detail;
 };
+
+// One probe's exchange with the engine: one call, or two (llama.cpp's chat probe: render, then
+// tokenize the rendering). The engine's answer, or why there is none.
+asio::awaitable<std::variant<EngineAnswer, ProbeOutcome>> AskEngine(http::ClientPool& probe_pool,
+                                                                    EngineApi api,
+                                                                    const TokenizerProbe& probe) {
+  ProbeCall call = ProbeRequest(api, probe);
+  std::optional<EngineAnswer> theirs;
+  while (true) {
+    http::ClientRequest request;
+    request.target = call.target;
+    request.body = std::move(call.body);
+    request.content_type = "application/json";
+    auto response = co_await probe_pool.Send(std::move(request));
+    if (!response.ok()) {  // tried again at the next health check
+      co_return ProbeOutcome{TokenizerState::kUnchecked, std::string(response.status().message())};
+    }
+    auto body = co_await (*response)->ReadAll();
+    const int status = (*response)->status();
+    if (status == 404 || status == 405) {
+      co_return ProbeOutcome{TokenizerState::kNotCheckable,
+                             absl::StrCat(call.target, " answered ", status)};
+    }
+    if (!body.ok() || status != 200) {
+      co_return ProbeOutcome{TokenizerState::kFailed,
+                             absl::StrCat(call.target, " answered ", status, " ",
+                                          body.ok() ? body->substr(0, 200) : "")};
+    }
+    if (theirs) {  // the second call's answer: the rendering's tokens
+      absl::StatusOr<std::vector<TokenId>> ids = ParseTokenizeAnswer(*body);
+      if (!ids.ok()) {
+        co_return ProbeOutcome{TokenizerState::kFailed,
+                               absl::StrCat(call.target, ": ", ids.status().message())};
+      }
+      theirs->ids = *std::move(ids);
+      co_return *std::move(theirs);
+    }
+    absl::StatusOr<EngineAnswer> answer = ParseProbeAnswer(api, probe, *body);
+    if (!answer.ok()) {
+      co_return ProbeOutcome{TokenizerState::kFailed,
+                             absl::StrCat(call.target, ": ", answer.status().message())};
+    }
+    theirs = *std::move(answer);
+    std::optional<ProbeCall> next = FollowUpRequest(api, probe, *theirs);
+    if (!next) co_return *std::move(theirs);
+    call = *std::move(next);
+  }
+}
+
+void LogTokenizerCheck(const Pool& pool, const Worker& worker, const ProbeOutcome& outcome,
+                       size_t compared) {
+  const std::string& name = worker.config.name;
+  switch (outcome.state) {
+    case TokenizerState::kAgrees:
+      KVR_LOG("gateway", info, "worker {}: tokenizer agrees with the router's on {} probes", name,
+              compared);
+      break;
+    case TokenizerState::kMismatch:
+      KVR_LOG(
+          "gateway", warn, "worker {}: tokenizer_mismatch: {} ({})", name, outcome.detail,
+          pool.refuses_mismatch() ? "left out of routing" : "still routed: expect few cache hits");
+      break;
+    case TokenizerState::kUnchecked:
+      break;  // tried again at the next health check
+    default:
+      KVR_LOG("gateway", warn, "worker {}: tokenizer not checked: {}", name, outcome.detail);
+  }
+}
 
 }  // namespace
 
 Task Gateway::Impl::CheckTokenizer(Pool* pool, std::shared_ptr<Worker> worker) {
-  using State = Worker::Tokenizer;
   const EngineApi api = worker->config.engine;
   std::optional<ProbeOutcome> outcome;
   std::vector<std::string> skipped;
   std::vector<std::string> mismatches;  // the first one's detail, then the others' names
   size_t compared = 0;
-  if (api == EngineApi::kNone) outcome = {State::kNotCheckable, "engine: none (no tokenize endpoint)"};
+  if (api == EngineApi::kNone) {
+    outcome = {TokenizerState::kNotCheckable, "engine: none (no tokenize endpoint)"};
+  }
   for (const TokenizerProbe& probe : TokenizerProbes()) {
     if (outcome) break;
     absl::StatusOr<RouterIds> ours = RouterProbeIds(pool->text(), probe);
@@ -133,88 +205,36 @@ Task Gateway::Impl::CheckTokenizer(Pool* pool, std::shared_ptr<Worker> worker) {
       skipped.push_back(probe.name);
       continue;
     }
-    // One call, or two (llama.cpp's chat probe: render, then tokenize the rendering).
-    ProbeCall call = ProbeRequest(api, probe);
-    std::optional<EngineAnswer> theirs;
-    while (!outcome) {
-      http::ClientRequest request;
-      request.target = call.target;
-      request.body = std::move(call.body);
-      request.content_type = "application/json";
-      auto response = co_await worker->probe->Send(std::move(request));
-      if (!response.ok()) {
-        outcome = {State::kUnchecked, std::string(response.status().message())};  // next tick
-        break;
-      }
-      auto body = co_await (*response)->ReadAll();
-      const int status = (*response)->status();
-      if (status == 404 || status == 405) {
-        outcome = {State::kNotCheckable, absl::StrCat(call.target, " answered ", status)};
-      } else if (!body.ok() || status != 200) {
-        outcome = {State::kFailed, absl::StrCat(call.target, " answered ", status, " ",
-                                                body.ok() ? body->substr(0, 200) : "")};
-      } else if (!theirs) {
-        absl::StatusOr<EngineAnswer> answer = ParseProbeAnswer(api, probe, *body);
-        if (answer.ok()) {
-          theirs = *std::move(answer);
-        } else {
-          outcome = {State::kFailed, absl::StrCat(call.target, ": ", answer.status().message())};
-        }
-      } else if (absl::StatusOr<std::vector<TokenId>> ids = ParseTokenizeAnswer(*body);
-                 ids.ok()) {
-        theirs->ids = *std::move(ids);
-        break;
-      } else {
-        outcome = {State::kFailed, absl::StrCat(call.target, ": ", ids.status().message())};
-      }
-      if (outcome) break;
-      std::optional<ProbeCall> next = FollowUpRequest(api, probe, *theirs);
-      if (!next) break;
-      call = *std::move(next);
+    std::variant<EngineAnswer, ProbeOutcome> asked = co_await AskEngine(*worker->probe, api, probe);
+    if (ProbeOutcome* failed = std::get_if<ProbeOutcome>(&asked)) {
+      outcome = std::move(*failed);
+      break;
     }
-    if (outcome) break;
-    if (std::optional<std::string> diff = CompareProbe(probe, *ours, *theirs)) {
+    if (std::optional<std::string> diff =
+            CompareProbe(probe, *ours, std::get<EngineAnswer>(asked))) {
       // Every probe is tried: the first difference in full, the others by name.
-      if (mismatches.empty()) {
-        mismatches.push_back(*std::move(diff));
-      } else {
-        mismatches.push_back(probe.name);
-      }
+      mismatches.push_back(mismatches.empty() ? *std::move(diff) : probe.name);
     } else {
       ++compared;
     }
   }
   if (!outcome && !mismatches.empty()) {
-    outcome = {State::kMismatch, mismatches.front()};
+    outcome = {TokenizerState::kMismatch, mismatches.front()};
     if (mismatches.size() > 1) {
       absl::StrAppend(&outcome->detail, "; also differ: ",
                       absl::StrJoin(mismatches.begin() + 1, mismatches.end(), ", "));
     }
   }
   if (worker->removed || stopping_) co_return;
-  if (!outcome) outcome = {State::kAgrees, ""};
+  if (!outcome) outcome = {TokenizerState::kAgrees, ""};
   if (!skipped.empty()) {
-    absl::StrAppend(&outcome->detail, outcome->detail.empty() ? "" : "; ",
-                    "skipped (the router's own template refused them): ",
-                    absl::StrJoin(skipped, ", "));
+    absl::StrAppend(
+        &outcome->detail, outcome->detail.empty() ? "" : "; ",
+        "skipped (the router's own template refused them): ", absl::StrJoin(skipped, ", "));
   }
   worker->tokenizer_detail = outcome->detail;
   worker->tokenizer = outcome->state;
-  const std::string& name = worker->config.name;
-  switch (outcome->state) {
-    case State::kAgrees:
-      KVR_LOG("gateway", info, "worker {}: tokenizer agrees with the router's on {} probes", name,
-              compared);
-      break;
-    case State::kMismatch:
-      KVR_LOG("gateway", warn, "worker {}: tokenizer_mismatch: {} ({})", name, outcome->detail,
-              pool->refuses_mismatch() ? "left out of routing" : "still routed: expect few cache hits");
-      break;
-    case State::kUnchecked:
-      break;  // unreachable now: tried again at the next health check
-    default:
-      KVR_LOG("gateway", warn, "worker {}: tokenizer not checked: {}", name, outcome->detail);
-  }
+  LogTokenizerCheck(*pool, *worker, *outcome, compared);
 }
 
 Task Gateway::Impl::EngineMetricsLoop() {
