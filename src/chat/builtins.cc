@@ -171,8 +171,7 @@ Value GlobalRange(Interp& in, const Value&, const Args& a) {
   const __int128 len =
       st > 0 ? (hi > lo ? (hi - lo + st - 1) / st : 0) : (lo > hi ? (lo - hi - st - 1) / -st : 0);
   if (len > 100000) {
-    return in.Fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)."),
-           Value();
+    return in.Error("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
   }
   const auto n = static_cast<int64_t>(len);
   if (!in.Charge(static_cast<size_t>(n))) return Value();

@@ -10,11 +10,6 @@
 namespace kvr::chat::internal {
 namespace {
 
-Value Fail(Interp& in, std::string msg) {
-  in.Fail(std::move(msg));
-  return Value();
-}
-
 // Items of an iterable as a list (dict -> keys, string -> code points, undefined -> empty).
 bool ToList(Interp& in, const Value& v, List* out) {
   if (v.is_list() || v.is_generator()) {
@@ -86,7 +81,7 @@ Value FTojson(Interp& in, const Value& v, const Args& a) {
   o.max_bytes = in.max_size();  // indentation multiplies: stop before building a huge string
   std::string out;
   absl::Status st = PyJsonDumps(v, o, &out);
-  if (!st.ok()) return Fail(in, std::string(st.message()));
+  if (!st.ok()) return in.Error(std::string(st.message()));
   if (!in.CheckSize(out.size())) return Value();
   return Value(std::move(out));
 }
@@ -102,7 +97,7 @@ Value FLength(Interp& in, const Value& v, const Args&) {
     case Value::Kind::kUndefined:
       return Value(0);
     default:
-      return Fail(in, std::string("object of type '") + v.TypeName() + "' has no len()");
+      return in.Error(std::string("object of type '") + v.TypeName() + "' has no len()");
   }
 }
 
@@ -138,7 +133,7 @@ Value FJoin(Interp& in, const Value& v, const Args& a) {
 
 Value FItems(Interp& in, const Value& v, const Args&) {
   if (v.is_undefined()) return Value::FromList({});
-  if (!v.is_dict()) return Fail(in, "Can only get item pairs from a mapping.");
+  if (!v.is_dict()) return in.Error("Can only get item pairs from a mapping.");
   List out;
   const Dict& d = v.dict();
   for (size_t i = 0; i < d.items.size(); ++i) {
@@ -205,7 +200,7 @@ Value FMap(Interp& in, const Value& v, const Args& a) {
     }
     return Value::Generator(std::move(out));
   }
-  if (a.pos.empty()) return Fail(in, "map requires a filter argument");
+  if (a.pos.empty()) return in.Error("map requires a filter argument");
   Args fargs;
   fargs.pos.assign(a.pos.begin() + 1, a.pos.end());
   fargs.kw = a.kw;
@@ -236,7 +231,7 @@ bool SortList(Interp& in, List* items, bool case_sensitive, const std::string& a
 }
 
 Value FDictSort(Interp& in, const Value& v, const Args& a) {
-  if (!v.is_dict()) return Fail(in, "dictsort expects a mapping");
+  if (!v.is_dict()) return in.Error("dictsort expects a mapping");
   bool cs = a.GetOr(0, "case_sensitive", Value(false)).Truthy();
   std::string by = ToStr(a.GetOr(1, "by", Value("key")));
   bool reverse = a.GetOr(2, "reverse", Value(false)).Truthy();
@@ -340,13 +335,13 @@ Value FInt(Interp& in, const Value& v, const Args& a) {
     NumParse r = FloatToInt(v.as_float(), &i);
     if (r == NumParse::kOk) return Value(i);
     if (r == NumParse::kInvalid) return def;         // int(nan): ValueError, swallowed
-    return Fail(in, FloatToIntError(v.as_float()));  // int(inf): OverflowError propagates
+    return in.Error(FloatToIntError(v.as_float()));  // int(inf): OverflowError propagates
   }
   if (!v.is_string()) return def;
   std::string s = PyStrip(v.str(), nullptr, true, true);
   NumParse r = ParsePyInt(s, &i);
   if (r == NumParse::kOk) return Value(i);
-  if (r == NumParse::kOutOfRange) return Fail(in, "integer out of range (more than 64 bits)");
+  if (r == NumParse::kOutOfRange) return in.Error("integer out of range (more than 64 bits)");
   double f = 0;
   if (ParsePyFloat(s, &f) != NumParse::kOk) return def;
   r = FloatToInt(f, &i);
@@ -354,7 +349,7 @@ Value FInt(Interp& in, const Value& v, const Args& a) {
   // The fallback swallows ValueError and OverflowError ("nan", "inf"); a finite float beyond
   // 64 bits ("1e300") is a big int in Python, which we cannot return.
   if (r == NumParse::kInvalid || std::isinf(f)) return def;
-  return Fail(in, FloatToIntError(f));
+  return in.Error(FloatToIntError(f));
 }
 
 // Jinja2's do_float: float(value), else the default.
@@ -407,10 +402,10 @@ Value FAbs(Interp& in, const Value& v, const Args&) {
   if (v.is_float()) return Value(std::fabs(v.as_float()));
   if (v.is_number()) {
     // abs(-2**63) is 2**63 in Python: one past int64.
-    if (v.as_int() == INT64_MIN) return Fail(in, "integer overflow");
+    if (v.as_int() == INT64_MIN) return in.Error("integer overflow");
     return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
   }
-  return Fail(in, std::string("bad operand type for abs(): '") + v.TypeName() + "'");
+  return in.Error(std::string("bad operand type for abs(): '") + v.TypeName() + "'");
 }
 
 Value FRound(Interp&, const Value& v, const Args& a) {

@@ -89,9 +89,8 @@ Value Interp::Eval(const Expr& e) {
       Value v = Eval(*e.args[0]);
       if (failed_) return Value();
       if (!v.is_number()) {
-        return FailAt(e, std::string("bad operand type for unary ") +
-                             (e.kind == ExprKind::kNeg ? "-" : "+") + ": '" + v.TypeName() + "'"),
-               Value();
+        return ErrorAt(e, std::string("bad operand type for unary ") +
+                              (e.kind == ExprKind::kNeg ? "-" : "+") + ": '" + v.TypeName() + "'");
       }
       if (e.kind == ExprKind::kPos) return v.is_bool() ? Value(v.as_int()) : v;
       if (v.is_float()) return Value(-v.as_float());
@@ -142,9 +141,8 @@ Value Interp::EvalCall(const Expr& e) {
     if (obj.is_undefined()) return ErrorAt(callee, UndefinedMessage(obj));
     fn = GetAttr(obj, callee.name);
     if (fn.is_undefined()) {
-      return FailAt(callee, std::string("'") + obj.TypeName() + "' object has no attribute '" +
-                                callee.name + "'"),
-             Value();
+      return ErrorAt(callee, std::string("'") + obj.TypeName() + "' object has no attribute '" +
+                                 callee.name + "'");
     }
   } else {
     fn = Eval(callee);
@@ -209,9 +207,8 @@ Value Interp::EvalCompare(const Expr& e) {
         break;
     }
     if (!ok) {
-      return FailAt(e, std::string("comparison not supported between instances of '") +
-                           left.TypeName() + "' and '" + right.TypeName() + "'"),
-             Value();
+      return ErrorAt(e, std::string("comparison not supported between instances of '") +
+                            left.TypeName() + "' and '" + right.TypeName() + "'");
     }
     if (failed_) return ErrorAt(e, "");
     if (!r) return Value(false);
