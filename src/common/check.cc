@@ -1,15 +1,21 @@
 #include "common/check.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
-
-#include "common/log.h"
 
 namespace kvr {
 namespace {
 
 constexpr uint64_t kBugsLogged = 16;  // then only counted: a bug in a hot loop must not flood
 std::atomic<uint64_t> bugs{0};
+
+// Straight to stderr, one write per line: on the way to an abort nothing else is trusted (and
+// the pure modules that check invariants do not link the logger).
+void Report(const char* kind, const char* file, int line, const char* what, const char* tail) {
+  std::fprintf(stderr, "kvrouter: %s at %s:%d: %s%s\n", kind, file, line, what, tail);
+  std::fflush(stderr);
+}
 
 }  // namespace
 
@@ -18,13 +24,13 @@ bool Bug(const char* file, int line, const char* what) {
   CheckFailed(file, line, what);
 #endif
   if (bugs.fetch_add(1, std::memory_order_relaxed) < kBugsLogged) {
-    KVR_LOG("check", error, "bug at {}:{}: {} (going on; see the caller)", file, line, what);
+    Report("bug", file, line, what, " (going on; see the caller)");
   }
   return true;
 }
 
 void CheckFailed(const char* file, int line, const char* what) {
-  KVR_LOG("check", critical, "check failed at {}:{}: {}", file, line, what);
+  Report("check failed", file, line, what, "");
   std::abort();
 }
 
