@@ -46,12 +46,13 @@ TextModel::TextModel() : cache_key_(next_cache_key.fetch_add(1, std::memory_orde
 absl::StatusOr<std::unique_ptr<TextModel>> TextModel::Load(const TextModelOptions& options) {
   std::unique_ptr<TextModel> m(new TextModel());
   if (!options.tokenizer_path.empty()) {
-    ASSIGN_OR_RETURN(m->tokenizer_, tokenizer::Tokenizer::FromPath(options.tokenizer_path,
-                                                                   {.transformers_bos_rule = true}));
+    KVR_ASSIGN_OR_RETURN(
+        m->tokenizer_,
+        tokenizer::Tokenizer::FromPath(options.tokenizer_path, {.transformers_bos_rule = true}));
     m->vocab_size_ = m->tokenizer_->VocabSize();
   }
-  RETURN_IF_ERROR(m->LoadTemplate(options));
-  ASSIGN_OR_RETURN(m->filler_ids_, m->Encode(kFiller, /*add_special=*/false));
+  KVR_RETURN_IF_ERROR(m->LoadTemplate(options));
+  KVR_ASSIGN_OR_RETURN(m->filler_ids_, m->Encode(kFiller, /*add_special=*/false));
   if (m->filler_ids_.empty()) return absl::InternalError("the filler text encodes to no tokens");
   for (TokenId id : m->filler_ids_) m->filler_text_.push_back(m->Decode({id}));
   return m;
@@ -64,8 +65,8 @@ absl::Status TextModel::LoadTemplate(const TextModelOptions& options) {
   const std::string config_path = options.tokenizer_path + "/tokenizer_config.json";
   if (!options.tokenizer_path.empty() && fs::is_directory(options.tokenizer_path, ec) &&
       fs::exists(config_path, ec)) {
-    ASSIGN_OR_RETURN(std::string text, ReadFile(config_path));
-    ASSIGN_OR_RETURN(chat::TokenizerChatConfig config, chat::ParseTokenizerConfig(text));
+    KVR_ASSIGN_OR_RETURN(std::string text, ReadFile(config_path));
+    KVR_ASSIGN_OR_RETURN(chat::TokenizerChatConfig config, chat::ParseTokenizerConfig(text));
     special_tokens_ = config.special_tokens;
     // transformers' choice: the "tool_use" template when tools are passed, else "default".
     if (auto chosen = config.Select(std::nullopt, false); chosen.ok()) source = *chosen;
@@ -74,12 +75,12 @@ absl::Status TextModel::LoadTemplate(const TextModelOptions& options) {
     }
   }
   if (!options.chat_template_file.empty()) {
-    ASSIGN_OR_RETURN(source, ReadFile(options.chat_template_file));
+    KVR_ASSIGN_OR_RETURN(source, ReadFile(options.chat_template_file));
     tool_source.clear();
   }
-  ASSIGN_OR_RETURN(template_, chat::ChatTemplate::Compile(source));
+  KVR_ASSIGN_OR_RETURN(template_, chat::ChatTemplate::Compile(source));
   if (!tool_source.empty()) {
-    ASSIGN_OR_RETURN(tool_template_, chat::ChatTemplate::Compile(tool_source));
+    KVR_ASSIGN_OR_RETURN(tool_template_, chat::ChatTemplate::Compile(tool_source));
   }
   return absl::OkStatus();
 }

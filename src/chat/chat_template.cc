@@ -26,7 +26,7 @@ ChatTemplate::~ChatTemplate() = default;
 
 absl::StatusOr<std::shared_ptr<const ChatTemplate>> ChatTemplate::Compile(std::string_view source) {
   return Guarded([&]() -> absl::StatusOr<std::shared_ptr<const ChatTemplate>> {
-    ASSIGN_OR_RETURN(std::unique_ptr<Program> prog, ParseTemplate(source));
+    KVR_ASSIGN_OR_RETURN(std::unique_ptr<Program> prog, ParseTemplate(source));
     return std::shared_ptr<const ChatTemplate>(new ChatTemplate(std::move(prog)));
   });
 }
@@ -37,14 +37,14 @@ absl::StatusOr<std::string> ChatTemplate::Render(const Value& context,
   return Guarded([&]() -> absl::StatusOr<std::string> {
     std::string out;
     Interp interp(*prog_, opt.limits, opt.now);
-    RETURN_IF_ERROR(interp.Render(context.dict(), &out));
+    KVR_RETURN_IF_ERROR(interp.Render(context.dict(), &out));
     return out;
   });
 }
 
 absl::StatusOr<std::string> ChatTemplate::RenderJson(std::string_view context_json,
                                                      const RenderOptions& opt) const {
-  ASSIGN_OR_RETURN(Value ctx, Guarded([&] { return ParseJson(context_json); }));
+  KVR_ASSIGN_OR_RETURN(Value ctx, Guarded([&] { return ParseJson(context_json); }));
   return Render(ctx, opt);
 }
 
@@ -55,7 +55,7 @@ absl::StatusOr<std::shared_ptr<const ChatTemplate>> TemplateCache::Get(std::stri
     if (it != by_source_.end()) return it->second;
   }
   // Compile outside the lock; a racing compile of the same source is harmless (first wins).
-  ASSIGN_OR_RETURN(auto compiled, ChatTemplate::Compile(source));
+  KVR_ASSIGN_OR_RETURN(auto compiled, ChatTemplate::Compile(source));
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = by_source_.try_emplace(std::string(source), std::move(compiled));
   return it->second;
@@ -90,7 +90,7 @@ absl::StatusOr<std::string_view> TokenizerChatConfig::Select(std::optional<std::
 absl::StatusOr<TokenizerChatConfig> ParseTokenizerConfig(std::string_view json_text) {
   JsonParseOptions options;
   options.big_ints_as_float = true;  // model_max_length: 1000000000000000019884624838656
-  ASSIGN_OR_RETURN(Value cfg, Guarded([&] { return ParseJson(json_text, options); }));
+  KVR_ASSIGN_OR_RETURN(Value cfg, Guarded([&] { return ParseJson(json_text, options); }));
   if (!cfg.is_dict()) return absl::InvalidArgumentError("tokenizer config is not an object");
   TokenizerChatConfig out;
   if (const Value* t = cfg.dict().Find("chat_template")) {

@@ -2,8 +2,8 @@
 // (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols, {% generation %},
 // json.dumps-style tojson, raise_exception, strftime_now).
 //
-//   ASSIGN_OR_RETURN(auto tmpl, cache.Get(source));        // compiled once per source
-//   ASSIGN_OR_RETURN(std::string prompt, tmpl->Render(ctx, options));
+//   KVR_ASSIGN_OR_RETURN(auto tmpl, cache.Get(source));        // compiled once per source
+//   KVR_ASSIGN_OR_RETURN(std::string prompt, tmpl->Render(ctx, options));
 //
 // Thread-safety: a ChatTemplate is immutable; Render may run concurrently from any thread.
 // TemplateCache is internally synchronized.

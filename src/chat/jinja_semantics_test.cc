@@ -22,7 +22,7 @@ RenderOptions Pinned() {  // the clock scripts/chat/semantics_cases.py pins
 
 absl::StatusOr<std::string> Render(std::string_view src, std::string_view ctx = "{}",
                                    RenderOptions opt = Pinned()) {
-  ASSIGN_OR_RETURN(auto t, ChatTemplate::Compile(src));
+  KVR_ASSIGN_OR_RETURN(auto t, ChatTemplate::Compile(src));
   return t->RenderJson(ctx, opt);
 }
 

@@ -135,7 +135,7 @@ class Dumper {
     Open('[', level);
     for (size_t i = 0; i < l.size(); ++i) {
       if (i > 0) Separator(level);
-      RETURN_IF_ERROR(Dump(l[i], level + 1));
+      KVR_RETURN_IF_ERROR(Dump(l[i], level + 1));
     }
     Close(']', level);
     return absl::OkStatus();
@@ -154,7 +154,7 @@ class Dumper {
       if (i > 0) Separator(level);
       DumpString(items[i]->first, opt_.ensure_ascii, out_);
       out_->append(opt_.key_separator);
-      RETURN_IF_ERROR(Dump(items[i]->second, level + 1));
+      KVR_RETURN_IF_ERROR(Dump(items[i]->second, level + 1));
     }
     Close('}', level);
     return absl::OkStatus();

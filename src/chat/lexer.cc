@@ -167,7 +167,7 @@ class Lexer {
                     start);
       }
       if (depth == 0 && TryEnd(block)) return absl::OkStatus();
-      RETURN_IF_ERROR(LexOne(&depth));
+      KVR_RETURN_IF_ERROR(LexOne(&depth));
     }
   }
 

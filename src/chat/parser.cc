@@ -217,9 +217,9 @@ StmtPtr Parser::ParseFilterBlock(uint32_t at) {
 }  // namespace internal
 
 absl::StatusOr<std::unique_ptr<Program>> ParseTemplate(std::string_view source) {
-  ASSIGN_OR_RETURN(LexResult lex, Lex(source));
+  KVR_ASSIGN_OR_RETURN(LexResult lex, Lex(source));
   auto prog = std::make_unique<Program>();
-  RETURN_IF_ERROR(internal::Parser(std::move(lex), prog.get()).Run());
+  KVR_RETURN_IF_ERROR(internal::Parser(std::move(lex), prog.get()).Run());
   return prog;
 }
 

@@ -22,7 +22,7 @@ class Parser {
 
   absl::Status Run() {
     std::string end;
-    RETURN_IF_ERROR(ParseBody({}, &prog_->body, &end));
+    KVR_RETURN_IF_ERROR(ParseBody({}, &prog_->body, &end));
     if (!unknown_.empty()) {  // Jinja2 rejects unknown filters/tests outside if at compile time
       FailAt("no " + std::string(unknown_[0].kind) + " named '" + unknown_[0].name + "'",
              unknown_[0].offset);

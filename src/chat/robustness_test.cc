@@ -20,7 +20,7 @@ using ::testing::HasSubstr;
 const std::string kBig = std::string(30, '9');  // 30 digits: beyond int64 and uint64
 
 absl::StatusOr<std::string> Render(std::string_view src, std::string_view ctx = "{}") {
-  ASSIGN_OR_RETURN(auto t, ChatTemplate::Compile(src));
+  KVR_ASSIGN_OR_RETURN(auto t, ChatTemplate::Compile(src));
   return t->RenderJson(ctx, RenderOptions{});
 }
 

@@ -63,15 +63,15 @@ absl::Status BuildRouter(const RouteBenchFlags& f, Router& r) {
   SyntheticWorkload w = MakeSyntheticWorkload(so);
   r.index = std::make_unique<KvIndex>(
       IndexConfig{.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)}, r.clock);
-  ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(f.policy));
-  ASSIGN_OR_RETURN(r.sched,
-                   Scheduler::Create({.policy = spec.name, .options = spec.options, .seed = f.seed},
-                                     *r.index, r.clock));
+  KVR_ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(f.policy));
+  KVR_ASSIGN_OR_RETURN(
+      r.sched, Scheduler::Create({.policy = spec.name, .options = spec.options, .seed = f.seed},
+                                 *r.index, r.clock));
   // Workers register first, as in a deployment, each declaring the KV capacity of a fleet whose
   // caches are full at E entries; then their events arrive.
   const uint64_t capacity = (f.entries + f.workers - 1) / f.workers;
   for (uint32_t i = 0; i < f.workers; ++i) {
-    RETURN_IF_ERROR(r.sched->AddWorker(
+    KVR_RETURN_IF_ERROR(r.sched->AddWorker(
         {.id = WorkerId(i), .block_size = f.block_size, .kv_capacity_blocks = capacity}));
   }
   for (const auto& e : w.events) r.index->Apply(e);
@@ -146,7 +146,7 @@ absl::StatusOr<nlohmann::json> RunThreads(const RouteBenchFlags& f, Router& r, u
   const double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::vector<double> us, cpu_us;
   for (Samples& s : samples) {
-    RETURN_IF_ERROR(s.status);
+    KVR_RETURN_IF_ERROR(s.status);
     us.insert(us.end(), s.us.begin(), s.us.end());
     cpu_us.insert(cpu_us.end(), s.cpu_us.begin(), s.cpu_us.end());
   }

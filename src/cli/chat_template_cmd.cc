@@ -65,7 +65,7 @@ bool ParseNow(const std::string& text, std::tm* tm) {
 
 // Fills transformers' defaults into one line's context.
 absl::StatusOr<chat::Value> CompleteContext(const std::string& line, const chat::Dict& special) {
-  ASSIGN_OR_RETURN(chat::Value ctx, chat::ParseJson(line));
+  KVR_ASSIGN_OR_RETURN(chat::Value ctx, chat::ParseJson(line));
   if (!ctx.is_dict()) return absl::InvalidArgumentError("expected a JSON object per line");
   chat::Dict d = ctx.dict();
   for (const char* key : {"tools", "documents"}) {
@@ -82,12 +82,12 @@ absl::StatusOr<std::string> RenderLine(const std::string& line,
                                        const chat::TokenizerChatConfig& config,
                                        const std::string& name, const chat::RenderOptions& options,
                                        chat::TemplateCache* cache) {
-  ASSIGN_OR_RETURN(chat::Value ctx, CompleteContext(line, config.special_tokens));
+  KVR_ASSIGN_OR_RETURN(chat::Value ctx, CompleteContext(line, config.special_tokens));
   const chat::Value* tools = ctx.dict().Find("tools");
   auto wanted = name.empty() ? std::nullopt : std::optional<std::string_view>(name);
-  ASSIGN_OR_RETURN(std::string_view source,
-                   config.Select(wanted, tools != nullptr && !tools->is_none()));
-  ASSIGN_OR_RETURN(auto tmpl, cache->Get(source));
+  KVR_ASSIGN_OR_RETURN(std::string_view source,
+                       config.Select(wanted, tools != nullptr && !tools->is_none()));
+  KVR_ASSIGN_OR_RETURN(auto tmpl, cache->Get(source));
   return tmpl->Render(ctx, options);
 }
 

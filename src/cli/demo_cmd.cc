@@ -61,7 +61,7 @@ void LlamaDefaults(DemoFlags& f) {
 absl::StatusOr<sim::Workload> DemoWorkload(const DemoFlags& f) {
   WorkloadSource source = f.source;
   if (!source.generator.empty()) source.rate_scale = 1;
-  ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(source));
+  KVR_ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(source));
   for (sim::SimRequest& r : w.requests) {
     if (!f.source.generator.empty()) {
       r.arrival = static_cast<TimeNs>(static_cast<double>(r.arrival) / f.source.rate_scale);

@@ -31,7 +31,7 @@ struct EngineSimFlags {
 
 absl::Status Configure(EngineSimFlags& f) {
   enginesim::EngineSimOptions& o = f.options;
-  ASSIGN_OR_RETURN(o.engine, engine::EnginePreset(f.preset));
+  KVR_ASSIGN_OR_RETURN(o.engine, engine::EnginePreset(f.preset));
   if (f.block_size == 0) return absl::InvalidArgumentError("--block-size must be positive");
   // Keep the preset's KV capacity in tokens whatever the block size.
   const uint64_t capacity = uint64_t{o.engine.num_blocks} * o.engine.block_size;

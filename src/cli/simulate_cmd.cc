@@ -33,12 +33,12 @@ struct SimulateFlags {
 };
 
 absl::StatusOr<sim::Workload> LoadWorkload(const SimulateFlags& f) {
-  ASSIGN_OR_RETURN(sim::Workload w, cli::LoadWorkload({.trace = f.trace,
-                                                       .generator = f.workload,
-                                                       .requests = f.requests,
-                                                       .rate_scale = f.rate_scale,
-                                                       .gen_rate = f.gen_rate,
-                                                       .seed = f.seed}));
+  KVR_ASSIGN_OR_RETURN(sim::Workload w, cli::LoadWorkload({.trace = f.trace,
+                                                           .generator = f.workload,
+                                                           .requests = f.requests,
+                                                           .rate_scale = f.rate_scale,
+                                                           .gen_rate = f.gen_rate,
+                                                           .seed = f.seed}));
   if (!f.burst.empty()) {
     std::vector<std::string> parts = absl::StrSplit(f.burst, ',');
     double period = 0, duty = 0;
@@ -55,7 +55,7 @@ absl::StatusOr<sim::Workload> LoadWorkload(const SimulateFlags& f) {
 absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
   sim::SimConfig c;
   c.workers = f.workers;
-  ASSIGN_OR_RETURN(c.engine, engine::EnginePreset(f.engine_preset));
+  KVR_ASSIGN_OR_RETURN(c.engine, engine::EnginePreset(f.engine_preset));
   for (absl::string_view s : absl::StrSplit(f.speeds, ',', absl::SkipEmpty())) {
     double v = 0;
     if (!absl::SimpleAtod(s, &v) || !(v > 0)) {
@@ -98,7 +98,7 @@ absl::StatusOr<std::vector<std::string>> PolicyLabels(const SimulateFlags& f) {
   std::vector<std::string> policies =
       f.policies.empty() ? PolicyNames() : SplitPolicies(f.policies);
   for (auto& p : policies) {
-    ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(p));
+    KVR_ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(p));
     p = spec.label;  // aliases reported under their canonical name
   }
   return policies;
@@ -122,7 +122,7 @@ absl::StatusOr<sim::Report> RunPolicies(const SimulateFlags& f,
                                         const std::vector<std::string>& policies,
                                         const sim::SimConfig& config) {
   if (!f.quiet) std::cerr << "simulate: loading workload...\n";
-  ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(f));
+  KVR_ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(f));
   sim::Report report;
   sim::DescribeWorkload(w, config.engine.block_size, report);
   AddSettings(f, report);
@@ -133,8 +133,8 @@ absl::StatusOr<sim::Report> RunPolicies(const SimulateFlags& f,
               << " requests, t=" << t / kNsPerSec << "s" << (tty ? "   " : "\n") << std::flush;
   };
   for (const auto& p : policies) {
-    ASSIGN_OR_RETURN(sim::PolicyResult r,
-                     sim::RunPolicy(w, config, p, &hashes, f.quiet ? nullptr : progress));
+    KVR_ASSIGN_OR_RETURN(sim::PolicyResult r,
+                         sim::RunPolicy(w, config, p, &hashes, f.quiet ? nullptr : progress));
     if (!f.quiet && tty) std::cerr << "\n";
     report.policies.push_back(std::move(r));
   }
@@ -149,7 +149,7 @@ absl::Status Sweep(const SimulateFlags& f, const std::vector<std::string>& polic
     return absl::InvalidArgumentError(
         "--sweep rate=... and --rate-scale conflict: each swept value is the rate scale");
   }
-  ASSIGN_OR_RETURN(sim::SweepSpec spec, sim::ParseSweep(f.sweep));
+  KVR_ASSIGN_OR_RETURN(sim::SweepSpec spec, sim::ParseSweep(f.sweep));
   sim::SweepReport sweep{.spec = spec};
   for (size_t i = 0; i < spec.values.size(); ++i) {
     SimulateFlags run = f;
@@ -158,26 +158,26 @@ absl::Status Sweep(const SimulateFlags& f, const std::vector<std::string>& polic
       std::cerr << "simulate: sweep run " << i + 1 << "/" << spec.values.size() << ", "
                 << spec.parameter << "=" << spec.values[i] << "\n";
     }
-    ASSIGN_OR_RETURN(sim::Report report, RunPolicies(run, policies, config));
+    KVR_ASSIGN_OR_RETURN(sim::Report report, RunPolicies(run, policies, config));
     std::cout << "== " << spec.parameter << "=" << spec.values[i] << " ==\n"
               << sim::ReportTable(report) << "\n"
               << std::flush;
     sweep.runs.push_back(std::move(report));
   }
   std::cout << sim::SweepTable(sweep);
-  if (!f.json.empty()) RETURN_IF_ERROR(WriteFile(f.json, sim::SweepJson(sweep)));
-  if (!f.html.empty()) RETURN_IF_ERROR(WriteFile(f.html, sim::SweepHtml(sweep)));
+  if (!f.json.empty()) KVR_RETURN_IF_ERROR(WriteFile(f.json, sim::SweepJson(sweep)));
+  if (!f.html.empty()) KVR_RETURN_IF_ERROR(WriteFile(f.html, sim::SweepHtml(sweep)));
   return absl::OkStatus();
 }
 
 absl::Status Simulate(const SimulateFlags& f) {
-  ASSIGN_OR_RETURN(std::vector<std::string> policies, PolicyLabels(f));
-  ASSIGN_OR_RETURN(sim::SimConfig config, MakeConfig(f));
+  KVR_ASSIGN_OR_RETURN(std::vector<std::string> policies, PolicyLabels(f));
+  KVR_ASSIGN_OR_RETURN(sim::SimConfig config, MakeConfig(f));
   if (!f.sweep.empty()) return Sweep(f, policies, config);
-  ASSIGN_OR_RETURN(sim::Report report, RunPolicies(f, policies, config));
+  KVR_ASSIGN_OR_RETURN(sim::Report report, RunPolicies(f, policies, config));
   std::cout << sim::ReportTable(report);
-  if (!f.json.empty()) RETURN_IF_ERROR(WriteFile(f.json, sim::ReportJson(report)));
-  if (!f.html.empty()) RETURN_IF_ERROR(WriteFile(f.html, sim::ReportHtml(report)));
+  if (!f.json.empty()) KVR_RETURN_IF_ERROR(WriteFile(f.json, sim::ReportJson(report)));
+  if (!f.html.empty()) KVR_RETURN_IF_ERROR(WriteFile(f.html, sim::ReportHtml(report)));
   return absl::OkStatus();
 }
 

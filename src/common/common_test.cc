@@ -20,13 +20,13 @@ absl::Status FailIfNegative(int x) {
 }
 
 absl::StatusOr<int> Double(int x) {
-  RETURN_IF_ERROR(FailIfNegative(x));
+  KVR_RETURN_IF_ERROR(FailIfNegative(x));
   return 2 * x;
 }
 
 absl::StatusOr<int> Quadruple(int x) {
-  ASSIGN_OR_RETURN(int d, Double(x));
-  ASSIGN_OR_RETURN(d, Double(d));
+  KVR_ASSIGN_OR_RETURN(int d, Double(x));
+  KVR_ASSIGN_OR_RETURN(d, Double(d));
   return d;
 }
 

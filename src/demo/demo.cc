@@ -79,14 +79,15 @@ absl::StatusOr<std::vector<nlohmann::json>> StartLlamaServers(const DemoOptions&
       argv.push_back("--cache-ram");
       argv.push_back(absl::StrCat(*l.cache_ram_mib));
     }
-    ASSIGN_OR_RETURN(auto child, Child::Spawn(absl::StrCat("llama-server w", i), std::move(argv)));
+    KVR_ASSIGN_OR_RETURN(auto child,
+                         Child::Spawn(absl::StrCat("llama-server w", i), std::move(argv)));
     children.push_back(std::move(child));
   }
   constexpr std::string_view kListening = "listening on http://";
   std::vector<nlohmann::json> ready;
   for (auto& child : children) {
-    ASSIGN_OR_RETURN(std::string line,
-                     child->WaitForStderrLine(kListening, o.ready_timeout, StopRequested));
+    KVR_ASSIGN_OR_RETURN(std::string line,
+                         child->WaitForStderrLine(kListening, o.ready_timeout, StopRequested));
     std::string address = line.substr(line.find(kListening) + kListening.size());
     while (!address.empty() && (address.back() == '\r' || address.back() == ' ')) address.pop_back();
     nlohmann::json j;
@@ -118,12 +119,13 @@ absl::StatusOr<std::vector<nlohmann::json>> StartEngines(const DemoOptions& o, C
                                      "2000",
                                      "--log-level",
                                      "warn"};
-    ASSIGN_OR_RETURN(auto child, Child::Spawn(absl::StrCat("engine-sim w", i), std::move(argv)));
+    KVR_ASSIGN_OR_RETURN(auto child,
+                         Child::Spawn(absl::StrCat("engine-sim w", i), std::move(argv)));
     children.push_back(std::move(child));
   }
   std::vector<nlohmann::json> ready;
   for (auto& child : children) {
-    ASSIGN_OR_RETURN(std::string line, child->ReadLine(o.ready_timeout, StopRequested));
+    KVR_ASSIGN_OR_RETURN(std::string line, child->ReadLine(o.ready_timeout, StopRequested));
     nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_object() || !j["http"].is_string() || !j["kv_events"].is_string()) {
       return absl::UnavailableError(
@@ -166,9 +168,9 @@ absl::StatusOr<std::string> StartGateway(const DemoOptions& o, const std::string
   std::ofstream(config) << RouterYaml(o, engines);
   std::vector<std::string> argv = {o.exe,      "serve", "--config",    config,
                                    "--policy", policy,  "--log-level", "warn"};
-  ASSIGN_OR_RETURN(auto child, Child::Spawn("gateway (" + policy + ")", std::move(argv)));
+  KVR_ASSIGN_OR_RETURN(auto child, Child::Spawn("gateway (" + policy + ")", std::move(argv)));
   children.push_back(std::move(child));
-  ASSIGN_OR_RETURN(std::string line, children.back()->ReadLine(o.ready_timeout, StopRequested));
+  KVR_ASSIGN_OR_RETURN(std::string line, children.back()->ReadLine(o.ready_timeout, StopRequested));
   nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (!j.is_object() || !j["http"].is_string()) {
     return absl::UnavailableError("the gateway printed '" + line + "', not a readiness line");
@@ -186,7 +188,7 @@ absl::StatusOr<replay::ReplayResult> Replay(const DemoOptions& o, const std::str
   ro.duration_s = 0;
   ro.drain_timeout_s = o.drain_timeout_s;
   ro.progress = o.progress;
-  ASSIGN_OR_RETURN(auto replayer, replay::Replayer::Create(io, std::move(ro), w));
+  KVR_ASSIGN_OR_RETURN(auto replayer, replay::Replayer::Create(io, std::move(ro), w));
   boost::asio::steady_timer watch(io);
   std::function<void()> check = [&] {
     for (auto& c : children) {
@@ -257,11 +259,11 @@ absl::StatusOr<replay::ReplayResult> RunPolicy(const DemoOptions& o, const std::
                        o.engine == DemoEngine::kLlamaCpp ? " llama-servers" : " engine-sims",
                        " and a gateway"));
   }
-  ASSIGN_OR_RETURN(auto engines, StartEngines(o, children));
-  ASSIGN_OR_RETURN(std::string target, StartGateway(o, policy, engines, dir, children));
+  KVR_ASSIGN_OR_RETURN(auto engines, StartEngines(o, children));
+  KVR_ASSIGN_OR_RETURN(std::string target, StartGateway(o, policy, engines, dir, children));
   if (o.log) o.log(absl::StrCat(policy, ": replaying ", w.requests.size(), " requests"));
   Child* died = nullptr;
-  ASSIGN_OR_RETURN(replay::ReplayResult r, Replay(o, policy, target, w, children, &died));
+  KVR_ASSIGN_OR_RETURN(replay::ReplayResult r, Replay(o, policy, target, w, children, &died));
   if (!died) {
     const auto [router, engine] = CachedTokenCounters(target);
     r.summary.extra.emplace_back("router_cached_tokens", router);

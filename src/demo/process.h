@@ -3,8 +3,9 @@
 // stderr in an unlinked temporary file (its tail explains a failure), and killed and reaped by
 // the destructor on every path. POSIX only; no Asio, no threads.
 //
-//   ASSIGN_OR_RETURN(auto child, Child::Spawn("engine-sim 0", {SelfExe(), "engine-sim", ...}));
-//   ASSIGN_OR_RETURN(std::string ready, child->ReadLine(std::chrono::seconds(30), Interrupted));
+//   KVR_ASSIGN_OR_RETURN(auto child, Child::Spawn("engine-sim 0", {SelfExe(), "engine-sim"}));
+//   KVR_ASSIGN_OR_RETURN(std::string ready,
+//                        child->ReadLine(std::chrono::seconds(30), Interrupted));
 //   ...
 //   child->Stop(std::chrono::seconds(5));  // SIGTERM, then SIGKILL after the grace; reaped
 #pragma once

@@ -172,7 +172,7 @@ absl::Status EngineSim::Impl::Init() {
                                .replay_port = options_.replay_port.value_or(0),
                                .buffer_steps = options_.replay_buffer_steps,
                                .topic = options_.topic};
-    ASSIGN_OR_RETURN(publisher_, events::Publisher::Start(std::move(p)));
+    KVR_ASSIGN_OR_RETURN(publisher_, events::Publisher::Start(std::move(p)));
   }
   http::ServerOptions s{.host = options_.host,
                         .port = options_.port,
@@ -180,9 +180,8 @@ absl::Status EngineSim::Impl::Init() {
                         .error_response = [](int status, std::string_view message) {
                           return ApiResponse({.status = status, .message = std::string(message)});
                         }};
-  ASSIGN_OR_RETURN(server_, http::Server::Start(io_, std::move(s), [this](Exchange& ex) {
-                     return Handle(ex);
-                   }));
+  KVR_ASSIGN_OR_RETURN(
+      server_, http::Server::Start(io_, std::move(s), [this](Exchange& ex) { return Handle(ex); }));
   return absl::OkStatus();
 }
 
@@ -423,10 +422,10 @@ EngineSim::~EngineSim() = default;
 absl::StatusOr<std::unique_ptr<EngineSim>> EngineSim::Start(asio::io_context& io,
                                                             EngineSimOptions options,
                                                             std::unique_ptr<TextModel> text) {
-  RETURN_IF_ERROR(engine::ValidateEngineConfig(options.engine));
+  KVR_RETURN_IF_ERROR(engine::ValidateEngineConfig(options.engine));
   if (!(options.speedup > 0)) return absl::InvalidArgumentError("--speedup must be positive");
   auto impl = std::make_unique<Impl>(io, std::move(options), std::move(text));
-  RETURN_IF_ERROR(impl->Init());
+  KVR_RETURN_IF_ERROR(impl->Init());
   return std::unique_ptr<EngineSim>(new EngineSim(std::move(impl)));
 }
 

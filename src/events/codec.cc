@@ -237,8 +237,8 @@ class BatchDecoder {
     std::optional<V> dp_rank;
     if (batch.type == V::kArray) {
       if (batch.count < 2) return absl::InvalidArgumentError("batch has < 2 elements");
-      RETURN_IF_ERROR(ReadTs(&out));
-      RETURN_IF_ERROR(ReadEvents(&out));
+      KVR_RETURN_IF_ERROR(ReadTs(&out));
+      KVR_RETURN_IF_ERROR(ReadEvents(&out));
       has_ts = has_events = true;
       for (uint32_t i = 2; i < batch.count; ++i) {
         V v;
@@ -251,10 +251,10 @@ class BatchDecoder {
         if (!r_.NextSkippingContent(&key)) return Malformed();
         const std::optional<std::string_view> name = AsStr(key);
         if (name == "ts" && !has_ts) {
-          RETURN_IF_ERROR(ReadTs(&out));
+          KVR_RETURN_IF_ERROR(ReadTs(&out));
           has_ts = true;
         } else if (name == "events" && !has_events) {
-          RETURN_IF_ERROR(ReadEvents(&out));
+          KVR_RETURN_IF_ERROR(ReadEvents(&out));
           has_events = true;
         } else {
           V v;

@@ -65,7 +65,7 @@ class MapReader {
   template <class T>
   absl::Status Int(const char* key, T* out, int64_t lo, int64_t hi) const {
     int64_t v = static_cast<int64_t>(*out);
-    RETURN_IF_ERROR(Get(key, &v, "an integer"));
+    KVR_RETURN_IF_ERROR(Get(key, &v, "an integer"));
     if (v < lo || v > hi) {
       return FieldError(Path(key), node_[key], absl::StrCat("must be in [", lo, ", ", hi, "]"));
     }
@@ -73,7 +73,7 @@ class MapReader {
     return absl::OkStatus();
   }
   absl::Status Positive(const char* key, double* out) const {
-    RETURN_IF_ERROR(Get(key, out, "a number"));
+    KVR_RETURN_IF_ERROR(Get(key, out, "a number"));
     if (!(*out > 0)) return FieldError(Path(key), node_[key], "must be > 0");
     return absl::OkStatus();
   }
@@ -93,34 +93,33 @@ constexpr int64_t kMaxMs = int64_t{24} * 3600 * 1000;
 
 absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerConfig* w) {
   MapReader r(node, path);
-  RETURN_IF_ERROR(r.Check(
-      {"name", "url", "engine", "kv_events", "replay", "topic", "dp_rank", "speed",
-       "kv_capacity_blocks", "prompt_cache_tokens", "slots"}));
+  KVR_RETURN_IF_ERROR(r.Check({"name", "url", "engine", "kv_events", "replay", "topic", "dp_rank",
+                               "speed", "kv_capacity_blocks", "prompt_cache_tokens", "slots"}));
   std::string engine;
-  RETURN_IF_ERROR(r.String("engine", &engine));
+  KVR_RETURN_IF_ERROR(r.String("engine", &engine));
   if (!engine.empty()) {
     absl::StatusOr<EngineApi> api = ParseEngineApi(engine);
     if (!api.ok()) return FieldError(r.Path("engine"), r["engine"], std::string(api.status().message()));
     w->engine = *api;
   }
-  RETURN_IF_ERROR(r.String("name", &w->name));
-  RETURN_IF_ERROR(r.String("url", &w->url));
-  RETURN_IF_ERROR(r.String("kv_events", &w->kv_events));
-  RETURN_IF_ERROR(r.String("replay", &w->replay));
-  RETURN_IF_ERROR(r.String("topic", &w->topic));
-  RETURN_IF_ERROR(r.Int("dp_rank", &w->dp_rank, 0, 1 << 20));
-  RETURN_IF_ERROR(r.Positive("speed", &w->speed));
+  KVR_RETURN_IF_ERROR(r.String("name", &w->name));
+  KVR_RETURN_IF_ERROR(r.String("url", &w->url));
+  KVR_RETURN_IF_ERROR(r.String("kv_events", &w->kv_events));
+  KVR_RETURN_IF_ERROR(r.String("replay", &w->replay));
+  KVR_RETURN_IF_ERROR(r.String("topic", &w->topic));
+  KVR_RETURN_IF_ERROR(r.Int("dp_rank", &w->dp_rank, 0, 1 << 20));
+  KVR_RETURN_IF_ERROR(r.Positive("speed", &w->speed));
   if (r["kv_capacity_blocks"]) {
     uint64_t blocks = 0;
-    RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &blocks, 1, int64_t{1} << 40));
+    KVR_RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &blocks, 1, int64_t{1} << 40));
     w->kv_capacity_blocks = blocks;
   }
   if (r["prompt_cache_tokens"]) {
     uint64_t tokens = 0;
-    RETURN_IF_ERROR(r.Int("prompt_cache_tokens", &tokens, 0, int64_t{1} << 40));
+    KVR_RETURN_IF_ERROR(r.Int("prompt_cache_tokens", &tokens, 0, int64_t{1} << 40));
     w->prompt_cache_tokens = tokens;
   }
-  RETURN_IF_ERROR(r.Int("slots", &w->slots, 0, 4096));
+  KVR_RETURN_IF_ERROR(r.Int("slots", &w->slots, 0, 4096));
   if (!r["url"]) return FieldError(path, node, "a worker needs a url");
   if (absl::Status s = NormalizeWorker(*w, path); !s.ok()) {
     return FieldError(path, node, std::string(s.message()));
@@ -130,11 +129,11 @@ absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerC
 
 absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfig* p) {
   MapReader r(node, path);
-  RETURN_IF_ERROR(r.Check({"name", "tokenizer", "chat_template", "block_size", "policy",
-                           "prefill_tokens_per_s", "kv_capacity_blocks", "tokenizer_check",
-                           "forward_tokens", "workers"}));
+  KVR_RETURN_IF_ERROR(
+      r.Check({"name", "tokenizer", "chat_template", "block_size", "policy", "prefill_tokens_per_s",
+               "kv_capacity_blocks", "tokenizer_check", "forward_tokens", "workers"}));
   std::string check;
-  RETURN_IF_ERROR(r.String("tokenizer_check", &check));
+  KVR_RETURN_IF_ERROR(r.String("tokenizer_check", &check));
   if (check == "refuse") {
     p->tokenizer_check = TokenizerCheck::kRefuse;
   } else if (check == "off") {
@@ -143,14 +142,14 @@ absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfi
     return FieldError(r.Path("tokenizer_check"), r["tokenizer_check"],
                       "must be warn, refuse or off");
   }
-  RETURN_IF_ERROR(r.String("name", &p->name));
-  RETURN_IF_ERROR(r.String("tokenizer", &p->tokenizer));
-  RETURN_IF_ERROR(r.String("chat_template", &p->chat_template));
-  RETURN_IF_ERROR(r.Int("block_size", &p->block_size, 1, 4096));
-  RETURN_IF_ERROR(r.String("policy", &p->policy));
-  RETURN_IF_ERROR(r.Positive("prefill_tokens_per_s", &p->prefill_tokens_per_s));
-  RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &p->kv_capacity_blocks, 1, int64_t{1} << 40));
-  RETURN_IF_ERROR(r.Bool("forward_tokens", &p->forward_tokens));
+  KVR_RETURN_IF_ERROR(r.String("name", &p->name));
+  KVR_RETURN_IF_ERROR(r.String("tokenizer", &p->tokenizer));
+  KVR_RETURN_IF_ERROR(r.String("chat_template", &p->chat_template));
+  KVR_RETURN_IF_ERROR(r.Int("block_size", &p->block_size, 1, 4096));
+  KVR_RETURN_IF_ERROR(r.String("policy", &p->policy));
+  KVR_RETURN_IF_ERROR(r.Positive("prefill_tokens_per_s", &p->prefill_tokens_per_s));
+  KVR_RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &p->kv_capacity_blocks, 1, int64_t{1} << 40));
+  KVR_RETURN_IF_ERROR(r.Bool("forward_tokens", &p->forward_tokens));
   if (p->forward_tokens && p->tokenizer_check == TokenizerCheck::kOff) {
     return FieldError(r.Path("forward_tokens"), r["forward_tokens"],
                       "needs the tokenizer check (tokenizer_check: warn or refuse): token ids go "
@@ -169,7 +168,7 @@ absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfi
     if (!workers.IsSequence()) return FieldError(r.Path("workers"), workers, "must be a list");
     for (size_t i = 0; i < workers.size(); ++i) {
       WorkerConfig w;
-      RETURN_IF_ERROR(ReadWorker(workers[i], absl::StrCat(r.Path("workers"), "[", i, "]"), &w));
+      KVR_RETURN_IF_ERROR(ReadWorker(workers[i], absl::StrCat(r.Path("workers"), "[", i, "]"), &w));
       p->workers.push_back(std::move(w));
     }
   }
@@ -179,19 +178,19 @@ absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfi
 absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
                      const std::function<std::optional<std::string>(const std::string&)>& env) {
   MapReader r(root, "");
-  RETURN_IF_ERROR(r.Check({"listen", "admin_token", "admin_token_env", "limits", "health",
-                           "engine_metrics_interval_ms", "events", "upstream", "cpu_threads",
-                           "inline_prepare_bytes", "shutdown_grace_ms", "pools"}));
+  KVR_RETURN_IF_ERROR(r.Check({"listen", "admin_token", "admin_token_env", "limits", "health",
+                               "engine_metrics_interval_ms", "events", "upstream", "cpu_threads",
+                               "inline_prepare_bytes", "shutdown_grace_ms", "pools"}));
   std::string listen;
-  RETURN_IF_ERROR(r.String("listen", &listen));
+  KVR_RETURN_IF_ERROR(r.String("listen", &listen));
   if (!listen.empty()) {
     absl::StatusOr<std::pair<std::string, uint16_t>> hp = ParseListen(listen);
     if (!hp.ok()) return FieldError("listen", r["listen"], std::string(hp.status().message()));
     std::tie(c->host, c->port) = *hp;
   }
-  RETURN_IF_ERROR(r.String("admin_token", &c->admin_token));
+  KVR_RETURN_IF_ERROR(r.String("admin_token", &c->admin_token));
   std::string token_env;
-  RETURN_IF_ERROR(r.String("admin_token_env", &token_env));
+  KVR_RETURN_IF_ERROR(r.String("admin_token_env", &token_env));
   if (!token_env.empty()) {
     std::optional<std::string> token = env(token_env);
     if (!token || token->empty()) {
@@ -200,46 +199,47 @@ absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
     }
     c->admin_token = *token;
   }
-  RETURN_IF_ERROR(r.Int("engine_metrics_interval_ms", &c->engine_metrics_interval_ms, 0, kMaxMs));
+  KVR_RETURN_IF_ERROR(
+      r.Int("engine_metrics_interval_ms", &c->engine_metrics_interval_ms, 0, kMaxMs));
   if (r["cpu_threads"]) {
     uint32_t threads = 0;
-    RETURN_IF_ERROR(r.Int("cpu_threads", &threads, 0, 256));
+    KVR_RETURN_IF_ERROR(r.Int("cpu_threads", &threads, 0, 256));
     c->cpu_threads = threads;
   }
-  RETURN_IF_ERROR(r.Int("inline_prepare_bytes", &c->inline_prepare_bytes, 0, 1 << 20));
-  RETURN_IF_ERROR(r.Int("shutdown_grace_ms", &c->shutdown_grace_ms, 0, kMaxMs));
+  KVR_RETURN_IF_ERROR(r.Int("inline_prepare_bytes", &c->inline_prepare_bytes, 0, 1 << 20));
+  KVR_RETURN_IF_ERROR(r.Int("shutdown_grace_ms", &c->shutdown_grace_ms, 0, kMaxMs));
   if (const YAML::Node n = r["limits"]) {
     MapReader l(n, "limits");
     LimitsConfig& x = c->limits;
-    RETURN_IF_ERROR(l.Check({"max_body_bytes", "max_running_per_worker",
-                             "max_booked_prefill_tokens_per_worker", "queue_size",
-                             "queue_timeout_ms"}));
-    RETURN_IF_ERROR(l.Int("max_body_bytes", &x.max_body_bytes, 1, int64_t{1} << 34));
-    RETURN_IF_ERROR(l.Int("max_running_per_worker", &x.max_running_per_worker, 0, 1 << 24));
-    RETURN_IF_ERROR(l.Int("max_booked_prefill_tokens_per_worker",
-                          &x.max_booked_prefill_tokens_per_worker, 0, int64_t{1} << 40));
-    RETURN_IF_ERROR(l.Int("queue_size", &x.queue_size, 0, 1 << 24));
-    RETURN_IF_ERROR(l.Int("queue_timeout_ms", &x.queue_timeout_ms, 0, kMaxMs));
+    KVR_RETURN_IF_ERROR(
+        l.Check({"max_body_bytes", "max_running_per_worker", "max_booked_prefill_tokens_per_worker",
+                 "queue_size", "queue_timeout_ms"}));
+    KVR_RETURN_IF_ERROR(l.Int("max_body_bytes", &x.max_body_bytes, 1, int64_t{1} << 34));
+    KVR_RETURN_IF_ERROR(l.Int("max_running_per_worker", &x.max_running_per_worker, 0, 1 << 24));
+    KVR_RETURN_IF_ERROR(l.Int("max_booked_prefill_tokens_per_worker",
+                              &x.max_booked_prefill_tokens_per_worker, 0, int64_t{1} << 40));
+    KVR_RETURN_IF_ERROR(l.Int("queue_size", &x.queue_size, 0, 1 << 24));
+    KVR_RETURN_IF_ERROR(l.Int("queue_timeout_ms", &x.queue_timeout_ms, 0, kMaxMs));
   }
   if (const YAML::Node n = r["health"]) {
     MapReader h(n, "health");
-    RETURN_IF_ERROR(h.Check({"interval_ms", "timeout_ms", "failures"}));
-    RETURN_IF_ERROR(h.Int("interval_ms", &c->health_interval_ms, 1, kMaxMs));
-    RETURN_IF_ERROR(h.Int("timeout_ms", &c->health_timeout_ms, 1, kMaxMs));
-    RETURN_IF_ERROR(h.Int("failures", &c->health_failures, 1, 1000));
+    KVR_RETURN_IF_ERROR(h.Check({"interval_ms", "timeout_ms", "failures"}));
+    KVR_RETURN_IF_ERROR(h.Int("interval_ms", &c->health_interval_ms, 1, kMaxMs));
+    KVR_RETURN_IF_ERROR(h.Int("timeout_ms", &c->health_timeout_ms, 1, kMaxMs));
+    KVR_RETURN_IF_ERROR(h.Int("failures", &c->health_failures, 1, 1000));
   }
   if (const YAML::Node n = r["events"]) {
     MapReader e(n, "events");
-    RETURN_IF_ERROR(e.Check({"stale_after_ms", "replay_timeout_ms"}));
-    RETURN_IF_ERROR(e.Int("stale_after_ms", &c->events_stale_after_ms, 1, kMaxMs));
-    RETURN_IF_ERROR(e.Int("replay_timeout_ms", &c->replay_timeout_ms, 1, kMaxMs));
+    KVR_RETURN_IF_ERROR(e.Check({"stale_after_ms", "replay_timeout_ms"}));
+    KVR_RETURN_IF_ERROR(e.Int("stale_after_ms", &c->events_stale_after_ms, 1, kMaxMs));
+    KVR_RETURN_IF_ERROR(e.Int("replay_timeout_ms", &c->replay_timeout_ms, 1, kMaxMs));
   }
   if (const YAML::Node n = r["upstream"]) {
     MapReader u(n, "upstream");
-    RETURN_IF_ERROR(u.Check({"connect_timeout_ms", "read_timeout_ms", "max_idle_connections"}));
-    RETURN_IF_ERROR(u.Int("connect_timeout_ms", &c->connect_timeout_ms, 1, kMaxMs));
-    RETURN_IF_ERROR(u.Int("read_timeout_ms", &c->read_timeout_ms, 1, kMaxMs));
-    RETURN_IF_ERROR(u.Int("max_idle_connections", &c->max_idle_connections, 0, 1 << 16));
+    KVR_RETURN_IF_ERROR(u.Check({"connect_timeout_ms", "read_timeout_ms", "max_idle_connections"}));
+    KVR_RETURN_IF_ERROR(u.Int("connect_timeout_ms", &c->connect_timeout_ms, 1, kMaxMs));
+    KVR_RETURN_IF_ERROR(u.Int("read_timeout_ms", &c->read_timeout_ms, 1, kMaxMs));
+    KVR_RETURN_IF_ERROR(u.Int("max_idle_connections", &c->max_idle_connections, 0, 1 << 16));
   }
   const YAML::Node pools = r["pools"];
   if (!pools || !pools.IsSequence() || pools.size() == 0) {
@@ -247,7 +247,7 @@ absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
   }
   for (size_t i = 0; i < pools.size(); ++i) {
     PoolConfig p;
-    RETURN_IF_ERROR(ReadPool(pools[i], absl::StrCat("pools[", i, "]"), &p));
+    KVR_RETURN_IF_ERROR(ReadPool(pools[i], absl::StrCat("pools[", i, "]"), &p));
     c->pools.push_back(std::move(p));
   }
   return absl::OkStatus();
@@ -329,17 +329,17 @@ absl::StatusOr<GatewayConfig> ParseConfig(
   GatewayConfig config;
   try {
     const YAML::Node root = YAML::Load(std::string(yaml));
-    RETURN_IF_ERROR(ReadTop(root, &config, env));
+    KVR_RETURN_IF_ERROR(ReadTop(root, &config, env));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("line ", e.mark.line + 1, ": not valid YAML: ", e.msg));
   }
-  RETURN_IF_ERROR(CheckUnique(config));
+  KVR_RETURN_IF_ERROR(CheckUnique(config));
   return config;
 }
 
 absl::StatusOr<GatewayConfig> LoadConfig(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  KVR_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   auto env = [](const std::string& name) -> std::optional<std::string> {
     const char* v = std::getenv(name.c_str());
     return v ? std::optional<std::string>(v) : std::nullopt;

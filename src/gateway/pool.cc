@@ -41,7 +41,7 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolConfig& config,
     return absl::InvalidArgumentError(absl::StrCat(where, ": ", model.status().message()));
   }
   pool->text_ = *std::move(model);
-  ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(config.policy));
+  KVR_ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(config.policy));
   pool->policy_ = spec.label;
   const bool all_events = std::all_of(config.workers.begin(), config.workers.end(),
                                       [](const WorkerConfig& w) { return !w.kv_events.empty(); });
@@ -49,7 +49,7 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolConfig& config,
   if (!all_events) index.predict.ttl = kApproximateTtl;
   pool->index_ = std::make_unique<KvIndex>(index, clock);
   SchedulerConfig sc{.policy = spec.name, .options = spec.options};
-  ASSIGN_OR_RETURN(pool->scheduler_, Scheduler::Create(sc, *pool->index_, clock));
+  KVR_ASSIGN_OR_RETURN(pool->scheduler_, Scheduler::Create(sc, *pool->index_, clock));
   {
     absl::MutexLock lock(&pool->mu_);
     pool->workers_ = std::make_shared<const WorkerList>();
@@ -76,8 +76,8 @@ std::shared_ptr<Worker> Pool::Find(WorkerId id) const {
 }
 
 absl::Status Pool::AddWorker(WorkerConfig config) {
-  RETURN_IF_ERROR(NormalizeWorker(config, absl::StrCat("worker ", config.url)));
-  ASSIGN_OR_RETURN(auto host_port, http::ParseHttpUrl(config.url));
+  KVR_RETURN_IF_ERROR(NormalizeWorker(config, absl::StrCat("worker ", config.url)));
+  KVR_ASSIGN_OR_RETURN(auto host_port, http::ParseHttpUrl(config.url));
   std::shared_ptr<const WorkerList> list = workers();
   // The lowest free id: ids index dense per-worker tables.
   std::vector<bool> taken(index_->worker_limit(), false);
@@ -109,7 +109,7 @@ absl::Status Pool::AddWorker(WorkerConfig config) {
                                                  .read_timeout = health_timeout});
   worker->last_idle_at = clock_.Now();
   const WorkerConfig& c = worker->config;
-  RETURN_IF_ERROR(scheduler_->AddWorker(
+  KVR_RETURN_IF_ERROR(scheduler_->AddWorker(
       {.id = worker->id,
        .model = config_.name,
        .block_size = config_.block_size,

@@ -36,7 +36,7 @@ struct Replayer::InFlight {
 absl::StatusOr<std::shared_ptr<Replayer>> Replayer::Create(asio::io_context& io,
                                                            ReplayOptions options,
                                                            sim::Workload workload) {
-  ASSIGN_OR_RETURN(auto host_port, http::ParseHttpUrl(options.target));
+  KVR_ASSIGN_OR_RETURN(auto host_port, http::ParseHttpUrl(options.target));
   if (options.concurrency_limit == 0) {
     return absl::InvalidArgumentError("the concurrency limit must be at least 1");
   }

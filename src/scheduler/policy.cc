@@ -94,7 +94,7 @@ absl::StatusOr<PolicySpec> ParsePolicySpec(std::string_view spec, const PolicyOp
   const size_t open = spec.find('[');
   const std::string_view written = spec.substr(0, open);
   const std::string_view name = CanonicalPolicyName(written);
-  RETURN_IF_ERROR(MakePolicy(name).status());
+  KVR_RETURN_IF_ERROR(MakePolicy(name).status());
   // The label names the canonical policy, so reports say which one ran.
   PolicySpec out{std::string(name) + std::string(spec.substr(written.size())), std::string(name),
                  base};
@@ -107,7 +107,7 @@ absl::StatusOr<PolicySpec> ParsePolicySpec(std::string_view spec, const PolicyOp
     if (!absl::SimpleAtod(p.second, &v)) {
       return absl::InvalidArgumentError(absl::StrCat("policy spec: bad value in '", kv, "'"));
     }
-    RETURN_IF_ERROR(SetOption(out.options, p.first, v));
+    KVR_RETURN_IF_ERROR(SetOption(out.options, p.first, v));
   }
   return out;
 }

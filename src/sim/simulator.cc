@@ -159,12 +159,12 @@ void Run::ReportMetrics(uint32_t w) {
 }
 
 absl::StatusOr<PolicyResult> Run::Go() {
-  ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(policy_, c_.scheduler.options));
+  KVR_ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(policy_, c_.scheduler.options));
   SchedulerConfig sc = c_.scheduler;
   sc.policy = spec.name;
   sc.options = spec.options;
   sc.seed = c_.seed;
-  ASSIGN_OR_RETURN(sched_, Scheduler::Create(sc, index_, clock_));
+  KVR_ASSIGN_OR_RETURN(sched_, Scheduler::Create(sc, index_, clock_));
   for (uint32_t w = 0; w < c_.workers; ++w) {
     engine::EngineConfig ec = c_.engine;
     ec.worker = WorkerId(w);
@@ -174,11 +174,11 @@ absl::StatusOr<PolicyResult> Run::Go() {
     // as a live router must when it is not told its engines' speeds.
     const double budget = ec.max_num_batched_tokens;
     const double prior = budget / (ec.perf.PrefillMs(uint32_t(budget)) / 1000.0);
-    RETURN_IF_ERROR(sched_->AddWorker({.id = WorkerId(w),
-                                       .block_size = ec.block_size,
-                                       .kv_capacity_blocks = ec.num_blocks,
-                                       .prefill_rate_prior = prior,
-                                       .max_batched_tokens = ec.max_num_batched_tokens}));
+    KVR_RETURN_IF_ERROR(sched_->AddWorker({.id = WorkerId(w),
+                                           .block_size = ec.block_size,
+                                           .kv_capacity_blocks = ec.num_blocks,
+                                           .prefill_rate_prior = prior,
+                                           .max_batched_tokens = ec.max_num_batched_tokens}));
     engines_.push_back({.engine = std::make_unique<engine::Engine>(ec)});
     if (c_.metrics_interval > 0) Push(0, Kind::kMetrics, w);
   }
@@ -189,7 +189,7 @@ absl::StatusOr<PolicyResult> Run::Go() {
   while (next < total || !heap_.empty()) {
     if (next < total && (heap_.empty() || w_.requests[next].arrival < heap_.top().t)) {
       clock_.Set(std::max(clock_.Now(), w_.requests[next].arrival));
-      RETURN_IF_ERROR(Arrive(w_.requests[next++]));
+      KVR_RETURN_IF_ERROR(Arrive(w_.requests[next++]));
     } else {
       const Event ev = heap_.top();
       heap_.pop();
@@ -236,8 +236,8 @@ absl::StatusOr<PolicyResult> RunPolicy(const Workload& workload, const SimConfig
                                        const std::string& policy,
                                        const std::vector<std::vector<BlockHash>>* block_hashes,
                                        const ProgressFn& progress) {
-  RETURN_IF_ERROR(ParsePolicySpec(policy).status());
-  RETURN_IF_ERROR(engine::ValidateEngineConfig(config.engine));
+  KVR_RETURN_IF_ERROR(ParsePolicySpec(policy).status());
+  KVR_RETURN_IF_ERROR(engine::ValidateEngineConfig(config.engine));
   if (config.workers == 0) return absl::InvalidArgumentError("need at least one worker");
   for (double s : config.speeds) {
     if (!(s > 0)) return absl::InvalidArgumentError(absl::StrCat("bad speed factor ", s));

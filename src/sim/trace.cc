@@ -69,10 +69,10 @@ absl::StatusOr<TraceRecord> ParseLine(std::string_view line, size_t line_no, uin
   if (obj.is_discarded()) return LineError(line_no, "invalid JSON");
   if (!obj.is_object()) return LineError(line_no, "expected a JSON object");
   TraceRecord rec;
-  ASSIGN_OR_RETURN(rec.timestamp_ms, TimestampField(obj, line_no));
-  ASSIGN_OR_RETURN(rec.input_length, UnsignedField(obj, "input_length", line_no));
-  ASSIGN_OR_RETURN(rec.output_length, UnsignedField(obj, "output_length", line_no));
-  RETURN_IF_ERROR(HashIdsField(obj, line_no, rec.hash_ids));
+  KVR_ASSIGN_OR_RETURN(rec.timestamp_ms, TimestampField(obj, line_no));
+  KVR_ASSIGN_OR_RETURN(rec.input_length, UnsignedField(obj, "input_length", line_no));
+  KVR_ASSIGN_OR_RETURN(rec.output_length, UnsignedField(obj, "output_length", line_no));
+  KVR_RETURN_IF_ERROR(HashIdsField(obj, line_no, rec.hash_ids));
   if (rec.input_length == 0) return LineError(line_no, "\"input_length\" must be >= 1");
   if (rec.input_length > kMaxPromptTokens) return LineError(line_no, "\"input_length\" too large");
   if (rec.output_length > UINT32_MAX) return LineError(line_no, "\"output_length\" too large");
@@ -99,7 +99,7 @@ absl::StatusOr<std::vector<TraceRecord>> ParseRecords(std::string_view text,
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
-    ASSIGN_OR_RETURN(TraceRecord rec, ParseLine(line, line_no, options.trace_block_tokens));
+    KVR_ASSIGN_OR_RETURN(TraceRecord rec, ParseLine(line, line_no, options.trace_block_tokens));
     records.push_back(std::move(rec));
   }
   return records;
@@ -170,7 +170,7 @@ absl::StatusOr<Workload> ParseMooncakeTrace(std::string_view text, const TraceOp
   if (options.trace_block_tokens == 0) {
     return absl::InvalidArgumentError("trace_block_tokens must be >= 1");
   }
-  ASSIGN_OR_RETURN(std::vector<TraceRecord> records, ParseRecords(text, options));
+  KVR_ASSIGN_OR_RETURN(std::vector<TraceRecord> records, ParseRecords(text, options));
   Workload workload;
   workload.name = std::move(name);
   workload.requests.reserve(records.size());

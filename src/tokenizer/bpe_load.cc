@@ -46,42 +46,42 @@ bool SplitMerge(simdjson::dom::element merge, std::string_view* left, std::strin
 
 absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const JsonNode& model,
                                                              bool byte_level) {
-  ASSIGN_OR_RETURN(std::string type, model.GetString("type", "BPE"));
+  KVR_ASSIGN_OR_RETURN(std::string type, model.GetString("type", "BPE"));
   if (type != "BPE") return absl::UnimplementedError("unsupported model: " + type);
   std::unique_ptr<BpeModel> m(new BpeModel());
   m->byte_level_ = byte_level;
-  RETURN_IF_ERROR(m->LoadFlags(model));
+  KVR_RETURN_IF_ERROR(m->LoadFlags(model));
   TokenIds token_ids;
-  ASSIGN_OR_RETURN(JsonNode vocab, model.Get("vocab"));
-  RETURN_IF_ERROR(m->LoadVocab(vocab, &token_ids));
+  KVR_ASSIGN_OR_RETURN(JsonNode vocab, model.Get("vocab"));
+  KVR_RETURN_IF_ERROR(m->LoadVocab(vocab, &token_ids));
   std::string token_prefix;  // continuing_subword_prefix as written, for the merges
   for (auto [field, dest] : {std::pair{"continuing_subword_prefix", &m->prefix_},
                              std::pair{"end_of_word_suffix", &m->suffix_}}) {
     std::optional<JsonNode> v = model.Find(field);
     if (!v) continue;
-    ASSIGN_OR_RETURN(std::string_view s, v->String());
+    KVR_ASSIGN_OR_RETURN(std::string_view s, v->String());
     if (!m->ToKey(s, dest)) return v->Error("not in the byte-level alphabet");
     if (dest == &m->prefix_) token_prefix = s;
   }
   if (std::optional<JsonNode> unk = model.Find("unk_token")) {
-    ASSIGN_OR_RETURN(std::string_view s, unk->String());
+    KVR_ASSIGN_OR_RETURN(std::string_view s, unk->String());
     m->unk_id_ = m->TokenToId(s);
     if (!m->unk_id_) return unk->Error("token " + Quoted(s) + " not in the vocab");
   }
-  ASSIGN_OR_RETURN(JsonNode merges, model.Get("merges"));
-  RETURN_IF_ERROR(m->LoadMerges(merges, token_ids, token_prefix));
+  KVR_ASSIGN_OR_RETURN(JsonNode merges, model.Get("merges"));
+  KVR_RETURN_IF_ERROR(m->LoadMerges(merges, token_ids, token_prefix));
   m->FindMarkerCuts();
   return m;
 }
 
 absl::Status BpeModel::LoadFlags(const JsonNode& model) {
   if (std::optional<JsonNode> dropout = model.Find("dropout")) {
-    ASSIGN_OR_RETURN(double p, dropout->Number());
+    KVR_ASSIGN_OR_RETURN(double p, dropout->Number());
     if (p != 0.0) return absl::UnimplementedError("unsupported model option: BPE dropout");
   }
-  ASSIGN_OR_RETURN(ignore_merges_, model.GetBool("ignore_merges", false));
-  ASSIGN_OR_RETURN(byte_fallback_, model.GetBool("byte_fallback", false));
-  ASSIGN_OR_RETURN(fuse_unk_, model.GetBool("fuse_unk", false));
+  KVR_ASSIGN_OR_RETURN(ignore_merges_, model.GetBool("ignore_merges", false));
+  KVR_ASSIGN_OR_RETURN(byte_fallback_, model.GetBool("byte_fallback", false));
+  KVR_ASSIGN_OR_RETURN(fuse_unk_, model.GetBool("fuse_unk", false));
   return absl::OkStatus();
 }
 

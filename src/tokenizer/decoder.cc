@@ -180,49 +180,49 @@ std::string Utf8Lossy(std::string_view bytes) {
 namespace {
 
 absl::StatusOr<std::unique_ptr<Decoder>> ParseSequence(const JsonNode& j) {
-  ASSIGN_OR_RETURN(JsonNode list, j.Get("decoders"));
-  ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
+  KVR_ASSIGN_OR_RETURN(JsonNode list, j.Get("decoders"));
+  KVR_ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
   std::vector<std::unique_ptr<Decoder>> parts;
   for (const JsonNode& sub : items) {
-    ASSIGN_OR_RETURN(auto part, ParseDecoder(sub));
+    KVR_ASSIGN_OR_RETURN(auto part, ParseDecoder(sub));
     parts.push_back(std::move(part));
   }
   return std::make_unique<SequenceDecoder>(std::move(parts));
 }
 
 absl::StatusOr<std::unique_ptr<Decoder>> ParseReplace(const JsonNode& j) {
-  ASSIGN_OR_RETURN(JsonNode pattern, j.Get("pattern"));
+  KVR_ASSIGN_OR_RETURN(JsonNode pattern, j.Get("pattern"));
   if (pattern.Find("String") == std::nullopt) {
     return absl::UnimplementedError("unsupported decoder: Replace regex");
   }
-  ASSIGN_OR_RETURN(std::string from, pattern.GetString("String"));
-  ASSIGN_OR_RETURN(std::string to, j.GetString("content"));
+  KVR_ASSIGN_OR_RETURN(std::string from, pattern.GetString("String"));
+  KVR_ASSIGN_OR_RETURN(std::string to, j.GetString("content"));
   return std::make_unique<ReplaceDecoder>(std::move(from), std::move(to));
 }
 
 absl::StatusOr<std::unique_ptr<Decoder>> ParseStrip(const JsonNode& j) {
-  ASSIGN_OR_RETURN(std::string content, j.GetString("content"));
-  ASSIGN_OR_RETURN(uint64_t start, j.GetUint("start", 0));
-  ASSIGN_OR_RETURN(uint64_t stop, j.GetUint("stop", 0));
+  KVR_ASSIGN_OR_RETURN(std::string content, j.GetString("content"));
+  KVR_ASSIGN_OR_RETURN(uint64_t start, j.GetUint("start", 0));
+  KVR_ASSIGN_OR_RETURN(uint64_t stop, j.GetUint("stop", 0));
   return std::make_unique<StripDecoder>(std::move(content), start, stop);
 }
 
 absl::StatusOr<std::unique_ptr<Decoder>> ParseMetaspace(const JsonNode& j) {
   bool prepend = true;
   if (std::optional<JsonNode> scheme = j.Find("prepend_scheme")) {
-    ASSIGN_OR_RETURN(std::string_view s, scheme->String());
+    KVR_ASSIGN_OR_RETURN(std::string_view s, scheme->String());
     prepend = s != "never";
   } else {
-    ASSIGN_OR_RETURN(prepend, j.GetBool("add_prefix_space", true));
+    KVR_ASSIGN_OR_RETURN(prepend, j.GetBool("add_prefix_space", true));
   }
-  ASSIGN_OR_RETURN(std::string replacement, j.GetString("replacement", "\xE2\x96\x81"));
+  KVR_ASSIGN_OR_RETURN(std::string replacement, j.GetString("replacement", "\xE2\x96\x81"));
   return std::make_unique<MetaspaceDecoder>(std::move(replacement), prepend);
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const JsonNode& j) {
-  ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
+  KVR_ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
   if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();

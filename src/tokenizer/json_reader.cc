@@ -116,7 +116,7 @@ absl::StatusOr<uint64_t> JsonNode::Uint() const {
 }
 
 absl::StatusOr<uint32_t> JsonNode::Uint32() const {
-  ASSIGN_OR_RETURN(uint64_t v, Uint());
+  KVR_ASSIGN_OR_RETURN(uint64_t v, Uint());
   if (v > std::numeric_limits<uint32_t>::max()) {
     return Error("integer " + std::to_string(v) + " out of range");
   }
@@ -141,20 +141,20 @@ absl::StatusOr<std::vector<JsonNode>> JsonNode::Items() const {
 }
 
 absl::StatusOr<std::string> JsonNode::GetString(std::string_view key) const {
-  ASSIGN_OR_RETURN(JsonNode child, Get(key));
-  ASSIGN_OR_RETURN(std::string_view s, child.String());
+  KVR_ASSIGN_OR_RETURN(JsonNode child, Get(key));
+  KVR_ASSIGN_OR_RETURN(std::string_view s, child.String());
   return std::string(s);
 }
 
 absl::StatusOr<uint32_t> JsonNode::GetUint32(std::string_view key) const {
-  ASSIGN_OR_RETURN(JsonNode child, Get(key));
+  KVR_ASSIGN_OR_RETURN(JsonNode child, Get(key));
   return child.Uint32();
 }
 
 absl::StatusOr<std::string> JsonNode::GetString(std::string_view key, std::string_view def) const {
   std::optional<JsonNode> child = Find(key);
   if (!child) return std::string(def);
-  ASSIGN_OR_RETURN(std::string_view s, child->String());
+  KVR_ASSIGN_OR_RETURN(std::string_view s, child->String());
   return std::string(s);
 }
 

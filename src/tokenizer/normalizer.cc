@@ -259,24 +259,24 @@ class SequenceNormalizer : public Normalizer {
 };
 
 absl::StatusOr<std::unique_ptr<Normalizer>> ParseReplace(const JsonNode& j) {
-  ASSIGN_OR_RETURN(JsonNode pattern, j.Get("pattern"));
-  ASSIGN_OR_RETURN(std::string content, j.GetString("content"));
+  KVR_ASSIGN_OR_RETURN(JsonNode pattern, j.Get("pattern"));
+  KVR_ASSIGN_OR_RETURN(std::string content, j.GetString("content"));
   if (std::optional<JsonNode> regex = pattern.Find("Regex")) {
-    ASSIGN_OR_RETURN(std::string_view source, regex->String());
+    KVR_ASSIGN_OR_RETURN(std::string_view source, regex->String());
     auto re = Regex::Compile(source);
     if (!re.ok()) return regex->Error(std::string(re.status().message()));
     return std::make_unique<Replace>("", *std::move(re), std::move(content));
   }
-  ASSIGN_OR_RETURN(std::string literal, pattern.GetString("String"));
+  KVR_ASSIGN_OR_RETURN(std::string literal, pattern.GetString("String"));
   return std::make_unique<Replace>(std::move(literal), nullptr, std::move(content));
 }
 
 absl::StatusOr<std::unique_ptr<Normalizer>> ParseSequence(const JsonNode& j) {
-  ASSIGN_OR_RETURN(JsonNode list, j.Get("normalizers"));
-  ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
+  KVR_ASSIGN_OR_RETURN(JsonNode list, j.Get("normalizers"));
+  KVR_ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
   std::vector<std::unique_ptr<Normalizer>> parts;
   for (const JsonNode& sub : items) {
-    ASSIGN_OR_RETURN(auto part, ParseNormalizer(sub));
+    KVR_ASSIGN_OR_RETURN(auto part, ParseNormalizer(sub));
     parts.push_back(std::move(part));
   }
   return std::make_unique<SequenceNormalizer>(std::move(parts));
@@ -285,7 +285,7 @@ absl::StatusOr<std::unique_ptr<Normalizer>> ParseSequence(const JsonNode& j) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const JsonNode& j) {
-  ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
+  KVR_ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
   constexpr int kStable = UTF8PROC_STABLE;
   if (type == "NFC") {
     return std::make_unique<UnicodeForm>(kStable | UTF8PROC_COMPOSE, UCHAR_NFC_QUICK_CHECK);
@@ -303,13 +303,13 @@ absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const JsonNode& j) {
   }
   if (type == "Replace") return ParseReplace(j);
   if (type == "Prepend") {
-    ASSIGN_OR_RETURN(std::string prepend, j.GetString("prepend"));
+    KVR_ASSIGN_OR_RETURN(std::string prepend, j.GetString("prepend"));
     return std::make_unique<Prepend>(std::move(prepend));
   }
   if (type == "Lowercase") return std::make_unique<Lowercase>();
   if (type == "Strip") {
-    ASSIGN_OR_RETURN(bool left, j.GetBool("strip_left", true));
-    ASSIGN_OR_RETURN(bool right, j.GetBool("strip_right", true));
+    KVR_ASSIGN_OR_RETURN(bool left, j.GetBool("strip_left", true));
+    KVR_ASSIGN_OR_RETURN(bool right, j.GetBool("strip_right", true));
     return std::make_unique<Strip>(left, right);
   }
   if (type == "Sequence") return ParseSequence(j);

@@ -241,31 +241,31 @@ absl::StatusOr<Finder> RegexPatternFinder(std::string_view re) {
   if (FastMatchFn fast = FindFastMatcher(re)) {
     return Finder([fast](std::string_view s, std::vector<Span>* out) { fast(s, out); });
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<Regex> compiled, Regex::Compile(re));
+  KVR_ASSIGN_OR_RETURN(std::unique_ptr<Regex> compiled, Regex::Compile(re));
   return RegexFinder(std::shared_ptr<Regex>(std::move(compiled)));
 }
 
 absl::StatusOr<Finder> PatternFinder(const JsonNode& pattern) {
   if (std::optional<JsonNode> regex = pattern.Find("Regex")) {
-    ASSIGN_OR_RETURN(std::string_view re, regex->String());
+    KVR_ASSIGN_OR_RETURN(std::string_view re, regex->String());
     auto finder = RegexPatternFinder(re);
     if (!finder.ok()) return regex->Error(std::string(finder.status().message()));
     return finder;
   }
-  ASSIGN_OR_RETURN(std::string literal, pattern.GetString("String"));
+  KVR_ASSIGN_OR_RETURN(std::string literal, pattern.GetString("String"));
   return LiteralFinder(std::move(literal));
 }
 
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSplit(const JsonNode& j) {
-  ASSIGN_OR_RETURN(JsonNode pattern, j.Get("pattern"));
-  ASSIGN_OR_RETURN(Finder find, PatternFinder(pattern));
-  ASSIGN_OR_RETURN(std::string behavior, j.GetString("behavior"));
-  ASSIGN_OR_RETURN(SplitBehavior b, ParseBehavior(behavior));
-  ASSIGN_OR_RETURN(bool invert, j.GetBool("invert", false));
+  KVR_ASSIGN_OR_RETURN(JsonNode pattern, j.Get("pattern"));
+  KVR_ASSIGN_OR_RETURN(Finder find, PatternFinder(pattern));
+  KVR_ASSIGN_OR_RETURN(std::string behavior, j.GetString("behavior"));
+  KVR_ASSIGN_OR_RETURN(SplitBehavior b, ParseBehavior(behavior));
+  KVR_ASSIGN_OR_RETURN(bool invert, j.GetBool("invert", false));
   std::optional<JsonNode> regex = pattern.Find("Regex");
   bool cuts = false;
   if (regex) {
-    ASSIGN_OR_RETURN(std::string_view re, regex->String());
+    KVR_ASSIGN_OR_RETURN(std::string_view re, regex->String());
     cuts = CutsAfterNewline(re);
   }
   return std::make_unique<SplitPre>(std::move(find), b, invert, cuts);
@@ -274,10 +274,10 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSplit(const JsonNode& j) {
 absl::StatusOr<PrependScheme> ParsePrependScheme(const JsonNode& j) {
   std::optional<JsonNode> scheme = j.Find("prepend_scheme");
   if (!scheme) {
-    ASSIGN_OR_RETURN(bool add_prefix_space, j.GetBool("add_prefix_space", true));
+    KVR_ASSIGN_OR_RETURN(bool add_prefix_space, j.GetBool("add_prefix_space", true));
     return add_prefix_space ? PrependScheme::kAlways : PrependScheme::kNever;
   }
-  ASSIGN_OR_RETURN(std::string_view s, scheme->String());
+  KVR_ASSIGN_OR_RETURN(std::string_view s, scheme->String());
   if (s == "always") return PrependScheme::kAlways;
   if (s == "first") return PrependScheme::kFirst;
   if (s == "never") return PrependScheme::kNever;
@@ -285,19 +285,19 @@ absl::StatusOr<PrependScheme> ParsePrependScheme(const JsonNode& j) {
 }
 
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseMetaspace(const JsonNode& j) {
-  ASSIGN_OR_RETURN(std::string rep, j.GetString("replacement", "\xE2\x96\x81"));
-  ASSIGN_OR_RETURN(PrependScheme scheme, ParsePrependScheme(j));
-  ASSIGN_OR_RETURN(bool split, j.GetBool("split", true));
+  KVR_ASSIGN_OR_RETURN(std::string rep, j.GetString("replacement", "\xE2\x96\x81"));
+  KVR_ASSIGN_OR_RETURN(PrependScheme scheme, ParsePrependScheme(j));
+  KVR_ASSIGN_OR_RETURN(bool split, j.GetBool("split", true));
   return std::make_unique<MetaspacePre>(std::move(rep), scheme, split);
 }
 
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseByteLevel(const JsonNode& j) {
   Finder gpt2;
-  ASSIGN_OR_RETURN(bool use_regex, j.GetBool("use_regex", true));
+  KVR_ASSIGN_OR_RETURN(bool use_regex, j.GetBool("use_regex", true));
   if (use_regex) {
-    ASSIGN_OR_RETURN(gpt2, RegexPatternFinder(kGpt2Pattern));
+    KVR_ASSIGN_OR_RETURN(gpt2, RegexPatternFinder(kGpt2Pattern));
   }
-  ASSIGN_OR_RETURN(bool add_prefix_space, j.GetBool("add_prefix_space", true));
+  KVR_ASSIGN_OR_RETURN(bool add_prefix_space, j.GetBool("add_prefix_space", true));
   return std::make_unique<ByteLevelPre>(add_prefix_space, std::move(gpt2));
 }
 
@@ -306,11 +306,11 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const JsonNode& j, bool l
 
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSequence(const JsonNode& j, bool last,
                                                             bool* byte_level) {
-  ASSIGN_OR_RETURN(JsonNode list, j.Get("pretokenizers"));
-  ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
+  KVR_ASSIGN_OR_RETURN(JsonNode list, j.Get("pretokenizers"));
+  KVR_ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
   std::vector<std::unique_ptr<PreTokenizer>> parts;
   for (size_t i = 0; i < items.size(); ++i) {
-    ASSIGN_OR_RETURN(auto part, ParseOne(items[i], last && i + 1 == items.size(), byte_level));
+    KVR_ASSIGN_OR_RETURN(auto part, ParseOne(items[i], last && i + 1 == items.size(), byte_level));
     parts.push_back(std::move(part));
   }
   return std::make_unique<SequencePre>(std::move(parts));
@@ -320,18 +320,18 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSequence(const JsonNode& j, b
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSimple(const JsonNode& j,
                                                           std::string_view type) {
   if (type == "Digits") {
-    ASSIGN_OR_RETURN(bool individual, j.GetBool("individual_digits", false));
+    KVR_ASSIGN_OR_RETURN(bool individual, j.GetBool("individual_digits", false));
     return std::make_unique<SplitPre>(
         CharFinder(IsRustNumeric),
         individual ? SplitBehavior::kIsolated : SplitBehavior::kContiguous, false);
   }
   if (type == "Punctuation") {
-    ASSIGN_OR_RETURN(std::string behavior, j.GetString("behavior", "Isolated"));
-    ASSIGN_OR_RETURN(SplitBehavior b, ParseBehavior(behavior));
+    KVR_ASSIGN_OR_RETURN(std::string behavior, j.GetString("behavior", "Isolated"));
+    KVR_ASSIGN_OR_RETURN(SplitBehavior b, ParseBehavior(behavior));
     return std::make_unique<SplitPre>(CharFinder(IsPunctuation), b, false);
   }
   if (type == "Whitespace") {
-    ASSIGN_OR_RETURN(Finder find, RegexPatternFinder(R"(\w+|[^\w\s]+)"));
+    KVR_ASSIGN_OR_RETURN(Finder find, RegexPatternFinder(R"(\w+|[^\w\s]+)"));
     return std::make_unique<SplitPre>(std::move(find), SplitBehavior::kRemoved, true);
   }
   if (type == "WhitespaceSplit") {
@@ -342,7 +342,7 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseSimple(const JsonNode& j,
 
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseOne(const JsonNode& j, bool last,
                                                        bool* byte_level) {
-  ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
+  KVR_ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
   if (type == "Sequence") return ParseSequence(j, last, byte_level);
   if (type == "ByteLevel") {
     if (!last) return absl::UnimplementedError("unsupported pre_tokenizer: ByteLevel not last");

@@ -20,14 +20,14 @@ constexpr uint32_t kMaxAddedId = 1u << 28;  // as the model's ids: VocabSize sta
 
 absl::StatusOr<AddedToken> ParseAddedToken(const JsonNode& t) {
   AddedToken a;
-  ASSIGN_OR_RETURN(a.id, t.GetUint32("id"));
+  KVR_ASSIGN_OR_RETURN(a.id, t.GetUint32("id"));
   if (a.id > kMaxAddedId) return t.Error("id " + std::to_string(a.id) + " too large");
-  ASSIGN_OR_RETURN(a.content, t.GetString("content"));
-  ASSIGN_OR_RETURN(a.special, t.GetBool("special", false));
-  ASSIGN_OR_RETURN(a.lstrip, t.GetBool("lstrip", false));
-  ASSIGN_OR_RETURN(a.rstrip, t.GetBool("rstrip", false));
-  ASSIGN_OR_RETURN(a.normalized, t.GetBool("normalized", !a.special));
-  ASSIGN_OR_RETURN(a.single_word, t.GetBool("single_word", false));
+  KVR_ASSIGN_OR_RETURN(a.content, t.GetString("content"));
+  KVR_ASSIGN_OR_RETURN(a.special, t.GetBool("special", false));
+  KVR_ASSIGN_OR_RETURN(a.lstrip, t.GetBool("lstrip", false));
+  KVR_ASSIGN_OR_RETURN(a.rstrip, t.GetBool("rstrip", false));
+  KVR_ASSIGN_OR_RETURN(a.normalized, t.GetBool("normalized", !a.special));
+  KVR_ASSIGN_OR_RETURN(a.single_word, t.GetBool("single_word", false));
   // JSON escapes can spell lone surrogates, which are not UTF-8.
   if (FindInvalidUtf8(a.content) != std::string_view::npos) return t.Error("content is not UTF-8");
   return a;
@@ -36,26 +36,26 @@ absl::StatusOr<AddedToken> ParseAddedToken(const JsonNode& t) {
 // TemplateProcessing's single-sequence template: special tokens before and after "A".
 absl::Status ParseTemplate(const JsonNode& j, std::vector<uint32_t>* prefix,
                            std::vector<uint32_t>* suffix) {
-  ASSIGN_OR_RETURN(JsonNode single, j.Get("single"));
-  ASSIGN_OR_RETURN(std::vector<JsonNode> items, single.Items());
-  ASSIGN_OR_RETURN(JsonNode special_tokens, j.Get("special_tokens"));
+  KVR_ASSIGN_OR_RETURN(JsonNode single, j.Get("single"));
+  KVR_ASSIGN_OR_RETURN(std::vector<JsonNode> items, single.Items());
+  KVR_ASSIGN_OR_RETURN(JsonNode special_tokens, j.Get("special_tokens"));
   bool seen_a = false;
   for (const JsonNode& item : items) {
     if (std::optional<JsonNode> seq = item.Find("Sequence")) {
-      ASSIGN_OR_RETURN(std::string id, seq->GetString("id"));
+      KVR_ASSIGN_OR_RETURN(std::string id, seq->GetString("id"));
       if (id != "A" || seen_a) {
         return absl::UnimplementedError("unsupported TemplateProcessing single template");
       }
       seen_a = true;
       continue;
     }
-    ASSIGN_OR_RETURN(JsonNode special, item.Get("SpecialToken"));
-    ASSIGN_OR_RETURN(std::string name, special.GetString("id"));
-    ASSIGN_OR_RETURN(JsonNode token, special_tokens.Get(name));
-    ASSIGN_OR_RETURN(JsonNode ids, token.Get("ids"));
-    ASSIGN_OR_RETURN(std::vector<JsonNode> id_items, ids.Items());
+    KVR_ASSIGN_OR_RETURN(JsonNode special, item.Get("SpecialToken"));
+    KVR_ASSIGN_OR_RETURN(std::string name, special.GetString("id"));
+    KVR_ASSIGN_OR_RETURN(JsonNode token, special_tokens.Get(name));
+    KVR_ASSIGN_OR_RETURN(JsonNode ids, token.Get("ids"));
+    KVR_ASSIGN_OR_RETURN(std::vector<JsonNode> id_items, ids.Items());
     for (const JsonNode& id : id_items) {
-      ASSIGN_OR_RETURN(uint32_t value, id.Uint32());
+      KVR_ASSIGN_OR_RETURN(uint32_t value, id.Uint32());
       (seen_a ? suffix : prefix)->push_back(value);
     }
   }
@@ -64,8 +64,8 @@ absl::Status ParseTemplate(const JsonNode& j, std::vector<uint32_t>* prefix,
 
 // Roberta/Bert processors write their tokens as ["<s>", 0] pairs.
 absl::StatusOr<uint32_t> PairId(const JsonNode& j, std::string_view key) {
-  ASSIGN_OR_RETURN(JsonNode pair, j.Get(key));
-  ASSIGN_OR_RETURN(std::vector<JsonNode> items, pair.Items());
+  KVR_ASSIGN_OR_RETURN(JsonNode pair, j.Get(key));
+  KVR_ASSIGN_OR_RETURN(std::vector<JsonNode> items, pair.Items());
   if (items.size() != 2) return pair.Error("expected [token, id]");
   return items[1].Uint32();
 }
@@ -105,10 +105,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromPath(const std::string
     file = (std::filesystem::path(path) / "tokenizer.json").string();
     auto config_path = std::filesystem::path(path) / "tokenizer_config.json";
     if (std::filesystem::exists(config_path, ec)) {
-      ASSIGN_OR_RETURN(config_text, ReadFile(config_path.string()));
+      KVR_ASSIGN_OR_RETURN(config_text, ReadFile(config_path.string()));
     }
   }
-  ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+  KVR_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
   auto tok = FromJson(text, config_text, options);
   if (!tok.ok()) {
     return absl::Status(tok.status().code(), file + ": " + std::string(tok.status().message()));
@@ -121,14 +121,14 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
                                                                const LoadOptions& options) {
   std::unique_ptr<Tokenizer> tok(new Tokenizer());
   {
-    ASSIGN_OR_RETURN(std::unique_ptr<JsonDocument> doc, JsonDocument::Parse(tokenizer_json));
-    RETURN_IF_ERROR(tok->Load(doc->root()));
+    KVR_ASSIGN_OR_RETURN(std::unique_ptr<JsonDocument> doc, JsonDocument::Parse(tokenizer_json));
+    KVR_RETURN_IF_ERROR(tok->Load(doc->root()));
   }  // the document (about twice the file size) is freed before the config is read
   if (options.transformers_bos_rule) {
     if (config_json.empty()) {
       return absl::InvalidArgumentError("transformers_bos_rule needs tokenizer_config.json");
     }
-    RETURN_IF_ERROR(tok->ApplyTransformersRule(config_json));
+    KVR_RETURN_IF_ERROR(tok->ApplyTransformersRule(config_json));
   }
   return tok;
 }
@@ -141,22 +141,22 @@ absl::Status Tokenizer::Load(const JsonNode& root) {
     }
   }
   if (std::optional<JsonNode> j = root.Find("normalizer")) {
-    ASSIGN_OR_RETURN(normalizer_, ParseNormalizer(*j));
+    KVR_ASSIGN_OR_RETURN(normalizer_, ParseNormalizer(*j));
   }
   bool byte_level = false;
   if (std::optional<JsonNode> j = root.Find("pre_tokenizer")) {
-    ASSIGN_OR_RETURN(pre_tokenizer_, ParsePreTokenizer(*j, &byte_level));
+    KVR_ASSIGN_OR_RETURN(pre_tokenizer_, ParsePreTokenizer(*j, &byte_level));
     isolated_split_ = pre_tokenizer_->IsolatedSplit();
     cuts_after_newline_ = isolated_split_ != nullptr && pre_tokenizer_->CutsAfterNewline();
   }
-  ASSIGN_OR_RETURN(JsonNode model, root.Get("model"));
-  ASSIGN_OR_RETURN(model_, BpeModel::FromJson(model, byte_level));
+  KVR_ASSIGN_OR_RETURN(JsonNode model, root.Get("model"));
+  KVR_ASSIGN_OR_RETURN(model_, BpeModel::FromJson(model, byte_level));
   if (std::optional<JsonNode> j = root.Find("decoder")) {
-    ASSIGN_OR_RETURN(decoder_, ParseDecoder(*j));
+    KVR_ASSIGN_OR_RETURN(decoder_, ParseDecoder(*j));
   }
-  RETURN_IF_ERROR(LoadAddedTokens(root));
+  KVR_RETURN_IF_ERROR(LoadAddedTokens(root));
   if (std::optional<JsonNode> j = root.Find("post_processor")) {
-    RETURN_IF_ERROR(LoadPostProcessor(*j));
+    KVR_RETURN_IF_ERROR(LoadPostProcessor(*j));
   }
   return absl::OkStatus();
 }
@@ -164,10 +164,10 @@ absl::Status Tokenizer::Load(const JsonNode& root) {
 absl::Status Tokenizer::LoadAddedTokens(const JsonNode& root) {
   std::vector<AddedToken> tokens;
   if (std::optional<JsonNode> list = root.Find("added_tokens")) {
-    ASSIGN_OR_RETURN(std::vector<JsonNode> items, list->Items());
+    KVR_ASSIGN_OR_RETURN(std::vector<JsonNode> items, list->Items());
     tokens.reserve(items.size());
     for (const JsonNode& t : items) {
-      ASSIGN_OR_RETURN(AddedToken a, ParseAddedToken(t));
+      KVR_ASSIGN_OR_RETURN(AddedToken a, ParseAddedToken(t));
       tokens.push_back(std::move(a));
     }
   }
@@ -176,20 +176,20 @@ absl::Status Tokenizer::LoadAddedTokens(const JsonNode& root) {
 }
 
 absl::Status Tokenizer::LoadPostProcessor(const JsonNode& j) {
-  ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
+  KVR_ASSIGN_OR_RETURN(const std::string type, j.GetString("type"));
   if (type == "ByteLevel") return absl::OkStatus();  // offsets only; ids unchanged
   if (type == "Sequence") {
-    ASSIGN_OR_RETURN(JsonNode list, j.Get("processors"));
-    ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
-    for (const JsonNode& p : items) RETURN_IF_ERROR(LoadPostProcessor(p));
+    KVR_ASSIGN_OR_RETURN(JsonNode list, j.Get("processors"));
+    KVR_ASSIGN_OR_RETURN(std::vector<JsonNode> items, list.Items());
+    for (const JsonNode& p : items) KVR_RETURN_IF_ERROR(LoadPostProcessor(p));
     return absl::OkStatus();
   }
   std::vector<uint32_t> prefix, suffix;
   if (type == "TemplateProcessing") {
-    RETURN_IF_ERROR(ParseTemplate(j, &prefix, &suffix));
+    KVR_RETURN_IF_ERROR(ParseTemplate(j, &prefix, &suffix));
   } else if (type == "RobertaProcessing" || type == "BertProcessing") {
-    ASSIGN_OR_RETURN(uint32_t cls, PairId(j, "cls"));
-    ASSIGN_OR_RETURN(uint32_t sep, PairId(j, "sep"));
+    KVR_ASSIGN_OR_RETURN(uint32_t cls, PairId(j, "cls"));
+    KVR_ASSIGN_OR_RETURN(uint32_t sep, PairId(j, "sep"));
     prefix.push_back(cls);
     suffix.push_back(sep);
   } else {
@@ -221,7 +221,7 @@ absl::Status Tokenizer::ApplyTransformersRule(std::string_view config_json) {
   for (auto [flag, key, def, dest] :
        {std::tuple{"add_bos_token", "bos_token", true, &prefix_ids_},
         std::tuple{"add_eos_token", "eos_token", false, &suffix_ids_}}) {
-    ASSIGN_OR_RETURN(bool add, ConfigFlag(config, flag, def));
+    KVR_ASSIGN_OR_RETURN(bool add, ConfigFlag(config, flag, def));
     if (!add) continue;
     auto content = ConfigToken(config, key);
     std::optional<uint32_t> id = content ? TokenToId(*content) : std::nullopt;
@@ -235,7 +235,7 @@ absl::StatusOr<std::vector<uint32_t>> Tokenizer::Encode(std::string_view text,
                                                         bool add_special_tokens,
                                                         EncodeCache* cache) const {
   std::vector<uint32_t> ids;
-  RETURN_IF_ERROR(EncodeInto(text, add_special_tokens, cache, &ids));
+  KVR_RETURN_IF_ERROR(EncodeInto(text, add_special_tokens, cache, &ids));
   return ids;
 }
 

@@ -1,9 +1,9 @@
 // kvr::tokenizer::Tokenizer: loads a Hugging Face tokenizer.json and produces exactly the ids
 // the official `tokenizers` library does, for BPE models (byte-level and byte-fallback).
 //
-//   ASSIGN_OR_RETURN(auto tok, Tokenizer::FromPath("models/"));      // dir or tokenizer.json
+//   KVR_ASSIGN_OR_RETURN(auto tok, Tokenizer::FromPath("models/"));      // dir or tokenizer.json
 //   EncodeCache cache;                                                // one per thread
-//   ASSIGN_OR_RETURN(std::vector<uint32_t> ids, tok->Encode(text, true, &cache));
+//   KVR_ASSIGN_OR_RETURN(std::vector<uint32_t> ids, tok->Encode(text, true, &cache));
 //
 // Pipeline (as in Hugging Face): added tokens are cut out of the raw text; each remaining
 // segment is normalized, cut again on normalized added tokens, pre-tokenized, and each

@@ -81,7 +81,7 @@ json TinyModel() {
 json TinyTokenizer() { return json{{"model", TinyModel()}, {"added_tokens", json::array()}}; }
 
 absl::StatusOr<std::unique_ptr<Normalizer>> Norm(const json& j) {
-  ASSIGN_OR_RETURN(std::unique_ptr<JsonDocument> doc, JsonDocument::Parse(j.dump()));
+  KVR_ASSIGN_OR_RETURN(std::unique_ptr<JsonDocument> doc, JsonDocument::Parse(j.dump()));
   return ParseNormalizer(doc->root());
 }
 
