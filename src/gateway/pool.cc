@@ -111,7 +111,6 @@ absl::Status Pool::AddWorker(WorkerConfig config) {
   const WorkerConfig& c = worker->config;
   KVR_RETURN_IF_ERROR(scheduler_->AddWorker(
       {.id = worker->id,
-       .model = config_.name,
        .block_size = config_.block_size,
        .kv_capacity_blocks = c.kv_capacity_blocks.value_or(config_.kv_capacity_blocks),
        .prefill_rate_prior = config_.prefill_tokens_per_s * c.speed}));

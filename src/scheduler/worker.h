@@ -9,10 +9,10 @@
 
 namespace kvr {
 
-// Static facts, from configuration or the engine's advertised runtime config.
+// Static facts, from configuration or the engine's advertised runtime config. (The model is
+// not among them: a scheduler serves one model pool.)
 struct WorkerSpec {
   WorkerId id;
-  std::string model;
   uint32_t block_size = 64;
   uint64_t kv_capacity_blocks = 16384;
   double prefill_rate_prior = 20000;  // uncached prompt tokens per second, before calibration

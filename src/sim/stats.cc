@@ -61,7 +61,7 @@ PolicyResult PolicyStatsCollector::Finish(uint64_t prefill_tokens,
   r.requests = ttft_ms_.size();
   r.ttft_ms = Summarize(ttft_ms_);
   r.e2e_ms = Summarize(e2e_ms_);
-  r.itl_ms = Summarize(token_gaps_ms_.empty() ? std::move(tpot_ms_) : std::move(token_gaps_ms_));
+  r.itl_ms = Summarize(std::move(tpot_ms_));
   r.hit_rate = prompt_tokens_ == 0 ? 0 : static_cast<double>(cached_tokens_) / prompt_tokens_;
   r.prefill_tokens = prefill_tokens;
   const TimeNs makespan = r.requests == 0 ? 0 : last_finish_ - first_arrival_;

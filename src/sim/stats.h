@@ -53,8 +53,7 @@ struct RequestOutcome {
 // Accumulates outcomes of one policy's run. Definitions:
 //   TTFT  = first_token - arrival;   E2E = finish - arrival;
 //   ITL   = (finish - first_token) / (output_tokens - 1) per request with >= 2 output tokens
-//           (the request's mean inter-token latency, i.e. TPOT), unless AddTokenGap supplies
-//           per-token gaps, which then replace it;
+//           (the request's mean inter-token latency, i.e. TPOT);
 //   throughput = total output tokens / (last finish - first arrival);
 //   hit rate   = cached / prompt tokens over completed requests;
 //   load imbalance = max / mean of engine busy times (1 when every engine was idle).
@@ -64,14 +63,13 @@ class PolicyStatsCollector {
   explicit PolicyStatsCollector(std::string policy) : policy_(std::move(policy)) {}
 
   void Add(const RequestOutcome& outcome);
-  void AddTokenGap(double ms) { token_gaps_ms_.push_back(ms); }
 
   // prefill_tokens: prompt tokens the engines computed; engine_busy: per-engine busy time.
   PolicyResult Finish(uint64_t prefill_tokens, std::span<const TimeNs> engine_busy) &&;
 
  private:
   std::string policy_;
-  std::vector<double> ttft_ms_, tpot_ms_, e2e_ms_, token_gaps_ms_;
+  std::vector<double> ttft_ms_, tpot_ms_, e2e_ms_;
   uint64_t prompt_tokens_ = 0, cached_tokens_ = 0, output_tokens_ = 0;
   TimeNs first_arrival_ = INT64_MAX, last_finish_ = INT64_MIN;
 };

@@ -92,21 +92,6 @@ TEST(PolicyStatsCollectorTest, ComputesTheDefinedMetrics) {
   EXPECT_EQ(r.ttft_samples_ms.size(), 3u);
 }
 
-TEST(PolicyStatsCollectorTest, TokenGapsReplacePerRequestItl) {
-  PolicyStatsCollector c("x");
-  c.Add({.arrival = 0,
-         .first_token = 0,
-         .finish = 10 * kNsPerMs,
-         .prompt_tokens = 1,
-         .cached_tokens = 0,
-         .output_tokens = 3});
-  c.AddTokenGap(1);
-  c.AddTokenGap(9);
-  const PolicyResult r = std::move(c).Finish(1, {});
-  EXPECT_DOUBLE_EQ(r.itl_ms.mean, 5);
-  EXPECT_DOUBLE_EQ(r.itl_ms.p90, 8.2);
-}
-
 TEST(PolicyStatsCollectorTest, EmptyRunIsAllZero) {
   const PolicyResult r = PolicyStatsCollector("none").Finish(0, {});
   EXPECT_EQ(r.requests, 0u);
