@@ -48,66 +48,82 @@ Value MStrip(Interp&, const Value& s, const Args& a) { return Strip(s, a, true, 
 Value MLStrip(Interp&, const Value& s, const Args& a) { return Strip(s, a, true, false); }
 Value MRStrip(Interp&, const Value& s, const Args& a) { return Strip(s, a, false, true); }
 
-// str.split / str.rsplit with Python's whitespace-run rule when sep is None.
-Value Split(Interp& in, const Value& self, const Args& a, bool from_right) {
-  const std::string& s = self.str();
-  const std::string* sep = OptString(a, 0, "sep");
-  int64_t maxsplit = a.GetOr(1, "maxsplit", Value(-1)).as_int();
-  List parts;
-  if (sep != nullptr && sep->empty()) return in.Error("empty separator");
-  if (sep == nullptr) {
-    std::vector<std::pair<size_t, size_t>> words;  // byte ranges of non-space runs
-    size_t i = 0, start = std::string::npos;
-    while (i < s.size()) {
-      size_t b = i;
-      bool space = IsPySpace(DecodeUtf8(s, &i));
-      if (!space && start == std::string::npos) start = b;
-      if (space && start != std::string::npos)
-        words.emplace_back(start, b), start = std::string::npos;
+// str.split() / str.rsplit() without a separator: runs of Python whitespace separate, and
+// leading and trailing whitespace yields no empty pieces. At most `maxsplit` splits (all when
+// negative), counted from the left or from the right; the unsplit rest keeps its inner
+// whitespace and loses it on the outer side.
+List SplitWhitespace(const std::string& s, int64_t maxsplit, bool from_right) {
+  std::vector<std::pair<size_t, size_t>> words;  // byte ranges of non-space runs
+  size_t i = 0, start = std::string::npos;
+  while (i < s.size()) {
+    const size_t b = i;
+    const bool space = IsPySpace(DecodeUtf8(s, &i));
+    if (!space && start == std::string::npos) start = b;
+    if (space && start != std::string::npos) {
+      words.emplace_back(start, b);
+      start = std::string::npos;
     }
-    if (start != std::string::npos) words.emplace_back(start, s.size());
-    // (unsigned: maxsplit + 1 overflows for maxsplit = 2**63 - 1)
-    if (maxsplit >= 0 && words.size() > static_cast<uint64_t>(maxsplit) + 1) {
-      size_t keep = static_cast<size_t>(maxsplit);
-      if (!from_right) {
-        for (size_t k = 0; k < keep; ++k)
-          parts.emplace_back(s.substr(words[k].first, words[k].second - words[k].first));
-        parts.emplace_back(internal::PyStrip(s.substr(words[keep].first), nullptr, false, true));
-      } else {
-        size_t first = words.size() - keep;
-        parts.emplace_back(
-            internal::PyStrip(s.substr(0, words[first - 1].second), nullptr, true, false));
-        for (size_t k = first; k < words.size(); ++k)
-          parts.emplace_back(s.substr(words[k].first, words[k].second - words[k].first));
-      }
-      return Value::FromList(std::move(parts));
-    }
-    for (auto [b, e] : words) parts.emplace_back(s.substr(b, e - b));
-    return Value::FromList(std::move(parts));
   }
+  if (start != std::string::npos) words.emplace_back(start, s.size());
+  const auto word = [&](size_t k) {
+    return s.substr(words[k].first, words[k].second - words[k].first);
+  };
+  List parts;
+  // (unsigned: maxsplit + 1 overflows for maxsplit = 2**63 - 1)
+  if (maxsplit < 0 || words.size() <= static_cast<uint64_t>(maxsplit) + 1) {
+    for (size_t k = 0; k < words.size(); ++k) parts.emplace_back(word(k));
+    return parts;
+  }
+  const size_t keep = static_cast<size_t>(maxsplit);
+  if (!from_right) {
+    for (size_t k = 0; k < keep; ++k) parts.emplace_back(word(k));
+    parts.emplace_back(internal::PyStrip(s.substr(words[keep].first), nullptr, false, true));
+  } else {
+    const size_t first = words.size() - keep;
+    parts.emplace_back(
+        internal::PyStrip(s.substr(0, words[first - 1].second), nullptr, true, false));
+    for (size_t k = first; k < words.size(); ++k) parts.emplace_back(word(k));
+  }
+  return parts;
+}
+
+// str.split(sep) / str.rsplit(sep), sep not empty: at most `maxsplit` splits (all when
+// negative), from the left or from the right; the pieces in order.
+std::vector<std::string> SplitOn(const std::string& s, const std::string& sep, int64_t maxsplit,
+                                 bool from_right) {
   std::vector<std::string> pieces;
   if (!from_right) {
     size_t pos = 0;
     for (int64_t n = 0; maxsplit < 0 || n < maxsplit; ++n) {
-      size_t f = s.find(*sep, pos);
+      const size_t f = s.find(sep, pos);
       if (f == std::string::npos) break;
       pieces.push_back(s.substr(pos, f - pos));
-      pos = f + sep->size();
+      pos = f + sep.size();
     }
     pieces.push_back(s.substr(pos));
-  } else {
-    size_t end = s.size();
-    for (int64_t n = 0; maxsplit < 0 || n < maxsplit; ++n) {
-      if (end < sep->size()) break;
-      size_t f = s.rfind(*sep, end - sep->size());
-      if (f == std::string::npos) break;
-      pieces.push_back(s.substr(f + sep->size(), end - f - sep->size()));
-      end = f;
-    }
-    pieces.push_back(s.substr(0, end));
-    std::reverse(pieces.begin(), pieces.end());
+    return pieces;
   }
+  size_t end = s.size();
+  for (int64_t n = 0; maxsplit < 0 || n < maxsplit; ++n) {
+    if (end < sep.size()) break;
+    const size_t f = s.rfind(sep, end - sep.size());
+    if (f == std::string::npos) break;
+    pieces.push_back(s.substr(f + sep.size(), end - f - sep.size()));
+    end = f;
+  }
+  pieces.push_back(s.substr(0, end));
+  std::reverse(pieces.begin(), pieces.end());
+  return pieces;
+}
+
+Value Split(Interp& in, const Value& self, const Args& a, bool from_right) {
+  const std::string* sep = OptString(a, 0, "sep");
+  const int64_t maxsplit = a.GetOr(1, "maxsplit", Value(-1)).as_int();
+  if (sep == nullptr) return Value::FromList(SplitWhitespace(self.str(), maxsplit, from_right));
+  if (sep->empty()) return in.Error("empty separator");
+  std::vector<std::string> pieces = SplitOn(self.str(), *sep, maxsplit, from_right);
   if (!in.Charge(pieces.size())) return Value();
+  List parts;
   for (std::string& p : pieces) parts.emplace_back(std::move(p));
   return Value::FromList(std::move(parts));
 }

@@ -139,76 +139,94 @@ nlohmann::json ReadersDuringWrites(KvIndex& index, const IndexBenchFlags& f,
           {"writer_blocks_per_s", double(applied.load()) / secs}};
 }
 
+// The index's write side: the workload's events into an index that grows from nothing, then
+// into `index` with every worker's capacity reserved first (as deployed: a worker declares its
+// KV capacity when it registers), then every stored event rewritten once (steady state: no
+// table grows).
+struct WritePhases {
+  ApplyTiming grown, reserved;
+  double reserve_s = 0;
+  uint64_t churn_blocks = 0;
+  double churn_s = 0;
+};
+
+WritePhases MeasureWrites(KvIndex& index, const SyntheticWorkload& w, uint32_t workers,
+                          uint64_t capacity, ManualClock& clock) {
+  WritePhases out;
+  std::cerr << "bench index: applying " << w.events.size() << " events, growing...\n";
+  {
+    KvIndex grown(index.config(), clock);
+    out.grown = ApplyAll(grown, w.events);
+  }
+  const auto t_reserve = Clock::now();
+  if (capacity > 0) {
+    for (uint32_t k = 0; k < workers; ++k) index.Reserve(WorkerId(k), capacity);
+  }
+  out.reserve_s = std::chrono::duration<double>(Clock::now() - t_reserve).count();
+  std::cerr << "bench index: applying " << w.events.size() << " events, reserved...\n";
+  out.reserved = ApplyAll(index, w.events);
+  const auto t_churn = Clock::now();
+  for (const auto& ev : w.events) out.churn_blocks += Rewrite(index, std::get<KvStored>(ev));
+  out.churn_s = std::chrono::duration<double>(Clock::now() - t_churn).count();
+  return out;
+}
+
+// The same queries against the brute-force oracle, for scale.
+double NaiveQueryP50Us(const IndexConfig& config, const std::vector<KvEvent>& events,
+                       const std::vector<std::vector<BlockHash>>& queries) {
+  std::cerr << "bench index: building the naive oracle...\n";
+  NaiveIndex naive(config);
+  for (const auto& e : events) naive.Apply(e);
+  std::vector<double> latencies;
+  for (size_t i = 0; i < 200; ++i) {
+    const auto t = Clock::now();
+    (void)naive.Query(queries[i % queries.size()], 0);
+    latencies.push_back(Us(Clock::now() - t));
+  }
+  return ComputePercentiles(latencies).p50;
+}
+
 int RunIndexBench(const IndexBenchFlags& f) {
-  SyntheticOptions so{.workers = f.workers,
-                      .block_size = f.block_size,
-                      .target_entries = f.entries,
-                      .max_blocks = f.query_blocks,
-                      .seed = f.seed};
   std::cerr << "bench index: generating workload...\n";
-  SyntheticWorkload w = MakeSyntheticWorkload(so);
+  const SyntheticWorkload w = MakeSyntheticWorkload({.workers = f.workers,
+                                                     .block_size = f.block_size,
+                                                     .target_entries = f.entries,
+                                                     .max_blocks = f.query_blocks,
+                                                     .seed = f.seed});
   ManualClock clock;
-  const IndexConfig config{.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)};
+  KvIndex index({.block_size = f.block_size, .max_workers = std::max(f.workers, 64u)}, clock);
   const uint64_t capacity = f.capacity_blocks >= 0 ? uint64_t(f.capacity_blocks)
                                                    : (f.entries + f.workers - 1) / f.workers;
-  // The same events into an index that grows from nothing (no capacity declared).
-  std::cerr << "bench index: applying " << w.events.size() << " events, growing...\n";
-  ApplyTiming grown_apply;
-  {
-    KvIndex grown(config, clock);
-    grown_apply = ApplyAll(grown, w.events);
-  }
-  // As deployed: each worker's KV capacity is declared when it registers, so the tables are
-  // sized before its events arrive.
-  KvIndex index(config, clock);
-  auto t_reserve = Clock::now();
-  if (capacity > 0) {
-    for (uint32_t k = 0; k < f.workers; ++k) index.Reserve(WorkerId(k), capacity);
-  }
-  const double reserve_s = std::chrono::duration<double>(Clock::now() - t_reserve).count();
-  std::cerr << "bench index: applying " << w.events.size() << " events, reserved...\n";
-  const ApplyTiming apply = ApplyAll(index, w.events);
-  // Steady state: every stored event rewritten once; no table grows.
-  uint64_t churn_blocks = 0;
-  auto t_churn = Clock::now();
-  for (const auto& ev : w.events) churn_blocks += Rewrite(index, std::get<KvStored>(ev));
-  const double churn_s = std::chrono::duration<double>(Clock::now() - t_churn).count();
+  const WritePhases writes = MeasureWrites(index, w, f.workers, capacity, clock);
+
   Rng rng(f.seed + 1);
   std::vector<std::vector<BlockHash>> queries;
   for (int i = 0; i < 1000; ++i) {
     queries.push_back(
         SequenceHashes(QueryPrompt(w, f.block_size, f.query_blocks, rng), f.block_size));
   }
-  auto lat = TimeQueries(index, queries, f.queries);
-  Percentiles p = ComputePercentiles(lat);
-  nlohmann::json out = {{"workers", f.workers},
-                        {"entries", index.Entries()},
-                        {"events", w.events.size()},
-                        {"block_size", f.block_size},
-                        {"query_blocks", f.query_blocks},
-                        {"capacity_blocks", capacity},
-                        {"reserve_ms", reserve_s * 1e3},
-                        {"apply_blocks_per_s", double(w.blocks) / apply.seconds},
-                        {"apply_max_event_us", apply.max_event_us},
-                        {"apply_unreserved_blocks_per_s", double(w.blocks) / grown_apply.seconds},
-                        {"apply_unreserved_max_event_us", grown_apply.max_event_us},
-                        {"steady_apply_blocks_per_s", double(churn_blocks) / churn_s},
-                        {"query_p50_us", p.p50},
-                        {"query_p99_us", p.p99},
-                        {"query_mean_us", p.mean},
-                        {"bytes_per_entry", double(index.MemoryBytes()) / double(index.Entries())}};
-  if (f.naive) {
-    std::cerr << "bench index: building the naive oracle...\n";
-    NaiveIndex naive(index.config());
-    for (const auto& e : w.events) naive.Apply(e);
-    std::vector<double> nl;
-    for (size_t i = 0; i < 200; ++i) {
-      auto t1 = Clock::now();
-      (void)naive.Query(queries[i % queries.size()], 0);
-      nl.push_back(Us(Clock::now() - t1));
-    }
-    out["naive_query_p50_us"] = ComputePercentiles(nl).p50;
-  }
+  std::vector<double> latencies = TimeQueries(index, queries, f.queries);
+  const Percentiles p = ComputePercentiles(latencies);
+
+  const double blocks = double(w.blocks);
+  nlohmann::json out = {
+      {"workers", f.workers},
+      {"entries", index.Entries()},
+      {"events", w.events.size()},
+      {"block_size", f.block_size},
+      {"query_blocks", f.query_blocks},
+      {"capacity_blocks", capacity},
+      {"reserve_ms", writes.reserve_s * 1e3},
+      {"apply_blocks_per_s", blocks / writes.reserved.seconds},
+      {"apply_max_event_us", writes.reserved.max_event_us},
+      {"apply_unreserved_blocks_per_s", blocks / writes.grown.seconds},
+      {"apply_unreserved_max_event_us", writes.grown.max_event_us},
+      {"steady_apply_blocks_per_s", double(writes.churn_blocks) / writes.churn_s},
+      {"query_p50_us", p.p50},
+      {"query_p99_us", p.p99},
+      {"query_mean_us", p.mean},
+      {"bytes_per_entry", double(index.MemoryBytes()) / double(index.Entries())}};
+  if (f.naive) out["naive_query_p50_us"] = NaiveQueryP50Us(index.config(), w.events, queries);
   if (f.readers > 0) out["during_writes"] = ReadersDuringWrites(index, f, w, queries);
   std::cout << out.dump(2) << "\n";
   return 0;

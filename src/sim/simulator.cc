@@ -54,6 +54,9 @@ class Run {
   absl::StatusOr<PolicyResult> Go();
 
  private:
+  absl::Status Setup();    // the scheduler and the engines, registered with it
+  absl::Status Loop();     // arrivals and events in time order, until every request is done
+  PolicyResult Summary();  // the collected statistics and the fleet's totals
   void Push(TimeNs t, Kind k, uint32_t w) { heap_.push({t, seq_++, k, w}); }
   absl::Status Arrive(const SimRequest& r);
   void StartStep(uint32_t w);
@@ -159,6 +162,12 @@ void Run::ReportMetrics(uint32_t w) {
 }
 
 absl::StatusOr<PolicyResult> Run::Go() {
+  KVR_RETURN_IF_ERROR(Setup());
+  KVR_RETURN_IF_ERROR(Loop());
+  return Summary();
+}
+
+absl::Status Run::Setup() {
   KVR_ASSIGN_OR_RETURN(PolicySpec spec, ParsePolicySpec(policy_, c_.scheduler.options));
   SchedulerConfig sc = c_.scheduler;
   sc.policy = spec.name;
@@ -183,6 +192,10 @@ absl::StatusOr<PolicyResult> Run::Go() {
     if (c_.metrics_interval > 0) Push(0, Kind::kMetrics, w);
   }
   inflight_.resize(w_.requests.size());
+  return absl::OkStatus();
+}
+
+absl::Status Run::Loop() {
   size_t next = 0;
   const uint64_t total = w_.requests.size();
   uint64_t reported = 0;
@@ -211,6 +224,10 @@ absl::StatusOr<PolicyResult> Run::Go() {
       progress_(policy_, completed_, total, clock_.Now());
     }
   }
+  return absl::OkStatus();
+}
+
+PolicyResult Run::Summary() {
   std::vector<TimeNs> busy;
   for (const auto& e : engines_) busy.push_back(e.busy);
   PolicyResult result = std::move(stats_).Finish(prefill_tokens_, busy);
