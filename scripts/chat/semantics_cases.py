@@ -34,6 +34,10 @@ SNIPPETS = [
     "{{ s[0] }}|{{ s[-1] }}|{{ s[1:4] }}|{{ s[::-1] }}|{{ s[::2] }}|{{ u[2:5] }}|{{ l[-2:] }}",
     "{{ u.strip() }}|{{ u.lstrip() }}|{{ u.rstrip() }}|{{ s.strip('Hd') }}|{{ u|trim }}|",
     "{{ s.split(', ') }}|{{ u.split() }}|{{ 'a,b,,c'.split(',', 1) }}|{{ 'a b c'.rsplit(' ', 1) }}",
+    "{{ '  a  b c  '.split(none, 1) }}|{{ '  a  b c  '.rsplit(none, 1) }}|{{ ''.split() }}|"
+    "{{ ''.split(',') }}|{{ 'abab'.rsplit('ab') }}|{{ 'a,b,,c'.rsplit(',', 2) }}|{{ u.rsplit() }}|"
+    "{{ 'a b   '.split(none, 1) }}|{{ ' a b '.split(none, 0) }}|{{ ' a b '.rsplit(none, 0) }}|"
+    "{{ '   '.split(none, 0) }}|{{ 'a b  '.split(none, 2) }}|{{ u.split(none, 1) }}",
     "{{ s.startswith('He') }}|{{ s.endswith(('x', 'ld')) }}|{{ s.lower() }}|{{ s.upper() }}",
     "{{ s.replace('l', 'L') }}|{{ s.replace('l', 'L', 1) }}|{{ s.find('o') }}|{{ s.count('l') }}",
     "{{ 'hello world'.title() }}|{{ 'hello World'.capitalize() }}|{{ '-'.join(['a', 'b']) }}",

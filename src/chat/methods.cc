@@ -50,8 +50,9 @@ Value MRStrip(Interp&, const Value& s, const Args& a) { return Strip(s, a, false
 
 // str.split() / str.rsplit() without a separator: runs of Python whitespace separate, and
 // leading and trailing whitespace yields no empty pieces. At most `maxsplit` splits (all when
-// negative), counted from the left or from the right; the unsplit rest keeps its inner
-// whitespace and loses it on the outer side.
+// negative), counted from the left or from the right; what is left unsplit is one more piece,
+// verbatim from its first (last) non-space character to the end (start) of the string, as
+// CPython's split_whitespace does: '  a  b c  '.split(None, 1) == ['a', 'b c  '].
 List SplitWhitespace(const std::string& s, int64_t maxsplit, bool from_right) {
   std::vector<std::pair<size_t, size_t>> words;  // byte ranges of non-space runs
   size_t i = 0, start = std::string::npos;
@@ -69,19 +70,17 @@ List SplitWhitespace(const std::string& s, int64_t maxsplit, bool from_right) {
     return s.substr(words[k].first, words[k].second - words[k].first);
   };
   List parts;
-  // (unsigned: maxsplit + 1 overflows for maxsplit = 2**63 - 1)
-  if (maxsplit < 0 || words.size() <= static_cast<uint64_t>(maxsplit) + 1) {
+  if (maxsplit < 0 || words.size() <= static_cast<uint64_t>(maxsplit)) {
     for (size_t k = 0; k < words.size(); ++k) parts.emplace_back(word(k));
     return parts;
   }
   const size_t keep = static_cast<size_t>(maxsplit);
   if (!from_right) {
     for (size_t k = 0; k < keep; ++k) parts.emplace_back(word(k));
-    parts.emplace_back(internal::PyStrip(s.substr(words[keep].first), nullptr, false, true));
+    parts.emplace_back(s.substr(words[keep].first));
   } else {
     const size_t first = words.size() - keep;
-    parts.emplace_back(
-        internal::PyStrip(s.substr(0, words[first - 1].second), nullptr, true, false));
+    parts.emplace_back(s.substr(0, words[first - 1].second));
     for (size_t k = first; k < words.size(); ++k) parts.emplace_back(word(k));
   }
   return parts;
