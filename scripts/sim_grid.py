@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""The simulator grid of docs/BENCHMARKS.md on several seeds, and how a policy fares in it.
+
+For each row set (a workload, a fleet and a load sweep), each seed and each candidate policy,
+runs `kvrouter simulate` for the peers and for the candidate, then prints:
+
+  * one line per row: the best peer's mean / p99 TTFT, the candidate's, its prefill tokens
+    against the lowest of the peers', and `won` when its mean and p99 are both the lowest (ties
+    count) and its prefill is within --prefill-bound of the best peer's;
+  * with --per-peer, for every row (rate) over the seeds: the candidate's mean and p99 minus
+    each peer's, averaged, with the standard error, and on how many seeds it was ahead.
+    "best" is the minimum over the peers of each seed, which is biased low when several peers
+    are within noise of each other.
+
+Usage:
+  scripts/sim_grid.py [--kvrouter build/release/kvrouter] [--seeds 1,2,3] [--sets rag,chat]
+                      [--policy 'kvrouter[work_weight=0.8]' ...] [--jobs 2] [--cache DIR]
+                      [--per-peer]
+
+Runs are cached in --cache (keyed by the arguments), so rerunning with another candidate only
+simulates that candidate. The whole grid is 26 rows a seed; on 2 cores about 45 s a seed for
+the peers and 25 s for each candidate.
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+PEERS = "least_loaded,dynamo,sglang,llmd_optimized,llmd_weighted"
+MOONCAKE_PEERS = "dynamo,sglang,llmd_optimized"  # the grid's peers for the bundled trace
+
+# name: (simulate arguments, peers)
+SETS = {
+    "rag": (["--workload", "rag", "--requests", "2000", "--rate", "1",
+             "--sweep", "rate=3,6,12,20,40"], PEERS),
+    "burst": (["--workload", "rag", "--requests", "2000", "--rate", "1", "--burst", "10,0.25",
+               "--sweep", "rate=3,12,20"], PEERS),
+    "rag_hetero": (["--workload", "rag", "--requests", "2000", "--rate", "1", "--speeds", "1,0.5",
+                    "--sweep", "rate=3,10,20"], PEERS),
+    "chat": (["--workload", "chat", "--rate", "1", "--sweep", "rate=4,12,36"], PEERS),
+    "system_prompts": (["--workload", "system_prompts", "--rate", "1",
+                        "--sweep", "rate=4,12,36"], PEERS),
+    "agentic": (["--workload", "agentic", "--rate", "1", "--sweep", "rate=4,12,36,60"], PEERS),
+    "agentic_8k": (["--workload", "agentic", "--requests", "8000", "--rate", "1",
+                    "--sweep", "rate=4,12,36,60"], PEERS),
+    "mooncake": (["--sweep", "rate=0.6,1.5,4.5"], MOONCAKE_PEERS),
+    "mooncake_hetero": (["--speeds", "1,0.5", "--sweep", "rate=1,3"], MOONCAKE_PEERS),
+}
+# agentic at 2,000 requests is outside the grid: its copies do not pay back in so short a run.
+GRID = ["rag", "burst", "rag_hetero", "chat", "system_prompts", "agentic_8k", "mooncake",
+        "mooncake_hetero"]
+
+
+def simulate(opts, args, policies, seed):
+    """The runs (one per sweep point) of `kvrouter simulate`, from the cache when present."""
+    key = hashlib.sha256(json.dumps([args, policies, seed]).encode()).hexdigest()[:24]
+    path = os.path.join(opts.cache, key + ".json")
+    if not os.path.exists(path):
+        tmp = path + ".tmp"
+        cmd = [opts.kvrouter, "simulate", "--seed", str(seed), *args, "--policies", policies,
+               "--json", tmp]
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            sys.exit(f"sim_grid: {' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
+        os.replace(tmp, path)
+    with open(path) as f:
+        return json.load(f)["runs"]
+
+
+def mean_se(xs):
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, 0.0
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    return m, math.sqrt(var / len(xs))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kvrouter", default="build/release/kvrouter")
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--sets", default=",".join(GRID), help="of: " + ", ".join(SETS))
+    ap.add_argument("--policy", action="append", help="candidate (repeatable; default kvrouter)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--cache", default="build/sim_grid_cache")
+    ap.add_argument("--prefill-bound", type=float, default=0.02)
+    ap.add_argument("--per-peer", action="store_true")
+    opts = ap.parse_args()
+    candidates = opts.policy or ["kvrouter"]
+    sets = opts.sets.split(",")
+    for s in sets:
+        if s not in SETS:
+            sys.exit(f"sim_grid: unknown set {s!r}; one of {', '.join(SETS)}")
+    seeds = [int(s) for s in opts.seeds.split(",")]
+    os.makedirs(opts.cache, exist_ok=True)
+
+    with ThreadPoolExecutor(opts.jobs) as pool:
+        jobs = []
+        for s in sets:
+            args, peers = SETS[s]
+            for seed in seeds:
+                jobs.append((s, seed, pool.submit(simulate, opts, args, peers, seed),
+                             [pool.submit(simulate, opts, args, c, seed) for c in candidates]))
+        won = {c: 0 for c in candidates}
+        rows = 0
+        diffs = {}  # (candidate, set, rate, peer) -> [(mean diff, p99 diff)]
+        for s, seed, peer_job, cand_jobs in jobs:
+            peer_runs = peer_job.result()
+            cand_runs = [j.result() for j in cand_jobs]
+            for i, run in enumerate(peer_runs):
+                pols = run["policies"]
+                best_mean = min(v["ttft_ms"]["mean"] for v in pols.values())
+                best_p99 = min(v["ttft_ms"]["p99"] for v in pols.values())
+                best_prefill = min(v["prefill_tokens"] for v in pols.values())
+                cells = []
+                rows += 1
+                for c, runs in zip(candidates, cand_runs):
+                    q = next(iter(runs[i]["policies"].values()))
+                    mean, p99 = q["ttft_ms"]["mean"], q["ttft_ms"]["p99"]
+                    prefill = q["prefill_tokens"] / best_prefill - 1
+                    ok = mean <= best_mean and p99 <= best_p99 and prefill <= opts.prefill_bound
+                    won[c] += ok
+                    cells.append(f"{mean:9.2f} / {p99:8.1f} {prefill * 100:+5.1f}% "
+                                 f"{'won ' if ok else 'lost'}")
+                    for name, v in list(pols.items()) + [("best", None)]:
+                        m = best_mean if v is None else v["ttft_ms"]["mean"]
+                        p = best_p99 if v is None else v["ttft_ms"]["p99"]
+                        diffs.setdefault((c, s, run["rate"], name), []).append((mean - m, p99 - p))
+                print(f"{s:16} seed {seed:<3} rate {run['rate']:<5g} best peer "
+                      f"{best_mean:9.2f} / {best_p99:8.1f} | " + " | ".join(cells), flush=True)
+    for c in candidates:
+        print(f"{c}: won {won[c]} of {rows} rows")
+    if opts.per_peer:
+        print("\ncandidate minus peer, over seeds: mean TTFT ms (± s.e., seeds ahead), "
+              "p99 TTFT ms (likewise)")
+        for (c, s, rate, peer), xs in diffs.items():
+            m, m_se = mean_se([x[0] for x in xs])
+            p, p_se = mean_se([x[1] for x in xs])
+            m_ahead = sum(x[0] <= 0 for x in xs)
+            p_ahead = sum(x[1] <= 0 for x in xs)
+            print(f"{c:12} {s:16} rate {rate:<5g} {peer:15} {m:+9.2f} ±{m_se:6.2f} "
+                  f"({m_ahead}/{len(xs)})  {p:+9.2f} ±{p_se:6.2f} ({p_ahead}/{len(xs)})")
+
+
+if __name__ == "__main__":
+    main()
