@@ -76,6 +76,19 @@ abs_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 grep -q "llmd_optimized" "$tmp/elsewhere.txt" || fail "simulate: llmd not reported as llmd_optimized"
 "$bin" simulate --help | grep -q "beside this binary" || fail "simulate --help: no trace location"
 
+# scripts/sim_grid.py (the grid of docs/BENCHMARKS.md) on its smallest row set: a line per row
+# and the tally; a second call is answered from its cache (the same lines, no simulation).
+python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tmp/grid" \
+  >"$tmp/grid.txt" || fail "sim_grid: failed"
+[ "$(grep -c '^chat  *seed 1  *rate .* best peer .*\(won\|lost\)' "$tmp/grid.txt")" = 3 ] ||
+  fail "sim_grid: not one line per row: $(cat "$tmp/grid.txt")"
+grep -q '^kvrouter: won [0-3] of 3 rows$' "$tmp/grid.txt" || fail "sim_grid: no tally"
+python3 scripts/sim_grid.py --kvrouter /nonexistent --sets chat --seeds 1 --cache "$tmp/grid" \
+  >"$tmp/grid2.txt" || fail "sim_grid: cached rerun failed"
+cmp -s "$tmp/grid.txt" "$tmp/grid2.txt" || fail "sim_grid: cached rerun differs"
+if python3 scripts/sim_grid.py --sets nope 2>"$tmp/err.txt"; then fail "sim_grid: unknown set accepted"; fi
+grep -q "unknown set 'nope'" "$tmp/err.txt" || fail "sim_grid: unknown set: $(cat "$tmp/err.txt")"
+
 # Benchmarks print the documented JSON fields (tiny sizes: this checks the contract, not speed).
 "$bin" bench index --entries 20000 --queries 200 --readers 1 --writer-rate 200000 --json >"$tmp/bi.json" 2>/dev/null
 "$bin" bench route --entries 20000 --decisions 200 --warmup 50 --threads 1,2 --json >"$tmp/br.json" 2>/dev/null
