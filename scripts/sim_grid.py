@@ -7,6 +7,7 @@ runs `kvrouter simulate` for the peers and for the candidate, then prints:
   * one line per row: the best peer's mean / p99 TTFT, the candidate's, its prefill tokens
     against the lowest of the peers', and `won` when its mean and p99 are both the lowest (ties
     count) and its prefill is within --prefill-bound of the best peer's;
+  * with more than one seed, how many seeds each row was won on;
   * with --per-peer, for every row (rate) over the seeds: the candidate's mean and p99 minus
     each peer's, averaged, with the standard error, and on how many seeds it was ahead.
     "best" is the minimum over the peers of each seed, which is biased low when several peers
@@ -106,6 +107,7 @@ def main():
                 jobs.append((s, seed, pool.submit(simulate, opts, args, peers, seed),
                              [pool.submit(simulate, opts, args, c, seed) for c in candidates]))
         won = {c: 0 for c in candidates}
+        won_by_row = {}  # (set, rate) -> [seeds won by each candidate]
         rows = 0
         diffs = {}  # (candidate, set, rate, peer) -> [(mean diff, p99 diff)]
         for s, seed, peer_job, cand_jobs in jobs:
@@ -124,6 +126,8 @@ def main():
                     prefill = q["prefill_tokens"] / best_prefill - 1
                     ok = mean <= best_mean and p99 <= best_p99 and prefill <= opts.prefill_bound
                     won[c] += ok
+                    counts = won_by_row.setdefault((s, run["rate"]), [0] * len(candidates))
+                    counts[candidates.index(c)] += ok
                     cells.append(f"{mean:9.2f} / {p99:8.1f} {prefill * 100:+5.1f}% "
                                  f"{'won ' if ok else 'lost'}")
                     for name, v in list(pols.items()) + [("best", None)]:
@@ -132,6 +136,10 @@ def main():
                         diffs.setdefault((c, s, run["rate"], name), []).append((mean - m, p99 - p))
                 print(f"{s:16} seed {seed:<3} rate {run['rate']:<5g} best peer "
                       f"{best_mean:9.2f} / {best_p99:8.1f} | " + " | ".join(cells), flush=True)
+    if len(seeds) > 1:
+        print(f"\nseeds won of {len(seeds)}, per row: " + " | ".join(candidates))
+        for (s, rate), counts in won_by_row.items():
+            print(f"{s:16} rate {rate:<5g} " + " | ".join(f"{n:2d}" for n in counts))
     for c in candidates:
         print(f"{c}: won {won[c]} of {rows} rows")
     if opts.per_peer:
