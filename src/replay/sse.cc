@@ -17,15 +17,15 @@ std::vector<std::string> SseParser::Feed(std::string_view bytes) {
     bytes.remove_prefix(end + 1);
     std::string_view line = line_;
     if (line.ends_with('\r')) line.remove_suffix(1);
-    Line(line, out);
+    Line(line, &out);
     line_.clear();
   }
   return out;
 }
 
-void SseParser::Line(std::string_view line, std::vector<std::string>& out) {
+void SseParser::Line(std::string_view line, std::vector<std::string>* out) {
   if (line.empty()) {  // the event ends
-    if (has_data_) out.push_back(std::move(data_));
+    if (has_data_) out->push_back(std::move(data_));
     data_.clear();
     has_data_ = false;
     return;

@@ -32,7 +32,7 @@ class SseParser {
   bool pending() const { return !line_.empty() || has_data_; }
 
  private:
-  void Line(std::string_view line, std::vector<std::string>& out);
+  void Line(std::string_view line, std::vector<std::string>* out);
 
   size_t max_line_bytes_;
   std::string line_;  // the current line, without its end

@@ -56,7 +56,7 @@ class LoadState {
   void PostFinished(std::vector<BlockHash> blocks) ABSL_LOCKS_EXCLUDED(mu_);
   void PostMetrics(const EngineMetrics& metrics) ABSL_LOCKS_EXCLUDED(mu_);
   // Swaps the posted mail into `out` (which must be empty); false, without locking, when none.
-  bool TakeMail(Mail& out) ABSL_LOCKS_EXCLUDED(mu_);
+  bool TakeMail(Mail* out) ABSL_LOCKS_EXCLUDED(mu_);
   // No mail from now on (the worker was removed, or the Scheduler is gone); drops what is left.
   void Close() ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -136,7 +136,7 @@ std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
 // in-flight blocks are per worker, so the order across workers does not matter.
 void Scheduler::Collect(Slot& s) {
   Mail& mail = *mail_;
-  if (!s.load->TakeMail(mail)) return;
+  if (!s.load->TakeMail(&mail)) return;
   for (const auto& [tokens, ttft_s] : mail.ttft_samples) s.rate.Observe(tokens, ttft_s);
   for (const auto& [tokens, seconds] : mail.decode_samples) s.decode.Observe(tokens, seconds);
   for (const auto& blocks : mail.finished_blocks) RemoveActive(s, blocks);

@@ -36,10 +36,10 @@ void LoadState::PostMetrics(const EngineMetrics& metrics) {
   has_mail_.store(true, std::memory_order_release);
 }
 
-bool LoadState::TakeMail(Mail& out) {
+bool LoadState::TakeMail(Mail* out) {
   if (!has_mail_.load(std::memory_order_acquire)) return false;
   MutexLock lock(mu_);
-  std::swap(out, mail_);
+  std::swap(*out, mail_);
   has_mail_.store(false, std::memory_order_relaxed);
   return true;
 }
