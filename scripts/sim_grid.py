@@ -19,8 +19,8 @@ Usage:
                       [--per-peer]
 
 Runs are cached in --cache (keyed by the arguments), so rerunning with another candidate only
-simulates that candidate. The whole grid is 26 rows a seed; on 2 cores about 45 s a seed for
-the peers and 25 s for each candidate.
+simulates that candidate. The whole grid is 26 rows a seed; on 2 cores about 30 s a seed for
+the peers and 10 s for each candidate.
 """
 import argparse
 import hashlib
