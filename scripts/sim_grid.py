@@ -64,7 +64,11 @@ def simulate(opts, args, policies, seed):
         tmp = path + ".tmp"
         cmd = [opts.kvrouter, "simulate", "--seed", str(seed), *args, "--policies", policies,
                "--json", tmp]
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True)
+        except OSError as e:
+            sys.exit(f"sim_grid: cannot run {opts.kvrouter}: {e} (build it, or pass --kvrouter)")
         if done.returncode != 0:
             sys.exit(f"sim_grid: {' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
         os.replace(tmp, path)

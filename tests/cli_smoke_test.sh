@@ -86,6 +86,9 @@ grep -q '^kvrouter: won [0-3] of 3 rows$' "$tmp/grid.txt" || fail "sim_grid: no 
 python3 scripts/sim_grid.py --kvrouter /nonexistent --sets chat --seeds 1 --cache "$tmp/grid" \
   >"$tmp/grid2.txt" || fail "sim_grid: cached rerun failed"
 cmp -s "$tmp/grid.txt" "$tmp/grid2.txt" || fail "sim_grid: cached rerun differs"
+if python3 scripts/sim_grid.py --kvrouter /nonexistent --sets chat --seeds 2 --cache "$tmp/grid" \
+  2>"$tmp/err.txt" >/dev/null; then fail "sim_grid: a missing binary went unnoticed"; fi
+grep -q "cannot run /nonexistent" "$tmp/err.txt" || fail "sim_grid: missing binary: $(cat "$tmp/err.txt")"
 if python3 scripts/sim_grid.py --sets nope 2>"$tmp/err.txt"; then fail "sim_grid: unknown set accepted"; fi
 grep -q "unknown set 'nope'" "$tmp/err.txt" || fail "sim_grid: unknown set: $(cat "$tmp/err.txt")"
 
