@@ -43,6 +43,95 @@ struct Family {
   }
 };
 
+// The per-worker families, built at scrape time from the pools' state.
+struct WorkerFamilies {
+  Family booked{"kvrouter_worker_booked_prefill_tokens",
+                "Uncached prompt tokens routed to the worker and not yet past their first token",
+                MetricType::Gauge};
+  Family running{"kvrouter_worker_running_requests",
+                 "Requests routed to the worker and not yet finished", MetricType::Gauge};
+  Family healthy{"kvrouter_worker_healthy", "1 when the worker passes its health checks",
+                 MetricType::Gauge};
+  Family stale{"kvrouter_worker_stale",
+               "1 when the worker runs requests but has sent no KV events for events.stale_after_ms",
+               MetricType::Gauge};
+  Family mismatch{"kvrouter_worker_tokenizer_mismatch",
+                  "1 when the worker's token ids differ from the router's on a probe",
+                  MetricType::Gauge};
+  Family agrees{"kvrouter_worker_tokenizer_agrees",
+                "1 when the worker's token ids equal the router's on every probe (forward_tokens "
+                "sends token ids only to such workers)",
+                MetricType::Gauge};
+  Family cached{"kvrouter_worker_cached_blocks", "Device KV blocks the index holds for the worker",
+                MetricType::Gauge};
+  Family applied{"kvrouter_events_applied_total", "KV events applied to the index",
+                 MetricType::Counter};
+  Family skipped{"kvrouter_events_skipped_total", "KV events not applied, by reason",
+                 MetricType::Counter};
+  Family gaps{"kvrouter_event_gaps_total", "Sequence gaps in a worker's event stream",
+              MetricType::Counter};
+  Family replays{"kvrouter_event_replays_total", "Replay requests sent to a worker",
+                 MetricType::Counter};
+  Family replayed{"kvrouter_event_replayed_batches_total", "Event batches recovered by replay",
+                  MetricType::Counter};
+  Family lost{"kvrouter_event_lost_batches_total",
+              "Event batches neither received nor replayed (the worker was cleared)",
+              MetricType::Counter};
+  Family reconnects{"kvrouter_event_reconnects_total",
+                    "Times the connection to a worker's event publisher dropped",
+                    MetricType::Counter};
+  Family restarts{"kvrouter_event_restarts_total",
+                  "Publisher restarts seen (sequence went backwards): the worker was rebuilt",
+                  MetricType::Counter};
+  Family corrections{"kvrouter_slot_model_corrections_total",
+                      "Answers of a llama.cpp worker that reported fewer cached tokens than its "
+                      "slot model predicted (by more than a block); each corrected the model",
+                      MetricType::Counter};
+
+  void Add(const Pool& pool, const Worker& w) {
+    const std::vector<ClientMetric::Label> l = {{"model", pool.name()}, {"worker", w.config.name}};
+    auto with = [&](const char* reason) {
+      auto x = l;
+      x.push_back({"reason", reason});
+      return x;
+    };
+    const std::optional<WorkerLoad> load = pool.scheduler().Load(w.id);
+    booked.Add(load ? double(load->booked_prefill_tokens) : 0, l);
+    running.Add(load ? double(load->running) : 0, l);
+    healthy.Add(w.healthy ? 1 : 0, l);
+    stale.Add(w.stale ? 1 : 0, l);
+    mismatch.Add(w.tokenizer == Worker::Tokenizer::kMismatch ? 1 : 0, l);
+    agrees.Add(w.tokenizer == Worker::Tokenizer::kAgrees ? 1 : 0, l);
+    const WorkerIndexStats is = pool.index().Stats(w.id);
+    cached.Add(double(is.blocks[0]), l);
+    applied.Add(double(w.events_applied), l);
+    skipped.Add(double(is.rejects.parent_unknown), with("parent_unknown"));
+    skipped.Add(double(is.rejects.remove_unknown), with("remove_unknown"));
+    skipped.Add(double(is.rejects.wrong_block_size), with("wrong_block_size"));
+    skipped.Add(double(is.rejects.malformed), with("malformed"));
+    skipped.Add(double(w.events_dropped_removed), with("worker_removed"));
+    events::SubscriberStats ss;
+    if (w.subscriber) ss = w.subscriber->stats();
+    skipped.Add(double(ss.skipped_events), with("unsupported"));
+    skipped.Add(double(ss.decode_errors), with("decode_error"));
+    gaps.Add(double(ss.gaps), l);
+    replays.Add(double(ss.replays), l);
+    replayed.Add(double(ss.replayed_batches), l);
+    lost.Add(double(ss.lost_batches), l);
+    restarts.Add(double(ss.restarts), l);
+    reconnects.Add(double(ss.reconnects), l);
+    if (w.slots.active()) corrections.Add(double(w.slots.corrections()), l);
+  }
+
+  void MoveInto(std::vector<MetricFamily>* out) {
+    for (Family* f : {&booked, &running, &healthy, &stale, &mismatch, &agrees, &cached, &applied,
+                      &skipped, &gaps, &replays, &replayed, &lost, &restarts, &reconnects,
+                      &corrections}) {
+      out->push_back(std::move(f->f));
+    }
+  }
+};
+
 }  // namespace
 
 GatewayMetrics::GatewayMetrics() = default;
@@ -140,88 +229,11 @@ void GatewayMetrics::QueueWait(std::string_view model, double s) {
 
 std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) const {
   std::vector<MetricFamily> families = registry_.registry()->Collect();
-  Family booked("kvrouter_worker_booked_prefill_tokens",
-                "Uncached prompt tokens routed to the worker and not yet past their first token",
-                MetricType::Gauge);
-  Family running("kvrouter_worker_running_requests",
-                 "Requests routed to the worker and not yet finished", MetricType::Gauge);
-  Family healthy("kvrouter_worker_healthy", "1 when the worker passes its health checks",
-                 MetricType::Gauge);
-  Family stale("kvrouter_worker_stale",
-               "1 when the worker runs requests but has sent no KV events for events.stale_after_ms",
-               MetricType::Gauge);
-  Family mismatch("kvrouter_worker_tokenizer_mismatch",
-                  "1 when the worker's token ids differ from the router's on a probe",
-                  MetricType::Gauge);
-  Family agrees("kvrouter_worker_tokenizer_agrees",
-                "1 when the worker's token ids equal the router's on every probe (forward_tokens "
-                "sends token ids only to such workers)",
-                MetricType::Gauge);
-  Family cached("kvrouter_worker_cached_blocks", "Device KV blocks the index holds for the worker",
-                MetricType::Gauge);
-  Family applied("kvrouter_events_applied_total", "KV events applied to the index",
-                 MetricType::Counter);
-  Family skipped("kvrouter_events_skipped_total", "KV events not applied, by reason",
-                 MetricType::Counter);
-  Family gaps("kvrouter_event_gaps_total", "Sequence gaps in a worker's event stream",
-              MetricType::Counter);
-  Family replays("kvrouter_event_replays_total", "Replay requests sent to a worker",
-                 MetricType::Counter);
-  Family replayed("kvrouter_event_replayed_batches_total", "Event batches recovered by replay",
-                  MetricType::Counter);
-  Family lost("kvrouter_event_lost_batches_total",
-              "Event batches neither received nor replayed (the worker was cleared)",
-              MetricType::Counter);
-  Family reconnects("kvrouter_event_reconnects_total",
-                    "Times the connection to a worker's event publisher dropped",
-                    MetricType::Counter);
-  Family restarts("kvrouter_event_restarts_total",
-                  "Publisher restarts seen (sequence went backwards): the worker was rebuilt",
-                  MetricType::Counter);
-  Family corrections("kvrouter_slot_model_corrections_total",
-                      "Answers of a llama.cpp worker that reported fewer cached tokens than its "
-                      "slot model predicted (by more than a block); each corrected the model",
-                      MetricType::Counter);
+  WorkerFamilies workers;
   for (const Pool* pool : pools) {
-    for (const auto& w : *pool->workers()) {
-      std::vector<ClientMetric::Label> l = {{"model", pool->name()}, {"worker", w->config.name}};
-      auto with = [&](const char* reason) {
-        auto x = l;
-        x.push_back({"reason", reason});
-        return x;
-      };
-      const std::optional<WorkerLoad> load = pool->scheduler().Load(w->id);
-      booked.Add(load ? double(load->booked_prefill_tokens) : 0, l);
-      running.Add(load ? double(load->running) : 0, l);
-      healthy.Add(w->healthy ? 1 : 0, l);
-      stale.Add(w->stale ? 1 : 0, l);
-      mismatch.Add(w->tokenizer == Worker::Tokenizer::kMismatch ? 1 : 0, l);
-      agrees.Add(w->tokenizer == Worker::Tokenizer::kAgrees ? 1 : 0, l);
-      const WorkerIndexStats is = pool->index().Stats(w->id);
-      cached.Add(double(is.blocks[0]), l);
-      applied.Add(double(w->events_applied), l);
-      skipped.Add(double(is.rejects.parent_unknown), with("parent_unknown"));
-      skipped.Add(double(is.rejects.remove_unknown), with("remove_unknown"));
-      skipped.Add(double(is.rejects.wrong_block_size), with("wrong_block_size"));
-      skipped.Add(double(is.rejects.malformed), with("malformed"));
-      skipped.Add(double(w->events_dropped_removed), with("worker_removed"));
-      events::SubscriberStats ss;
-      if (w->subscriber) ss = w->subscriber->stats();
-      skipped.Add(double(ss.skipped_events), with("unsupported"));
-      skipped.Add(double(ss.decode_errors), with("decode_error"));
-      gaps.Add(double(ss.gaps), l);
-      replays.Add(double(ss.replays), l);
-      replayed.Add(double(ss.replayed_batches), l);
-      lost.Add(double(ss.lost_batches), l);
-      restarts.Add(double(ss.restarts), l);
-      reconnects.Add(double(ss.reconnects), l);
-      if (w->slots.active()) corrections.Add(double(w->slots.corrections()), l);
-    }
+    for (const auto& w : *pool->workers()) workers.Add(*pool, *w);
   }
-  for (Family* f : {&booked, &running, &healthy, &stale, &mismatch, &agrees, &cached, &applied, &skipped, &gaps,
-                    &replays, &replayed, &lost, &restarts, &reconnects, &corrections}) {
-    families.push_back(std::move(f->f));
-  }
+  workers.MoveInto(&families);
   return prometheus::TextSerializer().Serialize(families);
 }
 
