@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "api/openai.h"
 #include "api/text_model.h"
 #include "cli/bench_clock.h"
@@ -45,44 +47,57 @@ double BestCpuUs(size_t bodies, int repeat, const std::function<void(size_t)>& f
   return best;
 }
 
-int RunBench(const BenchPrepareFlags& f) {
+// The non-empty lines of `path`: one request body each.
+absl::StatusOr<std::vector<std::string>> ReadBodies(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError("cannot open " + path);
   std::vector<std::string> bodies;
-  {
-    std::ifstream in(f.bodies, std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "bench prepare: cannot open %s\n", f.bodies.c_str());
-      return 1;
-    }
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) bodies.push_back(std::move(line));
-    }
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) bodies.push_back(std::move(line));
   }
-  if (bodies.empty()) {
-    std::fprintf(stderr, "bench prepare: %s holds no bodies\n", f.bodies.c_str());
+  if (bodies.empty()) return absl::InvalidArgumentError(path + " holds no bodies");
+  return bodies;
+}
+
+// Every body parsed, and its prompt's token ids: all must be valid, and the timed phases start
+// from these.
+struct Parsed {
+  std::vector<api::ApiRequest> requests;
+  std::vector<std::vector<TokenId>> ids;
+  size_t body_bytes = 0, tokens = 0;
+};
+
+absl::StatusOr<Parsed> ParseAll(const std::vector<std::string>& bodies, api::Endpoint endpoint,
+                                const api::TextModel& model) {
+  Parsed p;
+  p.requests.resize(bodies.size());
+  p.ids.resize(bodies.size());
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    std::optional<api::ApiError> e = api::ParseApiRequest(endpoint, bodies[i], &p.requests[i]);
+    if (!e) e = api::PromptTokens(model, p.requests[i], &p.ids[i]);
+    if (e) return absl::InvalidArgumentError(absl::StrCat("body ", i + 1, ": ", e->message));
+    p.body_bytes += bodies[i].size();
+    p.tokens += p.ids[i].size();
+  }
+  return p;
+}
+
+int RunBench(const BenchPrepareFlags& f) {
+  const auto fail = [](const absl::Status& s) {
+    std::fprintf(stderr, "bench prepare: %s\n", std::string(s.message()).c_str());
     return 1;
-  }
+  };
+  const absl::StatusOr<std::vector<std::string>> read = ReadBodies(f.bodies);
+  if (!read.ok()) return fail(read.status());
+  const std::vector<std::string>& bodies = *read;
   auto model = api::TextModel::Load({.tokenizer_path = f.tokenizer});
-  if (!model.ok()) {
-    std::fprintf(stderr, "bench prepare: %s\n", model.status().ToString().c_str());
-    return 1;
-  }
+  if (!model.ok()) return fail(model.status());
   const api::Endpoint endpoint =
       f.endpoint == "chat" ? api::Endpoint::kChat : api::Endpoint::kCompletions;
-
-  // Parse once up front: every body must be valid, and later phases start from the results.
-  std::vector<api::ApiRequest> requests(bodies.size());
-  std::vector<std::vector<TokenId>> ids(bodies.size());
-  size_t body_bytes = 0, tokens = 0;
-  for (size_t i = 0; i < bodies.size(); ++i) {
-    std::optional<api::ApiError> e = api::ParseApiRequest(endpoint, bodies[i], &requests[i]);
-    if (!e) e = api::PromptTokens(**model, requests[i], &ids[i]);
-    if (e) {
-      std::fprintf(stderr, "bench prepare: body %zu: %s\n", i + 1, e->message.c_str());
-      return 1;
-    }
-    body_bytes += bodies[i].size();
-    tokens += ids[i].size();
-  }
+  const absl::StatusOr<Parsed> parsed = ParseAll(bodies, endpoint, **model);
+  if (!parsed.ok()) return fail(parsed.status());
+  const std::vector<api::ApiRequest>& requests = parsed->requests;
+  const std::vector<std::vector<TokenId>>& ids = parsed->ids;
 
   const gateway::ModelLookup lookup = [&](std::string_view) {
     return std::optional<gateway::ModelText>(
@@ -112,8 +127,8 @@ int RunBench(const BenchPrepareFlags& f) {
       {"tokenizer", f.tokenizer},
       {"endpoint", f.endpoint},
       {"bodies", n},
-      {"body_bytes_mean", static_cast<double>(body_bytes) / static_cast<double>(n)},
-      {"prompt_tokens_mean", static_cast<double>(tokens) / static_cast<double>(n)},
+      {"body_bytes_mean", static_cast<double>(parsed->body_bytes) / static_cast<double>(n)},
+      {"prompt_tokens_mean", static_cast<double>(parsed->tokens) / static_cast<double>(n)},
       {"block_size", f.block_size},
       {"forward_tokens", f.forward_tokens},
       {"repeat", f.repeat},
