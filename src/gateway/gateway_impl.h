@@ -83,6 +83,22 @@ class Gateway::Impl {
                                                     http::ClientResponse& response, Ticket& ticket,
                                                     bool stream, Timing timing,
                                                     RequestRecord& record);
+  // Relay's two forms: the answer in one piece (not streamed, or an engine's error status), and
+  // streamed piece by piece. Each returns as Relay does; Relay then ends the booking.
+  struct RelayState {
+    std::vector<http::Header> headers;  // for the client: x-kvrouter-worker
+    std::string content_type;
+    const bool* client_gone;  // turns true whenever the client leaves
+  };
+  asio::awaitable<std::optional<std::string>> RelayWhole(Exchange& ex,
+                                                         http::ClientResponse& response,
+                                                         Ticket& ticket, RelayState& state,
+                                                         RequestRecord& record);
+  asio::awaitable<std::optional<std::string>> RelayStream(Exchange& ex, Pool& pool, Worker& worker,
+                                                          http::ClientResponse& response,
+                                                          Ticket& ticket, Timing timing,
+                                                          RelayState& state,
+                                                          RequestRecord& record);
   // Waits while every healthy worker of `pool` is saturated; false: give up (429).
   asio::awaitable<bool> Admit(Pool& pool);
   bool Saturated(const Pool& pool) const;

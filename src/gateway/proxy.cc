@@ -204,11 +204,12 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
 asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
     Exchange& ex, Pool& pool, Worker& worker, http::ClientResponse& response, Ticket& ticket,
     bool stream, Timing timing, RequestRecord& record) {
-  std::vector<http::Header> headers(1);
-  headers[0].name = "x-kvrouter-worker";
-  headers[0].value = worker.config.name;
-  std::string content_type(response.Find("content-type"));
-  if (content_type.empty()) content_type = "application/json";
+  RelayState state;
+  state.headers.resize(1);
+  state.headers[0].name = "x-kvrouter-worker";
+  state.headers[0].value = worker.config.name;
+  state.content_type = std::string(response.Find("content-type"));
+  if (state.content_type.empty()) state.content_type = "application/json";
   upstream_.insert(&response);
   // Shared with the callback, which may run after this frame is gone.
   struct Watch {
@@ -222,38 +223,50 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
     // The engine sees its client leave and aborts the request.
     if (watch->response != nullptr) watch->response->Cancel();
   });
-  const bool& client_gone = watch->client_gone;
-  const auto done = [&] {
-    watch->response = nullptr;
-    upstream_.erase(&response);
-    ticket.Finish();
-    Released(pool);
-  };
+  state.client_gone = &watch->client_gone;
   record.status = response.status();
-  if (!stream || response.status() != 200) {
-    auto body = co_await response.ReadAll();
-    if (!body.ok() && !client_gone) {
-      done();
-      co_return absl::StrCat("answer broke: ", body.status().message());
-    }
-    if (body.ok()) {
-      ticket.PrefillDone();
-      record.ttft_s = -1;
-      const EngineUsage usage = UsageFromBody(*body);
-      record.engine_prompt_tokens = usage.prompt_tokens;
-      record.engine_cached_tokens = usage.cached_tokens;
-      http::Response out;
-      out.status = response.status();
-      out.content_type = content_type;
-      out.body = std::move(*body);
-      out.headers = std::move(headers);
-      co_await ex.Respond(std::move(out));
-    } else {
-      record.status = 499;
-    }
-    done();
-    co_return std::nullopt;
+  std::optional<std::string> broken;
+  if (stream && response.status() == 200) {
+    broken = co_await RelayStream(ex, pool, worker, response, ticket, timing, state, record);
+  } else {
+    broken = co_await RelayWhole(ex, response, ticket, state, record);
   }
+  watch->response = nullptr;
+  upstream_.erase(&response);
+  ticket.Finish();
+  Released(pool);
+  co_return broken;
+}
+
+asio::awaitable<std::optional<std::string>> Gateway::Impl::RelayWhole(
+    Exchange& ex, http::ClientResponse& response, Ticket& ticket, RelayState& state,
+    RequestRecord& record) {
+  auto body = co_await response.ReadAll();
+  if (!body.ok()) {
+    if (*state.client_gone) {
+      record.status = 499;
+      co_return std::nullopt;
+    }
+    co_return absl::StrCat("answer broke: ", body.status().message());
+  }
+  ticket.PrefillDone();
+  record.ttft_s = -1;
+  const EngineUsage usage = UsageFromBody(*body);
+  record.engine_prompt_tokens = usage.prompt_tokens;
+  record.engine_cached_tokens = usage.cached_tokens;
+  http::Response out;
+  out.status = response.status();
+  out.content_type = std::move(state.content_type);
+  out.body = std::move(*body);
+  out.headers = std::move(state.headers);
+  co_await ex.Respond(std::move(out));
+  co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<std::string>> Gateway::Impl::RelayStream(
+    Exchange& ex, Pool& pool, Worker& worker, http::ClientResponse& response, Ticket& ticket,
+    Timing timing, RelayState& state, RequestRecord& record) {
+  const bool& client_gone = *state.client_gone;
   // The client's stream opens with the engine's first bytes (its first token), not its headers:
   // until then nothing has reached the client and a broken answer can still go elsewhere.
   absl::StatusOr<std::string> piece = std::string();
@@ -261,7 +274,6 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
     piece = co_await response.Read();
   }
   if (!piece.ok() && !client_gone) {
-    done();
     co_return absl::StrCat("stream broke before its first byte: ", piece.status().message());
   }
   // Each piece goes out as it arrives; the head shares a write with the first piece and the
@@ -279,7 +291,7 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
   }
   if (open) {
     usage.Feed(*piece);
-    open = co_await ex.BeginStream(200, content_type, std::move(headers), *piece);
+    open = co_await ex.BeginStream(200, state.content_type, std::move(state.headers), *piece);
   }
   while (open && piece.ok() && !response.done()) {
     do {
@@ -315,7 +327,6 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::Relay(
   if (record.status == 200 && first_token_at >= 0 && usage.OutputTokens() > 1) {
     ticket.Decoded(clock_.Now() - first_token_at, usage.OutputTokens() - 1);
   }
-  done();
   co_return std::nullopt;
 }
 
