@@ -21,6 +21,25 @@ std::string UpstreamError(const Worker& w, std::string_view what) {
   return absl::StrCat("worker ", w.config.name, ": ", std::string(what));
 }
 
+// The request as the worker gets it: the client's target and body (or the router's token ids),
+// its content type as sent (an engine that refuses one, vLLM with 415, says so itself), and the
+// forwarded headers.
+http::ClientRequest UpstreamRequest(const http::Request& in, const PreparedPrompt& prompt,
+                                    bool as_ids) {
+  http::ClientRequest out;
+  out.target = in.target;
+  out.body = as_ids ? prompt.token_body : in.body;
+  if (std::string_view type = in.Find("content-type"); !type.empty()) {
+    out.content_type = std::string(type);
+  }
+  for (std::string_view name : kForwarded) {
+    if (std::string_view v = in.Find(name); !v.empty()) {
+      out.headers.push_back({std::string(name), std::string(v)});
+    }
+  }
+  return out;
+}
+
 // A request's place in its worker's slot model (llama.cpp), ended on every exit.
 class SlotLease {
  public:
@@ -143,21 +162,10 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
         std::min<uint64_t>(uint64_t{decision->predicted_blocks} * pool.block_size(),
                            prompt.prompt_tokens));
     SlotLease slot(*worker, prompt);
-    http::ClientRequest request;
-    request.target = ex.request().target;
     // forward_tokens: the router's ids, to a worker proven to compute the same ones.
     const bool as_ids = !prompt.token_body.empty() && worker->takes_token_ids();
-    request.body = as_ids ? prompt.token_body : ex.request().body;
     if (as_ids) metrics_.TokenPrompt(pool.name());
-    // As sent: an engine that refuses a content type (vLLM: 415) says so itself.
-    if (std::string_view type = ex.request().Find("content-type"); !type.empty()) {
-      request.content_type = std::string(type);
-    }
-    for (std::string_view name : kForwarded) {
-      if (std::string_view v = ex.request().Find(name); !v.empty()) {
-        request.headers.push_back({std::string(name), std::string(v)});
-      }
-    }
+    http::ClientRequest request = UpstreamRequest(ex.request(), prompt, as_ids);
     auto response = co_await worker->client->Send(std::move(request));
     if (response.ok() && (*response)->status() < 500) {
       std::optional<std::string> broken = co_await Relay(ex, pool, *worker, **response,
