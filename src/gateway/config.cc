@@ -175,39 +175,8 @@ absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfi
   return absl::OkStatus();
 }
 
-absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
-                     const std::function<std::optional<std::string>(const std::string&)>& env) {
-  MapReader r(root, "");
-  KVR_RETURN_IF_ERROR(r.Check({"listen", "admin_token", "admin_token_env", "limits", "health",
-                               "engine_metrics_interval_ms", "events", "upstream", "cpu_threads",
-                               "inline_prepare_bytes", "shutdown_grace_ms", "pools"}));
-  std::string listen;
-  KVR_RETURN_IF_ERROR(r.String("listen", &listen));
-  if (!listen.empty()) {
-    absl::StatusOr<std::pair<std::string, uint16_t>> hp = ParseListen(listen);
-    if (!hp.ok()) return FieldError("listen", r["listen"], std::string(hp.status().message()));
-    std::tie(c->host, c->port) = *hp;
-  }
-  KVR_RETURN_IF_ERROR(r.String("admin_token", &c->admin_token));
-  std::string token_env;
-  KVR_RETURN_IF_ERROR(r.String("admin_token_env", &token_env));
-  if (!token_env.empty()) {
-    std::optional<std::string> token = env(token_env);
-    if (!token || token->empty()) {
-      return FieldError("admin_token_env", r["admin_token_env"],
-                        absl::StrCat("environment variable ", token_env, " is not set"));
-    }
-    c->admin_token = *token;
-  }
-  KVR_RETURN_IF_ERROR(
-      r.Int("engine_metrics_interval_ms", &c->engine_metrics_interval_ms, 0, kMaxMs));
-  if (r["cpu_threads"]) {
-    uint32_t threads = 0;
-    KVR_RETURN_IF_ERROR(r.Int("cpu_threads", &threads, 0, 256));
-    c->cpu_threads = threads;
-  }
-  KVR_RETURN_IF_ERROR(r.Int("inline_prepare_bytes", &c->inline_prepare_bytes, 0, 1 << 20));
-  KVR_RETURN_IF_ERROR(r.Int("shutdown_grace_ms", &c->shutdown_grace_ms, 0, kMaxMs));
+// The optional sections of the top level: limits, health, events, upstream.
+absl::Status ReadSections(MapReader& r, GatewayConfig* c) {
   if (const YAML::Node n = r["limits"]) {
     MapReader l(n, "limits");
     LimitsConfig& x = c->limits;
@@ -241,6 +210,43 @@ absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
     KVR_RETURN_IF_ERROR(u.Int("read_timeout_ms", &c->read_timeout_ms, 1, kMaxMs));
     KVR_RETURN_IF_ERROR(u.Int("max_idle_connections", &c->max_idle_connections, 0, 1 << 16));
   }
+  return absl::OkStatus();
+}
+
+absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
+                     const std::function<std::optional<std::string>(const std::string&)>& env) {
+  MapReader r(root, "");
+  KVR_RETURN_IF_ERROR(r.Check({"listen", "admin_token", "admin_token_env", "limits", "health",
+                               "engine_metrics_interval_ms", "events", "upstream", "cpu_threads",
+                               "inline_prepare_bytes", "shutdown_grace_ms", "pools"}));
+  std::string listen;
+  KVR_RETURN_IF_ERROR(r.String("listen", &listen));
+  if (!listen.empty()) {
+    absl::StatusOr<std::pair<std::string, uint16_t>> hp = ParseListen(listen);
+    if (!hp.ok()) return FieldError("listen", r["listen"], std::string(hp.status().message()));
+    std::tie(c->host, c->port) = *hp;
+  }
+  KVR_RETURN_IF_ERROR(r.String("admin_token", &c->admin_token));
+  std::string token_env;
+  KVR_RETURN_IF_ERROR(r.String("admin_token_env", &token_env));
+  if (!token_env.empty()) {
+    std::optional<std::string> token = env(token_env);
+    if (!token || token->empty()) {
+      return FieldError("admin_token_env", r["admin_token_env"],
+                        absl::StrCat("environment variable ", token_env, " is not set"));
+    }
+    c->admin_token = *token;
+  }
+  KVR_RETURN_IF_ERROR(
+      r.Int("engine_metrics_interval_ms", &c->engine_metrics_interval_ms, 0, kMaxMs));
+  if (r["cpu_threads"]) {
+    uint32_t threads = 0;
+    KVR_RETURN_IF_ERROR(r.Int("cpu_threads", &threads, 0, 256));
+    c->cpu_threads = threads;
+  }
+  KVR_RETURN_IF_ERROR(r.Int("inline_prepare_bytes", &c->inline_prepare_bytes, 0, 1 << 20));
+  KVR_RETURN_IF_ERROR(r.Int("shutdown_grace_ms", &c->shutdown_grace_ms, 0, kMaxMs));
+  KVR_RETURN_IF_ERROR(ReadSections(r, c));
   const YAML::Node pools = r["pools"];
   if (!pools || !pools.IsSequence() || pools.size() == 0) {
     return FieldError("pools", pools ? pools : root, "must be a non-empty list of model pools");
