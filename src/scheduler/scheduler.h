@@ -174,7 +174,11 @@ class Scheduler {
   absl::StatusOr<Decision> Decide(const RouteRequest& req, const OverlapScores& overlap,
                                   const OverlapScores* approx) ABSL_LOCKS_EXCLUDED(mu_);
   void FillViews(const RouteRequest& req, const OverlapScores& overlap, const OverlapScores* approx,
-                 std::vector<WorkerView>& views) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                 std::vector<WorkerView>* views) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets the fleet's deepest held prefix of the prompt (or the shared one its history descends
+  // from) and its share of recent bookings in `info`; returns the prefix's key (0: none).
+  uint64_t FleetPrefix(const RouteRequest& req, std::span<const WorkerView> views,
+                       RequestInfo* info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Ticket Book(Slot& slot, const RouteRequest& req, uint64_t uncached, double queue_tokens)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies what w's tickets and engine posted since the last call.

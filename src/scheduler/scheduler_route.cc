@@ -49,7 +49,7 @@ uint32_t InFlightRun(const WordTable& in_flight, std::span<const BlockHash> bloc
 }  // namespace
 
 void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
-                          const OverlapScores* approx, std::vector<WorkerView>& views) {
+                          const OverlapScores* approx, std::vector<WorkerView>* views) {
   for (const auto& slot : slots_) {
     if (slot) Collect(*slot);
   }
@@ -92,7 +92,7 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
       v.cached_blocks = overlap.cached_blocks[w];
     }
     if (approx != nullptr) v.approx = approx->predicted_or_zero(WorkerId(w));
-    views.push_back(v);
+    views->push_back(v);
   }
 }
 
@@ -114,6 +114,31 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
   return Ticket(std::move(b));
 }
 
+uint64_t Scheduler::FleetPrefix(const RouteRequest& req, std::span<const WorkerView> views,
+                                RequestInfo* info) {
+  for (const WorkerView& v : views) {
+    info->fleet_prefix_blocks =
+        std::max({info->fleet_prefix_blocks, v.device, v.predicted, v.active_overlap});
+  }
+  uint64_t prefix_key =
+      info->fleet_prefix_blocks > 0 ? req.blocks[info->fleet_prefix_blocks - 1].value() : 0;
+  if (prefix_key != 0) {
+    // A history that grows request by request counts for the shared prefix it descends from
+    // (PrefixRoots). Block hashes chain, so the root is this prompt's prefix iff its last
+    // block's hash is in place.
+    const scheduler_internal::PrefixRoots::Root root = roots_->Find(prefix_key);
+    if (root.key != 0 && root.depth >= 1 && root.depth <= info->fleet_prefix_blocks &&
+        req.blocks[root.depth - 1].value() == root.key) {
+      prefix_key = root.key;
+      info->fleet_prefix_blocks = root.depth;
+    }
+    // Shares of a handful of bookings are noise: counted over at least 16 per worker.
+    const double seen = std::max(inflow_requests_, 16.0 * double(views.size()));
+    info->fleet_prefix_share = demand_->Count(prefix_key, bookings_) / seen;
+  }
+  return prefix_key;
+}
+
 absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const OverlapScores& overlap,
                                            const OverlapScores* approx) {
   const uint32_t bs = index_.config().block_size;
@@ -121,33 +146,14 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
   MutexLock lock(mu_);
   std::vector<WorkerView> views;
   views.reserve(slots_.size());
-  FillViews(req, overlap, approx, views);
+  FillViews(req, overlap, approx, &views);
   if (views.empty()) {
     const bool any = std::any_of(slots_.begin(), slots_.end(),
                                  [](const std::unique_ptr<Slot>& x) { return x != nullptr; });
     return absl::FailedPreconditionError(any ? "every worker is excluded"
                                              : "no workers registered");
   }
-  for (const WorkerView& v : views) {
-    info.fleet_prefix_blocks =
-        std::max({info.fleet_prefix_blocks, v.device, v.predicted, v.active_overlap});
-  }
-  uint64_t prefix_key =
-      info.fleet_prefix_blocks > 0 ? req.blocks[info.fleet_prefix_blocks - 1].value() : 0;
-  if (prefix_key != 0) {
-    // A history that grows request by request counts for the shared prefix it descends from
-    // (PrefixRoots). Block hashes chain, so the root is this prompt's prefix iff its last
-    // block's hash is in place.
-    const scheduler_internal::PrefixRoots::Root root = roots_->Find(prefix_key);
-    if (root.key != 0 && root.depth >= 1 && root.depth <= info.fleet_prefix_blocks &&
-        req.blocks[root.depth - 1].value() == root.key) {
-      prefix_key = root.key;
-      info.fleet_prefix_blocks = root.depth;
-    }
-    // Shares of a handful of bookings are noise: counted over at least 16 per worker.
-    const double seen = std::max(inflow_requests_, 16.0 * double(views.size()));
-    info.fleet_prefix_share = demand_->Count(prefix_key, bookings_) / seen;
-  }
+  const uint64_t prefix_key = FleetPrefix(req, views, &info);
   std::vector<Candidate> cands(views.size());
   for (size_t i = 0; i < views.size(); ++i) cands[i].worker = views[i].spec->id;
   size_t chosen = policy_->Choose(info, views, cands, rng_);
