@@ -213,7 +213,7 @@ void WorkerSlots::Apply() {
 uint64_t WorkerSlots::Arrive(std::span<const BlockHash> blocks, uint32_t prompt_tokens) {
   MutexLock lock(mu_);
   if (!model_) return 0;
-  const uint64_t id = model_->Arrive(blocks, prompt_tokens, events_);
+  const uint64_t id = model_->Arrive(blocks, prompt_tokens, &events_);
   Apply();
   return id;
 }
@@ -227,7 +227,7 @@ std::optional<SlotPlacement> WorkerSlots::Placement(uint64_t request) const {
 void WorkerSlots::Observe(uint64_t request, int64_t cached_tokens) {
   MutexLock lock(mu_);
   if (!model_) return;
-  if (model_->Observe(request, cached_tokens, events_)) {
+  if (model_->Observe(request, cached_tokens, &events_)) {
     corrections_.fetch_add(1, std::memory_order_relaxed);
   }
   Apply();
@@ -236,14 +236,14 @@ void WorkerSlots::Observe(uint64_t request, int64_t cached_tokens) {
 void WorkerSlots::Finish(uint64_t request) {
   MutexLock lock(mu_);
   if (!model_) return;
-  model_->Finish(request, events_);
+  model_->Finish(request, &events_);
   Apply();
 }
 
 void WorkerSlots::Clear() {
   MutexLock lock(mu_);
   if (!model_) return;
-  model_->Clear(events_);
+  model_->Clear(&events_);
   Apply();
 }
 

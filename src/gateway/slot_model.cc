@@ -28,7 +28,7 @@ SlotModel::SlotModel(SlotModelConfig config)
     : config_(config), slots_(std::max<uint32_t>(1, config.slots)) {}
 
 uint64_t SlotModel::Arrive(std::span<const BlockHash> blocks, uint32_t prompt_tokens,
-                           std::vector<KvEvent>& events) {
+                           std::vector<KvEvent>* events) {
   const uint64_t id = next_request_++;
   Request& r = requests_[id];
   r.prompt.blocks.assign(blocks.begin(), blocks.end());
@@ -75,7 +75,7 @@ std::optional<uint32_t> SlotModel::PickSlot(const Content& prompt, bool& by_simi
   return best;
 }
 
-void SlotModel::Place(uint64_t id, Request& r, std::vector<KvEvent>& events) {
+void SlotModel::Place(uint64_t id, Request& r, std::vector<KvEvent>* events) {
   bool by_similarity = false, update_cache = false;
   const std::optional<uint32_t> pick = PickSlot(r.prompt, by_similarity, update_cache);
   if (!pick) {
@@ -105,7 +105,7 @@ void SlotModel::Place(uint64_t id, Request& r, std::vector<KvEvent>& events) {
   }
 }
 
-void SlotModel::Finish(uint64_t request, std::vector<KvEvent>& events) {
+void SlotModel::Finish(uint64_t request, std::vector<KvEvent>* events) {
   auto it = requests_.find(request);
   if (it == requests_.end()) return;
   if (!it->second.placed) {
@@ -128,7 +128,7 @@ void SlotModel::Finish(uint64_t request, std::vector<KvEvent>& events) {
   }
 }
 
-bool SlotModel::Observe(uint64_t request, int64_t cached_tokens, std::vector<KvEvent>& events) {
+bool SlotModel::Observe(uint64_t request, int64_t cached_tokens, std::vector<KvEvent>* events) {
   auto it = requests_.find(request);
   if (it == requests_.end() || !it->second.placed || cached_tokens < 0) return false;
   const SlotPlacement& p = *it->second.placed;
@@ -156,7 +156,7 @@ bool SlotModel::Observe(uint64_t request, int64_t cached_tokens, std::vector<KvE
   return true;
 }
 
-void SlotModel::Clear(std::vector<KvEvent>& events) {
+void SlotModel::Clear(std::vector<KvEvent>* events) {
   for (Slot& s : slots_) SetSlot(s, Content{}, events);
   while (!cache_.empty()) EraseSaved(cache_.size() - 1, events);
 }
@@ -171,7 +171,7 @@ std::vector<SlotState> SlotModel::Slots() const {
   return out;
 }
 
-void SlotModel::Save(const Content& c, std::vector<KvEvent>& events) {
+void SlotModel::Save(const Content& c, std::vector<KvEvent>* events) {
   if (c.blocks.empty() || c.tokens > config_.prompt_cache_tokens) return;
   for (const Content& saved : cache_) {
     if (CommonBlocks(saved.blocks, c.blocks) == c.blocks.size()) return;  // already there
@@ -188,7 +188,7 @@ void SlotModel::Save(const Content& c, std::vector<KvEvent>& events) {
 }
 
 std::optional<SlotModel::Content> SlotModel::Load(const Content& current, const Content& prompt,
-                                                  std::vector<KvEvent>& events) {
+                                                  std::vector<KvEvent>* events) {
   const uint64_t bs = config_.block_size;
   const uint64_t lcp = CommonBlocks(current.blocks, prompt.blocks) * bs;
   double keep_best = current.tokens > 0 ? Ratio(lcp, current.tokens) : -1.0;
@@ -211,7 +211,7 @@ std::optional<SlotModel::Content> SlotModel::Load(const Content& current, const 
   return out;
 }
 
-void SlotModel::EraseSaved(size_t i, std::vector<KvEvent>& events) {
+void SlotModel::EraseSaved(size_t i, std::vector<KvEvent>* events) {
   Content c = std::move(cache_[i]);
   cache_.erase(cache_.begin() + static_cast<std::ptrdiff_t>(i));
   cache_tokens_ -= c.tokens;
@@ -220,7 +220,7 @@ void SlotModel::EraseSaved(size_t i, std::vector<KvEvent>& events) {
 
 // The new content is referenced before the old is released, so the prefix they share never
 // leaves the index.
-void SlotModel::SetSlot(Slot& s, Content c, std::vector<KvEvent>& events) {
+void SlotModel::SetSlot(Slot& s, Content c, std::vector<KvEvent>* events) {
   Acquire(Tier::kDevice, c.blocks, events);
   Release(Tier::kDevice, s.content.blocks, events);
   s.content = std::move(c);
@@ -229,7 +229,7 @@ void SlotModel::SetSlot(Slot& s, Content c, std::vector<KvEvent>& events) {
 // A block is held with its whole prefix (chained hashes), so the blocks new to the tier are a
 // suffix of `blocks`, stored as one event under the block before them.
 void SlotModel::Acquire(Tier tier, std::span<const BlockHash> blocks,
-                        std::vector<KvEvent>& events) {
+                        std::vector<KvEvent>* events) {
   auto& refs = refs_[TierIndex(tier)];
   size_t first = blocks.size();
   for (size_t i = 0; i < blocks.size(); ++i) {
@@ -237,7 +237,7 @@ void SlotModel::Acquire(Tier tier, std::span<const BlockHash> blocks,
   }
   if (first == blocks.size()) return;
   // Built in place: GCC 12 warns (maybe-uninitialized) on moving a KvStored into the variant.
-  auto& e = std::get<KvStored>(events.emplace_back(std::in_place_type<KvStored>));
+  auto& e = std::get<KvStored>(events->emplace_back(std::in_place_type<KvStored>));
   e.worker = config_.worker;
   e.tier = tier;
   e.block_size = config_.block_size;
@@ -249,7 +249,7 @@ void SlotModel::Acquire(Tier tier, std::span<const BlockHash> blocks,
 }
 
 void SlotModel::Release(Tier tier, std::span<const BlockHash> blocks,
-                        std::vector<KvEvent>& events) {
+                        std::vector<KvEvent>* events) {
   auto& refs = refs_[TierIndex(tier)];
   KvRemoved* e = nullptr;
   for (BlockHash b : blocks) {
@@ -258,7 +258,7 @@ void SlotModel::Release(Tier tier, std::span<const BlockHash> blocks,
     if (--it->second == 0) {
       refs.erase(it);
       if (e == nullptr) {
-        e = &std::get<KvRemoved>(events.emplace_back(std::in_place_type<KvRemoved>));
+        e = &std::get<KvRemoved>(events->emplace_back(std::in_place_type<KvRemoved>));
         e->worker = config_.worker;
         e->tier = tier;
       }

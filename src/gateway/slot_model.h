@@ -71,19 +71,19 @@ class SlotModel {
   // arrives at the server. Returns its handle; it is placed now if a slot is idle, else when one
   // frees (Finish). Events for the index are appended to `events`.
   uint64_t Arrive(std::span<const BlockHash> blocks, uint32_t prompt_tokens,
-                  std::vector<KvEvent>& events);
+                  std::vector<KvEvent>* events);
   // nullopt while the request waits for a slot (or is unknown).
   std::optional<SlotPlacement> Placement(uint64_t request) const;
   // The request ended (answered, failed or cancelled): its slot goes idle, keeping the prompt,
   // and the oldest waiting request takes it.
-  void Finish(uint64_t request, std::vector<KvEvent>& events);
+  void Finish(uint64_t request, std::vector<KvEvent>* events);
   // The engine reported reusing `cached_tokens` of the request's prompt. A report of more than
   // one block below the prediction means the model was wrong (the server restarted, or evicted
   // behind the router's back): every other idle slot and saved prompt is cut to what was
   // reported (all of them when nothing was). Returns true when it corrected.
-  bool Observe(uint64_t request, int64_t cached_tokens, std::vector<KvEvent>& events);
+  bool Observe(uint64_t request, int64_t cached_tokens, std::vector<KvEvent>* events);
   // Forgets every slot's and saved prompt's content (the server restarted). Requests stay.
-  void Clear(std::vector<KvEvent>& events);
+  void Clear(std::vector<KvEvent>* events);
 
   std::vector<SlotState> Slots() const;
   uint64_t saved_prompts() const { return cache_.size(); }
@@ -105,21 +105,21 @@ class SlotModel {
     std::optional<SlotPlacement> placed;
   };
 
-  void Place(uint64_t id, Request& r, std::vector<KvEvent>& events);
+  void Place(uint64_t id, Request& r, std::vector<KvEvent>* events);
   std::optional<uint32_t> PickSlot(const Content& prompt, bool& by_similarity,
                                    bool& update_cache) const;
   // server_prompt_cache::alloc: saves `c` unless a saved prompt contains it; drops saved
   // prompts it contains, then the oldest past the limit.
-  void Save(const Content& c, std::vector<KvEvent>& events);
+  void Save(const Content& c, std::vector<KvEvent>* events);
   // server_prompt_cache::load: the saved prompt to load for `prompt` into a slot holding
   // `current`, taken out of the cache; nullopt: none is better.
   std::optional<Content> Load(const Content& current, const Content& prompt,
-                              std::vector<KvEvent>& events);
-  void EraseSaved(size_t i, std::vector<KvEvent>& events);
-  void SetSlot(Slot& s, Content c, std::vector<KvEvent>& events);
+                              std::vector<KvEvent>* events);
+  void EraseSaved(size_t i, std::vector<KvEvent>* events);
+  void SetSlot(Slot& s, Content c, std::vector<KvEvent>* events);
   // Reference counting per tier; the events for blocks that enter or leave the worker's tier.
-  void Acquire(Tier tier, std::span<const BlockHash> blocks, std::vector<KvEvent>& events);
-  void Release(Tier tier, std::span<const BlockHash> blocks, std::vector<KvEvent>& events);
+  void Acquire(Tier tier, std::span<const BlockHash> blocks, std::vector<KvEvent>* events);
+  void Release(Tier tier, std::span<const BlockHash> blocks, std::vector<KvEvent>* events);
 
   const SlotModelConfig config_;
   std::vector<Slot> slots_;

@@ -32,13 +32,13 @@ class SlotModelTest : public ::testing::Test {
   uint64_t Arrive(const std::vector<TokenId>& tokens) {
     const std::vector<BlockHash> blocks = SequenceHashes(tokens, kBs);
     std::vector<KvEvent> events;
-    const uint64_t id = model_->Arrive(blocks, uint32_t(tokens.size()), events);
+    const uint64_t id = model_->Arrive(blocks, uint32_t(tokens.size()), &events);
     index_.Apply(events);
     return id;
   }
   void Finish(uint64_t id) {
     std::vector<KvEvent> events;
-    model_->Finish(id, events);
+    model_->Finish(id, &events);
     index_.Apply(events);
   }
   // Arrives and finishes: where it went.
@@ -203,11 +203,11 @@ TEST_F(SlotModelTest, ObserveCorrectsAnOverPrediction) {
   // last prompt token; the model compares whole blocks).
   const uint64_t again = Arrive(a);
   std::vector<KvEvent> events;
-  EXPECT_FALSE(model_->Observe(again, 319, events));
-  EXPECT_FALSE(model_->Observe(again, 305, events));
+  EXPECT_FALSE(model_->Observe(again, 319, &events));
+  EXPECT_FALSE(model_->Observe(again, 305, &events));
   // The server restarted: it reports nothing cached against 20 blocks predicted. Every other
   // idle slot is forgotten; the slot serving this prompt holds it.
-  EXPECT_TRUE(model_->Observe(again, 0, events));
+  EXPECT_TRUE(model_->Observe(again, 0, &events));
   index_.Apply(events);
   Finish(again);
   EXPECT_EQ(Device(b), 0u);
@@ -223,7 +223,7 @@ TEST_F(SlotModelTest, ObserveCorrectsAnOverPrediction) {
   const uint64_t e = Arrive(Tokens(160, 160, 5000));  // both share 10 blocks: the first wins
   EXPECT_EQ(Placed(e).cached_blocks, 10u);
   events.clear();
-  EXPECT_TRUE(model_->Observe(e, 64, events));
+  EXPECT_TRUE(model_->Observe(e, 64, &events));
   index_.Apply(events);
   EXPECT_EQ(Device(d), 10u);  // still 10: the slot serving e holds them
   const uint32_t e_slot = Placed(e).slot;
@@ -239,7 +239,7 @@ TEST_F(SlotModelTest, ClearEmptiesEverySlotAndTheCache) {
   EXPECT_GT(DeviceBlocks(), 0u);
   EXPECT_GT(HostBlocks(), 0u);
   std::vector<KvEvent> events;
-  model_->Clear(events);
+  model_->Clear(&events);
   index_.Apply(events);
   EXPECT_EQ(DeviceBlocks(), 0u);
   EXPECT_EQ(HostBlocks(), 0u);
