@@ -94,6 +94,8 @@ def main():
     ap.add_argument("--cache", default="build/sim_grid_cache")
     ap.add_argument("--prefill-bound", type=float, default=0.02)
     ap.add_argument("--per-peer", action="store_true")
+    ap.add_argument("--markdown", action="store_true",
+                    help="a table per candidate, a row per (set, rate), as in docs/BENCHMARKS.md")
     opts = ap.parse_args()
     candidates = opts.policy or ["kvrouter"]
     sets = opts.sets.split(",")
@@ -114,6 +116,7 @@ def main():
         won_by_row = {}  # (set, rate) -> [seeds won by each candidate]
         rows = 0
         diffs = {}  # (candidate, set, rate, peer) -> [(mean diff, p99 diff)]
+        prefills = {}  # (candidate, set, rate) -> [prefill against the best peer's, %]
         for s, seed, peer_job, cand_jobs in jobs:
             peer_runs = peer_job.result()
             cand_runs = [j.result() for j in cand_jobs]
@@ -130,6 +133,7 @@ def main():
                     prefill = q["prefill_tokens"] / best_prefill - 1
                     ok = mean <= best_mean and p99 <= best_p99 and prefill <= opts.prefill_bound
                     won[c] += ok
+                    prefills.setdefault((c, s, run["rate"]), []).append(prefill * 100)
                     counts = won_by_row.setdefault((s, run["rate"]), [0] * len(candidates))
                     counts[candidates.index(c)] += ok
                     cells.append(f"{mean:9.2f} / {p99:8.1f} {prefill * 100:+5.1f}% "
@@ -156,6 +160,34 @@ def main():
             p_ahead = sum(x[1] <= 0 for x in xs)
             print(f"{c:12} {s:16} rate {rate:<5g} {peer:15} {m:+9.2f} ±{m_se:6.2f} "
                   f"({m_ahead}/{len(xs)})  {p:+9.2f} ±{p_se:6.2f} ({p_ahead}/{len(xs)})")
+    if opts.markdown:
+        for c in candidates:
+            print_markdown(c, won_by_row, candidates.index(c), diffs, prefills, len(seeds))
+
+
+def print_markdown(c, won_by_row, ci, diffs, prefills, n):
+    """One row per (set, rate): seeds won, the difference to the best peer of each seed, the
+    single peer whose mean is nearest (largest mean difference), and the prefill."""
+    print(f"\n{c}\n")
+    print(f"| workload | rate | rows won of {n} | against the best peer of each seed: mean / p99 ms "
+          "(± s.e.) | the closest single peer: mean / p99 ms (seeds ahead) | prefill vs best "
+          "peer: mean (max) |")
+    print("|---|---|---|---|---|---|")
+    for (s, rate), counts in won_by_row.items():
+        best = diffs[(c, s, rate, "best")]
+        bm, bm_se = mean_se([x[0] for x in best])
+        bp, bp_se = mean_se([x[1] for x in best])
+        peers = {k[3]: xs for k, xs in diffs.items()
+                 if k[:3] == (c, s, rate) and k[3] != "best"}
+        name, xs = max(peers.items(), key=lambda kv: mean_se([x[0] for x in kv[1]])[0])
+        pm = mean_se([x[0] for x in xs])[0]
+        pp = mean_se([x[1] for x in xs])[0]
+        m_ahead = sum(x[0] <= 0 for x in xs)
+        p_ahead = sum(x[1] <= 0 for x in xs)
+        pf = prefills[(c, s, rate)]
+        print(f"| {s} | {rate:g} | {counts[ci]} | {bm:+.2f} ± {bm_se:.2f} / {bp:+.1f} ± "
+              f"{bp_se:.1f} | {name}: {pm:+.2f} ({m_ahead}/{n}) / {pp:+.1f} ({p_ahead}/{n}) | "
+              f"{sum(pf) / len(pf):+.1f}% ({max(pf):+.1f}%) |")
 
 
 if __name__ == "__main__":

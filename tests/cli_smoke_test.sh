@@ -83,6 +83,11 @@ python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tm
 [ "$(grep -c '^chat  *seed 1  *rate .* best peer .*\(won\|lost\)' "$tmp/grid.txt")" = 3 ] ||
   fail "sim_grid: not one line per row: $(cat "$tmp/grid.txt")"
 grep -q '^kvrouter: won [0-3] of 3 rows$' "$tmp/grid.txt" || fail "sim_grid: no tally"
+python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tmp/grid" --markdown \
+  --per-peer >"$tmp/grid_md.txt" || fail "sim_grid --markdown: failed"
+[ "$(grep -c '^| chat | [0-9]* | [01] | ' "$tmp/grid_md.txt")" = 3 ] ||
+  fail "sim_grid --markdown: not one table row per rate: $(cat "$tmp/grid_md.txt")"
+grep -q '^kvrouter  *chat  *rate 36  *sglang ' "$tmp/grid_md.txt" || fail "sim_grid --per-peer: no sglang line"
 python3 scripts/sim_grid.py --kvrouter /nonexistent --sets chat --seeds 1 --cache "$tmp/grid" \
   >"$tmp/grid2.txt" || fail "sim_grid: cached rerun failed"
 cmp -s "$tmp/grid.txt" "$tmp/grid2.txt" || fail "sim_grid: cached rerun differs"
