@@ -18,8 +18,8 @@ Usage:
                       [--policy 'kvrouter[work_weight=0.8]' ...] [--jobs 2] [--cache DIR]
                       [--per-peer]
 
-Runs are cached in --cache (keyed by the arguments), so rerunning with another candidate only
-simulates that candidate. The whole grid is 26 rows a seed; on 2 cores about 30 s a seed for
+Runs are cached in --cache (keyed by the arguments and the binary's content), so rerunning with
+another candidate only simulates that candidate, and a rebuilt binary simulates everything again. The whole grid is 26 rows a seed; on 2 cores about 30 s a seed for
 the peers and 10 s for each candidate.
 """
 import argparse
@@ -29,6 +29,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 PEERS = "least_loaded,dynamo,sglang,llmd_optimized,llmd_weighted"
@@ -56,10 +57,24 @@ GRID = ["rag", "burst", "rag_hetero", "chat", "system_prompts", "agentic_8k", "m
         "mooncake_hetero"]
 
 
-def simulate(opts, args, policies, seed):
+def binary_digest(path):
+    """The binary's content hash: a rebuilt kvrouter never reads another build's cached runs."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        sys.exit(f"sim_grid: cannot run {path}: {e} (build it, or pass --kvrouter)")
+    return h.hexdigest()
+
+
+def simulate(opts, args, policies, seed, tally):
     """The runs (one per sweep point) of `kvrouter simulate`, from the cache when present."""
-    key = hashlib.sha256(json.dumps([args, policies, seed]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([opts.digest, args, policies, seed]).encode()).hexdigest()[:24]
     path = os.path.join(opts.cache, key + ".json")
+    with tally["lock"]:
+        tally["cached" if os.path.exists(path) else "simulated"] += 1
     if not os.path.exists(path):
         tmp = path + ".tmp"
         cmd = [opts.kvrouter, "simulate", "--seed", str(seed), *args, "--policies", policies,
@@ -104,14 +119,17 @@ def main():
             sys.exit(f"sim_grid: unknown set {s!r}; one of {', '.join(SETS)}")
     seeds = [int(s) for s in opts.seeds.split(",")]
     os.makedirs(opts.cache, exist_ok=True)
+    opts.digest = binary_digest(opts.kvrouter)
+    tally = {"cached": 0, "simulated": 0, "lock": threading.Lock()}
 
     with ThreadPoolExecutor(opts.jobs) as pool:
         jobs = []
         for s in sets:
             args, peers = SETS[s]
             for seed in seeds:
-                jobs.append((s, seed, pool.submit(simulate, opts, args, peers, seed),
-                             [pool.submit(simulate, opts, args, c, seed) for c in candidates]))
+                jobs.append((s, seed, pool.submit(simulate, opts, args, peers, seed, tally),
+                             [pool.submit(simulate, opts, args, c, seed, tally)
+                              for c in candidates]))
         won = {c: 0 for c in candidates}
         won_by_row = {}  # (set, rate) -> [seeds won by each candidate]
         rows = 0
@@ -150,6 +168,8 @@ def main():
             print(f"{s:16} rate {rate:<5g} " + " | ".join(f"{n:2d}" for n in counts))
     for c in candidates:
         print(f"{c}: won {won[c]} of {rows} rows")
+    print(f"sim_grid: {tally['simulated']} runs simulated, {tally['cached']} from the cache",
+          file=sys.stderr)
     if opts.per_peer:
         print("\ncandidate minus peer, over seeds: mean TTFT ms (± s.e., seeds ahead), "
               "p99 TTFT ms (likewise)")

@@ -77,20 +77,32 @@ grep -q "llmd_optimized" "$tmp/elsewhere.txt" || fail "simulate: llmd not report
 "$bin" simulate --help | grep -q "beside this binary" || fail "simulate --help: no trace location"
 
 # scripts/sim_grid.py (the grid of docs/BENCHMARKS.md) on its smallest row set: a line per row
-# and the tally; a second call is answered from its cache (the same lines, no simulation).
+# and the tally; a second call is answered from its cache (the same lines, no simulation), a
+# different binary is not.
 python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tmp/grid" \
-  >"$tmp/grid.txt" || fail "sim_grid: failed"
+  >"$tmp/grid.txt" 2>"$tmp/grid_err.txt" || fail "sim_grid: failed"
+grep -q '^sim_grid: 2 runs simulated, 0 from the cache$' "$tmp/grid_err.txt" ||
+  fail "sim_grid: first run: $(cat "$tmp/grid_err.txt")"
 [ "$(grep -c '^chat  *seed 1  *rate .* best peer .*\(won\|lost\)' "$tmp/grid.txt")" = 3 ] ||
   fail "sim_grid: not one line per row: $(cat "$tmp/grid.txt")"
 grep -q '^kvrouter: won [0-3] of 3 rows$' "$tmp/grid.txt" || fail "sim_grid: no tally"
 python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tmp/grid" --markdown \
-  --per-peer >"$tmp/grid_md.txt" || fail "sim_grid --markdown: failed"
+  --per-peer >"$tmp/grid_md.txt" 2>/dev/null || fail "sim_grid --markdown: failed"
 [ "$(grep -c '^| chat | [0-9]* | [01] | ' "$tmp/grid_md.txt")" = 3 ] ||
   fail "sim_grid --markdown: not one table row per rate: $(cat "$tmp/grid_md.txt")"
 grep -q '^kvrouter  *chat  *rate 36  *sglang ' "$tmp/grid_md.txt" || fail "sim_grid --per-peer: no sglang line"
-python3 scripts/sim_grid.py --kvrouter /nonexistent --sets chat --seeds 1 --cache "$tmp/grid" \
-  >"$tmp/grid2.txt" || fail "sim_grid: cached rerun failed"
+python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tmp/grid" \
+  >"$tmp/grid2.txt" 2>"$tmp/grid_err.txt" || fail "sim_grid: cached rerun failed"
+grep -q '^sim_grid: 0 runs simulated, 2 from the cache$' "$tmp/grid_err.txt" ||
+  fail "sim_grid: rerun not from the cache: $(cat "$tmp/grid_err.txt")"
 cmp -s "$tmp/grid.txt" "$tmp/grid2.txt" || fail "sim_grid: cached rerun differs"
+# A different binary (one byte appended: still runs) does not read the runs of this one.
+cp "$bin" "$tmp/kvrouter-copy"
+printf '\n' >>"$tmp/kvrouter-copy"
+python3 scripts/sim_grid.py --kvrouter "$tmp/kvrouter-copy" --sets chat --seeds 1 \
+  --cache "$tmp/grid" >/dev/null 2>"$tmp/grid_err.txt" || fail "sim_grid: other binary failed"
+grep -q '^sim_grid: 2 runs simulated, 0 from the cache$' "$tmp/grid_err.txt" ||
+  fail "sim_grid: another binary read the cache: $(cat "$tmp/grid_err.txt")"
 if python3 scripts/sim_grid.py --kvrouter /nonexistent --sets chat --seeds 2 --cache "$tmp/grid" \
   2>"$tmp/err.txt" >/dev/null; then fail "sim_grid: a missing binary went unnoticed"; fi
 grep -q "cannot run /nonexistent" "$tmp/err.txt" || fail "sim_grid: missing binary: $(cat "$tmp/err.txt")"
