@@ -57,6 +57,10 @@ GRID = ["rag", "burst", "rag_hetero", "chat", "system_prompts", "agentic_8k", "m
         "mooncake_hetero"]
 
 
+def cannot_run(path, error):
+    sys.exit(f"sim_grid: cannot run {path}: {error} (build it, or pass --kvrouter)")
+
+
 def binary_digest(path):
     """The binary's content hash: a rebuilt kvrouter never reads another build's cached runs."""
     h = hashlib.sha256()
@@ -65,7 +69,7 @@ def binary_digest(path):
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     except OSError as e:
-        sys.exit(f"sim_grid: cannot run {path}: {e} (build it, or pass --kvrouter)")
+        cannot_run(path, e)
     return h.hexdigest()
 
 
@@ -73,9 +77,10 @@ def simulate(opts, args, policies, seed, tally):
     """The runs (one per sweep point) of `kvrouter simulate`, from the cache when present."""
     key = hashlib.sha256(json.dumps([opts.digest, args, policies, seed]).encode()).hexdigest()[:24]
     path = os.path.join(opts.cache, key + ".json")
+    cached = os.path.exists(path)
     with tally["lock"]:
-        tally["cached" if os.path.exists(path) else "simulated"] += 1
-    if not os.path.exists(path):
+        tally["cached" if cached else "simulated"] += 1
+    if not cached:
         tmp = path + ".tmp"
         cmd = [opts.kvrouter, "simulate", "--seed", str(seed), *args, "--policies", policies,
                "--json", tmp]
@@ -83,7 +88,7 @@ def simulate(opts, args, policies, seed, tally):
             done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True)
         except OSError as e:
-            sys.exit(f"sim_grid: cannot run {opts.kvrouter}: {e} (build it, or pass --kvrouter)")
+            cannot_run(opts.kvrouter, e)
         if done.returncode != 0:
             sys.exit(f"sim_grid: {' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
         os.replace(tmp, path)
@@ -97,6 +102,13 @@ def mean_se(xs):
         return m, 0.0
     var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
     return m, math.sqrt(var / len(xs))
+
+
+def column(diffs, i):
+    """Column i (0: mean, 1: p99) of a row's differences over the seeds: their mean, its
+    standard error, and on how many seeds the candidate was ahead (difference <= 0)."""
+    xs = [d[i] for d in diffs]
+    return (*mean_se(xs), sum(x <= 0 for x in xs))
 
 
 def main():
@@ -145,7 +157,7 @@ def main():
                 best_prefill = min(v["prefill_tokens"] for v in pols.values())
                 cells = []
                 rows += 1
-                for c, runs in zip(candidates, cand_runs):
+                for ci, (c, runs) in enumerate(zip(candidates, cand_runs)):
                     q = next(iter(runs[i]["policies"].values()))
                     mean, p99 = q["ttft_ms"]["mean"], q["ttft_ms"]["p99"]
                     prefill = q["prefill_tokens"] / best_prefill - 1
@@ -153,7 +165,7 @@ def main():
                     won[c] += ok
                     prefills.setdefault((c, s, run["rate"]), []).append(prefill * 100)
                     counts = won_by_row.setdefault((s, run["rate"]), [0] * len(candidates))
-                    counts[candidates.index(c)] += ok
+                    counts[ci] += ok
                     cells.append(f"{mean:9.2f} / {p99:8.1f} {prefill * 100:+5.1f}% "
                                  f"{'won ' if ok else 'lost'}")
                     for name, v in list(pols.items()) + [("best", None)]:
@@ -174,15 +186,13 @@ def main():
         print("\ncandidate minus peer, over seeds: mean TTFT ms (± s.e., seeds ahead), "
               "p99 TTFT ms (likewise)")
         for (c, s, rate, peer), xs in diffs.items():
-            m, m_se = mean_se([x[0] for x in xs])
-            p, p_se = mean_se([x[1] for x in xs])
-            m_ahead = sum(x[0] <= 0 for x in xs)
-            p_ahead = sum(x[1] <= 0 for x in xs)
+            m, m_se, m_ahead = column(xs, 0)
+            p, p_se, p_ahead = column(xs, 1)
             print(f"{c:12} {s:16} rate {rate:<5g} {peer:15} {m:+9.2f} ±{m_se:6.2f} "
                   f"({m_ahead}/{len(xs)})  {p:+9.2f} ±{p_se:6.2f} ({p_ahead}/{len(xs)})")
     if opts.markdown:
-        for c in candidates:
-            print_markdown(c, won_by_row, candidates.index(c), diffs, prefills, len(seeds))
+        for ci, c in enumerate(candidates):
+            print_markdown(c, won_by_row, ci, diffs, prefills, len(seeds))
 
 
 def print_markdown(c, won_by_row, ci, diffs, prefills, n):
@@ -194,16 +204,13 @@ def print_markdown(c, won_by_row, ci, diffs, prefills, n):
           "peer: mean (max) |")
     print("|---|---|---|---|---|---|")
     for (s, rate), counts in won_by_row.items():
-        best = diffs[(c, s, rate, "best")]
-        bm, bm_se = mean_se([x[0] for x in best])
-        bp, bp_se = mean_se([x[1] for x in best])
+        bm, bm_se, _ = column(diffs[(c, s, rate, "best")], 0)
+        bp, bp_se, _ = column(diffs[(c, s, rate, "best")], 1)
         peers = {k[3]: xs for k, xs in diffs.items()
                  if k[:3] == (c, s, rate) and k[3] != "best"}
-        name, xs = max(peers.items(), key=lambda kv: mean_se([x[0] for x in kv[1]])[0])
-        pm = mean_se([x[0] for x in xs])[0]
-        pp = mean_se([x[1] for x in xs])[0]
-        m_ahead = sum(x[0] <= 0 for x in xs)
-        p_ahead = sum(x[1] <= 0 for x in xs)
+        name, xs = max(peers.items(), key=lambda kv: column(kv[1], 0)[0])
+        pm, _, m_ahead = column(xs, 0)
+        pp, _, p_ahead = column(xs, 1)
         pf = prefills[(c, s, rate)]
         print(f"| {s} | {rate:g} | {counts[ci]} | {bm:+.2f} ± {bm_se:.2f} / {bp:+.1f} ± "
               f"{bp_se:.1f} | {name}: {pm:+.2f} ({m_ahead}/{n}) / {pp:+.1f} ({p_ahead}/{n}) | "
