@@ -83,19 +83,19 @@ absl::StatusOr<Parsed> ParseAll(const std::vector<std::string>& bodies, api::End
 }
 
 int RunBench(const BenchPrepareFlags& f) {
-  const auto fail = [](const absl::Status& s) {
-    std::fprintf(stderr, "bench prepare: %s\n", std::string(s.message()).c_str());
+  const auto fail = [](const std::string& message) {
+    std::fprintf(stderr, "bench prepare: %s\n", message.c_str());
     return 1;
   };
   const absl::StatusOr<std::vector<std::string>> read = ReadBodies(f.bodies);
-  if (!read.ok()) return fail(read.status());
+  if (!read.ok()) return fail(std::string(read.status().message()));
   const std::vector<std::string>& bodies = *read;
   auto model = api::TextModel::Load({.tokenizer_path = f.tokenizer});
-  if (!model.ok()) return fail(model.status());
+  if (!model.ok()) return fail(model.status().ToString());  // with its code
   const api::Endpoint endpoint =
       f.endpoint == "chat" ? api::Endpoint::kChat : api::Endpoint::kCompletions;
   const absl::StatusOr<Parsed> parsed = ParseAll(bodies, endpoint, **model);
-  if (!parsed.ok()) return fail(parsed.status());
+  if (!parsed.ok()) return fail(std::string(parsed.status().message()));
   const std::vector<api::ApiRequest>& requests = parsed->requests;
   const std::vector<std::vector<TokenId>>& ids = parsed->ids;
 

@@ -176,7 +176,7 @@ absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfi
 }
 
 // The optional sections of the top level: limits, health, events, upstream.
-absl::Status ReadSections(MapReader& r, GatewayConfig* c) {
+absl::Status ReadSections(const MapReader& r, GatewayConfig* c) {
   if (const YAML::Node n = r["limits"]) {
     MapReader l(n, "limits");
     LimitsConfig& x = c->limits;
