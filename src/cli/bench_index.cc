@@ -96,7 +96,7 @@ ReadersRun RunReaders(const KvIndex& index, const IndexBenchFlags& f,
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   std::vector<double> all;
   for (auto& s : samples) all.insert(all.end(), s.begin(), s.end());
-  return {ComputePercentiles(all), double(all.size()) / secs};
+  return {ComputePercentiles(&all), double(all.size()) / secs};
 }
 
 nlohmann::json ReadersDuringWrites(KvIndex& index, const IndexBenchFlags& f,
@@ -183,7 +183,7 @@ double NaiveQueryP50Us(const IndexConfig& config, const std::vector<KvEvent>& ev
     (void)naive.Query(queries[i % queries.size()], 0);
     latencies.push_back(Us(Clock::now() - t));
   }
-  return ComputePercentiles(latencies).p50;
+  return ComputePercentiles(&latencies).p50;
 }
 
 int RunIndexBench(const IndexBenchFlags& f) {
@@ -206,7 +206,7 @@ int RunIndexBench(const IndexBenchFlags& f) {
         SequenceHashes(QueryPrompt(w, f.block_size, f.query_blocks, rng), f.block_size));
   }
   std::vector<double> latencies = TimeQueries(index, queries, f.queries);
-  const Percentiles p = ComputePercentiles(latencies);
+  const Percentiles p = ComputePercentiles(&latencies);
 
   const double blocks = double(w.blocks);
   nlohmann::json out = {

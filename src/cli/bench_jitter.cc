@@ -65,7 +65,7 @@ int RunJitter(const JitterFlags& f) {
       extra += w - p50;
     }
   }
-  const Percentiles c = ComputePercentiles(cpu);
+  const Percentiles c = ComputePercentiles(&cpu);
   nlohmann::json out = {{"work_us", f.work_us},
                         {"samples", f.samples},
                         {"p50_us", p50},

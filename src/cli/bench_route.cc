@@ -150,7 +150,7 @@ absl::StatusOr<nlohmann::json> RunThreads(const RouteBenchFlags& f, Router& r, u
     us.insert(us.end(), s.us.begin(), s.us.end());
     cpu_us.insert(cpu_us.end(), s.cpu_us.begin(), s.cpu_us.end());
   }
-  const Percentiles p = ComputePercentiles(us), cpu = ComputePercentiles(cpu_us);
+  const Percentiles p = ComputePercentiles(&us), cpu = ComputePercentiles(&cpu_us);
   return nlohmann::json{{"threads", n},
                         {"decisions", us.size()},
                         {"wall_s", wall_s},

@@ -17,8 +17,8 @@ struct Conversation {
   bool replicated = false;
 };
 
-void AppendRandom(std::vector<TokenId>& t, size_t n, Rng& rng) {
-  for (size_t i = 0; i < n; ++i) t.push_back(static_cast<TokenId>(rng.Uniform(128000)));
+void AppendRandom(std::vector<TokenId>* t, size_t n, Rng& rng) {
+  for (size_t i = 0; i < n; ++i) t->push_back(static_cast<TokenId>(rng.Uniform(128000)));
 }
 
 KvStored StoreEvent(uint32_t worker, const std::vector<TokenId>& tokens, uint32_t bs, size_t first,
@@ -38,7 +38,7 @@ SyntheticWorkload MakeSyntheticWorkload(const SyntheticOptions& o) {
   Rng rng(o.seed);
   const uint32_t bs = o.block_size;
   std::vector<std::vector<TokenId>> system(o.system_prompts);
-  for (auto& s : system) AppendRandom(s, size_t{o.system_blocks} * bs, rng);
+  for (auto& s : system) AppendRandom(&s, size_t{o.system_blocks} * bs, rng);
   SyntheticWorkload w;
   std::vector<Conversation> live;
   std::set<std::pair<uint32_t, uint32_t>> stored_system;  // (worker, system prompt)
@@ -61,7 +61,7 @@ SyntheticWorkload MakeSyntheticWorkload(const SyntheticOptions& o) {
     const size_t pick = rng.Uniform(live.size());
     Conversation& c = live[pick];
     const size_t before = c.tokens.size() / bs;
-    AppendRandom(c.tokens, size_t(8 + rng.Uniform(25)) * bs, rng);
+    AppendRandom(&c.tokens, size_t(8 + rng.Uniform(25)) * bs, rng);
     const size_t after = std::min<size_t>(c.tokens.size() / bs, o.max_blocks);
     for (uint32_t worker : {c.home, c.second}) {
       if (worker != c.home && !c.replicated) continue;
@@ -90,12 +90,13 @@ std::vector<TokenId> QueryPrompt(const SyntheticWorkload& w, uint32_t bs, uint32
                                  Rng& rng) {
   std::vector<TokenId> p = w.conversations[rng.Uniform(w.conversations.size())];
   p.resize(std::min<size_t>(p.size() / bs, blocks) * bs);
-  AppendRandom(p, size_t{blocks} * bs - p.size(), rng);
+  AppendRandom(&p, size_t{blocks} * bs - p.size(), rng);
   return p;
 }
 
-Percentiles ComputePercentiles(std::vector<double>& s) {
+Percentiles ComputePercentiles(std::vector<double>* samples) {
   Percentiles p;
+  std::vector<double>& s = *samples;
   if (s.empty()) return p;
   std::sort(s.begin(), s.end());
   auto rank = [&](double q) {

@@ -38,6 +38,6 @@ struct Percentiles {
   double p50 = 0, p99 = 0, mean = 0;
 };
 // Nearest-rank percentiles of `samples` (sorted in place).
-Percentiles ComputePercentiles(std::vector<double>& samples);
+Percentiles ComputePercentiles(std::vector<double>* samples);
 
 }  // namespace kvr::cli

@@ -104,17 +104,17 @@ absl::StatusOr<std::vector<std::string>> PolicyLabels(const SimulateFlags& f) {
   return policies;
 }
 
-void AddSettings(const SimulateFlags& f, sim::Report& report) {
-  report.settings.emplace_back("workers", std::to_string(f.workers));
-  report.settings.emplace_back("rate_scale", std::to_string(f.rate_scale));
-  report.settings.emplace_back("engine_preset", f.engine_preset);
-  report.settings.emplace_back("speeds", f.speeds.empty() ? "1" : f.speeds);
-  report.settings.emplace_back("event_delay_ms", std::to_string(f.event_delay_ms));
-  report.settings.emplace_back("metrics_interval_ms", std::to_string(f.metrics_interval_ms));
-  report.settings.emplace_back("seed", std::to_string(f.seed));
-  if (!f.burst.empty()) report.settings.emplace_back("burst", f.burst);
+void AddSettings(const SimulateFlags& f, sim::Report* report) {
+  report->settings.emplace_back("workers", std::to_string(f.workers));
+  report->settings.emplace_back("rate_scale", std::to_string(f.rate_scale));
+  report->settings.emplace_back("engine_preset", f.engine_preset);
+  report->settings.emplace_back("speeds", f.speeds.empty() ? "1" : f.speeds);
+  report->settings.emplace_back("event_delay_ms", std::to_string(f.event_delay_ms));
+  report->settings.emplace_back("metrics_interval_ms", std::to_string(f.metrics_interval_ms));
+  report->settings.emplace_back("seed", std::to_string(f.seed));
+  if (!f.burst.empty()) report->settings.emplace_back("burst", f.burst);
   if (f.predict_ttl_s != 2)
-    report.settings.emplace_back("predict_ttl_s", std::to_string(f.predict_ttl_s));
+    report->settings.emplace_back("predict_ttl_s", std::to_string(f.predict_ttl_s));
 }
 
 // Loads the workload at f.rate_scale and runs every policy over it.
@@ -124,8 +124,8 @@ absl::StatusOr<sim::Report> RunPolicies(const SimulateFlags& f,
   if (!f.quiet) std::cerr << "simulate: loading workload...\n";
   KVR_ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(f));
   sim::Report report;
-  sim::DescribeWorkload(w, config.engine.block_size, report);
-  AddSettings(f, report);
+  sim::DescribeWorkload(w, config.engine.block_size, &report);
+  AddSettings(f, &report);
   auto hashes = sim::HashWorkload(w, config.engine.block_size);
   const bool tty = isatty(STDERR_FILENO);
   sim::ProgressFn progress = [&](const std::string& p, uint64_t done, uint64_t total, TimeNs t) {

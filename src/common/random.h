@@ -14,7 +14,7 @@ class Rng {
   explicit Rng(uint64_t seed = 0x6b76726f75746572ULL) { Seed(seed); }
 
   void Seed(uint64_t seed) {
-    for (auto& word : s_) word = SplitMix(seed);
+    for (auto& word : s_) word = SplitMix(&seed);
   }
 
   uint64_t Next() {
@@ -42,8 +42,9 @@ class Rng {
 
  private:
   static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  static uint64_t SplitMix(uint64_t& x) {
-    uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  // Advances *state and returns the next splitmix64 output.
+  static uint64_t SplitMix(uint64_t* state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);

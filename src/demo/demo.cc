@@ -278,12 +278,12 @@ absl::StatusOr<replay::ReplayResult> RunPolicy(const DemoOptions& o, const std::
   return r;
 }
 
-void AddRun(replay::ReplayResult run, DemoResult& out) {
+void AddRun(replay::ReplayResult run, DemoResult* out) {
   sim::PolicyResult summary = run.summary;
   summary.extra.emplace_back("completed", static_cast<double>(run.completed));
   summary.extra.emplace_back("errors", static_cast<double>(run.failed + run.cancelled));
-  out.report.policies.push_back(std::move(summary));
-  out.runs.push_back(std::move(run));
+  out->report.policies.push_back(std::move(summary));
+  out->runs.push_back(std::move(run));
 }
 
 }  // namespace
@@ -301,13 +301,13 @@ bool StopRequested() { return stop_requested != 0; }
 absl::StatusOr<DemoResult> RunDemo(const DemoOptions& options, const sim::Workload& workload) {
   DemoResult out;
   out.report.title = "kvrouter demo";
-  sim::DescribeWorkload(workload, 16, out.report);
+  sim::DescribeWorkload(workload, 16, &out.report);
   for (const std::string& policy : options.policies) {
     absl::StatusOr<replay::ReplayResult> run = RunPolicy(options, policy, workload);
     if (!run.ok() && StopRequested()) break;
     if (!run.ok()) return run.status();
     const bool interrupted = run->interrupted;
-    AddRun(*std::move(run), out);
+    AddRun(*std::move(run), &out);
     if (interrupted || StopRequested()) break;
   }
   out.interrupted = StopRequested();

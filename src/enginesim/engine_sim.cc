@@ -113,7 +113,7 @@ class EngineSim::Impl final : public StepObserver {
       metrics_.Token(Seconds(now - r.last_token_at));
     }
   }
-  void OnStepEnd(engine::StepOutput& out, SteadyTime now) override;
+  void OnStepEnd(const engine::StepOutput& out, SteadyTime now) override;
 
  private:
   http::Response Simple(const http::Request& req);  // every route but the POSTed APIs
@@ -194,7 +194,7 @@ std::string EngineSim::Impl::ReadyLine() const {
   return line.dump();
 }
 
-void EngineSim::Impl::OnStepEnd(engine::StepOutput& out, SteadyTime) {
+void EngineSim::Impl::OnStepEnd(const engine::StepOutput& out, SteadyTime) {
   if (out.preempted > 0) metrics_.Preempted(out.preempted);
   if (!publisher_ || out.events.empty()) return;
   publisher_->Publish(events::EncodeBatch(UnixSeconds(), out.events, options_.wire),

@@ -41,7 +41,7 @@ class StepObserver {
   virtual ~StepObserver() = default;
   virtual void OnAdmitted(const LiveRequest& r) = 0;
   virtual void OnToken(const LiveRequest& r, SteadyTime now) = 0;
-  virtual void OnStepEnd(engine::StepOutput& out, SteadyTime now) = 0;  // KV events, stats
+  virtual void OnStepEnd(const engine::StepOutput& out, SteadyTime now) = 0;  // KV events, stats
 };
 
 class LiveEngine {

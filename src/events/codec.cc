@@ -43,10 +43,10 @@ void PackStrOrNil(Packer& pk, std::string_view s) {
 
 // msgspec always writes a Python float as float64; msgpack-c++'s pack_double would write an
 // integral value as an int.
-void PackFloat64(std::string& out, double value) {
+void PackFloat64(std::string* out, double value) {
   uint64_t bits = std::bit_cast<uint64_t>(value);
-  out.push_back(static_cast<char>(0xcb));
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(bits >> shift));
+  out->push_back(static_cast<char>(0xcb));
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(bits >> shift));
 }
 
 void PackHash(Packer& pk, EngineHash hash, HashKind kind) {
@@ -525,7 +525,7 @@ std::string EncodeBatch(double ts, const std::vector<KvEvent>& events,
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(3);  // EventBatch is array_like: every field, data_parallel_rank included
-  PackFloat64(out, ts);
+  PackFloat64(&out, ts);
   pk.pack_array(static_cast<uint32_t>(events.size()));
   for (const KvEvent& event : events) {
     if (const auto* stored = std::get_if<KvStored>(&event)) {

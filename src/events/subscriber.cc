@@ -73,7 +73,7 @@ class Subscriber::Impl {
 
  private:
   void Run();
-  void OnLive(std::vector<zmq::message_t>& frames);
+  void OnLive(const std::vector<zmq::message_t>& frames);
   void OnMonitorEvent();
   void Probe();
   bool ContinuityHolds(uint64_t live_seq);
@@ -180,7 +180,7 @@ void Subscriber::Impl::Run() {
   }
 }
 
-void Subscriber::Impl::OnLive(std::vector<zmq::message_t>& frames) {
+void Subscriber::Impl::OnLive(const std::vector<zmq::message_t>& frames) {
   std::optional<uint64_t> seq;
   if (frames.size() == 3) seq = ParseSeqFrame(View(frames[1]));
   if (!seq.has_value()) {

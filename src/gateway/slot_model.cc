@@ -45,8 +45,7 @@ std::optional<SlotPlacement> SlotModel::Placement(uint64_t request) const {
 
 // get_available_slot: the idle slot with the longest common prefix above the similarity
 // threshold, else the least recently used idle slot (the last of equals, as llama.cpp's `<=`).
-std::optional<uint32_t> SlotModel::PickSlot(const Content& prompt, bool& by_similarity,
-                                            bool& update_cache) const {
+SlotModel::Pick SlotModel::PickSlot(const Content& prompt) const {
   std::optional<uint32_t> best;
   double f_best = 0;
   uint64_t lcp_best = 0;
@@ -63,37 +62,35 @@ std::optional<uint32_t> SlotModel::PickSlot(const Content& prompt, bool& by_simi
     }
   }
   if (best) {
-    by_similarity = true;
-    update_cache = Ratio(lcp_best, slots_[*best].content.tokens) < kKeepToSave;
-    return best;
+    return {.slot = best,
+            .by_similarity = true,
+            .update_cache = Ratio(lcp_best, slots_[*best].content.tokens) < kKeepToSave};
   }
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].request != 0) continue;
     if (!best || slots_[i].last_used <= slots_[*best].last_used) best = i;
   }
-  update_cache = best.has_value();
-  return best;
+  return {.slot = best, .update_cache = best.has_value()};
 }
 
 void SlotModel::Place(uint64_t id, Request& r, std::vector<KvEvent>* events) {
-  bool by_similarity = false, update_cache = false;
-  const std::optional<uint32_t> pick = PickSlot(r.prompt, by_similarity, update_cache);
-  if (!pick) {
+  const Pick pick = PickSlot(r.prompt);
+  if (!pick.slot) {
     waiting_.push_back(id);
     return;
   }
-  Slot& s = slots_[*pick];
+  Slot& s = slots_[*pick.slot];
   bool restored = false;
-  if (update_cache && config_.prompt_cache_tokens > 0) {
+  if (pick.update_cache && config_.prompt_cache_tokens > 0) {
     Save(s.content, events);
     if (std::optional<Content> loaded = Load(s.content, r.prompt, events)) {
       SetSlot(s, *std::move(loaded), events);
       restored = true;
     }
   }
-  r.placed = SlotPlacement{.slot = *pick,
+  r.placed = SlotPlacement{.slot = *pick.slot,
                            .cached_blocks = CommonBlocks(s.content.blocks, r.prompt.blocks),
-                           .by_similarity = by_similarity,
+                           .by_similarity = pick.by_similarity,
                            .restored = restored};
   SetSlot(s, r.prompt, events);
   s.request = id;

@@ -105,9 +105,16 @@ class SlotModel {
     std::optional<SlotPlacement> placed;
   };
 
+  // A slot for a new request: which (nullopt: none idle), whether chosen for its common
+  // prefix, and whether its content is saved to the prompt cache first.
+  struct Pick {
+    std::optional<uint32_t> slot;
+    bool by_similarity = false;
+    bool update_cache = false;
+  };
+
   void Place(uint64_t id, Request& r, std::vector<KvEvent>* events);
-  std::optional<uint32_t> PickSlot(const Content& prompt, bool& by_similarity,
-                                   bool& update_cache) const;
+  Pick PickSlot(const Content& prompt) const;
   // server_prompt_cache::alloc: saves `c` unless a saved prompt contains it; drops saved
   // prompts it contains, then the oldest past the limit.
   void Save(const Content& c, std::vector<KvEvent>* events);

@@ -48,7 +48,7 @@ void KvIndex::Apply(std::span<const KvEvent> events) {
 void KvIndex::ApplyStored(uint32_t w, const KvStored& e) {
   TierStore& tier = StagingTier(e.tier);
   RejectCounts rejects;
-  const std::optional<uint64_t> added = tier.StageStore(w, e, rejects);
+  const std::optional<uint64_t> added = tier.StageStore(w, e, &rejects);
   SpinWriterLock lock(mu_);
   Counters& c = CountersFor(w);
   ++c.stored_events;
@@ -62,7 +62,7 @@ void KvIndex::ApplyStored(uint32_t w, const KvStored& e) {
 void KvIndex::ApplyRemoved(uint32_t w, const KvRemoved& e) {
   TierStore& tier = StagingTier(e.tier);
   RejectCounts rejects;
-  const uint64_t removed = tier.StageRemove(w, e, rejects);
+  const uint64_t removed = tier.StageRemove(w, e, &rejects);
   SpinWriterLock lock(mu_);
   Counters& c = CountersFor(w);
   ++c.removed_events;

@@ -334,7 +334,7 @@ TEST(TierStoreTest, ChunkedCommitAppliesAParentFirstPrefix) {
   auto prompt = Tokens(10 * kBs);
   auto seq = SequenceHashes(prompt, kBs);
   RejectCounts rejects;
-  ASSERT_EQ(tier.StageStore(0, StoredAll(0, prompt, kBs), rejects), std::optional<uint64_t>(10));
+  ASSERT_EQ(tier.StageStore(0, StoredAll(0, prompt, kBs), &rejects), std::optional<uint64_t>(10));
   EXPECT_EQ(tier.entries(), 0u);
   EXPECT_EQ(tier.membership().MemoryBytes(), 0u);  // grown aside: swapped in by the commit
   EXPECT_FALSE(tier.Commit(0, 4));
@@ -347,7 +347,7 @@ TEST(TierStoreTest, ChunkedCommitAppliesAParentFirstPrefix) {
   EXPECT_EQ(tier.distinct_blocks(0), 10u);
   // A removal stages the same way; nothing leaves the membership before its commit.
   KvRemoved removed{.worker = WorkerId(0), .block_hashes = EngineHashes(0, prompt, kBs)};
-  EXPECT_EQ(tier.StageRemove(0, removed, rejects), 10u);
+  EXPECT_EQ(tier.StageRemove(0, removed, &rejects), 10u);
   EXPECT_EQ(tier.entries(), 10u);
   EXPECT_TRUE(tier.Commit(0));
   EXPECT_EQ(tier.entries(), 0u);

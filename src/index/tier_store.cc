@@ -35,18 +35,18 @@ void TierStore::Release(uint32_t w, BlockHash block) {
   }
 }
 
-bool TierStore::Validate(const KvStored& e, RejectCounts& rejects) const {
+bool TierStore::Validate(const KvStored& e, RejectCounts* rejects) const {
   if (e.block_size != block_size_) {
-    ++rejects.wrong_block_size;
+    ++rejects->wrong_block_size;
     return false;
   }
   if (!e.block_keys.empty()) {
     if (e.block_keys.size() == e.block_hashes.size()) return true;
-    ++rejects.malformed;
+    ++rejects->malformed;
     return false;
   }
   if (e.token_ids.size() != e.block_hashes.size() * size_t{block_size_}) {
-    ++rejects.malformed;
+    ++rejects->malformed;
     return false;
   }
   return true;
@@ -78,7 +78,7 @@ void TierStore::HashBlocks(const KvStored& e, const uint64_t* parent) {
 // membership slot as soon as its hash is known; the lookup then changes while those lines
 // arrive, and Commit() finds them warm.
 std::optional<uint64_t> TierStore::StageStore(uint32_t w, const KvStored& e,
-                                              RejectCounts& rejects) {
+                                              RejectCounts* rejects) {
   staged_.clear();
   retired_.Reset();
   if (!Validate(e, rejects)) return std::nullopt;
@@ -90,7 +90,7 @@ std::optional<uint64_t> TierStore::StageStore(uint32_t w, const KvStored& e,
   if (e.parent.has_value()) {
     const uint64_t* p = lookup.Find(e.parent->value());
     if (p == nullptr) {
-      ++rejects.parent_unknown;
+      ++rejects->parent_unknown;
       return std::nullopt;
     }
     parent = *p;
@@ -118,7 +118,7 @@ uint64_t TierStore::StageOne(WordTable& lookup, EngineHash h, uint64_t block) {
 
 // The lookup slots first, then (once those lines are in) the membership slots of the blocks
 // they name, which Commit() then finds warm.
-uint64_t TierStore::StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& rejects) {
+uint64_t TierStore::StageRemove(uint32_t w, const KvRemoved& e, RejectCounts* rejects) {
   staged_.clear();
   retired_.Reset();
   WordTable& lookup = Lookup(w);
@@ -127,7 +127,7 @@ uint64_t TierStore::StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& re
   for (EngineHash h : e.block_hashes) {
     uint64_t* value = lookup.Find(h.value());
     if (value == nullptr) {
-      ++rejects.remove_unknown;
+      ++rejects->remove_unknown;
       continue;
     }
     m_.Prefetch(BlockHash(*value));

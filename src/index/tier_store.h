@@ -54,9 +54,9 @@ class TierStore {
 
   // Phase 1 of a store: the blocks it adds, or nullopt for a rejected event (counted in
   // `rejects`; nothing staged).
-  std::optional<uint64_t> StageStore(uint32_t w, const KvStored& e, RejectCounts& rejects);
+  std::optional<uint64_t> StageStore(uint32_t w, const KvStored& e, RejectCounts* rejects);
   // Phase 1 of a removal: the blocks it removes (unknown hashes counted in `rejects`).
-  uint64_t StageRemove(uint32_t w, const KvRemoved& e, RejectCounts& rejects);
+  uint64_t StageRemove(uint32_t w, const KvRemoved& e, RejectCounts* rejects);
   // Phase 2: applies the next (up to) `max_changes` membership changes staged for `w`, in
   // order; true when the event is fully applied. Queries between two calls see a prefix of
   // the event's changes.
@@ -85,7 +85,7 @@ class TierStore {
     bool acquire;
   };
   WordTable& Lookup(uint32_t w);
-  bool Validate(const KvStored& e, RejectCounts& rejects) const;
+  bool Validate(const KvStored& e, RejectCounts* rejects) const;
   void HashBlocks(const KvStored& e, const uint64_t* parent);
   uint64_t StageOne(WordTable& lookup, EngineHash h, uint64_t block);
   void Acquire(uint32_t w, BlockHash block);

@@ -24,20 +24,20 @@ sim::RequestOutcome OutcomeOf(const RequestRecord& r) {
           .output_tokens = static_cast<uint32_t>(std::max<uint64_t>(r.output_tokens, 1))};
 }
 
-void CountOutcome(const RequestRecord& r, ReplayResult& out) {
+void CountOutcome(const RequestRecord& r, ReplayResult* out) {
   switch (r.outcome) {
     case Outcome::kCompleted:
-      ++out.completed;
+      ++out->completed;
       break;
     case Outcome::kFailed:
-      ++out.failed;
+      ++out->failed;
       break;
     case Outcome::kFailedMidStream:
-      ++out.failed;
-      ++out.failed_mid_stream;
+      ++out->failed;
+      ++out->failed_mid_stream;
       break;
     case Outcome::kCancelled:
-      ++out.cancelled;
+      ++out->cancelled;
       break;
   }
 }
@@ -65,7 +65,7 @@ ReplayResult ReplayCollector::Finish(std::string label, uint64_t total, double d
   sim::PolicyStatsCollector stats(std::move(label));
   std::map<std::string, uint64_t> errors;
   for (const RequestRecord& r : records_) {
-    CountOutcome(r, out);
+    CountOutcome(r, &out);
     out.max_send_lag_ms = std::max(out.max_send_lag_ms, Ms(r.send_lag));
     if (r.outcome != Outcome::kCompleted) {
       if (r.outcome != Outcome::kCancelled) ++errors[r.error];

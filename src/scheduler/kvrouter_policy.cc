@@ -79,7 +79,7 @@ class Kvrouter final : public Policy {
     Turnover(req, w, fleet_rate);
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
-      Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, c[i]);
+      Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, &c[i]);
       // On a tie a holder goes first: a copy is made only where it is strictly better.
       tb[i] = w[i].running + (c[i].terms[7] > 0 ? 0.5 : 0.0);
     }
@@ -174,7 +174,7 @@ class Kvrouter final : public Policy {
   }
 
   void Evaluate(const RequestInfo& req, const WorkerView& v, double rate, double overhead,
-                double fleet_rate, double work_weight, uint32_t copy, Candidate& c) const {
+                double fleet_rate, double work_weight, uint32_t copy, Candidate* c) const {
     const double bs = req.block_size;
     const uint32_t d = Held(v);
     const double host_extra = v.host > d ? double(v.host - d) : 0.0;
@@ -207,9 +207,9 @@ class Kvrouter final : public Policy {
       turnover_s = turnover_scale_s_ * (f / mean_turnover_ - 1);
     }
     const double copied = copy > d ? double(copy) : 0.0;
-    c.terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s, copied};
-    c.cost = ttft + work_weight * uncached / fleet_rate + turnover_s;
-    c.booked_uncached = real_uncached;
+    c->terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s, copied};
+    c->cost = ttft + work_weight * uncached / fleet_rate + turnover_s;
+    c->booked_uncached = real_uncached;
   }
 
   PolicyOptions o_;

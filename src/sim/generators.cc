@@ -16,7 +16,7 @@ namespace {
 using Tokens = std::vector<TokenId>;
 // Appends one session's requests (arrival set, id/session filled in later or by the callee).
 using SessionFn =
-    std::function<void(uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>& out)>;
+    std::function<void(uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>* out)>;
 
 // Distinct streams for the shared pools, the arrival process and each session.
 constexpr uint64_t kPoolStream = 0x706f6f6c;
@@ -32,14 +32,14 @@ uint32_t UniformIn(Rng& rng, uint32_t lo, uint32_t hi) {
   return lo + static_cast<uint32_t>(rng.Uniform(uint64_t{hi} - lo + 1));
 }
 
-void AppendRandom(Rng& rng, size_t n, Tokens& out) {
-  for (size_t i = 0; i < n; ++i) out.push_back(static_cast<TokenId>(rng.Uniform(kSyntheticVocab)));
+void AppendRandom(Rng& rng, size_t n, Tokens* out) {
+  for (size_t i = 0; i < n; ++i) out->push_back(static_cast<TokenId>(rng.Uniform(kSyntheticVocab)));
 }
 
 std::vector<Tokens> MakePool(uint64_t seed, size_t count, uint32_t lo, uint32_t hi) {
   Rng rng(StreamSeed(seed, kPoolStream));
   std::vector<Tokens> pool(count);
-  for (Tokens& p : pool) AppendRandom(rng, UniformIn(rng, lo, hi), p);
+  for (Tokens& p : pool) AppendRandom(rng, UniformIn(rng, lo, hi), &p);
   return pool;
 }
 
@@ -65,7 +65,7 @@ Workload GenerateSessions(std::string name, const GeneratorOptions& options,
     const TimeNs start = SecondsToNs(t);
     if (all.size() >= n && start > horizon) break;
     Rng rng(StreamSeed(options.seed, kSessionStream, session));
-    session_fn(session, start, rng, all);
+    session_fn(session, start, rng, &all);
     if (all.size() >= n) {
       times.clear();
       for (const SimRequest& r : all) times.push_back(r.arrival);
@@ -89,15 +89,15 @@ SimRequest MakeRequest(uint64_t session, TimeNs arrival, const Tokens& prompt, u
 
 Workload Chat(const GeneratorOptions& options) {
   const std::vector<Tokens> systems = MakePool(options.seed, 16, 300, 1500);
-  auto session_fn = [&](uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>& out) {
+  auto session_fn = [&](uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>* out) {
     Tokens context = systems[rng.Uniform(systems.size())];
     const uint32_t turns = UniformIn(rng, 2, 8);
     TimeNs at = start;
     for (uint32_t turn = 0; turn < turns; ++turn) {
-      AppendRandom(rng, UniformIn(rng, 50, 400), context);  // the user message
+      AppendRandom(rng, UniformIn(rng, 50, 400), &context);  // the user message
       const uint32_t answer = UniformIn(rng, 50, 600);
-      out.push_back(MakeRequest(session, at, context, answer));
-      AppendRandom(rng, answer, context);  // the answer becomes history for the next turn
+      out->push_back(MakeRequest(session, at, context, answer));
+      AppendRandom(rng, answer, &context);  // the answer becomes history for the next turn
       at += SecondsToNs(rng.Exponential(30.0));
     }
   };
@@ -107,26 +107,26 @@ Workload Chat(const GeneratorOptions& options) {
 Workload SystemPrompts(const GeneratorOptions& options) {
   const std::vector<Tokens> systems = MakePool(options.seed, 8, 2000, 6000);
   const ZipfSampler zipf(systems.size(), 1.1);
-  auto session_fn = [&](uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>& out) {
+  auto session_fn = [&](uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>* out) {
     Tokens prompt = systems[zipf.Sample(rng)];
-    AppendRandom(rng, UniformIn(rng, 100, 1000), prompt);
-    out.push_back(MakeRequest(session, start, prompt, UniformIn(rng, 50, 400)));
+    AppendRandom(rng, UniformIn(rng, 100, 1000), &prompt);
+    out->push_back(MakeRequest(session, start, prompt, UniformIn(rng, 50, 400)));
   };
   return GenerateSessions("system_prompts", options, 1.0, session_fn);
 }
 
 Workload Agentic(const GeneratorOptions& options) {
   const std::vector<Tokens> contexts = MakePool(options.seed, 4, 4000, 12000);
-  auto session_fn = [&](uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>& out) {
+  auto session_fn = [&](uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>* out) {
     Tokens context = contexts[rng.Uniform(contexts.size())];
-    AppendRandom(rng, UniformIn(rng, 200, 500), context);  // the task
+    AppendRandom(rng, UniformIn(rng, 200, 500), &context);  // the task
     const uint32_t steps = UniformIn(rng, 8, 24);
     TimeNs at = start;
     for (uint32_t step = 0; step < steps; ++step) {
       const uint32_t action = UniformIn(rng, 30, 200);
-      out.push_back(MakeRequest(session, at, context, action));
-      AppendRandom(rng, action, context);                   // the model's tool call
-      AppendRandom(rng, UniformIn(rng, 50, 400), context);  // the tool's result
+      out->push_back(MakeRequest(session, at, context, action));
+      AppendRandom(rng, action, &context);                   // the model's tool call
+      AppendRandom(rng, UniformIn(rng, 50, 400), &context);  // the tool's result
       at += SecondsToNs(0.5 + rng.Exponential(2.0));
     }
   };
@@ -142,12 +142,12 @@ Workload Rag(const GeneratorOptions& options) {
     auto [it, inserted] = docs.try_emplace(i);
     if (inserted) {
       Rng rng(StreamSeed(options.seed, kDocStream, i));
-      AppendRandom(rng, UniformIn(rng, 7500, 31500), it->second);
+      AppendRandom(rng, UniformIn(rng, 7500, 31500), &it->second);
     }
     return it->second;
   };
   const ZipfSampler zipf(kRagDocuments, kRagZipf);
-  auto session_fn = [&](uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>& out) {
+  auto session_fn = [&](uint64_t session, TimeNs start, Rng& rng, std::vector<SimRequest>* out) {
     Tokens context = system.front();
     const Tokens& doc = doc_of(zipf.Sample(rng));
     context.insert(context.end(), doc.begin(), doc.end());
@@ -155,8 +155,8 @@ Workload Rag(const GeneratorOptions& options) {
     TimeNs at = start;
     for (uint32_t q = 0; q < questions; ++q) {
       Tokens prompt = context;
-      AppendRandom(rng, UniformIn(rng, 20, 200), prompt);  // the question
-      out.push_back(MakeRequest(session, at, prompt, UniformIn(rng, 50, 250)));
+      AppendRandom(rng, UniformIn(rng, 20, 200), &prompt);  // the question
+      out->push_back(MakeRequest(session, at, prompt, UniformIn(rng, 50, 250)));
       at += SecondsToNs(1.0 + rng.Exponential(10.0));
     }
   };

@@ -27,7 +27,7 @@ struct Row {
   std::function<std::string(const PolicyResult&)> value;
 };
 
-void AddLatencyRows(std::vector<Row>& rows, const std::string& name,
+void AddLatencyRows(std::vector<Row>* rows, const std::string& name,
                     LatencyStats PolicyResult::*field) {
   const std::pair<const char*, double LatencyStats::*> stats[] = {{"mean", &LatencyStats::mean},
                                                                   {"p50", &LatencyStats::p50},
@@ -36,7 +36,7 @@ void AddLatencyRows(std::vector<Row>& rows, const std::string& name,
   for (const auto& stat : stats) {
     // No structured binding here: clang 14 cannot capture one in a lambda.
     const auto member = stat.second;
-    rows.push_back(
+    rows->push_back(
         {absl::StrCat(name, " ", stat.first, " ms"),
          [field, member](const PolicyResult& p) { return Fixed((p.*field).*member, 1); }});
   }
@@ -45,9 +45,9 @@ void AddLatencyRows(std::vector<Row>& rows, const std::string& name,
 std::vector<Row> MetricRows(const Report& report) {
   std::vector<Row> rows;
   rows.push_back({"requests", [](const PolicyResult& p) { return absl::StrCat(p.requests); }});
-  AddLatencyRows(rows, "TTFT", &PolicyResult::ttft_ms);
-  AddLatencyRows(rows, "ITL", &PolicyResult::itl_ms);
-  AddLatencyRows(rows, "E2E", &PolicyResult::e2e_ms);
+  AddLatencyRows(&rows, "TTFT", &PolicyResult::ttft_ms);
+  AddLatencyRows(&rows, "ITL", &PolicyResult::itl_ms);
+  AddLatencyRows(&rows, "E2E", &PolicyResult::e2e_ms);
   rows.push_back({"hit rate %", [](const PolicyResult& p) { return Fixed(100 * p.hit_rate, 2); }});
   rows.push_back(
       {"prefill tokens", [](const PolicyResult& p) { return absl::StrCat(p.prefill_tokens); }});
@@ -255,11 +255,11 @@ nlohmann::ordered_json PolicyJsonValue(const PolicyResult& p) {
   return j;
 }
 
-void DescribeWorkload(const Workload& workload, uint32_t block_size, Report& report) {
+void DescribeWorkload(const Workload& workload, uint32_t block_size, Report* report) {
   const auto& requests = workload.requests;
-  report.workload_name = workload.name;
-  report.requests = requests.size();
-  report.oracle_hit_rate = OracleHitRate(workload, block_size);
+  report->workload_name = workload.name;
+  report->requests = requests.size();
+  report->oracle_hit_rate = OracleHitRate(workload, block_size);
   uint64_t output_tokens = 0;
   for (const SimRequest& r : requests) output_tokens += r.output_tokens;
   const uint64_t prompt_tokens = TotalPromptTokens(workload);
@@ -268,8 +268,8 @@ void DescribeWorkload(const Workload& workload, uint32_t block_size, Report& rep
       requests.empty()
           ? 0
           : static_cast<double>(requests.back().arrival - requests.front().arrival) / kNsPerSec;
-  auto add = [&report](std::string key, std::string value) {
-    report.settings.emplace_back(std::move(key), std::move(value));
+  auto add = [report](std::string key, std::string value) {
+    report->settings.emplace_back(std::move(key), std::move(value));
   };
   add("oracle_block_size", absl::StrCat(block_size));
   add("prompt_tokens", absl::StrCat(prompt_tokens));

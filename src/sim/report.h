@@ -28,7 +28,7 @@ struct Report {
 // Sets the workload name, request count and oracle hit rate (at block_size) and appends
 // descriptive settings: oracle_block_size, prompt_tokens, mean_input_tokens, mean_output_tokens,
 // duration_s (first to last arrival) and arrival_rate_per_s.
-void DescribeWorkload(const Workload& workload, uint32_t block_size, Report& report);
+void DescribeWorkload(const Workload& workload, uint32_t block_size, Report* report);
 
 // {"workload":{"name","requests","oracle_hit_rate",<settings>...},
 //  "policies":{"<name>":{"ttft_ms":{"mean","p50","p90","p99"},"itl_ms":{..},"e2e_ms":{..},

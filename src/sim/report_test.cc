@@ -95,7 +95,7 @@ TEST(DescribeWorkloadTest, FillsTheWorkloadHeader) {
     w.requests.push_back(r);
   }
   Report report;
-  DescribeWorkload(w, 4, report);
+  DescribeWorkload(w, 4, &report);
   EXPECT_EQ(report.workload_name, "tiny");
   EXPECT_EQ(report.requests, 3u);
   EXPECT_DOUBLE_EQ(report.oracle_hit_rate, 8.0 / 15);  // requests 2 and 3 hit one 4-token block

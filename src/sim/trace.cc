@@ -50,16 +50,16 @@ absl::StatusOr<double> TimestampField(const json& obj, size_t line_no) {
   return ts;
 }
 
-absl::Status HashIdsField(const json& obj, size_t line_no, std::vector<uint64_t>& out) {
+absl::Status HashIdsField(const json& obj, size_t line_no, std::vector<uint64_t>* out) {
   auto it = obj.find("hash_ids");
   if (it == obj.end()) return LineError(line_no, "missing \"hash_ids\"");
   if (!it->is_array()) return LineError(line_no, "\"hash_ids\" must be an array");
-  out.reserve(it->size());
+  out->reserve(it->size());
   for (const json& h : *it) {
     if (!h.is_number_unsigned()) {
       return LineError(line_no, "\"hash_ids\" entries must be non-negative integers");
     }
-    out.push_back(h.get<uint64_t>());
+    out->push_back(h.get<uint64_t>());
   }
   return absl::OkStatus();
 }
@@ -72,7 +72,7 @@ absl::StatusOr<TraceRecord> ParseLine(std::string_view line, size_t line_no, uin
   KVR_ASSIGN_OR_RETURN(rec.timestamp_ms, TimestampField(obj, line_no));
   KVR_ASSIGN_OR_RETURN(rec.input_length, UnsignedField(obj, "input_length", line_no));
   KVR_ASSIGN_OR_RETURN(rec.output_length, UnsignedField(obj, "output_length", line_no));
-  KVR_RETURN_IF_ERROR(HashIdsField(obj, line_no, rec.hash_ids));
+  KVR_RETURN_IF_ERROR(HashIdsField(obj, line_no, &rec.hash_ids));
   if (rec.input_length == 0) return LineError(line_no, "\"input_length\" must be >= 1");
   if (rec.input_length > kMaxPromptTokens) return LineError(line_no, "\"input_length\" too large");
   if (rec.output_length > UINT32_MAX) return LineError(line_no, "\"output_length\" too large");
@@ -126,7 +126,7 @@ class PromptBuilder {
     for (size_t i = 0; i < rec.hash_ids.size(); ++i) {
       const uint64_t remaining = rec.input_length - prompt.size();
       const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(block_, remaining));
-      AppendBlock(rec.hash_ids[i], len, prompt);
+      AppendBlock(rec.hash_ids[i], len, &prompt);
     }
     return prompt;
   }
@@ -137,17 +137,17 @@ class PromptBuilder {
     uint32_t len;
   };
 
-  void AppendBlock(uint64_t hash_id, uint32_t len, std::vector<TokenId>& prompt) {
+  void AppendBlock(uint64_t hash_id, uint32_t len, std::vector<TokenId>* prompt) {
     auto [it, inserted] = sources_.try_emplace(hash_id, Source{nullptr, 0});
     if (!inserted && it->second.len >= len) {
-      prompt.insert(prompt.end(), it->second.tokens, it->second.tokens + len);
+      prompt->insert(prompt->end(), it->second.tokens, it->second.tokens + len);
       return;
     }
     // push_back into reserved capacity: no zero-fill pass over fresh memory before generating.
-    const size_t start = prompt.size();
+    const size_t start = prompt->size();
     Rng rng(BlockSeed(hash_id, seed_));
-    for (uint32_t i = 0; i < len; ++i) prompt.push_back(RandomToken(rng));
-    it->second = Source{prompt.data() + start, len};
+    for (uint32_t i = 0; i < len; ++i) prompt->push_back(RandomToken(rng));
+    it->second = Source{prompt->data() + start, len};
   }
 
   uint32_t block_;

@@ -23,7 +23,7 @@ void Emit(Piece piece, size_t b, size_t e, std::vector<Piece>* out) {
 }
 
 // Folds the covering list the way Hugging Face's NormalizedString::split does per behavior.
-void ApplyBehavior(Piece piece, std::vector<Part>& parts, SplitBehavior behavior,
+void ApplyBehavior(Piece piece, const std::vector<Part>& parts, SplitBehavior behavior,
                    std::vector<Piece>* out) {
   std::vector<Part> acc;
   bool prev_match = false;
