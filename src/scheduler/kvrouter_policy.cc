@@ -8,8 +8,10 @@
 //                whichever is larger: decay_oldest, engine_queue; both off)
 //   ttft_w     = overhead_w + (queue_w + uncached_w) / rate_w + kv_w − idle_w
 //   kv_w       = kv_pressure_weight · B·(active_w + N − M_w − capacity_w)⁺ / rate_w
-//   idle_w     = idle_decode_weight · ⌈(queue_w + uncached_w) / batch_w⌉ · itl   if w runs nothing
-//                (itl: the fleet median of the workers' observed inter-token latencies)
+//   idle_w     = (idle_decode_weight · ⌈(queue_w + uncached_w) / batch_w⌉ + s) · itl
+//                if w runs nothing (itl: the fleet median of the workers' observed inter-token
+//                latencies; s: step_in_flight, 0 for a prompt whose fleet prefix is hot, asked
+//                for by more than 1/N of the recent requests)
 //   turnover_w = turnover_weight · min(new, ū) / rate · (f_w / mean f − 1)
 //                (new: the prompt's tokens cached nowhere in the fleet, counting predicted and
 //                in-flight blocks; ū: the fleet's recent mean booked uncached tokens per request;
@@ -28,7 +30,10 @@
 // within calibrate_tolerance of the fleet median are snapped to it (noise, not speed). Those
 // rates include the decode steps a busy worker interleaves with prefill; an idle worker runs
 // none, so it is credited with them (idle_w): without it, a few cached blocks of a shared
-// system prompt outweigh an idle engine, and load piles onto the engines that hold them.
+// system prompt outweigh an idle engine, and load piles onto the engines that hold them. A
+// request sent to a busy engine also waits for its step in flight (half a step on average),
+// which an idle one does not; that credit is left out for a hot prefix, whose placement is the
+// copy rule's below: there it only moved requests to engines holding a few blocks less of it.
 // An engine that takes more than its share of the fleet's new content turns its cache over faster
 // and evicts younger blocks, likelier to be asked for again; turnover_w steers fresh content
 // toward the caches that turn over slowest (on a heterogeneous fleet, the slow engines, which the
@@ -76,6 +81,9 @@ class Kvrouter final : public Policy {
     }
     const double fleet_rate = rate_sum / double(w.size());
     const double work_weight = o_.work_weight + o_.load_work_weight * prefilling / double(w.size());
+    // A hot prefix's requests are placed by the copy rule, not by the step in flight.
+    step_in_flight_ =
+        req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
     Turnover(req, w, fleet_rate);
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
@@ -198,7 +206,7 @@ class Kvrouter final : public Policy {
     if (v.running == 0 && decode_step_s_ > 0) {
       const double batch = std::max(1.0, double(v.spec->max_batched_tokens));
       const double steps = std::ceil((queue + uncached) / batch);
-      idle_s = o_.idle_decode_weight * steps * decode_step_s_;
+      idle_s = (o_.idle_decode_weight * steps + step_in_flight_) * decode_step_s_;
     }
     const double ttft = overhead + (queue + uncached) / rate + kv_s - idle_s;
     double turnover_s = 0;
@@ -213,7 +221,8 @@ class Kvrouter final : public Policy {
   }
 
   PolicyOptions o_;
-  double decode_step_s_ = 0;  // this decision's fleet median inter-token latency
+  double decode_step_s_ = 0;   // this decision's fleet median inter-token latency
+  double step_in_flight_ = 0;  // this decision's steps credited for the step in flight
   double mean_turnover_ = 0, turnover_scale_s_ = 0;
   std::vector<double> rate_, overhead_, scratch_;
 };

@@ -62,6 +62,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"load_work_weight", &PolicyOptions::load_work_weight, nullptr},
       {"calibrate_tolerance", &PolicyOptions::calibrate_tolerance, nullptr},
       {"idle_decode_weight", &PolicyOptions::idle_decode_weight, nullptr},
+      {"step_in_flight", &PolicyOptions::step_in_flight, nullptr},
       {"turnover_weight", &PolicyOptions::turnover_weight, nullptr},
       {"turnover_fill", &PolicyOptions::turnover_fill, nullptr},
       {"turnover_cached", &PolicyOptions::turnover_cached, nullptr},

@@ -116,6 +116,14 @@ struct PolicyOptions {
   // latency). Only the idle are credited: the fitted rates already include the decode steps
   // of a worker that has some.
   double idle_decode_weight = 1.0;
+  // ... and with this many steps more (0: none): a request sent to an engine that is decoding
+  // waits for the step in flight before its prefill starts (engines admit work at step
+  // boundaries), half a step on average; an idle engine starts at once. Only for a prompt whose
+  // fleet prefix is not hot (asked for by at most one worker's fair share of the recent
+  // requests): where a hot prefix's requests go is the copy rule's (replicate_share), and the
+  // half step moved them to engines holding a few blocks less of it, for prefill and nothing in
+  // latency (docs/BENCHMARKS.md).
+  double step_in_flight = 0.5;
   // Where a prompt's new content should enter the fleet's caches: a worker whose cache turns over
   // faster than the fleet's (a larger share of the recently booked uncached tokens per KV block)
   // evicts younger blocks, which are likelier to be asked for again. Charged (credited below the

@@ -253,14 +253,36 @@ TEST(Policy, KvrouterCreditsAnIdleEngineItsDecodeSteps) {
   f.views[0].running = 2;  // its prefill will share steps with two decoding answers
   for (WorkerView& v : f.views) v.decode_step_s = 0.02;
   // 0.1536 + 0.1536 against 0.16 − 0.02 (one 8192-token step) + 0.16: the idle engine.
-  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.step_in_flight = 0}), 1u);
   EXPECT_NEAR(f.cands[1].terms[5], 0.14, 1e-9);
-  EXPECT_EQ(f.Choose("kvrouter", req, {.idle_decode_weight = 0}), 0u);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.idle_decode_weight = 0, .step_in_flight = 0}), 0u);
   f.views[1].running = 1;  // neither is idle: the cached blocks decide
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
   f.views[1].running = 0;
   for (WorkerView& v : f.views) v.decode_step_s = 0;  // no answer observed yet: no credit
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+}
+
+TEST(Policy, KvrouterCreditsAnIdleEngineTheStepInFlightUnlessThePrefixIsHot) {
+  Fixture f(2, 10000);
+  auto blocks = Blocks(100);
+  RequestInfo req{blocks, 1600, 16};
+  f.views[0].device = 8;  // 128 tokens cached on a busy engine
+  f.views[0].running = 1;
+  for (WorkerView& v : f.views) v.decode_step_s = 0.02;
+  // Busy holder: 0.1472 + 0.1472 = 0.2944. Idle: 0.16 − (1 step + half the step in flight) ·
+  // 0.02 + 0.16 = 0.29; without the half step 0.30.
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  EXPECT_NEAR(f.cands[1].terms[5], 0.13, 1e-9);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.step_in_flight = 0}), 0u);
+  // The prefix is hot (55% of recent requests on two workers; too few to copy, at most 1.2 ×
+  // its holder's 50%): its placement is the copy rule's, and the half step is not credited.
+  req.fleet_prefix_blocks = 8;
+  req.fleet_prefix_share = 0.55;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  EXPECT_NEAR(f.cands[1].terms[5], 0.14, 1e-9);
+  req.fleet_prefix_share = 0.5;  // one worker's fair share: not hot
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
 }
 
 TEST(Policy, KvrouterCopiesAPrefixItsHoldersCannotServeAtAFairShare) {
