@@ -76,6 +76,16 @@ class Gateway::Impl {
   };
   Task Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prompt, TimeNs arrived_at,
                RequestRecord& record);
+  // One routing decision among the pool's available workers less those already `tried`; the
+  // chosen worker is booked. nullopt: none eligible, or the chosen one was removed between the
+  // snapshot and the decision (its booking then ends with the decision).
+  struct Routed {
+    Decision decision;
+    std::shared_ptr<Worker> worker;
+    Timing timing;
+  };
+  std::optional<Routed> RouteOnce(Pool& pool, const PreparedPrompt& prompt,
+                                  const std::vector<WorkerId>& tried, TimeNs arrived_at);
   // Relays the worker's answer to the client. When the answer breaks before any of it reached
   // the client (the engine died while the request waited or prefilled), returns why: the request
   // may still go elsewhere. std::nullopt: answered (or the client left).

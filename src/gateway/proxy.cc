@@ -135,6 +135,28 @@ Task Gateway::Impl::Generate(Exchange& ex, api::Endpoint endpoint) {
   metrics_.Request(record);
 }
 
+std::optional<Gateway::Impl::Routed> Gateway::Impl::RouteOnce(Pool& pool,
+                                                              const PreparedPrompt& prompt,
+                                                              const std::vector<WorkerId>& tried,
+                                                              TimeNs arrived_at) {
+  std::shared_ptr<const WorkerList> workers = pool.workers();
+  std::vector<WorkerId> excluded = Unavailable(*workers, pool.refuses_mismatch());
+  excluded.insert(excluded.end(), tried.begin(), tried.end());
+  const TimeNs decide_start = clock_.Now();
+  const std::vector<WorkerId> modelled = SlotModelled(*workers);
+  RouteRequest route{.blocks = prompt.blocks,
+                     .prompt_tokens = prompt.prompt_tokens,
+                     .excluded = excluded,
+                     .no_predict = modelled};
+  absl::StatusOr<Decision> decision = pool.scheduler().Route(route);
+  const Timing timing{.arrived_at = arrived_at, .routed_at = clock_.Now()};
+  metrics_.Decision(pool.name(), Seconds(timing.routed_at - decide_start));
+  if (!decision.ok()) return std::nullopt;
+  std::shared_ptr<Worker> worker = pool.Find(decision->worker);
+  if (!worker) return std::nullopt;
+  return Routed{*std::move(decision), std::move(worker), timing};
+}
+
 // Routes, sends, and on a connect error or a 5xx before any byte of the answer, tries once more
 // on the next-best healthy worker.
 Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prompt,
@@ -142,25 +164,14 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
   std::vector<WorkerId> tried;
   std::string last_failure;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::shared_ptr<const WorkerList> workers = pool.workers();
-    std::vector<WorkerId> excluded = Unavailable(*workers, pool.refuses_mismatch());
-    excluded.insert(excluded.end(), tried.begin(), tried.end());
-    const TimeNs decide_start = clock_.Now();
-    const std::vector<WorkerId> modelled = SlotModelled(*workers);
-    RouteRequest route{.blocks = prompt.blocks,
-                       .prompt_tokens = prompt.prompt_tokens,
-                       .excluded = excluded,
-                       .no_predict = modelled};
-    absl::StatusOr<Decision> decision = pool.scheduler().Route(route);
-    const Timing timing{.arrived_at = arrived_at, .routed_at = clock_.Now()};
-    metrics_.Decision(pool.name(), Seconds(timing.routed_at - decide_start));
-    if (!decision.ok()) break;
-    std::shared_ptr<Worker> worker = pool.Find(decision->worker);
-    if (!worker) break;  // removed between the snapshot and the decision
+    std::optional<Routed> routed = RouteOnce(pool, prompt, tried, arrived_at);
+    if (!routed) break;
+    Decision& decision = routed->decision;
+    const std::shared_ptr<Worker>& worker = routed->worker;
+    const Timing timing = routed->timing;
     record.worker = worker->config.name;
-    record.router_cached_tokens = static_cast<uint32_t>(
-        std::min<uint64_t>(uint64_t{decision->predicted_blocks} * pool.block_size(),
-                           prompt.prompt_tokens));
+    record.router_cached_tokens = static_cast<uint32_t>(std::min<uint64_t>(
+        uint64_t{decision.predicted_blocks} * pool.block_size(), prompt.prompt_tokens));
     SlotLease slot(*worker, prompt);
     // forward_tokens: the router's ids, to a worker proven to compute the same ones.
     const bool as_ids = !prompt.token_body.empty() && worker->takes_token_ids();
@@ -168,9 +179,8 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
     http::ClientRequest request = UpstreamRequest(ex.request(), prompt, as_ids);
     auto response = co_await worker->client->Send(std::move(request));
     if (response.ok() && (*response)->status() < 500) {
-      std::optional<std::string> broken = co_await Relay(ex, pool, *worker, **response,
-                                                         decision->ticket, prompt.stream, timing,
-                                                         record);
+      std::optional<std::string> broken = co_await Relay(
+          ex, pool, *worker, **response, decision.ticket, prompt.stream, timing, record);
       if (!broken) {
         const std::optional<uint64_t> predicted =
             slot.PredictedTokens(pool.block_size(), prompt.prompt_tokens);
@@ -190,7 +200,7 @@ Task Gateway::Impl::Forward(Exchange& ex, Pool& pool, const PreparedPrompt& prom
       MarkFailed(*worker, std::string(response.status().message()));
     }
     KVR_LOG("gateway", warn, "{} (attempt {})", last_failure, attempt + 1);
-    decision->ticket.Finish();
+    decision.ticket.Finish();
     Released(pool);
     tried.push_back(worker->id);
     if (attempt == 0) metrics_.Retry(pool.name());
