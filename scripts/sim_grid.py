@@ -11,12 +11,16 @@ runs `kvrouter simulate` for the peers and for the candidate, then prints:
   * with --per-peer, for every row (rate) over the seeds: the candidate's mean and p99 minus
     each peer's, averaged, with the standard error, and on how many seeds it was ahead.
     "best" is the minimum over the peers of each seed, which is biased low when several peers
-    are within noise of each other.
+    are within noise of each other;
+  * with --paired, each candidate after the first minus the first, seed by seed, for every row:
+    the mean difference of the mean and p99 TTFT and of the prefill (points against the best
+    peer's), with its standard error, `*` when beyond two. Paired differences tell a change's
+    effect from the spread between seeds, which row counts do not.
 
 Usage:
   scripts/sim_grid.py [--kvrouter build/release/kvrouter] [--seeds 1,2,3] [--sets rag,chat]
                       [--policy 'kvrouter[work_weight=0.8]' ...] [--jobs 2] [--cache DIR]
-                      [--per-peer]
+                      [--per-peer] [--paired] [--markdown]
 
 Runs are cached in --cache (keyed by the arguments and the binary's content), so rerunning with
 another candidate only simulates that candidate, and a rebuilt binary simulates everything again. The whole grid is 26 rows a seed; on 2 cores about 30 s a seed for
@@ -121,6 +125,8 @@ def main():
     ap.add_argument("--cache", default="build/sim_grid_cache")
     ap.add_argument("--prefill-bound", type=float, default=0.02)
     ap.add_argument("--per-peer", action="store_true")
+    ap.add_argument("--paired", action="store_true",
+                    help="each candidate after the first minus the first, seed by seed")
     ap.add_argument("--markdown", action="store_true",
                     help="a table per candidate, a row per (set, rate), as in docs/BENCHMARKS.md")
     opts = ap.parse_args()
@@ -147,6 +153,7 @@ def main():
         rows = 0
         diffs = {}  # (candidate, set, rate, peer) -> [(mean diff, p99 diff)]
         prefills = {}  # (candidate, set, rate) -> [prefill against the best peer's, %]
+        values = {}  # (candidate, set, rate) -> [(mean, p99, prefill %)], in seed order
         for s, seed, peer_job, cand_jobs in jobs:
             peer_runs = peer_job.result()
             cand_runs = [j.result() for j in cand_jobs]
@@ -164,6 +171,7 @@ def main():
                     ok = mean <= best_mean and p99 <= best_p99 and prefill <= opts.prefill_bound
                     won[c] += ok
                     prefills.setdefault((c, s, run["rate"]), []).append(prefill * 100)
+                    values.setdefault((c, s, run["rate"]), []).append((mean, p99, prefill * 100))
                     counts = won_by_row.setdefault((s, run["rate"]), [0] * len(candidates))
                     counts[ci] += ok
                     cells.append(f"{mean:9.2f} / {p99:8.1f} {prefill * 100:+5.1f}% "
@@ -190,9 +198,30 @@ def main():
             p, p_se, p_ahead = column(xs, 1)
             print(f"{c:12} {s:16} rate {rate:<5g} {peer:15} {m:+9.2f} ±{m_se:6.2f} "
                   f"({m_ahead}/{len(xs)})  {p:+9.2f} ±{p_se:6.2f} ({p_ahead}/{len(xs)})")
+    if opts.paired:
+        print_paired(candidates, values)
     if opts.markdown:
         for ci, c in enumerate(candidates):
             print_markdown(c, won_by_row, ci, diffs, prefills, len(seeds))
+
+
+def print_paired(candidates, values):
+    """Each candidate after the first minus the first, per row: the differences seed by seed,
+    averaged, with the standard error (`*`: more than two standard errors from zero)."""
+    base = candidates[0]
+    for c in candidates[1:]:
+        print(f"\n{c} minus {base}, seed by seed: mean TTFT ms, p99 TTFT ms, prefill points "
+              "(± s.e.; * beyond two)")
+        for (cc, s, rate), xs in values.items():
+            if cc != c:
+                continue
+            ys = values[(base, s, rate)]
+            cells = []
+            for i, name in enumerate(("mean", "p99", "prefill")):
+                m, se = mean_se([x[i] - y[i] for x, y in zip(xs, ys)])
+                flag = "*" if se > 0 and abs(m) > 2 * se else " "
+                cells.append(f"{name} {m:+8.2f} ±{se:6.2f}{flag}")
+            print(f"{s:16} rate {rate:<5g} " + "  ".join(cells))
 
 
 def print_markdown(c, won_by_row, ci, diffs, prefills, n):

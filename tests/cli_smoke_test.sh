@@ -91,6 +91,11 @@ python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tm
 [ "$(grep -c '^| chat | [0-9]* | [01] | ' "$tmp/grid_md.txt")" = 3 ] ||
   fail "sim_grid --markdown: not one table row per rate: $(cat "$tmp/grid_md.txt")"
 grep -q '^kvrouter  *chat  *rate 36  *sglang ' "$tmp/grid_md.txt" || fail "sim_grid --per-peer: no sglang line"
+# --paired: a candidate against itself (the same cached runs) differs by exactly nothing.
+python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tmp/grid" --paired \
+  --policy kvrouter --policy kvrouter >"$tmp/grid_pair.txt" 2>/dev/null || fail "sim_grid --paired: failed"
+[ "$(grep -c '^chat  *rate [0-9]*  *mean  *+0.00 ± *0.00  *p99  *+0.00 ± *0.00  *prefill  *+0.00 ± *0.00 *$' \
+  "$tmp/grid_pair.txt")" = 3 ] || fail "sim_grid --paired: not three zero rows: $(cat "$tmp/grid_pair.txt")"
 python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tmp/grid" \
   >"$tmp/grid2.txt" 2>"$tmp/grid_err.txt" || fail "sim_grid: cached rerun failed"
 grep -q '^sim_grid: 0 runs simulated, 2 from the cache$' "$tmp/grid_err.txt" ||
