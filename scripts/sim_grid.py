@@ -152,8 +152,8 @@ def main():
         won_by_row = {}  # (set, rate) -> [seeds won by each candidate]
         rows = 0
         diffs = {}  # (candidate, set, rate, peer) -> [(mean diff, p99 diff)]
-        prefills = {}  # (candidate, set, rate) -> [prefill against the best peer's, %]
-        values = {}  # (candidate, set, rate) -> [(mean, p99, prefill %)], in seed order
+        # (candidate, set, rate) -> [(mean, p99, prefill against the best peer's %)], by seed
+        values = {}
         for s, seed, peer_job, cand_jobs in jobs:
             peer_runs = peer_job.result()
             cand_runs = [j.result() for j in cand_jobs]
@@ -170,7 +170,6 @@ def main():
                     prefill = q["prefill_tokens"] / best_prefill - 1
                     ok = mean <= best_mean and p99 <= best_p99 and prefill <= opts.prefill_bound
                     won[c] += ok
-                    prefills.setdefault((c, s, run["rate"]), []).append(prefill * 100)
                     values.setdefault((c, s, run["rate"]), []).append((mean, p99, prefill * 100))
                     counts = won_by_row.setdefault((s, run["rate"]), [0] * len(candidates))
                     counts[ci] += ok
@@ -202,7 +201,7 @@ def main():
         print_paired(candidates, values)
     if opts.markdown:
         for ci, c in enumerate(candidates):
-            print_markdown(c, won_by_row, ci, diffs, prefills, len(seeds))
+            print_markdown(c, won_by_row, ci, diffs, values, len(seeds))
 
 
 def print_paired(candidates, values):
@@ -224,7 +223,7 @@ def print_paired(candidates, values):
             print(f"{s:16} rate {rate:<5g} " + "  ".join(cells))
 
 
-def print_markdown(c, won_by_row, ci, diffs, prefills, n):
+def print_markdown(c, won_by_row, ci, diffs, values, n):
     """One row per (set, rate): seeds won, the difference to the best peer of each seed, the
     single peer whose mean is nearest (largest mean difference), and the prefill."""
     print(f"\n{c}\n")
@@ -240,7 +239,7 @@ def print_markdown(c, won_by_row, ci, diffs, prefills, n):
         name, xs = max(peers.items(), key=lambda kv: column(kv[1], 0)[0])
         pm, _, m_ahead = column(xs, 0)
         pp, _, p_ahead = column(xs, 1)
-        pf = prefills[(c, s, rate)]
+        pf = [v[2] for v in values[(c, s, rate)]]
         print(f"| {s} | {rate:g} | {counts[ci]} | {bm:+.2f} ± {bm_se:.2f} / {bp:+.1f} ± "
               f"{bp_se:.1f} | {name}: {pm:+.2f} ({m_ahead}/{n}) / {pp:+.1f} ({p_ahead}/{n}) | "
               f"{sum(pf) / len(pf):+.1f}% ({max(pf):+.1f}%) |")
