@@ -745,6 +745,37 @@ class FailuresTest(unittest.TestCase):
             status, r = router.post("/v1/completions", {"model": MODEL, "prompt": "after"})
             self.assertEqual(status, 200, r)
 
+    def test_dynamo_holds_requests_while_every_worker_is_prefill_busy(self):
+        # Dynamo's router queue, with no limits configured: its threshold this low makes a worker
+        # busy while any prefill is booked on it. The engine holds each first byte 3 s (a fault
+        # window, not a wait): the second request queues behind the first, is routed once the
+        # first's first token frees the worker, and answers.
+        with EngineSim("--speedup", "1", "--stall-ms", "3000") as sim, Router(router_yaml(
+                [("w", sim, False)],
+                pool_extra="    policy: 'dynamo[dynamo_queue_threshold=0.0001]'")) as router:
+            results = {}
+
+            def send(key):
+                results[key] = router.request("POST", "/v1/completions",
+                                              {"model": MODEL, "prompt": key, "max_tokens": 2})
+            first = threading.Thread(target=send, args=("first",))
+            first.start()
+            router.wait_for(lambda: router.workers()["w"]["running"] == 1, "the first request")
+            second = threading.Thread(target=send, args=("second",))
+            second.start()
+            try:
+                router.wait_for(lambda: metric(router.metrics()[1], "kvrouter_queued_requests") == 1,
+                                "the second request held at the router")
+                self.assertEqual(router.workers()["w"]["running"], 1)
+            finally:
+                first.join(DEADLINE_S)
+                second.join(DEADLINE_S)
+            self.assertEqual(results["first"][0], 200, results["first"])
+            self.assertEqual(results["second"][0], 200, results["second"])
+            _, values = router.metrics()
+            self.assertEqual(metric(values, "kvrouter_queued_requests"), 0)
+            router.assert_idle()
+
     def test_client_disconnect_cancels_the_engine_request(self):
         with EngineSim("--speedup", "1") as sim, Router(router_yaml([("w", sim, False)])) as router:
             c = router.conn()

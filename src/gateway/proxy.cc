@@ -349,14 +349,20 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::RelayStream(
 }
 
 bool Gateway::Impl::Saturated(const Pool& pool) const {
+  // The policy's own router queue (Dynamo's): every worker prefill-busy.
+  const bool policy_holds = pool.scheduler().AllPrefillBusy();
   const LimitsConfig& l = config_.limits;
-  if (l.max_running_per_worker == 0 && l.max_booked_prefill_tokens_per_worker == 0) return false;
+  if (!policy_holds && l.max_running_per_worker == 0 &&
+      l.max_booked_prefill_tokens_per_worker == 0) {
+    return false;
+  }
   bool any_healthy = false;
   for (const auto& w : *pool.workers()) {
     if (!w->healthy) continue;
     any_healthy = true;
     const std::optional<WorkerLoad> load = pool.scheduler().Load(w->id);
     if (!load) continue;
+    if (policy_holds) continue;
     const bool full_running = l.max_running_per_worker > 0 &&
                               load->running >= l.max_running_per_worker;
     const bool full_prefill = l.max_booked_prefill_tokens_per_worker > 0 &&

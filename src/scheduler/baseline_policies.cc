@@ -95,6 +95,7 @@ class Dynamo final : public Policy {
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
     return ArgMin(c, tb, rng);
   }
+  double router_queue_threshold() const override { return o_.dynamo_queue_threshold; }
 
  private:
   PolicyOptions o_;

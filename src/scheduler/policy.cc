@@ -47,6 +47,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
   static const Field kFields[] = {
       {"temperature", &PolicyOptions::temperature, nullptr},
       {"overlap_weight", &PolicyOptions::overlap_weight, nullptr},
+      {"dynamo_queue_threshold", &PolicyOptions::dynamo_queue_threshold, nullptr},
       {"sglang_cache_threshold", &PolicyOptions::sglang_cache_threshold, nullptr},
       {"sglang_balance_rel", &PolicyOptions::sglang_balance_rel, nullptr},
       {"llmd_affinity_threshold", &PolicyOptions::llmd_affinity_threshold, nullptr},

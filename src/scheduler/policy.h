@@ -73,6 +73,10 @@ struct Candidate {
 struct PolicyOptions {
   double temperature = 0;       // > 0: softmax sampling over range-normalised costs
   double overlap_weight = 1.0;  // dynamo: overlap_score_weight
+  // dynamo: router_queue_threshold. While every worker's booked prefill tokens exceed this
+  // many times its max_num_batched_tokens, requests wait at the router in arrival order, and
+  // one is routed each time a worker drops below (current upstream default 16; 0: off).
+  double dynamo_queue_threshold = 16.0;
   // sglang cache_aware (CLI defaults)
   double sglang_cache_threshold = 0.3;
   uint32_t sglang_balance_abs = 64;
@@ -158,6 +162,9 @@ class Policy {
                         std::span<Candidate> candidates, Rng& rng) = 0;
   // Whether the scheduler must keep an approximate (router-inserted) tree for WorkerView::approx.
   virtual bool wants_approx_tree() const { return false; }
+  // > 0: the policy holds requests at the router while every worker's booked prefill tokens
+  // exceed this many times its max batched tokens (Scheduler::AllPrefillBusy); 0: never.
+  virtual double router_queue_threshold() const { return 0; }
 };
 
 // The policy names, in the order reports list them.

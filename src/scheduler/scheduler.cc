@@ -132,6 +132,22 @@ std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
                     s.rate.rate(), s.rate.overhead_s(), s.decode.step_s()};
 }
 
+bool Scheduler::AllPrefillBusy() const {
+  MutexLock lock(mu_);
+  const double threshold = policy_->router_queue_threshold();
+  if (threshold <= 0) return false;
+  bool any = false;
+  for (const auto& s : slots_) {
+    if (!s) continue;
+    any = true;
+    // Dynamo takes a worker that does not report its batch size as never busy.
+    if (s->spec.max_batched_tokens == 0) return false;
+    const double booked = double(s->load->booked_prefill_tokens.load(std::memory_order_relaxed));
+    if (booked <= threshold * double(s->spec.max_batched_tokens)) return false;
+  }
+  return any;
+}
+
 // Releases are applied in the order each worker's tickets posted them; the rate model and the
 // in-flight blocks are per worker, so the order across workers does not matter.
 void Scheduler::Collect(Slot& s) {

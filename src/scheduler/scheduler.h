@@ -163,6 +163,10 @@ class Scheduler {
   // Applies what tickets posted for the worker (hence not const), then reports its load.
   std::optional<WorkerLoad> Load(WorkerId worker) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<WorkerId> Workers() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether the policy holds requests at the router now (Policy::router_queue_threshold):
+  // every worker's booked prefill tokens exceed that many times its max batched tokens. False
+  // for a policy without a router queue, and with no worker registered.
+  bool AllPrefillBusy() const ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& policy_name() const { return config_.policy; }
 
  private:

@@ -16,6 +16,7 @@ constexpr uint32_t kBs = 16;
 class SchedulerTest : public ::testing::Test {
  protected:
   void Make(const std::string& policy, int workers = 3, PolicyOptions options = {}) {
+    sched_.reset();  // before the index it reads
     index_ = std::make_unique<KvIndex>(IndexConfig{.block_size = kBs}, clock_);
     auto sched =
         Scheduler::Create({.policy = policy, .options = options, .explain = true}, *index_, clock_);
@@ -268,6 +269,30 @@ TEST_F(SchedulerTest, TracksWhereNewContentWasBooked) {
     EXPECT_NEAR(c.candidate.terms[6], c.worker.value() == first ? scale : -scale, 1e-12);
   }
   EXPECT_NE(d.worker.value(), first);
+}
+
+// Dynamo's router queue: a request waits at the router while every worker's booked prefill
+// exceeds router_queue_threshold batches; a first token frees a worker for the next.
+TEST_F(SchedulerTest, DynamoHoldsRequestsWhileEveryWorkerIsPrefillBusy) {
+  PolicyOptions o;
+  o.dynamo_queue_threshold = 0.01;  // 81.92 tokens at the default 8,192-token batch
+  Make("dynamo", 2, o);
+  EXPECT_FALSE(sched_->AllPrefillBusy());
+  Decision a = Route(Prompt(160));
+  EXPECT_FALSE(sched_->AllPrefillBusy());  // the other worker has room
+  Decision b = Route(Prompt(160, 1000));
+  EXPECT_NE(a.worker, b.worker);
+  EXPECT_TRUE(sched_->AllPrefillBusy());
+  a.ticket.FirstToken(10 * kNsPerMs);
+  EXPECT_FALSE(sched_->AllPrefillBusy());
+
+  o.dynamo_queue_threshold = 0;  // off
+  Make("dynamo", 1, o);
+  Decision c = Route(Prompt(160));
+  EXPECT_FALSE(sched_->AllPrefillBusy());
+  Make("kvrouter", 1);  // no router queue
+  Decision d = Route(Prompt(160));
+  EXPECT_FALSE(sched_->AllPrefillBusy());
 }
 
 TEST_F(SchedulerTest, PinnedAndErrors) {

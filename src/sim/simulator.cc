@@ -59,6 +59,8 @@ class Run {
   PolicyResult Summary();  // the collected statistics and the fleet's totals
   void Push(TimeNs t, Kind k, uint32_t w) { heap_.push({t, seq_++, k, w}); }
   absl::Status Arrive(const SimRequest& r);
+  absl::Status Dispatch(const SimRequest& r);  // routes it and hands it to its engine
+  absl::Status DrainRouterQueue();             // routes the held requests the fleet can take
   void StartStep(uint32_t w);
   void EndStep(uint32_t w);
   void Deliver(uint32_t w);
@@ -78,9 +80,32 @@ class Run {
   uint64_t seq_ = 0;
   PolicyStatsCollector stats_;
   uint64_t completed_ = 0, rejected_ = 0, prefill_tokens_ = 0, preemptions_ = 0;
+  // Requests held at the router while every worker is prefill-busy (policies with a router
+  // queue: Policy::router_queue_threshold), in arrival order.
+  std::deque<uint64_t> held_;
+  uint64_t ever_held_ = 0;
 };
 
 absl::Status Run::Arrive(const SimRequest& r) {
+  // Behind a backlog a request waits its turn, as a router queue admits in arrival order.
+  if (!held_.empty() || sched_->AllPrefillBusy()) {
+    held_.push_back(r.id);
+    ++ever_held_;
+    return absl::OkStatus();
+  }
+  return Dispatch(r);
+}
+
+absl::Status Run::DrainRouterQueue() {
+  while (!held_.empty() && !sched_->AllPrefillBusy()) {
+    const uint64_t id = held_.front();
+    held_.pop_front();
+    KVR_RETURN_IF_ERROR(Dispatch(w_.requests[id]));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Run::Dispatch(const SimRequest& r) {
   const auto& blocks = hashes_[r.id];
   auto d = sched_->Route({.blocks = blocks,
                           .prompt_tokens = uint32_t(r.prompt.size()),
@@ -210,6 +235,7 @@ absl::Status Run::Loop() {
       switch (ev.kind) {
         case Kind::kStepEnd:
           EndStep(ev.worker);
+          KVR_RETURN_IF_ERROR(DrainRouterQueue());
           break;
         case Kind::kDeliver:
           Deliver(ev.worker);
@@ -224,6 +250,9 @@ absl::Status Run::Loop() {
       progress_(policy_, completed_, total, clock_.Now());
     }
   }
+  if (!held_.empty()) {
+    return absl::InternalError(absl::StrCat(held_.size(), " requests still held at the router"));
+  }
   return absl::OkStatus();
 }
 
@@ -237,6 +266,7 @@ PolicyResult Run::Summary() {
   result.extra.emplace_back("utilization", span > 0 ? busy_sum / c_.workers / span : 0);
   result.extra.emplace_back("preemptions", double(preemptions_));
   result.extra.emplace_back("rejected", double(rejected_));
+  result.extra.emplace_back("held at the router", double(ever_held_));
   return result;
 }
 
