@@ -41,6 +41,7 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvI
       index_(index),
       clock_(clock),
       approx_(MakeApproxTree(config_, *policy, index, clock)),
+      router_queue_threshold_(policy->router_queue_threshold()),
       policy_(std::move(policy)),
       rng_(config_.seed),
       demand_(std::make_unique<scheduler_internal::PrefixDemand>()),
@@ -133,9 +134,9 @@ std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
 }
 
 bool Scheduler::AllPrefillBusy() const {
+  const double threshold = router_queue_threshold_;
+  if (threshold <= 0) return false;  // no router queue: no lock taken either
   MutexLock lock(mu_);
-  const double threshold = policy_->router_queue_threshold();
-  if (threshold <= 0) return false;
   bool any = false;
   for (const auto& s : slots_) {
     if (!s) continue;

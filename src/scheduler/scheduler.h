@@ -195,6 +195,7 @@ class Scheduler {
   KvIndex& index_;
   const Clock& clock_;
   const std::unique_ptr<KvIndex> approx_;  // only when the policy wants it; thread-safe
+  const double router_queue_threshold_;    // the policy's, fixed for its lifetime
 
   // The admission lock: one decision at a time sees and books the load.
   mutable Mutex mu_;
