@@ -36,8 +36,8 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-PEERS = "least_loaded,dynamo,sglang,llmd_optimized,llmd_weighted"
-MOONCAKE_PEERS = "dynamo,sglang,llmd_optimized"  # the grid's peers for the bundled trace
+PEERS = "least_loaded,dynamo,sglang,sglang_events,llmd_optimized,llmd_weighted"
+MOONCAKE_PEERS = "dynamo,sglang,sglang_events,llmd_optimized"  # the grid's peers for the bundled trace
 
 # name: (simulate arguments, peers)
 SETS = {

@@ -101,6 +101,18 @@ class Dynamo final : public Policy {
   PolicyOptions o_;
 };
 
+// SGLang model gateway cache_aware: the pool is imbalanced, and routes to the least loaded
+// worker, when its in-flight request counts differ by more than balance_abs and the largest is
+// more than balance_rel times the smallest.
+bool SglangImbalanced(std::span<const WorkerView> w, const PolicyOptions& o) {
+  uint32_t lo = std::numeric_limits<uint32_t>::max(), hi = 0;
+  for (const WorkerView& v : w) {
+    lo = std::min(lo, v.running);
+    hi = std::max(hi, v.running);
+  }
+  return hi - lo > o.sglang_balance_abs && hi > o.sglang_balance_rel * lo;
+}
+
 // SGLang / Shepherd model gateway cache_aware (CLI defaults), over the router's approximate
 // tree (every routed prompt inserted for its worker; no TTL, trimmed to a size cap every
 // eviction interval: SchedulerConfig), matched on blocks of tokens.
@@ -112,20 +124,16 @@ class Sglang final : public Policy {
   bool wants_approx_tree() const override { return true; }
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
                 Rng& rng) override {
-    uint32_t lo = std::numeric_limits<uint32_t>::max(), hi = 0;
     for (size_t i = 0; i < w.size(); ++i) {
-      lo = std::min(lo, w[i].running);
-      hi = std::max(hi, w[i].running);
       const double rate =
           req.prompt_tokens ? double(w[i].approx) * req.block_size / req.prompt_tokens : 0;
       c[i].terms = {double(w[i].running), std::min(1.0, rate)};
     }
-    const bool imbalanced = hi - lo > o_.sglang_balance_abs && hi > o_.sglang_balance_rel * lo;
     size_t best = 0;
     for (size_t i = 1; i < w.size(); ++i) {
       if (c[i].terms[1] > c[best].terms[1]) best = i;
     }
-    if (!imbalanced && c[best].terms[1] > o_.sglang_cache_threshold) {
+    if (!SglangImbalanced(w, o_) && c[best].terms[1] > o_.sglang_cache_threshold) {
       // The best-matching worker; equal matches go to the lower load.
       for (size_t i = 0; i < w.size(); ++i) {
         c[i].eligible = c[i].terms[1] == c[best].terms[1];
@@ -134,6 +142,38 @@ class Sglang final : public Policy {
       return ArgMin(c, {}, rng);
     }
     for (size_t i = 0; i < w.size(); ++i) c[i].cost = w[i].running;
+    return ArgMin(c, {}, rng);
+  }
+
+ private:
+  PolicyOptions o_;
+};
+
+// The same gateway's event-driven mode (gRPC workers whose engines stream KV events): when the
+// pool is balanced, the worker holding the most leading blocks of the prompt by the engines'
+// own events (no match-rate threshold; ties: lower load, then the smaller cache); with none
+// held anywhere, or when imbalanced, the least loaded.
+class SglangEvents final : public Policy {
+ public:
+  explicit SglangEvents(const PolicyOptions& o) : o_(o) {}
+  std::string_view name() const override { return "sglang_events"; }
+  std::vector<std::string_view> TermNames() const override {
+    return {"load", "overlap_blocks", "cached_blocks"};
+  }
+  size_t Choose(const RequestInfo&, std::span<const WorkerView> w, std::span<Candidate> c,
+                Rng& rng) override {
+    uint32_t best = 0;
+    std::vector<double> tb(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      best = std::max(best, w[i].device);
+      c[i].terms = {double(w[i].running), double(w[i].device), double(w[i].cached_blocks)};
+      c[i].cost = w[i].running;
+      tb[i] = double(w[i].cached_blocks);
+    }
+    if (best > 0 && !SglangImbalanced(w, o_)) {
+      for (size_t i = 0; i < w.size(); ++i) c[i].eligible = w[i].device == best;
+      return ArgMin(c, tb, rng);
+    }
     return ArgMin(c, {}, rng);
   }
 
@@ -245,6 +285,9 @@ std::unique_ptr<Policy> MakeLeastLoaded() { return std::make_unique<LeastLoaded>
 std::unique_ptr<Policy> MakePowerOfTwo() { return std::make_unique<PowerOfTwo>(); }
 std::unique_ptr<Policy> MakeDynamo(const PolicyOptions& o) { return std::make_unique<Dynamo>(o); }
 std::unique_ptr<Policy> MakeSglang(const PolicyOptions& o) { return std::make_unique<Sglang>(o); }
+std::unique_ptr<Policy> MakeSglangEvents(const PolicyOptions& o) {
+  return std::make_unique<SglangEvents>(o);
+}
 std::unique_ptr<Policy> MakeLlmdOptimized(const PolicyOptions& o) {
   return std::make_unique<LlmdOptimized>(o);
 }

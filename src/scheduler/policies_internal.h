@@ -13,6 +13,7 @@ std::unique_ptr<Policy> MakeLeastLoaded();
 std::unique_ptr<Policy> MakePowerOfTwo();
 std::unique_ptr<Policy> MakeDynamo(const PolicyOptions& o);
 std::unique_ptr<Policy> MakeSglang(const PolicyOptions& o);
+std::unique_ptr<Policy> MakeSglangEvents(const PolicyOptions& o);
 std::unique_ptr<Policy> MakeLlmdOptimized(const PolicyOptions& o);
 std::unique_ptr<Policy> MakeLlmdWeighted(const PolicyOptions& o);
 std::unique_ptr<Policy> MakeKvrouter(const PolicyOptions& o);

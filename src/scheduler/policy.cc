@@ -10,8 +10,8 @@
 namespace kvr {
 
 std::vector<std::string> PolicyNames() {
-  return {"round_robin", "random",         "least_loaded",  "p2c",     "dynamo",
-          "sglang",      "llmd_optimized", "llmd_weighted", "kvrouter"};
+  return {"round_robin",    "random",         "least_loaded",  "p2c",     "dynamo", "sglang",
+          "sglang_events", "llmd_optimized", "llmd_weighted", "kvrouter"};
 }
 
 std::string_view CanonicalPolicyName(std::string_view name) {
@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<Policy>> MakePolicy(std::string_view name, const 
   if (name == "p2c") return MakePowerOfTwo();
   if (name == "dynamo") return MakeDynamo(o);
   if (name == "sglang") return MakeSglang(o);
+  if (name == "sglang_events") return MakeSglangEvents(o);
   if (name == "llmd_optimized") return MakeLlmdOptimized(o);
   if (name == "llmd_weighted") return MakeLlmdWeighted(o);
   if (name == "kvrouter") return MakeKvrouter(o);

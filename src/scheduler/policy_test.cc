@@ -125,6 +125,29 @@ TEST(Policy, SglangThresholdsAndImbalance) {
   EXPECT_EQ(f.Choose("sglang", req), 1u);
 }
 
+// The event-driven mode: any confirmed overlap wins (no match-rate threshold); equal overlaps go
+// to the lower load, then the smaller cache; none anywhere, or an imbalanced pool: least loaded.
+TEST(Policy, SglangEventsFollowsTheLongestConfirmedPrefix) {
+  Fixture f(3);
+  auto blocks = Blocks(10);
+  RequestInfo req{blocks, 160, 16};
+  f.views[0].running = 5;
+  f.views[1].running = 3;
+  f.views[2].running = 4;
+  EXPECT_EQ(f.Choose("sglang_events", req), 1u);  // nothing held: least loaded
+  f.views[2].device = 1;                          // one block of ten: still followed
+  EXPECT_EQ(f.Choose("sglang_events", req), 2u);
+  f.views[0].device = 1;
+  f.views[0].running = 4;  // equal overlap and load: the smaller cache
+  f.views[0].cached_blocks = 100;
+  f.views[2].cached_blocks = 200;
+  EXPECT_EQ(f.Choose("sglang_events", req), 0u);
+  f.views[2].running = 3;  // equal overlap: the lower load first
+  EXPECT_EQ(f.Choose("sglang_events", req), 2u);
+  f.views[2].running = 100;  // 100 − 3 > 64 and 100 > 1.5·3: imbalanced → least loaded
+  EXPECT_EQ(f.Choose("sglang_events", req), 1u);
+}
+
 TEST(Policy, LlmdAffinityFilterAndGate) {
   Fixture f(3);
   auto blocks = Blocks(10);
