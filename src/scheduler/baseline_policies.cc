@@ -181,9 +181,21 @@ class SglangEvents final : public Policy {
   PolicyOptions o_;
 };
 
+// The leading prompt blocks llm-d's prefix producer credits a worker with. Its default (the
+// approximate producer) learns from its own routing: every routed prompt counts for its pod at
+// once, until the pod's LRU of block hashes, sized to its KV capacity, drops it. Modelled as the
+// engine's confirmed blocks or the blocks of prompts routed there (in flight, or routed within
+// the prediction TTL), whichever is deeper: the exact cache in place of an LRU that guesses it.
+// Without llmd_routing_history, the confirmed blocks only (the precise producer, speculative
+// indexing off).
+uint32_t LlmdOverlap(const PolicyOptions& o, const WorkerView& w) {
+  return o.llmd_routing_history ? std::max({w.device, w.predicted, w.active_overlap}) : w.device;
+}
+
 // llm-d's prefix hit ratio of a worker: matched prompt tokens over the prompt.
-double LlmdHitRatio(const RequestInfo& req, const WorkerView& w) {
-  return req.prompt_tokens ? double(w.device) * req.block_size / req.prompt_tokens : 0;
+double LlmdHitRatio(const PolicyOptions& o, const RequestInfo& req, const WorkerView& w) {
+  const double matched = double(LlmdOverlap(o, w)) * req.block_size;
+  return req.prompt_tokens ? std::min(1.0, matched / req.prompt_tokens) : 0;
 }
 
 // llm-d's prefix-cache-affinity-filter: the workers whose hit ratio reaches the threshold stay
@@ -222,10 +234,10 @@ class LlmdOptimized final : public Policy {
                 Rng& rng) override {
     std::vector<double> est(w.size());
     for (size_t i = 0; i < w.size(); ++i) {
-      const double ratio = LlmdHitRatio(req, w[i]);
+      const double ratio = LlmdHitRatio(o_, req, w[i]);
       const double inflight = double(w[i].booked_prefill_tokens);
       const double uncached =
-          std::max(0.0, double(req.prompt_tokens) - double(w[i].device) * req.block_size);
+          std::max(0.0, double(req.prompt_tokens) - double(LlmdOverlap(o_, w[i])) * req.block_size);
       const double load = inflight + uncached;
       const double score = 1 - std::min(1.0, load / o_.llmd_max_tokens);
       est[i] = inflight / o_.llmd_rate_tok_s;
@@ -265,7 +277,7 @@ class LlmdWeighted final : public Policy {
       const double kv = w[i].metrics.valid ? w[i].metrics.kv_usage : 0;
       const double queue_score = max_q > min_q ? (max_q - q) / (max_q - min_q) : 1.0;
       const double kv_score = std::clamp(1 - kv, 0.0, 1.0);
-      const double prefix_score = std::clamp(LlmdHitRatio(req, w[i]), 0.0, 1.0);
+      const double prefix_score = std::clamp(LlmdHitRatio(o_, req, w[i]), 0.0, 1.0);
       c[i].terms = {queue_score, kv_score, prefix_score, q, kv};
       c[i].cost = -(o_.llmd_queue_weight * queue_score + o_.llmd_kv_weight * kv_score +
                     o_.llmd_prefix_weight * prefix_score);

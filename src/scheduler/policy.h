@@ -86,6 +86,9 @@ struct PolicyOptions {
   double llmd_rate_tok_s = 15928;    // peakPrefillThroughput
   double llmd_gate_s = 18;           // maxTTFTPenaltyMs
   double llmd_max_tokens = 4194304;  // queueThresholdTokens
+  // Both llm-d profiles: the prefix producer counts the blocks of prompts it routed to a pod as
+  // held there (the approximate producer, the default); 0: the engines' confirmed blocks only.
+  bool llmd_routing_history = true;
   // llm-d weighted profile (router chart default)
   double llmd_queue_weight = 2;
   double llmd_kv_weight = 2;
