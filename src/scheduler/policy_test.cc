@@ -148,6 +148,24 @@ TEST(Policy, SglangEventsFollowsTheLongestConfirmedPrefix) {
   EXPECT_EQ(f.Choose("sglang_events", req), 1u);
 }
 
+// llm-d's default prefix producer learns from its own routing: a prompt routed to a worker
+// counts there at once (in flight or predicted), before any engine event confirms it.
+TEST(Policy, LlmdCountsWhatItRoutedBeforeTheEngineConfirmsIt) {
+  Fixture f(3);
+  auto blocks = Blocks(10);
+  RequestInfo req{blocks, 160, 16};
+  f.views[0].active_overlap = 10;  // the first request of this prompt, still prefilling
+  f.views[0].booked_prefill_tokens = 160;
+  f.views[1].predicted = 9;  // routed here a moment ago, predicted on route
+  f.views[1].booked_prefill_tokens = 200;
+  for (const char* policy : {"llmd_optimized", "llmd_weighted"}) {
+    EXPECT_EQ(f.Choose(policy, req), 0u) << policy;  // the whole prompt, and less load
+  }
+  auto spec = ParsePolicySpec("llmd_optimized[llmd_routing_history=0]");
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(f.Choose(spec->name, req, spec->options), 2u);  // nothing confirmed: least load
+}
+
 TEST(Policy, LlmdAffinityFilterAndGate) {
   Fixture f(3);
   auto blocks = Blocks(10);
