@@ -776,6 +776,40 @@ class FailuresTest(unittest.TestCase):
             self.assertEqual(metric(values, "kvrouter_queued_requests"), 0)
             router.assert_idle()
 
+    def test_kvrouter_releases_the_shortest_waiting_request_first(self):
+        # kvrouter's router queue, its threshold this low: a worker is busy while any prefill is
+        # booked on it. The engine holds each first byte 2 s (a fault window, not a wait). A long
+        # prompt and then a short one wait behind the first request; when it frees the worker,
+        # the short one goes first, though it came later.
+        with EngineSim("--speedup", "1", "--stall-ms", "2000") as sim, Router(router_yaml(
+                [("w", sim, False)],
+                pool_extra="    policy: 'kvrouter[queue_threshold=0.0001]'")) as router:
+            done = []
+
+            def send(key, prompt):
+                status, _, text = router.request("POST", "/v1/completions",
+                                                 {"model": MODEL, "prompt": prompt, "max_tokens": 2})
+                done.append((key, status, text))
+            threads = [threading.Thread(target=send, args=("first", "a first prompt"))]
+            threads[0].start()
+            router.wait_for(lambda: router.workers()["w"]["running"] == 1, "the first request")
+            threads.append(threading.Thread(target=send, args=("long", "x" * 3000)))
+            threads[1].start()
+            router.wait_for(lambda: metric(router.metrics()[1], "kvrouter_queued_requests") == 1,
+                            "the long request waiting")
+            threads.append(threading.Thread(target=send, args=("short", "y")))
+            threads[2].start()
+            try:
+                router.wait_for(lambda: metric(router.metrics()[1], "kvrouter_queued_requests") == 2,
+                                "both waiting")
+            finally:
+                for t in threads:
+                    t.join(DEADLINE_S)
+            self.assertEqual([key for key, _, _ in done], ["first", "short", "long"])
+            for key, status, text in done:
+                self.assertEqual(status, 200, (key, text))
+            router.assert_idle()
+
     def test_client_disconnect_cancels_the_engine_request(self):
         with EngineSim("--speedup", "1") as sim, Router(router_yaml([("w", sim, False)])) as router:
             c = router.conn()

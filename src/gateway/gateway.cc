@@ -193,7 +193,7 @@ void Gateway::Impl::Shutdown(std::function<void()> done) {
   health_timer_.cancel();
   metrics_timer_.cancel();
   for (auto& [pool, q] : queues_) {
-    for (asio::steady_timer* t : q.waiting) t->cancel();
+    for (const Waiter& w : q.waiting) w.timer->cancel();
   }
   // Past the grace period, what is still relaying is cut: each relay then ends its response.
   grace_timer_.expires_after(std::chrono::milliseconds(config_.shutdown_grace_ms));

@@ -109,10 +109,13 @@ class Gateway::Impl {
                                                           Ticket& ticket, Timing timing,
                                                           RelayState& state,
                                                           RequestRecord& record);
-  // Waits while every healthy worker of `pool` is saturated; false: give up (429).
-  asio::awaitable<bool> Admit(Pool& pool);
+  // Waits while every healthy worker of `pool` is saturated; false: give up (429), or the client
+  // left.
+  asio::awaitable<bool> Admit(Exchange& ex, Pool& pool, const PreparedPrompt& prompt);
   bool Saturated(const Pool& pool) const;
-  void Released(Pool& pool);  // a booking ended: a queued request may go
+  // Capacity may have freed: wakes the waiting request the pool's policy releases first
+  // (Scheduler::ReleaseKey, among the kRouterQueueWindow oldest), and those whose client left.
+  void Released(Pool& pool);
   void MarkFailed(Worker& worker, std::string_view why);
 
   // admin.cc
@@ -145,9 +148,15 @@ class Gateway::Impl {
   std::unique_ptr<http::Server> server_;
   GatewayMetrics metrics_;
 
-  // Admission: per pool, the timers of requests waiting for capacity, oldest first.
+  // Admission: per pool, the requests waiting for capacity, in arrival order.
+  struct Waiter {
+    asio::steady_timer* timer;
+    const PreparedPrompt* prompt;
+    TimeNs since;  // when it began to wait
+    Exchange* ex;
+  };
   struct Queue {
-    std::deque<asio::steady_timer*> waiting;
+    std::deque<Waiter> waiting;
   };
   absl::flat_hash_map<const Pool*, Queue> queues_;  // every pool has one (made at start)
 

@@ -115,7 +115,7 @@ Task Gateway::Impl::Generate(Exchange& ex, api::Endpoint endpoint) {
   record.model = pool.name();
   record.router_prompt_tokens = prompt.prompt_tokens;
   metrics_.Prepare(pool.name(), Seconds(prepared.second));
-  const bool admitted = !ex.client_gone() && co_await Admit(pool);
+  const bool admitted = !ex.client_gone() && co_await Admit(ex, pool, prompt);
   if (ex.client_gone()) {
     record.status = 499;
   } else if (!admitted) {
@@ -154,6 +154,8 @@ std::optional<Gateway::Impl::Routed> Gateway::Impl::RouteOnce(Pool& pool,
   if (!decision.ok()) return std::nullopt;
   std::shared_ptr<Worker> worker = pool.Find(decision->worker);
   if (!worker) return std::nullopt;
+  // Released wakes one waiting request at a time: while capacity remains, the next may go.
+  if (!queues_.at(&pool).waiting.empty() && !Saturated(pool)) Released(pool);
   return Routed{*std::move(decision), std::move(worker), timing};
 }
 
@@ -372,22 +374,33 @@ bool Gateway::Impl::Saturated(const Pool& pool) const {
   return any_healthy;  // with none healthy, routing answers 503 instead
 }
 
-asio::awaitable<bool> Gateway::Impl::Admit(Pool& pool) {
+asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool,
+                                           const PreparedPrompt& prompt) {
   if (!Saturated(pool)) co_return !stopping_;
   Queue& queue = queues_.at(&pool);
-  if (queue.waiting.size() >= config_.limits.queue_size) co_return false;
+  // The operator's limits bound the queue and the wait. A pool saturated by its policy's own
+  // router queue alone waits for capacity however long, as the engines' queues would have made
+  // it wait; it looks every second whether its client is still there.
+  const LimitsConfig& l = config_.limits;
+  const bool limited = l.max_running_per_worker > 0 || l.max_booked_prefill_tokens_per_worker > 0;
+  if (limited && queue.waiting.size() >= l.queue_size) co_return false;
   const auto start = std::chrono::steady_clock::now();
-  const auto deadline = start + std::chrono::milliseconds(config_.limits.queue_timeout_ms);
+  const auto deadline = limited ? start + std::chrono::milliseconds(l.queue_timeout_ms)
+                                : std::chrono::steady_clock::time_point::max();
+  const TimeNs since = clock_.Now();
   asio::steady_timer timer(io_);
   bool admitted = false;
   metrics_.Queued(pool.name(), +1);
-  while (!stopping_ && std::chrono::steady_clock::now() < deadline) {
-    timer.expires_at(deadline);
-    queue.waiting.push_back(&timer);
+  while (!stopping_ && !ex.client_gone() && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_at(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1)));
+    // In arrival order: one woken while the pool was still saturated keeps its place.
+    auto at = std::find_if(queue.waiting.begin(), queue.waiting.end(),
+                           [&](const Waiter& w) { return w.since > since; });
+    queue.waiting.insert(at, Waiter{&timer, &prompt, since, &ex});
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    std::erase(queue.waiting, &timer);
-    if (!Saturated(pool)) {
+    std::erase_if(queue.waiting, [&](const Waiter& w) { return w.timer == &timer; });
+    if (!ex.client_gone() && !Saturated(pool)) {
       admitted = !stopping_;
       break;
     }
@@ -400,7 +413,27 @@ asio::awaitable<bool> Gateway::Impl::Admit(Pool& pool) {
 
 void Gateway::Impl::Released(Pool& pool) {
   Queue& queue = queues_.at(&pool);
-  if (!queue.waiting.empty()) queue.waiting.front()->cancel();
+  const TimeNs now = clock_.Now();
+  const Waiter* best = nullptr;
+  double best_key = 0;
+  size_t considered = 0;
+  for (const Waiter& w : queue.waiting) {
+    if (w.ex->client_gone()) {
+      w.timer->cancel();  // it stops waiting; it does not take the capacity
+      continue;
+    }
+    if (considered++ == kRouterQueueWindow) break;
+    const absl::StatusOr<double> key = pool.scheduler().ReleaseKey(
+        {.blocks = w.prompt->blocks, .prompt_tokens = w.prompt->prompt_tokens},
+        Seconds(now - w.since));
+    if (!key.ok()) continue;  // no worker to route to: whoever goes will find out
+    if (best == nullptr || *key < best_key) {
+      best = &w;
+      best_key = *key;
+    }
+  }
+  if (best == nullptr && !queue.waiting.empty()) best = &queue.waiting.front();
+  if (best != nullptr) best->timer->cancel();
 }
 
 void Gateway::Impl::MarkFailed(Worker& worker, std::string_view why) {

@@ -95,7 +95,8 @@ class Dynamo final : public Policy {
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
     return ArgMin(c, tb, rng);
   }
-  double router_queue_threshold() const override { return o_.dynamo_queue_threshold; }
+  // Dynamo's router queue: first come, first served (its default queue policy, fcfs).
+  RouterQueue router_queue() const override { return {.threshold = o_.dynamo_queue_threshold}; }
 
  private:
   PolicyOptions o_;

@@ -49,6 +49,11 @@
 // pays the decode steps it shares there, while a copy costs one recomputation, which the
 // prefix's later requests repay by finding an idle engine that holds it. No single request's
 // cost sees that, so past that demand the copy is priced as free.
+// Past saturation the order requests reach the engines matters as much as where they go: each
+// engine serves first come, first served, so a question about a cached document waits behind
+// every long document queued before it. While every worker has queue_threshold batches booked,
+// requests wait at the router and are released shortest first (RouterQueue; the key ages, so
+// long prompts are not starved).
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
 #include <cmath>
@@ -63,6 +68,10 @@ class Kvrouter final : public Policy {
  public:
   explicit Kvrouter(const PolicyOptions& o) : o_(o) {}
   std::string_view name() const override { return "kvrouter"; }
+  RouterQueue router_queue() const override {
+    return {.threshold = o_.queue_threshold, .shortest_first = true,
+            .age_tokens_per_s = o_.queue_age};
+  }
   std::vector<std::string_view> TermNames() const override {
     // ttft_s includes −idle_w; copy_blocks: the hot prefix this worker is costed as holding
     // (0: none), in which case uncached_tokens is what remains after it.

@@ -69,6 +69,8 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"turnover_fill", &PolicyOptions::turnover_fill, nullptr},
       {"turnover_cached", &PolicyOptions::turnover_cached, nullptr},
       {"replicate_share", &PolicyOptions::replicate_share, nullptr},
+      {"queue_threshold", &PolicyOptions::queue_threshold, nullptr},
+      {"queue_age", &PolicyOptions::queue_age, nullptr},
       {"llmd_routing_history", nullptr, &PolicyOptions::llmd_routing_history},
       {"predicted_overlap", nullptr, &PolicyOptions::predicted_overlap},
       {"inflight_overlap", nullptr, &PolicyOptions::inflight_overlap},

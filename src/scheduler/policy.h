@@ -152,7 +152,27 @@ struct PolicyOptions {
   // is costed as if it held it: the copy is an investment that the prefix's later requests
   // repay by finding an idle engine that holds it; 0: never.
   double replicate_share = 1.2;
+  // kvrouter's router queue (RouterQueue): past this many batches of booked prefill on every
+  // worker, requests wait at the router and are released shortest first, so that a question
+  // about a cached document is not served after every document queued before it; each second
+  // waited counts as queue_age fewer tokens, so that long prompts are not starved. 4 and
+  // 50,000 tokens/s: docs/BENCHMARKS.md; queue_threshold 0: no queue.
+  double queue_threshold = 4;
+  double queue_age = 50000;
 };
+
+// A router-side queue: while every worker's booked prefill tokens exceed `threshold` times its
+// max batched tokens (Scheduler::AllPrefillBusy), and while requests are already waiting,
+// arrivals wait at the router. As workers drain they are routed oldest first, or, with
+// `shortest_first`, by their estimated uncached tokens minus `age_tokens_per_s` per second
+// waited, among the kRouterQueueWindow oldest (Scheduler::ReleaseKey).
+struct RouterQueue {
+  double threshold = 0;  // in batches; 0: no queue
+  bool shortest_first = false;
+  double age_tokens_per_s = 0;
+};
+// How many of the oldest waiting requests a release considers (bounds its work).
+inline constexpr size_t kRouterQueueWindow = 64;
 
 class Policy {
  public:
@@ -165,9 +185,8 @@ class Policy {
                         std::span<Candidate> candidates, Rng& rng) = 0;
   // Whether the scheduler must keep an approximate (router-inserted) tree for WorkerView::approx.
   virtual bool wants_approx_tree() const { return false; }
-  // > 0: the policy holds requests at the router while every worker's booked prefill tokens
-  // exceed this many times its max batched tokens (Scheduler::AllPrefillBusy); 0: never.
-  virtual double router_queue_threshold() const { return 0; }
+  // How the policy queues requests at the router (RouterQueue below); by default it does not.
+  virtual RouterQueue router_queue() const { return {}; }
 };
 
 // The policy names, in the order reports list them.

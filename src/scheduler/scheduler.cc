@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "scheduler/load_state.h"
 
 namespace kvr {
@@ -41,7 +42,7 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvI
       index_(index),
       clock_(clock),
       approx_(MakeApproxTree(config_, *policy, index, clock)),
-      router_queue_threshold_(policy->router_queue_threshold()),
+      router_queue_(policy->router_queue()),
       policy_(std::move(policy)),
       rng_(config_.seed),
       demand_(std::make_unique<scheduler_internal::PrefixDemand>()),
@@ -134,7 +135,7 @@ std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
 }
 
 bool Scheduler::AllPrefillBusy() const {
-  const double threshold = router_queue_threshold_;
+  const double threshold = router_queue_.threshold;
   if (threshold <= 0) return false;  // no router queue: no lock taken either
   MutexLock lock(mu_);
   bool any = false;
@@ -147,6 +148,15 @@ bool Scheduler::AllPrefillBusy() const {
     if (booked <= threshold * double(s->spec.max_batched_tokens)) return false;
   }
   return any;
+}
+
+absl::StatusOr<double> Scheduler::ReleaseKey(const RouteRequest& request, double waited_s) {
+  if (!router_queue_.shortest_first) return -waited_s;
+  RouteRequest dry = request;
+  dry.dry_run = true;
+  dry.explain = false;
+  KVR_ASSIGN_OR_RETURN(Decision d, Route(dry));
+  return double(d.uncached_tokens) - router_queue_.age_tokens_per_s * waited_s;
 }
 
 // Releases are applied in the order each worker's tickets posted them; the rate model and the

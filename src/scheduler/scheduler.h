@@ -163,10 +163,17 @@ class Scheduler {
   // Applies what tickets posted for the worker (hence not const), then reports its load.
   std::optional<WorkerLoad> Load(WorkerId worker) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<WorkerId> Workers() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Whether the policy holds requests at the router now (Policy::router_queue_threshold):
-  // every worker's booked prefill tokens exceed that many times its max batched tokens. False
-  // for a policy without a router queue, and with no worker registered.
+  // The policy's router queue (Policy::router_queue), fixed for its lifetime.
+  const RouterQueue& router_queue() const { return router_queue_; }
+  // Whether the policy holds requests at the router now: every worker's booked prefill tokens
+  // exceed router_queue().threshold times its max batched tokens. False for a policy without a
+  // router queue, and with no worker registered.
   bool AllPrefillBusy() const ABSL_LOCKS_EXCLUDED(mu_);
+  // A waiting request's place in the release order (lower goes first): its uncached tokens on
+  // the worker a dry-run decision picks now, minus age_tokens_per_s per second waited, for a
+  // shortest-first queue; minus the seconds waited (oldest first) otherwise.
+  absl::StatusOr<double> ReleaseKey(const RouteRequest& request, double waited_s)
+      ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& policy_name() const { return config_.policy; }
 
  private:
@@ -195,7 +202,7 @@ class Scheduler {
   KvIndex& index_;
   const Clock& clock_;
   const std::unique_ptr<KvIndex> approx_;  // only when the policy wants it; thread-safe
-  const double router_queue_threshold_;    // the policy's, fixed for its lifetime
+  const RouterQueue router_queue_;         // the policy's, fixed for its lifetime
 
   // The admission lock: one decision at a time sees and books the load.
   mutable Mutex mu_;

@@ -290,9 +290,34 @@ TEST_F(SchedulerTest, DynamoHoldsRequestsWhileEveryWorkerIsPrefillBusy) {
   Make("dynamo", 1, o);
   Decision c = Route(Prompt(160));
   EXPECT_FALSE(sched_->AllPrefillBusy());
-  Make("kvrouter", 1);  // no router queue
+  Make("kvrouter", 1);  // its router queue starts at 4 batches
   Decision d = Route(Prompt(160));
   EXPECT_FALSE(sched_->AllPrefillBusy());
+}
+
+// The release order of a router queue: kvrouter's shortest first (the uncached tokens a dry-run
+// decision books), each second waited worth queue_age tokens; Dynamo's oldest first.
+TEST_F(SchedulerTest, RouterQueueReleaseOrder) {
+  Make("kvrouter", 2);
+  auto cached = Prompt(1600);
+  index_->Apply(testing::StoredAll(1, cached, kBs));
+  auto fresh = Prompt(1600, 50000);
+  const std::vector<BlockHash> cached_blocks = SequenceHashes(cached, kBs);
+  const std::vector<BlockHash> fresh_blocks = SequenceHashes(fresh, kBs);
+  auto key = [&](const std::vector<BlockHash>& b, double waited_s) {
+    auto k = sched_->ReleaseKey({.blocks = b, .prompt_tokens = 1600}, waited_s);
+    EXPECT_TRUE(k.ok()) << k.status();
+    return *k;
+  };
+  EXPECT_DOUBLE_EQ(key(cached_blocks, 0), 1.0);  // cached on worker 1: one token to compute
+  EXPECT_DOUBLE_EQ(key(fresh_blocks, 0), 1600.0);
+  EXPECT_LT(key(fresh_blocks, 1.0), key(cached_blocks, 0));  // 50,000 tokens a second waited
+  EXPECT_EQ(sched_->Load(WorkerId(1))->booked_prefill_tokens, 0u);  // dry runs book nothing
+  EXPECT_TRUE(sched_->router_queue().shortest_first);
+
+  Make("dynamo", 2);
+  EXPECT_FALSE(sched_->router_queue().shortest_first);
+  EXPECT_DOUBLE_EQ(*sched_->ReleaseKey({.blocks = fresh_blocks, .prompt_tokens = 1600}, 2.0), -2.0);
 }
 
 TEST_F(SchedulerTest, PinnedAndErrors) {

@@ -81,7 +81,7 @@ class Run {
   PolicyStatsCollector stats_;
   uint64_t completed_ = 0, rejected_ = 0, prefill_tokens_ = 0, preemptions_ = 0;
   // Requests held at the router while every worker is prefill-busy (policies with a router
-  // queue: Policy::router_queue_threshold), in arrival order.
+  // queue: Policy::router_queue), in arrival order.
   std::deque<uint64_t> held_;
   uint64_t ever_held_ = 0;
 };
@@ -98,8 +98,23 @@ absl::Status Run::Arrive(const SimRequest& r) {
 
 absl::Status Run::DrainRouterQueue() {
   while (!held_.empty() && !sched_->AllPrefillBusy()) {
-    const uint64_t id = held_.front();
-    held_.pop_front();
+    // The release order among the oldest held (held_ is in arrival order).
+    size_t pick = 0;
+    double best = 0;
+    const size_t window = std::min(held_.size(), kRouterQueueWindow);
+    for (size_t i = 0; i < window; ++i) {
+      const SimRequest& q = w_.requests[held_[i]];
+      KVR_ASSIGN_OR_RETURN(
+          const double key,
+          sched_->ReleaseKey({.blocks = hashes_[q.id], .prompt_tokens = uint32_t(q.prompt.size())},
+                             double(clock_.Now() - q.arrival) * 1e-9));
+      if (i == 0 || key < best) {
+        best = key;
+        pick = i;
+      }
+    }
+    const uint64_t id = held_[pick];
+    held_.erase(held_.begin() + std::ptrdiff_t(pick));
     KVR_RETURN_IF_ERROR(Dispatch(w_.requests[id]));
   }
   return absl::OkStatus();

@@ -94,19 +94,22 @@ TEST(Simulator, RejectsBadConfig) {
 }
 
 // Past saturation Dynamo holds requests at the router (its router queue) and routes them in
-// arrival order as prefills finish; every request still completes.
-TEST(Simulator, DynamosRouterQueueHoldsRequestsPastSaturation) {
+// arrival order as prefills finish, kvrouter shortest first; every request still completes.
+TEST(Simulator, RouterQueuesHoldRequestsPastSaturation) {
   Workload w = *GenerateWorkload("rag", {.seed = 5, .requests = 200, .rate_per_s = 200});
-  auto held = RunPolicy(w, SmallFleet(), "dynamo", nullptr);
-  auto off = RunPolicy(w, SmallFleet(), "dynamo[dynamo_queue_threshold=0]", nullptr);
-  auto ours = RunPolicy(w, SmallFleet(), "kvrouter", nullptr);
-  ASSERT_TRUE(held.ok() && off.ok() && ours.ok()) << held.status();
-  EXPECT_EQ(held->requests, 200u);
-  EXPECT_EQ(Extra(*held, "rejected"), 0);
-  EXPECT_GT(Extra(*held, "held at the router"), 0);
-  EXPECT_EQ(Extra(*off, "held at the router"), 0);
-  EXPECT_EQ(Extra(*ours, "held at the router"), 0);
-  EXPECT_NE(held->ttft_samples_ms, off->ttft_samples_ms);
+  for (const char* policy : {"dynamo", "kvrouter"}) {
+    auto held = RunPolicy(w, SmallFleet(), policy, nullptr);
+    const std::string off_spec = std::string(policy) + (policy == std::string("dynamo")
+                                                             ? "[dynamo_queue_threshold=0]"
+                                                             : "[queue_threshold=0]");
+    auto off = RunPolicy(w, SmallFleet(), off_spec, nullptr);
+    ASSERT_TRUE(held.ok() && off.ok()) << held.status();
+    EXPECT_EQ(held->requests, 200u) << policy;
+    EXPECT_EQ(Extra(*held, "rejected"), 0) << policy;
+    EXPECT_GT(Extra(*held, "held at the router"), 0) << policy;
+    EXPECT_EQ(Extra(*off, "held at the router"), 0) << policy;
+    EXPECT_NE(held->ttft_samples_ms, off->ttft_samples_ms) << policy;
+  }
 }
 
 TEST(Simulator, HeterogeneousSpeedsAndEngineMetrics) {
