@@ -374,8 +374,7 @@ bool Gateway::Impl::Saturated(const Pool& pool) const {
   return any_healthy;  // with none healthy, routing answers 503 instead
 }
 
-asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool,
-                                           const PreparedPrompt& prompt) {
+asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool, const PreparedPrompt& prompt) {
   if (!Saturated(pool)) co_return !stopping_;
   Queue& queue = queues_.at(&pool);
   // The operator's limits bound the queue and the wait. A pool saturated by its policy's own
@@ -392,7 +391,8 @@ asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool,
   bool admitted = false;
   metrics_.Queued(pool.name(), +1);
   while (!stopping_ && !ex.client_gone() && std::chrono::steady_clock::now() < deadline) {
-    timer.expires_at(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1)));
+    timer.expires_at(
+        std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1)));
     // In arrival order: one woken while the pool was still saturated keeps its place.
     auto at = std::find_if(queue.waiting.begin(), queue.waiting.end(),
                            [&](const Waiter& w) { return w.since > since; });

@@ -69,8 +69,8 @@ class Kvrouter final : public Policy {
   explicit Kvrouter(const PolicyOptions& o) : o_(o) {}
   std::string_view name() const override { return "kvrouter"; }
   RouterQueue router_queue() const override {
-    return {.threshold = o_.queue_threshold, .shortest_first = true,
-            .age_tokens_per_s = o_.queue_age};
+    return {
+        .threshold = o_.queue_threshold, .shortest_first = true, .age_tokens_per_s = o_.queue_age};
   }
   std::vector<std::string_view> TermNames() const override {
     // ttft_s includes −idle_w; copy_blocks: the hot prefix this worker is costed as holding

@@ -311,7 +311,7 @@ TEST_F(SchedulerTest, RouterQueueReleaseOrder) {
   };
   EXPECT_DOUBLE_EQ(key(cached_blocks, 0), 1.0);  // cached on worker 1: one token to compute
   EXPECT_DOUBLE_EQ(key(fresh_blocks, 0), 1600.0);
-  EXPECT_LT(key(fresh_blocks, 1.0), key(cached_blocks, 0));  // 50,000 tokens a second waited
+  EXPECT_LT(key(fresh_blocks, 1.0), key(cached_blocks, 0));         // 50,000 tokens a second waited
   EXPECT_EQ(sched_->Load(WorkerId(1))->booked_prefill_tokens, 0u);  // dry runs book nothing
   EXPECT_TRUE(sched_->router_queue().shortest_first);
 

@@ -99,9 +99,9 @@ TEST(Simulator, RouterQueuesHoldRequestsPastSaturation) {
   Workload w = *GenerateWorkload("rag", {.seed = 5, .requests = 200, .rate_per_s = 200});
   for (const char* policy : {"dynamo", "kvrouter"}) {
     auto held = RunPolicy(w, SmallFleet(), policy, nullptr);
-    const std::string off_spec = std::string(policy) + (policy == std::string("dynamo")
-                                                             ? "[dynamo_queue_threshold=0]"
-                                                             : "[queue_threshold=0]");
+    const std::string off_spec =
+        std::string(policy) +
+        (policy == std::string("dynamo") ? "[dynamo_queue_threshold=0]" : "[queue_threshold=0]");
     auto off = RunPolicy(w, SmallFleet(), off_spec, nullptr);
     ASSERT_TRUE(held.ok() && off.ok()) << held.status();
     EXPECT_EQ(held->requests, 200u) << policy;
