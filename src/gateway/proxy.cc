@@ -391,8 +391,8 @@ asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool, const Prepa
   bool admitted = false;
   metrics_.Queued(pool.name(), +1);
   while (!stopping_ && !ex.client_gone() && std::chrono::steady_clock::now() < deadline) {
-    timer.expires_at(
-        std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1)));
+    timer.expires_at(limited ? deadline
+                             : std::chrono::steady_clock::now() + std::chrono::seconds(1));
     // In arrival order: one woken while the pool was still saturated keeps its place.
     auto at = std::find_if(queue.waiting.begin(), queue.waiting.end(),
                            [&](const Waiter& w) { return w.since > since; });
