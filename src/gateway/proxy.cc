@@ -351,7 +351,7 @@ asio::awaitable<std::optional<std::string>> Gateway::Impl::RelayStream(
 }
 
 bool Gateway::Impl::Saturated(const Pool& pool) const {
-  // The policy's own router queue (Dynamo's): every worker prefill-busy.
+  // The policy's own router queue (Dynamo's, kvrouter's): every worker prefill-busy.
   const bool policy_holds = pool.scheduler().AllPrefillBusy();
   const LimitsConfig& l = config_.limits;
   if (!policy_holds && l.max_running_per_worker == 0 &&
@@ -414,26 +414,23 @@ asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool, const Prepa
 void Gateway::Impl::Released(Pool& pool) {
   Queue& queue = queues_.at(&pool);
   const TimeNs now = clock_.Now();
-  const Waiter* best = nullptr;
-  double best_key = 0;
-  size_t considered = 0;
+  std::vector<const Waiter*> live;
+  std::vector<Scheduler::Waiting> waiting;
   for (const Waiter& w : queue.waiting) {
     if (w.ex->client_gone()) {
       w.timer->cancel();  // it stops waiting; it does not take the capacity
       continue;
     }
-    if (considered++ == kRouterQueueWindow) break;
-    const absl::StatusOr<double> key = pool.scheduler().ReleaseKey(
-        {.blocks = w.prompt->blocks, .prompt_tokens = w.prompt->prompt_tokens},
-        Seconds(now - w.since));
-    if (!key.ok()) continue;  // no worker to route to: whoever goes will find out
-    if (best == nullptr || *key < best_key) {
-      best = &w;
-      best_key = *key;
-    }
+    if (live.size() == kRouterQueueWindow) break;
+    live.push_back(&w);
+    waiting.push_back(
+        {.request = {.blocks = w.prompt->blocks, .prompt_tokens = w.prompt->prompt_tokens},
+         .waited_s = Seconds(now - w.since)});
   }
-  if (best == nullptr && !queue.waiting.empty()) best = &queue.waiting.front();
-  if (best != nullptr) best->timer->cancel();
+  if (live.empty()) return;
+  // With no worker to route to, the oldest goes and finds out.
+  const absl::StatusOr<size_t> pick = pool.scheduler().NextRelease(waiting);
+  live[pick.ok() ? *pick : 0]->timer->cancel();
 }
 
 void Gateway::Impl::MarkFailed(Worker& worker, std::string_view why) {

@@ -159,6 +159,19 @@ absl::StatusOr<double> Scheduler::ReleaseKey(const RouteRequest& request, double
   return double(d.uncached_tokens) - router_queue_.age_tokens_per_s * waited_s;
 }
 
+absl::StatusOr<size_t> Scheduler::NextRelease(std::span<const Waiting> waiting) {
+  size_t pick = 0;
+  double best = 0;
+  for (size_t i = 0; i < std::min(waiting.size(), kRouterQueueWindow); ++i) {
+    KVR_ASSIGN_OR_RETURN(const double key, ReleaseKey(waiting[i].request, waiting[i].waited_s));
+    if (i == 0 || key < best) {
+      best = key;
+      pick = i;
+    }
+  }
+  return pick;
+}
+
 // Releases are applied in the order each worker's tickets posted them; the rate model and the
 // in-flight blocks are per worker, so the order across workers does not matter.
 void Scheduler::Collect(Slot& s) {

@@ -174,6 +174,14 @@ class Scheduler {
   // shortest-first queue; minus the seconds waited (oldest first) otherwise.
   absl::StatusOr<double> ReleaseKey(const RouteRequest& request, double waited_s)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // A request waiting at the router, and how long it has waited.
+  struct Waiting {
+    RouteRequest request;
+    double waited_s = 0;
+  };
+  // Which of `waiting` (oldest first) to release next: the lowest ReleaseKey among the
+  // kRouterQueueWindow oldest. REQUIRES: !waiting.empty().
+  absl::StatusOr<size_t> NextRelease(std::span<const Waiting> waiting) ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& policy_name() const { return config_.policy; }
 
  private:

@@ -87,7 +87,7 @@ class Run {
 };
 
 absl::Status Run::Arrive(const SimRequest& r) {
-  // Behind a backlog a request waits its turn, as a router queue admits in arrival order.
+  // Behind a backlog a request waits too: nothing bypasses a router queue.
   if (!held_.empty() || sched_->AllPrefillBusy()) {
     held_.push_back(r.id);
     ++ever_held_;
@@ -97,22 +97,16 @@ absl::Status Run::Arrive(const SimRequest& r) {
 }
 
 absl::Status Run::DrainRouterQueue() {
+  std::vector<Scheduler::Waiting> waiting;
   while (!held_.empty() && !sched_->AllPrefillBusy()) {
-    // The release order among the oldest held (held_ is in arrival order).
-    size_t pick = 0;
-    double best = 0;
-    const size_t window = std::min(held_.size(), kRouterQueueWindow);
-    for (size_t i = 0; i < window; ++i) {
+    waiting.clear();  // held_ is in arrival order; a release looks at the oldest
+    for (size_t i = 0; i < std::min(held_.size(), kRouterQueueWindow); ++i) {
       const SimRequest& q = w_.requests[held_[i]];
-      KVR_ASSIGN_OR_RETURN(
-          const double key,
-          sched_->ReleaseKey({.blocks = hashes_[q.id], .prompt_tokens = uint32_t(q.prompt.size())},
-                             double(clock_.Now() - q.arrival) * 1e-9));
-      if (i == 0 || key < best) {
-        best = key;
-        pick = i;
-      }
+      waiting.push_back(
+          {.request = {.blocks = hashes_[q.id], .prompt_tokens = uint32_t(q.prompt.size())},
+           .waited_s = double(clock_.Now() - q.arrival) * 1e-9});
     }
+    KVR_ASSIGN_OR_RETURN(const size_t pick, sched_->NextRelease(waiting));
     const uint64_t id = held_[pick];
     held_.erase(held_.begin() + std::ptrdiff_t(pick));
     KVR_RETURN_IF_ERROR(Dispatch(w_.requests[id]));
