@@ -159,10 +159,19 @@ absl::StatusOr<double> Scheduler::ReleaseKey(const RouteRequest& request, double
   return double(d.uncached_tokens) - router_queue_.age_tokens_per_s * waited_s;
 }
 
+double Scheduler::LowestReleaseKey(double waited_s) const {
+  // A decision books at least one uncached token (Decide).
+  return router_queue_.shortest_first ? 1 - router_queue_.age_tokens_per_s * waited_s : -waited_s;
+}
+
 absl::StatusOr<size_t> Scheduler::NextRelease(std::span<const Waiting> waiting) {
   size_t pick = 0;
   double best = 0;
   for (size_t i = 0; i < std::min(waiting.size(), kRouterQueueWindow); ++i) {
+    // Oldest first, so the lowest key a later request could have only grows from here: once it
+    // reaches the best key found, none of them can go first (exact; for a FIFO queue the oldest
+    // is the only one looked at).
+    if (i > 0 && LowestReleaseKey(waiting[i].waited_s) >= best) break;
     KVR_ASSIGN_OR_RETURN(const double key, ReleaseKey(waiting[i].request, waiting[i].waited_s));
     if (i == 0 || key < best) {
       best = key;

@@ -179,8 +179,10 @@ class Scheduler {
     RouteRequest request;
     double waited_s = 0;
   };
-  // Which of `waiting` (oldest first) to release next: the lowest ReleaseKey among the
-  // kRouterQueueWindow oldest. REQUIRES: !waiting.empty().
+  // Which of `waiting` to release next: the lowest ReleaseKey among the kRouterQueueWindow
+  // oldest (the first of them on a tie). Computes the keys oldest first and stops at the first
+  // request whose key could not be lower than the best so far, whatever its prompt.
+  // REQUIRES: !waiting.empty(), oldest first (waited_s does not increase).
   absl::StatusOr<size_t> NextRelease(std::span<const Waiting> waiting) ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& policy_name() const { return config_.policy; }
 
@@ -189,6 +191,8 @@ class Scheduler {
   Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvIndex& index,
             const Clock& clock);
 
+  // The lowest ReleaseKey a request that has waited `waited_s` can have, whatever its prompt.
+  double LowestReleaseKey(double waited_s) const;
   // The admission part of Route: views, choice, booking.
   absl::StatusOr<Decision> Decide(const RouteRequest& req, const OverlapScores& overlap,
                                   const OverlapScores* approx) ABSL_LOCKS_EXCLUDED(mu_);

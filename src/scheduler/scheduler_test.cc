@@ -320,6 +320,63 @@ TEST_F(SchedulerTest, RouterQueueReleaseOrder) {
   EXPECT_DOUBLE_EQ(*sched_->ReleaseKey({.blocks = fresh_blocks, .prompt_tokens = 1600}, 2.0), -2.0);
 }
 
+// NextRelease stops computing keys once no younger request could have a lower one; it must
+// still pick what a full scan of the window picks (the lowest key, the oldest on a tie).
+TEST_F(SchedulerTest, NextReleaseIsTheLowestKeyOfTheWindow) {
+  for (const std::string policy : {"kvrouter", "dynamo"}) {
+    Make(policy, 2);
+    for (TokenId doc = 0; doc < 4; ++doc) {
+      index_->Apply(testing::StoredAll(1, Prompt(1600, 10000 * doc), kBs));
+    }
+    uint64_t lcg = 12345;
+    auto next = [&](uint64_t n) {
+      lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+      return (lcg >> 33) % n;
+    };
+    int later_picks = 0;
+    for (int trial = 0; trial < 40; ++trial) {
+      const size_t n = 1 + next(100);
+      const double step_s = trial % 2 == 0 ? 0.004 : 0.05;  // arrivals close together, or not
+      std::vector<std::vector<BlockHash>> blocks(n);
+      std::vector<Scheduler::Waiting> waiting(n);
+      double waited = 1.0;
+      for (size_t i = 0; i < n; ++i) {
+        std::vector<TokenId> prompt;
+        if (next(2) == 0) {  // a question about a cached document
+          prompt = Prompt(1600, TokenId(10000 * next(4)));
+          for (TokenId t = 0; t < 32; ++t) prompt.push_back(TokenId(50000 + 100 * i + t));
+        } else {  // a fresh prompt
+          prompt = Prompt(160 + next(3000), TokenId(100000 + 5000 * (trial * 100 + i)));
+        }
+        blocks[i] = SequenceHashes(prompt, kBs);
+        waiting[i] = {.request = {.blocks = blocks[i], .prompt_tokens = uint32_t(prompt.size())},
+                      .waited_s = waited};
+        waited = std::max(0.0, waited - step_s * double(next(1000)) / 1000);
+      }
+      size_t want = 0;
+      double best = 0;
+      for (size_t i = 0; i < std::min(n, kRouterQueueWindow); ++i) {
+        auto key = sched_->ReleaseKey(waiting[i].request, waiting[i].waited_s);
+        ASSERT_TRUE(key.ok()) << key.status();
+        if (i == 0 || *key < best) {
+          best = *key;
+          want = i;
+        }
+      }
+      auto got = sched_->NextRelease(waiting);
+      ASSERT_TRUE(got.ok()) << got.status();
+      EXPECT_EQ(*got, want) << policy << " trial " << trial;
+      later_picks += want > 0;
+    }
+    // Shortest first passes older requests; first come, first served never does.
+    if (policy == "kvrouter") {
+      EXPECT_GT(later_picks, 5);
+    } else {
+      EXPECT_EQ(later_picks, 0);
+    }
+  }
+}
+
 TEST_F(SchedulerTest, PinnedAndErrors) {
   Make("round_robin");
   blocks_ = {};
