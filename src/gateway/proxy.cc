@@ -362,9 +362,9 @@ bool Gateway::Impl::Saturated(const Pool& pool) const {
   for (const auto& w : *pool.workers()) {
     if (!w->healthy) continue;
     any_healthy = true;
+    if (policy_holds) continue;
     const std::optional<WorkerLoad> load = pool.scheduler().Load(w->id);
     if (!load) continue;
-    if (policy_holds) continue;
     const bool full_running = l.max_running_per_worker > 0 &&
                               load->running >= l.max_running_per_worker;
     const bool full_prefill = l.max_booked_prefill_tokens_per_worker > 0 &&
