@@ -745,6 +745,40 @@ class FailuresTest(unittest.TestCase):
             status, r = router.post("/v1/completions", {"model": MODEL, "prompt": "after"})
             self.assertEqual(status, 200, r)
 
+    def test_a_worker_added_while_a_request_waits_takes_it_at_once(self):
+        # One request at a time per worker, and the one worker's answer held open (a stream the
+        # test ends): a second request waits. The worker added then takes it, without waiting
+        # for the first to end or for the queue's timeout (longer than any wait of the test).
+        with EngineSim("--speedup", "1") as a, EngineSim("--speedup", "1000") as b, Router(
+                router_yaml([("a", a, False)],
+                            extra="limits: {max_running_per_worker: 1, queue_timeout_ms: 600000}")
+        ) as router:
+            long_body = {"model": MODEL, "prompt": "long", "max_tokens": 100000, "ignore_eos": True,
+                         "stream": True}
+            c = router.conn()
+            c.request("POST", "/v1/completions", body=json.dumps(long_body),
+                      headers={"Content-Type": "application/json"})
+            running = c.getresponse()
+            self.assertTrue(running.readline().startswith(b"data: "))
+            queued = {}
+            waiter = threading.Thread(target=lambda: queued.update(
+                r=router.request("POST", "/v1/completions", {"model": MODEL, "prompt": "q"},
+                                 response_headers=queued)))
+            waiter.start()
+            try:
+                router.wait_for(lambda: metric(router.metrics()[1], "kvrouter_queued_requests") == 1,
+                                "a queued request")
+                status, w = router.admin("POST", "/admin/workers", {
+                    "model": MODEL, "name": "b", "url": f"http://{b.ready['http']}"})
+                self.assertEqual(status, 201, w)
+            finally:
+                waiter.join(DEADLINE_S)
+            self.assertFalse(waiter.is_alive(), "the waiting request was not admitted")
+            self.assertEqual(queued["r"][0], 200, queued["r"])
+            self.assertEqual(queued["x-kvrouter-worker"], "b")
+            c.close()  # the client leaves: the engine aborts, the worker frees up
+            router.assert_idle()
+
     def test_dynamo_holds_requests_while_every_worker_is_prefill_busy(self):
         # Dynamo's router queue, with no limits configured: its threshold this low makes a worker
         # busy while any prefill is booked on it. The engine holds each first byte 3 s (a fault

@@ -194,6 +194,7 @@ http::Response Gateway::Impl::AddWorker(const http::Request& request) {
     return ErrorResponse(Error(HttpStatus(s), "BadRequestError", std::string(s.message())));
   }
   KVR_LOG("gateway", info, "worker {} added to pool {}", name, pool->name());
+  Released(*pool);  // requests waiting for capacity may go to it
   return JsonResponse(201, WorkerJson(*pool, *pool->workers()->back()).dump());
 }
 

@@ -109,13 +109,15 @@ class Gateway::Impl {
                                                           Ticket& ticket, Timing timing,
                                                           RelayState& state,
                                                           RequestRecord& record);
-  // Waits while every healthy worker of `pool` is saturated; false: give up (429), or the client
-  // left.
+  // Waits while every healthy worker of `pool` is saturated, or while other requests wait (none
+  // passes them); false: give up (429), or the client left.
   asio::awaitable<bool> Admit(Exchange& ex, Pool& pool, const PreparedPrompt& prompt);
   bool Saturated(const Pool& pool) const;
-  // Capacity may have freed: wakes the waiting request the pool's policy releases first
-  // (Scheduler::ReleaseKey, among the kRouterQueueWindow oldest), and those whose client left.
+  // Capacity may have freed: wakes those waiting whose client left and, unless the pool is still
+  // saturated, the waiting request its policy releases first (Scheduler::NextRelease).
   void Released(Pool& pool);
+  // Released, once the running coroutine has suspended (so that it may wake that one).
+  void PostRelease(Pool& pool);
   void MarkFailed(Worker& worker, std::string_view why);
 
   // admin.cc

@@ -77,6 +77,7 @@ Task Gateway::Impl::CheckHealth(Pool* pool, std::shared_ptr<Worker> worker) {
       if (worker->tokenizer != State::kChecking) worker->tokenizer = State::kUnchecked;
       // And it may have restarted: llama.cpp's slots start empty.
       worker->slots.Clear();
+      Released(*pool);  // requests waiting for capacity may go to it
     }
     if (worker->wants_slot_model() && !worker->slots.active() &&
         !worker->props_pending.exchange(true)) {

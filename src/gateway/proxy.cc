@@ -1,5 +1,6 @@
 // The generation path: prepare on the CPU pool, admit, route, forward the original body, relay
 // the answer as it arrives, and release the booking on every exit.
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <chrono>
 
@@ -155,7 +156,7 @@ std::optional<Gateway::Impl::Routed> Gateway::Impl::RouteOnce(Pool& pool,
   std::shared_ptr<Worker> worker = pool.Find(decision->worker);
   if (!worker) return std::nullopt;
   // Released wakes one waiting request at a time: while capacity remains, the next may go.
-  if (!queues_.at(&pool).waiting.empty() && !Saturated(pool)) Released(pool);
+  if (!queues_.at(&pool).waiting.empty()) Released(pool);
   return Routed{*std::move(decision), std::move(worker), timing};
 }
 
@@ -375,8 +376,10 @@ bool Gateway::Impl::Saturated(const Pool& pool) const {
 }
 
 asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool, const PreparedPrompt& prompt) {
-  if (!Saturated(pool)) co_return !stopping_;
   Queue& queue = queues_.at(&pool);
+  // No request passes one already waiting: while some wait, an arrival joins them, and capacity
+  // goes in the release order.
+  if (queue.waiting.empty() && !Saturated(pool)) co_return !stopping_;
   // The operator's limits bound the queue and the wait. A pool saturated by its policy's own
   // router queue alone waits for capacity however long, as the engines' queues would have made
   // it wait; it looks every second whether its client is still there.
@@ -397,14 +400,24 @@ asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool, const Prepa
     auto at = std::find_if(queue.waiting.begin(), queue.waiting.end(),
                            [&](const Waiter& w) { return w.since > since; });
     queue.waiting.insert(at, Waiter{&timer, &prompt, since, &ex});
+    // Capacity is free while requests wait (this one joined them, or its own check found it
+    // free): the release order decides who takes it, this one included.
+    if (!Saturated(pool)) PostRelease(pool);
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     std::erase_if(queue.waiting, [&](const Waiter& w) { return w.timer == &timer; });
-    if (!ex.client_gone() && !Saturated(pool)) {
+    // Capacity is taken when released to this request (the timer cancelled), or at the end of
+    // its time; a check of its client, every second, takes none.
+    const bool released = ec == asio::error::operation_aborted;
+    const bool timed_out = std::chrono::steady_clock::now() >= deadline;
+    if (!ex.client_gone() && (released || timed_out) && !Saturated(pool)) {
       admitted = !stopping_;
       break;
     }
   }
+  // Woken for capacity it does not take (its client left, its time ran out, the router stops):
+  // the next may take it.
+  if (!admitted && !stopping_ && !queue.waiting.empty()) Released(pool);
   metrics_.Queued(pool.name(), -1);
   metrics_.QueueWait(pool.name(), std::chrono::duration<double>(
                                       std::chrono::steady_clock::now() - start).count());
@@ -414,6 +427,7 @@ asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool, const Prepa
 void Gateway::Impl::Released(Pool& pool) {
   Queue& queue = queues_.at(&pool);
   const TimeNs now = clock_.Now();
+  const bool saturated = Saturated(pool);
   std::vector<const Waiter*> live;
   std::vector<Scheduler::Waiting> waiting;
   for (const Waiter& w : queue.waiting) {
@@ -421,7 +435,7 @@ void Gateway::Impl::Released(Pool& pool) {
       w.timer->cancel();  // it stops waiting; it does not take the capacity
       continue;
     }
-    if (live.size() == kRouterQueueWindow) break;
+    if (saturated || live.size() == kRouterQueueWindow) continue;
     live.push_back(&w);
     waiting.push_back(
         {.request = {.blocks = w.prompt->blocks, .prompt_tokens = w.prompt->prompt_tokens},
@@ -431,6 +445,10 @@ void Gateway::Impl::Released(Pool& pool) {
   // With no worker to route to, the oldest goes and finds out.
   const absl::StatusOr<size_t> pick = pool.scheduler().NextRelease(waiting);
   live[pick.ok() ? *pick : 0]->timer->cancel();
+}
+
+void Gateway::Impl::PostRelease(Pool& pool) {
+  asio::post(io_, [this, p = &pool] { Released(*p); });
 }
 
 void Gateway::Impl::MarkFailed(Worker& worker, std::string_view why) {
