@@ -426,6 +426,7 @@ asio::awaitable<bool> Gateway::Impl::Admit(Exchange& ex, Pool& pool, const Prepa
 
 void Gateway::Impl::Released(Pool& pool) {
   Queue& queue = queues_.at(&pool);
+  if (queue.waiting.empty()) return;
   const TimeNs now = clock_.Now();
   const bool saturated = Saturated(pool);
   std::vector<const Waiter*> live;
