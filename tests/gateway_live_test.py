@@ -247,6 +247,27 @@ class RoutingTest(unittest.TestCase):
         self.assertGreater(metric(values, "kvrouter_events_applied_total"), 0)
 
 
+class KvCapacityTest(unittest.TestCase):
+    def test_each_worker_takes_the_kv_capacity_its_engine_reports(self):
+        # engine-sim's default engine holds 1,048,576 tokens of KV (vLLM's cache_config_info:
+        # 65,536 blocks of 16), which replace the pool's default of 16,384 blocks; a worker whose
+        # capacity is configured keeps it (and the engine's figure is shown beside it).
+        with EngineSim("--speedup", "1000") as a, EngineSim("--speedup", "1000") as b, Router(
+                router_yaml([("a", a, False)], extra="engine_metrics_interval_ms: 100")) as router:
+            status, w = router.admin("POST", "/admin/workers", {
+                "model": MODEL, "name": "b", "url": f"http://{b.ready['http']}",
+                "kv_capacity_blocks": 1000})
+            self.assertEqual(status, 201, w)
+            router.wait_for(lambda: all(w["engine_kv_capacity_blocks"] == 65536
+                                        for w in router.workers().values()),
+                            "both engines' reports")
+            workers = router.workers()
+            self.assertEqual(workers["a"]["kv_capacity_blocks"], 65536)
+            self.assertEqual(workers["b"]["kv_capacity_blocks"], 1000)
+            self.assertEqual(complete(router)[0], 200)
+            router.assert_idle()
+
+
 class ApproximateModeTest(unittest.TestCase):
     def test_without_events_predictions_keep_conversations_together(self):
         with EngineSim("--speedup", "1000") as a, EngineSim("--speedup", "1000") as b, \

@@ -50,6 +50,9 @@ Json WorkerJson(const Pool& pool, const Worker& w) {
   j["running"] = load ? load->running : 0;
   j["prefill_rate_tok_s"] = load ? load->prefill_rate : 0;
   j["decode_step_s"] = load ? load->decode_step_s : 0;
+  j["kv_capacity_blocks"] = load ? load->kv_capacity_blocks : 0;
+  const uint64_t reported = w.engine_kv_blocks;
+  j["engine_kv_capacity_blocks"] = reported > 0 ? Json(reported) : Json(nullptr);
   const WorkerIndexStats stats = pool.index().Stats(w.id);
   j["cached_blocks"] = stats.blocks[0];
   // llama.cpp: what the router believes each slot holds (slot_model.h).

@@ -119,6 +119,8 @@ class Gateway::Impl {
   // Released, once the running coroutine has suspended (so that it may wake that one).
   void PostRelease(Pool& pool);
   void MarkFailed(Worker& worker, std::string_view why);
+  // A worker's KV capacity as its engine reports it (in tokens), unless configured.
+  void LearnKvCapacity(Pool& pool, Worker& worker, uint64_t tokens);
 
   // admin.cc
   bool Authorized(Exchange& ex, http::Response* denied) const;

@@ -262,6 +262,27 @@ Task Gateway::Impl::PollEngineMetrics(Pool* pool, std::shared_ptr<Worker> worker
   m.at = clock_.Now();
   worker->metrics_ok = metrics.has_value();
   pool->scheduler().ReportMetrics(worker->id, m);
+  if (m.kv_capacity_tokens > 0) LearnKvCapacity(*pool, *worker, m.kv_capacity_tokens);
+}
+
+// The router sizes its KV-pressure and turnover terms by each worker's capacity; the pool's
+// default (16,384 blocks) is a guess, and a wrong one steers requests away from their cache.
+// The engine's own figure replaces it, unless the operator configured the worker's.
+void Gateway::Impl::LearnKvCapacity(Pool& pool, Worker& worker, uint64_t tokens) {
+  const uint64_t blocks = tokens / pool.block_size();
+  if (blocks == 0 || worker.engine_kv_blocks.exchange(blocks) == blocks) return;
+  if (const std::optional<uint64_t> configured = worker.config.kv_capacity_blocks) {
+    if (*configured != blocks) {
+      KVR_LOG("gateway", warn,
+              "worker {}: kv_capacity_blocks is configured as {} but its engine reports {} "
+              "blocks of {} tokens; routing with the configured figure",
+              worker.config.name, *configured, blocks, pool.block_size());
+    }
+    return;
+  }
+  if (absl::Status s = pool.scheduler().SetKvCapacity(worker.id, blocks); !s.ok()) return;
+  KVR_LOG("gateway", info, "worker {}: KV capacity {} blocks of {} tokens, as its engine reports",
+          worker.config.name, blocks, pool.block_size());
 }
 
 // Stale: requests have been running on the worker for events.stale_after_ms and not one event

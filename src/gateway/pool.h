@@ -90,6 +90,8 @@ struct Worker {
   std::atomic<TimeNs> last_idle_at{0};    // when the monitor last saw it with nothing running
   std::atomic<bool> stale{false};
   std::atomic<bool> metrics_ok{false};    // the last /metrics poll succeeded
+  // The KV capacity its engine last reported in /metrics, in the pool's blocks (0: none yet).
+  std::atomic<uint64_t> engine_kv_blocks{0};
 
   // The tokenizer check (tokenizer_check.h): run when the worker is (again) healthy. The I/O
   // thread writes the state and the detail; the state may be read anywhere.

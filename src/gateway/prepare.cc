@@ -301,6 +301,19 @@ std::optional<EngineMetrics> ParseEngineMetrics(std::string_view text, int64_t d
     } else if (name == "vllm:kv_cache_usage_perc" || name == "vllm:gpu_cache_usage_perc" ||
                name == "sglang:token_usage") {
       m.kv_usage = std::max(m.kv_usage, *value);
+    } else if (name == "vllm:cache_config_info") {
+      // Always 1; the labels carry the cache's size ("None" before the engine has sized it).
+      const std::optional<std::string_view> blocks = Label(labels, "num_gpu_blocks");
+      const std::optional<std::string_view> size = Label(labels, "block_size");
+      const std::optional<double> b = blocks ? Number(*blocks) : std::nullopt;
+      const std::optional<double> s = size ? Number(*size) : std::nullopt;
+      if (b && s && *b >= 1 && *s >= 1 && *b * *s <= 1e12) {
+        m.kv_capacity_tokens = static_cast<uint64_t>(*b) * static_cast<uint64_t>(*s);
+      }
+      continue;  // not a load figure
+    } else if (name == "sglang:max_total_num_tokens") {
+      if (*value >= 1) m.kv_capacity_tokens = static_cast<uint64_t>(*value);
+      continue;
     } else {
       continue;
     }

@@ -174,6 +174,31 @@ TEST(EngineMetrics, VllmAndSglangGaugesForOneRank) {
   EXPECT_FALSE(ParseEngineMetrics("vllm:num_requests_running NaN\n", 0).has_value());
 }
 
+// The KV cache's size: vLLM's cache_config_info labels (blocks × block size), SGLang's
+// max_total_num_tokens; nothing from a label vLLM has not filled in yet.
+TEST(EngineMetrics, KvCapacityWhereTheEngineReportsIt) {
+  auto v = ParseEngineMetrics(
+      "vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 1.0\n"
+      "vllm:cache_config_info{block_size=\"16\",cache_dtype=\"auto\",engine=\"0\","
+      "num_gpu_blocks=\"65536\",enable_prefix_caching=\"True\"} 1.0\n"
+      "vllm:cache_config_info{block_size=\"32\",engine=\"1\",num_gpu_blocks=\"10\"} 1.0\n",
+      0);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->kv_capacity_tokens, 65536u * 16);
+  EXPECT_EQ(
+      ParseEngineMetrics("vllm:num_requests_running 1\n"
+                         "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"None\"} 1\n",
+                         0)
+          ->kv_capacity_tokens,
+      0u);
+  auto s = ParseEngineMetrics("sglang:num_running_reqs 4\nsglang:max_total_num_tokens 812345\n", 0);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->kv_capacity_tokens, 812345u);
+  EXPECT_EQ(ParseEngineMetrics("vllm:num_requests_running 1\n", 0)->kv_capacity_tokens, 0u);
+  // A size alone is not a load report.
+  EXPECT_FALSE(ParseEngineMetrics("sglang:max_total_num_tokens 812345\n", 0).has_value());
+}
+
 TEST(TotalSlots, FromLlamaCppProps) {
   EXPECT_EQ(ParseTotalSlots(R"({"total_slots": 2, "model_path": "m.gguf"})"), 2u);
   EXPECT_EQ(ParseTotalSlots(R"({"total_slots": 0})"), std::nullopt);

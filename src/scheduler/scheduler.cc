@@ -130,8 +130,25 @@ std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
   Slot& s = *slots_[worker.value()];
   Collect(s);
   return WorkerLoad{s.load->booked_prefill_tokens.load(std::memory_order_relaxed),
-                    s.load->running.load(std::memory_order_relaxed), s.active_counts.size(),
-                    s.rate.rate(), s.rate.overhead_s(), s.decode.step_s()};
+                    s.load->running.load(std::memory_order_relaxed),
+                    s.active_counts.size(),
+                    s.rate.rate(),
+                    s.rate.overhead_s(),
+                    s.decode.step_s(),
+                    s.spec.kv_capacity_blocks};
+}
+
+absl::Status Scheduler::SetKvCapacity(WorkerId worker, uint64_t blocks) {
+  if (blocks == 0) return absl::InvalidArgumentError("KV capacity must be > 0 blocks");
+  {
+    MutexLock lock(mu_);
+    if (worker.value() >= slots_.size() || !slots_[worker.value()]) {
+      return absl::NotFoundError(absl::StrCat("worker ", worker.value(), " not registered"));
+    }
+    slots_[worker.value()]->spec.kv_capacity_blocks = blocks;
+  }
+  index_.Reserve(worker, blocks);  // outside mu_, as in AddWorker
+  return absl::OkStatus();
 }
 
 bool Scheduler::AllPrefillBusy() const {

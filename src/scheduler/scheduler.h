@@ -136,6 +136,7 @@ struct WorkerLoad {
   double prefill_rate = 0;
   double overhead_s = 0;
   double decode_step_s = 0;  // observed inter-token latency (0: none yet)
+  uint64_t kv_capacity_blocks = 0;  // WorkerSpec's, or as SetKvCapacity changed it
 };
 
 class Scheduler {
@@ -153,6 +154,9 @@ class Scheduler {
   absl::Status AddWorker(const WorkerSpec& spec) ABSL_LOCKS_EXCLUDED(mu_, registry_mu_);
   // Unregisters a worker and drops its index entries; its tickets stay valid (release is a no-op).
   absl::Status RemoveWorker(WorkerId worker) ABSL_LOCKS_EXCLUDED(mu_, registry_mu_);
+  // Changes a worker's KV capacity (WorkerSpec::kv_capacity_blocks), as its engine reports it:
+  // later decisions use it. NotFound for an unknown worker; InvalidArgument for 0.
+  absl::Status SetKvCapacity(WorkerId worker, uint64_t blocks) ABSL_LOCKS_EXCLUDED(mu_);
   // The engine's own load report; takes no admission lock (applied at the next decision).
   void ReportMetrics(WorkerId worker, const EngineMetrics& metrics)
       ABSL_LOCKS_EXCLUDED(registry_mu_);

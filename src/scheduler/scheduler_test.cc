@@ -377,6 +377,18 @@ TEST_F(SchedulerTest, NextReleaseIsTheLowestKeyOfTheWindow) {
   }
 }
 
+// A worker's KV capacity can change after registration (the gateway learns it from the engine).
+TEST_F(SchedulerTest, KvCapacityFollowsTheEngine) {
+  Make("kvrouter", 2);
+  EXPECT_EQ(sched_->Load(WorkerId(1))->kv_capacity_blocks, WorkerSpec{}.kv_capacity_blocks);
+  ASSERT_TRUE(sched_->SetKvCapacity(WorkerId(1), 65536).ok());
+  EXPECT_EQ(sched_->Load(WorkerId(1))->kv_capacity_blocks, 65536u);
+  EXPECT_EQ(sched_->Load(WorkerId(0))->kv_capacity_blocks, WorkerSpec{}.kv_capacity_blocks);
+  EXPECT_EQ(sched_->SetKvCapacity(WorkerId(1), 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sched_->SetKvCapacity(WorkerId(5), 100).code(), absl::StatusCode::kNotFound);
+  Route(Prompt(160));  // decisions go on
+}
+
 TEST_F(SchedulerTest, PinnedAndErrors) {
   Make("round_robin");
   blocks_ = {};

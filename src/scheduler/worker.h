@@ -26,6 +26,9 @@ struct EngineMetrics {
   uint32_t running = 0, waiting = 0;
   uint64_t waiting_prefill_tokens = 0;
   double kv_usage = 0;  // fraction of KV blocks in use
+  // The engine's KV cache size in tokens, where it reports one (vLLM's cache_config_info, SGLang's
+  // max_total_num_tokens); 0: not reported.
+  uint64_t kv_capacity_tokens = 0;
 };
 
 // Online fit of TTFT = overhead + tokens / rate from observed (tokens, TTFT) pairs, where
