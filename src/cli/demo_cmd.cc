@@ -206,7 +206,7 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"engine-sim", "llama.cpp"}))
       ->capture_default_str();
   cmd->add_option("--workload", f->source.generator,
-                  "A generated workload (chat, system_prompts, agentic) instead of the trace");
+                  "A generated workload (chat, system_prompts, agentic, rag) instead of the trace");
   cmd->add_option("--max-output-tokens", f->max_output_tokens,
                   "Cap every answer at this many tokens (0: as the workload says)");
   cmd->add_option("--llama-server", o.llama.server,
