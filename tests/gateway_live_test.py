@@ -117,6 +117,29 @@ def complete(router, max_tokens=2):
     return status, r, headers.get("x-kvrouter-worker")
 
 
+def endless_stream(test, router, prompt):
+    """A streamed completion the engine does not end on its own (100,000 tokens, ignore_eos),
+    once its first event has arrived: (the connection, the response). Closing the connection
+    ends the request."""
+    c = router.conn()
+    c.request("POST", "/v1/completions", body=json.dumps(
+        {"model": MODEL, "prompt": prompt, "max_tokens": 100000, "ignore_eos": True,
+         "stream": True}), headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    test.assertTrue(r.readline().startswith(b"data: "))
+    return c, r
+
+
+def send_in_background(router, out, prompt):
+    """A completion sent from a thread (returned, started): its (status, headers, text) goes to
+    out["r"], its response headers into `out`."""
+    t = threading.Thread(target=lambda: out.update(
+        r=router.request("POST", "/v1/completions", {"model": MODEL, "prompt": prompt},
+                         response_headers=out)))
+    t.start()
+    return t
+
+
 def chat(content, history=()):
     return {"model": MODEL, "messages": [*history, {"role": "user", "content": content}],
             "max_tokens": 4, "ignore_eos": True}
@@ -626,12 +649,7 @@ class StaleTest(unittest.TestCase):
         with EngineSim("--speedup", "1", "--kv-events-port", "0", "--drop-event-batches", "1") as sim, \
                 Router(router_yaml([("w", sim, True)],
                                    extra="events: {stale_after_ms: 300}")) as router:
-            c = router.conn()
-            c.request("POST", "/v1/completions", body=json.dumps(
-                {"model": MODEL, "prompt": unique_text(), "max_tokens": 100000, "ignore_eos": True,
-                 "stream": True}), headers={"Content-Type": "application/json"})
-            r = c.getresponse()
-            self.assertTrue(r.readline().startswith(b"data: "))
+            c, _ = endless_stream(self, router, unique_text())
             router.wait_for(lambda: router.workers()["w"]["stale"], "the stale flag")
             _, values = router.metrics()
             self.assertEqual(metric(values, "kvrouter_worker_stale", worker="w"), 1)
@@ -737,18 +755,9 @@ class FailuresTest(unittest.TestCase):
                 [("w", sim, False)],
                 extra="limits: {max_running_per_worker: 1, queue_size: 1, queue_timeout_ms: 1500}")
         ) as router:
-            long_body = {"model": MODEL, "prompt": "long", "max_tokens": 100000, "ignore_eos": True,
-                         "stream": True}
-            c = router.conn()
-            c.request("POST", "/v1/completions", body=json.dumps(long_body),
-                      headers={"Content-Type": "application/json"})
-            running = c.getresponse()
-            self.assertTrue(running.readline().startswith(b"data: "))
+            c, _ = endless_stream(self, router, "long")
             queued = {}
-            waiter = threading.Thread(target=lambda: queued.update(
-                r=router.request("POST", "/v1/completions", {"model": MODEL, "prompt": "q"},
-                                 response_headers=queued)))
-            waiter.start()
+            waiter = send_in_background(router, queued, "q")
             try:
                 router.wait_for(lambda: metric(router.metrics()[1], "kvrouter_queued_requests") == 1,
                                 "a queued request")
@@ -774,18 +783,9 @@ class FailuresTest(unittest.TestCase):
                 router_yaml([("a", a, False)],
                             extra="limits: {max_running_per_worker: 1, queue_timeout_ms: 600000}")
         ) as router:
-            long_body = {"model": MODEL, "prompt": "long", "max_tokens": 100000, "ignore_eos": True,
-                         "stream": True}
-            c = router.conn()
-            c.request("POST", "/v1/completions", body=json.dumps(long_body),
-                      headers={"Content-Type": "application/json"})
-            running = c.getresponse()
-            self.assertTrue(running.readline().startswith(b"data: "))
+            c, _ = endless_stream(self, router, "long")
             queued = {}
-            waiter = threading.Thread(target=lambda: queued.update(
-                r=router.request("POST", "/v1/completions", {"model": MODEL, "prompt": "q"},
-                                 response_headers=queued)))
-            waiter.start()
+            waiter = send_in_background(router, queued, "q")
             try:
                 router.wait_for(lambda: metric(router.metrics()[1], "kvrouter_queued_requests") == 1,
                                 "a queued request")
@@ -867,12 +867,7 @@ class FailuresTest(unittest.TestCase):
 
     def test_client_disconnect_cancels_the_engine_request(self):
         with EngineSim("--speedup", "1") as sim, Router(router_yaml([("w", sim, False)])) as router:
-            c = router.conn()
-            c.request("POST", "/v1/completions", body=json.dumps(
-                {"model": MODEL, "prompt": "abc", "max_tokens": 100000, "ignore_eos": True,
-                 "stream": True}), headers={"Content-Type": "application/json"})
-            r = c.getresponse()
-            self.assertTrue(r.readline().startswith(b"data: "))
+            c, _ = endless_stream(self, router, "abc")
             c.sock.shutdown(socket.SHUT_RDWR)
             c.close()
             router.wait_for(lambda: metric(sim.metrics()[1], "vllm:request_success_total",
