@@ -2,19 +2,24 @@
 // real sockets on 127.0.0.1. Each test runs one io_context until its coroutine is done.
 #include "http/client.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <exception>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 namespace kvr::http {
 namespace {
@@ -190,6 +195,59 @@ TEST(Client, RefusedConnectionIsUnavailable) {
     auto response = co_await pool->Send(std::move(request));
     EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
   });
+}
+
+// Out of file descriptors, the server's accept fails with the connection still in the backlog:
+// it pauses instead of retrying in a loop, and serves the connection once descriptors are free.
+TEST(Server, AcceptRecoversWhenFileDescriptorsAreFreeAgain) {
+  asio::io_context io;
+  Upstream upstream(io);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int highest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  }
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(highest) + 64;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> filler;  // every descriptor but one: the client's socket takes it
+  for (int fd; (fd = fcntl(0, F_DUPFD_CLOEXEC, 0)) >= 0;) filler.push_back(fd);
+  ASSERT_FALSE(filler.empty());
+  close(filler.back());
+  filler.pop_back();
+  auto release = [&] {
+    for (int fd : filler) close(fd);
+    filler.clear();
+    setrlimit(RLIMIT_NOFILE, &saved);
+  };
+  std::string head;
+  RunTest(io, [&]() -> Task {
+    asio::ip::tcp::socket socket(io);
+    co_await socket.async_connect({asio::ip::make_address("127.0.0.1"), upstream.server->port()},
+                                  use_awaitable);
+    const std::string request = "GET /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
+    co_await asio::async_write(socket, asio::buffer(request), use_awaitable);
+    asio::steady_timer poll(io);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (upstream.server->accept_failures() == 0 && std::chrono::steady_clock::now() < deadline) {
+      poll.expires_after(std::chrono::milliseconds(1));
+      co_await poll.async_wait(use_awaitable);
+    }
+    EXPECT_GT(upstream.server->accept_failures(), 0u);
+    // 50 ms more out of descriptors: one failure, then a pause (a slow machine only lowers the
+    // count). A server that accepted again at once would fail at every turn of the loop.
+    poll.expires_after(std::chrono::milliseconds(50));
+    co_await poll.async_wait(use_awaitable);
+    EXPECT_LE(upstream.server->accept_failures(), 2u);
+    release();
+    asio::streambuf buffer;
+    co_await asio::async_read_until(socket, buffer, "\r\n\r\n", use_awaitable);
+    head.assign(asio::buffers_begin(buffer.data()), asio::buffers_end(buffer.data()));
+  });
+  release();
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 200")) << head;
+  EXPECT_EQ(upstream.requests, 1);
 }
 
 // A server that answers one request per connection with keep-alive, then closes it: the pooled

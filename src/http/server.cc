@@ -1,15 +1,17 @@
 #include "http/server.h"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <exception>
 #include <set>
@@ -28,6 +30,7 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 // A connection's read buffer. Beast reads at most the buffer's free room (512 bytes when it has
 // none), and a flat_buffer grows only when unconsumed bytes need more room; the request parser
@@ -85,6 +88,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   tcp::acceptor acceptor;
   bool stopping = false;
   size_t busy = 0;  // exchanges in progress
+  uint64_t accept_failures = 0;
   std::function<void()> on_drained;
   std::set<Connection*> connections;
 };
@@ -366,7 +370,15 @@ Task Server::State::AcceptLoop() {
     if (stopping) co_return;
     if (ec) {
       KVR_LOG("http", warn, "accept failed: {}", ec.message());
+      ++accept_failures;
       if (ec == asio::error::bad_descriptor) co_return;
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+          ec == asio::error::no_buffer_space || ec == asio::error::no_memory) {
+        // Out of file descriptors or memory: the pending connection stays in the backlog and
+        // accept would fail again at once. Let streams end before the next try.
+        asio::steady_timer pause(io, kAcceptBackoff);
+        co_await pause.async_wait(Redirect(ec));
+      }
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
@@ -406,6 +418,8 @@ uint16_t Server::port() const {
   error_code ec;
   return state_->acceptor.local_endpoint(ec).port();
 }
+
+uint64_t Server::accept_failures() const { return state_->accept_failures; }
 
 std::string Server::address() const { return absl::StrCat(state_->options.host, ":", port()); }
 

@@ -104,6 +104,10 @@ class Server {
 
   uint16_t port() const;
   std::string address() const;  // "host:port"
+  // Accepts that failed. Out of file descriptors (or memory) the server waits 100 ms before it
+  // accepts again, rather than retrying at once the connection still in the backlog. Read it
+  // on the executor.
+  uint64_t accept_failures() const;
   // Stops accepting and closes idle connections; exchanges in progress run to their end, after
   // which their connections close. `on_drained` runs (on the executor) once none is left.
   void Shutdown(std::function<void()> on_drained);
