@@ -63,6 +63,21 @@ PY
 [ "$(grep -c '<svg' "$tmp/sweep.html")" -ge 2 ] || fail "sweep html: expected mean and p99 plots"
 grep -q "load sweep over rate" "$tmp/sweep.txt" || fail "sweep: no compact table on stdout"
 grep -q "sweep run 2/2" "$tmp/sweep.err" || fail "sweep: no per-run progress on stderr"
+# simulate --time-scale divides every arrival (a generator's think times too, as demo
+# --rate-scale does); --block-size keeps the preset's capacity in tokens.
+"$bin" simulate --workload rag --requests 40 --workers 2 --policies kvrouter --time-scale 4 \
+  --block-size 16 --json "$tmp/ts4.json" --quiet >/dev/null
+"$bin" simulate --workload rag --requests 40 --workers 2 --policies kvrouter --json "$tmp/ts1.json" \
+  --quiet >/dev/null
+python3 - "$tmp/ts4.json" "$tmp/ts1.json" <<'PY'
+import json, sys
+fast, slow = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+ratio = fast["workload"]["duration_s"] / slow["workload"]["duration_s"]
+assert abs(ratio - 0.25) < 1e-3, ratio
+w = fast["workload"]
+assert (w["oracle_block_size"], w["time_scale"], w["block_size"]) == (16, 4, 16), w
+assert slow["workload"]["oracle_block_size"] == 64, slow["workload"]
+PY
 rc=0
 "$bin" simulate --workload chat --requests 30 --sweep rate=0.5,fast --quiet 2>"$tmp/err.txt" || rc=$?
 [ "$rc" = 2 ] || fail "malformed --sweep: exit $rc, want 2"

@@ -73,11 +73,27 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(p["prefill_tokens"], p["prompt_tokens"] - p["cached_tokens"])
             self.assertEqual(set(p["workers"]) <= {"w0", "w1"}, True)
             self.assertEqual(len(p["ttft_samples_ms"]), 20)
+            self.assertEqual(p["held_back"], 0, name)
         self.assertEqual(r["workload"]["requests"], 20)
         self.assertFalse(r["interrupted"])
         self.assertEqual(page.count("<svg"), 3)
         for name in ("round_robin", "dynamo", "kvrouter", "TTFT p99 ms", "hit rate %"):
             self.assertIn(name, out)
+
+    def test_requests_the_client_held_back_are_reported(self):
+        # Four requests due at once, one in flight at a time: three wait for the slot.
+        with tempfile.TemporaryDirectory() as d:
+            out_json = os.path.join(d, "demo.json")
+            proc = self.start("--workers", "1", "--requests", "4", "--rate-scale", "1e6",
+                              "--policies", "kvrouter", "--concurrency-limit", "1",
+                              "--json", out_json)
+            out, err = self.finish(proc)
+            self.assertEqual(proc.returncode, 0, err[-3000:])
+            with open(out_json) as f:
+                r = json.load(f)
+        self.assertEqual(r["policies"]["kvrouter"]["held_back"], 3)
+        self.assertIn("demo: kvrouter: 3 requests waited for a free slot", out)
+        self.assertIn("raise --concurrency-limit", out)
 
     def test_ctrl_c_stops_and_reaps_every_child(self):
         proc = self.start("--workers", "2", "--requests", "400", "--rate-scale", "1")

@@ -97,7 +97,24 @@ class ReplayTest(unittest.TestCase):
         self.assertEqual(set(r["workers"]), {"w0", "w1"})
         self.assertEqual(sum(r["workers"].values()), 30)
         self.assertEqual(len(r["ttft_samples_ms"]), 30)
+        self.assertEqual(r["held_back"], 0)
         self.assertIn("30 completed", run.stdout.decode())
+
+    def test_requests_held_back_by_the_concurrency_limit_are_counted(self):
+        # All six fall due within microseconds, one may be in flight: each of the five after the
+        # first finds the slot taken when it is due.
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "replay.json")
+            run = subprocess.run(self.replay_args(out, "--requests", "6", "--rate-scale", "1e6",
+                                                  "--concurrency-limit", "1"),
+                                 capture_output=True, timeout=DEADLINE_S,
+                                 preexec_fn=live._die_with_parent)
+            self.assertEqual(run.returncode, 0, run.stderr.decode()[-3000:])
+            with open(out) as f:
+                r = json.load(f)
+        self.assertEqual((r["completed"], r["held_back"]), (6, 5))
+        self.assertGreater(r["max_send_lag_ms"], 0)
+        self.assertIn("5 requests waited for a free slot", run.stdout.decode())
 
     def test_an_unreachable_target_fails_every_request(self):
         with tempfile.TemporaryDirectory() as d:

@@ -150,6 +150,12 @@ int RunDemoCommand(DemoFlags& f) {
   }
   report.settings.emplace_back("tokenizer", f.options.tokenizer);
   std::cout << sim::ReportTable(report);
+  for (const replay::ReplayResult& run : result->runs) {
+    if (run.held_back > 0) {
+      std::cout << "demo: " << run.summary.policy << ": " << replay::HeldBackNote(run)
+                << " (raise --concurrency-limit)\n";
+    }
+  }
   const double took =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << absl::StrFormat("demo: %d policies in %.1f s%s\n", result->runs.size(), took,
@@ -222,6 +228,11 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
   cmd->add_option("--llama-slot-model", o.llama.slot_model,
                   "With --llama-cache-ram 0: the router models each server's slots (false: "
                   "routed prompts are predicted for a TTL)")
+      ->capture_default_str();
+  cmd->add_option("--concurrency-limit", o.concurrency_limit,
+                  "Most requests the replay client keeps in flight; later ones wait and the run "
+                  "turns closed-loop (the held_back row counts them)")
+      ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
   f->cmd = cmd;

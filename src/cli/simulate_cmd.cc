@@ -25,7 +25,8 @@ struct SimulateFlags {
                                          burst;
   uint32_t workers = 8;
   double rate_scale = 1.0, event_delay_ms = 5, predict_ttl_s = 2,
-         metrics_interval_ms = kDefaultMetricsIntervalMs, gen_rate = 4.0;
+         metrics_interval_ms = kDefaultMetricsIntervalMs, gen_rate = 4.0, time_scale = 1.0;
+  uint32_t block_size = 0;  // 0: the preset's
   uint64_t seed = 1;
   size_t requests = 0;
   bool quiet = false;
@@ -39,6 +40,11 @@ absl::StatusOr<sim::Workload> LoadWorkload(const SimulateFlags& f) {
                                                            .rate_scale = f.rate_scale,
                                                            .gen_rate = f.gen_rate,
                                                            .seed = f.seed}));
+  if (f.time_scale != 1) {
+    for (sim::SimRequest& r : w.requests) {
+      r.arrival = static_cast<TimeNs>(static_cast<double>(r.arrival) / f.time_scale);
+    }
+  }
   if (!f.burst.empty()) {
     std::vector<std::string> parts = absl::StrSplit(f.burst, ',');
     double period = 0, duty = 0;
@@ -56,6 +62,11 @@ absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
   sim::SimConfig c;
   c.workers = f.workers;
   KVR_ASSIGN_OR_RETURN(c.engine, engine::EnginePreset(f.engine_preset));
+  if (f.block_size > 0) {  // the preset's KV capacity in tokens, as engine-sim keeps it
+    const uint64_t capacity = uint64_t{c.engine.num_blocks} * c.engine.block_size;
+    c.engine.num_blocks = static_cast<uint32_t>(capacity / f.block_size);
+    c.engine.block_size = f.block_size;
+  }
   for (absl::string_view s : absl::StrSplit(f.speeds, ',', absl::SkipEmpty())) {
     double v = 0;
     if (!absl::SimpleAtod(s, &v) || !(v > 0)) {
@@ -113,6 +124,8 @@ void AddSettings(const SimulateFlags& f, sim::Report* report) {
   report->settings.emplace_back("metrics_interval_ms", std::to_string(f.metrics_interval_ms));
   report->settings.emplace_back("seed", std::to_string(f.seed));
   if (!f.burst.empty()) report->settings.emplace_back("burst", f.burst);
+  if (f.time_scale != 1) report->settings.emplace_back("time_scale", std::to_string(f.time_scale));
+  if (f.block_size > 0) report->settings.emplace_back("block_size", std::to_string(f.block_size));
   if (f.predict_ttl_s != 2)
     report->settings.emplace_back("predict_ttl_s", std::to_string(f.predict_ttl_s));
 }
@@ -203,7 +216,15 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
   cmd->add_option("--burst", f->burst,
                   "PERIOD_S,DUTY: squeeze each period's arrivals into its first DUTY fraction "
                   "(same mean rate, 1/DUTY peak; any trace or workload)");
+  cmd->add_option("--time-scale", f->time_scale,
+                  "Divide every arrival time by this factor after loading: a generator's session "
+                  "starts and think times alike, as `demo --rate-scale` does")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--engine-preset", f->engine_preset, "default, fast, slow, small-memory, test");
+  cmd->add_option("--block-size", f->block_size,
+                  "KV block size in tokens, the preset's capacity in tokens kept (engine-sim's "
+                  "default: 16)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--speeds", f->speeds, "Per-engine speed factors, cycled (e.g. 1,0.5)");
   cmd->add_option("--event-delay-ms", f->event_delay_ms, "KV event delay to the router")
       ->check(CLI::NonNegativeNumber);

@@ -187,6 +187,7 @@ absl::StatusOr<replay::ReplayResult> Replay(const DemoOptions& o, const std::str
   replay::ReplayOptions ro{.target = target, .model = o.model, .label = policy};
   ro.duration_s = 0;
   ro.drain_timeout_s = o.drain_timeout_s;
+  ro.concurrency_limit = o.concurrency_limit;
   ro.progress = o.progress;
   KVR_ASSIGN_OR_RETURN(auto replayer, replay::Replayer::Create(io, std::move(ro), w));
   boost::asio::steady_timer watch(io);
@@ -282,6 +283,7 @@ void AddRun(replay::ReplayResult run, DemoResult* out) {
   sim::PolicyResult summary = run.summary;
   summary.extra.emplace_back("completed", static_cast<double>(run.completed));
   summary.extra.emplace_back("errors", static_cast<double>(run.failed + run.cancelled));
+  summary.extra.emplace_back("held_back", static_cast<double>(run.held_back));
   out->report.policies.push_back(std::move(summary));
   out->runs.push_back(std::move(run));
 }

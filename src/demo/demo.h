@@ -52,6 +52,7 @@ struct DemoOptions {
   double speedup = 4;  // engine-sim --speedup: wall time runs this much faster than modelled
   std::chrono::milliseconds ready_timeout{30000};
   double drain_timeout_s = 60;
+  size_t concurrency_limit = 1024;  // the replay client's most requests in flight
   std::function<void(const std::string&)> log;                  // one line per step
   std::function<void(const replay::ReplayProgress&)> progress;  // during each replay
 };

@@ -95,27 +95,34 @@ asio::awaitable<void> Replayer::Run() {
       options_.duration_s > 0 ? start_ + Seconds(options_.duration_s) : Clock::time_point::max();
   for (size_t i = 0; i < workload_.requests.size(); ++i) {
     const Clock::time_point due = start_ + std::chrono::nanoseconds(workload_.requests[i].arrival);
-    if (!co_await WaitToSend(due, deadline)) break;
+    bool held = false;
+    if (!co_await WaitToSend(due, deadline, &held)) break;
     ++sent_;
     // Counted in flight now, not when the coroutine first runs (it is posted), so Drain never
     // finds the set empty while a request is still to start.
     in_flight_.push_back(std::make_shared<InFlight>());
-    asio::co_spawn(io_, Send(i, due, in_flight_.back()), asio::detached);
+    asio::co_spawn(io_, Send(i, due, held, in_flight_.back()), asio::detached);
   }
   co_await Drain();
   Finish();
 }
 
 // Waits until `due` and a free slot; false when sending is over (stopped, or past `deadline`).
-asio::awaitable<bool> Replayer::WaitToSend(Clock::time_point due, Clock::time_point deadline) {
+// *held: every slot was taken when the request fell due (it went late because of the limit).
+asio::awaitable<bool> Replayer::WaitToSend(Clock::time_point due, Clock::time_point deadline,
+                                           bool* held) {
+  bool waited_for_slot = false;
   while (!stopping_) {
     const Clock::time_point now = Clock::now();
     if (now >= deadline || due >= deadline) co_return false;
     if (in_flight_.size() >= options_.concurrency_limit) {
+      waited_for_slot = true;
       wake_.expires_at(deadline);  // a request that ends wakes us
     } else if (now < due) {
+      waited_for_slot = false;  // a slot freed before it was due
       wake_.expires_at(due);
     } else {
+      *held = waited_for_slot;
       co_return true;
     }
     co_await Wait(wake_);
@@ -149,7 +156,7 @@ void Replayer::CancelInFlight() {
   }
 }
 
-asio::awaitable<void> Replayer::Send(size_t index, Clock::time_point due,
+asio::awaitable<void> Replayer::Send(size_t index, Clock::time_point due, bool held,
                                      std::shared_ptr<InFlight> flight) {
   auto self = shared_from_this();
   const sim::SimRequest& request = workload_.requests[index];
@@ -157,6 +164,7 @@ asio::awaitable<void> Replayer::Send(size_t index, Clock::time_point due,
   record.id = request.id;
   record.sent = Since(start_);
   record.send_lag = std::max<TimeNs>(0, Since(due));
+  record.held_back = held;
   co_await Exchange(request, *flight, record);
   record.finish = Since(start_);
   std::erase(in_flight_, flight);

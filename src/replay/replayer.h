@@ -8,11 +8,13 @@
 //   io.run();  // the caller stops it in `done` (see Drain: a request may be left behind)
 //
 // Open loop: a request is sent at its arrival time whatever happened to the earlier ones, unless
-// `concurrency_limit` requests are in flight (it then waits for one to end; the delay shows as
-// max_send_lag_ms). Bounds: nothing is sent after `duration_s`; in-flight requests then get
-// `drain_timeout_s` to end before they are cancelled. Stop() ends it early: nothing more is sent,
-// streams in flight are cancelled at once (their connections closed, which the server sees as
-// the client leaving), and the result (interrupted) is delivered within `stop_grace_s`.
+// `concurrency_limit` requests are in flight (it then waits for one to end, and so do the requests
+// after it: the load is closed-loop from there; the result counts those requests, held_back, and
+// the delay, max_send_lag_ms, which TTFT and E2E do not include). Bounds: nothing is sent after
+// `duration_s`; in-flight requests then get `drain_timeout_s` to end before they are cancelled.
+// Stop() ends it early: nothing more is sent, streams in flight are cancelled at once (their
+// connections closed, which the server sees as the client leaving), and the result (interrupted) is
+// delivered within `stop_grace_s`.
 //
 // Threading: everything runs on the io_context's one thread; Start and Stop are called there
 // (post from elsewhere).
@@ -78,9 +80,10 @@ class Replayer : public std::enable_shared_from_this<Replayer> {
   struct InFlight;
 
   asio::awaitable<void> Run();
-  asio::awaitable<bool> WaitToSend(Clock::time_point due, Clock::time_point deadline);
+  asio::awaitable<bool> WaitToSend(Clock::time_point due, Clock::time_point deadline, bool* held);
   asio::awaitable<void> Drain();
-  asio::awaitable<void> Send(size_t index, Clock::time_point due, std::shared_ptr<InFlight> flight);
+  asio::awaitable<void> Send(size_t index, Clock::time_point due, bool held,
+                             std::shared_ptr<InFlight> flight);
   asio::awaitable<void> Exchange(const sim::SimRequest& request, InFlight& flight,
                                  RequestRecord& record);
   asio::awaitable<void> Ticker();

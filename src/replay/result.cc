@@ -67,6 +67,7 @@ ReplayResult ReplayCollector::Finish(std::string label, uint64_t total, double d
   for (const RequestRecord& r : records_) {
     CountOutcome(r, &out);
     out.max_send_lag_ms = std::max(out.max_send_lag_ms, Ms(r.send_lag));
+    out.held_back += r.held_back ? 1 : 0;
     if (r.outcome != Outcome::kCompleted) {
       if (r.outcome != Outcome::kCancelled) ++errors[r.error];
       continue;
@@ -100,6 +101,7 @@ Json ReplayJsonValue(const ReplayResult& r) {
   j["cached_tokens"] = r.cached_tokens;
   j["output_tokens"] = r.output_tokens;
   j["missing_usage"] = r.missing_usage;
+  j["held_back"] = r.held_back;
   j["max_send_lag_ms"] = r.max_send_lag_ms;
   j["duration_s"] = r.duration_s;
   j["interrupted"] = r.interrupted;
@@ -116,6 +118,14 @@ Json ReplayJsonValue(const ReplayResult& r) {
 std::string ReplayJson(const ReplayResult& r) {
   // replace: an error message with invalid UTF-8 must not throw out of dump().
   return ReplayJsonValue(r).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+std::string HeldBackNote(const ReplayResult& r) {
+  return absl::StrFormat(
+      "%d %s waited for a free slot under the concurrency limit, up to %.0f ms behind the "
+      "workload: from the first of them the load was closed-loop, and TTFT and E2E do not count "
+      "that wait",
+      r.held_back, r.held_back == 1 ? "request" : "requests", r.max_send_lag_ms);
 }
 
 std::string ReplaySummary(const ReplayResult& r) {
@@ -137,6 +147,7 @@ std::string ReplaySummary(const ReplayResult& r) {
                         "throughput %.1f output tok/s\n",
                         100 * s.hit_rate, r.cached_tokens, r.prompt_tokens, s.prefill_tokens,
                         s.throughput_tok_s);
+  if (r.held_back > 0) absl::StrAppend(&out, "  ", HeldBackNote(r), "\n");
   out += "  workers:";
   for (const auto& [name, n] : r.workers) absl::StrAppend(&out, " ", name, "=", n);
   out += "\n";

@@ -34,7 +34,8 @@ struct RequestRecord {
   std::string error;   // why, unless completed
   std::string worker;  // x-kvrouter-worker, or empty
   TimeNs sent = 0, first_token = 0, finish = 0;
-  TimeNs send_lag = 0;  // sent - due (the client fell behind the trace)
+  TimeNs send_lag = 0;     // sent - due (the client fell behind the trace)
+  bool held_back = false;  // due while every slot of the concurrency limit was taken
   bool usage_reported = false;
   uint64_t prompt_tokens = 0, cached_tokens = 0, output_tokens = 0;
 };
@@ -45,6 +46,7 @@ struct ReplayResult {
   uint64_t sent = 0, completed = 0, failed = 0, failed_mid_stream = 0, cancelled = 0;
   uint64_t prompt_tokens = 0, cached_tokens = 0, output_tokens = 0;
   uint64_t missing_usage = 0;  // completed without usage: counted with 0 cached tokens
+  uint64_t held_back = 0;      // sent late because the concurrency limit was reached
   double max_send_lag_ms = 0;
   double duration_s = 0;
   bool interrupted = false;                              // stopped early (Ctrl-C)
@@ -65,10 +67,13 @@ class ReplayCollector {
 // The simulate policy entry's fields (ttft_ms, itl_ms, e2e_ms, hit_rate, prefill_tokens,
 // throughput_tok_s, load_imbalance), then requests (sent), total, completed, failed,
 // failed_mid_stream, cancelled, not_sent, prompt_tokens, cached_tokens, output_tokens,
-// missing_usage, max_send_lag_ms, duration_s, interrupted, workers {name: completed},
+// missing_usage, held_back, max_send_lag_ms, duration_s, interrupted, workers {name: completed},
 // errors {message: count}, ttft_samples_ms [...] (completed requests, in completion order).
 nlohmann::ordered_json ReplayJsonValue(const ReplayResult& result);
 std::string ReplayJson(const ReplayResult& result);  // indented, ends with a newline
+
+// One sentence on the requests the concurrency limit held back (call when held_back > 0).
+std::string HeldBackNote(const ReplayResult& result);
 
 // A few human-readable lines for stdout.
 std::string ReplaySummary(const ReplayResult& result);

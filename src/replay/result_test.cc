@@ -53,6 +53,21 @@ TEST(ReplayCollectorTest, CountsOutcomesTokensAndWorkers) {
   EXPECT_EQ(r.errors[0], std::make_pair(std::string("HTTP 503: busy"), uint64_t{2}));
 }
 
+TEST(ReplayCollectorTest, CountsTheRequestsTheConcurrencyLimitHeldBack) {
+  ReplayCollector c;
+  RequestRecord on_time = Completed("w0", 0, 100, 0);
+  RequestRecord held = Completed("w0", 50 * kNsPerMs, 100, 0);
+  held.send_lag = 40 * kNsPerMs;
+  held.held_back = true;
+  c.Add(on_time);
+  c.Add(held);
+  const ReplayResult r = std::move(c).Finish("kvrouter", 2, 0.1, false);
+  EXPECT_EQ(r.held_back, 1u);
+  EXPECT_DOUBLE_EQ(r.max_send_lag_ms, 40);
+  EXPECT_EQ(nlohmann::json::parse(ReplayJson(r))["held_back"], 1);
+  EXPECT_NE(ReplaySummary(r).find("1 request waited for a free slot"), std::string::npos);
+}
+
 TEST(ReplayJsonTest, HasTheSimulateShapeAndTheLiveCounts) {
   ReplayCollector c;
   c.Add(Completed("w0", 0, 100, 50));
