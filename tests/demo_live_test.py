@@ -74,6 +74,7 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(set(p["workers"]) <= {"w0", "w1"}, True)
             self.assertEqual(len(p["ttft_samples_ms"]), 20)
             self.assertEqual(p["held_back"], 0, name)
+            self.assertGreater(p["gateway_peak_rss_mib"], 1, name)
         self.assertEqual(r["workload"]["requests"], 20)
         self.assertFalse(r["interrupted"])
         self.assertEqual(page.count("<svg"), 3)

@@ -268,6 +268,14 @@ class RoutingTest(unittest.TestCase):
         self.assertEqual(router, metric(values, "kvrouter_prompt_tokens_total", source="engine"))
         self.assertGreater(metric(values, "kvrouter_requests_total", status="200"), 0)
         self.assertGreater(metric(values, "kvrouter_events_applied_total"), 0)
+        # The process's own figures, under Prometheus's standard names.
+        rss = metric(values, "process_resident_memory_bytes")
+        self.assertGreater(rss, 1 << 20)
+        self.assertGreaterEqual(metric(values, "process_resident_memory_max_bytes"), rss)
+        self.assertGreater(metric(values, "process_open_fds"), 3)
+        self.assertGreaterEqual(metric(values, "process_max_fds"), metric(values, "process_open_fds"))
+        self.assertGreaterEqual(metric(values, "process_cpu_seconds_total"), 0)
+        self.assertAlmostEqual(metric(values, "process_start_time_seconds"), time.time(), delta=600)
 
 
 class KvCapacityTest(unittest.TestCase):

@@ -1,7 +1,13 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <ctime>
+#include <map>
 #include <set>
+#include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "common/check.h"
@@ -109,6 +115,42 @@ TEST(Metrics, ExposesRegisteredFamilies) {
   EXPECT_NE(text.find("kvr_test_total{worker=\"a\"} 3"), std::string::npos);
   EXPECT_NE(text.find("kvr_test_gauge 1.5"), std::string::npos);
   EXPECT_NE(text.find("kvr_test_seconds_bucket{le=\"1\"} 1"), std::string::npos);
+}
+
+std::map<std::string, double> ProcessMetrics() {
+  std::map<std::string, double> out;
+  for (const auto& f : ProcessMetricFamilies()) {
+    EXPECT_EQ(f.metric.size(), 1u) << f.name;
+    const auto& m = f.metric.at(0);
+    out[f.name] = f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+  }
+  return out;
+}
+
+TEST(Metrics, ProcessMetricsFollowThisProcess) {
+  const auto before = ProcessMetrics();
+  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                           "process_resident_memory_max_bytes", "process_virtual_memory_bytes",
+                           "process_open_fds", "process_max_fds", "process_start_time_seconds"}) {
+    EXPECT_TRUE(before.contains(name)) << name;
+  }
+  // 64 MiB written page by page stay resident while held.
+  std::vector<char> block(size_t{64} << 20);
+  for (size_t i = 0; i < block.size(); i += 4096) block[i] = static_cast<char>(i);
+  const int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const auto after = ProcessMetrics();
+  close(fd);
+  EXPECT_GE(after.at("process_resident_memory_bytes"),
+            before.at("process_resident_memory_bytes") + double(32 << 20));
+  EXPECT_GE(after.at("process_resident_memory_max_bytes"),
+            after.at("process_resident_memory_bytes"));
+  EXPECT_EQ(after.at("process_open_fds"), before.at("process_open_fds") + 1);
+  EXPECT_GE(after.at("process_max_fds"), after.at("process_open_fds"));
+  EXPECT_GE(after.at("process_cpu_seconds_total"), before.at("process_cpu_seconds_total"));
+  const double now = static_cast<double>(time(nullptr));
+  EXPECT_LE(after.at("process_start_time_seconds"), now + 1);
+  EXPECT_GT(after.at("process_start_time_seconds"), now - 24 * 3600);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
 #include <map>
@@ -41,5 +42,12 @@ class MetricsRegistry {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
 };
+
+// This process's standard Prometheus process metrics, read from /proc/self at the call:
+// process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
+// process_open_fds, process_max_fds, process_start_time_seconds, and
+// process_resident_memory_max_bytes (the peak, Linux's VmHWM). A value that cannot be read is
+// left out.
+std::vector<prometheus::MetricFamily> ProcessMetricFamilies();
 
 }  // namespace kvr

@@ -211,10 +211,15 @@ absl::StatusOr<replay::ReplayResult> Replay(const DemoOptions& o, const std::str
   return *std::move(result);
 }
 
-// The gateway's kvrouter_cached_tokens_total{source} at the end of a run: the tokens it
-// predicted the engines would reuse ("router") and those they reported ("engine"); -1: unread.
-std::pair<double, double> CachedTokenCounters(const std::string& target) {
-  std::pair<double, double> out{-1, -1};
+// What the gateway's /metrics says at the end of a run: kvrouter_cached_tokens_total{source},
+// the tokens it predicted the engines would reuse ("router") and those they reported ("engine"),
+// and its peak resident memory; -1: unread.
+struct GatewayCounters {
+  double router_cached = -1, engine_cached = -1, peak_rss_bytes = -1;
+};
+
+GatewayCounters ScrapeGateway(const std::string& target) {
+  GatewayCounters out;
   absl::StatusOr<std::pair<std::string, uint16_t>> hp = http::ParseHttpUrl(target);
   if (!hp.ok()) return out;
   boost::asio::io_context io(1);
@@ -235,10 +240,11 @@ std::pair<double, double> CachedTokenCounters(const std::string& target) {
   io.run_for(std::chrono::seconds(10));
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) {
-    if (!line.starts_with("kvrouter_cached_tokens_total{")) continue;
     const double v = std::strtod(line.substr(line.rfind(' ') + 1).c_str(), nullptr);
-    if (line.find("source=\"router\"") != std::string::npos) out.first = v;
-    if (line.find("source=\"engine\"") != std::string::npos) out.second = v;
+    if (line.starts_with("process_resident_memory_max_bytes ")) out.peak_rss_bytes = v;
+    if (!line.starts_with("kvrouter_cached_tokens_total{")) continue;
+    if (line.find("source=\"router\"") != std::string::npos) out.router_cached = v;
+    if (line.find("source=\"engine\"") != std::string::npos) out.engine_cached = v;
   }
   return out;
 }
@@ -266,9 +272,11 @@ absl::StatusOr<replay::ReplayResult> RunPolicy(const DemoOptions& o, const std::
   Child* died = nullptr;
   KVR_ASSIGN_OR_RETURN(replay::ReplayResult r, Replay(o, policy, target, w, children, &died));
   if (!died) {
-    const auto [router, engine] = CachedTokenCounters(target);
-    r.summary.extra.emplace_back("router_cached_tokens", router);
-    r.summary.extra.emplace_back("engine_cached_tokens", engine);
+    const GatewayCounters g = ScrapeGateway(target);
+    r.summary.extra.emplace_back("router_cached_tokens", g.router_cached);
+    r.summary.extra.emplace_back("engine_cached_tokens", g.engine_cached);
+    r.summary.extra.emplace_back("gateway_peak_rss_mib",
+                                 g.peak_rss_bytes < 0 ? -1 : g.peak_rss_bytes / (1 << 20));
   }
   if (died && !StopRequested()) {  // Ctrl-C reaches the children too: not a failure
     return absl::UnavailableError(absl::StrCat(died->name(), " ", died->Describe(), " during the ",

@@ -234,6 +234,7 @@ std::string GatewayMetrics::Serialize(const std::vector<const Pool*>& pools) con
     for (const auto& w : *pool->workers()) workers.Add(*pool, *w);
   }
   workers.MoveInto(&families);
+  for (MetricFamily& f : ProcessMetricFamilies()) families.push_back(std::move(f));
   return prometheus::TextSerializer().Serialize(families);
 }
 
