@@ -287,7 +287,7 @@ class KvCapacityTest(unittest.TestCase):
                 router_yaml([("a", a, False)], extra="engine_metrics_interval_ms: 100")) as router:
             status, w = router.admin("POST", "/admin/workers", {
                 "model": MODEL, "name": "b", "url": f"http://{b.ready['http']}",
-                "kv_capacity_blocks": 1000})
+                "kv_capacity_blocks": 1000, "max_batched_tokens": 2048})
             self.assertEqual(status, 201, w)
             router.wait_for(lambda: all(w["engine_kv_capacity_blocks"] == 65536
                                         for w in router.workers().values()),
@@ -295,6 +295,9 @@ class KvCapacityTest(unittest.TestCase):
             workers = router.workers()
             self.assertEqual(workers["a"]["kv_capacity_blocks"], 65536)
             self.assertEqual(workers["b"]["kv_capacity_blocks"], 1000)
+            # The step size no engine publishes: the pool's default, or as configured.
+            self.assertEqual(workers["a"]["max_batched_tokens"], 8192)
+            self.assertEqual(workers["b"]["max_batched_tokens"], 2048)
             self.assertEqual(complete(router)[0], 200)
             router.assert_idle()
 
@@ -840,13 +843,14 @@ class FailuresTest(unittest.TestCase):
             router.assert_idle()
 
     def test_kvrouter_releases_the_shortest_waiting_request_first(self):
-        # kvrouter's router queue, its threshold this low: a worker is busy while any prefill is
-        # booked on it. The engine holds each first byte 2 s (a fault window, not a wait). A long
-        # prompt and then a short one wait behind the first request; when it frees the worker,
-        # the short one goes first, though it came later.
+        # kvrouter's router queue holds while every worker has more than 4 steps of prefill
+        # booked; with a step of one token (max_batched_tokens), a worker is busy while any
+        # prompt longer than 4 tokens is booked on it. The engine holds each first byte 2 s (a
+        # fault window, not a wait). A long prompt and then a short one wait behind the first
+        # request; when it frees the worker, the short one goes first, though it came later.
         with EngineSim("--speedup", "1", "--stall-ms", "2000") as sim, Router(router_yaml(
-                [("w", sim, False)],
-                pool_extra="    policy: 'kvrouter[queue_threshold=0.0001]'")) as router:
+                [("w", sim, False)], pool_extra="    max_batched_tokens: 1")) as router:
+            self.assertEqual(router.workers()["w"]["max_batched_tokens"], 1)
             done = []
 
             def send(key, prompt):

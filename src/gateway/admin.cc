@@ -53,6 +53,7 @@ Json WorkerJson(const Pool& pool, const Worker& w) {
   j["kv_capacity_blocks"] = load ? load->kv_capacity_blocks : 0;
   const uint64_t reported = w.engine_kv_blocks;
   j["engine_kv_capacity_blocks"] = reported > 0 ? Json(reported) : Json(nullptr);
+  j["max_batched_tokens"] = w.config.max_batched_tokens.value_or(pool.config().max_batched_tokens);
   const WorkerIndexStats stats = pool.index().Stats(w.id);
   j["cached_blocks"] = stats.blocks[0];
   // llama.cpp: what the router believes each slot holds (slot_model.h).
@@ -125,6 +126,12 @@ absl::StatusOr<WorkerConfig> WorkerFromJson(const Json& j) {
       return absl::InvalidArgumentError("kv_capacity_blocks: must be an integer > 0");
     }
     w.kv_capacity_blocks = it->get<uint64_t>();
+  }
+  if (auto it = j.find("max_batched_tokens"); it != j.end()) {
+    if (!it->is_number_unsigned() || it->get<uint64_t>() == 0 || it->get<uint64_t>() > (1 << 24)) {
+      return absl::InvalidArgumentError("max_batched_tokens: must be an integer in [1, 16777216]");
+    }
+    w.max_batched_tokens = it->get<uint32_t>();
   }
   if (w.kv_events == "none") w.kv_events.clear();
   if (w.replay == "none") w.replay.clear();

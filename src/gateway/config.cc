@@ -93,8 +93,9 @@ constexpr int64_t kMaxMs = int64_t{24} * 3600 * 1000;
 
 absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerConfig* w) {
   MapReader r(node, path);
-  KVR_RETURN_IF_ERROR(r.Check({"name", "url", "engine", "kv_events", "replay", "topic", "dp_rank",
-                               "speed", "kv_capacity_blocks", "prompt_cache_tokens", "slots"}));
+  KVR_RETURN_IF_ERROR(
+      r.Check({"name", "url", "engine", "kv_events", "replay", "topic", "dp_rank", "speed",
+               "kv_capacity_blocks", "max_batched_tokens", "prompt_cache_tokens", "slots"}));
   std::string engine;
   KVR_RETURN_IF_ERROR(r.String("engine", &engine));
   if (!engine.empty()) {
@@ -114,6 +115,11 @@ absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerC
     KVR_RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &blocks, 1, int64_t{1} << 40));
     w->kv_capacity_blocks = blocks;
   }
+  if (r["max_batched_tokens"]) {
+    uint32_t tokens = 0;
+    KVR_RETURN_IF_ERROR(r.Int("max_batched_tokens", &tokens, 1, 1 << 24));
+    w->max_batched_tokens = tokens;
+  }
   if (r["prompt_cache_tokens"]) {
     uint64_t tokens = 0;
     KVR_RETURN_IF_ERROR(r.Int("prompt_cache_tokens", &tokens, 0, int64_t{1} << 40));
@@ -129,9 +135,9 @@ absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerC
 
 absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfig* p) {
   MapReader r(node, path);
-  KVR_RETURN_IF_ERROR(
-      r.Check({"name", "tokenizer", "chat_template", "block_size", "policy", "prefill_tokens_per_s",
-               "kv_capacity_blocks", "tokenizer_check", "forward_tokens", "workers"}));
+  KVR_RETURN_IF_ERROR(r.Check({"name", "tokenizer", "chat_template", "block_size", "policy",
+                               "prefill_tokens_per_s", "kv_capacity_blocks", "max_batched_tokens",
+                               "tokenizer_check", "forward_tokens", "workers"}));
   std::string check;
   KVR_RETURN_IF_ERROR(r.String("tokenizer_check", &check));
   if (check == "refuse") {
@@ -149,6 +155,7 @@ absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfi
   KVR_RETURN_IF_ERROR(r.String("policy", &p->policy));
   KVR_RETURN_IF_ERROR(r.Positive("prefill_tokens_per_s", &p->prefill_tokens_per_s));
   KVR_RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &p->kv_capacity_blocks, 1, int64_t{1} << 40));
+  KVR_RETURN_IF_ERROR(r.Int("max_batched_tokens", &p->max_batched_tokens, 1, 1 << 24));
   KVR_RETURN_IF_ERROR(r.Bool("forward_tokens", &p->forward_tokens));
   if (p->forward_tokens && p->tokenizer_check == TokenizerCheck::kOff) {
     return FieldError(r.Path("forward_tokens"), r["forward_tokens"],

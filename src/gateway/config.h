@@ -39,6 +39,7 @@ struct WorkerConfig {
   EngineApi engine = EngineApi::kVllm;  // how to ask it for token ids
   double speed = 1;                       // prior: prefill throughput relative to the pool's
   std::optional<uint64_t> kv_capacity_blocks;  // default: the pool's
+  std::optional<uint32_t> max_batched_tokens;  // default: the pool's
   // llama.cpp workers without kv_events: the router's model of the server's slots
   // (slot_model.h) runs when the server's host prompt cache size is known. nullopt: unknown
   // (llama-server's default --cache-ram 8192 MiB): routed prompts are predicted entries for a
@@ -55,6 +56,10 @@ struct PoolConfig {
   std::string policy = "kvrouter";  // a policy spec, as `simulate --policies` takes
   double prefill_tokens_per_s = 20000;  // prior prefill rate of a speed-1 worker
   uint64_t kv_capacity_blocks = 16384;
+  // Most tokens an engine computes in one step (vLLM's --max-num-batched-tokens, SGLang's
+  // --chunked-prefill-size): the unit of the router queue's threshold and of the idle-decode
+  // credit. Neither engine publishes it in /metrics.
+  uint32_t max_batched_tokens = 8192;
   TokenizerCheck tokenizer_check = TokenizerCheck::kWarn;
   // Completions with a text prompt reach the workers that speak vLLM's API and whose tokenizer
   // check agrees as the router's token ids (`"prompt": [ids]`): the engine does not tokenize

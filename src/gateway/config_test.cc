@@ -25,9 +25,11 @@ pools:
     block_size: 32
     policy: kvrouter[work_weight=2]
     forward_tokens: true
+    max_batched_tokens: 2048
     workers:
       - name: a
         url: http://127.0.0.1:8001
+        max_batched_tokens: 512
         kv_events: tcp://127.0.0.1:5557
         replay: tcp://127.0.0.1:5558
       - url: http://127.0.0.1:8002
@@ -56,6 +58,9 @@ TEST(Config, ReadsEveryField) {
   EXPECT_TRUE(p.forward_tokens);
   ASSERT_EQ(p.workers.size(), 2u);
   EXPECT_EQ(p.workers[0].replay, "tcp://127.0.0.1:5558");
+  EXPECT_EQ(p.max_batched_tokens, 2048u);
+  EXPECT_EQ(p.workers[0].max_batched_tokens, 512u);
+  EXPECT_EQ(p.workers[1].max_batched_tokens, std::nullopt);  // the pool's
   EXPECT_EQ(p.workers[1].name, "http://127.0.0.1:8002");  // defaults to the URL
   EXPECT_EQ(p.workers[1].kv_events, "");                  // none: approximate mode
   EXPECT_EQ(p.workers[1].speed, 0.5);
@@ -125,12 +130,15 @@ TEST(Config, ErrorsNameTheFieldAndWhy) {
       {"pools: [{name: m, tokenizer: bytes, block_size: big}]", "must be an integer"},
       {"pools: [{name: m, tokenizer: bytes, policy: nope}]", "pools[0].policy"},
       {"pools: [{name: m}]", "pools[0].tokenizer"},
-      {"pools: [{name: m, tokenizer: bytes, workers: [{url: 'ftp://x'}]}]",
-       "pools[0].workers[0]"},
+      {"pools: [{name: m, tokenizer: bytes, workers: [{url: 'ftp://x'}]}]", "pools[0].workers[0]"},
       {"pools: [{name: m, tokenizer: bytes, workers: [{url: 'http://x:1', kv_events: 'x'}]}]",
        "kv_events"},
-      {"pools: [{name: m, tokenizer: bytes, workers: [{url: 'http://x:1', speed: -1}]}]",
-       "speed"},
+      {"pools: [{name: m, tokenizer: bytes, workers: [{url: 'http://x:1', speed: -1}]}]", "speed"},
+      {"pools: [{name: m, tokenizer: bytes, max_batched_tokens: 0}]",
+       "pools[0].max_batched_tokens"},
+      {"pools: [{name: m, tokenizer: bytes, workers: [{url: 'http://x:1', max_batched_tokens: "
+       "0}]}]",
+       "pools[0].workers[0].max_batched_tokens"},
       {"pools: [{name: m, tokenizer: bytes, colour: red}]", "pools[0].colour"},
       {"pools: [{name: m, tokenizer: bytes}, {name: m, tokenizer: bytes}]", "used twice"},
       {"pools: [{name: m, tokenizer: bytes, workers: [{url: 'http://x:1'}, {url: 'http://x:1'}]}]",

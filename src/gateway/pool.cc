@@ -113,7 +113,8 @@ absl::Status Pool::AddWorker(WorkerConfig config) {
       {.id = worker->id,
        .block_size = config_.block_size,
        .kv_capacity_blocks = c.kv_capacity_blocks.value_or(config_.kv_capacity_blocks),
-       .prefill_rate_prior = config_.prefill_tokens_per_s * c.speed}));
+       .prefill_rate_prior = config_.prefill_tokens_per_s * c.speed,
+       .max_batched_tokens = c.max_batched_tokens.value_or(config_.max_batched_tokens)}));
   if (worker->has_events()) {
     if (absl::Status s = StartEvents(*worker); !s.ok()) {
       (void)scheduler_->RemoveWorker(worker->id);
