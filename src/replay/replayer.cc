@@ -108,7 +108,8 @@ asio::awaitable<void> Replayer::Run() {
 }
 
 // Waits until `due` and a free slot; false when sending is over (stopped, or past `deadline`).
-// *held: every slot was taken when the request fell due (it went late because of the limit).
+// *held: the limit made it late, either because every slot was taken when it fell due, or
+// because it fell due while the sender was still waiting for a slot for an earlier request.
 asio::awaitable<bool> Replayer::WaitToSend(Clock::time_point due, Clock::time_point deadline,
                                            bool* held) {
   bool waited_for_slot = false;
@@ -122,7 +123,8 @@ asio::awaitable<bool> Replayer::WaitToSend(Clock::time_point due, Clock::time_po
       waited_for_slot = false;  // a slot freed before it was due
       wake_.expires_at(due);
     } else {
-      *held = waited_for_slot;
+      if (waited_for_slot) slot_wait_end_ = now;
+      *held = waited_for_slot || due < slot_wait_end_;
       co_return true;
     }
     co_await Wait(wake_);

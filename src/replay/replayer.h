@@ -101,6 +101,7 @@ class Replayer : public std::enable_shared_from_this<Replayer> {
   std::function<void(ReplayResult)> done_;
   Clock::time_point start_;
   Clock::time_point drain_deadline_ = Clock::time_point::max();
+  Clock::time_point slot_wait_end_{};  // when the sender last got a slot it had waited for
   std::vector<std::shared_ptr<InFlight>> in_flight_;
   ReplayCollector collector_;
   uint64_t sent_ = 0, done_count_ = 0, errors_ = 0;
