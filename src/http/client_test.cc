@@ -200,6 +200,11 @@ TEST(Client, RefusedConnectionIsUnavailable) {
 // Out of file descriptors, the server's accept fails with the connection still in the backlog:
 // it pauses instead of retrying in a loop, and serves the connection once descriptors are free.
 TEST(Server, AcceptRecoversWhenFileDescriptorsAreFreeAgain) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizer runtimes need descriptors of their own while the process has none (UBSan's
+  // vptr check probes memory through a pipe, and reports a false error when it cannot open one).
+  GTEST_SKIP() << "needs a process that can run out of file descriptors: release build only";
+#endif
   asio::io_context io;
   Upstream upstream(io);
   rlimit saved{};
