@@ -19,6 +19,7 @@
 #include "cli/replay_output.h"
 #include "demo/demo.h"
 #include "demo/process.h"
+#include "sim/workload.h"
 
 namespace kvr::cli {
 namespace {
@@ -62,11 +63,11 @@ absl::StatusOr<sim::Workload> DemoWorkload(const DemoFlags& f) {
   WorkloadSource source = f.source;
   if (!source.generator.empty()) source.rate_scale = 1;
   KVR_ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(source));
-  for (sim::SimRequest& r : w.requests) {
-    if (!f.source.generator.empty()) {
-      r.arrival = static_cast<TimeNs>(static_cast<double>(r.arrival) / f.source.rate_scale);
+  if (!f.source.generator.empty()) sim::CompressTime(w, f.source.rate_scale);
+  if (f.max_output_tokens > 0) {
+    for (sim::SimRequest& r : w.requests) {
+      r.output_tokens = std::min(r.output_tokens, f.max_output_tokens);
     }
-    if (f.max_output_tokens > 0) r.output_tokens = std::min(r.output_tokens, f.max_output_tokens);
   }
   return w;
 }

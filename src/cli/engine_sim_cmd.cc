@@ -33,10 +33,7 @@ absl::Status Configure(EngineSimFlags& f) {
   enginesim::EngineSimOptions& o = f.options;
   KVR_ASSIGN_OR_RETURN(o.engine, engine::EnginePreset(f.preset));
   if (f.block_size == 0) return absl::InvalidArgumentError("--block-size must be positive");
-  // Keep the preset's KV capacity in tokens whatever the block size.
-  const uint64_t capacity = uint64_t{o.engine.num_blocks} * o.engine.block_size;
-  o.engine.num_blocks = static_cast<uint32_t>(capacity / f.block_size);
-  o.engine.block_size = f.block_size;
+  engine::SetBlockSize(o.engine, f.block_size);  // the preset's KV capacity in tokens kept
   o.engine.speed *= f.speed;
   o.engine.worker = WorkerId(static_cast<uint32_t>(o.dp_rank));
   if (f.kv_events_port >= 0) o.kv_events_port = static_cast<uint16_t>(f.kv_events_port);

@@ -14,6 +14,7 @@
 #include "sim/simulator.h"
 #include "sim/sweep.h"
 #include "sim/trace.h"
+#include "sim/workload.h"
 
 namespace kvr::cli {
 namespace {
@@ -40,11 +41,7 @@ absl::StatusOr<sim::Workload> LoadWorkload(const SimulateFlags& f) {
                                                            .rate_scale = f.rate_scale,
                                                            .gen_rate = f.gen_rate,
                                                            .seed = f.seed}));
-  if (f.time_scale != 1) {
-    for (sim::SimRequest& r : w.requests) {
-      r.arrival = static_cast<TimeNs>(static_cast<double>(r.arrival) / f.time_scale);
-    }
-  }
+  if (f.time_scale != 1) sim::CompressTime(w, f.time_scale);
   if (!f.burst.empty()) {
     std::vector<std::string> parts = absl::StrSplit(f.burst, ',');
     double period = 0, duty = 0;
@@ -62,11 +59,7 @@ absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
   sim::SimConfig c;
   c.workers = f.workers;
   KVR_ASSIGN_OR_RETURN(c.engine, engine::EnginePreset(f.engine_preset));
-  if (f.block_size > 0) {  // the preset's KV capacity in tokens, as engine-sim keeps it
-    const uint64_t capacity = uint64_t{c.engine.num_blocks} * c.engine.block_size;
-    c.engine.num_blocks = static_cast<uint32_t>(capacity / f.block_size);
-    c.engine.block_size = f.block_size;
-  }
+  if (f.block_size > 0) engine::SetBlockSize(c.engine, f.block_size);
   for (absl::string_view s : absl::StrSplit(f.speeds, ',', absl::SkipEmpty())) {
     double v = 0;
     if (!absl::SimpleAtod(s, &v) || !(v > 0)) {

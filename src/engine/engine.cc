@@ -77,6 +77,12 @@ absl::StatusOr<EngineConfig> EnginePreset(std::string_view name) {
                                     "' (known: default, fast, slow, small-memory, test)");
 }
 
+void SetBlockSize(EngineConfig& c, uint32_t block_size) {
+  const uint64_t capacity = uint64_t{c.num_blocks} * c.block_size;
+  c.num_blocks = static_cast<uint32_t>(capacity / block_size);
+  c.block_size = block_size;
+}
+
 absl::Status ValidateEngineConfig(const EngineConfig& c) {
   if (c.num_blocks == 0 || c.block_size == 0 || c.max_num_seqs == 0 ||
       c.max_num_batched_tokens == 0) {

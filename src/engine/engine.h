@@ -37,6 +37,9 @@ struct EngineConfig {
 // Named presets, documented in README.md: "default", "fast", "slow", "small-memory", "test".
 absl::StatusOr<EngineConfig> EnginePreset(std::string_view name);
 
+// Another block size, the KV capacity in tokens kept (num_blocks rescaled). block_size > 0.
+void SetBlockSize(EngineConfig& config, uint32_t block_size);
+
 // InvalidArgument unless every size is positive and speed is a positive finite number. Call it
 // on configuration that comes from outside; Engine's constructor assumes a valid config.
 absl::Status ValidateEngineConfig(const EngineConfig& config);

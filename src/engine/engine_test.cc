@@ -73,6 +73,13 @@ TEST(EnginePresetTest, NamedPresets) {
   }
 }
 
+TEST(EnginePresetTest, AnotherBlockSizeKeepsTheCapacityInTokens) {
+  EngineConfig c = *EnginePreset("default");
+  SetBlockSize(c, 16);
+  EXPECT_EQ(c.block_size, 16u);
+  EXPECT_EQ(c.num_blocks, 65536u);  // 16,384 x 64 tokens
+}
+
 TEST(EnginePresetTest, ValidationRejectsNonsense) {
   EngineConfig c;
   c.block_size = 0;

@@ -52,4 +52,10 @@ absl::Status CompressIntoBursts(Workload& workload, double period_s, double duty
   return absl::OkStatus();
 }
 
+void CompressTime(Workload& workload, double factor) {
+  for (SimRequest& r : workload.requests) {
+    r.arrival = static_cast<TimeNs>(static_cast<double>(r.arrival) / factor);
+  }
+}
+
 }  // namespace kvr::sim

@@ -50,4 +50,8 @@ double OracleHitRate(const Workload& workload, uint32_t block_size);
 // 0 < duty <= 1.
 absl::Status CompressIntoBursts(Workload& workload, double period_s, double duty);
 
+// Every arrival time divided by `factor` (a generator's session starts and think times alike):
+// the same requests `factor` times as fast. The caller checks factor > 0.
+void CompressTime(Workload& workload, double factor);
+
 }  // namespace kvr::sim

@@ -83,6 +83,13 @@ TEST(WorkloadTest, BurstsSqueezeEachPeriodIntoItsFirstPart) {
   EXPECT_EQ(w.requests[10].arrival, 10 * kNsPerSec);
 }
 
+TEST(WorkloadTest, CompressTimeDividesEveryArrival) {
+  Workload w;
+  for (int i = 0; i < 5; ++i) w.requests.push_back(Req(i * 3 * kNsPerSec, {TokenId(i)}));
+  CompressTime(w, 4);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(w.requests[i].arrival, i * 3 * kNsPerSec / 4) << i;
+}
+
 TEST(WorkloadTest, BurstsRejectBadShapes) {
   Workload w;
   EXPECT_FALSE(CompressIntoBursts(w, 0, 0.5).ok());
