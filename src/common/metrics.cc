@@ -19,18 +19,9 @@ using prometheus::MetricType;
 void AddFamily(std::vector<MetricFamily>* out, std::string name, std::string help, MetricType type,
                std::optional<double> value) {
   if (!value) return;
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  prometheus::ClientMetric m;
-  if (type == MetricType::Counter) {
-    m.counter.value = *value;
-  } else {
-    m.gauge.value = *value;
-  }
-  f.metric.push_back(std::move(m));
-  out->push_back(std::move(f));
+  ScrapedFamily family(std::move(name), std::move(help), type);
+  family.Add(*value);
+  out->push_back(std::move(family.f));
 }
 
 // /proc/self/stat's fields after the command name (which may hold spaces and parentheses):
@@ -78,6 +69,23 @@ std::optional<double> BootTimeSeconds() {
 }
 
 }  // namespace
+
+ScrapedFamily::ScrapedFamily(std::string name, std::string help, MetricType type) {
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+}
+
+void ScrapedFamily::Add(double value, std::vector<prometheus::ClientMetric::Label> labels) {
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  if (f.type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+}
 
 prometheus::Counter& MetricsRegistry::Counter(const std::string& name, const std::string& help,
                                               const Labels& labels) {

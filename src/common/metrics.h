@@ -43,6 +43,14 @@ class MetricsRegistry {
   std::shared_ptr<prometheus::Registry> registry_;
 };
 
+// A metric family built at scrape time from state the registry does not hold (a counter or a
+// gauge; `f` is what the serializer takes).
+struct ScrapedFamily {
+  prometheus::MetricFamily f;
+  ScrapedFamily(std::string name, std::string help, prometheus::MetricType type);
+  void Add(double value, std::vector<prometheus::ClientMetric::Label> labels = {});
+};
+
 // This process's standard Prometheus process metrics, read from /proc/self at the call:
 // process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
 // process_open_fds, process_max_fds, process_start_time_seconds, and

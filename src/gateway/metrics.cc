@@ -23,70 +23,55 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-// A family built at scrape time from the pools' state.
-struct Family {
-  MetricFamily f;
-  Family(std::string name, std::string help, MetricType type) {
-    f.name = std::move(name);
-    f.help = std::move(help);
-    f.type = type;
-  }
-  void Add(double value, std::vector<ClientMetric::Label> labels) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    if (f.type == MetricType::Counter) {
-      m.counter.value = value;
-    } else {
-      m.gauge.value = value;
-    }
-    f.metric.push_back(std::move(m));
-  }
-};
-
 // The per-worker families, built at scrape time from the pools' state.
 struct WorkerFamilies {
-  Family booked{"kvrouter_worker_booked_prefill_tokens",
-                "Uncached prompt tokens routed to the worker and not yet past their first token",
-                MetricType::Gauge};
-  Family running{"kvrouter_worker_running_requests",
-                 "Requests routed to the worker and not yet finished", MetricType::Gauge};
-  Family healthy{"kvrouter_worker_healthy", "1 when the worker passes its health checks",
-                 MetricType::Gauge};
-  Family stale{"kvrouter_worker_stale",
-               "1 when the worker runs requests but has sent no KV events for events.stale_after_ms",
-               MetricType::Gauge};
-  Family mismatch{"kvrouter_worker_tokenizer_mismatch",
-                  "1 when the worker's token ids differ from the router's on a probe",
-                  MetricType::Gauge};
-  Family agrees{"kvrouter_worker_tokenizer_agrees",
-                "1 when the worker's token ids equal the router's on every probe (forward_tokens "
-                "sends token ids only to such workers)",
-                MetricType::Gauge};
-  Family cached{"kvrouter_worker_cached_blocks", "Device KV blocks the index holds for the worker",
-                MetricType::Gauge};
-  Family applied{"kvrouter_events_applied_total", "KV events applied to the index",
-                 MetricType::Counter};
-  Family skipped{"kvrouter_events_skipped_total", "KV events not applied, by reason",
-                 MetricType::Counter};
-  Family gaps{"kvrouter_event_gaps_total", "Sequence gaps in a worker's event stream",
-              MetricType::Counter};
-  Family replays{"kvrouter_event_replays_total", "Replay requests sent to a worker",
-                 MetricType::Counter};
-  Family replayed{"kvrouter_event_replayed_batches_total", "Event batches recovered by replay",
-                  MetricType::Counter};
-  Family lost{"kvrouter_event_lost_batches_total",
-              "Event batches neither received nor replayed (the worker was cleared)",
-              MetricType::Counter};
-  Family reconnects{"kvrouter_event_reconnects_total",
-                    "Times the connection to a worker's event publisher dropped",
-                    MetricType::Counter};
-  Family restarts{"kvrouter_event_restarts_total",
-                  "Publisher restarts seen (sequence went backwards): the worker was rebuilt",
-                  MetricType::Counter};
-  Family corrections{"kvrouter_slot_model_corrections_total",
-                      "Answers of a llama.cpp worker that reported fewer cached tokens than its "
-                      "slot model predicted (by more than a block); each corrected the model",
-                      MetricType::Counter};
+  ScrapedFamily booked{
+      "kvrouter_worker_booked_prefill_tokens",
+      "Uncached prompt tokens routed to the worker and not yet past their first token",
+      MetricType::Gauge};
+  ScrapedFamily running{"kvrouter_worker_running_requests",
+                        "Requests routed to the worker and not yet finished", MetricType::Gauge};
+  ScrapedFamily healthy{"kvrouter_worker_healthy", "1 when the worker passes its health checks",
+                        MetricType::Gauge};
+  ScrapedFamily stale{
+      "kvrouter_worker_stale",
+      "1 when the worker runs requests but has sent no KV events for events.stale_after_ms",
+      MetricType::Gauge};
+  ScrapedFamily mismatch{"kvrouter_worker_tokenizer_mismatch",
+                         "1 when the worker's token ids differ from the router's on a probe",
+                         MetricType::Gauge};
+  ScrapedFamily agrees{
+      "kvrouter_worker_tokenizer_agrees",
+      "1 when the worker's token ids equal the router's on every probe (forward_tokens "
+      "sends token ids only to such workers)",
+      MetricType::Gauge};
+  ScrapedFamily cached{"kvrouter_worker_cached_blocks",
+                       "Device KV blocks the index holds for the worker", MetricType::Gauge};
+  ScrapedFamily applied{"kvrouter_events_applied_total", "KV events applied to the index",
+                        MetricType::Counter};
+  ScrapedFamily skipped{"kvrouter_events_skipped_total", "KV events not applied, by reason",
+                        MetricType::Counter};
+  ScrapedFamily gaps{"kvrouter_event_gaps_total", "Sequence gaps in a worker's event stream",
+                     MetricType::Counter};
+  ScrapedFamily replays{"kvrouter_event_replays_total", "Replay requests sent to a worker",
+                        MetricType::Counter};
+  ScrapedFamily replayed{"kvrouter_event_replayed_batches_total",
+                         "Event batches recovered by replay", MetricType::Counter};
+  ScrapedFamily lost{"kvrouter_event_lost_batches_total",
+                     "Event batches neither received nor replayed (the worker was cleared)",
+                     MetricType::Counter};
+  ScrapedFamily reconnects{"kvrouter_event_reconnects_total",
+                           "Times the connection to a worker's event publisher dropped",
+                           MetricType::Counter};
+  ScrapedFamily restarts{
+      "kvrouter_event_restarts_total",
+      "Publisher restarts seen (sequence went backwards): the worker was rebuilt",
+      MetricType::Counter};
+  ScrapedFamily corrections{
+      "kvrouter_slot_model_corrections_total",
+      "Answers of a llama.cpp worker that reported fewer cached tokens than its "
+      "slot model predicted (by more than a block); each corrected the model",
+      MetricType::Counter};
 
   void Add(const Pool& pool, const Worker& w) {
     const std::vector<ClientMetric::Label> l = {{"model", pool.name()}, {"worker", w.config.name}};
@@ -124,9 +109,9 @@ struct WorkerFamilies {
   }
 
   void MoveInto(std::vector<MetricFamily>* out) {
-    for (Family* f : {&booked, &running, &healthy, &stale, &mismatch, &agrees, &cached, &applied,
-                      &skipped, &gaps, &replays, &replayed, &lost, &restarts, &reconnects,
-                      &corrections}) {
+    for (ScrapedFamily* f :
+         {&booked, &running, &healthy, &stale, &mismatch, &agrees, &cached, &applied, &skipped,
+          &gaps, &replays, &replayed, &lost, &restarts, &reconnects, &corrections}) {
       out->push_back(std::move(f->f));
     }
   }
