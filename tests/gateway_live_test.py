@@ -256,6 +256,10 @@ class RoutingTest(unittest.TestCase):
         status, _, text = self.router.request("GET", "/ready")
         self.assertEqual(status, 200, text)
         self.router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(), "max_tokens": 1})
+        # The request's KV events reach the router over ZeroMQ after its answer: wait for them.
+        self.router.wait_for(
+            lambda: metric(self.router.metrics()[1], "kvrouter_events_applied_total") > 0,
+            "the request's KV events")
         text, values = self.router.metrics()
         promtool = shutil.which("promtool")
         self.assertIsNotNone(promtool, "promtool is missing (Debian package prometheus)")
