@@ -128,8 +128,10 @@ absl::StatusOr<WorkerConfig> WorkerFromJson(const Json& j) {
     w.kv_capacity_blocks = it->get<uint64_t>();
   }
   if (auto it = j.find("max_batched_tokens"); it != j.end()) {
-    if (!it->is_number_unsigned() || it->get<uint64_t>() == 0 || it->get<uint64_t>() > (1 << 24)) {
-      return absl::InvalidArgumentError("max_batched_tokens: must be an integer in [1, 16777216]");
+    if (!it->is_number_unsigned() || it->get<uint64_t>() == 0 ||
+        it->get<uint64_t>() > kMaxBatchedTokens) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("max_batched_tokens: must be an integer in [1, ", kMaxBatchedTokens, "]"));
     }
     w.max_batched_tokens = it->get<uint32_t>();
   }

@@ -117,7 +117,7 @@ absl::Status ReadWorker(const YAML::Node& node, const std::string& path, WorkerC
   }
   if (r["max_batched_tokens"]) {
     uint32_t tokens = 0;
-    KVR_RETURN_IF_ERROR(r.Int("max_batched_tokens", &tokens, 1, 1 << 24));
+    KVR_RETURN_IF_ERROR(r.Int("max_batched_tokens", &tokens, 1, kMaxBatchedTokens));
     w->max_batched_tokens = tokens;
   }
   if (r["prompt_cache_tokens"]) {
@@ -155,7 +155,7 @@ absl::Status ReadPool(const YAML::Node& node, const std::string& path, PoolConfi
   KVR_RETURN_IF_ERROR(r.String("policy", &p->policy));
   KVR_RETURN_IF_ERROR(r.Positive("prefill_tokens_per_s", &p->prefill_tokens_per_s));
   KVR_RETURN_IF_ERROR(r.Int("kv_capacity_blocks", &p->kv_capacity_blocks, 1, int64_t{1} << 40));
-  KVR_RETURN_IF_ERROR(r.Int("max_batched_tokens", &p->max_batched_tokens, 1, 1 << 24));
+  KVR_RETURN_IF_ERROR(r.Int("max_batched_tokens", &p->max_batched_tokens, 1, kMaxBatchedTokens));
   KVR_RETURN_IF_ERROR(r.Bool("forward_tokens", &p->forward_tokens));
   if (p->forward_tokens && p->tokenizer_check == TokenizerCheck::kOff) {
     return FieldError(r.Path("forward_tokens"), r["forward_tokens"],

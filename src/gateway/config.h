@@ -29,6 +29,9 @@ enum class TokenizerCheck {
   kOff,     // not checked
 };
 
+// The largest max_batched_tokens a pool or worker takes.
+inline constexpr uint32_t kMaxBatchedTokens = uint32_t{1} << 24;
+
 struct WorkerConfig {
   std::string name;       // default: the URL
   std::string url;        // http://host:port of an OpenAI-compatible server
@@ -59,7 +62,7 @@ struct PoolConfig {
   // Most tokens an engine computes in one step (vLLM's --max-num-batched-tokens, SGLang's
   // --chunked-prefill-size): the unit of the router queue's threshold and of the idle-decode
   // credit. Neither engine publishes it in /metrics.
-  uint32_t max_batched_tokens = 8192;
+  uint32_t max_batched_tokens = 8192;  // at most kMaxBatchedTokens
   TokenizerCheck tokenizer_check = TokenizerCheck::kWarn;
   // Completions with a text prompt reach the workers that speak vLLM's API and whose tokenizer
   // check agrees as the router's token ids (`"prompt": [ids]`): the engine does not tokenize
