@@ -135,7 +135,18 @@ std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
                     s.rate.rate(),
                     s.rate.overhead_s(),
                     s.decode.step_s(),
-                    s.spec.kv_capacity_blocks};
+                    s.spec.kv_capacity_blocks,
+                    s.spec.max_batched_tokens};
+}
+
+absl::Status Scheduler::SetMaxBatchedTokens(WorkerId worker, uint32_t tokens) {
+  if (tokens == 0) return absl::InvalidArgumentError("max batched tokens must be > 0");
+  MutexLock lock(mu_);
+  if (worker.value() >= slots_.size() || !slots_[worker.value()]) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker.value(), " not registered"));
+  }
+  slots_[worker.value()]->spec.max_batched_tokens = tokens;
+  return absl::OkStatus();
 }
 
 absl::Status Scheduler::SetKvCapacity(WorkerId worker, uint64_t blocks) {

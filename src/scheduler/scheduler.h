@@ -137,6 +137,7 @@ struct WorkerLoad {
   double overhead_s = 0;
   double decode_step_s = 0;  // observed inter-token latency (0: none yet)
   uint64_t kv_capacity_blocks = 0;  // WorkerSpec's, or as SetKvCapacity changed it
+  uint32_t max_batched_tokens = 0;  // WorkerSpec's, or as SetMaxBatchedTokens changed it
 };
 
 class Scheduler {
@@ -157,6 +158,10 @@ class Scheduler {
   // Changes a worker's KV capacity (WorkerSpec::kv_capacity_blocks), as its engine reports it:
   // later decisions use it. NotFound for an unknown worker; InvalidArgument for 0.
   absl::Status SetKvCapacity(WorkerId worker, uint64_t blocks) ABSL_LOCKS_EXCLUDED(mu_);
+  // Changes a worker's step size (WorkerSpec::max_batched_tokens), as its engine reports it:
+  // later decisions and AllPrefillBusy use it. NotFound for an unknown worker; InvalidArgument
+  // for 0.
+  absl::Status SetMaxBatchedTokens(WorkerId worker, uint32_t tokens) ABSL_LOCKS_EXCLUDED(mu_);
   // The engine's own load report; takes no admission lock (applied at the next decision).
   void ReportMetrics(WorkerId worker, const EngineMetrics& metrics)
       ABSL_LOCKS_EXCLUDED(registry_mu_);

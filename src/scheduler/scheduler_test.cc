@@ -389,6 +389,20 @@ TEST_F(SchedulerTest, KvCapacityFollowsTheEngine) {
   Route(Prompt(160));  // decisions go on
 }
 
+// So can its step size (max batched tokens, which SGLang reports in /server_info): the router
+// queue's threshold follows it.
+TEST_F(SchedulerTest, MaxBatchedTokensFollowsTheEngine) {
+  Make("kvrouter", 1);  // its router queue holds past 4 steps booked on every worker
+  EXPECT_EQ(sched_->Load(WorkerId(0))->max_batched_tokens, WorkerSpec{}.max_batched_tokens);
+  Decision d = Route(Prompt(160));
+  EXPECT_FALSE(sched_->AllPrefillBusy());  // 160 tokens booked: far from 4 × 8,192
+  ASSERT_TRUE(sched_->SetMaxBatchedTokens(WorkerId(0), 32).ok());
+  EXPECT_EQ(sched_->Load(WorkerId(0))->max_batched_tokens, 32u);
+  EXPECT_TRUE(sched_->AllPrefillBusy());  // 160 > 4 × 32
+  EXPECT_EQ(sched_->SetMaxBatchedTokens(WorkerId(0), 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sched_->SetMaxBatchedTokens(WorkerId(5), 64).code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(SchedulerTest, PinnedAndErrors) {
   Make("round_robin");
   blocks_ = {};
