@@ -24,6 +24,7 @@ struct EngineSimFlags {
   int kv_events_port = -1, replay_port = -1;
   std::string tokenizer, chat_template, preset = "default", format = "map", hash_kind = "int";
   uint32_t block_size = 16;
+  uint32_t max_num_batched_tokens = 0;  // 0: the preset's
   double speed = 1;
   int64_t shutdown_grace_ms = 10000;
   std::string log_level = "info";
@@ -34,6 +35,7 @@ absl::Status Configure(EngineSimFlags& f) {
   KVR_ASSIGN_OR_RETURN(o.engine, engine::EnginePreset(f.preset));
   if (f.block_size == 0) return absl::InvalidArgumentError("--block-size must be positive");
   engine::SetBlockSize(o.engine, f.block_size);  // the preset's KV capacity in tokens kept
+  if (f.max_num_batched_tokens > 0) o.engine.max_num_batched_tokens = f.max_num_batched_tokens;
   o.engine.speed *= f.speed;
   o.engine.worker = WorkerId(static_cast<uint32_t>(o.dp_rank));
   if (f.kv_events_port >= 0) o.kv_events_port = static_cast<uint16_t>(f.kv_events_port);
@@ -108,6 +110,10 @@ void RegisterEngineSim(CLI::App& app, int* exit_code) {
   cmd->add_option("--block-size", flags->block_size, "KV block size in tokens")->capture_default_str();
   cmd->add_option("--preset", flags->preset, "engine preset: default, fast, slow, small-memory, test")
       ->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", flags->max_num_batched_tokens,
+                  "most tokens computed in one step (default: the preset's, 8192 but for test)");
+  cmd->add_flag("--sglang-server-info", o.sglang_server_info,
+                "answer GET /server_info as SGLang does (its step size as chunked_prefill_size)");
   cmd->add_option("--speed", flags->speed, "engine speed factor (step times divided by it)")
       ->capture_default_str();
   cmd->add_option("--speedup", o.speedup, "wall time runs this many times faster than modelled time")

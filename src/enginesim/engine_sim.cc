@@ -117,6 +117,7 @@ class EngineSim::Impl final : public StepObserver {
 
  private:
   http::Response Simple(const http::Request& req);  // every route but the POSTed APIs
+  Json ServerInfo() const;                          // --sglang-server-info
   Task Handle(Exchange& ex);
   Task HandleCompletion(Exchange& ex, Endpoint endpoint);
   http::Response Tokenize(const http::Request& req) const;
@@ -201,6 +202,25 @@ void EngineSim::Impl::OnStepEnd(const engine::StepOutput& out, SteadyTime) {
                       /*drop=*/Chance(options_.faults.drop_event_batches));
 }
 
+// SGLang's /server_info: its ServerArgs and scheduler info merged at the top level, per-DP-rank
+// internal states and the version (sglang/srt/entrypoints/http_server.py). Only the fields a
+// router reads, with this engine's values: the step size is the chunk size, and SGLang's default
+// prefill batch budget (16,384 tokens) does not bound it lower.
+Json EngineSim::Impl::ServerInfo() const {
+  const engine::EngineConfig& c = options_.engine;
+  return {{"model_path", options_.model},
+          {"served_model_name", options_.model},
+          {"context_length", options_.max_model_len},
+          {"page_size", c.block_size},
+          {"chunked_prefill_size", c.max_num_batched_tokens},
+          {"max_prefill_tokens", std::max<uint32_t>(16384, c.max_num_batched_tokens)},
+          {"max_running_requests", c.max_num_seqs},
+          {"max_total_num_tokens", uint64_t{c.num_blocks} * c.block_size},
+          {"dp_size", 1},
+          {"internal_states", Json::array({Json::object()})},
+          {"version", "kvrouter-engine-sim"}};
+}
+
 http::Response EngineSim::Impl::Simple(const http::Request& req) {
   const std::string_view path = req.path();
   const bool get = req.method == "GET", post = req.method == "POST";
@@ -219,6 +239,10 @@ http::Response EngineSim::Impl::Simple(const http::Request& req) {
     return JsonResponse({{"object", "list"}, {"data", {card}}});
   }
   if (get && path == "/version") return JsonResponse({{"version", "kvrouter-engine-sim"}});
+  if (get && options_.sglang_server_info &&
+      (path == "/server_info" || path == "/get_server_info")) {
+    return JsonResponse(ServerInfo());
+  }
   static const std::set<std::string_view> kKnown = {
       "/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize", "/health",
       "/ping", "/metrics", "/v1/models", "/version"};

@@ -44,6 +44,9 @@ struct EngineSimOptions {
   size_t max_body_bytes = size_t{32} << 20;
   FaultOptions faults;
   uint64_t seed = 1;
+  // Answer GET /server_info and /get_server_info as SGLang does (its server arguments at the top
+  // level, this engine's step size as chunked_prefill_size); vLLM answers 404.
+  bool sglang_server_info = false;
 };
 
 class EngineSim {
