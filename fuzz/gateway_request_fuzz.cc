@@ -11,6 +11,7 @@
 
 #include "api/text_model.h"
 #include "common/clock.h"
+#include "gateway/config.h"
 #include "gateway/prepare.h"
 #include "gateway/tokenizer_check.h"
 #include "index/kv_index.h"
@@ -71,6 +72,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   scanner.Feed(bytes.substr(0, size / 2));
   scanner.Feed(bytes.substr(size / 2));
   (void)gateway::ParseEngineMetrics(bytes, 0);
+  // An engine's /props (llama.cpp) and /server_info (SGLang).
+  (void)gateway::ParseTotalSlots(bytes);
+  if (auto tokens = gateway::ParseMaxBatchedTokens(bytes, gateway::kMaxBatchedTokens)) {
+    if (*tokens == 0 || *tokens > gateway::kMaxBatchedTokens) __builtin_trap();
+  }
   // An engine's answer to a tokenizer probe, compared with the router's ids.
   for (const gateway::TokenizerProbe& probe : gateway::TokenizerProbes()) {
     for (gateway::EngineApi api : {gateway::EngineApi::kVllm, gateway::EngineApi::kLlamaCpp}) {

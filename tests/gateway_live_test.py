@@ -306,6 +306,47 @@ class KvCapacityTest(unittest.TestCase):
             router.assert_idle()
 
 
+class MaxBatchedTokensTest(unittest.TestCase):
+    def test_each_worker_takes_the_step_size_its_sglang_engine_reports(self):
+        # An engine that answers /server_info as SGLang does gives its step size
+        # (chunked_prefill_size), which replaces the pool's default of 8,192; vLLM's answers 404
+        # and keeps the default; a worker whose step size is configured keeps it, with a warning
+        # (the router's log level is warn) and the engine's figure shown beside it.
+        with EngineSim("--sglang-server-info", "--max-num-batched-tokens", "2048") as a, \
+                EngineSim() as b, EngineSim("--sglang-server-info") as c, Router(
+                    router_yaml([("a", a, False), ("b", b, False)])) as router:
+            status, w = router.admin("POST", "/admin/workers", {
+                "model": MODEL, "name": "c", "url": f"http://{c.ready['http']}",
+                "max_batched_tokens": 4096})
+            self.assertEqual(status, 201, w)
+            router.wait_for(lambda: router.workers()["a"]["max_batched_tokens"] == 2048
+                            and router.workers()["c"]["engine_max_batched_tokens"] == 8192,
+                            "the SGLang engines' reports")
+            workers = router.workers()
+            self.assertEqual(workers["a"]["engine_max_batched_tokens"], 2048)
+            self.assertEqual(workers["b"]["max_batched_tokens"], 8192)
+            self.assertIsNone(workers["b"]["engine_max_batched_tokens"])
+            self.assertEqual(workers["c"]["max_batched_tokens"], 4096)
+            self.assertIn("worker c: max_batched_tokens is configured as 4096 but its engine "
+                          "reports 8192", router.log())
+            self.assertEqual(complete(router)[0], 200)
+            router.assert_idle()
+
+    def test_the_server_info_endpoint_follows_the_engine(self):
+        with EngineSim("--sglang-server-info", "--max-num-batched-tokens", "3000",
+                       "--block-size", "32") as sim:
+            for path in ("/server_info", "/get_server_info"):
+                status, _, text = sim.request("GET", path)
+                self.assertEqual(status, 200)
+                info = json.loads(text)
+                self.assertEqual(info["chunked_prefill_size"], 3000)
+                self.assertEqual(info["max_prefill_tokens"], 16384)
+                self.assertEqual(info["page_size"], 32)
+                self.assertEqual(info["max_total_num_tokens"], 1 << 20)
+        with EngineSim() as sim:  # vLLM has no such endpoint
+            self.assertEqual(sim.request("GET", "/server_info")[0], 404)
+
+
 class ApproximateModeTest(unittest.TestCase):
     def test_without_events_predictions_keep_conversations_together(self):
         with EngineSim("--speedup", "1000") as a, EngineSim("--speedup", "1000") as b, \

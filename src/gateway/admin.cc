@@ -53,7 +53,9 @@ Json WorkerJson(const Pool& pool, const Worker& w) {
   j["kv_capacity_blocks"] = load ? load->kv_capacity_blocks : 0;
   const uint64_t reported = w.engine_kv_blocks;
   j["engine_kv_capacity_blocks"] = reported > 0 ? Json(reported) : Json(nullptr);
-  j["max_batched_tokens"] = w.config.max_batched_tokens.value_or(pool.config().max_batched_tokens);
+  j["max_batched_tokens"] = load ? load->max_batched_tokens : 0;
+  const uint32_t step = w.engine_max_batched_tokens;
+  j["engine_max_batched_tokens"] = step > 0 ? Json(step) : Json(nullptr);
   const WorkerIndexStats stats = pool.index().Stats(w.id);
   j["cached_blocks"] = stats.blocks[0];
   // llama.cpp: what the router believes each slot holds (slot_model.h).

@@ -121,6 +121,8 @@ class Gateway::Impl {
   void MarkFailed(Worker& worker, std::string_view why);
   // A worker's KV capacity as its engine reports it (in tokens), unless configured.
   void LearnKvCapacity(Pool& pool, Worker& worker, uint64_t tokens);
+  // A worker's step size as its engine reports it (SGLang's /server_info), unless configured.
+  void LearnMaxBatchedTokens(Pool& pool, Worker& worker, uint32_t tokens);
 
   // admin.cc
   bool Authorized(Exchange& ex, http::Response* denied) const;
@@ -138,6 +140,8 @@ class Gateway::Impl {
   Task CheckTokenizer(Pool* pool, std::shared_ptr<Worker> worker);
   // Asks a llama.cpp worker's /props for its slot count and starts its slot model.
   Task LearnSlots(Pool* pool, std::shared_ptr<Worker> worker);
+  // Asks the worker's /server_info (SGLang) for its step size.
+  Task LearnServerInfo(Pool* pool, std::shared_ptr<Worker> worker);
   Task EngineMetricsLoop();
   Task PollEngineMetrics(Pool* pool, std::shared_ptr<Worker> worker);
   void UpdateStaleness();

@@ -13,17 +13,29 @@
 namespace kvr::gateway {
 namespace {
 
-// The body of a 200 answer to GET `target` from the worker's probe pool; nullopt for anything
-// else (no answer, another status, a body that broke off).
-asio::awaitable<std::optional<std::string>> GetOk(http::ClientPool& probe, std::string target) {
+struct Answer {
+  int status = 0;
+  std::string body;
+};
+
+// The answer to GET `target` from the worker's probe pool; nullopt when there is none (no
+// connection, or a body that broke off).
+asio::awaitable<std::optional<Answer>> Get(http::ClientPool& probe, std::string target) {
   http::ClientRequest request;
   request.method = "GET";
   request.target = std::move(target);
   auto response = co_await probe.Send(std::move(request));
   if (!response.ok()) co_return std::nullopt;
   auto body = co_await (*response)->ReadAll();
-  if (!body.ok() || (*response)->status() != 200) co_return std::nullopt;
-  co_return std::move(*body);
+  if (!body.ok()) co_return std::nullopt;
+  co_return Answer{(*response)->status(), std::move(*body)};
+}
+
+// The body of a 200 answer to GET `target`; nullopt for anything else.
+asio::awaitable<std::optional<std::string>> GetOk(http::ClientPool& probe, std::string target) {
+  std::optional<Answer> answer = co_await Get(probe, std::move(target));
+  if (!answer || answer->status != 200) co_return std::nullopt;
+  co_return std::move(answer->body);
 }
 
 }  // namespace
@@ -75,13 +87,19 @@ Task Gateway::Impl::CheckHealth(Pool* pool, std::shared_ptr<Worker> worker) {
       KVR_LOG("gateway", info, "worker {} is healthy again", worker->config.name);
       // It may have come back as another engine: check its tokenizer again.
       if (worker->tokenizer != State::kChecking) worker->tokenizer = State::kUnchecked;
-      // And it may have restarted: llama.cpp's slots start empty.
+      // And it may have restarted: llama.cpp's slots start empty, an SGLang engine may have
+      // another step size.
       worker->slots.Clear();
+      worker->server_info_asked = false;
       Released(*pool);  // requests waiting for capacity may go to it
     }
     if (worker->wants_slot_model() && !worker->slots.active() &&
         !worker->props_pending.exchange(true)) {
       asio::co_spawn(io_, LearnSlots(pool, worker), asio::detached);
+    }
+    if (worker->config.engine != EngineApi::kLlamaCpp &&
+        !worker->server_info_asked.exchange(true)) {
+      asio::co_spawn(io_, LearnServerInfo(pool, worker), asio::detached);
     }
     if (worker->tokenizer == State::kUnchecked &&
         pool->config().tokenizer_check != TokenizerCheck::kOff) {
@@ -108,6 +126,29 @@ Task Gateway::Impl::LearnSlots(Pool* pool, std::shared_ptr<Worker> worker) {
     KVR_LOG("gateway", info, "worker {}: slot model on, {} slots", worker->config.name, *slots);
   }
   worker->props_pending = false;  // none found: the next health check asks again
+}
+
+// The engine's step size, which no engine publishes in /metrics: SGLang gives its scheduler
+// arguments in /server_info (older builds: /get_server_info); vLLM answers 404 (or, in its
+// development mode, something without them), and nothing is learned.
+Task Gateway::Impl::LearnServerInfo(Pool* pool, std::shared_ptr<Worker> worker) {
+  std::optional<uint32_t> tokens;
+  bool answered = false;
+  for (const char* path : {"/server_info", "/get_server_info"}) {
+    std::string target = path;  // a named local: GCC 12 mishandles temporaries in co_await
+    const std::optional<Answer> answer = co_await Get(*worker->probe, std::move(target));
+    if (!answer) continue;
+    answered = true;
+    if (answer->status != 200) continue;
+    tokens = ParseMaxBatchedTokens(answer->body, kMaxBatchedTokens);
+    break;
+  }
+  if (worker->removed || stopping_) co_return;
+  if (!answered) {  // no answer at all: asked again at the next health check
+    worker->server_info_asked = false;
+    co_return;
+  }
+  if (tokens) LearnMaxBatchedTokens(*pool, *worker, *tokens);
 }
 
 namespace {
@@ -283,6 +324,26 @@ void Gateway::Impl::LearnKvCapacity(Pool& pool, Worker& worker, uint64_t tokens)
   if (absl::Status s = pool.scheduler().SetKvCapacity(worker.id, blocks); !s.ok()) return;
   KVR_LOG("gateway", info, "worker {}: KV capacity {} blocks of {} tokens, as its engine reports",
           worker.config.name, blocks, pool.block_size());
+}
+
+// The router queue's threshold and the idle-decode credit count the engine's steps; the pool's
+// default (8,192 tokens) is vLLM's on large GPUs, and SGLang's chunk size depends on the GPU's
+// memory (2,048 to 16,384). The engine's own figure replaces it, unless the operator configured
+// the worker's.
+void Gateway::Impl::LearnMaxBatchedTokens(Pool& pool, Worker& worker, uint32_t tokens) {
+  if (worker.engine_max_batched_tokens.exchange(tokens) == tokens) return;
+  if (const std::optional<uint32_t> configured = worker.config.max_batched_tokens) {
+    if (*configured != tokens) {
+      KVR_LOG("gateway", warn,
+              "worker {}: max_batched_tokens is configured as {} but its engine reports {} "
+              "(/server_info); routing with the configured figure",
+              worker.config.name, *configured, tokens);
+    }
+    return;
+  }
+  if (absl::Status s = pool.scheduler().SetMaxBatchedTokens(worker.id, tokens); !s.ok()) return;
+  KVR_LOG("gateway", info, "worker {}: max_batched_tokens {}, as its engine reports",
+          worker.config.name, tokens);
 }
 
 // Stale: requests have been running on the worker for events.stale_after_ms and not one event

@@ -92,6 +92,11 @@ struct Worker {
   std::atomic<bool> metrics_ok{false};    // the last /metrics poll succeeded
   // The KV capacity its engine last reported in /metrics, in the pool's blocks (0: none yet).
   std::atomic<uint64_t> engine_kv_blocks{0};
+  // The step size its engine last reported in /server_info (SGLang), in tokens (0: none yet),
+  // and whether that was asked since the worker last became healthy (it may have restarted with
+  // other arguments).
+  std::atomic<uint32_t> engine_max_batched_tokens{0};
+  std::atomic<bool> server_info_asked{false};
 
   // The tokenizer check (tokenizer_check.h): run when the worker is (again) healthy. The I/O
   // thread writes the state and the detail; the state may be read anywhere.

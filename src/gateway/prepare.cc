@@ -218,6 +218,20 @@ std::optional<uint32_t> ParseTotalSlots(std::string_view props) {
   return static_cast<uint32_t>(n);
 }
 
+std::optional<uint32_t> ParseMaxBatchedTokens(std::string_view server_info, uint32_t limit) {
+  const nlohmann::json j = nlohmann::json::parse(server_info, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  std::optional<int64_t> tokens;
+  for (const char* key : {"chunked_prefill_size", "max_prefill_tokens"}) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_integer()) continue;
+    const int64_t n = it->get<int64_t>();
+    if (n > 0) tokens = std::min(tokens.value_or(n), n);
+  }
+  if (!tokens || *tokens > int64_t{limit}) return std::nullopt;
+  return static_cast<uint32_t>(*tokens);
+}
+
 EngineUsage UsageFromBody(std::string_view body) {
   return UsageFromJson(body);
 }

@@ -84,6 +84,13 @@ class UsageScanner {
 // llama.cpp's /props `total_slots` (its -np); nullopt: absent or not a positive count.
 std::optional<uint32_t> ParseTotalSlots(std::string_view props);
 
+// The most prompt tokens an engine prefills in one step, from SGLang's /server_info (older
+// builds: /get_server_info; the server arguments at the top level): both its
+// chunked_prefill_size (absent, null or <= 0 when chunked prefill is off) and its
+// max_prefill_tokens bound a prefill batch, so the smaller of those given. nullopt: neither is
+// there as a positive integer (any other engine's answer), or the result exceeds `limit`.
+std::optional<uint32_t> ParseMaxBatchedTokens(std::string_view server_info, uint32_t limit);
+
 // An engine's load from its Prometheus /metrics: vLLM's (V1 and V0 names), SGLang's or
 // llama.cpp's (`llamacpp:requests_processing`, `llamacpp:requests_deferred`; no KV usage) gauges,
 // summed over the series of `dp_rank` where the engine labels ranks. nullopt: none found.

@@ -207,5 +207,36 @@ TEST(TotalSlots, FromLlamaCppProps) {
   EXPECT_EQ(ParseTotalSlots("[]"), std::nullopt);
 }
 
+TEST(MaxBatchedTokens, FromSglangServerInfo) {
+  constexpr uint32_t kLimit = 1 << 24;
+  // SGLang's defaults on an 80 GB GPU: chunks of 8,192 tokens, prefill batches of 16,384.
+  EXPECT_EQ(ParseMaxBatchedTokens(
+                R"({"chunked_prefill_size": 8192, "max_prefill_tokens": 16384, "page_size": 1,
+                    "internal_states": [{}], "version": "0.5.4"})",
+                kLimit),
+            8192u);
+  EXPECT_EQ(ParseMaxBatchedTokens(R"({"chunked_prefill_size": 32768, "max_prefill_tokens": 16384})",
+                                  kLimit),
+            16384u);
+  // Chunked prefill off (-1 or null): the prefill batch budget alone.
+  EXPECT_EQ(
+      ParseMaxBatchedTokens(R"({"chunked_prefill_size": -1, "max_prefill_tokens": 16384})", kLimit),
+      16384u);
+  EXPECT_EQ(ParseMaxBatchedTokens(R"({"chunked_prefill_size": null, "max_prefill_tokens": 4096})",
+                                  kLimit),
+            4096u);
+  EXPECT_EQ(ParseMaxBatchedTokens(R"({"chunked_prefill_size": 2048})", kLimit), 2048u);
+  // Anything else: nothing learned.
+  EXPECT_EQ(ParseMaxBatchedTokens(R"({"chunked_prefill_size": 8192})", 4096), std::nullopt);
+  EXPECT_EQ(ParseMaxBatchedTokens(R"({"chunked_prefill_size": "8192"})", kLimit), std::nullopt);
+  EXPECT_EQ(
+      ParseMaxBatchedTokens(R"({"chunked_prefill_size": 0, "max_prefill_tokens": 0})", kLimit),
+      std::nullopt);
+  EXPECT_EQ(ParseMaxBatchedTokens(R"({"vllm_config": "max_num_batched_tokens=8192"})", kLimit),
+            std::nullopt);
+  EXPECT_EQ(ParseMaxBatchedTokens(R"({"detail": "Not Found"})", kLimit), std::nullopt);
+  EXPECT_EQ(ParseMaxBatchedTokens("not json", kLimit), std::nullopt);
+}
+
 }  // namespace
 }  // namespace kvr::gateway
