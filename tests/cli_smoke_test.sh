@@ -89,6 +89,11 @@ abs_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 (cd "$tmp" && "$abs_bin" simulate --requests 30 --workers 2 --policies 'round_robin,llmd' --quiet \
   >"$tmp/elsewhere.txt") || fail "simulate from another directory: bundled trace not found"
 grep -q "llmd_optimized" "$tmp/elsewhere.txt" || fail "simulate: llmd not reported as llmd_optimized"
+(cd "$tmp" && "$abs_bin" simulate --trace data/traces/mooncake_synthetic_trace.jsonl --requests 30 \
+  --workers 2 --policies round_robin --quiet >"$tmp/synthetic.txt") ||
+  fail "simulate from another directory: the synthetic trace not found"
+grep -q "workload mooncake_synthetic: 30 requests" "$tmp/synthetic.txt" ||
+  fail "simulate: synthetic trace: $(head -1 "$tmp/synthetic.txt")"
 "$bin" simulate --help | grep -q "beside this binary" || fail "simulate --help: no trace location"
 
 # scripts/sim_grid.py (the grid of docs/BENCHMARKS.md) on its smallest row set: a line per row

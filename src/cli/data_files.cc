@@ -28,7 +28,8 @@ absl::StatusOr<sim::Workload> LoadWorkload(const WorkloadSource& s) {
                                                .requests = s.requests ? s.requests : 2000,
                                                .rate_per_s = s.gen_rate * s.rate_scale});
   }
-  const std::string path = s.trace.empty() ? FindDataFile(kBundledTrace) : s.trace;
+  // A relative path missing from the working directory is looked for as a bundled one is.
+  const std::string path = FindDataFile(s.trace.empty() ? std::string(kBundledTrace) : s.trace);
   return sim::LoadMooncakeTrace(
       path, {.rate_scale = s.rate_scale, .max_requests = s.requests, .seed = s.seed});
 }

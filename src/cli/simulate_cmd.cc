@@ -195,7 +195,9 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
   auto* trace = cmd->add_option(
       "--trace", f->trace,
       std::string("Mooncake JSONL trace (default: the bundled ") + kBundledTrace +
-          ", looked up in the working directory, beside this binary, then in the source tree)");
+          "; also bundled: " + kSyntheticTrace +
+          ", high prefix reuse; a relative path is looked up in the working directory, beside "
+          "this binary, then in the source tree)");
   cmd->add_option("--workload", f->workload,
                   "Generated workload: chat, system_prompts, agentic, rag")
       ->excludes(trace);

@@ -196,5 +196,22 @@ TEST(TraceTest, BundledConversationTrace) {
   EXPECT_NEAR(oracle, 0.3664, 0.01);
 }
 
+// The bundled Mooncake synthetic trace (data/traces/README.md): the high-reuse regime.
+TEST(TraceTest, BundledSyntheticTrace) {
+  auto w = LoadMooncakeTrace("data/traces/mooncake_synthetic_trace.jsonl", {});
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->name, "mooncake_synthetic");
+  ASSERT_EQ(w->requests.size(), 3993u);
+  EXPECT_EQ(TotalPromptTokens(*w), 61'194'628u);
+  EXPECT_EQ(w->requests.back().arrival, 1'022'025 * kNsPerMs);
+  EXPECT_EQ(w->requests[0].prompt.size(), 40160u);
+  EXPECT_EQ(w->requests[0].output_tokens, 6u);
+  // Line 50 continues line 43's conversation: its first 57 blocks are line 43's.
+  EXPECT_EQ(Slice(w->requests[49].prompt, 0, 57 * 512), Slice(w->requests[42].prompt, 0, 57 * 512));
+  const double oracle = OracleHitRate(*w, 512);
+  std::printf("oracle hit rate at 512: %.6f (%.0f tokens)\n", oracle, oracle * 61'194'628);
+  EXPECT_NEAR(oracle, 0.6504, 0.0005);  // 39,802,880 tokens
+}
+
 }  // namespace
 }  // namespace kvr::sim
