@@ -23,7 +23,7 @@ Usage:
                       [--per-peer] [--paired] [--markdown]
 
 Runs are cached in --cache (keyed by the arguments and the binary's content), so rerunning with
-another candidate only simulates that candidate, and a rebuilt binary simulates everything again. The whole grid is 26 rows a seed; on 2 cores about 30 s a seed for
+another candidate only simulates that candidate, and a rebuilt binary simulates everything again. The whole grid is 35 rows a seed; on 2 cores about 30 s a seed for
 the peers and 10 s for each candidate.
 """
 import argparse
@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 PEERS = "least_loaded,dynamo,sglang,sglang_events,llmd_optimized,llmd_weighted"
 MOONCAKE_PEERS = "dynamo,sglang,sglang_events,llmd_optimized"  # the grid's peers for the bundled trace
+SYNTHETIC = "data/traces/mooncake_synthetic_trace.jsonl"
 
 # name: (simulate arguments, peers)
 SETS = {
@@ -55,10 +56,15 @@ SETS = {
                     "--sweep", "rate=4,12,36,60"], PEERS),
     "mooncake": (["--sweep", "rate=0.6,1.5,4.5"], MOONCAKE_PEERS),
     "mooncake_hetero": (["--speeds", "1,0.5", "--sweep", "rate=1,3"], MOONCAKE_PEERS),
+    # Mooncake's synthetic trace (data/traces/README.md): 65% prefix reuse, the regime issue 14
+    # was first measured in; round_robin is 83% busy at 2, past saturation from about 2.4.
+    "synthetic": (["--trace", SYNTHETIC, "--sweep", "rate=1.2,2,4,7,10"], PEERS),
+    "synthetic_hetero": (["--trace", SYNTHETIC, "--speeds", "1,1,1,1,0.5,0.5,0.5,0.5",
+                          "--sweep", "rate=0.8,2,4,6"], PEERS),
 }
 # agentic at 2,000 requests is outside the grid: its copies do not pay back in so short a run.
 GRID = ["rag", "burst", "rag_hetero", "chat", "system_prompts", "agentic_8k", "mooncake",
-        "mooncake_hetero"]
+        "mooncake_hetero", "synthetic", "synthetic_hetero"]
 
 
 def cannot_run(path, error):
