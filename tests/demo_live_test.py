@@ -96,6 +96,21 @@ class DemoTest(unittest.TestCase):
         self.assertIn("demo: kvrouter: 3 requests waited for a free slot", out)
         self.assertIn("raise --concurrency-limit", out)
 
+    def test_requests_longer_than_the_engines_context_fail_and_are_counted(self):
+        # The trace's first four requests need 7,258, 7,812, 8,030 and 2,606 tokens of context
+        # (prompt and answer): at 7,500 the engine-sims answer the middle two HTTP 400.
+        with tempfile.TemporaryDirectory() as d:
+            out_json = os.path.join(d, "demo.json")
+            proc = self.start("--workers", "1", "--requests", "4", "--rate-scale", "1e6",
+                              "--policies", "kvrouter", "--max-model-len", "7500",
+                              "--json", out_json)
+            out, err = self.finish(proc)
+            self.assertEqual(proc.returncode, 1, err[-3000:])
+            with open(out_json) as f:
+                r = json.load(f)
+        p = r["policies"]["kvrouter"]
+        self.assertEqual((p["requests"], p["completed"], p["failed"]), (4, 2, 2))
+
     def test_ctrl_c_stops_and_reaps_every_child(self):
         proc = self.start("--workers", "2", "--requests", "400", "--rate-scale", "1")
         try:

@@ -197,6 +197,11 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
   cmd->add_option("--speedup", o.speedup, "engine-sim --speedup")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--max-model-len", o.max_model_len,
+                  "engine-sim --max-model-len: a request whose prompt and answer exceed it gets "
+                  "HTTP 400 (Mooncake's synthetic trace has 10 above the default)")
+      ->check(CLI::Range(uint32_t{1}, uint32_t{1} << 24))
+      ->capture_default_str();
   cmd->add_option("--policies", f->policies,
                   "Comma-separated policies, in run order (default: round_robin,dynamo,kvrouter)");
   cmd->add_option("--trace", f->source.trace,

@@ -115,6 +115,8 @@ absl::StatusOr<std::vector<nlohmann::json>> StartEngines(const DemoOptions& o, C
                                      o.model,
                                      "--speedup",
                                      absl::StrCat(o.speedup),
+                                     "--max-model-len",
+                                     absl::StrCat(o.max_model_len),
                                      "--shutdown-grace-ms",
                                      "2000",
                                      "--log-level",
