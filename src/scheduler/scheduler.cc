@@ -90,13 +90,18 @@ absl::Status Scheduler::AddWorker(const WorkerSpec& spec) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<Scheduler::Slot*> Scheduler::Registered(WorkerId worker) {
+  if (worker.value() >= slots_.size() || !slots_[worker.value()]) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker.value(), " not registered"));
+  }
+  return slots_[worker.value()].get();
+}
+
 absl::Status Scheduler::RemoveWorker(WorkerId worker) {
   const uint32_t w = worker.value();
   {
     MutexLock lock(mu_);
-    if (w >= slots_.size() || !slots_[w]) {
-      return absl::NotFoundError(absl::StrCat("worker ", w, " not registered"));
-    }
+    KVR_RETURN_IF_ERROR(Registered(worker).status());
     // Its outstanding tickets release into the closed state; its in-flight blocks go with it.
     slots_[w]->load->Close();
     slots_[w].reset();
@@ -142,10 +147,8 @@ std::optional<WorkerLoad> Scheduler::Load(WorkerId worker) {
 absl::Status Scheduler::SetMaxBatchedTokens(WorkerId worker, uint32_t tokens) {
   if (tokens == 0) return absl::InvalidArgumentError("max batched tokens must be > 0");
   MutexLock lock(mu_);
-  if (worker.value() >= slots_.size() || !slots_[worker.value()]) {
-    return absl::NotFoundError(absl::StrCat("worker ", worker.value(), " not registered"));
-  }
-  slots_[worker.value()]->spec.max_batched_tokens = tokens;
+  KVR_ASSIGN_OR_RETURN(Slot * s, Registered(worker));
+  s->spec.max_batched_tokens = tokens;
   return absl::OkStatus();
 }
 
@@ -153,10 +156,8 @@ absl::Status Scheduler::SetKvCapacity(WorkerId worker, uint64_t blocks) {
   if (blocks == 0) return absl::InvalidArgumentError("KV capacity must be > 0 blocks");
   {
     MutexLock lock(mu_);
-    if (worker.value() >= slots_.size() || !slots_[worker.value()]) {
-      return absl::NotFoundError(absl::StrCat("worker ", worker.value(), " not registered"));
-    }
-    slots_[worker.value()]->spec.kv_capacity_blocks = blocks;
+    KVR_ASSIGN_OR_RETURN(Slot * s, Registered(worker));
+    s->spec.kv_capacity_blocks = blocks;
   }
   index_.Reserve(worker, blocks);  // outside mu_, as in AddWorker
   return absl::OkStatus();

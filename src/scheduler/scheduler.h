@@ -215,6 +215,8 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies what w's tickets and engine posted since the last call.
   void Collect(Slot& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The worker's slot; NotFound when it is not registered.
+  absl::StatusOr<Slot*> Registered(WorkerId worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddActive(Slot& slot, std::span<const BlockHash> blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RemoveActive(Slot& slot, std::span<const BlockHash> blocks)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
