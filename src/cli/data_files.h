@@ -12,7 +12,7 @@ namespace kvr::cli {
 
 inline constexpr char kBundledTrace[] = KVR_BUNDLED_TRACE;  // relative to a checkout (CMake)
 // The other bundled trace (data/traces/README.md): high prefix reuse.
-inline constexpr char kSyntheticTrace[] = "data/traces/mooncake_synthetic_trace.jsonl";
+inline constexpr char kSyntheticTrace[] = KVR_SYNTHETIC_TRACE;  // likewise
 
 // `relative` in the working directory; else beside the binary (the build copies data/ there) or
 // in any directory above it (a binary inside a checkout); else in the source tree the binary was
