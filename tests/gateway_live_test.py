@@ -891,8 +891,10 @@ class FailuresTest(unittest.TestCase):
         # kvrouter's router queue holds while every worker has more than 4 steps of prefill
         # booked; with a step of one token (max_batched_tokens), a worker is busy while any
         # prompt longer than 4 tokens is booked on it. The engine holds each first byte 2 s (a
-        # fault window, not a wait). A long prompt and then a short one wait behind the first
-        # request; when it frees the worker, the short one goes first, though it came later.
+        # fault window, not a wait). A long prompt and then a short one (8 tokens, so that it
+        # keeps the worker busy in turn: the long one leaves the queue only after its first
+        # token, and they finish 2 s apart) wait behind the first request; when it frees the
+        # worker, the short one goes first, though it came later.
         with EngineSim("--speedup", "1", "--stall-ms", "2000") as sim, Router(router_yaml(
                 [("w", sim, False)], pool_extra="    max_batched_tokens: 1")) as router:
             self.assertEqual(router.workers()["w"]["max_batched_tokens"], 1)
@@ -909,7 +911,7 @@ class FailuresTest(unittest.TestCase):
             threads[1].start()
             router.wait_for(lambda: metric(router.metrics()[1], "kvrouter_queued_requests") == 1,
                             "the long request waiting")
-            threads.append(threading.Thread(target=send, args=("short", "y")))
+            threads.append(threading.Thread(target=send, args=("short", "y" * 8)))
             threads[2].start()
             try:
                 router.wait_for(lambda: metric(router.metrics()[1], "kvrouter_queued_requests") == 2,
