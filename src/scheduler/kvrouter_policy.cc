@@ -18,8 +18,12 @@
 //                f_w: w's share of the recently booked uncached tokens per KV block; 0 until
 //                some worker's cache is turnover_fill full, unless the prompt is fresh: less
 //                than turnover_cached of it cached anywhere)
+//   lifetime_w = lifetime_weight · uncached_w · late_w / rate
+//                (late_w: the share of recently used prompt tokens asked for again more than
+//                w's cache lifetime after their last use, its capacity over its recent inflow;
+//                only while the workers' calibrated rates differ by more than calibrate_tolerance)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
-//                + turnover_w
+//                + turnover_w + lifetime_w
 //   copies     a worker without the fleet's deepest held prefix of this prompt (or the shared
 //              prefix its history descends from: RequestInfo::fleet_prefix_blocks) is costed as
 //              if it held it (cached_w from that prefix; it books what it will really compute)
@@ -44,6 +48,14 @@
 // evicted and nothing turns over, so until then the term only places fresh prompts (spreading new
 // conversations and documents): on a small fleet starting cold the shares are all or nothing,
 // and it would move a conversation's next turn off its cached history.
+// On a heterogeneous fleet that steering is not enough: the time to first token sends long new
+// prompts to the fast engines, whose caches then turn over in a fraction of the slow ones'
+// time, and a conversation that comes back minutes later finds its history gone there. The
+// router learns from its own bookings how long after their last use prompt tokens are asked for
+// again (ReuseGaps, a life table) and how long each cache keeps a block (capacity over inflow),
+// and lifetime_w charges the tokens a worker would compute by the share that its cache will have
+// evicted by then: a recomputation to come. Where content comes back within seconds (documents
+// and their questions) the share is near zero everywhere and nothing changes.
 // A prefix asked for by more requests than its holders can take at a fair share of the load (a
 // hot system prompt) is worth copying: every request that cost alone sends to its busy holders
 // pays the decode steps it shares there, while a copy costs one recomputation, which the
@@ -72,11 +84,12 @@ class Kvrouter final : public Policy {
     return {
         .threshold = o_.queue_threshold, .shortest_first = true, .age_tokens_per_s = o_.queue_age};
   }
+  bool wants_reuse_gaps() const override { return o_.lifetime_weight > 0; }
   std::vector<std::string_view> TermNames() const override {
     // ttft_s includes −idle_w; copy_blocks: the hot prefix this worker is costed as holding
     // (0: none), in which case uncached_tokens is what remains after it.
-    return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s",
-            "kv_pressure_s", "ttft_s",          "turnover_s",   "copy_blocks"};
+    return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s", "kv_pressure_s",
+            "ttft_s",        "turnover_s",      "copy_blocks",  "lifetime_s"};
   }
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
@@ -94,6 +107,7 @@ class Kvrouter final : public Policy {
     step_in_flight_ =
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
     Turnover(req, w, fleet_rate);
+    lifetime_scale_ = o_.lifetime_weight > 0 && RatesDiffer() ? o_.lifetime_weight / fleet_rate : 0;
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, &c[i]);
@@ -130,6 +144,13 @@ class Kvrouter final : public Policy {
         overhead_[i] = median_overhead;
       }
     }
+  }
+
+  // Whether this decision's rates (after calibration) differ by more than the calibration's
+  // tolerance: a heterogeneous fleet.
+  bool RatesDiffer() const {
+    const auto [lo, hi] = std::minmax_element(rate_.begin(), rate_.end());
+    return *hi > *lo * (1 + o_.calibrate_tolerance);
   }
 
   // This decision's turnover terms: the fleet's mean inflow per KV block (mean_turnover_, 0: no
@@ -223,9 +244,11 @@ class Kvrouter final : public Policy {
       const double f = v.inflow_share / double(v.spec->kv_capacity_blocks);
       turnover_s = turnover_scale_s_ * (f / mean_turnover_ - 1);
     }
+    // What this worker's cache will have evicted before it is asked for again.
+    const double lifetime_s = lifetime_scale_ * real_uncached * v.late_reuse;
     const double copied = copy > d ? double(copy) : 0.0;
-    c->terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s, copied};
-    c->cost = ttft + work_weight * uncached / fleet_rate + turnover_s;
+    c->terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s, copied, lifetime_s};
+    c->cost = ttft + work_weight * uncached / fleet_rate + turnover_s + lifetime_s;
     c->booked_uncached = real_uncached;
   }
 
@@ -233,6 +256,7 @@ class Kvrouter final : public Policy {
   double decode_step_s_ = 0;   // this decision's fleet median inter-token latency
   double step_in_flight_ = 0;  // this decision's steps credited for the step in flight
   double mean_turnover_ = 0, turnover_scale_s_ = 0;
+  double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
   std::vector<double> rate_, overhead_, scratch_;
 };
 

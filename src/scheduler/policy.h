@@ -51,13 +51,19 @@ struct WorkerView {
   // any booking), and the fleet's recent mean booked uncached tokens per request.
   double inflow_share = 0;
   double inflow_mean_tokens = 0;
+  // How long this cache keeps a block not used again: its capacity over its recent inflow of
+  // booked uncached tokens per second (0: no inflow yet, as long as it likes). And the share of
+  // recently used prompt tokens asked for again more than that long after their last use
+  // (ReuseGaps; 0 unless the policy wants_reuse_gaps): what this cache would recompute.
+  double cache_life_s = 0;
+  double late_reuse = 0;
   // Index (leading blocks of this prompt).
   uint32_t device = 0, host = 0, storage = 0, predicted = 0;
   uint64_t cached_blocks = 0;
   uint32_t approx = 0;  // the router's own approximate tree (policies that keep one)
 };
 
-inline constexpr size_t kMaxTerms = 8;
+inline constexpr size_t kMaxTerms = 9;
 
 // One candidate's evaluation; `terms` are named by Policy::TermNames().
 struct Candidate {
@@ -146,6 +152,14 @@ struct PolicyOptions {
   // ... and, before that, only for a fresh prompt: less than this fraction of it cached anywhere
   // in the fleet (a new conversation, a new document); 0: none.
   double turnover_cached = 0.25;
+  // What a cache will have evicted before it is asked for again: a worker is charged
+  // weight · uncached_w · late_reuse_w / mean rate, late_reuse_w the share of recently used
+  // prompt tokens asked for again more than its cache's lifetime after their last use. Only
+  // while the workers' calibrated rates differ by more than calibrate_tolerance: the time to
+  // first token then sends new content to the fast engines, whose caches turn over faster; on
+  // an equal fleet the turnover term keeps the lifetimes level, and the measured differences
+  // are noise (docs/BENCHMARKS.md, "Cache lifetimes"); 0: never.
+  double lifetime_weight = 10.0;
   // Copies of a hot prefix: when the share of the recent requests whose deepest fleet-held
   // prefix is this one exceeds this times its holders' share of the workers, its
   // holders cannot serve its demand at their fair share of the load, and a worker without it
@@ -185,6 +199,8 @@ class Policy {
                         std::span<Candidate> candidates, Rng& rng) = 0;
   // Whether the scheduler must keep an approximate (router-inserted) tree for WorkerView::approx.
   virtual bool wants_approx_tree() const { return false; }
+  // Whether the scheduler must keep the reuse-gap life table for WorkerView::late_reuse.
+  virtual bool wants_reuse_gaps() const { return false; }
   // How the policy queues requests at the router (RouterQueue below); by default it does not.
   virtual RouterQueue router_queue() const { return {}; }
 };

@@ -404,6 +404,31 @@ TEST(Policy, KvrouterPlacesFreshContentWhereTheCacheTurnsOverSlowest) {
   EXPECT_EQ(f.cands[1].terms[6], 0.0);
 }
 
+TEST(Policy, KvrouterChargesWhatAFastTurningCacheWillHaveEvicted) {
+  Fixture f(2, 10000);
+  f.rates[0] = PrefillRateModel(20000);  // twice as fast as worker 1: the rates differ
+  auto blocks = Blocks(100);
+  RequestInfo req{blocks, 1600, 16};
+  // Half of the recently used tokens were asked for again later than worker 0's cache keeps
+  // them, none later than worker 1's: 10 · 1600 · 0.5 / 15000 = 0.533 s against 0.08 s of TTFT.
+  f.views[0].late_reuse = 0.5;
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  EXPECT_NEAR(f.cands[0].terms[8], 10 * 1600 * 0.5 / 15000, 1e-9);
+  EXPECT_EQ(f.cands[1].terms[8], 0.0);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.lifetime_weight = 0}), 0u);
+  // Only the tokens the worker would compute are charged: with all but 64 tokens cached there,
+  // 10 · 64 · 0.5 / 15000.
+  f.views[0].device = 96;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  EXPECT_NEAR(f.cands[0].terms[8], 10 * 64 * 0.5 / 15000, 1e-9);
+  // On an equal fleet the lifetimes differ by noise: no term.
+  f.views[0].device = 0;
+  f.rates[1] = PrefillRateModel(20000);
+  f.views[1].booked_prefill_tokens = 100;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  EXPECT_EQ(f.cands[0].terms[8], 0.0);
+}
+
 TEST(Select, SoftmaxMatchesItsDistribution) {
   std::vector<Candidate> c(3);
   c[0].cost = 0;

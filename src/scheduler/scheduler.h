@@ -73,6 +73,7 @@ struct Slot;
 struct Mail;
 class PrefixDemand;
 class PrefixRoots;
+class ReuseGaps;
 }  // namespace scheduler_internal
 
 // A request's booking on the worker it was routed to. Movable, not copyable; one thread uses a
@@ -234,9 +235,14 @@ class Scheduler {
   std::vector<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);  // by WorkerId value
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   double inflow_requests_ ABSL_GUARDED_BY(mu_) = 0;  // bookings, decayed as Slot::inflow
+  // Seconds between bookings, decayed as Slot::inflow: Slot::inflow over it is a token rate.
+  double inflow_seconds_ ABSL_GUARDED_BY(mu_) = 0;
+  TimeNs last_booked_at_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t bookings_ ABSL_GUARDED_BY(mu_) = 0;       // bookings ever made
   std::unique_ptr<scheduler_internal::PrefixDemand> demand_ ABSL_PT_GUARDED_BY(mu_);
   std::unique_ptr<scheduler_internal::PrefixRoots> roots_ ABSL_PT_GUARDED_BY(mu_);
+  // Only for a policy that reads WorkerView::late_reuse (null otherwise).
+  std::unique_ptr<scheduler_internal::ReuseGaps> reuse_ ABSL_PT_GUARDED_BY(mu_);
   std::unique_ptr<scheduler_internal::Mail> mail_ ABSL_GUARDED_BY(mu_);  // Collect's scratch
 
   // Each worker's load state by WorkerId value, for ReportMetrics without the admission lock.

@@ -54,6 +54,7 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
     if (slot) Collect(*slot);
   }
   const TimeNs now = clock_.Now();
+  if (reuse_) reuse_->Refresh(now);
   double inflow_total = 0;
   for (const auto& slot : slots_) {
     if (slot) inflow_total += slot->inflow;
@@ -84,6 +85,13 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
     v.metrics = s.metrics;
     v.inflow_share = inflow_total > 0 ? s.inflow / inflow_total : 0.0;
     v.inflow_mean_tokens = inflow_requests_ > 0 ? inflow_total / inflow_requests_ : 0.0;
+    if (s.inflow > 0 && inflow_seconds_ > 0) {
+      // The time this cache takes to fill with new tokens at its recent inflow: a block not used
+      // again is evicted about that long after its last use.
+      v.cache_life_s = double(s.spec.kv_capacity_blocks) * index_.config().block_size *
+                       inflow_seconds_ / s.inflow;
+      if (reuse_) v.late_reuse = reuse_->LaterThan(v.cache_life_s);
+    }
     if (w < overlap.num_workers()) {
       v.device = overlap.device[w];
       v.host = overlap.host[w];
@@ -110,6 +118,13 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
   }
   s.inflow += double(uncached);
   inflow_requests_ = inflow_requests_ * scheduler_internal::kInflowDecay + 1;
+  const TimeNs now = clock_.Now();
+  if (bookings_ > 0) {
+    inflow_seconds_ = inflow_seconds_ * scheduler_internal::kInflowDecay +
+                      double(std::max<TimeNs>(0, now - last_booked_at_)) * 1e-9;
+  }
+  last_booked_at_ = now;
+  if (reuse_) reuse_->Book(req.blocks, index_.config().block_size, now);
   ++bookings_;
   return Ticket(std::move(b));
 }

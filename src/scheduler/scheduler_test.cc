@@ -7,6 +7,7 @@
 
 #include "index/block_hash.h"
 #include "index/index_test_util.h"
+#include "scheduler/load_state.h"
 
 namespace kvr {
 namespace {
@@ -261,14 +262,80 @@ TEST_F(SchedulerTest, TracksWhereNewContentWasBooked) {
   const uint32_t first = Route(Prompt(160)).worker.value();  // 160 new tokens, all on `first`
   Decision d = Route(Prompt(160, 1000));
   ASSERT_TRUE(d.explanation.has_value());
-  ASSERT_EQ(d.explanation->term_names.size(), 8u);
+  ASSERT_EQ(d.explanation->term_names.size(), 9u);
   EXPECT_EQ(d.explanation->term_names[6], "turnover_s");
+  EXPECT_EQ(d.explanation->term_names[8], "lifetime_s");
   // Turnover 2 and 0 of the mean; 2 · min(160, 160) / the prior rate.
   const double scale = 2.0 * 160 / WorkerSpec{}.prefill_rate_prior;
   for (const ExplainedCandidate& c : d.explanation->candidates) {
     EXPECT_NEAR(c.candidate.terms[6], c.worker.value() == first ? scale : -scale, 1e-12);
   }
   EXPECT_NE(d.worker.value(), first);
+}
+
+// A conversation asked for again 110 s after its first turn, on a fast worker whose 1,600-token
+// cache fills in 57 s at its inflow: a third of the tokens used are asked for again after they
+// are gone, and new content on that worker is charged for it.
+TEST_F(SchedulerTest, ChargesWhatAFastTurningCacheWillHaveEvicted) {
+  sched_.reset();
+  index_ = std::make_unique<KvIndex>(IndexConfig{.block_size = kBs}, clock_);
+  sched_ = *Scheduler::Create({.policy = "kvrouter", .explain = true}, *index_, clock_);
+  for (uint32_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(sched_
+                    ->AddWorker({.id = WorkerId(i),
+                                 .block_size = kBs,
+                                 .kv_capacity_blocks = 100,
+                                 .prefill_rate_prior = i == 0 ? 20000.0 : 10000.0})
+                    .ok());
+  }
+  auto book = [&](const std::vector<TokenId>& prompt) {
+    blocks_ = SequenceHashes(prompt, kBs);
+    auto d = sched_->Route(
+        {.blocks = blocks_, .prompt_tokens = uint32_t(prompt.size()), .pinned = WorkerId(0)});
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_EQ(d->uncached_tokens, prompt.size());
+  };
+  book(Prompt(1024));  // t = 0
+  clock_.Advance(10 * kNsPerSec);
+  book(Prompt(1024, 5000));  // t = 10 s
+  clock_.Advance(100 * kNsPerSec);
+  book(Prompt(1024));  // t = 110 s: asked for again 110 s after its last use
+  clock_.Advance(190 * kNsPerSec);
+  Decision d = Route(Prompt(1024, 9000));  // t = 300 s: every cohort has seen 110 s go by
+  ASSERT_TRUE(d.explanation.has_value());
+  const double late = 1.0 / 3;  // 1,024 reused of 3,072 used
+  for (const ExplainedCandidate& c : d.explanation->candidates) {
+    EXPECT_NEAR(c.candidate.terms[8], c.worker.value() == 0 ? 10 * 1024 * late / 15000 : 0.0, 1e-9)
+        << c.worker.value();
+  }
+  EXPECT_EQ(d.worker, WorkerId(1));
+}
+
+TEST(ReuseGaps, CountsEachGapAgainstTheCohortsOldEnoughToHaveSeenIt) {
+  scheduler_internal::ReuseGaps gaps;
+  const auto a = SequenceHashes(std::vector<TokenId>(512, 7), kBs);  // 32 blocks: 2 sampled
+  std::vector<TokenId> other(512);
+  std::iota(other.begin(), other.end(), 100);
+  const auto b = SequenceHashes(other, kBs);
+  gaps.Book(a, kBs, 0);
+  gaps.Book(b, kBs, 10 * kNsPerSec);
+  gaps.Book(a, kBs, 20 * kNsPerSec);  // a's 512 tokens asked for again after 20 s
+  gaps.Refresh(15 * kNsPerSec);
+  EXPECT_EQ(gaps.LaterThan(1), 0.0);  // no cohort has yet lived 20 s
+  gaps.Refresh(100 * kNsPerSec);
+  // 512 reused of 1,536 used by the cohorts at least 20 s old (t = 0, 10 and 20 s).
+  EXPECT_NEAR(gaps.LaterThan(1), 1.0 / 3, 1e-12);
+  EXPECT_NEAR(gaps.LaterThan(10), 1.0 / 3, 1e-12);
+  EXPECT_EQ(gaps.LaterThan(40), 0.0);
+  // Young cohorts have not had the time to see a 20 s gap: they do not dilute it.
+  for (int i = 0; i < 10; ++i) {
+    std::iota(other.begin(), other.end(), 10000 * (i + 1));
+    gaps.Book(SequenceHashes(other, kBs), kBs, 95 * kNsPerSec);
+  }
+  gaps.Refresh(101 * kNsPerSec);
+  EXPECT_NEAR(gaps.LaterThan(10), 1.0 / 3, 1e-12);
+  // They count for the gaps they have lived through (none reused within 1 s): nothing changes.
+  EXPECT_NEAR(gaps.LaterThan(0.01), 1.0 / 3, 1e-12);
 }
 
 // Dynamo's router queue: a request waits at the router while every worker's booked prefill
