@@ -96,6 +96,19 @@ class DemoTest(unittest.TestCase):
         self.assertIn("demo: kvrouter: 3 requests waited for a free slot", out)
         self.assertIn("raise --concurrency-limit", out)
 
+    def test_engine_speeds_are_cycled_over_the_engines(self):
+        # Three engines at 1, 0.5, 1, as the engines themselves report in their readiness lines.
+        proc = self.start("--workers", "3", "--requests", "3", "--rate-scale", "1e6",
+                          "--policies", "kvrouter", "--speeds", "1,0.5")
+        out, err = self.finish(proc)
+        self.assertEqual(proc.returncode, 0, err[-3000:])
+        self.assertIn("demo: kvrouter: engine speeds 1.0,0.5,1.0", err)
+        self.assertIn("speeds: 1,0.5", out)
+        proc = self.start("--speeds", "1,0")
+        out, err = self.finish(proc)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("--speeds: bad factor '0'", err)
+
     def test_requests_longer_than_the_engines_context_fail_and_are_counted(self):
         # The trace's first four requests need 7,258, 7,812, 8,030 and 2,606 tokens of context
         # (prompt and answer): at 7,500 the engine-sims answer the middle two HTTP 400.

@@ -6,12 +6,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
@@ -36,7 +39,7 @@ struct DemoFlags {
   // (the trace at its own rate in modelled time: rate scale = speedup).
   WorkloadSource source{.requests = 400, .rate_scale = 4};
   std::string engine = "engine-sim";
-  std::string policies, json, html;
+  std::string policies, json, html, speeds;
   uint32_t max_output_tokens = 0;  // 0: as the workload says
   bool quiet = false;
   CLI::App* cmd = nullptr;
@@ -98,6 +101,16 @@ absl::Status Configure(DemoFlags& f) {
     o.llama.model = std::filesystem::absolute(o.llama.model).string();
   }
   if (!f.policies.empty()) o.policies = absl::StrSplit(f.policies, ',', absl::SkipEmpty());
+  for (absl::string_view s : absl::StrSplit(f.speeds, ',', absl::SkipEmpty())) {
+    double v = 0;
+    if (!absl::SimpleAtod(s, &v) || !(v > 0) || !std::isfinite(v)) {
+      return absl::InvalidArgumentError(absl::StrCat("--speeds: bad factor '", s, "'"));
+    }
+    o.speeds.push_back(v);
+  }
+  if (!o.speeds.empty() && o.engine != demo::DemoEngine::kEngineSim) {
+    return absl::InvalidArgumentError("--speeds sets engine-sim speeds (not llama.cpp's)");
+  }
   if (!f.quiet) {
     o.log = [](const std::string& line) { std::cerr << "demo: " << line << "\n"; };
     o.progress = PrintProgress;
@@ -145,6 +158,7 @@ int RunDemoCommand(DemoFlags& f) {
     }
   } else {
     report.settings.emplace_back("speedup", std::to_string(f.options.speedup));
+    report.settings.emplace_back("speeds", f.speeds.empty() ? "1" : f.speeds);
   }
   if (f.max_output_tokens > 0) {
     report.settings.emplace_back("max_output_tokens", std::to_string(f.max_output_tokens));
@@ -202,6 +216,9 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
                   "HTTP 400 (Mooncake's synthetic trace has 10 above the default)")
       ->check(CLI::Range(uint32_t{1}, uint32_t{1} << 24))
       ->capture_default_str();
+  cmd->add_option("--speeds", f->speeds,
+                  "Engine-sim speed factors, cycled over the engines (e.g. 1,0.5: every other "
+                  "engine at half speed; as simulate --speeds)");
   cmd->add_option("--policies", f->policies,
                   "Comma-separated policies, in run order (default: round_robin,dynamo,kvrouter)");
   cmd->add_option("--trace", f->source.trace,

@@ -1,6 +1,6 @@
 // kvrouter engine-sim: a simulated vLLM engine over real HTTP and ZeroMQ (see docs/CLI.md).
-// Prints one JSON line on stdout when ready ({"http":..,"kv_events":..,"replay":..}), logs on
-// stderr, and exits 0 after SIGTERM/SIGINT once requests in flight have finished (or been
+// Prints one JSON line on stdout when ready ({"http":..,"kv_events":..,"replay":..,"speed":..}),
+// logs on stderr, and exits 0 after SIGTERM/SIGINT once requests in flight have finished (or been
 // aborted after --shutdown-grace-ms).
 #include <utility>  // before Asio (g++ 12 coroutines)
 

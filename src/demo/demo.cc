@@ -121,6 +121,10 @@ absl::StatusOr<std::vector<nlohmann::json>> StartEngines(const DemoOptions& o, C
                                      "2000",
                                      "--log-level",
                                      "warn"};
+    if (!o.speeds.empty()) {
+      argv.push_back("--speed");
+      argv.push_back(absl::StrCat(o.speeds[i % o.speeds.size()]));
+    }
     KVR_ASSIGN_OR_RETURN(auto child,
                          Child::Spawn(absl::StrCat("engine-sim w", i), std::move(argv)));
     children.push_back(std::move(child));
@@ -269,6 +273,15 @@ absl::StatusOr<replay::ReplayResult> RunPolicy(const DemoOptions& o, const std::
                        " and a gateway"));
   }
   KVR_ASSIGN_OR_RETURN(auto engines, StartEngines(o, children));
+  if (o.log && !o.speeds.empty()) {
+    // As the engines report them: what they run at, not what was asked.
+    std::string speeds;
+    for (const nlohmann::json& e : engines) {
+      absl::StrAppend(&speeds, speeds.empty() ? "" : ",",
+                      e.contains("speed") ? e["speed"].dump() : "?");
+    }
+    o.log(absl::StrCat(policy, ": engine speeds ", speeds));
+  }
   KVR_ASSIGN_OR_RETURN(std::string target, StartGateway(o, policy, engines, dir, children));
   if (o.log) o.log(absl::StrCat(policy, ": replaying ", w.requests.size(), " requests"));
   Child* died = nullptr;

@@ -51,6 +51,7 @@ struct DemoOptions {
   uint32_t workers = 4;
   double speedup = 4;  // engine-sim --speedup: wall time runs this much faster than modelled
   uint32_t max_model_len = 131072;  // engine-sim --max-model-len: longer requests get HTTP 400
+  std::vector<double> speeds;       // engine-sim --speed, cycled over the engines (empty: 1)
   std::chrono::milliseconds ready_timeout{30000};
   double drain_timeout_s = 60;
   size_t concurrency_limit = 1024;  // the replay client's most requests in flight

@@ -187,7 +187,10 @@ absl::Status EngineSim::Impl::Init() {
 }
 
 std::string EngineSim::Impl::ReadyLine() const {
-  Json line = {{"http", server_->address()}, {"kv_events", nullptr}, {"replay", nullptr}};
+  Json line = {{"http", server_->address()},
+               {"kv_events", nullptr},
+               {"replay", nullptr},
+               {"speed", options_.engine.speed}};
   if (publisher_) {
     line["kv_events"] = publisher_->endpoint();
     if (!publisher_->replay_endpoint().empty()) line["replay"] = publisher_->replay_endpoint();

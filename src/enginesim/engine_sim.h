@@ -56,7 +56,8 @@ class EngineSim {
                                                           std::unique_ptr<api::TextModel> text);
   ~EngineSim();
 
-  // {"http":"127.0.0.1:P","kv_events":"tcp://...","replay":"tcp://..."} (null when closed).
+  // {"http":"127.0.0.1:P","kv_events":"tcp://...","replay":"tcp://...","speed":S} (null when
+  // closed; S: the engine's speed factor).
   std::string ReadyLine() const;
   // Stops accepting; requests in flight run to their end, or are aborted (finish_reason "abort")
   // once `grace_ms` has passed; then `done` runs.
