@@ -245,7 +245,11 @@ class Kvrouter final : public Policy {
       turnover_s = turnover_scale_s_ * (f / mean_turnover_ - 1);
     }
     // What this worker's cache will have evicted before it is asked for again.
-    const double lifetime_s = lifetime_scale_ * real_uncached * v.late_reuse;
+    // (A cache with no inflow yet evicts nothing: cache_life_s 0.)
+    const double late = lifetime_scale_ > 0 && req.reuse_gaps != nullptr && v.cache_life_s > 0
+                            ? req.reuse_gaps->LaterThan(v.cache_life_s)
+                            : 0.0;
+    const double lifetime_s = lifetime_scale_ * real_uncached * late;
     const double copied = copy > d ? double(copy) : 0.0;
     c->terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s, copied, lifetime_s};
     c->cost = ttft + work_weight * uncached / fleet_rate + turnover_s + lifetime_s;

@@ -11,14 +11,12 @@
 //  - Slot: the admission side's view of a worker, guarded by the Scheduler's admission lock.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
-#include <span>
 #include <utility>
 #include <vector>
 
@@ -160,105 +158,6 @@ class PrefixRoots {
     Root root;
   };
   std::vector<Entry> slots_ = std::vector<Entry>(kSlots);
-};
-
-// How long after its last use a prompt's content is asked for again: a life table of reuse
-// gaps, from the router's own bookings. Every kStride-th block of each booked prompt is
-// remembered with the time it was last booked (direct-mapped, fixed in size: 4 MiB). A booking
-// counts, for each remembered block of its prompt, kStride blocks reused after the gap since
-// that block's last use, in the cohort (kCohortNs of time) of that last use; all its sampled
-// blocks count as used in the current cohort. The share of used tokens next asked for more
-// than T seconds later is estimated from the cohorts old enough to have seen each gap, so young
-// cohorts, whose long gaps are still to come, do not bias long gaps down. Cohorts older than
-// kCohorts · kCohortNs (43 min) are forgotten as their slots are reused.
-class ReuseGaps {
- public:
-  static constexpr uint32_t kStride = 16;
-  // Bin 0 holds gaps below kFirst seconds; bin i ≥ 1 those in [kFirst·√2^(i−1), kFirst·√2^i).
-  static constexpr int kBins = 40;
-  static constexpr double kFirst = 0.1;
-  static constexpr int kCohorts = 512;
-  static constexpr TimeNs kCohortNs = 5 * kNsPerSec;
-
-  // Records the booking of `blocks` at time `now` (block_size tokens each).
-  void Book(std::span<const BlockHash> blocks, uint32_t block_size, TimeNs now) {
-    const double tokens = double(kStride) * block_size;
-    Cohort& current = CohortAt(now);
-    for (size_t i = kStride - 1; i < blocks.size(); i += kStride) {
-      const uint64_t key = blocks[i].value();
-      Entry& e = slots_[key % kSlots];
-      if (e.key == key) {
-        Cohort* last_use = Find(e.at);
-        if (last_use != nullptr) last_use->reused[Bin(double(now - e.at) * 1e-9)] += tokens;
-      }
-      e = Entry{key, now};
-      current.used += tokens;
-    }
-  }
-  // Brings the estimate up to `now` (recomputed once per cohort).
-  void Refresh(TimeNs now) {
-    const int64_t index = now / kCohortNs;
-    if (index == refreshed_) return;
-    refreshed_ = index;
-    std::array<double, kBins> reused{}, used{};
-    for (const Cohort& c : cohorts_) {
-      if (c.index < 0 || c.index >= index) continue;
-      const double age_s = double(now - (c.index + 1) * kCohortNs) * 1e-9;
-      for (int b = 0; b < kBins && age_s >= Upper(b); ++b) {
-        reused[b] += c.reused[b];
-        used[b] += c.used;
-      }
-    }
-    double tail = 0;
-    for (int b = kBins; b-- > 0;) {
-      if (used[b] > 0) tail += reused[b] / used[b];
-      tail_[b] = tail;
-    }
-  }
-  // The estimated share of used tokens next asked for more than `age_s` seconds after their
-  // last use (the bin holding age_s counted in part, linearly in log(gap)), as of the last
-  // Refresh.
-  double LaterThan(double age_s) const {
-    if (!(age_s < kNever)) return 0;
-    const double x = age_s < kFirst ? 0.0 : 1 + 2 * std::log2(age_s / kFirst);
-    const int b = int(x);
-    if (b >= kBins) return 0;
-    const double next = b + 1 < kBins ? tail_[b + 1] : 0.0;
-    return next + (tail_[b] - next) * (1 - (x - b));
-  }
-
- private:
-  static constexpr double kNever = 1e300;
-  static size_t Bin(double gap_s) {
-    if (gap_s < kFirst) return 0;
-    return size_t(std::min(kBins - 1, 1 + int(2 * std::log2(gap_s / kFirst))));
-  }
-  static double Upper(int b) { return kFirst * std::exp2(0.5 * b); }
-  struct Entry {
-    uint64_t key = 0;
-    TimeNs at = 0;
-  };
-  struct Cohort {
-    int64_t index = -1;  // time / kCohortNs; -1: empty
-    double used = 0;
-    std::array<double, kBins> reused{};
-  };
-  Cohort& CohortAt(TimeNs t) {
-    const int64_t index = t / kCohortNs;
-    Cohort& c = cohorts_[size_t(index % kCohorts)];
-    if (c.index != index) c = Cohort{.index = index};
-    return c;
-  }
-  Cohort* Find(TimeNs t) {
-    const int64_t index = t / kCohortNs;
-    Cohort& c = cohorts_[size_t(index % kCohorts)];
-    return c.index == index ? &c : nullptr;
-  }
-  static constexpr size_t kSlots = size_t{1} << 18;
-  std::vector<Entry> slots_ = std::vector<Entry>(kSlots);
-  std::vector<Cohort> cohorts_ = std::vector<Cohort>(kCohorts);
-  std::array<double, kBins> tail_{};  // tail_[b]: estimated share next used in bin b or later
-  int64_t refreshed_ = -1;
 };
 
 struct Slot {

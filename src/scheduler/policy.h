@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "common/random.h"
 #include "index/kv_index.h"
+#include "scheduler/reuse_gaps.h"
 #include "scheduler/worker.h"
 
 namespace kvr {
@@ -30,6 +31,9 @@ struct RequestInfo {
   // recently routed requests (decayed per booking, ~1,000 bookings) counted for that prefix.
   uint32_t fleet_prefix_blocks = 0;
   double fleet_prefix_share = 0;
+  // How long after their last use the fleet's prompt tokens are asked for again (null unless
+  // the policy wants_reuse_gaps); read against WorkerView::cache_life_s.
+  const ReuseGaps* reuse_gaps = nullptr;
 };
 
 // Everything a policy may read about one candidate worker at decision time.
@@ -52,11 +56,8 @@ struct WorkerView {
   double inflow_share = 0;
   double inflow_mean_tokens = 0;
   // How long this cache keeps a block not used again: its capacity over its recent inflow of
-  // booked uncached tokens per second (0: no inflow yet, as long as it likes). And the share of
-  // recently used prompt tokens asked for again more than that long after their last use
-  // (ReuseGaps; 0 unless the policy wants_reuse_gaps): what this cache would recompute.
+  // booked uncached tokens per second (0: no inflow yet; it keeps what it has).
   double cache_life_s = 0;
-  double late_reuse = 0;
   // Index (leading blocks of this prompt).
   uint32_t device = 0, host = 0, storage = 0, predicted = 0;
   uint64_t cached_blocks = 0;
@@ -153,7 +154,7 @@ struct PolicyOptions {
   // in the fleet (a new conversation, a new document); 0: none.
   double turnover_cached = 0.25;
   // What a cache will have evicted before it is asked for again: a worker is charged
-  // weight · uncached_w · late_reuse_w / mean rate, late_reuse_w the share of recently used
+  // weight · uncached_w · late_w / mean rate, late_w the share of recently used
   // prompt tokens asked for again more than its cache's lifetime after their last use. Only
   // while the workers' calibrated rates differ by more than calibrate_tolerance: the time to
   // first token then sends new content to the fast engines, whose caches turn over faster; on
@@ -199,7 +200,7 @@ class Policy {
                         std::span<Candidate> candidates, Rng& rng) = 0;
   // Whether the scheduler must keep an approximate (router-inserted) tree for WorkerView::approx.
   virtual bool wants_approx_tree() const { return false; }
-  // Whether the scheduler must keep the reuse-gap life table for WorkerView::late_reuse.
+  // Whether the scheduler must keep the reuse-gap life table (RequestInfo::reuse_gaps).
   virtual bool wants_reuse_gaps() const { return false; }
   // How the policy queues requests at the router (RouterQueue below); by default it does not.
   virtual RouterQueue router_queue() const { return {}; }

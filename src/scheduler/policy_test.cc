@@ -409,9 +409,16 @@ TEST(Policy, KvrouterChargesWhatAFastTurningCacheWillHaveEvicted) {
   f.rates[0] = PrefillRateModel(20000);  // twice as fast as worker 1: the rates differ
   auto blocks = Blocks(100);
   RequestInfo req{blocks, 1600, 16};
-  // Half of the recently used tokens were asked for again later than worker 0's cache keeps
-  // them, none later than worker 1's: 10 · 1600 · 0.5 / 15000 = 0.533 s against 0.08 s of TTFT.
-  f.views[0].late_reuse = 0.5;
+  // A prompt used at t = 0 and asked for again at 100 s: half of the tokens used were asked for
+  // again later than worker 0's cache keeps them (10 s), none later than worker 1's (1,000 s):
+  // 10 · 1600 · 0.5 / 15000 = 0.533 s against 0.08 s of TTFT.
+  ReuseGaps gaps;
+  gaps.Book(blocks, 16, 0);
+  gaps.Book(blocks, 16, 100 * kNsPerSec);
+  gaps.Refresh(400 * kNsPerSec);
+  req.reuse_gaps = &gaps;
+  f.views[0].cache_life_s = 10;
+  f.views[1].cache_life_s = 1000;
   EXPECT_EQ(f.Choose("kvrouter", req), 1u);
   EXPECT_NEAR(f.cands[0].terms[8], 10 * 1600 * 0.5 / 15000, 1e-9);
   EXPECT_EQ(f.cands[1].terms[8], 0.0);

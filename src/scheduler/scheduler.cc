@@ -47,8 +47,7 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<Policy> policy, KvI
       rng_(config_.seed),
       demand_(std::make_unique<scheduler_internal::PrefixDemand>()),
       roots_(std::make_unique<scheduler_internal::PrefixRoots>()),
-      reuse_(policy_->wants_reuse_gaps() ? std::make_unique<scheduler_internal::ReuseGaps>()
-                                         : nullptr),
+      reuse_(policy_->wants_reuse_gaps() ? std::make_unique<ReuseGaps>() : nullptr),
       mail_(std::make_unique<Mail>()) {}
 
 Scheduler::~Scheduler() {

@@ -73,7 +73,6 @@ struct Slot;
 struct Mail;
 class PrefixDemand;
 class PrefixRoots;
-class ReuseGaps;
 }  // namespace scheduler_internal
 
 // A request's booking on the worker it was routed to. Movable, not copyable; one thread uses a
@@ -241,8 +240,8 @@ class Scheduler {
   uint64_t bookings_ ABSL_GUARDED_BY(mu_) = 0;       // bookings ever made
   std::unique_ptr<scheduler_internal::PrefixDemand> demand_ ABSL_PT_GUARDED_BY(mu_);
   std::unique_ptr<scheduler_internal::PrefixRoots> roots_ ABSL_PT_GUARDED_BY(mu_);
-  // Only for a policy that reads WorkerView::late_reuse (null otherwise).
-  std::unique_ptr<scheduler_internal::ReuseGaps> reuse_ ABSL_PT_GUARDED_BY(mu_);
+  // Only for a policy that wants_reuse_gaps (null otherwise): RequestInfo::reuse_gaps.
+  std::unique_ptr<ReuseGaps> reuse_ ABSL_PT_GUARDED_BY(mu_);
   std::unique_ptr<scheduler_internal::Mail> mail_ ABSL_GUARDED_BY(mu_);  // Collect's scratch
 
   // Each worker's load state by WorkerId value, for ReportMetrics without the admission lock.

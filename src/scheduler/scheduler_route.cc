@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/load_state.h"
+#include "scheduler/reuse_gaps.h"
 #include "scheduler/scheduler.h"
 
 namespace kvr {
@@ -90,7 +91,6 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
       // again is evicted about that long after its last use.
       v.cache_life_s = double(s.spec.kv_capacity_blocks) * index_.config().block_size *
                        inflow_seconds_ / s.inflow;
-      if (reuse_) v.late_reuse = reuse_->LaterThan(v.cache_life_s);
     }
     if (w < overlap.num_workers()) {
       v.device = overlap.device[w];
@@ -169,6 +169,7 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
                                              : "no workers registered");
   }
   const uint64_t prefix_key = FleetPrefix(req, views, &info);
+  info.reuse_gaps = reuse_.get();
   std::vector<Candidate> cands(views.size());
   for (size_t i = 0; i < views.size(); ++i) cands[i].worker = views[i].spec->id;
   size_t chosen = policy_->Choose(info, views, cands, rng_);

@@ -7,7 +7,7 @@
 
 #include "index/block_hash.h"
 #include "index/index_test_util.h"
-#include "scheduler/load_state.h"
+#include "scheduler/reuse_gaps.h"
 
 namespace kvr {
 namespace {
@@ -312,7 +312,7 @@ TEST_F(SchedulerTest, ChargesWhatAFastTurningCacheWillHaveEvicted) {
 }
 
 TEST(ReuseGaps, CountsEachGapAgainstTheCohortsOldEnoughToHaveSeenIt) {
-  scheduler_internal::ReuseGaps gaps;
+  ReuseGaps gaps;
   const auto a = SequenceHashes(std::vector<TokenId>(512, 7), kBs);  // 32 blocks: 2 sampled
   std::vector<TokenId> other(512);
   std::iota(other.begin(), other.end(), 100);
