@@ -82,6 +82,11 @@ rc=0
 "$bin" simulate --workload chat --requests 30 --sweep rate=0.5,fast --quiet 2>"$tmp/err.txt" || rc=$?
 [ "$rc" = 2 ] || fail "malformed --sweep: exit $rc, want 2"
 grep -q -- "--sweep" "$tmp/err.txt" || fail "malformed --sweep: message does not name the flag"
+# A speed that is not a positive finite number is a flag error, not an engine that fails later.
+rc=0
+"$bin" simulate --workload chat --requests 30 --speeds 1,inf --quiet 2>"$tmp/err.txt" || rc=$?
+[ "$rc" = 2 ] || fail "--speeds inf: exit $rc, want 2"
+grep -q -- "--speeds: bad factor 'inf'" "$tmp/err.txt" || fail "--speeds inf: $(cat "$tmp/err.txt")"
 
 # simulate finds its bundled trace from any working directory (the build copies it beside the
 # binary), says so in --help, and reports the `llmd` alias under its canonical name.

@@ -1,7 +1,11 @@
 #include "cli/data_files.h"
 
+#include <cmath>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "sim/generators.h"
 #include "sim/trace.h"
 
@@ -32,6 +36,18 @@ absl::StatusOr<sim::Workload> LoadWorkload(const WorkloadSource& s) {
   const std::string path = FindDataFile(s.trace.empty() ? std::string(kBundledTrace) : s.trace);
   return sim::LoadMooncakeTrace(
       path, {.rate_scale = s.rate_scale, .max_requests = s.requests, .seed = s.seed});
+}
+
+absl::StatusOr<std::vector<double>> ParseSpeeds(const std::string& list) {
+  std::vector<double> speeds;
+  for (absl::string_view s : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    double v = 0;
+    if (!absl::SimpleAtod(s, &v) || !(v > 0) || !std::isfinite(v)) {
+      return absl::InvalidArgumentError(absl::StrCat("--speeds: bad factor '", s, "'"));
+    }
+    speeds.push_back(v);
+  }
+  return speeds;
 }
 
 }  // namespace kvr::cli

@@ -1,9 +1,10 @@
-// Files that travel with kvrouter and the workloads its commands share: the bundled trace and
-// the fetched tokenizer folders (third_party/npm), found from any working directory.
+// Files that travel with kvrouter and the workloads and fleets its commands share: the bundled
+// trace and the fetched tokenizer folders (third_party/npm), found from any working directory.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "sim/workload.h"
@@ -30,5 +31,9 @@ struct WorkloadSource {
 };
 
 absl::StatusOr<sim::Workload> LoadWorkload(const WorkloadSource& source);
+
+// `--speeds`, engine speed factors (`1,0.5`; empty: none): InvalidArgument naming a factor that
+// is not a positive finite number (simulate and demo cycle them over the engines).
+absl::StatusOr<std::vector<double>> ParseSpeeds(const std::string& list);
 
 }  // namespace kvr::cli

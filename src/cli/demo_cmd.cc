@@ -6,14 +6,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -101,13 +99,7 @@ absl::Status Configure(DemoFlags& f) {
     o.llama.model = std::filesystem::absolute(o.llama.model).string();
   }
   if (!f.policies.empty()) o.policies = absl::StrSplit(f.policies, ',', absl::SkipEmpty());
-  for (absl::string_view s : absl::StrSplit(f.speeds, ',', absl::SkipEmpty())) {
-    double v = 0;
-    if (!absl::SimpleAtod(s, &v) || !(v > 0) || !std::isfinite(v)) {
-      return absl::InvalidArgumentError(absl::StrCat("--speeds: bad factor '", s, "'"));
-    }
-    o.speeds.push_back(v);
-  }
+  KVR_ASSIGN_OR_RETURN(o.speeds, ParseSpeeds(f.speeds));
   if (!o.speeds.empty() && o.engine != demo::DemoEngine::kEngineSim) {
     return absl::InvalidArgumentError("--speeds sets engine-sim speeds (not llama.cpp's)");
   }

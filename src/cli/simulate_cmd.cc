@@ -60,13 +60,7 @@ absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
   c.workers = f.workers;
   KVR_ASSIGN_OR_RETURN(c.engine, engine::EnginePreset(f.engine_preset));
   if (f.block_size > 0) engine::SetBlockSize(c.engine, f.block_size);
-  for (absl::string_view s : absl::StrSplit(f.speeds, ',', absl::SkipEmpty())) {
-    double v = 0;
-    if (!absl::SimpleAtod(s, &v) || !(v > 0)) {
-      return absl::InvalidArgumentError("--speeds: bad factor '" + std::string(s) + "'");
-    }
-    c.speeds.push_back(v);
-  }
+  KVR_ASSIGN_OR_RETURN(c.speeds, ParseSpeeds(f.speeds));
   c.event_delay = TimeNs(f.event_delay_ms * double(kNsPerMs));
   c.metrics_interval = TimeNs(f.metrics_interval_ms * double(kNsPerMs));
   c.seed = f.seed;
