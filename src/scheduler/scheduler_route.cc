@@ -105,7 +105,8 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
 }
 
 Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, double queue_tokens) {
-  auto b = std::make_shared<Booking>(s.load, next_ticket_++, uncached, queue_tokens, clock_.Now(),
+  const TimeNs now = clock_.Now();
+  auto b = std::make_shared<Booking>(s.load, next_ticket_++, uncached, queue_tokens, now,
                                      std::vector<BlockHash>(req.blocks.begin(), req.blocks.end()));
   s.load->booked_prefill_tokens.fetch_add(uncached, std::memory_order_relaxed);
   s.load->running.fetch_add(1, std::memory_order_relaxed);
@@ -118,7 +119,6 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
   }
   s.inflow += double(uncached);
   inflow_requests_ = inflow_requests_ * scheduler_internal::kInflowDecay + 1;
-  const TimeNs now = clock_.Now();
   if (bookings_ > 0) {
     inflow_seconds_ = inflow_seconds_ * scheduler_internal::kInflowDecay +
                       double(std::max<TimeNs>(0, now - last_booked_at_)) * 1e-9;
