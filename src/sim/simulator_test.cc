@@ -112,6 +112,25 @@ TEST(Simulator, RouterQueuesHoldRequestsPastSaturation) {
   }
 }
 
+// The report splits the prefill a policy could have skipped: a conversation's history cached
+// on another engine than the one chosen, or on none any more.
+TEST(Simulator, ReportsPrefixesCachedElsewhereAndNowhere) {
+  Workload w = Chat(300, 4);
+  auto rr = RunPolicy(w, SmallFleet(), "round_robin", nullptr);
+  auto kv = RunPolicy(w, SmallFleet(), "kvrouter", nullptr);
+  SimConfig small = SmallFleet();
+  small.engine.num_blocks = 512;
+  auto tight = RunPolicy(w, small, "kvrouter", nullptr);
+  ASSERT_TRUE(rr.ok() && kv.ok() && tight.ok());
+  EXPECT_GT(Extra(*rr, "prefix cached elsewhere"), 10 * Extra(*kv, "prefix cached elsewhere"));
+  EXPECT_GT(Extra(*tight, "prefix cached nowhere"), 2 * Extra(*kv, "prefix cached nowhere"));
+  // Neither can exceed what was computed.
+  for (const auto* r : {&*rr, &*kv, &*tight}) {
+    EXPECT_LE(Extra(*r, "prefix cached elsewhere") + Extra(*r, "prefix cached nowhere"),
+              double(r->prefill_tokens));
+  }
+}
+
 TEST(Simulator, HeterogeneousSpeedsAndEngineMetrics) {
   Workload w = Chat(300, 6);
   SimConfig c = SmallFleet();
