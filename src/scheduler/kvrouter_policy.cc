@@ -21,7 +21,8 @@
 //   lifetime_w = lifetime_weight · uncached_w · late_w / rate
 //                (late_w: the share of recently used prompt tokens asked for again more than
 //                w's cache lifetime after their last use, its capacity over its recent inflow;
-//                only while the workers' calibrated rates differ by more than calibrate_tolerance)
+//                only while the workers' calibrated rates differ by more than calibrate_tolerance,
+//                and not within lifetime_backlog_s of requests waiting at the router)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 //                + turnover_w + lifetime_w
 //   copies     a worker without the fleet's deepest held prefix of this prompt (or the shared
@@ -55,7 +56,9 @@
 // again (ReuseGaps, a life table) and how long each cache keeps a block (capacity over inflow),
 // and lifetime_w charges the tokens a worker would compute by the share that its cache will have
 // evicted by then: a recomputation to come. Where content comes back within seconds (documents
-// and their questions) the share is near zero everywhere and nothing changes.
+// and their questions) the share is near zero everywhere and nothing changes. Past saturation,
+// while requests wait at the router, the charge is off: each released request should take the
+// engine that has just freed up, not wait for a slow one's longer-lived cache.
 // A prefix asked for by more requests than its holders can take at a fair share of the load (a
 // hot system prompt) is worth copying: every request that cost alone sends to its busy holders
 // pays the decode steps it shares there, while a copy costs one recomputation, which the
@@ -107,7 +110,10 @@ class Kvrouter final : public Policy {
     step_in_flight_ =
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
     Turnover(req, w, fleet_rate);
-    lifetime_scale_ = o_.lifetime_weight > 0 && RatesDiffer() ? o_.lifetime_weight / fleet_rate : 0;
+    lifetime_scale_ =
+        o_.lifetime_weight > 0 && RatesDiffer() && !(req.backlog_age_s < o_.lifetime_backlog_s)
+            ? o_.lifetime_weight / fleet_rate
+            : 0;
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, &c[i]);

@@ -69,6 +69,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"turnover_fill", &PolicyOptions::turnover_fill, nullptr},
       {"turnover_cached", &PolicyOptions::turnover_cached, nullptr},
       {"lifetime_weight", &PolicyOptions::lifetime_weight, nullptr},
+      {"lifetime_backlog_s", &PolicyOptions::lifetime_backlog_s, nullptr},
       {"replicate_share", &PolicyOptions::replicate_share, nullptr},
       {"queue_threshold", &PolicyOptions::queue_threshold, nullptr},
       {"queue_age", &PolicyOptions::queue_age, nullptr},

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -34,6 +35,9 @@ struct RequestInfo {
   // How long after their last use the fleet's prompt tokens are asked for again (null unless
   // the policy wants_reuse_gaps); read against WorkerView::cache_life_s.
   const ReuseGaps* reuse_gaps = nullptr;
+  // Seconds since requests last waited at the router (its queue was not empty); infinite if
+  // they never have.
+  double backlog_age_s = std::numeric_limits<double>::infinity();
 };
 
 // Everything a policy may read about one candidate worker at decision time.
@@ -161,6 +165,12 @@ struct PolicyOptions {
   // an equal fleet the turnover term keeps the lifetimes level, and the measured differences
   // are noise (docs/BENCHMARKS.md, "Cache lifetimes"); 0: never.
   double lifetime_weight = 10.0;
+  // ... and not while requests wait at the router, nor for this many seconds after the last of
+  // them was released: past saturation engine time is what every request waits for, and the
+  // charge held requests for the slow engines' long-lived caches while a fast one was free
+  // (the half-speed synthetic fleet at ×6: p99 4.6 s against 3.0 s without it,
+  // docs/BENCHMARKS.md); 0: always.
+  double lifetime_backlog_s = 60;
   // Copies of a hot prefix: when the share of the recent requests whose deepest fleet-held
   // prefix is this one exceeds this times its holders' share of the workers, its
   // holders cannot serve its demand at their fair share of the load, and a worker without it

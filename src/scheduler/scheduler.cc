@@ -195,6 +195,10 @@ double Scheduler::LowestReleaseKey(double waited_s) const {
 }
 
 absl::StatusOr<size_t> Scheduler::NextRelease(std::span<const Waiting> waiting) {
+  {
+    MutexLock lock(mu_);
+    last_backlog_at_ = clock_.Now();
+  }
   size_t pick = 0;
   double best = 0;
   for (size_t i = 0; i < std::min(waiting.size(), kRouterQueueWindow); ++i) {

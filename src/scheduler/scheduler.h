@@ -237,6 +237,7 @@ class Scheduler {
   // Seconds between bookings, decayed as Slot::inflow: Slot::inflow over it is a token rate.
   double inflow_seconds_ ABSL_GUARDED_BY(mu_) = 0;
   TimeNs last_booked_at_ ABSL_GUARDED_BY(mu_) = 0;
+  TimeNs last_backlog_at_ ABSL_GUARDED_BY(mu_) = -1;  // NextRelease's last call (-1: never)
   uint64_t bookings_ ABSL_GUARDED_BY(mu_) = 0;       // bookings ever made
   std::unique_ptr<scheduler_internal::PrefixDemand> demand_ ABSL_PT_GUARDED_BY(mu_);
   std::unique_ptr<scheduler_internal::PrefixRoots> roots_ ABSL_PT_GUARDED_BY(mu_);

@@ -170,6 +170,7 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
   }
   const uint64_t prefix_key = FleetPrefix(req, views, &info);
   info.reuse_gaps = reuse_.get();
+  if (last_backlog_at_ >= 0) info.backlog_age_s = double(clock_.Now() - last_backlog_at_) * 1e-9;
   std::vector<Candidate> cands(views.size());
   for (size_t i = 0; i < views.size(); ++i) cands[i].worker = views[i].spec->id;
   size_t chosen = policy_->Choose(info, views, cands, rng_);

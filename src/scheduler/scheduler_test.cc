@@ -309,6 +309,21 @@ TEST_F(SchedulerTest, ChargesWhatAFastTurningCacheWillHaveEvicted) {
         << c.worker.value();
   }
   EXPECT_EQ(d.worker, WorkerId(1));
+  // Requests waiting at the router: engine time is what they wait for, and for a minute after
+  // the last of them was released the charge is off (lifetime_backlog_s).
+  const std::vector<TokenId> held = Prompt(1024, 12000);
+  const auto held_blocks = SequenceHashes(held, kBs);
+  const std::vector<Scheduler::Waiting> waiting = {
+      {.request = {.blocks = held_blocks, .prompt_tokens = 1024}}};
+  ASSERT_TRUE(sched_->NextRelease(waiting).ok());
+  clock_.Advance(59 * kNsPerSec);
+  d = Route(Prompt(1024, 15000));
+  for (const ExplainedCandidate& c : d.explanation->candidates) {
+    EXPECT_EQ(c.candidate.terms[8], 0.0) << c.worker.value();
+  }
+  clock_.Advance(2 * kNsPerSec);
+  d = Route(Prompt(1024, 18000));
+  EXPECT_GT(d.explanation->candidates[0].candidate.terms[8], 0.0);
 }
 
 TEST(ReuseGaps, CountsEachGapAgainstTheCohortsOldEnoughToHaveSeenIt) {
