@@ -62,6 +62,8 @@ class Run {
   void Push(TimeNs t, Kind k, uint32_t w) { heap_.push({t, seq_++, k, w}); }
   absl::Status Arrive(const SimRequest& r);
   absl::Status Dispatch(const SimRequest& r);  // routes it and hands it to its engine
+  // Adds what the engines hold of r's prompt, beyond the chosen one, to the report's counts.
+  void CountSkippable(const SimRequest& r, uint32_t chosen_worker);
   absl::Status DrainRouterQueue();             // routes the held requests the fleet can take
   void StartStep(uint32_t w);
   void EndStep(uint32_t w);
@@ -129,17 +131,7 @@ absl::Status Run::Dispatch(const SimRequest& r) {
                           .expected_output_tokens = r.output_tokens});
   if (!d.ok()) return d.status();
   const uint32_t w = d->worker.value();
-  uint32_t deepest = 0, chosen = 0;  // leading blocks held: on any engine, on the chosen one
-  for (uint32_t i = 0; i < engines_.size(); ++i) {
-    const engine::Engine& e = *engines_[i].engine;
-    uint32_t held = 0;
-    while (held < blocks.size() && e.IsCached(e.ToEngineHash(blocks[held]))) ++held;
-    deepest = std::max(deepest, held);
-    if (i == w) chosen = held;
-  }
-  const uint64_t bs = c_.engine.block_size;
-  nowhere_tokens_ += bs * (seen_prefix_[r.id] - std::min(seen_prefix_[r.id], deepest));
-  elsewhere_tokens_ += bs * (deepest - chosen);
+  CountSkippable(r, w);
   inflight_[r.id].ticket = std::move(d->ticket);
   engines_[w].engine->Add({.id = r.id,
                            .prompt = r.prompt,
@@ -147,6 +139,21 @@ absl::Status Run::Dispatch(const SimRequest& r) {
                            .prompt_hashes = blocks});
   if (!engines_[w].stepping) StartStep(w);
   return absl::OkStatus();
+}
+
+void Run::CountSkippable(const SimRequest& r, uint32_t chosen_worker) {
+  const auto& blocks = hashes_[r.id];
+  uint32_t deepest = 0, chosen = 0;  // leading blocks held: on any engine, on the chosen one
+  for (uint32_t i = 0; i < engines_.size(); ++i) {
+    const engine::Engine& e = *engines_[i].engine;
+    uint32_t held = 0;
+    while (held < blocks.size() && e.IsCached(e.ToEngineHash(blocks[held]))) ++held;
+    deepest = std::max(deepest, held);
+    if (i == chosen_worker) chosen = held;
+  }
+  const uint64_t bs = c_.engine.block_size;
+  nowhere_tokens_ += bs * (seen_prefix_[r.id] - std::min(seen_prefix_[r.id], deepest));
+  elsewhere_tokens_ += bs * (deepest - chosen);
 }
 
 void Run::StartStep(uint32_t w) {
