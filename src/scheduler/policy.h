@@ -168,7 +168,7 @@ struct PolicyOptions {
   // ... and not while requests wait at the router, nor for this many seconds after the last of
   // them was released: past saturation engine time is what every request waits for, and the
   // charge held requests for the slow engines' long-lived caches while a fast one was free
-  // (the half-speed synthetic fleet at ×6: p99 4.6 s against 3.0 s without it,
+  // (the half-speed synthetic fleet at ×6, seed 1: p99 4.5 s with it, 2.9 s without;
   // docs/BENCHMARKS.md); 0: always.
   double lifetime_backlog_s = 60;
   // Copies of a hot prefix: when the share of the recent requests whose deepest fleet-held
