@@ -29,7 +29,9 @@ absl::StatusOr<api::ApiRequest> Parse(const TokenizerProbe& probe) {
 
 std::string Shown(const std::string& text, size_t at) {
   const size_t begin = at > 12 ? at - 12 : 0;
-  return Json(text.substr(begin, 24)).dump();  // escaped, so invisible differences show
+  // Escaped, so invisible differences show. The cut can split a UTF-8 sequence, and an engine's
+  // rendering need not be UTF-8 at all: invalid bytes are shown as U+FFFD, not thrown on.
+  return Json(text.substr(begin, 24)).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace

@@ -125,6 +125,20 @@ TEST(TokenizerCheck, ComparisonNamesTheProbeAndTheFirstDifference) {
   EXPECT_EQ(CompareProbe(Probe("chat"), chat, {.rendered = "<|im_start|>user hi"}),
             "probe 'chat': the chat template renders differently from byte 16 "
             "(router \"_start|>user\\nhi\", engine \"_start|>user hi\")");
+  // The excerpt around the difference cuts a two-byte character in half (it starts at byte 1),
+  // and an engine's rendering need not be UTF-8: shown as U+FFFD, not thrown on.
+  std::string e_acute;
+  for (int i = 0; i < 20; ++i) e_acute += "\xc3\xa9";
+  std::string engine = e_acute;
+  engine[13] = '\x83';  // the 7th character: é → Ã
+  const RouterIds accents{.ids = {}, .rendered = e_acute};
+  auto shown = CompareProbe(Probe("chat"), accents, {.rendered = engine});
+  ASSERT_TRUE(shown.has_value());
+  EXPECT_NE(shown->find("from byte 13 (router \"\xef\xbf\xbd\xc3\xa9"), std::string::npos)
+      << *shown;
+  shown = CompareProbe(Probe("chat"), accents, {.rendered = "\xc3\xa9\xff"});
+  ASSERT_TRUE(shown.has_value());
+  EXPECT_NE(shown->find("engine \"\xc3\xa9\xef\xbf\xbd\""), std::string::npos) << *shown;
 }
 
 }  // namespace
