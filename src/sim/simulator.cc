@@ -5,7 +5,6 @@
 #include <memory>
 #include <queue>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "index/block_hash.h"
@@ -254,15 +253,9 @@ absl::Status Run::Setup() {
   inflight_.resize(w_.requests.size());
   // In arrival order (the order a held request is dispatched in can differ: a request held at
   // the router counts what arrived before it).
-  absl::flat_hash_set<BlockHash> seen;
+  SeenPrefixes seen;
   seen_prefix_.assign(w_.requests.size(), 0);
-  for (const SimRequest& r : w_.requests) {
-    const auto& blocks = hashes_[r.id];
-    uint32_t n = 0;
-    while (n < blocks.size() && seen.contains(blocks[n])) ++n;
-    seen_prefix_[r.id] = n;
-    seen.insert(blocks.begin() + n, blocks.end());
-  }
+  for (const SimRequest& r : w_.requests) seen_prefix_[r.id] = seen.Add(hashes_[r.id]);
   return absl::OkStatus();
 }
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "absl/container/flat_hash_set.h"
 #include "index/block_hash.h"
 
 namespace kvr::sim {
@@ -22,20 +21,25 @@ uint64_t TotalPromptTokens(const Workload& workload) {
 
 double OracleHitRate(const Workload& workload, uint32_t block_size) {
   if (block_size == 0) return 0;
-  absl::flat_hash_set<BlockHash> seen;
+  SeenPrefixes seen;
   uint64_t hit_tokens = 0;
   uint64_t prompt_tokens = 0;
   for (const SimRequest& r : workload.requests) {
-    const std::vector<BlockHash> hashes = SequenceHashes(r.prompt, block_size);
-    size_t leading = 0;
-    while (leading < hashes.size() && seen.contains(hashes[leading])) ++leading;
+    const uint64_t leading = seen.Add(SequenceHashes(r.prompt, block_size));
     const uint64_t len = r.prompt.size();
     const uint64_t cap = len == 0 ? 0 : len - 1;
     hit_tokens += std::min<uint64_t>(leading * uint64_t{block_size}, cap);
     prompt_tokens += len;
-    seen.insert(hashes.begin(), hashes.end());
   }
   return prompt_tokens == 0 ? 0 : static_cast<double>(hit_tokens) / prompt_tokens;
+}
+
+uint32_t SeenPrefixes::Add(std::span<const BlockHash> blocks) {
+  uint32_t leading = 0;
+  while (leading < blocks.size() && seen_.contains(blocks[leading])) ++leading;
+  // A block is seen with its whole prefix (chained hashes): the leading ones are there already.
+  seen_.insert(blocks.begin() + leading, blocks.end());
+  return leading;
 }
 
 absl::Status CompressIntoBursts(Workload& workload, double period_s, double duty) {

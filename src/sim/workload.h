@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "common/clock.h"
 #include "common/ids.h"
@@ -42,6 +44,16 @@ uint64_t TotalPromptTokens(const Workload& workload);
 // the last prompt token to produce logits); then all its full blocks become "seen". Returns
 // hit tokens / prompt tokens (0 for an empty workload). O(total tokens).
 double OracleHitRate(const Workload& workload, uint32_t block_size);
+
+// That infinite cache, fed prompts in arrival order: Add returns how many leading blocks of
+// this prompt (its chained hashes) an earlier prompt had, then remembers all of them.
+class SeenPrefixes {
+ public:
+  uint32_t Add(std::span<const BlockHash> blocks);
+
+ private:
+  absl::flat_hash_set<BlockHash> seen_;
+};
 
 // Bursty arrivals from any workload: time is cut into periods of `period_s` seconds, and the
 // arrivals of each period are squeezed (linearly, order kept) into its first `duty` fraction.
