@@ -111,7 +111,7 @@ class Kvrouter final : public Policy {
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
     Turnover(req, w, fleet_rate);
     lifetime_scale_ =
-        o_.lifetime_weight > 0 && RatesDiffer() && !(req.backlog_age_s < o_.lifetime_backlog_s)
+        o_.lifetime_weight > 0 && RatesDiffer() && req.backlog_age_s >= o_.lifetime_backlog_s
             ? o_.lifetime_weight / fleet_rate
             : 0;
     const uint32_t copy = Replicate(req, w);
