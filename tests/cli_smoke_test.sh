@@ -45,8 +45,10 @@ grep -q "TTFT p99" "$tmp/sim.txt" || fail "simulate: no table on stdout"
 
 # simulate --sweep: one run per load with every policy, each equal to the single run at that
 # --rate-scale; the HTML plots TTFT against load; progress per run on stderr.
+# --requests-out: every request of every run, whose TTFTs average to the report's.
 "$bin" simulate --workload chat --requests 30 --workers 2 --sweep rate=0.5,2 \
-  --json "$tmp/sweep.json" --html "$tmp/sweep.html" >"$tmp/sweep.txt" 2>"$tmp/sweep.err"
+  --json "$tmp/sweep.json" --html "$tmp/sweep.html" --requests-out "$tmp/requests.jsonl" \
+  >"$tmp/sweep.txt" 2>"$tmp/sweep.err"
 "$bin" simulate --workload chat --requests 30 --workers 2 --rate-scale 2 --json "$tmp/x2.json" \
   --quiet >/dev/null
 python3 - "$tmp/sweep.json" "$tmp/x2.json" <<'PY'
@@ -60,6 +62,27 @@ for r in d["runs"]:
 assert d["runs"][1]["policies"] == single["policies"], "sweep rate=2 differs from --rate-scale 2"
 assert d["runs"][0]["workload"]["arrival_rate_per_s"] < d["runs"][1]["workload"]["arrival_rate_per_s"]
 PY
+python3 - "$tmp/sweep.json" "$tmp/requests.jsonl" <<'PY'
+import collections, json, sys
+d = json.load(open(sys.argv[1]))
+runs = collections.defaultdict(list)
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    runs[(r["rate_scale"], r["policy"])].append(r)
+for run in d["runs"]:
+    for policy, p in run["policies"].items():
+        rs = runs.pop((run["rate"], policy))
+        assert sorted(r["id"] for r in rs) == list(range(30)), (policy, len(rs))
+        mean = sum(r["ttft_ms"] for r in rs) / len(rs)
+        assert abs(mean - p["ttft_ms"]["mean"]) < 1e-3 * mean, (policy, mean, p["ttft_ms"])
+        assert all(r["worker"] in (0, 1) and r["speed"] == 1 for r in rs)
+assert not runs, list(runs)
+PY
+rc=0
+"$bin" simulate --workload chat --requests 30 --requests-out "$tmp/no/such/dir/r.jsonl" --quiet \
+  >/dev/null 2>"$tmp/err.txt" || rc=$?
+[ "$rc" = 2 ] || fail "--requests-out to a missing directory: exit $rc, want 2"
+grep -q "cannot write" "$tmp/err.txt" || fail "--requests-out: $(cat "$tmp/err.txt")"
 [ "$(grep -c '<svg' "$tmp/sweep.html")" -ge 2 ] || fail "sweep html: expected mean and p99 plots"
 grep -q "load sweep over rate" "$tmp/sweep.txt" || fail "sweep: no compact table on stdout"
 grep -q "sweep run 2/2" "$tmp/sweep.err" || fail "sweep: no per-run progress on stderr"

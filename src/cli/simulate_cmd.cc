@@ -23,7 +23,7 @@ constexpr double kDefaultMetricsIntervalMs = double(sim::kDefaultMetricsInterval
 
 struct SimulateFlags {
   std::string trace, workload, policies, engine_preset = "default", speeds, json, html, sweep,
-                                         burst;
+                                         burst, requests_out;
   uint32_t workers = 8;
   double rate_scale = 1.0, event_delay_ms = 5, predict_ttl_s = 2,
          metrics_interval_ms = kDefaultMetricsIntervalMs, gen_rate = 4.0, time_scale = 1.0;
@@ -64,6 +64,7 @@ absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
   c.event_delay = TimeNs(f.event_delay_ms * double(kNsPerMs));
   c.metrics_interval = TimeNs(f.metrics_interval_ms * double(kNsPerMs));
   c.seed = f.seed;
+  c.record_requests = !f.requests_out.empty();
   c.predict_ttl =
       f.predict_ttl_s > 0 ? TimeNs(f.predict_ttl_s * double(kNsPerSec)) : PredictConfig::kNoTtl;
   return c;
@@ -117,10 +118,11 @@ void AddSettings(const SimulateFlags& f, sim::Report* report) {
     report->settings.emplace_back("predict_ttl_s", std::to_string(f.predict_ttl_s));
 }
 
-// Loads the workload at f.rate_scale and runs every policy over it.
+// Loads the workload at f.rate_scale and runs every policy over it; each policy's requests go
+// to `requests_out` (if not null) as its run ends.
 absl::StatusOr<sim::Report> RunPolicies(const SimulateFlags& f,
                                         const std::vector<std::string>& policies,
-                                        const sim::SimConfig& config) {
+                                        const sim::SimConfig& config, std::ostream* requests_out) {
   if (!f.quiet) std::cerr << "simulate: loading workload...\n";
   KVR_ASSIGN_OR_RETURN(sim::Workload w, LoadWorkload(f));
   sim::Report report;
@@ -136,6 +138,11 @@ absl::StatusOr<sim::Report> RunPolicies(const SimulateFlags& f,
     KVR_ASSIGN_OR_RETURN(sim::PolicyResult r,
                          sim::RunPolicy(w, config, p, &hashes, f.quiet ? nullptr : progress));
     if (!f.quiet && tty) std::cerr << "\n";
+    if (requests_out != nullptr) {
+      *requests_out << sim::RequestRecordsJsonl(r, f.rate_scale, config.speeds);
+      if (!*requests_out) return absl::UnavailableError("cannot write " + f.requests_out);
+      r.records = {};
+    }
     report.policies.push_back(std::move(r));
   }
   return report;
@@ -144,7 +151,7 @@ absl::StatusOr<sim::Report> RunPolicies(const SimulateFlags& f,
 // One run per swept rate, one after another: each value is the run's --rate-scale (generators:
 // a multiplier of --rate). Prints each run's table as it ends, then the compact table.
 absl::Status Sweep(const SimulateFlags& f, const std::vector<std::string>& policies,
-                   const sim::SimConfig& config) {
+                   const sim::SimConfig& config, std::ostream* requests_out) {
   if (f.rate_scale_given) {
     return absl::InvalidArgumentError(
         "--sweep rate=... and --rate-scale conflict: each swept value is the rate scale");
@@ -158,7 +165,7 @@ absl::Status Sweep(const SimulateFlags& f, const std::vector<std::string>& polic
       std::cerr << "simulate: sweep run " << i + 1 << "/" << spec.values.size() << ", "
                 << spec.parameter << "=" << spec.values[i] << "\n";
     }
-    KVR_ASSIGN_OR_RETURN(sim::Report report, RunPolicies(run, policies, config));
+    KVR_ASSIGN_OR_RETURN(sim::Report report, RunPolicies(run, policies, config, requests_out));
     std::cout << "== " << spec.parameter << "=" << spec.values[i] << " ==\n"
               << sim::ReportTable(report) << "\n"
               << std::flush;
@@ -173,8 +180,16 @@ absl::Status Sweep(const SimulateFlags& f, const std::vector<std::string>& polic
 absl::Status Simulate(const SimulateFlags& f) {
   KVR_ASSIGN_OR_RETURN(std::vector<std::string> policies, PolicyLabels(f));
   KVR_ASSIGN_OR_RETURN(sim::SimConfig config, MakeConfig(f));
-  if (!f.sweep.empty()) return Sweep(f, policies, config);
-  KVR_ASSIGN_OR_RETURN(sim::Report report, RunPolicies(f, policies, config));
+  // Opened first: a path that cannot be written fails before the runs, not after.
+  std::ofstream requests_file;
+  std::ostream* requests_out = nullptr;
+  if (!f.requests_out.empty()) {
+    requests_file.open(f.requests_out);
+    if (!requests_file) return absl::UnavailableError("cannot write " + f.requests_out);
+    requests_out = &requests_file;
+  }
+  if (!f.sweep.empty()) return Sweep(f, policies, config, requests_out);
+  KVR_ASSIGN_OR_RETURN(sim::Report report, RunPolicies(f, policies, config, requests_out));
   std::cout << sim::ReportTable(report);
   if (!f.json.empty()) KVR_RETURN_IF_ERROR(WriteFile(f.json, sim::ReportJson(report)));
   if (!f.html.empty()) KVR_RETURN_IF_ERROR(WriteFile(f.html, sim::ReportHtml(report)));
@@ -230,6 +245,10 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
                   "Load sweep, one run per value, e.g. rate=0.5,1,2,4 (each value is the run's "
                   "--rate-scale; generators: a multiplier of --rate); the JSON and HTML reports "
                   "then hold every run, and the HTML plots TTFT against load");
+  cmd->add_option("--requests-out", f->requests_out,
+                  "Write every request of every run here, a JSON line each: policy, engine, "
+                  "TTFT, cached tokens, and the prefix it found cached nowhere or elsewhere "
+                  "(docs/CLI.md)");
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
   cmd->callback([f, exit_code, rate_scale] {
     f->rate_scale_given = rate_scale->count() > 0;

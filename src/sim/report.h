@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +40,14 @@ std::string ReportJson(const Report& report);
 
 // One policy's object in that JSON ("ttft_ms" ... "requests", then its extras).
 nlohmann::ordered_json PolicyJsonValue(const PolicyResult& p);
+
+// `simulate --requests-out`: one JSON object per line for each of p.records, in its order:
+// {"rate_scale","policy","id","worker","speed","arrival_s","router_wait_ms","ttft_ms","e2e_ms",
+//  "prompt_tokens","cached_tokens","output_tokens","cached_nowhere_tokens",
+//  "cached_elsewhere_tokens"}; a request the engine rejected has "rejected":true and null
+// ttft_ms and e2e_ms. `speeds`: the engines' speed factors, cycled (empty: every engine 1).
+std::string RequestRecordsJsonl(const PolicyResult& p, double rate_scale,
+                                std::span<const double> speeds);
 
 // One HTML file, no external resources: header, metrics table, one <svg> TTFT CDF per policy
 // (shared x axis, clipped at the largest p99 so the body of each curve stays readable).

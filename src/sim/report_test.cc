@@ -108,6 +108,46 @@ TEST(DescribeWorkloadTest, FillsTheWorkloadHeader) {
   EXPECT_DOUBLE_EQ(j.at("arrival_rate_per_s").get<double>(), 1);
 }
 
+TEST(RequestRecordsJsonlTest, OneLinePerRecordAndRejectionsAsNulls) {
+  PolicyResult p = Policy("kvrouter[work_weight=2]", 1);
+  p.records = {
+      {.id = 7,
+       .worker = 3,
+       .arrival = 2 * kNsPerSec,
+       .dispatched = 2 * kNsPerSec + 5 * kNsPerMs,
+       .first_token = 2 * kNsPerSec + 45 * kNsPerMs,
+       .finish = 3 * kNsPerSec,
+       .prompt_tokens = 1000,
+       .cached_tokens = 640,
+       .output_tokens = 20,
+       .cached_nowhere_tokens = 128,
+       .cached_elsewhere_tokens = 64},
+      {.id = 8, .worker = 0, .arrival = kNsPerSec, .dispatched = kNsPerSec, .prompt_tokens = 9}};
+  const std::vector<double> speeds = {1, 0.5};
+  const std::string out = RequestRecordsJsonl(p, 2.5, speeds);
+  ASSERT_EQ(Count(out, "\n"), 2u);
+  const auto first = nlohmann::json::parse(out.substr(0, out.find('\n')));
+  EXPECT_EQ(first["rate_scale"], 2.5);
+  EXPECT_EQ(first["policy"], "kvrouter[work_weight=2]");
+  EXPECT_EQ(first["id"], 7);
+  EXPECT_EQ(first["worker"], 3);
+  EXPECT_EQ(first["speed"], 0.5);
+  EXPECT_EQ(first["arrival_s"], 2.0);
+  EXPECT_EQ(first["router_wait_ms"], 5.0);
+  EXPECT_EQ(first["ttft_ms"], 45.0);
+  EXPECT_EQ(first["e2e_ms"], 1000.0);
+  EXPECT_EQ(first["cached_tokens"], 640);
+  EXPECT_EQ(first["cached_nowhere_tokens"], 128);
+  EXPECT_EQ(first["cached_elsewhere_tokens"], 64);
+  EXPECT_FALSE(first.contains("rejected"));
+  const auto second = nlohmann::json::parse(out.substr(out.find('\n') + 1));
+  EXPECT_EQ(second["rejected"], true);
+  EXPECT_TRUE(second["ttft_ms"].is_null());
+  EXPECT_TRUE(second["e2e_ms"].is_null());
+  EXPECT_EQ(second["speed"], 1.0);
+  EXPECT_EQ(RequestRecordsJsonl(p, 1, {}).find("\"speed\":0.5"), std::string::npos);
+}
+
 TEST(ReportHtmlTest, OneSvgPerPolicyAndATable) {
   Report r = Sample();
   r.policies.push_back(Policy("<script>", 1));

@@ -26,6 +26,7 @@ struct Event {
 struct InFlight {
   Ticket ticket;
   TimeNs first_token = -1;
+  RequestRecord record;  // filled in as the request goes (when records are asked for)
 };
 
 struct EngineSlot {
@@ -61,8 +62,11 @@ class Run {
   void Push(TimeNs t, Kind k, uint32_t w) { heap_.push({t, seq_++, k, w}); }
   absl::Status Arrive(const SimRequest& r);
   absl::Status Dispatch(const SimRequest& r);  // routes it and hands it to its engine
-  // Adds what the engines hold of r's prompt, beyond the chosen one, to the report's counts.
+  // Adds what the engines hold of r's prompt, beyond the chosen one, to the report's counts
+  // and to r's record.
   void CountSkippable(const SimRequest& r, uint32_t chosen_worker);
+  // Ends r's record (first_token -1: rejected) and keeps it, when records are asked for.
+  void Record(const SimRequest& r, TimeNs first_token, TimeNs finish, uint64_t cached);
   absl::Status DrainRouterQueue();             // routes the held requests the fleet can take
   void StartStep(uint32_t w);
   void EndStep(uint32_t w);
@@ -93,6 +97,7 @@ class Run {
   // what the chosen one does. seen_prefix_: per request, its leading blocks an earlier one had.
   std::vector<uint32_t> seen_prefix_;
   uint64_t nowhere_tokens_ = 0, elsewhere_tokens_ = 0;
+  std::vector<RequestRecord> records_;
 };
 
 absl::Status Run::Arrive(const SimRequest& r) {
@@ -130,6 +135,8 @@ absl::Status Run::Dispatch(const SimRequest& r) {
                           .expected_output_tokens = r.output_tokens});
   if (!d.ok()) return d.status();
   const uint32_t w = d->worker.value();
+  inflight_[r.id].record = {
+      .id = r.id, .worker = w, .arrival = r.arrival, .dispatched = clock_.Now()};
   CountSkippable(r, w);
   inflight_[r.id].ticket = std::move(d->ticket);
   engines_[w].engine->Add({.id = r.id,
@@ -151,8 +158,22 @@ void Run::CountSkippable(const SimRequest& r, uint32_t chosen_worker) {
     if (i == chosen_worker) chosen = held;
   }
   const uint64_t bs = c_.engine.block_size;
-  nowhere_tokens_ += bs * (seen_prefix_[r.id] - std::min(seen_prefix_[r.id], deepest));
-  elsewhere_tokens_ += bs * (deepest - chosen);
+  RequestRecord& rec = inflight_[r.id].record;
+  rec.cached_nowhere_tokens = bs * (seen_prefix_[r.id] - std::min(seen_prefix_[r.id], deepest));
+  rec.cached_elsewhere_tokens = bs * (deepest - chosen);
+  nowhere_tokens_ += rec.cached_nowhere_tokens;
+  elsewhere_tokens_ += rec.cached_elsewhere_tokens;
+}
+
+void Run::Record(const SimRequest& r, TimeNs first_token, TimeNs finish, uint64_t cached) {
+  if (!c_.record_requests) return;
+  RequestRecord& rec = inflight_[r.id].record;
+  rec.first_token = first_token;
+  rec.finish = finish;
+  rec.prompt_tokens = r.prompt.size();
+  rec.cached_tokens = cached;
+  rec.output_tokens = r.output_tokens;
+  records_.push_back(rec);
 }
 
 void Run::StartStep(uint32_t w) {
@@ -182,16 +203,19 @@ void Run::EndStep(uint32_t w) {
       f.ticket.Decoded(now - f.first_token, r.output_tokens - 1);
     }
     f.ticket.Finish();
+    const uint64_t cached = e.engine->CachedTokens(id);
     stats_.Add({.arrival = r.arrival,
                 .first_token = f.first_token,
                 .finish = now,
                 .prompt_tokens = r.prompt.size(),
-                .cached_tokens = e.engine->CachedTokens(id),
+                .cached_tokens = cached,
                 .output_tokens = r.output_tokens});
+    Record(r, f.first_token, now, cached);
     ++completed_;
   }
   for (uint64_t id : out.rejected) {
     inflight_[id].ticket.Finish();
+    Record(w_.requests[id], -1, -1, 0);
     ++rejected_;
   }
   if (!out.events.empty()) {
@@ -308,6 +332,7 @@ PolicyResult Run::Summary() {
   result.extra.emplace_back("held at the router", double(ever_held_));
   result.extra.emplace_back("prefix cached nowhere", double(nowhere_tokens_));
   result.extra.emplace_back("prefix cached elsewhere", double(elsewhere_tokens_));
+  result.records = std::move(records_);
   return result;
 }
 

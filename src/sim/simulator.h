@@ -35,6 +35,7 @@ struct SimConfig {
   uint64_t seed = 1;
   TimeNs predict_ttl = PredictConfig{}.ttl;  // predict-on-route entries' TTL in the index
   SchedulerConfig scheduler;                 // `policy` is set per run
+  bool record_requests = false;              // fill PolicyResult::records
 };
 
 // Progress callback: (policy, completed requests, total requests, virtual time).

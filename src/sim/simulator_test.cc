@@ -131,6 +131,48 @@ TEST(Simulator, ReportsPrefixesCachedElsewhereAndNowhere) {
   }
 }
 
+TEST(Simulator, RecordsEveryRequestWhenAsked) {
+  Workload w = Chat(300, 4);
+  SimConfig c = SmallFleet();
+  c.engine.num_blocks = 512;  // evictions: some prefix is cached nowhere
+  auto off = RunPolicy(w, c, "round_robin", nullptr);
+  c.record_requests = true;
+  auto on = RunPolicy(w, c, "round_robin", nullptr);
+  ASSERT_TRUE(off.ok() && on.ok());
+  EXPECT_TRUE(off->records.empty());
+  ASSERT_EQ(on->records.size(), 300u);
+  // Recording changes nothing, and the records add up to the report's figures.
+  EXPECT_EQ(on->ttft_samples_ms, off->ttft_samples_ms);
+  std::vector<bool> seen(300);
+  std::vector<uint32_t> per_worker(c.workers);
+  double ttft_ms = 0;
+  uint64_t prompt = 0, cached = 0, nowhere = 0, elsewhere = 0;
+  for (const RequestRecord& r : on->records) {
+    ASSERT_LT(r.id, 300u);
+    EXPECT_FALSE(seen[r.id]);
+    seen[r.id] = true;
+    EXPECT_EQ(r.arrival, w.requests[r.id].arrival);
+    EXPECT_EQ(r.prompt_tokens, w.requests[r.id].prompt.size());
+    EXPECT_EQ(r.output_tokens, w.requests[r.id].output_tokens);
+    EXPECT_LE(r.arrival, r.dispatched);
+    EXPECT_LT(r.dispatched, r.first_token);
+    EXPECT_LE(r.first_token, r.finish);
+    ASSERT_LT(r.worker, c.workers);
+    ++per_worker[r.worker];
+    ttft_ms += double(r.first_token - r.arrival) / kNsPerMs;
+    prompt += r.prompt_tokens;
+    cached += r.cached_tokens;
+    nowhere += r.cached_nowhere_tokens;
+    elsewhere += r.cached_elsewhere_tokens;
+  }
+  EXPECT_NEAR(ttft_ms / 300, on->ttft_ms.mean, 1e-6);
+  EXPECT_NEAR(double(cached) / double(prompt), on->hit_rate, 1e-9);
+  EXPECT_GT(nowhere, 0u);
+  EXPECT_EQ(double(nowhere), Extra(*on, "prefix cached nowhere"));
+  EXPECT_EQ(double(elsewhere), Extra(*on, "prefix cached elsewhere"));
+  for (uint32_t n : per_worker) EXPECT_EQ(n, 75u);  // round robin
+}
+
 TEST(Simulator, HeterogeneousSpeedsAndEngineMetrics) {
   Workload w = Chat(300, 6);
   SimConfig c = SmallFleet();
