@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Where two policies' results differ, request by request.
+
+Reads the JSON lines of `kvrouter simulate --requests-out` and, for one load (`--rate`, default:
+the first in the file), compares policy A with each other policy B over the same requests:
+
+- per engine speed class: requests, mean TTFT, prefill tokens (prompt - cached), and the prefix
+  found cached nowhere (evicted, or still being computed) or only elsewhere at dispatch;
+- the requests paired by whether each policy served most of the prompt from cache (hit) or not
+  (miss), with the mean TTFT of each and each class's share of the difference in mean TTFT;
+- among the requests both policies missed, where each sent them (full-speed or slower engine).
+
+    kvrouter simulate --trace T --speeds 1,1,1,1,0.5,0.5,0.5,0.5 --rate-scale 0.8 \\
+        --policies kvrouter,sglang --requests-out /tmp/r.jsonl --quiet
+    scripts/compare_requests.py /tmp/r.jsonl kvrouter sglang
+"""
+import argparse
+import collections
+import json
+import sys
+
+
+def load(path, rate):
+    runs = collections.defaultdict(dict)  # (rate, policy) -> id -> record
+    rates = []
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            if r["rate_scale"] not in rates:
+                rates.append(r["rate_scale"])
+            runs[(r["rate_scale"], r["policy"])][r["id"]] = r
+    if not rates:
+        sys.exit("no records in " + path)
+    rate = rates[0] if rate is None else rate
+    return rate, {p: recs for (x, p), recs in runs.items() if x == rate}
+
+
+def hit(r):
+    return r["cached_tokens"] > r["prompt_tokens"] / 2
+
+
+def prefill(r):
+    return r["prompt_tokens"] - r["cached_tokens"]
+
+
+def by_class(recs):
+    fastest = max(r["speed"] for r in recs.values())
+    out = collections.OrderedDict()
+    for name, keep in (("all", lambda r: True), ("full speed", lambda r: r["speed"] == fastest),
+                       ("slower", lambda r: r["speed"] < fastest)):
+        rs = [r for r in recs.values() if keep(r) and r["ttft_ms"] is not None]
+        if rs:
+            out[name] = rs
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("requests", help="the --requests-out file")
+    ap.add_argument("a", help="the policy to explain")
+    ap.add_argument("b", nargs="*", help="the policies to compare it with (default: all others)")
+    ap.add_argument("--rate", type=float, help="the run's rate scale (default: the first)")
+    args = ap.parse_args()
+    rate, runs = load(args.requests, args.rate)
+    if args.a not in runs:
+        sys.exit(f"no policy {args.a!r} at rate {rate}: have {', '.join(runs)}")
+    others = args.b or [p for p in runs if p != args.a]
+    print(f"rate scale {rate}")
+    for p in [args.a] + others:
+        if p not in runs:
+            sys.exit(f"no policy {p!r} at rate {rate}: have {', '.join(runs)}")
+        for name, rs in by_class(runs[p]).items():
+            print(f"  {p:28s} {name:10s} requests {len(rs):6d}  TTFT mean "
+                  f"{sum(r['ttft_ms'] for r in rs) / len(rs):9.1f} ms  prefill "
+                  f"{sum(prefill(r) for r in rs) / 1e6:7.2f}M  cached nowhere "
+                  f"{sum(r['cached_nowhere_tokens'] for r in rs) / 1e6:6.2f}M  elsewhere "
+                  f"{sum(r['cached_elsewhere_tokens'] for r in rs) / 1e6:6.2f}M")
+    a = runs[args.a]
+    for p in others:
+        b = runs[p]
+        ids = [i for i in a if i in b and a[i]["ttft_ms"] is not None and b[i]["ttft_ms"] is not None]
+        n = len(ids)
+        print(f"\n{args.a} (A) against {p} (B), {n} requests both served; share of the "
+              f"difference in mean TTFT, A - B:")
+        classes = collections.defaultdict(list)
+        for i in ids:
+            classes[("hit" if hit(a[i]) else "miss") + " / " + ("hit" if hit(b[i]) else "miss")].append(i)
+        for k in sorted(classes):
+            c = classes[k]
+            ta = sum(a[i]["ttft_ms"] for i in c)
+            tb = sum(b[i]["ttft_ms"] for i in c)
+            print(f"  A {k:12s} requests {len(c):6d}  TTFT A {ta / len(c):8.1f}  B {tb / len(c):8.1f}"
+                  f"  share {(ta - tb) / n:+8.2f} ms  prefill A {sum(prefill(a[i]) for i in c) / 1e6:6.2f}M"
+                  f"  B {sum(prefill(b[i]) for i in c) / 1e6:6.2f}M")
+        fa = max(r["speed"] for r in a.values())
+        fb = max(r["speed"] for r in b.values())
+        if fa == min(r["speed"] for r in a.values()):
+            continue  # an equal fleet: no speed classes
+        print("  both missed, by where each sent them (F: full speed, S: slower):")
+        placed = collections.defaultdict(list)
+        for i in classes.get("miss / miss", []):
+            placed[("F" if a[i]["speed"] == fa else "S") + ("F" if b[i]["speed"] == fb else "S")].append(i)
+        for k in sorted(placed):
+            c = placed[k]
+            ta = sum(a[i]["ttft_ms"] for i in c)
+            tb = sum(b[i]["ttft_ms"] for i in c)
+            print(f"    A {k[0]} B {k[1]}  requests {len(c):6d}  mean prompt "
+                  f"{sum(a[i]['prompt_tokens'] for i in c) / len(c):8.0f}  TTFT A {ta / len(c):8.1f}"
+                  f"  B {tb / len(c):8.1f}  share {(ta - tb) / n:+8.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
