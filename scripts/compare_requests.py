@@ -17,6 +17,7 @@ the first in the file), compares policy A with each other policy B over the same
 import argparse
 import collections
 import json
+import signal
 import sys
 
 
@@ -55,6 +56,7 @@ def by_class(recs):
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet when piped into head
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("requests", help="the --requests-out file")
     ap.add_argument("a", help="the policy to explain")

@@ -78,6 +78,11 @@ for run in d["runs"]:
         assert all(r["worker"] in (0, 1) and r["speed"] == 1 for r in rs)
 assert not runs, list(runs)
 PY
+# ... which scripts/compare_requests.py pairs, request by request.
+python3 scripts/compare_requests.py "$tmp/requests.jsonl" kvrouter round_robin --rate 2 \
+  >"$tmp/compare.txt" || fail "compare_requests.py: $(cat "$tmp/compare.txt")"
+grep -q "kvrouter (A) against round_robin (B), 30 requests both served" "$tmp/compare.txt" ||
+  fail "compare_requests.py: $(cat "$tmp/compare.txt")"
 rc=0
 "$bin" simulate --workload chat --requests 30 --requests-out "$tmp/no/such/dir/r.jsonl" --quiet \
   >/dev/null 2>"$tmp/err.txt" || rc=$?
