@@ -44,6 +44,15 @@ def prefill(r):
     return r["prompt_tokens"] - r["cached_tokens"]
 
 
+def paired(a, b, ids, n):
+    """Requests `ids` under A and B: how many, their mean TTFT under each, and their share of
+    the difference in mean TTFT over all `n` requests."""
+    ta = sum(a[i]["ttft_ms"] for i in ids)
+    tb = sum(b[i]["ttft_ms"] for i in ids)
+    return (f"requests {len(ids):6d}  TTFT A {ta / len(ids):8.1f}  B {tb / len(ids):8.1f}"
+            f"  share {(ta - tb) / n:+8.2f} ms")
+
+
 def by_class(recs):
     fastest = max(r["speed"] for r in recs.values())
     out = collections.OrderedDict()
@@ -80,20 +89,20 @@ def main():
     a = runs[args.a]
     for p in others:
         b = runs[p]
-        ids = [i for i in a if i in b and a[i]["ttft_ms"] is not None and b[i]["ttft_ms"] is not None]
+        ids = [i for i in a
+               if i in b and a[i]["ttft_ms"] is not None and b[i]["ttft_ms"] is not None]
         n = len(ids)
         print(f"\n{args.a} (A) against {p} (B), {n} requests both served; share of the "
               f"difference in mean TTFT, A - B:")
         classes = collections.defaultdict(list)
         for i in ids:
-            classes[("hit" if hit(a[i]) else "miss") + " / " + ("hit" if hit(b[i]) else "miss")].append(i)
+            classes[("hit" if hit(a[i]) else "miss") + " / "
+                    + ("hit" if hit(b[i]) else "miss")].append(i)
         for k in sorted(classes):
             c = classes[k]
-            ta = sum(a[i]["ttft_ms"] for i in c)
-            tb = sum(b[i]["ttft_ms"] for i in c)
-            print(f"  A {k:12s} requests {len(c):6d}  TTFT A {ta / len(c):8.1f}  B {tb / len(c):8.1f}"
-                  f"  share {(ta - tb) / n:+8.2f} ms  prefill A {sum(prefill(a[i]) for i in c) / 1e6:6.2f}M"
-                  f"  B {sum(prefill(b[i]) for i in c) / 1e6:6.2f}M")
+            print(f"  A {k:12s} {paired(a, b, c, n)}  prefill A "
+                  f"{sum(prefill(a[i]) for i in c) / 1e6:6.2f}M  B "
+                  f"{sum(prefill(b[i]) for i in c) / 1e6:6.2f}M")
         fa = max(r["speed"] for r in a.values())
         fb = max(r["speed"] for r in b.values())
         if fa == min(r["speed"] for r in a.values()):
@@ -101,14 +110,12 @@ def main():
         print("  both missed, by where each sent them (F: full speed, S: slower):")
         placed = collections.defaultdict(list)
         for i in classes.get("miss / miss", []):
-            placed[("F" if a[i]["speed"] == fa else "S") + ("F" if b[i]["speed"] == fb else "S")].append(i)
+            placed[("F" if a[i]["speed"] == fa else "S")
+                   + ("F" if b[i]["speed"] == fb else "S")].append(i)
         for k in sorted(placed):
             c = placed[k]
-            ta = sum(a[i]["ttft_ms"] for i in c)
-            tb = sum(b[i]["ttft_ms"] for i in c)
-            print(f"    A {k[0]} B {k[1]}  requests {len(c):6d}  mean prompt "
-                  f"{sum(a[i]['prompt_tokens'] for i in c) / len(c):8.0f}  TTFT A {ta / len(c):8.1f}"
-                  f"  B {tb / len(c):8.1f}  share {(ta - tb) / n:+8.2f} ms")
+            print(f"    A {k[0]} B {k[1]}  {paired(a, b, c, n)}  mean prompt "
+                  f"{sum(a[i]['prompt_tokens'] for i in c) / len(c):8.0f}")
 
 
 if __name__ == "__main__":
