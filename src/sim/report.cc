@@ -258,15 +258,16 @@ nlohmann::ordered_json PolicyJsonValue(const PolicyResult& p) {
 std::string RequestRecordsJsonl(const PolicyResult& p, double rate_scale,
                                 std::span<const double> speeds) {
   std::string out;
-  for (const RequestRecord& r : p.records) {
+  for (const RequestRecord& rec : p.records) {
+    const RequestOutcome& r = rec.outcome;
     Json j = Json::object();
     j["rate_scale"] = rate_scale;
     j["policy"] = p.policy;
-    j["id"] = r.id;
-    j["worker"] = r.worker;
-    j["speed"] = speeds.empty() ? 1.0 : speeds[r.worker % speeds.size()];
+    j["id"] = rec.id;
+    j["worker"] = rec.worker;
+    j["speed"] = speeds.empty() ? 1.0 : speeds[rec.worker % speeds.size()];
     j["arrival_s"] = double(r.arrival) / kNsPerSec;
-    j["router_wait_ms"] = double(r.dispatched - r.arrival) / kNsPerMs;
+    j["router_wait_ms"] = double(rec.dispatched - r.arrival) / kNsPerMs;
     const bool rejected = r.first_token < 0;
     if (rejected) j["rejected"] = true;
     j["ttft_ms"] = rejected ? Json() : Json(double(r.first_token - r.arrival) / kNsPerMs);
@@ -274,8 +275,8 @@ std::string RequestRecordsJsonl(const PolicyResult& p, double rate_scale,
     j["prompt_tokens"] = r.prompt_tokens;
     j["cached_tokens"] = r.cached_tokens;
     j["output_tokens"] = r.output_tokens;
-    j["cached_nowhere_tokens"] = r.cached_nowhere_tokens;
-    j["cached_elsewhere_tokens"] = r.cached_elsewhere_tokens;
+    j["cached_nowhere_tokens"] = rec.cached_nowhere_tokens;
+    j["cached_elsewhere_tokens"] = rec.cached_elsewhere_tokens;
     out += j.dump();
     out += '\n';
   }

@@ -113,16 +113,19 @@ TEST(RequestRecordsJsonlTest, OneLinePerRecordAndRejectionsAsNulls) {
   p.records = {
       {.id = 7,
        .worker = 3,
-       .arrival = 2 * kNsPerSec,
        .dispatched = 2 * kNsPerSec + 5 * kNsPerMs,
-       .first_token = 2 * kNsPerSec + 45 * kNsPerMs,
-       .finish = 3 * kNsPerSec,
-       .prompt_tokens = 1000,
-       .cached_tokens = 640,
-       .output_tokens = 20,
+       .outcome = {.arrival = 2 * kNsPerSec,
+                   .first_token = 2 * kNsPerSec + 45 * kNsPerMs,
+                   .finish = 3 * kNsPerSec,
+                   .prompt_tokens = 1000,
+                   .cached_tokens = 640,
+                   .output_tokens = 20},
        .cached_nowhere_tokens = 128,
        .cached_elsewhere_tokens = 64},
-      {.id = 8, .worker = 0, .arrival = kNsPerSec, .dispatched = kNsPerSec, .prompt_tokens = 9}};
+      {.id = 8,
+       .worker = 0,
+       .dispatched = kNsPerSec,
+       .outcome = {.arrival = kNsPerSec, .first_token = -1, .finish = -1, .prompt_tokens = 9}}};
   const std::vector<double> speeds = {1, 0.5};
   const std::string out = RequestRecordsJsonl(p, 2.5, speeds);
   ASSERT_EQ(Count(out, "\n"), 2u);

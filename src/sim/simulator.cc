@@ -65,8 +65,8 @@ class Run {
   // Adds what the engines hold of r's prompt, beyond the chosen one, to the report's counts
   // and to r's record.
   void CountSkippable(const SimRequest& r, uint32_t chosen_worker);
-  // Ends r's record (first_token -1: rejected) and keeps it, when records are asked for.
-  void Record(const SimRequest& r, TimeNs first_token, TimeNs finish, uint64_t cached);
+  // Ends request `id`'s record with its outcome and keeps it, when records are asked for.
+  void Record(uint64_t id, const RequestOutcome& outcome);
   absl::Status DrainRouterQueue();             // routes the held requests the fleet can take
   void StartStep(uint32_t w);
   void EndStep(uint32_t w);
@@ -135,8 +135,7 @@ absl::Status Run::Dispatch(const SimRequest& r) {
                           .expected_output_tokens = r.output_tokens});
   if (!d.ok()) return d.status();
   const uint32_t w = d->worker.value();
-  inflight_[r.id].record = {
-      .id = r.id, .worker = w, .arrival = r.arrival, .dispatched = clock_.Now()};
+  inflight_[r.id].record = {.id = r.id, .worker = w, .dispatched = clock_.Now()};
   CountSkippable(r, w);
   inflight_[r.id].ticket = std::move(d->ticket);
   engines_[w].engine->Add({.id = r.id,
@@ -165,14 +164,10 @@ void Run::CountSkippable(const SimRequest& r, uint32_t chosen_worker) {
   elsewhere_tokens_ += rec.cached_elsewhere_tokens;
 }
 
-void Run::Record(const SimRequest& r, TimeNs first_token, TimeNs finish, uint64_t cached) {
+void Run::Record(uint64_t id, const RequestOutcome& outcome) {
   if (!c_.record_requests) return;
-  RequestRecord& rec = inflight_[r.id].record;
-  rec.first_token = first_token;
-  rec.finish = finish;
-  rec.prompt_tokens = r.prompt.size();
-  rec.cached_tokens = cached;
-  rec.output_tokens = r.output_tokens;
+  RequestRecord& rec = inflight_[id].record;
+  rec.outcome = outcome;
   records_.push_back(rec);
 }
 
@@ -203,19 +198,24 @@ void Run::EndStep(uint32_t w) {
       f.ticket.Decoded(now - f.first_token, r.output_tokens - 1);
     }
     f.ticket.Finish();
-    const uint64_t cached = e.engine->CachedTokens(id);
-    stats_.Add({.arrival = r.arrival,
-                .first_token = f.first_token,
-                .finish = now,
-                .prompt_tokens = r.prompt.size(),
-                .cached_tokens = cached,
-                .output_tokens = r.output_tokens});
-    Record(r, f.first_token, now, cached);
+    const RequestOutcome outcome{.arrival = r.arrival,
+                                 .first_token = f.first_token,
+                                 .finish = now,
+                                 .prompt_tokens = r.prompt.size(),
+                                 .cached_tokens = e.engine->CachedTokens(id),
+                                 .output_tokens = r.output_tokens};
+    stats_.Add(outcome);
+    Record(id, outcome);
     ++completed_;
   }
   for (uint64_t id : out.rejected) {
     inflight_[id].ticket.Finish();
-    Record(w_.requests[id], -1, -1, 0);
+    const SimRequest& r = w_.requests[id];
+    Record(id, {.arrival = r.arrival,
+                .first_token = -1,
+                .finish = -1,
+                .prompt_tokens = r.prompt.size(),
+                .output_tokens = r.output_tokens});
     ++rejected_;
   }
   if (!out.events.empty()) {

@@ -147,23 +147,24 @@ TEST(Simulator, RecordsEveryRequestWhenAsked) {
   std::vector<uint32_t> per_worker(c.workers);
   double ttft_ms = 0;
   uint64_t prompt = 0, cached = 0, nowhere = 0, elsewhere = 0;
-  for (const RequestRecord& r : on->records) {
-    ASSERT_LT(r.id, 300u);
-    EXPECT_FALSE(seen[r.id]);
-    seen[r.id] = true;
-    EXPECT_EQ(r.arrival, w.requests[r.id].arrival);
-    EXPECT_EQ(r.prompt_tokens, w.requests[r.id].prompt.size());
-    EXPECT_EQ(r.output_tokens, w.requests[r.id].output_tokens);
-    EXPECT_LE(r.arrival, r.dispatched);
-    EXPECT_LT(r.dispatched, r.first_token);
+  for (const RequestRecord& rec : on->records) {
+    const RequestOutcome& r = rec.outcome;
+    ASSERT_LT(rec.id, 300u);
+    EXPECT_FALSE(seen[rec.id]);
+    seen[rec.id] = true;
+    EXPECT_EQ(r.arrival, w.requests[rec.id].arrival);
+    EXPECT_EQ(r.prompt_tokens, w.requests[rec.id].prompt.size());
+    EXPECT_EQ(r.output_tokens, w.requests[rec.id].output_tokens);
+    EXPECT_LE(r.arrival, rec.dispatched);
+    EXPECT_LT(rec.dispatched, r.first_token);
     EXPECT_LE(r.first_token, r.finish);
-    ASSERT_LT(r.worker, c.workers);
-    ++per_worker[r.worker];
+    ASSERT_LT(rec.worker, c.workers);
+    ++per_worker[rec.worker];
     ttft_ms += double(r.first_token - r.arrival) / kNsPerMs;
     prompt += r.prompt_tokens;
     cached += r.cached_tokens;
-    nowhere += r.cached_nowhere_tokens;
-    elsewhere += r.cached_elsewhere_tokens;
+    nowhere += rec.cached_nowhere_tokens;
+    elsewhere += rec.cached_elsewhere_tokens;
   }
   EXPECT_NEAR(ttft_ms / 300, on->ttft_ms.mean, 1e-6);
   EXPECT_NEAR(double(cached) / double(prompt), on->hit_rate, 1e-9);

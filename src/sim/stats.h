@@ -26,17 +26,24 @@ LatencyStats Summarize(std::vector<double> samples);
 // The p-quantile (p in [0, 1]) of already-sorted samples by the rule above; 0 when empty.
 double QuantileSorted(std::span<const double> sorted, double p);
 
+// What the event loop knows about one completed request.
+struct RequestOutcome {
+  TimeNs arrival = 0;
+  TimeNs first_token = 0;  // time the first output token was produced
+  TimeNs finish = 0;       // time the last output token was produced
+  uint64_t prompt_tokens = 0;
+  uint64_t cached_tokens = 0;  // prompt tokens served from the prefix cache at (last) admission
+  uint32_t output_tokens = 1;
+};
+
 // One request of a run, as `simulate --requests-out` writes it (SimConfig::record_requests).
 struct RequestRecord {
-  uint64_t id = 0;      // the request's index in the workload (arrival order)
-  uint32_t worker = 0;  // the engine it was routed to
-  TimeNs arrival = 0;
-  TimeNs dispatched = 0;    // routed to its engine (later than arrival if held at the router)
-  TimeNs first_token = -1;  // -1: rejected by the engine
-  TimeNs finish = -1;
-  uint64_t prompt_tokens = 0;
-  uint64_t cached_tokens = 0;  // served from the engine's prefix cache (0 if rejected)
-  uint32_t output_tokens = 0;
+  uint64_t id = 0;        // the request's index in the workload (arrival order)
+  uint32_t worker = 0;    // the engine it was routed to
+  TimeNs dispatched = 0;  // routed to its engine (later than arrival if held at the router)
+  // As the statistics got it; a request the engine rejected has first_token and finish -1 and
+  // no cached tokens.
+  RequestOutcome outcome;
   // At dispatch, against what the engines held then (the report's totals, per request): its
   // prefix an earlier request had that no engine held, and what another engine held beyond the
   // chosen one.
@@ -58,16 +65,6 @@ struct PolicyResult {
   std::vector<std::pair<std::string, double>> extra;
   // Every request in completion order, when asked for (SimConfig::record_requests); else empty.
   std::vector<RequestRecord> records;
-};
-
-// What the event loop knows about one completed request.
-struct RequestOutcome {
-  TimeNs arrival = 0;
-  TimeNs first_token = 0;  // time the first output token was produced
-  TimeNs finish = 0;       // time the last output token was produced
-  uint64_t prompt_tokens = 0;
-  uint64_t cached_tokens = 0;  // prompt tokens served from the prefix cache at (last) admission
-  uint32_t output_tokens = 1;
 };
 
 // Accumulates outcomes of one policy's run. Definitions:
