@@ -8,7 +8,11 @@ the first in the file), compares policy A with each other policy B over the same
   found cached nowhere (evicted, or still being computed) or only elsewhere at dispatch;
 - the requests paired by whether each policy served most of the prompt from cache (hit) or not
   (miss), with the mean TTFT of each and each class's share of the difference in mean TTFT;
-- among the requests both policies missed, where each sent them (full-speed or slower engine).
+- among the requests both policies missed, where each sent them (full-speed or slower engine);
+- on a heterogeneous fleet, for each policy, the share of the tokens of fresh prompts (less
+  than a quarter of the prompt held, evicted or computing anywhere at dispatch) it sent to
+  slower engines, by prompt length, and the requests that computed 32k tokens or more of a
+  prefix evicted everywhere.
 
     kvrouter simulate --trace T --speeds 1,1,1,1,0.5,0.5,0.5,0.5 --rate-scale 0.8 \\
         --policies kvrouter,sglang --requests-out /tmp/r.jsonl --quiet
@@ -64,6 +68,28 @@ def by_class(recs):
     return out
 
 
+SIZES = ((0, 4000, "under 4k"), (4000, 16000, "4k-16k"), (16000, 32000, "16k-32k"),
+         (32000, float("inf"), "32k or more"))
+
+
+def placement(policy, recs):
+    """Where `policy` sent fresh prompts, by length, on a fleet with slower engines."""
+    rs = [r for r in recs.values() if r["ttft_ms"] is not None]
+    fastest = max(r["speed"] for r in rs)
+    fresh = [r for r in rs if 4 * (r["cached_tokens"] + r["cached_nowhere_tokens"]
+                                   + r["cached_elsewhere_tokens"]) < r["prompt_tokens"]]
+    cells = []
+    for lo, hi, name in SIZES:
+        c = [r for r in fresh if lo <= r["prompt_tokens"] < hi]
+        total = sum(r["prompt_tokens"] for r in c)
+        slow = sum(r["prompt_tokens"] for r in c if r["speed"] < fastest)
+        cells.append(f"{name} {100 * slow / total if total else 0:3.0f}%")
+    evicted = [r for r in rs if r["cached_nowhere_tokens"] > 0 and prefill(r) >= 32000]
+    print(f"  {policy:28s} fresh prompt tokens sent to slower engines: {', '.join(cells)}; "
+          f"32k+ computed over an evicted prefix: {len(evicted)} requests "
+          f"({sum(prefill(r) for r in evicted) / 1e6:.2f}M)")
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet when piped into head
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -86,6 +112,9 @@ def main():
                   f"{sum(prefill(r) for r in rs) / 1e6:7.2f}M  cached nowhere "
                   f"{sum(r['cached_nowhere_tokens'] for r in rs) / 1e6:6.2f}M  elsewhere "
                   f"{sum(r['cached_elsewhere_tokens'] for r in rs) / 1e6:6.2f}M")
+    if any(r["speed"] < 1 for recs in runs.values() for r in recs.values()):
+        for p in [args.a] + others:
+            placement(p, runs[p])
     a = runs[args.a]
     for p in others:
         b = runs[p]

@@ -83,6 +83,13 @@ python3 scripts/compare_requests.py "$tmp/requests.jsonl" kvrouter round_robin -
   >"$tmp/compare.txt" || fail "compare_requests.py: $(cat "$tmp/compare.txt")"
 grep -q "kvrouter (A) against round_robin (B), 30 requests both served" "$tmp/compare.txt" ||
   fail "compare_requests.py: $(cat "$tmp/compare.txt")"
+# On a fleet with a slower engine it also says where each policy sent fresh prompts.
+"$bin" simulate --workload rag --requests 40 --workers 2 --speeds 1,0.5 --quiet \
+  --policies kvrouter,round_robin --requests-out "$tmp/hetero.jsonl" >/dev/null
+python3 scripts/compare_requests.py "$tmp/hetero.jsonl" kvrouter >"$tmp/compare.txt" ||
+  fail "compare_requests.py: $(cat "$tmp/compare.txt")"
+[ "$(grep -c "fresh prompt tokens sent to slower engines: under 4k" "$tmp/compare.txt")" = 2 ] ||
+  fail "compare_requests.py placement: $(cat "$tmp/compare.txt")"
 rc=0
 "$bin" simulate --workload chat --requests 30 --requests-out "$tmp/no/such/dir/r.jsonl" --quiet \
   >/dev/null 2>"$tmp/err.txt" || rc=$?
