@@ -20,11 +20,14 @@ runs `kvrouter simulate` for the peers and for the candidate, then prints:
 Usage:
   scripts/sim_grid.py [--kvrouter build/release/kvrouter] [--seeds 1,2,3] [--sets rag,chat]
                       [--policy 'kvrouter[work_weight=0.8]' ...] [--jobs 2] [--cache DIR]
-                      [--per-peer] [--paired] [--markdown]
+                      [--peers-kvrouter BIN] [--per-peer] [--paired] [--markdown]
 
 Runs are cached in --cache (keyed by the arguments and the binary's content), so rerunning with
-another candidate only simulates that candidate, and a rebuilt binary simulates everything again. The whole grid is 35 rows a seed; on 2 cores about 30 s a seed for
-the peers and 10 s for each candidate.
+another candidate only simulates that candidate, and a rebuilt binary simulates everything again.
+A trial build that changes only the kvrouter policy can take the peers' runs from another build
+with --peers-kvrouter (the peers are then that build's: say so when quoting the figures). The
+whole grid is 35 rows a seed; on 2 cores about 60 s a seed for the peers and 15 s for each
+candidate.
 """
 import argparse
 import hashlib
@@ -83,22 +86,24 @@ def binary_digest(path):
     return h.hexdigest()
 
 
-def simulate(opts, args, policies, seed, tally):
-    """The runs (one per sweep point) of `kvrouter simulate`, from the cache when present."""
-    key = hashlib.sha256(json.dumps([opts.digest, args, policies, seed]).encode()).hexdigest()[:24]
+def simulate(opts, binary, args, policies, seed, tally):
+    """The runs (one per sweep point) of `kvrouter simulate` by `binary` (a (path, content
+    hash) pair), from the cache when present."""
+    path_, digest = binary
+    key = hashlib.sha256(json.dumps([digest, args, policies, seed]).encode()).hexdigest()[:24]
     path = os.path.join(opts.cache, key + ".json")
     cached = os.path.exists(path)
     with tally["lock"]:
         tally["cached" if cached else "simulated"] += 1
     if not cached:
         tmp = path + ".tmp"
-        cmd = [opts.kvrouter, "simulate", "--seed", str(seed), *args, "--policies", policies,
+        cmd = [path_, "simulate", "--seed", str(seed), *args, "--policies", policies,
                "--json", tmp]
         try:
             done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True)
         except OSError as e:
-            cannot_run(opts.kvrouter, e)
+            cannot_run(path_, e)
         if done.returncode != 0:
             sys.exit(f"sim_grid: {' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
         os.replace(tmp, path)
@@ -124,6 +129,9 @@ def column(diffs, i):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kvrouter", default="build/release/kvrouter")
+    ap.add_argument("--peers-kvrouter", metavar="BIN",
+                    help="run the peers with this build instead (and reuse its cached runs): "
+                         "only for a change that touches the kvrouter policy alone")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--sets", default=",".join(GRID), help="of: " + ", ".join(SETS))
     ap.add_argument("--policy", action="append", help="candidate (repeatable; default kvrouter)")
@@ -143,7 +151,10 @@ def main():
             sys.exit(f"sim_grid: unknown set {s!r}; one of {', '.join(SETS)}")
     seeds = [int(s) for s in opts.seeds.split(",")]
     os.makedirs(opts.cache, exist_ok=True)
-    opts.digest = binary_digest(opts.kvrouter)
+    candidate_bin = (opts.kvrouter, binary_digest(opts.kvrouter))
+    peers_bin = candidate_bin
+    if opts.peers_kvrouter:
+        peers_bin = (opts.peers_kvrouter, binary_digest(opts.peers_kvrouter))
     tally = {"cached": 0, "simulated": 0, "lock": threading.Lock()}
 
     with ThreadPoolExecutor(opts.jobs) as pool:
@@ -151,8 +162,9 @@ def main():
         for s in sets:
             args, peers = SETS[s]
             for seed in seeds:
-                jobs.append((s, seed, pool.submit(simulate, opts, args, peers, seed, tally),
-                             [pool.submit(simulate, opts, args, c, seed, tally)
+                jobs.append((s, seed,
+                             pool.submit(simulate, opts, peers_bin, args, peers, seed, tally),
+                             [pool.submit(simulate, opts, candidate_bin, args, c, seed, tally)
                               for c in candidates]))
         won = {c: 0 for c in candidates}
         won_by_row = {}  # (set, rate) -> [seeds won by each candidate]

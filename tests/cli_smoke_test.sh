@@ -168,6 +168,12 @@ python3 scripts/sim_grid.py --kvrouter "$tmp/kvrouter-copy" --sets chat --seeds 
   --cache "$tmp/grid" >/dev/null 2>"$tmp/grid_err.txt" || fail "sim_grid: other binary failed"
 grep -q '^sim_grid: 2 runs simulated, 0 from the cache$' "$tmp/grid_err.txt" ||
   fail "sim_grid: another binary read the cache: $(cat "$tmp/grid_err.txt")"
+# ... unless it is named to run the peers: then only the candidate is simulated again.
+printf '\n' >>"$tmp/kvrouter-copy"
+python3 scripts/sim_grid.py --kvrouter "$tmp/kvrouter-copy" --peers-kvrouter "$bin" --sets chat \
+  --seeds 1 --cache "$tmp/grid" >/dev/null 2>"$tmp/grid_err.txt" || fail "sim_grid: peers binary failed"
+grep -q '^sim_grid: 1 runs simulated, 1 from the cache$' "$tmp/grid_err.txt" ||
+  fail "sim_grid --peers-kvrouter: $(cat "$tmp/grid_err.txt")"
 if python3 scripts/sim_grid.py --kvrouter /nonexistent --sets chat --seeds 2 --cache "$tmp/grid" \
   2>"$tmp/err.txt" >/dev/null; then fail "sim_grid: a missing binary went unnoticed"; fi
 grep -q "cannot run /nonexistent" "$tmp/err.txt" || fail "sim_grid: missing binary: $(cat "$tmp/err.txt")"
