@@ -112,7 +112,7 @@ def main():
                   f"{sum(prefill(r) for r in rs) / 1e6:7.2f}M  cached nowhere "
                   f"{sum(r['cached_nowhere_tokens'] for r in rs) / 1e6:6.2f}M  elsewhere "
                   f"{sum(r['cached_elsewhere_tokens'] for r in rs) / 1e6:6.2f}M")
-    if any(r["speed"] < 1 for recs in runs.values() for r in recs.values()):
+    if len({r["speed"] for recs in runs.values() for r in recs.values()}) > 1:
         for p in [args.a] + others:
             placement(p, runs[p])
     a = runs[args.a]

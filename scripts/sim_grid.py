@@ -89,7 +89,7 @@ def binary_digest(path):
 def simulate(opts, binary, args, policies, seed, tally):
     """The runs (one per sweep point) of `kvrouter simulate` by `binary` (a (path, content
     hash) pair), from the cache when present."""
-    path_, digest = binary
+    exe, digest = binary
     key = hashlib.sha256(json.dumps([digest, args, policies, seed]).encode()).hexdigest()[:24]
     path = os.path.join(opts.cache, key + ".json")
     cached = os.path.exists(path)
@@ -97,13 +97,13 @@ def simulate(opts, binary, args, policies, seed, tally):
         tally["cached" if cached else "simulated"] += 1
     if not cached:
         tmp = path + ".tmp"
-        cmd = [path_, "simulate", "--seed", str(seed), *args, "--policies", policies,
+        cmd = [exe, "simulate", "--seed", str(seed), *args, "--policies", policies,
                "--json", tmp]
         try:
             done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True)
         except OSError as e:
-            cannot_run(path_, e)
+            cannot_run(exe, e)
         if done.returncode != 0:
             sys.exit(f"sim_grid: {' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
         os.replace(tmp, path)
