@@ -68,14 +68,15 @@ def by_class(recs):
     return out
 
 
-SIZES = ((0, 4000, "under 4k"), (4000, 16000, "4k-16k"), (16000, 32000, "16k-32k"),
-         (32000, float("inf"), "32k or more"))
+# Prompt lengths as scripts/trace_reuse.py classes them (whole 512-token blocks).
+SIZES = ((0, 4096, "under 4k"), (4096, 16384, "4k-16k"), (16384, 32768, "16k-32k"),
+         (32768, float("inf"), "32k or more"))
 
 
-def placement(policy, recs):
-    """Where `policy` sent fresh prompts, by length, on a fleet with slower engines."""
+def placement(policy, recs, fastest):
+    """Where `policy` sent fresh prompts, by length, on a fleet with engines slower than
+    `fastest`."""
     rs = [r for r in recs.values() if r["ttft_ms"] is not None]
-    fastest = max(r["speed"] for r in rs)
     fresh = [r for r in rs if 4 * (r["cached_tokens"] + r["cached_nowhere_tokens"]
                                    + r["cached_elsewhere_tokens"]) < r["prompt_tokens"]]
     cells = []
@@ -84,7 +85,7 @@ def placement(policy, recs):
         total = sum(r["prompt_tokens"] for r in c)
         slow = sum(r["prompt_tokens"] for r in c if r["speed"] < fastest)
         cells.append(f"{name} {100 * slow / total if total else 0:3.0f}%")
-    evicted = [r for r in rs if r["cached_nowhere_tokens"] > 0 and prefill(r) >= 32000]
+    evicted = [r for r in rs if r["cached_nowhere_tokens"] > 0 and prefill(r) >= 32768]
     print(f"  {policy:28s} fresh prompt tokens sent to slower engines: {', '.join(cells)}; "
           f"32k+ computed over an evicted prefix: {len(evicted)} requests "
           f"({sum(prefill(r) for r in evicted) / 1e6:.2f}M)")
@@ -112,9 +113,11 @@ def main():
                   f"{sum(prefill(r) for r in rs) / 1e6:7.2f}M  cached nowhere "
                   f"{sum(r['cached_nowhere_tokens'] for r in rs) / 1e6:6.2f}M  elsewhere "
                   f"{sum(r['cached_elsewhere_tokens'] for r in rs) / 1e6:6.2f}M")
-    if len({r["speed"] for recs in runs.values() for r in recs.values()}) > 1:
+    speeds = {r["speed"] for recs in runs.values() for r in recs.values()}
+    fastest, mixed = max(speeds), len(speeds) > 1  # the fleet's, whichever engines a policy used
+    if mixed:
         for p in [args.a] + others:
-            placement(p, runs[p])
+            placement(p, runs[p], fastest)
     a = runs[args.a]
     for p in others:
         b = runs[p]
@@ -132,15 +135,13 @@ def main():
             print(f"  A {k:12s} {paired(a, b, c, n)}  prefill A "
                   f"{sum(prefill(a[i]) for i in c) / 1e6:6.2f}M  B "
                   f"{sum(prefill(b[i]) for i in c) / 1e6:6.2f}M")
-        fa = max(r["speed"] for r in a.values())
-        fb = max(r["speed"] for r in b.values())
-        if fa == min(r["speed"] for r in a.values()):
+        if not mixed:
             continue  # an equal fleet: no speed classes
         print("  both missed, by where each sent them (F: full speed, S: slower):")
         placed = collections.defaultdict(list)
         for i in classes.get("miss / miss", []):
-            placed[("F" if a[i]["speed"] == fa else "S")
-                   + ("F" if b[i]["speed"] == fb else "S")].append(i)
+            placed[("F" if a[i]["speed"] == fastest else "S")
+                   + ("F" if b[i]["speed"] == fastest else "S")].append(i)
         for k in sorted(placed):
             c = placed[k]
             print(f"    A {k[0]} B {k[1]}  {paired(a, b, c, n)}  mean prompt "
