@@ -90,6 +90,25 @@ python3 scripts/compare_requests.py "$tmp/hetero.jsonl" kvrouter >"$tmp/compare.
   fail "compare_requests.py: $(cat "$tmp/compare.txt")"
 [ "$(grep -c "fresh prompt tokens sent to slower engines: under 4k" "$tmp/compare.txt")" = 2 ] ||
   fail "compare_requests.py placement: $(cat "$tmp/compare.txt")"
+# --explain: each request's line also holds its decision, the chosen engine among the cheapest.
+"$bin" simulate --workload chat --requests 30 --workers 2 --policies kvrouter,llmd_optimized \
+  --quiet --requests-out "$tmp/explained.jsonl" --explain >/dev/null
+python3 - "$tmp/explained.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert len(lines) == 60, len(lines)
+for r in lines:
+    c = {x["worker"]: x for x in r["candidates"]}
+    assert sorted(c) == [0, 1], r
+    eligible = [x["cost"] for x in c.values() if x["eligible"]]
+    assert c[r["worker"]]["cost"] == min(eligible), r
+    if r["policy"] == "kvrouter":
+        assert "ttft_s" in c[r["worker"]]["terms"], r
+PY
+rc=0
+"$bin" simulate --workload chat --requests 30 --explain --quiet >/dev/null 2>"$tmp/err.txt" || rc=$?
+[ "$rc" != 0 ] && grep -q -- "--explain requires --requests-out" "$tmp/err.txt" ||
+  fail "--explain without --requests-out: exit $rc, $(cat "$tmp/err.txt")"
 rc=0
 "$bin" simulate --workload chat --requests 30 --requests-out "$tmp/no/such/dir/r.jsonl" --quiet \
   >/dev/null 2>"$tmp/err.txt" || rc=$?

@@ -31,6 +31,7 @@ struct SimulateFlags {
   uint64_t seed = 1;
   size_t requests = 0;
   bool quiet = false;
+  bool explain = false;           // --explain: each request's line carries its routing decision
   bool rate_scale_given = false;  // --rate-scale on the command line
 };
 
@@ -65,6 +66,7 @@ absl::StatusOr<sim::SimConfig> MakeConfig(const SimulateFlags& f) {
   c.metrics_interval = TimeNs(f.metrics_interval_ms * double(kNsPerMs));
   c.seed = f.seed;
   c.record_requests = !f.requests_out.empty();
+  c.explain_requests = f.explain;
   c.predict_ttl =
       f.predict_ttl_s > 0 ? TimeNs(f.predict_ttl_s * double(kNsPerSec)) : PredictConfig::kNoTtl;
   return c;
@@ -245,10 +247,15 @@ void RegisterSimulate(CLI::App& app, int* exit_code) {
                   "Load sweep, one run per value, e.g. rate=0.5,1,2,4 (each value is the run's "
                   "--rate-scale; generators: a multiplier of --rate); the JSON and HTML reports "
                   "then hold every run, and the HTML plots TTFT against load");
-  cmd->add_option("--requests-out", f->requests_out,
-                  "Write every request of every run here, a JSON line each: policy, engine, "
-                  "TTFT, cached tokens, and the prefix it found cached nowhere or elsewhere "
-                  "(docs/CLI.md)");
+  auto* requests_out =
+      cmd->add_option("--requests-out", f->requests_out,
+                      "Write every request of every run here, a JSON line each: policy, engine, "
+                      "TTFT, cached tokens, and the prefix it found cached nowhere or elsewhere "
+                      "(docs/CLI.md)");
+  cmd->add_flag("--explain", f->explain,
+                "With --requests-out: each request's line also holds its routing decision, every "
+                "candidate engine with the policy's cost and terms (docs/CLI.md)")
+      ->needs(requests_out);
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
   cmd->callback([f, exit_code, rate_scale] {
     f->rate_scale_given = rate_scale->count() > 0;

@@ -161,6 +161,26 @@ std::string HtmlHeader(const Report& report) {
   return out + "</ul>\n";
 }
 
+// A routing decision's candidates, as `simulate --explain` writes them.
+Json CandidatesJson(std::span<const ExplainedCandidate> candidates,
+                    std::span<const std::string> term_names) {
+  Json out = Json::array();
+  for (const ExplainedCandidate& c : candidates) {
+    Json terms = Json::object();
+    for (size_t i = 0; i < term_names.size() && i < kMaxTerms; ++i) {
+      terms[term_names[i]] = c.candidate.terms[i];
+    }
+    out.push_back({{"worker", c.worker.value()},
+                   {"cost", c.candidate.cost},
+                   {"eligible", c.candidate.eligible},
+                   {"device_blocks", c.device},
+                   {"predicted_blocks", c.predicted},
+                   {"in_flight_blocks", c.active_overlap},
+                   {"terms", std::move(terms)}});
+  }
+  return out;
+}
+
 }  // namespace
 
 namespace internal {
@@ -277,6 +297,7 @@ std::string RequestRecordsJsonl(const PolicyResult& p, double rate_scale,
     j["output_tokens"] = r.output_tokens;
     j["cached_nowhere_tokens"] = rec.cached_nowhere_tokens;
     j["cached_elsewhere_tokens"] = rec.cached_elsewhere_tokens;
+    if (!rec.candidates.empty()) j["candidates"] = CandidatesJson(rec.candidates, p.term_names);
     out += j.dump();
     out += '\n';
   }

@@ -151,6 +151,40 @@ TEST(RequestRecordsJsonlTest, OneLinePerRecordAndRejectionsAsNulls) {
   EXPECT_EQ(RequestRecordsJsonl(p, 1, {}).find("\"speed\":0.5"), std::string::npos);
 }
 
+TEST(RequestRecordsJsonlTest, ExplainedDecisionsNameTheirTerms) {
+  PolicyResult p = Policy("kvrouter", 1);
+  p.term_names = {"cached_tokens", "ttft_s"};
+  Candidate chosen{.worker = WorkerId(1), .cost = 0.25, .terms = {128, 0.2}};
+  Candidate filtered{.worker = WorkerId(0), .cost = 0.5, .terms = {0, 0.4}, .eligible = false};
+  p.records = {{.id = 0,
+                .worker = 1,
+                .outcome = {.first_token = kNsPerMs, .finish = kNsPerMs, .prompt_tokens = 300},
+                .candidates = {{.worker = WorkerId(0), .candidate = filtered},
+                               {.worker = WorkerId(1),
+                                .device = 2,
+                                .predicted = 3,
+                                .active_overlap = 1,
+                                .candidate = chosen}}},
+               {.id = 1, .worker = 0, .outcome = {.first_token = 1, .finish = 1}}};
+  const std::string out = RequestRecordsJsonl(p, 1, {});
+  const auto first = nlohmann::json::parse(out.substr(0, out.find('\n')));
+  ASSERT_EQ(first["candidates"].size(), 2u);
+  const auto& c0 = first["candidates"][0];
+  EXPECT_EQ(c0["worker"], 0);
+  EXPECT_EQ(c0["eligible"], false);
+  EXPECT_EQ(c0["cost"], 0.5);
+  const auto& c1 = first["candidates"][1];
+  EXPECT_EQ(c1["worker"], 1);
+  EXPECT_EQ(c1["eligible"], true);
+  EXPECT_EQ(c1["device_blocks"], 2);
+  EXPECT_EQ(c1["predicted_blocks"], 3);
+  EXPECT_EQ(c1["in_flight_blocks"], 1);
+  EXPECT_EQ(c1["terms"], nlohmann::json::parse(R"({"cached_tokens":128.0,"ttft_s":0.2})"));
+  // A record without a decision has no candidates key.
+  const auto second = nlohmann::json::parse(out.substr(out.find('\n') + 1));
+  EXPECT_FALSE(second.contains("candidates"));
+}
+
 TEST(ReportHtmlTest, OneSvgPerPolicyAndATable) {
   Report r = Sample();
   r.policies.push_back(Policy("<script>", 1));

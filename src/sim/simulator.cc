@@ -98,6 +98,7 @@ class Run {
   std::vector<uint32_t> seen_prefix_;
   uint64_t nowhere_tokens_ = 0, elsewhere_tokens_ = 0;
   std::vector<RequestRecord> records_;
+  std::vector<std::string> term_names_;  // the policy's, from the first explained decision
 };
 
 absl::Status Run::Arrive(const SimRequest& r) {
@@ -130,12 +131,20 @@ absl::Status Run::DrainRouterQueue() {
 
 absl::Status Run::Dispatch(const SimRequest& r) {
   const auto& blocks = hashes_[r.id];
+  const bool explain = c_.record_requests && c_.explain_requests;
   auto d = sched_->Route({.blocks = blocks,
                           .prompt_tokens = uint32_t(r.prompt.size()),
-                          .expected_output_tokens = r.output_tokens});
+                          .expected_output_tokens = r.output_tokens,
+                          .explain = explain});
   if (!d.ok()) return d.status();
   const uint32_t w = d->worker.value();
   inflight_[r.id].record = {.id = r.id, .worker = w, .dispatched = clock_.Now()};
+  if (explain && d->explanation) {
+    if (term_names_.empty()) {
+      term_names_.assign(d->explanation->term_names.begin(), d->explanation->term_names.end());
+    }
+    inflight_[r.id].record.candidates = std::move(d->explanation->candidates);
+  }
   CountSkippable(r, w);
   inflight_[r.id].ticket = std::move(d->ticket);
   engines_[w].engine->Add({.id = r.id,
@@ -333,6 +342,7 @@ PolicyResult Run::Summary() {
   result.extra.emplace_back("prefix cached nowhere", double(nowhere_tokens_));
   result.extra.emplace_back("prefix cached elsewhere", double(elsewhere_tokens_));
   result.records = std::move(records_);
+  result.term_names = std::move(term_names_);
   return result;
 }
 

@@ -36,6 +36,7 @@ struct SimConfig {
   TimeNs predict_ttl = PredictConfig{}.ttl;  // predict-on-route entries' TTL in the index
   SchedulerConfig scheduler;                 // `policy` is set per run
   bool record_requests = false;              // fill PolicyResult::records
+  bool explain_requests = false;  // ... each with its decision (RequestRecord::candidates)
 };
 
 // Progress callback: (policy, completed requests, total requests, virtual time).

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "sim/generators.h"
 
 namespace kvr::sim {
@@ -172,6 +174,37 @@ TEST(Simulator, RecordsEveryRequestWhenAsked) {
   EXPECT_EQ(double(nowhere), Extra(*on, "prefix cached nowhere"));
   EXPECT_EQ(double(elsewhere), Extra(*on, "prefix cached elsewhere"));
   for (uint32_t n : per_worker) EXPECT_EQ(n, 75u);  // round robin
+}
+
+TEST(Simulator, ExplainsEveryRecordedDecision) {
+  Workload w = Chat(200, 4);
+  SimConfig c = SmallFleet();
+  c.record_requests = true;
+  auto plain = RunPolicy(w, c, "kvrouter", nullptr);
+  c.explain_requests = true;
+  auto explained = RunPolicy(w, c, "kvrouter", nullptr);
+  ASSERT_TRUE(plain.ok() && explained.ok());
+  // Explaining changes no decision.
+  EXPECT_EQ(explained->ttft_samples_ms, plain->ttft_samples_ms);
+  EXPECT_TRUE(plain->term_names.empty());
+  ASSERT_EQ(explained->term_names.size(), 9u);
+  EXPECT_EQ(explained->term_names[0], "cached_tokens");
+  ASSERT_EQ(explained->records.size(), 200u);
+  size_t hits = 0;
+  for (const RequestRecord& rec : explained->records) {
+    ASSERT_EQ(rec.candidates.size(), c.workers);
+    // The chosen engine is a candidate of least cost (kvrouter draws no samples).
+    double least = rec.candidates.front().candidate.cost;
+    for (const ExplainedCandidate& x : rec.candidates) least = std::min(least, x.candidate.cost);
+    const auto chosen = std::find_if(rec.candidates.begin(), rec.candidates.end(),
+                                     [&](const auto& x) { return x.worker.value() == rec.worker; });
+    ASSERT_NE(chosen, rec.candidates.end());
+    EXPECT_EQ(chosen->candidate.cost, least);
+    // Its cached_tokens term is what the router took it to hold, at most the prompt.
+    EXPECT_LE(chosen->candidate.terms[0], double(rec.outcome.prompt_tokens));
+    hits += chosen->candidate.terms[0] > 0 ? 1 : 0;
+  }
+  EXPECT_GT(hits, 100u);  // chat: later turns find their history
 }
 
 TEST(Simulator, HeterogeneousSpeedsAndEngineMetrics) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "scheduler/scheduler.h"
 
 namespace kvr::sim {
 
@@ -49,6 +50,9 @@ struct RequestRecord {
   // chosen one.
   uint64_t cached_nowhere_tokens = 0;
   uint64_t cached_elsewhere_tokens = 0;
+  // Its routing decision, every candidate worker with the policy's cost and terms (named by
+  // PolicyResult::term_names), when asked for (SimConfig::explain_requests); else empty.
+  std::vector<ExplainedCandidate> candidates;
 };
 
 struct PolicyResult {
@@ -65,6 +69,7 @@ struct PolicyResult {
   std::vector<std::pair<std::string, double>> extra;
   // Every request in completion order, when asked for (SimConfig::record_requests); else empty.
   std::vector<RequestRecord> records;
+  std::vector<std::string> term_names;  // the policy's (Policy::TermNames), with candidates
 };
 
 // Accumulates outcomes of one policy's run. Definitions:
