@@ -17,6 +17,9 @@ the first in the file), compares policy A with each other policy B over the same
     kvrouter simulate --trace T --speeds 1,1,1,1,0.5,0.5,0.5,0.5 --rate-scale 0.8 \\
         --policies kvrouter,sglang --requests-out /tmp/r.jsonl --quiet
     scripts/compare_requests.py /tmp/r.jsonl kvrouter sglang
+
+With `--request ID`, instead: that request under each policy named, and where the file was
+written with `simulate --explain`, its routing decision (every engine's cost and terms).
 """
 import argparse
 import collections
@@ -91,6 +94,23 @@ def placement(policy, recs, fastest):
           f"({sum(prefill(r) for r in evicted) / 1e6:.2f}M)")
 
 
+def decision(policy, r):
+    """One request under one policy: where it went, what it cost, and why (when explained)."""
+    ttft = "rejected" if r["ttft_ms"] is None else f"TTFT {r['ttft_ms']:.1f} ms"
+    print(f"{policy}: engine {r['worker']} (speed {r['speed']}), {ttft}, prompt "
+          f"{r['prompt_tokens']}, cached {r['cached_tokens']}, waited at the router "
+          f"{r['router_wait_ms']:.1f} ms")
+    if "candidates" not in r:
+        print("  (no decision recorded: write the file with simulate --explain)")
+        return
+    terms = list(r["candidates"][0]["terms"])
+    print("  " + " ".join(f"{h:>14s}" for h in ["engine", "cost"] + terms))
+    for c in r["candidates"]:
+        mark = "*" if c["worker"] == r["worker"] else ("-" if not c["eligible"] else " ")
+        cells = [f"{mark}{c['worker']}", f"{c['cost']:.4f}"] + [f"{c['terms'][t]:.4g}" for t in terms]
+        print("  " + " ".join(f"{x:>14s}" for x in cells))
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet when piped into head
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -98,12 +118,21 @@ def main():
     ap.add_argument("a", help="the policy to explain")
     ap.add_argument("b", nargs="*", help="the policies to compare it with (default: all others)")
     ap.add_argument("--rate", type=float, help="the run's rate scale (default: the first)")
+    ap.add_argument("--request", type=int, metavar="ID",
+                    help="show this request (its trace line or generated index) under each "
+                         "policy, with its routing decision (* chosen, - filtered out)")
     args = ap.parse_args()
     rate, runs = load(args.requests, args.rate)
     if args.a not in runs:
         sys.exit(f"no policy {args.a!r} at rate {rate}: have {', '.join(runs)}")
     others = args.b or [p for p in runs if p != args.a]
     print(f"rate scale {rate}")
+    if args.request is not None:
+        for p in [args.a] + args.b:
+            if p not in runs or args.request not in runs[p]:
+                sys.exit(f"no request {args.request} of {p!r} at rate {rate}")
+            decision(p, runs[p][args.request])
+        return
     for p in [args.a] + others:
         if p not in runs:
             sys.exit(f"no policy {p!r} at rate {rate}: have {', '.join(runs)}")

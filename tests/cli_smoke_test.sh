@@ -105,6 +105,11 @@ for r in lines:
     if r["policy"] == "kvrouter":
         assert "ttft_s" in c[r["worker"]]["terms"], r
 PY
+# ... which scripts/compare_requests.py prints for one request, the chosen engine starred.
+python3 scripts/compare_requests.py "$tmp/explained.jsonl" kvrouter llmd_optimized --request 3 \
+  >"$tmp/why.txt" || fail "compare_requests.py --request: $(cat "$tmp/why.txt")"
+[ "$(grep -c '^ *\*[01] ' "$tmp/why.txt")" = 2 ] && grep -q "turnover_s" "$tmp/why.txt" ||
+  fail "compare_requests.py --request: $(cat "$tmp/why.txt")"
 rc=0
 "$bin" simulate --workload chat --requests 30 --explain --quiet >/dev/null 2>"$tmp/err.txt" || rc=$?
 [ "$rc" != 0 ] && grep -q -- "--explain requires --requests-out" "$tmp/err.txt" ||
