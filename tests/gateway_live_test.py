@@ -234,9 +234,12 @@ class RoutingTest(unittest.TestCase):
             status, d = self.router.post("/debug/route", body, headers=AUTH)
             assert status == 200, d
             return d
-        # Events confirm the blocks shortly after the response: wait for the index to see them.
-        self.router.wait_for(lambda: {c["worker"]: c for c in explained()["candidates"]}
-                             [holder]["device_blocks"] == 20, "the holder's events")
+        # Events confirm the blocks shortly after the response: wait for the index to see them
+        # (and for the request's release: then no prompt in flight holds them).
+        def settled():
+            c = {c["worker"]: c for c in explained()["candidates"]}[holder]
+            return c["device_blocks"] == 20 and c["in_flight_blocks"] == 0
+        self.router.wait_for(settled, "the holder's events")
         d = explained()
         self.assertEqual(d["worker"], holder)
         self.assertEqual((d["model"], d["prompt_tokens"], d["blocks"]), (MODEL, 320, 20))
@@ -246,6 +249,7 @@ class RoutingTest(unittest.TestCase):
             self.assertTrue(c["healthy"])
             self.assertIn("ttft_s", c["terms"])
             self.assertIn("cost", c)
+            self.assertEqual(c["in_flight_blocks"], 0)
         status, _, _ = self.router.request("POST", "/debug/route", json.dumps(body))
         self.assertEqual(status, 401)
 

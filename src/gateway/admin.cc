@@ -268,10 +268,15 @@ http::Response Gateway::Impl::Explain(const PreparedPrompt& prompt) const {
       for (size_t i = 0; i < d->explanation->term_names.size(); ++i) {
         terms[std::string(d->explanation->term_names[i])] = c.candidate.terms[i];
       }
-      candidates.push_back({{"worker", name_of(c.worker)}, {"healthy", true},
-                            {"device_blocks", c.device}, {"host_blocks", c.host},
-                            {"storage_blocks", c.storage}, {"predicted_blocks", c.predicted},
-                            {"terms", std::move(terms)}, {"cost", c.candidate.cost},
+      candidates.push_back({{"worker", name_of(c.worker)},
+                            {"healthy", true},
+                            {"device_blocks", c.device},
+                            {"host_blocks", c.host},
+                            {"storage_blocks", c.storage},
+                            {"predicted_blocks", c.predicted},
+                            {"in_flight_blocks", c.active_overlap},
+                            {"terms", std::move(terms)},
+                            {"cost", c.candidate.cost},
                             {"eligible", c.candidate.eligible}});
     }
   }

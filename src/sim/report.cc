@@ -174,6 +174,7 @@ Json CandidatesJson(std::span<const ExplainedCandidate> candidates,
                    {"cost", c.candidate.cost},
                    {"eligible", c.candidate.eligible},
                    {"device_blocks", c.device},
+                   {"host_blocks", c.host},
                    {"predicted_blocks", c.predicted},
                    {"in_flight_blocks", c.active_overlap},
                    {"terms", std::move(terms)}});

@@ -177,6 +177,7 @@ TEST(RequestRecordsJsonlTest, ExplainedDecisionsNameTheirTerms) {
   EXPECT_EQ(c1["worker"], 1);
   EXPECT_EQ(c1["eligible"], true);
   EXPECT_EQ(c1["device_blocks"], 2);
+  EXPECT_EQ(c1["host_blocks"], 0);
   EXPECT_EQ(c1["predicted_blocks"], 3);
   EXPECT_EQ(c1["in_flight_blocks"], 1);
   EXPECT_EQ(c1["terms"], nlohmann::json::parse(R"({"cached_tokens":128.0,"ttft_s":0.2})"));
