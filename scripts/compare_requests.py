@@ -123,19 +123,18 @@ def main():
                          "policy, with its routing decision (* chosen, - filtered out)")
     args = ap.parse_args()
     rate, runs = load(args.requests, args.rate)
-    if args.a not in runs:
-        sys.exit(f"no policy {args.a!r} at rate {rate}: have {', '.join(runs)}")
     others = args.b or [p for p in runs if p != args.a]
+    for p in [args.a] + others:
+        if p not in runs:
+            sys.exit(f"no policy {p!r} at rate {rate}: have {', '.join(runs)}")
     print(f"rate scale {rate}")
     if args.request is not None:
         for p in [args.a] + args.b:
-            if p not in runs or args.request not in runs[p]:
+            if args.request not in runs[p]:
                 sys.exit(f"no request {args.request} of {p!r} at rate {rate}")
             decision(p, runs[p][args.request])
         return
     for p in [args.a] + others:
-        if p not in runs:
-            sys.exit(f"no policy {p!r} at rate {rate}: have {', '.join(runs)}")
         for name, rs in by_class(runs[p]).items():
             print(f"  {p:28s} {name:10s} requests {len(rs):6d}  TTFT mean "
                   f"{sum(r['ttft_ms'] for r in rs) / len(rs):9.1f} ms  prefill "
