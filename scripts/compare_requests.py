@@ -20,10 +20,17 @@ the first in the file), compares policy A with each other policy B over the same
 
 With `--request ID`, instead: that request under each policy named, and where the file was
 written with `simulate --explain`, its routing decision (every engine's cost and terms).
+
+With `--rates` (a file written with `--explain`, policies that cost in seconds: `kvrouter`),
+instead: for each policy named, the prefill rates it costed the engines of each speed at, the
+decisions that costed a slower engine nearer a faster one's rate than their speeds say (above
+the geometric mean of equal and true), and how far the chosen engine's predicted TTFT was from
+the observed one.
 """
 import argparse
 import collections
 import json
+import math
 import signal
 import sys
 
@@ -111,6 +118,46 @@ def decision(policy, r):
         print("  " + " ".join(f"{x:>14s}" for x in cells))
 
 
+def quantile(xs, q):
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def rates(policy, recs):
+    """How a policy costed its engines' speeds, and how near its predicted TTFTs came."""
+    speed = {r["worker"]: r["speed"] for r in recs.values()}  # the engines it ever chose
+    by_speed, errors, explained, wrong = collections.defaultdict(list), [], 0, 0
+    for r in recs.values():
+        cands = r.get("candidates") or []
+        if not cands or "rate_tok_s" not in cands[0]["terms"]:
+            continue
+        explained += 1
+        rated = {c["worker"]: c["terms"]["rate_tok_s"] for c in cands if c["worker"] in speed}
+        for w, x in rated.items():
+            by_speed[speed[w]].append(x)
+        if any(speed[u] < speed[v] and rated[u] > rated[v] * math.sqrt(speed[u] / speed[v])
+               for u in rated for v in rated):
+            wrong += 1
+        chosen = next(c for c in cands if c["worker"] == r["worker"])
+        if r["ttft_ms"] is not None and r["router_wait_ms"] == 0:
+            errors.append(abs(chosen["terms"]["ttft_s"] * 1000 - r["ttft_ms"]))
+    if explained == 0:
+        print(f"{policy}: no decision costed in rates (write the file with simulate --explain)")
+        return
+    print(f"{policy}: {explained} decisions")
+    for s in sorted(by_speed, reverse=True):
+        xs = sorted(by_speed[s])
+        print(f"  engines at speed {s}: costed at p10 / p50 / p90 "
+              + " / ".join(f"{quantile(xs, q) / 1000:.1f}k" for q in (0.1, 0.5, 0.9))
+              + " tokens/s")
+    print(f"  decisions costing a slower engine nearer a faster one than their speeds say: "
+          f"{wrong} ({100 * wrong / explained:.1f}%)")
+    if errors:
+        errors.sort()
+        print(f"  chosen engine's predicted TTFT against the observed ({len(errors)} requests "
+              f"not held at the router): |error| mean {sum(errors) / len(errors):.1f} ms, "
+              f"p50 {quantile(errors, 0.5):.1f}, p90 {quantile(errors, 0.9):.1f}")
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet when piped into head
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -121,6 +168,8 @@ def main():
     ap.add_argument("--request", type=int, metavar="ID",
                     help="show this request (its trace line or generated index) under each "
                          "policy, with its routing decision (* chosen, - filtered out)")
+    ap.add_argument("--rates", action="store_true",
+                    help="the rates each policy costed its engines at, and its TTFT errors")
     args = ap.parse_args()
     rate, runs = load(args.requests, args.rate)
     others = args.b or [p for p in runs if p != args.a]
@@ -133,6 +182,10 @@ def main():
             if args.request not in runs[p]:
                 sys.exit(f"no request {args.request} of {p!r} at rate {rate}")
             decision(p, runs[p][args.request])
+        return
+    if args.rates:
+        for p in [args.a] + args.b:
+            rates(p, runs[p])
         return
     for p in [args.a] + others:
         for name, rs in by_class(runs[p]).items():

@@ -31,12 +31,13 @@
 //              when the prefix's share of recent requests exceeds replicate_share × its
 //              holders' share of the workers
 // rate_w and overhead_w are fitted online per worker from observed (tokens, TTFT) pairs
-// (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; fits
-// within calibrate_tolerance of the fleet median are snapped to it (noise, not speed). Those
-// rates include the decode steps a busy worker interleaves with prefill; an idle worker runs
-// none, so it is credited with them (idle_w): without it, a few cached blocks of a shared
-// system prompt outweigh an idle engine, and load piles onto the engines that hold them. A
-// request sent to a busy engine also waits for its step in flight (half a step on average),
+// (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; the
+// settled fits are split into speed classes where their medians differ by calibrate_classes,
+// and fits within calibrate_tolerance of their class's median are snapped to it (noise, not
+// speed). Those rates include the decode steps a busy worker interleaves with prefill; an idle
+// worker runs none, so it is credited with them (idle_w): without it, a few cached blocks of a
+// shared system prompt outweigh an idle engine, and load piles onto the engines that hold them.
+// A request sent to a busy engine also waits for its step in flight (half a step on average),
 // which an idle one does not; that credit is left out for a hot prefix, whose placement is the
 // copy rule's below: there it only moved requests to engines holding a few blocks less of it.
 // An engine that takes more than its share of the fleet's new content turns its cache over faster
@@ -142,14 +143,53 @@ class Kvrouter final : public Policy {
       if (!scratch_.empty()) decode_step_s_ = SortedMedian();
     }
     if (!o_.calibrate_rate || o_.calibrate_tolerance <= 0 || w.size() < 2) return;
-    const double median_rate = Median(rate_);
-    const double median_overhead = Median(overhead_);
-    for (size_t i = 0; i < w.size(); ++i) {
+    // Speed classes are told apart only while every rate is settled: the first fits of a run
+    // scatter by a factor of two on equal engines.
+    bool settled = o_.calibrate_classes > 0;
+    for (const WorkerView& v : w) settled = settled && v.rate->settled();
+    order_.resize(w.size());
+    for (size_t i = 0; i < w.size(); ++i) order_[i] = i;
+    std::sort(order_.begin(), order_.end(),
+              [&](size_t a, size_t b) { return rate_[a] < rate_[b]; });
+    sorted_.resize(w.size());
+    for (size_t i = 0; i < w.size(); ++i) sorted_[i] = rate_[order_[i]];
+    SnapClass(0, w.size(), settled);
+  }
+
+  // Snaps the fits sorted_[b, e) (workers order_[b, e)): split at the widest gap between two
+  // consecutive fits, at least two on each side, when the medians of the two sides differ by
+  // more than calibrate_classes (each side is split again the same way); otherwise one class,
+  // whose fits within calibrate_tolerance of its median are given its median rate and overhead.
+  // One class is the whole fleet and the fleet median. A single outlying fit is never a class
+  // of its own: it keeps its fit, as before.
+  void SnapClass(size_t b, size_t e, bool split) {
+    if (split && e - b >= 4) {
+      size_t cut = b + 2;
+      for (size_t k = b + 3; k + 2 <= e; ++k) {
+        if (sorted_[k] / sorted_[k - 1] > sorted_[cut] / sorted_[cut - 1]) cut = k;
+      }
+      if (SortedMedian(cut, e) > SortedMedian(b, cut) * o_.calibrate_classes) {
+        SnapClass(b, cut, split);
+        SnapClass(cut, e, split);
+        return;
+      }
+    }
+    const double median_rate = SortedMedian(b, e);
+    scratch_.clear();
+    for (size_t j = b; j < e; ++j) scratch_.push_back(overhead_[order_[j]]);
+    const double median_overhead = SortedMedian();
+    for (size_t j = b; j < e; ++j) {
+      const size_t i = order_[j];
       if (std::abs(rate_[i] / median_rate - 1) <= o_.calibrate_tolerance) {
         rate_[i] = median_rate;
         overhead_[i] = median_overhead;
       }
     }
+  }
+  // The median of sorted_[b, e) (not empty).
+  double SortedMedian(size_t b, size_t e) const {
+    const size_t n = e - b;
+    return n % 2 == 1 ? sorted_[b + n / 2] : (sorted_[b + n / 2 - 1] + sorted_[b + n / 2]) / 2;
   }
 
   // Whether this decision's rates (after calibration) differ by more than the calibration's
@@ -205,12 +245,8 @@ class Kvrouter final : public Policy {
                : 0;
   }
 
-  // Sorted in a scratch vector kept across decisions: no allocation on the routing path.
-  double Median(const std::vector<double>& v) {
-    scratch_.assign(v.begin(), v.end());
-    return SortedMedian();
-  }
-  // The median of scratch_ (sorted in place; not empty).
+  // The median of scratch_ (sorted in place; not empty). scratch_ is kept across decisions: no
+  // allocation on the routing path.
   double SortedMedian() {
     std::sort(scratch_.begin(), scratch_.end());
     const size_t n = scratch_.size();
@@ -268,6 +304,8 @@ class Kvrouter final : public Policy {
   double mean_turnover_ = 0, turnover_scale_s_ = 0;
   double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
   std::vector<double> rate_, overhead_, scratch_;
+  std::vector<size_t> order_;
+  std::vector<double> sorted_;
 };
 
 }  // namespace

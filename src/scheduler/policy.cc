@@ -71,6 +71,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"lifetime_weight", &PolicyOptions::lifetime_weight, nullptr},
       {"lifetime_backlog_s", &PolicyOptions::lifetime_backlog_s, nullptr},
       {"replicate_share", &PolicyOptions::replicate_share, nullptr},
+      {"calibrate_classes", &PolicyOptions::calibrate_classes, nullptr},
       {"queue_threshold", &PolicyOptions::queue_threshold, nullptr},
       {"queue_age", &PolicyOptions::queue_age, nullptr},
       {"llmd_routing_history", nullptr, &PolicyOptions::llmd_routing_history},

@@ -126,9 +126,15 @@ struct PolicyOptions {
   // the fleet (the router's own bookings). 4 (was 2): docs/BENCHMARKS.md.
   double load_work_weight = 4.0;
   // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
-  // within this fraction of the fleet median is given the median rate and overhead (fit noise
-  // is not a difference between engines); 0: every worker its own fit.
+  // within this fraction of its speed class's median is given the median rate and overhead (fit
+  // noise is not a difference between engines); 0: every worker its own fit.
   double calibrate_tolerance = 0.25;
+  // Speed classes: once every fit has settled, the fits are split at their widest gap (two or
+  // more workers a side) where the two sides' medians differ by more than this factor, and each
+  // side again. Without classes the median of a fleet of fast and half-speed engines falls
+  // between the two, and a fit within the tolerance of it on either side was given it: a slow
+  // engine rated as mid-speed (docs/BENCHMARKS.md, "Speed classes"). 0: one class, the fleet.
+  double calibrate_classes = 1.5;
   // A worker running no request prefills without decode steps in its batches: its predicted
   // TTFT is lower by this times (its prefill steps · the fleet's median observed inter-token
   // latency). Only the idle are credited: the fitted rates already include the decode steps

@@ -286,6 +286,50 @@ TEST(Policy, KvrouterCalibrationIgnoresFitNoiseBetweenEqualEngines) {
   EXPECT_EQ(f.Choose("kvrouter", req), 2u);
 }
 
+// A fit of `rate` tokens per second from `samples` observations of varied sizes.
+PrefillRateModel Fitted(double rate, int samples) {
+  PrefillRateModel m(20000);
+  for (int i = 0; i < samples; ++i) {
+    const double tokens = 1000.0 * (1 + i % 8);
+    m.Observe(tokens, 0.01 + tokens / rate);
+  }
+  return m;
+}
+
+TEST(Policy, KvrouterCalibratesEachSpeedClassToItsOwnMedian) {
+  // Four full-speed engines and four at half speed, one fit of each a little off.
+  const double fits[] = {52000, 50000, 50000, 44000, 31000, 26000, 25000, 25000};
+  Fixture f(8);
+  for (size_t i = 0; i < 8; ++i) f.rates[i] = Fitted(fits[i], 40);
+  RequestInfo req{{}, 1600, 16};
+  auto rate_of = [&](size_t i) { return f.cands[i].terms[3]; };
+  // The fleet median (37,500) lies between the classes; both near fits were given it: the
+  // half-speed engine at 31,000 was taken for 20% faster than it is.
+  f.Choose("kvrouter", req, {.calibrate_classes = 0});
+  EXPECT_NEAR(rate_of(3), 37500, 1);
+  EXPECT_NEAR(rate_of(4), 37500, 1);
+  EXPECT_NEAR(rate_of(0), 52000, 1);  // out of the tolerance: its own fit
+  // Two classes, each at its own median.
+  f.Choose("kvrouter", req);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(rate_of(i), 50000, 1) << i;
+  for (size_t i = 4; i < 8; ++i) EXPECT_NEAR(rate_of(i), 25500, 1) << i;
+  // Fits not yet settled are one class, as are equal engines whatever their spread...
+  for (size_t i = 0; i < 8; ++i) f.rates[i] = Fitted(fits[i], 20);
+  f.Choose("kvrouter", req);
+  EXPECT_NEAR(rate_of(4), 37500, 1);
+  // (configured rates, before any sample, are not noise: two classes)
+  for (size_t i = 0; i < 8; ++i) f.rates[i] = PrefillRateModel(fits[i]);
+  f.Choose("kvrouter", req);
+  EXPECT_NEAR(rate_of(3), 50000, 1);
+  EXPECT_NEAR(rate_of(4), 25500, 1);
+  // ... and a single outlying fit is not a class: it keeps its own fit.
+  const double equal[] = {50000, 50000, 48000, 52000, 51000, 49000, 50000, 80000};
+  for (size_t i = 0; i < 8; ++i) f.rates[i] = Fitted(equal[i], 40);
+  f.Choose("kvrouter", req);
+  for (size_t i = 0; i < 7; ++i) EXPECT_NEAR(rate_of(i), 50000, 1) << i;
+  EXPECT_NEAR(rate_of(7), 80000, 1);
+}
+
 TEST(Policy, KvrouterCreditsAnIdleEngineItsDecodeSteps) {
   Fixture f(2, 10000);
   auto blocks = Blocks(100);

@@ -43,11 +43,15 @@ class PrefillRateModel {
   double rate() const { return rate_; }
   double overhead_s() const { return overhead_s_; }
   uint64_t samples() const { return samples_; }
+  // Whether the rate is the prior (too few samples for a fit) or a fit of enough samples to
+  // tell engines of different speeds apart; the first fits scatter by a factor of two.
+  bool settled() const { return samples_ < kMinSamples || samples_ >= kSettledSamples; }
 
  private:
   void Refit();
   static constexpr double kDecay = 0.995;  // ~200-sample memory
   static constexpr uint64_t kMinSamples = 8;
+  static constexpr uint64_t kSettledSamples = 32;
   static constexpr double kMinRelVar = 0.01;  // coefficient of variation of x >= ~10%
   double sw_ = 0, sx_ = 0, sy_ = 0, sxx_ = 0, sxy_ = 0;
   double prior_rate_;
