@@ -126,6 +126,7 @@ def rates(policy, recs):
     """How a policy costed its engines' speeds, and how near its predicted TTFTs came."""
     speed = {r["worker"]: r["speed"] for r in recs.values()}  # the engines it ever chose
     by_speed, errors, explained, wrong = collections.defaultdict(list), [], 0, 0
+    recorded = any(r.get("candidates") for r in recs.values())
     for r in recs.values():
         cands = r.get("candidates") or []
         if not cands or "rate_tok_s" not in cands[0]["terms"]:
@@ -141,7 +142,9 @@ def rates(policy, recs):
         if r["ttft_ms"] is not None and r["router_wait_ms"] == 0:
             errors.append(abs(chosen["terms"]["ttft_s"] * 1000 - r["ttft_ms"]))
     if explained == 0:
-        print(f"{policy}: no decision costed in rates (write the file with simulate --explain)")
+        why = ("its terms have no rate_tok_s" if recorded
+               else "write the file with simulate --explain")
+        print(f"{policy}: no decision costed in rates ({why})")
         return
     print(f"{policy}: {explained} decisions")
     for s in sorted(by_speed, reverse=True):

@@ -85,11 +85,19 @@ grep -q "kvrouter (A) against round_robin (B), 30 requests both served" "$tmp/co
   fail "compare_requests.py: $(cat "$tmp/compare.txt")"
 # On a fleet with a slower engine it also says where each policy sent fresh prompts.
 "$bin" simulate --workload rag --requests 40 --workers 2 --speeds 1,0.5 --quiet \
-  --policies kvrouter,round_robin --requests-out "$tmp/hetero.jsonl" >/dev/null
+  --policies kvrouter,round_robin --requests-out "$tmp/hetero.jsonl" --explain >/dev/null
 python3 scripts/compare_requests.py "$tmp/hetero.jsonl" kvrouter >"$tmp/compare.txt" ||
   fail "compare_requests.py: $(cat "$tmp/compare.txt")"
 [ "$(grep -c "fresh prompt tokens sent to slower engines: under 4k" "$tmp/compare.txt")" = 2 ] ||
   fail "compare_requests.py placement: $(cat "$tmp/compare.txt")"
+# --rates: the rates kvrouter costed each engine speed at; round_robin costs nothing in rates.
+python3 scripts/compare_requests.py "$tmp/hetero.jsonl" kvrouter round_robin --rates \
+  >"$tmp/rates.txt" || fail "compare_requests.py --rates: $(cat "$tmp/rates.txt")"
+grep -q "^kvrouter: 40 decisions" "$tmp/rates.txt" &&
+  grep -q "engines at speed 0.5: costed at p10 / p50 / p90" "$tmp/rates.txt" &&
+  grep -q "predicted TTFT against the observed" "$tmp/rates.txt" &&
+  grep -q "^round_robin: no decision costed in rates" "$tmp/rates.txt" ||
+  fail "compare_requests.py --rates: $(cat "$tmp/rates.txt")"
 # --explain: each request's line also holds its decision, the chosen engine among the cheapest.
 "$bin" simulate --workload chat --requests 30 --workers 2 --policies kvrouter,llmd_optimized \
   --quiet --requests-out "$tmp/explained.jsonl" --explain >/dev/null
