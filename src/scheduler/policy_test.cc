@@ -303,8 +303,8 @@ TEST(Policy, KvrouterCalibratesEachSpeedClassToItsOwnMedian) {
   for (size_t i = 0; i < 8; ++i) f.rates[i] = Fitted(fits[i], 40);
   RequestInfo req{{}, 1600, 16};
   auto rate_of = [&](size_t i) { return f.cands[i].terms[3]; };
-  // The fleet median (37,500) lies between the classes; both near fits were given it: the
-  // half-speed engine at 31,000 was taken for 20% faster than it is.
+  // The fleet median (37,500) lies between the classes, and both near fits were given it: the
+  // half-speed engine fitted at 31,000 was costed at 37,500, the full-speed one at 44,000 too.
   f.Choose("kvrouter", req, {.calibrate_classes = 0});
   EXPECT_NEAR(rate_of(3), 37500, 1);
   EXPECT_NEAR(rate_of(4), 37500, 1);
