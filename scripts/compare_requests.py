@@ -168,11 +168,12 @@ def main():
     ap.add_argument("a", help="the policy to explain")
     ap.add_argument("b", nargs="*", help="the policies to compare it with (default: all others)")
     ap.add_argument("--rate", type=float, help="the run's rate scale (default: the first)")
-    ap.add_argument("--request", type=int, metavar="ID",
-                    help="show this request (its trace line or generated index) under each "
-                         "policy, with its routing decision (* chosen, - filtered out)")
-    ap.add_argument("--rates", action="store_true",
-                    help="the rates each policy costed its engines at, and its TTFT errors")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--request", type=int, metavar="ID",
+                      help="show this request (its trace line or generated index) under each "
+                           "policy, with its routing decision (* chosen, - filtered out)")
+    mode.add_argument("--rates", action="store_true",
+                      help="the rates each policy costed its engines at, and its TTFT errors")
     args = ap.parse_args()
     rate, runs = load(args.requests, args.rate)
     others = args.b or [p for p in runs if p != args.a]
