@@ -10,6 +10,8 @@
 #include <optional>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
+
 namespace kvr {
 namespace {
 
@@ -40,12 +42,9 @@ std::vector<std::string> StatFields() {
 
 std::optional<double> StatField(const std::vector<std::string>& fields, size_t proc5_field) {
   const size_t i = proc5_field - 3;
-  if (i >= fields.size()) return std::nullopt;
-  try {
-    return std::stod(fields[i]);
-  } catch (...) {
-    return std::nullopt;
-  }
+  double value = 0;
+  if (i >= fields.size() || !absl::SimpleAtod(fields[i], &value)) return std::nullopt;
+  return value;
 }
 
 // A "Name:   N kB" line of /proc/self/status, in bytes.
@@ -63,7 +62,8 @@ std::optional<double> StatusKb(const std::string& name) {
 std::optional<double> BootTimeSeconds() {
   std::ifstream in("/proc/stat");
   for (std::string line; std::getline(in, line);) {
-    if (line.starts_with("btime ")) return std::stod(line.substr(6));
+    double seconds = 0;
+    if (line.starts_with("btime ") && absl::SimpleAtod(line.substr(6), &seconds)) return seconds;
   }
   return std::nullopt;
 }
