@@ -25,6 +25,8 @@
 //                and not within lifetime_backlog_s of requests waiting at the router)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 //                + turnover_w + lifetime_w
+//                (backlog_work_weight for load_work_weight while requests wait at the router
+//                and for lifetime_backlog_s after)
 //   copies     a worker without the fleet's deepest held prefix of this prompt (or the shared
 //              prefix its history descends from: RequestInfo::fleet_prefix_blocks) is costed as
 //              if it held it (cached_w from that prefix; it books what it will really compute)
@@ -106,7 +108,11 @@ class Kvrouter final : public Policy {
       prefilling += w[i].prefilling;
     }
     const double fleet_rate = rate_sum / double(w.size());
-    const double work_weight = o_.work_weight + o_.load_work_weight * prefilling / double(w.size());
+    // Past saturation, while requests wait at the router and for a while after, each token of
+    // prefill is capacity: the load-following weight is backlog_work_weight instead.
+    const double load_weight =
+        req.backlog_age_s < o_.lifetime_backlog_s ? o_.backlog_work_weight : o_.load_work_weight;
+    const double work_weight = o_.work_weight + load_weight * prefilling / double(w.size());
     // A hot prefix's requests are placed by the copy rule, not by the step in flight.
     step_in_flight_ =
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;

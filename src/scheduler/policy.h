@@ -125,6 +125,14 @@ struct PolicyOptions {
   // weight above grows by this much per request waiting for its first token, averaged over
   // the fleet (the router's own bookings). 4 (was 2): docs/BENCHMARKS.md.
   double load_work_weight = 4.0;
+  // ... and by this much instead while requests wait at the router and for lifetime_backlog_s
+  // after the last of them was released. The router queue caps the prefill booked on every
+  // worker, so the count above stops following the load just when every token of prefill is
+  // capacity that the held requests wait for; and in that window the lifetime charge, which
+  // also steers toward cached prefixes, is off. 16: on the half-speed synthetic fleet at ×6,
+  // −28 ms of mean and −1.75 points of prefill; the equal one at ×10 −243 ms
+  // (docs/BENCHMARKS.md, "The work weight past saturation").
+  double backlog_work_weight = 16.0;
   // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
   // within this fraction of its speed class's median is given the median rate and overhead (fit
   // noise is not a difference between engines); 0: every worker its own fit.
@@ -175,7 +183,8 @@ struct PolicyOptions {
   // them was released: past saturation engine time is what every request waits for, and the
   // charge held requests for the slow engines' long-lived caches while a fast one was free
   // (the half-speed synthetic fleet at ×6, seed 1: p99 4.5 s with it, 2.9 s without;
-  // docs/BENCHMARKS.md); 0: always.
+  // docs/BENCHMARKS.md); 0: always. The same window sets backlog_work_weight in place of
+  // load_work_weight (0: never).
   double lifetime_backlog_s = 60;
   // Copies of a hot prefix: when the share of the recent requests whose deepest fleet-held
   // prefix is this one exceeds this times its holders' share of the workers, its

@@ -274,6 +274,23 @@ TEST(Policy, KvrouterWorkWeightFollowsTheQueuedRequests) {
   EXPECT_EQ(f.Choose("kvrouter", req, {.load_work_weight = 0}), 1u);
 }
 
+TEST(Policy, KvrouterWorkWeightIsHeavierPastSaturation) {
+  Fixture f(2, 10000);
+  auto blocks = Blocks(100);
+  RequestInfo req{blocks, 1600, 16};
+  f.views[0].device = 50;                   // 800 tokens to compute here, 1600 there
+  f.views[0].booked_prefill_tokens = 4000;  // ttft 0.48 s vs 0.16 s
+  f.views[0].prefilling = 1;                // half a request waiting per worker
+  // Weight 1 + 4·0.5 = 3: 0.48 + 0.24 > 0.16 + 0.48, the shorter TTFT wins.
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  // Requests waited at the router 30 s ago (within lifetime_backlog_s): weight 1 + 16·0.5 = 9,
+  // 0.48 + 0.72 < 0.16 + 1.44: the cached prefix wins.
+  req.backlog_age_s = 30;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.backlog_work_weight = 4}), 1u);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.lifetime_backlog_s = 20}), 1u);  // the window has passed
+}
+
 TEST(Policy, KvrouterCalibrationIgnoresFitNoiseBetweenEqualEngines) {
   Fixture f(3, 10000);
   f.rates[2] = PrefillRateModel(11000);  // a 10% faster fit: noise on equal engines
