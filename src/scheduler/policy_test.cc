@@ -259,7 +259,7 @@ TEST(Policy, KvrouterCountsInFlightPromptsAsSoonCached) {
   EXPECT_EQ(f.Choose("kvrouter", req, {.inflight_overlap = false}), 1u);
 }
 
-TEST(Policy, KvrouterWorkWeightFollowsTheQueuedRequests) {
+TEST(Policy, KvrouterWorkWeightFollowsTheQueuedRequestsAndTheBacklog) {
   Fixture f(2, 10000);
   auto blocks = Blocks(100);
   RequestInfo req{blocks, 1600, 16};
@@ -272,15 +272,11 @@ TEST(Policy, KvrouterWorkWeightFollowsTheQueuedRequests) {
   for (WorkerView& v : f.views) v.prefilling = 2;
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
   EXPECT_EQ(f.Choose("kvrouter", req, {.load_work_weight = 0}), 1u);
-}
 
-TEST(Policy, KvrouterWorkWeightIsHeavierPastSaturation) {
-  Fixture f(2, 10000);
-  auto blocks = Blocks(100);
-  RequestInfo req{blocks, 1600, 16};
-  f.views[0].device = 50;                   // 800 tokens to compute here, 1600 there
+  // Past saturation the weight per waiting request is backlog_work_weight instead.
   f.views[0].booked_prefill_tokens = 4000;  // ttft 0.48 s vs 0.16 s
   f.views[0].prefilling = 1;                // half a request waiting per worker
+  f.views[1].prefilling = 0;
   // Weight 1 + 4·0.5 = 3: 0.48 + 0.24 > 0.16 + 0.48, the shorter TTFT wins.
   EXPECT_EQ(f.Choose("kvrouter", req), 1u);
   // Requests waited at the router 30 s ago (within lifetime_backlog_s): weight 1 + 16·0.5 = 9,
