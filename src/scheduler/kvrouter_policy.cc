@@ -26,7 +26,8 @@
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 //                + turnover_w + lifetime_w
 //                (backlog_work_weight for load_work_weight while requests wait at the router
-//                and for lifetime_backlog_s after)
+//                and for lifetime_backlog_s after; otherwise classes_work_weight while the
+//                fitted rates form more than one speed class)
 //   copies     a worker without the fleet's deepest held prefix of this prompt (or the shared
 //              prefix its history descends from: RequestInfo::fleet_prefix_blocks) is costed as
 //              if it held it (cached_w from that prefix; it books what it will really compute)
@@ -109,9 +110,11 @@ class Kvrouter final : public Policy {
     }
     const double fleet_rate = rate_sum / double(w.size());
     // Past saturation, while requests wait at the router and for a while after, each token of
-    // prefill is capacity: the load-following weight is backlog_work_weight instead.
-    const double load_weight =
-        req.backlog_age_s < o_.lifetime_backlog_s ? o_.backlog_work_weight : o_.load_work_weight;
+    // prefill is capacity: the load-following weight is backlog_work_weight instead; on a fleet
+    // of several speed classes, classes_work_weight.
+    const double load_weight = req.backlog_age_s < o_.lifetime_backlog_s ? o_.backlog_work_weight
+                               : classes_ > 1                            ? o_.classes_work_weight
+                                                                         : o_.load_work_weight;
     const double work_weight = o_.work_weight + load_weight * prefilling / double(w.size());
     // A hot prefix's requests are placed by the copy rule, not by the step in flight.
     step_in_flight_ =
@@ -148,6 +151,7 @@ class Kvrouter final : public Policy {
       }
       if (!scratch_.empty()) decode_step_s_ = SortedMedian();
     }
+    classes_ = 1;
     if (!o_.calibrate_rate || o_.calibrate_tolerance <= 0 || w.size() < 2) return;
     // Speed classes are told apart only while every rate is settled: the first fits of a run
     // scatter by a factor of two on equal engines.
@@ -175,6 +179,7 @@ class Kvrouter final : public Policy {
         if (sorted_[k] / sorted_[k - 1] > sorted_[cut] / sorted_[cut - 1]) cut = k;
       }
       if (SortedMedian(cut, e) > SortedMedian(b, cut) * o_.calibrate_classes) {
+        ++classes_;
         SnapClass(b, cut, split);
         SnapClass(cut, e, split);
         return;
@@ -309,6 +314,7 @@ class Kvrouter final : public Policy {
   double step_in_flight_ = 0;  // this decision's steps credited for the step in flight
   double mean_turnover_ = 0, turnover_scale_s_ = 0;
   double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
+  int classes_ = 1;            // this decision's speed classes (Calibrate)
   std::vector<double> rate_, overhead_, scratch_;
   std::vector<size_t> order_;
   std::vector<double> sorted_;

@@ -133,6 +133,15 @@ struct PolicyOptions {
   // −28 ms of mean and −1.75 points of prefill; the equal one at ×10 −243 ms
   // (docs/BENCHMARKS.md, "The work weight past saturation").
   double backlog_work_weight = 16.0;
+  // ... and, outside that window, by this much instead while the calibration finds more than one
+  // speed class (calibrate_classes). The time to first token prices a prompt's uncached tokens
+  // at each engine's own rate, so a half-speed engine holding a prompt's prefix is charged twice
+  // the time for each token it still computes, against a fast engine that recomputes them all;
+  // the work charge, at the fleet's mean rate, is what keeps the prefix's requests on it. 16: on
+  // the half-speed synthetic fleet −0.5 to −1.5 points of prefill for +3 to +5 ms of mean at ×2–×4,
+  // the half-speed Mooncake fleet +6 ms (docs/BENCHMARKS.md, "The work weight on a fleet of several
+  // speeds").
+  double classes_work_weight = 16.0;
   // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
   // within this fraction of its speed class's median is given the median rate and overhead (fit
   // noise is not a difference between engines); 0: every worker its own fit.

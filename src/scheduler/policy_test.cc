@@ -287,6 +287,22 @@ TEST(Policy, KvrouterWorkWeightFollowsTheQueuedRequestsAndTheBacklog) {
   EXPECT_EQ(f.Choose("kvrouter", req, {.lifetime_backlog_s = 20}), 1u);  // the window has passed
 }
 
+TEST(Policy, KvrouterWorkWeightIsHeavierOnSeveralSpeedClasses) {
+  Fixture f(4, 20000);
+  f.rates[2] = f.rates[3] = PrefillRateModel(10000);  // two speed classes
+  auto blocks = Blocks(100);
+  RequestInfo req{blocks, 1600, 16};
+  f.views[2].device = 50;                   // a half-speed engine holds half the prompt
+  f.views[2].booked_prefill_tokens = 2000;  // ttft 0.28 s, against 0.08 s on a fast idle one
+  f.views[2].prefilling = 1;                // a quarter of a request waiting per worker
+  f.views[1].booked_prefill_tokens = 100;   // of the fast engines, worker 0 is the idle one
+  // At the mean rate of 15,000 tokens/s, weight 1 + 16·0.25 = 5: 0.28 + 0.27 < 0.08 + 0.53,
+  // the cached prefix wins; with one class's weight, 1 + 4·0.25 = 2, the faster TTFT does.
+  EXPECT_EQ(f.Choose("kvrouter", req), 2u);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.classes_work_weight = 4}), 0u);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 0u);  // one class
+}
+
 TEST(Policy, KvrouterCalibrationIgnoresFitNoiseBetweenEqualEngines) {
   Fixture f(3, 10000);
   f.rates[2] = PrefillRateModel(11000);  // a 10% faster fit: noise on equal engines
