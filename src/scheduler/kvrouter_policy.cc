@@ -76,12 +76,19 @@
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <vector>
 
 #include "scheduler/policies_internal.h"
 
 namespace kvr {
 namespace {
+
+// The median of ascending values (not empty).
+double MedianOfSorted(std::span<const double> s) {
+  const size_t n = s.size();
+  return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
 
 class Kvrouter final : public Policy {
  public:
@@ -199,8 +206,7 @@ class Kvrouter final : public Policy {
   }
   // The median of sorted_[b, e) (not empty).
   double SortedMedian(size_t b, size_t e) const {
-    const size_t n = e - b;
-    return n % 2 == 1 ? sorted_[b + n / 2] : (sorted_[b + n / 2 - 1] + sorted_[b + n / 2]) / 2;
+    return MedianOfSorted(std::span<const double>(sorted_).subspan(b, e - b));
   }
 
   // Whether this decision's rates (after calibration) differ by more than the calibration's
@@ -260,8 +266,7 @@ class Kvrouter final : public Policy {
   // allocation on the routing path.
   double SortedMedian() {
     std::sort(scratch_.begin(), scratch_.end());
-    const size_t n = scratch_.size();
-    return n % 2 == 1 ? scratch_[n / 2] : (scratch_[n / 2 - 1] + scratch_[n / 2]) / 2;
+    return MedianOfSorted(scratch_);
   }
 
   void Evaluate(const RequestInfo& req, const WorkerView& v, double rate, double overhead,
