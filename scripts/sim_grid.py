@@ -15,12 +15,15 @@ runs `kvrouter simulate` for the peers and for the candidate, then prints:
   * with --paired, each candidate after the first minus the first, seed by seed, for every row:
     the mean difference of the mean and p99 TTFT and of the prefill (points against the best
     peer's), with its standard error, `*` when beyond two. Paired differences tell a change's
-    effect from the spread between seeds, which row counts do not.
+    effect from the spread between seeds, which row counts do not;
+  * with --e2e, for every row: the end-to-end latency (first token and decode), the best peer's
+    mean and p99 of each seed (each the minimum over the peers), averaged, and each candidate's,
+    with the difference in percent.
 
 Usage:
   scripts/sim_grid.py [--kvrouter build/release/kvrouter] [--seeds 1,2,3] [--sets rag,chat]
                       [--policy 'kvrouter[work_weight=0.8]' ...] [--jobs 2] [--cache DIR]
-                      [--peers-kvrouter BIN] [--per-peer] [--paired] [--markdown]
+                      [--peers-kvrouter BIN] [--per-peer] [--paired] [--markdown] [--e2e]
 
 Runs are cached in --cache (keyed by the arguments and the binary's content), so rerunning with
 another candidate only simulates that candidate, and a rebuilt binary simulates everything again.
@@ -143,6 +146,9 @@ def main():
                     help="each candidate after the first minus the first, seed by seed")
     ap.add_argument("--markdown", action="store_true",
                     help="a table per candidate, a row per (set, rate), as in docs/BENCHMARKS.md")
+    ap.add_argument("--e2e", action="store_true",
+                    help="end-to-end latency, a row per (set, rate): the best peer's mean and p99 "
+                         "(per seed, averaged) and each candidate's, with the difference")
     opts = ap.parse_args()
     candidates = opts.policy or ["kvrouter"]
     sets = opts.sets.split(",")
@@ -172,6 +178,7 @@ def main():
         diffs = {}  # (candidate, set, rate, peer) -> [(mean diff, p99 diff)]
         # (candidate, set, rate) -> [(mean, p99, prefill against the best peer's %)], by seed
         values = {}
+        e2e = {}  # (set, rate) -> {candidate or "best": [(e2e mean, e2e p99)], by seed}
         for s, seed, peer_job, cand_jobs in jobs:
             peer_runs = peer_job.result()
             cand_runs = [j.result() for j in cand_jobs]
@@ -180,11 +187,16 @@ def main():
                 best_mean = min(v["ttft_ms"]["mean"] for v in pols.values())
                 best_p99 = min(v["ttft_ms"]["p99"] for v in pols.values())
                 best_prefill = min(v["prefill_tokens"] for v in pols.values())
+                row_e2e = e2e.setdefault((s, run["rate"]), {})
+                row_e2e.setdefault("best", []).append(
+                    (min(v["e2e_ms"]["mean"] for v in pols.values()),
+                     min(v["e2e_ms"]["p99"] for v in pols.values())))
                 cells = []
                 rows += 1
                 for ci, (c, runs) in enumerate(zip(candidates, cand_runs)):
                     q = next(iter(runs[i]["policies"].values()))
                     mean, p99 = q["ttft_ms"]["mean"], q["ttft_ms"]["p99"]
+                    row_e2e.setdefault(c, []).append((q["e2e_ms"]["mean"], q["e2e_ms"]["p99"]))
                     prefill = q["prefill_tokens"] / best_prefill - 1
                     ok = mean <= best_mean and p99 <= best_p99 and prefill <= opts.prefill_bound
                     won[c] += ok
@@ -220,6 +232,8 @@ def main():
     if opts.markdown:
         for ci, c in enumerate(candidates):
             print_markdown(c, won_by_row, ci, diffs, values, len(seeds))
+    if opts.e2e:
+        print_e2e(candidates, e2e)
 
 
 def print_paired(candidates, values):
@@ -239,6 +253,23 @@ def print_paired(candidates, values):
                 flag = "*" if se > 0 and abs(m) > 2 * se else " "
                 cells.append(f"{name} {m:+8.2f} ±{se:6.2f}{flag}")
             print(f"{s:16} rate {rate:<5g} " + "  ".join(cells))
+
+
+def print_e2e(candidates, e2e):
+    """End-to-end latency (first token and decode), averaged over the seeds: the best peer's of
+    each seed and each candidate's, mean / p99 ms and the difference in percent."""
+    print("\n| workload | rate | best peer: e2e mean / p99 ms | " +
+          " | ".join(f"{c}: mean / p99 ms (vs best peer)" for c in candidates) + " |")
+    print("|---|---|---|" + "---|" * len(candidates))
+    for (s, rate), row in e2e.items():
+        def avg(xs, i):
+            return sum(x[i] for x in xs) / len(xs)
+        bm, bp = avg(row["best"], 0), avg(row["best"], 1)
+        cells = []
+        for c in candidates:
+            m, p = avg(row[c], 0), avg(row[c], 1)
+            cells.append(f"{m:.0f} ({(m / bm - 1) * 100:+.1f}%) / {p:.0f} ({(p / bp - 1) * 100:+.1f}%)")
+        print(f"| {s} | {rate:g} | {bm:.0f} / {bp:.0f} | " + " | ".join(cells) + " |")
 
 
 def print_markdown(c, won_by_row, ci, diffs, values, n):

@@ -23,8 +23,12 @@
 //                w's cache lifetime after their last use, its capacity over its recent inflow;
 //                only while the workers' calibrated rates differ by more than calibrate_tolerance,
 //                and not within lifetime_backlog_s of requests waiting at the router)
+//   decode_w   = decode_weight · decoding_w · uncached_w / rate_w
+//                (decoding_w: requests running on w past their first token; only while the
+//                fitted rates form more than one speed class, and not within lifetime_backlog_s
+//                of requests waiting at the router)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
-//                + turnover_w + lifetime_w
+//                + turnover_w + lifetime_w + decode_w
 //                (backlog_work_weight for load_work_weight while requests wait at the router
 //                and for lifetime_backlog_s after; otherwise classes_work_weight while the
 //                fitted rates form more than one speed class)
@@ -68,6 +72,11 @@
 // pays the decode steps it shares there, while a copy costs one recomputation, which the
 // prefix's later requests repay by finding an idle engine that holds it. No single request's
 // cost sees that, so past that demand the copy is priced as free.
+// A prefill also slows the decodes running where it lands: their steps share its chunks. On a
+// fleet of several speeds the time to first token (with the turnover and lifetime terms) sends
+// many new prompts to the slow engines, where each prefill takes twice as long and their decodes
+// crawl; decode_w charges a request for the time its prefill takes from each decode running
+// there, which evens out that load (end-to-end latency, not only the first token's).
 // Past saturation the order requests reach the engines matters as much as where they go: each
 // engine serves first come, first served, so a question about a cached document waits behind
 // every long document queued before it. While every worker has queue_threshold batches booked,
@@ -103,7 +112,7 @@ class Kvrouter final : public Policy {
     // ttft_s includes −idle_w; copy_blocks: the hot prefix this worker is costed as holding
     // (0: none), in which case uncached_tokens is what remains after it.
     return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s", "kv_pressure_s",
-            "ttft_s",        "turnover_s",      "copy_blocks",  "lifetime_s"};
+            "ttft_s",        "turnover_s",      "copy_blocks",  "lifetime_s", "decode_s"};
   }
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
@@ -131,6 +140,8 @@ class Kvrouter final : public Policy {
         o_.lifetime_weight > 0 && RatesDiffer() && req.backlog_age_s >= o_.lifetime_backlog_s
             ? o_.lifetime_weight / fleet_rate
             : 0;
+    decode_scale_ =
+        classes_ > 1 && req.backlog_age_s >= o_.lifetime_backlog_s ? o_.decode_weight : 0;
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, &c[i]);
@@ -308,9 +319,12 @@ class Kvrouter final : public Policy {
                             ? req.reuse_gaps->LaterThan(v.cache_life_s)
                             : 0.0;
     const double lifetime_s = lifetime_scale_ * real_uncached * late;
+    const double decoding = v.running > v.prefilling ? double(v.running - v.prefilling) : 0.0;
+    const double decode_s = decode_scale_ * decoding * real_uncached / rate;
     const double copied = copy > d ? double(copy) : 0.0;
-    c->terms = {cached, uncached, queue, rate, kv_s, ttft, turnover_s, copied, lifetime_s};
-    c->cost = ttft + work_weight * uncached / fleet_rate + turnover_s + lifetime_s;
+    c->terms = {cached, uncached,   queue,  rate,       kv_s,
+                ttft,   turnover_s, copied, lifetime_s, decode_s};
+    c->cost = ttft + work_weight * uncached / fleet_rate + turnover_s + lifetime_s + decode_s;
     c->booked_uncached = real_uncached;
   }
 
@@ -318,6 +332,7 @@ class Kvrouter final : public Policy {
   double decode_step_s_ = 0;   // this decision's fleet median inter-token latency
   double step_in_flight_ = 0;  // this decision's steps credited for the step in flight
   double mean_turnover_ = 0, turnover_scale_s_ = 0;
+  double decode_scale_ = 0;    // this decision's decode_weight (0: no term)
   double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
   int classes_ = 1;            // this decision's speed classes (Calibrate)
   std::vector<double> rate_, overhead_, scratch_;

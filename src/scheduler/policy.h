@@ -68,7 +68,7 @@ struct WorkerView {
   uint32_t approx = 0;  // the router's own approximate tree (policies that keep one)
 };
 
-inline constexpr size_t kMaxTerms = 9;
+inline constexpr size_t kMaxTerms = 10;
 
 // One candidate's evaluation; `terms` are named by Policy::TermNames().
 struct Candidate {
@@ -142,6 +142,16 @@ struct PolicyOptions {
   // the half-speed Mooncake fleet +6 ms (docs/BENCHMARKS.md, "The work weight on a fleet of several
   // speeds").
   double classes_work_weight = 16.0;
+  // The time this request's prefill takes from the decodes already running on a worker: each of
+  // them waits through the prefill chunks its steps share, so the cost adds decode_weight ·
+  // decoding_w · uncached_w / rate_w — applied while the calibration finds more than one speed
+  // class and not within lifetime_backlog_s of a router backlog (0: off). Without it, the time to
+  // first token sends mid-length new prompts to the half-speed engines, whose decodes then run at
+  // four times the fast engines' inter-token latency: end-to-end latency 10–30% above the best
+  // peer's there. 0.03 halves those gaps (the half-speed Mooncake fleet at ×3 +29% → +13% of mean)
+  // for the same first-token rows, 268 of 350 (docs/BENCHMARKS.md, "Prefill that slows the running
+  // decodes").
+  double decode_weight = 0.03;
   // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
   // within this fraction of its speed class's median is given the median rate and overhead (fit
   // noise is not a difference between engines); 0: every worker its own fit.

@@ -303,6 +303,27 @@ TEST(Policy, KvrouterWorkWeightIsHeavierOnSeveralSpeedClasses) {
   EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 0u);  // one class
 }
 
+TEST(Policy, KvrouterChargesTheRunningDecodesForPrefillOnSeveralSpeedClasses) {
+  Fixture f(4, 20000);
+  f.rates[2] = f.rates[3] = PrefillRateModel(10000);  // two speed classes
+  RequestInfo req{{}, 1600, 16};
+  for (size_t i : {0, 1, 3}) {
+    f.views[i].booked_prefill_tokens = 4000;  // ttft 0.28 s on the fast ones, 0.56 s on 3
+    f.views[i].prefilling = f.views[i].running = 1;
+  }
+  // The idle half-speed engine has the shortest TTFT (0.16 s)...
+  EXPECT_EQ(f.Choose("kvrouter", req), 2u);
+  // ...until 40 requests decode there: 0.16 s of prefill delays each of them, and at weight 0.03
+  // the cost is 0.16 + 0.03·40·0.16 = 0.35 s > 0.28 s.
+  f.views[2].running = 40;
+  EXPECT_LT(f.Choose("kvrouter", req), 2u);
+  EXPECT_DOUBLE_EQ(f.cands[2].terms[9], 0.03 * 40 * 0.16);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.decode_weight = 0}), 2u);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 2u);  // one class: no term
+  req.backlog_age_s = 30;  // requests waited at the router 30 s ago: no term either
+  EXPECT_EQ(f.Choose("kvrouter", req), 2u);
+}
+
 TEST(Policy, KvrouterCalibrationIgnoresFitNoiseBetweenEqualEngines) {
   Fixture f(3, 10000);
   f.rates[2] = PrefillRateModel(11000);  // a 10% faster fit: noise on equal engines
