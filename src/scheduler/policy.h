@@ -149,8 +149,8 @@ struct PolicyOptions {
   // first token sends mid-length new prompts to the half-speed engines, whose decodes then run at
   // four times the fast engines' inter-token latency: end-to-end latency 10–30% above the best
   // peer's there. 0.03 halves those gaps (the half-speed Mooncake fleet at ×3 +29% → +13% of mean)
-  // for the same first-token rows, 268 of 350 (docs/BENCHMARKS.md, "Prefill that slows the running
-  // decodes").
+  // for about the same first-token rows: 268 of 350 on seeds 1–10 (267), 256 on seeds 11–20 (260)
+  // (docs/BENCHMARKS.md, "Prefill that slows the running decodes").
   double decode_weight = 0.03;
   // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
   // within this fraction of its speed class's median is given the median rate and overhead (fit
