@@ -125,23 +125,23 @@ class Kvrouter final : public Policy {
       prefilling += w[i].prefilling;
     }
     const double fleet_rate = rate_sum / double(w.size());
-    // Past saturation, while requests wait at the router and for a while after, each token of
-    // prefill is capacity: the load-following weight is backlog_work_weight instead; on a fleet
-    // of several speed classes, classes_work_weight.
-    const double load_weight = req.backlog_age_s < o_.lifetime_backlog_s ? o_.backlog_work_weight
-                               : classes_ > 1                            ? o_.classes_work_weight
-                                                                         : o_.load_work_weight;
+    // Past saturation: requests wait at the router, or did within lifetime_backlog_s. The work
+    // weight, the lifetime charge and the decode charge all change there.
+    const bool backlog = req.backlog_age_s < o_.lifetime_backlog_s;
+    const bool several_classes = classes_ > 1;
+    // There each token of prefill is capacity: the load-following weight is backlog_work_weight
+    // instead; on a fleet of several speed classes, classes_work_weight.
+    const double load_weight = backlog           ? o_.backlog_work_weight
+                               : several_classes ? o_.classes_work_weight
+                                                 : o_.load_work_weight;
     const double work_weight = o_.work_weight + load_weight * prefilling / double(w.size());
     // A hot prefix's requests are placed by the copy rule, not by the step in flight.
     step_in_flight_ =
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
     Turnover(req, w, fleet_rate);
     lifetime_scale_ =
-        o_.lifetime_weight > 0 && RatesDiffer() && req.backlog_age_s >= o_.lifetime_backlog_s
-            ? o_.lifetime_weight / fleet_rate
-            : 0;
-    decode_scale_ =
-        classes_ > 1 && req.backlog_age_s >= o_.lifetime_backlog_s ? o_.decode_weight : 0;
+        o_.lifetime_weight > 0 && RatesDiffer() && !backlog ? o_.lifetime_weight / fleet_rate : 0;
+    decode_scale_ = several_classes && !backlog ? o_.decode_weight : 0;
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, &c[i]);
