@@ -4,8 +4,9 @@
 Reads the JSON lines of `kvrouter simulate --requests-out` and, for one load (`--rate`, default:
 the first in the file), compares policy A with each other policy B over the same requests:
 
-- per engine speed class: requests, mean TTFT, prefill tokens (prompt - cached), and the prefix
-  found cached nowhere (evicted, or still being computed) or only elsewhere at dispatch;
+- per engine speed class: requests, mean TTFT, prefill tokens (prompt - cached), the prefix
+  found cached nowhere (evicted, or still being computed) or only elsewhere at dispatch, and the
+  decode time per output token (end to end minus first token, over the output tokens);
 - the requests paired by whether each policy served most of the prompt from cache (hit) or not
   (miss), with the mean TTFT of each and each class's share of the difference in mean TTFT;
 - among the requests both policies missed, where each sent them (full-speed or slower engine);
@@ -56,6 +57,12 @@ def hit(r):
 
 def prefill(r):
     return r["prompt_tokens"] - r["cached_tokens"]
+
+
+def decode_ms_per_token(rs):
+    """The time after the first token over the output tokens, summed over `rs`."""
+    tokens = sum(r["output_tokens"] for r in rs)
+    return sum(r["e2e_ms"] - r["ttft_ms"] for r in rs) / tokens if tokens else 0.0
 
 
 def paired(a, b, ids, n):
@@ -197,7 +204,8 @@ def main():
                   f"{sum(r['ttft_ms'] for r in rs) / len(rs):9.1f} ms  prefill "
                   f"{sum(prefill(r) for r in rs) / 1e6:7.2f}M  cached nowhere "
                   f"{sum(r['cached_nowhere_tokens'] for r in rs) / 1e6:6.2f}M  elsewhere "
-                  f"{sum(r['cached_elsewhere_tokens'] for r in rs) / 1e6:6.2f}M")
+                  f"{sum(r['cached_elsewhere_tokens'] for r in rs) / 1e6:6.2f}M  decode "
+                  f"{decode_ms_per_token(rs):5.1f} ms/token")
     speeds = {r["speed"] for recs in runs.values() for r in recs.values()}
     fastest, mixed = max(speeds), len(speeds) > 1  # the fleet's, whichever engines a policy used
     if mixed:

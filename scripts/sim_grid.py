@@ -261,9 +261,11 @@ def print_e2e(candidates, e2e):
     print("\n| workload | rate | best peer: e2e mean / p99 ms | " +
           " | ".join(f"{c}: mean / p99 ms (vs best peer)" for c in candidates) + " |")
     print("|---|---|---|" + "---|" * len(candidates))
+
+    def avg(xs, i):
+        return sum(x[i] for x in xs) / len(xs)
+
     for (s, rate), row in e2e.items():
-        def avg(xs, i):
-            return sum(x[i] for x in xs) / len(xs)
         bm, bp = avg(row["best"], 0), avg(row["best"], 1)
         cells = []
         for c in candidates:
