@@ -35,6 +35,7 @@ struct EngineSlot {
   engine::StepOutput pending;                                  // the step in flight
   std::deque<std::pair<TimeNs, std::vector<KvEvent>>> outbox;  // events on their way
   TimeNs busy = 0;
+  double speed = 1.0;  // the engine's speed factor, for the decode-time split below
 };
 
 // One policy's run: owns the clock, index, scheduler and engines.
@@ -97,6 +98,9 @@ class Run {
   // what the chosen one does. seen_prefix_: per request, its leading blocks an earlier one had.
   std::vector<uint32_t> seen_prefix_;
   uint64_t nowhere_tokens_ = 0, elsewhere_tokens_ = 0;
+  // Over every output token a step produced for a decoding request: the step's duration, and the
+  // part of it that was prefill chunks (in ms, summed per token).
+  double decode_tokens_ = 0, decode_step_ms_ = 0, decode_prefill_ms_ = 0;
   std::vector<RequestRecord> records_;
   std::vector<std::string> term_names_;  // the policy's, from the first explained decision
 };
@@ -185,6 +189,10 @@ void Run::StartStep(uint32_t w) {
   e.pending = e.engine->Step();
   e.stepping = true;
   e.busy += e.pending.duration;
+  const double decoding = e.pending.decode_tokens;
+  decode_tokens_ += decoding;
+  decode_step_ms_ += decoding * double(e.pending.duration) / double(kNsPerMs);
+  decode_prefill_ms_ += decoding * c_.engine.perf.PrefillMs(e.pending.prefill_tokens) / e.speed;
   Push(clock_.Now() + e.pending.duration, Kind::kStepEnd, w);
 }
 
@@ -280,7 +288,7 @@ absl::Status Run::Setup() {
                                            .kv_capacity_blocks = ec.num_blocks,
                                            .prefill_rate_prior = prior,
                                            .max_batched_tokens = ec.max_num_batched_tokens}));
-    engines_.push_back({.engine = std::make_unique<engine::Engine>(ec)});
+    engines_.push_back({.engine = std::make_unique<engine::Engine>(ec), .speed = ec.speed});
     if (c_.metrics_interval > 0) Push(0, Kind::kMetrics, w);
   }
   inflight_.resize(w_.requests.size());
@@ -337,6 +345,9 @@ PolicyResult Run::Summary() {
   const double span = w_.requests.empty() ? 0 : double(clock_.Now() - w_.requests.front().arrival);
   result.extra.emplace_back("utilization", span > 0 ? busy_sum / c_.workers / span : 0);
   result.extra.emplace_back("preemptions", double(preemptions_));
+  const double per_token = decode_tokens_ > 0 ? 1.0 / decode_tokens_ : 0.0;
+  result.extra.emplace_back("decode step ms/token", decode_step_ms_ * per_token);
+  result.extra.emplace_back("of it prefill ms/token", decode_prefill_ms_ * per_token);
   result.extra.emplace_back("rejected", double(rejected_));
   result.extra.emplace_back("held at the router", double(ever_held_));
   result.extra.emplace_back("prefix cached nowhere", double(nowhere_tokens_));

@@ -217,5 +217,29 @@ TEST(Simulator, HeterogeneousSpeedsAndEngineMetrics) {
   EXPECT_EQ(r->requests, 300u);
 }
 
+// Every output token of a decoding request waits for its whole step, prefill chunks included.
+TEST(Simulator, SplitsTheTimePerOutputTokenIntoDecodeAndPrefill) {
+  SimConfig c = SmallFleet();
+  c.workers = 1;
+  c.speeds = {0.5};
+  Workload w;
+  SimRequest decoding{.arrival = 0, .prompt = std::vector<TokenId>(64, 7), .output_tokens = 200};
+  w.requests.push_back(decoding);
+  auto alone = RunPolicy(w, c, "round_robin", nullptr);
+  ASSERT_TRUE(alone.ok());
+  EXPECT_GT(Extra(*alone, "decode step ms/token"), 0);
+  EXPECT_EQ(Extra(*alone, "of it prefill ms/token"), 0);  // nothing else prefilled meanwhile
+  // A 4,000-token prompt arrives while it decodes: one of its steps carries that prefill, at
+  // half speed.
+  w.requests.push_back({.arrival = 100 * kNsPerMs, .prompt = std::vector<TokenId>(4000, 9)});
+  SortAndNumber(w);
+  auto shared = RunPolicy(w, c, "round_robin", nullptr);
+  ASSERT_TRUE(shared.ok());
+  const double prefill_ms = c.engine.perf.PrefillMs(4000) / 0.5;
+  EXPECT_NEAR(Extra(*shared, "of it prefill ms/token"), prefill_ms / 199, 1e-9);
+  EXPECT_NEAR(Extra(*shared, "decode step ms/token") - Extra(*shared, "of it prefill ms/token"),
+              Extra(*alone, "decode step ms/token"), 0.2);
+}
+
 }  // namespace
 }  // namespace kvr::sim
