@@ -72,11 +72,12 @@
 // pays the decode steps it shares there, while a copy costs one recomputation, which the
 // prefix's later requests repay by finding an idle engine that holds it. No single request's
 // cost sees that, so past that demand the copy is priced as free.
-// A prefill also slows the decodes running where it lands: their steps share its chunks. On a
-// fleet of several speeds the time to first token (with the turnover and lifetime terms) sends
-// many new prompts to the slow engines, where each prefill takes twice as long and their decodes
-// crawl; decode_w charges a request for the time its prefill takes from each decode running
-// there, which evens out that load (end-to-end latency, not only the first token's).
+// A prefill also slows the decodes running where it lands: their steps share its chunks.
+// decode_w charges a request for the time its prefill takes from each decode running there. The
+// time to first token alone starts every prefill at once on whichever engine is free soonest,
+// busy decoding or not (on a fleet of several speeds, many new prompts on the slow engines, whose
+// decodes then crawl); a small charge moves near ties to the engines with fewer decodes, which
+// keeps the end-to-end latency, not only the first token's, near the best peer's.
 // Past saturation the order requests reach the engines matters as much as where they go: each
 // engine serves first come, first served, so a question about a cached document waits behind
 // every long document queued before it. While every worker has queue_threshold batches booked,
@@ -141,7 +142,7 @@ class Kvrouter final : public Policy {
     Turnover(req, w, fleet_rate);
     lifetime_scale_ =
         o_.lifetime_weight > 0 && RatesDiffer() && !backlog ? o_.lifetime_weight / fleet_rate : 0;
-    decode_scale_ = several_classes && !backlog ? o_.decode_weight : 0;
+    decode_scale_ = backlog ? 0 : o_.decode_weight;
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, &c[i]);

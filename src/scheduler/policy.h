@@ -144,13 +144,15 @@ struct PolicyOptions {
   double classes_work_weight = 16.0;
   // The time this request's prefill takes from the decodes already running on a worker: each of
   // them waits through the prefill chunks its steps share, so the cost adds decode_weight ·
-  // decoding_w · uncached_w / rate_w — applied while the calibration finds more than one speed
-  // class and not within lifetime_backlog_s of a router backlog (0: off). Without it, the time to
-  // first token sends mid-length new prompts to the half-speed engines, whose decodes then run at
-  // four times the fast engines' inter-token latency: end-to-end latency 10–30% above the best
-  // peer's there. 0.03 halves those gaps (the half-speed Mooncake fleet at ×3 +29% → +13% of mean)
-  // for about the same first-token rows: 268 of 350 on seeds 1–10 (267), 256 on seeds 11–20 (260)
-  // (docs/BENCHMARKS.md, "Prefill that slows the running decodes").
+  // decoding_w · uncached_w / rate_w — except within lifetime_backlog_s of a router backlog (0:
+  // off). Without it the time to first token starts each prefill wherever it starts soonest,
+  // beside running decodes or not: each output token waited through 37% more prefill than under
+  // SGLang on the equal synthetic fleet at ×4, and the end-to-end latency was 6–11% above the
+  // best peer's on equal fleets at ×2–×7, 10–30% on the half-speed ones. 0.03: those equal-fleet
+  // gaps within 1% up to ×4.5 (the synthetic trace at ×4 +11% → +0.3%), the half-speed ones halved;
+  // first-token rows 253 of 350 on seeds 1–10 (268 with the charge on half-speed fleets only: the
+  // seeds that default was tuned on), 260 on seeds 11–20 (256) (docs/BENCHMARKS.md, "Decodes that
+  // wait through prefill").
   double decode_weight = 0.03;
   // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
   // within this fraction of its speed class's median is given the median rate and overhead (fit

@@ -303,7 +303,7 @@ TEST(Policy, KvrouterWorkWeightIsHeavierOnSeveralSpeedClasses) {
   EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 0u);  // one class
 }
 
-TEST(Policy, KvrouterChargesTheRunningDecodesForPrefillOnSeveralSpeedClasses) {
+TEST(Policy, KvrouterChargesTheRunningDecodesForPrefill) {
   Fixture f(4, 20000);
   f.rates[2] = f.rates[3] = PrefillRateModel(10000);  // two speed classes
   RequestInfo req{{}, 1600, 16};
@@ -319,9 +319,20 @@ TEST(Policy, KvrouterChargesTheRunningDecodesForPrefillOnSeveralSpeedClasses) {
   EXPECT_LT(f.Choose("kvrouter", req), 2u);
   EXPECT_DOUBLE_EQ(f.cands[2].terms[9], 0.03 * 40 * 0.16);
   EXPECT_EQ(f.Choose("kvrouter", req, {.decode_weight = 0}), 2u);
-  EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 2u);  // one class: no term
-  req.backlog_age_s = 30;  // requests waited at the router 30 s ago: no term either
+  req.backlog_age_s = 30;  // requests waited at the router 30 s ago: no term
   EXPECT_EQ(f.Choose("kvrouter", req), 2u);
+}
+
+TEST(Policy, KvrouterChargesTheRunningDecodesOnEqualEnginesToo) {
+  Fixture f(2, 20000);
+  RequestInfo req{{}, 2000, 16};
+  f.views[0].running = 30;                 // decoding, nothing booked: ttft 0.10 s
+  f.views[1].booked_prefill_tokens = 200;  // one small prefill ahead: ttft 0.11 s
+  f.views[1].prefilling = f.views[1].running = 1;
+  // 30 decodes would wait 0.10 s each: 0.10 + 0.03·30·0.10 = 0.19 s > 0.11 s.
+  EXPECT_EQ(f.Choose("kvrouter", req), 1u);
+  EXPECT_DOUBLE_EQ(f.cands[0].terms[9], 0.03 * 30 * 0.1);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.decode_weight = 0}), 0u);
 }
 
 TEST(Policy, KvrouterCalibrationIgnoresFitNoiseBetweenEqualEngines) {
