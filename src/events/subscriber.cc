@@ -1,5 +1,7 @@
 #include "events/subscriber.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <iterator>
@@ -111,8 +113,9 @@ class Subscriber::Impl {
   // A continuity check replays from *next_ - 1: does the publisher's batch there match ours?
   enum class Check { kNone, kPending, kPassed, kFailed } check_ = Check::kNone;
   bool stopping_ = false;
-  // A quiet spell began (connected, or a live batch came): Probe() is due once it lasts.
-  bool probe_armed_ = false;
+  // How long the live stream must stay quiet for Probe() to be due; 0: no probe is. The
+  // connection and each live batch set it to quiet_probe, each probe doubles it.
+  std::chrono::milliseconds probe_wait_{0};
 
   mutable Mutex mu_;
   zmq::socket_t wake_out_ ABSL_GUARDED_BY(mu_);  // the destructor's end of the wake-up pipe
@@ -159,9 +162,8 @@ void Subscriber::Impl::Run() {
   std::vector<zmq::message_t> frames;
   try {
     while (!stopping_) {
-      const bool probing = probe_armed_ && dealer_ && options_.quiet_probe.count() > 0;
-      const int ready =
-          zmq::poll(items, 3, probing ? options_.quiet_probe : std::chrono::milliseconds(-1));
+      const bool probing = probe_wait_.count() > 0 && dealer_;
+      const int ready = zmq::poll(items, 3, probing ? probe_wait_ : std::chrono::milliseconds(-1));
       if (ready == 0) {
         Probe();
         continue;
@@ -189,7 +191,7 @@ void Subscriber::Impl::OnLive(const std::vector<zmq::message_t>& frames) {
     return;
   }
   const std::string_view payload = View(frames[2]);
-  probe_armed_ = true;
+  probe_wait_ = options_.quiet_probe;
   if (unverified_ && next_.has_value() && *next_ > 0 && *seq >= *next_) {
     unverified_ = false;
     if (!ContinuityHolds(*seq)) {
@@ -250,7 +252,7 @@ void Subscriber::Impl::OnMonitorEvent() {
     }
     frames.clear();
     if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-      probe_armed_ = true;
+      probe_wait_ = options_.quiet_probe;
       continue;
     }
     Count([](SubscriberStats& s) { ++s.reconnects; });
@@ -262,10 +264,15 @@ void Subscriber::Impl::OnMonitorEvent() {
 // delivered (everything from 0 when none was). A publisher drops what it publishes before our
 // subscription reaches it, and a lost batch is otherwise noticed only when a later one arrives:
 // an engine that goes quiet right after either would keep the router behind until its next
-// batch. Once per quiet spell; batches that also arrive live are told apart as replayed ahead.
+// batch. Again after twice the wait while the spell lasts (up to quiet_probe_max): a batch
+// published after an empty probe and lost would otherwise wait for the next live one. Batches
+// that also arrive live are told apart as replayed ahead.
 void Subscriber::Impl::Probe() {
-  probe_armed_ = false;
-  if (unverified_) return;  // the next live batch checks continuity first
+  probe_wait_ = std::max(options_.quiet_probe, std::min(2 * probe_wait_, options_.quiet_probe_max));
+  if (unverified_) {  // the next live batch checks continuity first
+    probe_wait_ = std::chrono::milliseconds(0);
+    return;
+  }
   const bool started = next_.has_value();
   if (!started) next_ = 0;
   Replay(*next_, kNoLiveBatch);

@@ -26,8 +26,11 @@ struct SubscriberOptions {
   std::chrono::milliseconds replay_timeout{5000};
   // After a live batch (or the connection), this long without another: ask the replay socket
   // for what follows the last batch delivered (0: never). Catches batches published before
-  // our subscription reached the publisher, and a lost last batch of a burst.
+  // our subscription reached the publisher, and a lost last batch of a burst. While the stream
+  // stays quiet the probe repeats, each wait twice the last, up to quiet_probe_max: a batch
+  // lost after a probe came back empty is not left until the engine's next live batch.
   std::chrono::milliseconds quiet_probe{1000};
+  std::chrono::milliseconds quiet_probe_max{32000};
 };
 
 struct SubscriberStats {
@@ -58,7 +61,8 @@ struct SubscriberStats {
 // after the reconnection is checked by replaying from the last number delivered; a different
 // batch there (or no replay socket to ask) is a restart too. Once the stream has been quiet
 // for quiet_probe after the connection or a live batch, what follows the last batch delivered
-// is asked for (the batches no live one has revealed missing yet).
+// is asked for (the batches no live one has revealed missing yet), and again after twice as
+// long, and so on up to quiet_probe_max, until a live batch comes.
 class Subscriber {
  public:
   using Sink = std::function<void(uint64_t seq, DecodedBatch batch)>;

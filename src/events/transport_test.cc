@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -215,6 +216,33 @@ TEST(Transport, QuietProbeAfterConnectingBringsWhatWasPublishedBefore) {
 
   ExpectExactlyInOrder(p.collector->received(), 5);
   EXPECT_EQ(p.subscriber->stats().lost_batches, 0u);
+}
+
+// A probe that came back empty repeats while the stream stays quiet (each wait twice the last):
+// batches published and lost after it are brought back without a later live batch.
+TEST(Transport, QuietProbeRepeatsWhileTheStreamStaysQuiet) {
+  Pair p = StartPair();
+  p.subscriber.reset();
+  SubscriberOptions options{.endpoint = p.publisher->endpoint(),
+                            .replay_endpoint = p.publisher->replay_endpoint(),
+                            .worker = kWorker,
+                            .quiet_probe = milliseconds(20),
+                            .quiet_probe_max = milliseconds(80)};
+  auto sub = Subscriber::Start(options, p.collector->sink());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  ASSERT_TRUE(PublishUntilConnected(*p.publisher, *p.collector));
+  const uint64_t probes = (*sub)->stats().replays;
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while ((*sub)->stats().replays < probes + 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_GE((*sub)->stats().replays, probes + 3);  // three probes in one quiet spell
+  for (int i = 0; i < 3; ++i) PublishNumbered(*p.publisher, /*drop=*/true);
+  const uint64_t n = p.publisher->next_seq();
+  ASSERT_TRUE(p.collector->WaitForSeq(n - 1));
+
+  ExpectExactlyInOrder(p.collector->received(), n);
+  EXPECT_EQ((*sub)->stats().lost_batches, 0u);
 }
 
 TEST(Transport, GapWithoutReplayClearsTheWorker) {
