@@ -23,10 +23,11 @@
 //                w's cache lifetime after their last use, its capacity over its recent inflow;
 //                only while the workers' calibrated rates differ by more than calibrate_tolerance,
 //                and not within lifetime_backlog_s of requests waiting at the router)
-//   decode_w   = decode_weight · decoding_w · uncached_w / rate_w
-//                (decoding_w: requests running on w past their first token; only while the
-//                fitted rates form more than one speed class, and not within lifetime_backlog_s
-//                of requests waiting at the router)
+//   decode_w   = d · decoding_w · uncached_w / rate_w
+//                (decoding_w: requests running on w past their first token; d = decode_weight,
+//                or while the fitted rates form more than one speed class decode_weight +
+//                (classes_decode_weight − decode_weight) / (1 + waiting/worker); not within
+//                lifetime_backlog_s of requests waiting at the router)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 //                + turnover_w + lifetime_w + decode_w
 //                (backlog_work_weight for load_work_weight while requests wait at the router
@@ -77,7 +78,9 @@
 // time to first token alone starts every prefill at once on whichever engine is free soonest,
 // busy decoding or not (on a fleet of several speeds, many new prompts on the slow engines, whose
 // decodes then crawl); a small charge moves near ties to the engines with fewer decodes, which
-// keeps the end-to-end latency, not only the first token's, near the best peer's.
+// keeps the end-to-end latency, not only the first token's, near the best peer's. Where a slow
+// engine's decodes already take twice as long per token the charge is heavier, while the load
+// allows.
 // Past saturation the order requests reach the engines matters as much as where they go: each
 // engine serves first come, first served, so a question about a cached document waits behind
 // every long document queued before it. While every worker has queue_threshold batches booked,
@@ -142,7 +145,13 @@ class Kvrouter final : public Policy {
     Turnover(req, w, fleet_rate);
     lifetime_scale_ =
         o_.lifetime_weight > 0 && RatesDiffer() && !backlog ? o_.lifetime_weight / fleet_rate : 0;
-    decode_scale_ = backlog ? 0 : o_.decode_weight;
+    // On several speed classes the decode charge is heavier while the load allows.
+    const double per_worker = prefilling / double(w.size());  // requests waiting for a first token
+    decode_scale_ =
+        backlog ? 0
+        : several_classes
+            ? o_.decode_weight + (o_.classes_decode_weight - o_.decode_weight) / (1 + per_worker)
+            : o_.decode_weight;
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, &c[i]);

@@ -65,6 +65,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"backlog_work_weight", &PolicyOptions::backlog_work_weight, nullptr},
       {"classes_work_weight", &PolicyOptions::classes_work_weight, nullptr},
       {"decode_weight", &PolicyOptions::decode_weight, nullptr},
+      {"classes_decode_weight", &PolicyOptions::classes_decode_weight, nullptr},
       {"calibrate_tolerance", &PolicyOptions::calibrate_tolerance, nullptr},
       {"idle_decode_weight", &PolicyOptions::idle_decode_weight, nullptr},
       {"step_in_flight", &PolicyOptions::step_in_flight, nullptr},

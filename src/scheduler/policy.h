@@ -144,16 +144,27 @@ struct PolicyOptions {
   double classes_work_weight = 16.0;
   // The time this request's prefill takes from the decodes already running on a worker: each of
   // them waits through the prefill chunks its steps share, so the cost adds decode_weight ·
-  // decoding_w · uncached_w / rate_w — except within lifetime_backlog_s of a router backlog (0:
-  // off). Without it the time to first token starts each prefill wherever it starts soonest,
-  // beside running decodes or not: each output token waited through 37% more prefill than under
-  // SGLang on the equal synthetic fleet at ×4, and the end-to-end latency was 6–11% above the
-  // best peer's on equal fleets at ×2–×7, 10–30% on the half-speed ones. 0.03: those equal-fleet
-  // gaps within 1% up to ×4.5 (the synthetic trace at ×4 +11% → +0.3%), the half-speed ones halved;
-  // first-token rows 253 of 350 on seeds 1–10 (268 with the charge on half-speed fleets only: the
-  // seeds that default was tuned on), 260 on seeds 11–20 (256) (docs/BENCHMARKS.md, "Decodes that
-  // wait through prefill").
+  // decoding_w · uncached_w / rate_w — except within lifetime_backlog_s of a router backlog (this
+  // and classes_decode_weight 0: off). Without it the time to first token starts each prefill
+  // wherever it starts soonest, beside running decodes or not: each output token waited through 37%
+  // more prefill than under SGLang on the equal synthetic fleet at ×4, and the end-to-end latency
+  // was 6–11% above the best peer's on equal fleets at ×2–×7, 10–30% on the half-speed ones. 0.03:
+  // those equal-fleet gaps within 1% up to ×4.5 (the synthetic trace at ×4 +11% → +0.3%), the
+  // half-speed ones halved; first-token rows 253 of 350 on seeds 1–10 (268 with the charge on
+  // half-speed fleets only: the seeds that default was tuned on), 260 on seeds 11–20 (256)
+  // (docs/BENCHMARKS.md, "Decodes that wait through prefill").
   double decode_weight = 0.03;
+  // On a fleet the calibration splits into several speed classes the weight is heavier while the
+  // load allows: decode_weight + (classes_decode_weight − decode_weight) / (1 + requests waiting
+  // for a first token per worker). A slow engine's decodes already take twice as long per token,
+  // and the time to first token still sends it many new mid-length prompts. 0.1 brings the
+  // half-speed synthetic and `rag` fleets' end-to-end mean within 2% of the best peer's below
+  // saturation (from up to 8%), the half-speed Mooncake fleet's to 4–5% (from 5–13%), for 35–60
+  // ms more p99 TTFT where the lead is 300–900 ms: the same rows on seeds 1–10, 6 fewer on seeds
+  // 11–20 (prefill 0.2–0.3 points higher). Not scaled by the load, 0.1 costs past saturation
+  // (the half-speed synthetic fleet at ×6 +56 ms of mean) (docs/BENCHMARKS.md, "Decodes that
+  // wait through prefill").
+  double classes_decode_weight = 0.1;
   // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
   // within this fraction of its speed class's median is given the median rate and overhead (fit
   // noise is not a difference between engines); 0: every worker its own fit.
