@@ -424,6 +424,25 @@ class CopiesTest(unittest.TestCase):
         self.assertTrue(all(c["terms"]["copy_blocks"] == 0 for c in by_worker.values()))
 
 
+class DecodeChargeTest(unittest.TestCase):
+    def test_a_worker_decoding_is_charged_for_the_prefill_it_would_wait_through(self):
+        """The decode charge (docs/POLICIES.md, decode_w) reads the router's own counts: a
+        request past its first token on a worker is a decode that a new prompt's prefill there
+        would hold up, and /debug/route prices it on that worker only."""
+        with EngineSim("--speedup", "1") as a, EngineSim("--speedup", "1") as b, \
+                Router(router_yaml([("w0", a, False), ("w1", b, False)])) as router:
+            c, r = endless_stream(self, router, unique_text(64))
+            decoding = r.getheader("x-kvrouter-worker")
+            status, d = router.post("/debug/route", {"model": MODEL, "prompt": unique_text(320)},
+                                    headers=AUTH)
+            self.assertEqual(status, 200, d)
+            charge = {w["worker"]: w["terms"]["decode_s"] for w in d["candidates"]}
+            self.assertGreater(charge[decoding], 0, charge)
+            self.assertEqual(charge["w1" if decoding == "w0" else "w0"], 0)
+            c.close()
+            router.assert_idle()
+
+
 class EventsTest(unittest.TestCase):
     def test_index_converges_despite_dropped_batches(self):
         with EngineSim("--speedup", "1000", "--preset", "test", "--kv-events-port", "0",
