@@ -35,7 +35,6 @@ struct EngineSlot {
   engine::StepOutput pending;                                  // the step in flight
   std::deque<std::pair<TimeNs, std::vector<KvEvent>>> outbox;  // events on their way
   TimeNs busy = 0;
-  double speed = 1.0;  // the engine's speed factor, for the decode-time split below
 };
 
 // One policy's run: owns the clock, index, scheduler and engines.
@@ -192,7 +191,8 @@ void Run::StartStep(uint32_t w) {
   const double decoding = e.pending.decode_tokens;
   decode_tokens_ += decoding;
   decode_step_ms_ += decoding * double(e.pending.duration) / double(kNsPerMs);
-  decode_prefill_ms_ += decoding * c_.engine.perf.PrefillMs(e.pending.prefill_tokens) / e.speed;
+  const engine::EngineConfig& ec = e.engine->config();
+  decode_prefill_ms_ += decoding * ec.perf.PrefillMs(e.pending.prefill_tokens) / ec.speed;
   Push(clock_.Now() + e.pending.duration, Kind::kStepEnd, w);
 }
 
@@ -288,7 +288,7 @@ absl::Status Run::Setup() {
                                            .kv_capacity_blocks = ec.num_blocks,
                                            .prefill_rate_prior = prior,
                                            .max_batched_tokens = ec.max_num_batched_tokens}));
-    engines_.push_back({.engine = std::make_unique<engine::Engine>(ec), .speed = ec.speed});
+    engines_.push_back({.engine = std::make_unique<engine::Engine>(ec)});
     if (c_.metrics_interval > 0) Push(0, Kind::kMetrics, w);
   }
   inflight_.resize(w_.requests.size());
