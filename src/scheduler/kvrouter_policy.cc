@@ -129,6 +129,7 @@ class Kvrouter final : public Policy {
       prefilling += w[i].prefilling;
     }
     const double fleet_rate = rate_sum / double(w.size());
+    const double per_worker = prefilling / double(w.size());  // requests waiting for a first token
     // Past saturation: requests wait at the router, or did within lifetime_backlog_s. The work
     // weight, the lifetime charge and the decode charge all change there.
     const bool backlog = req.backlog_age_s < o_.lifetime_backlog_s;
@@ -138,7 +139,7 @@ class Kvrouter final : public Policy {
     const double load_weight = backlog           ? o_.backlog_work_weight
                                : several_classes ? o_.classes_work_weight
                                                  : o_.load_work_weight;
-    const double work_weight = o_.work_weight + load_weight * prefilling / double(w.size());
+    const double work_weight = o_.work_weight + load_weight * per_worker;
     // A hot prefix's requests are placed by the copy rule, not by the step in flight.
     step_in_flight_ =
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
@@ -146,7 +147,6 @@ class Kvrouter final : public Policy {
     lifetime_scale_ =
         o_.lifetime_weight > 0 && RatesDiffer() && !backlog ? o_.lifetime_weight / fleet_rate : 0;
     // On several speed classes the decode charge is heavier while the load allows.
-    const double per_worker = prefilling / double(w.size());  // requests waiting for a first token
     decode_scale_ =
         backlog ? 0
         : several_classes
@@ -342,7 +342,7 @@ class Kvrouter final : public Policy {
   double decode_step_s_ = 0;   // this decision's fleet median inter-token latency
   double step_in_flight_ = 0;  // this decision's steps credited for the step in flight
   double mean_turnover_ = 0, turnover_scale_s_ = 0;
-  double decode_scale_ = 0;    // this decision's decode_weight (0: no term)
+  double decode_scale_ = 0;    // this decision's decode weight (0: no term)
   double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
   int classes_ = 1;            // this decision's speed classes (Calibrate)
   std::vector<double> rate_, overhead_, scratch_;
