@@ -28,8 +28,12 @@
 //                or while the fitted rates form more than one speed class decode_weight +
 //                (classes_decode_weight − decode_weight) / (1 + waiting/worker); not within
 //                lifetime_backlog_s of requests waiting at the router)
+//   tail_w     = tail_weight · (ttft_w − T)⁺
+//                (T: the tail_quantile of the soonest predicted TTFT of each of the last 1,000
+//                decisions; only once every worker's rate fit has settled, on one speed class,
+//                and not within lifetime_backlog_s of requests waiting at the router)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
-//                + turnover_w + lifetime_w + decode_w
+//                + turnover_w + lifetime_w + decode_w + tail_w
 //                (backlog_work_weight for load_work_weight while requests wait at the router
 //                and for lifetime_backlog_s after; otherwise classes_work_weight while the
 //                fitted rates form more than one speed class)
@@ -81,6 +85,12 @@
 // keeps the end-to-end latency, not only the first token's, near the best peer's. Where a slow
 // engine's decodes already take twice as long per token the charge is heavier, while the load
 // allows.
+// The cost is linear in time, which suits the mean; the p99 is made of the slowest requests,
+// and a request with most of its prompt cached would join them by waiting behind a long
+// prefill on its holder, to spare the fleet a recomputation that a free engine would finish
+// sooner. tail_w charges a worker's predicted TTFT again for what exceeds the
+// recent tail of the soonest TTFTs the router could offer, so such a request moves; a long
+// fresh prompt, past the tail everywhere, goes where it is computed soonest, as before.
 // Past saturation the order requests reach the engines matters as much as where they go: each
 // engine serves first come, first served, so a question about a cached document waits behind
 // every long document queued before it. While every worker has queue_threshold batches booked,
@@ -103,9 +113,38 @@ double MedianOfSorted(std::span<const double> s) {
   return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+// A quantile of the last kWindow values added, recomputed every kEvery values (a selection
+// over the window: most decisions only store their value); 0 until kMin values.
+class RecentQuantile {
+ public:
+  explicit RecentQuantile(double q) : q_(std::clamp(q, 0.0, 1.0)) {}
+  double value() const { return value_; }
+  void Add(double x) {
+    if (window_.size() < kWindow) {
+      window_.push_back(x);
+    } else {
+      window_[next_] = x;
+    }
+    next_ = (next_ + 1) % kWindow;
+    if (++added_ % kEvery != 0 || window_.size() < kMin) return;
+    scratch_.assign(window_.begin(), window_.end());
+    const auto k = std::ptrdiff_t(q_ * double(scratch_.size() - 1));
+    std::nth_element(scratch_.begin(), scratch_.begin() + k, scratch_.end());
+    value_ = scratch_[size_t(k)];
+  }
+
+ private:
+  static constexpr size_t kWindow = 1000, kEvery = 50, kMin = 100;
+  double q_;
+  double value_ = 0;
+  size_t next_ = 0;
+  uint64_t added_ = 0;
+  std::vector<double> window_, scratch_;
+};
+
 class Kvrouter final : public Policy {
  public:
-  explicit Kvrouter(const PolicyOptions& o) : o_(o) {}
+  explicit Kvrouter(const PolicyOptions& o) : o_(o), tail_(o.tail_quantile) {}
   std::string_view name() const override { return "kvrouter"; }
   RouterQueue router_queue() const override {
     return {
@@ -115,8 +154,9 @@ class Kvrouter final : public Policy {
   std::vector<std::string_view> TermNames() const override {
     // ttft_s includes −idle_w; copy_blocks: the hot prefix this worker is costed as holding
     // (0: none), in which case uncached_tokens is what remains after it.
-    return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s", "kv_pressure_s",
-            "ttft_s",        "turnover_s",      "copy_blocks",  "lifetime_s", "decode_s"};
+    return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s",
+            "kv_pressure_s", "ttft_s",          "turnover_s",   "copy_blocks",
+            "lifetime_s",    "decode_s",        "tail_s"};
   }
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
@@ -158,11 +198,31 @@ class Kvrouter final : public Policy {
       // On a tie a holder goes first: a copy is made only where it is strictly better.
       tb[i] = w[i].running + (c[i].terms[7] > 0 ? 0.5 : 0.0);
     }
+    if (o_.tail_weight > 0) Tail(w, c, several_classes || backlog);
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
     return ArgMin(c, tb, rng);
   }
 
  private:
+  // The tail charge (tail_w), and this decision's soonest predicted TTFT into the window it is
+  // measured against. `off`: not charged for this decision (several classes, backlog).
+  void Tail(std::span<const WorkerView> w, std::span<Candidate> c, bool off) {
+    double soonest = c[0].terms[5];
+    bool fitted = true;
+    for (size_t i = 0; i < w.size(); ++i) {
+      soonest = std::min(soonest, c[i].terms[5]);
+      fitted = fitted && (!o_.calibrate_rate || w[i].rate->fit_settled());
+    }
+    const double tail = tail_.value();
+    if (!off && fitted && tail > 0) {
+      for (Candidate& x : c) {
+        x.terms[10] = o_.tail_weight * std::max(0.0, x.terms[5] - tail);
+        x.cost += x.terms[10];
+      }
+    }
+    tail_.Add(soonest);
+  }
+
   // Each worker's rate and overhead for this decision (rate_, overhead_).
   void Calibrate(std::span<const WorkerView> w) {
     rate_.resize(w.size());
@@ -345,6 +405,7 @@ class Kvrouter final : public Policy {
   double decode_scale_ = 0;    // this decision's decode weight (0: no term)
   double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
   int classes_ = 1;            // this decision's speed classes (Calibrate)
+  RecentQuantile tail_;        // the tail of the soonest predicted TTFTs (Tail)
   std::vector<double> rate_, overhead_, scratch_;
   std::vector<size_t> order_;
   std::vector<double> sorted_;

@@ -66,6 +66,8 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"classes_work_weight", &PolicyOptions::classes_work_weight, nullptr},
       {"decode_weight", &PolicyOptions::decode_weight, nullptr},
       {"classes_decode_weight", &PolicyOptions::classes_decode_weight, nullptr},
+      {"tail_weight", &PolicyOptions::tail_weight, nullptr},
+      {"tail_quantile", &PolicyOptions::tail_quantile, nullptr},
       {"calibrate_tolerance", &PolicyOptions::calibrate_tolerance, nullptr},
       {"idle_decode_weight", &PolicyOptions::idle_decode_weight, nullptr},
       {"step_in_flight", &PolicyOptions::step_in_flight, nullptr},

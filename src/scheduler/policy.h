@@ -68,7 +68,7 @@ struct WorkerView {
   uint32_t approx = 0;  // the router's own approximate tree (policies that keep one)
 };
 
-inline constexpr size_t kMaxTerms = 10;
+inline constexpr size_t kMaxTerms = 12;
 
 // One candidate's evaluation; `terms` are named by Policy::TermNames().
 struct Candidate {
@@ -218,6 +218,18 @@ struct PolicyOptions {
   // docs/BENCHMARKS.md); 0: always. The same window sets backlog_work_weight in place of
   // load_work_weight (0: never).
   double lifetime_backlog_s = 60;
+  // The tail: a worker whose predicted time to first token exceeds this quantile of the
+  // soonest predicted TTFTs of the last 1,000 decisions is charged tail_weight times the
+  // excess, on top of it. The cost is otherwise linear in time, so a request with most of its
+  // prompt cached would wait behind a long prefill on its holder (one of the slowest 1%) to
+  // spare the fleet a recomputation that a free engine would finish sooner. Only
+  // once every worker's rate fit is settled, on one speed class, and not within
+  // lifetime_backlog_s of a router backlog: on several classes it traded 1.4–2.5 points of
+  // prefill for the p99 there, and past saturation every wait is long. 1 and 0.97: the
+  // Mooncake trace's p99 3–34 ms lower, 256 / 258 rows of 350 on seeds 1–10 / 11–20 (from 253
+  // / 254) (docs/BENCHMARKS.md, "The tail"); 0: off.
+  double tail_weight = 1.0;
+  double tail_quantile = 0.97;
   // Copies of a hot prefix: when the share of the recent requests whose deepest fleet-held
   // prefix is this one exceeds this times its holders' share of the workers, its
   // holders cannot serve its demand at their fair share of the load, and a worker without it

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 namespace kvr {
 namespace {
@@ -361,6 +362,54 @@ PrefillRateModel Fitted(double rate, int samples) {
     m.Observe(tokens, 0.01 + tokens / rate);
   }
   return m;
+}
+
+TEST(Policy, KvrouterChargesWhatATimeToFirstTokenHasBeyondTheRecentTail) {
+  // Two equal engines with settled fits of 20,000 tokens/s (and 10 ms of overhead).
+  Fixture f(2);
+  for (PrefillRateModel& r : f.rates) r = Fitted(20000, 40);
+  const std::vector<BlockHash> blocks = Blocks(1250);  // 20,000 tokens
+  const RequestInfo small{{}, 2000, 16};
+  // A prompt held on worker 0 but for 1,008 tokens, behind 30,000 tokens of prefill there:
+  // 1.56 s to its first token, against 1.01 s to compute it all on idle worker 1, whose
+  // recomputation costs the fleet 1.0 s more (work_weight). Alone, the holder is cheaper.
+  RequestInfo held{blocks, 20000, 16};
+  auto place = [&](Policy& p) {
+    f.views[0].device = 1187;
+    f.views[0].booked_prefill_tokens = 30000;
+    f.cands.assign(2, {});
+    Rng rng(1);
+    const size_t chosen = p.Choose(held, f.views, f.cands, rng);
+    f.views[0].device = 0;
+    f.views[0].booked_prefill_tokens = 0;
+    return chosen;
+  };
+  auto decide = [&](Policy& p, const RequestInfo& req) {
+    f.cands.assign(2, {});
+    Rng rng(1);
+    return p.Choose(req, f.views, f.cands, rng);
+  };
+  auto p = *MakePolicy("kvrouter");
+  for (int i = 0; i < 99; ++i) decide(*p, small);  // 0.11 s at best, every time
+  EXPECT_EQ(place(*p), 0u);                        // 99 decisions: no tail measured yet
+  EXPECT_EQ(f.cands[0].terms[10], 0);
+  // From 100 on, the 97th percentile of the soonest TTFTs is 0.11 s: beyond it each worker is
+  // charged its TTFT's excess again (1.45 s and 0.90 s), and the request goes to the idle one.
+  for (int i = 0; i < 100; ++i) decide(*p, small);
+  EXPECT_EQ(place(*p), 1u);
+  EXPECT_NEAR(f.cands[0].terms[10], 0.01 + 31008.0 / 20000 - 0.11, 1e-3);
+  EXPECT_NEAR(f.cands[1].terms[10], 0.01 + 20000.0 / 20000 - 0.11, 1e-3);
+  // Not within a router backlog's window, nor before every fit has settled.
+  held.backlog_age_s = 1;
+  EXPECT_EQ(place(*p), 0u);
+  held.backlog_age_s = std::numeric_limits<double>::infinity();
+  f.rates[1] = Fitted(20000, 20);
+  EXPECT_EQ(place(*p), 0u);
+  f.rates[1] = Fitted(20000, 40);
+  EXPECT_EQ(place(*p), 1u);
+  auto off = *MakePolicy("kvrouter", {.tail_weight = 0});
+  for (int i = 0; i < 200; ++i) decide(*off, small);
+  EXPECT_EQ(place(*off), 0u);
 }
 
 TEST(Policy, KvrouterCalibratesEachSpeedClassToItsOwnMedian) {

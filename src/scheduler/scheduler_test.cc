@@ -262,7 +262,7 @@ TEST_F(SchedulerTest, TracksWhereNewContentWasBooked) {
   const uint32_t first = Route(Prompt(160)).worker.value();  // 160 new tokens, all on `first`
   Decision d = Route(Prompt(160, 1000));
   ASSERT_TRUE(d.explanation.has_value());
-  ASSERT_EQ(d.explanation->term_names.size(), 10u);
+  ASSERT_EQ(d.explanation->term_names.size(), 11u);
   EXPECT_EQ(d.explanation->term_names[6], "turnover_s");
   EXPECT_EQ(d.explanation->term_names[8], "lifetime_s");
   // Turnover 2 and 0 of the mean; 2 · min(160, 160) / the prior rate.
