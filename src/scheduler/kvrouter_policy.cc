@@ -198,15 +198,17 @@ class Kvrouter final : public Policy {
       // On a tie a holder goes first: a copy is made only where it is strictly better.
       tb[i] = w[i].running + (c[i].terms[7] > 0 ? 0.5 : 0.0);
     }
-    if (o_.tail_weight > 0) Tail(w, c, several_classes || backlog);
+    if (o_.tail_weight > 0) Tail(req, w, c, several_classes || backlog);
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
     return ArgMin(c, tb, rng);
   }
 
  private:
   // The tail charge (tail_w), and this decision's soonest predicted TTFT into the window it is
-  // measured against. `off`: not charged for this decision (several classes, backlog).
-  void Tail(std::span<const WorkerView> w, std::span<Candidate> c, bool off) {
+  // measured against (a dry run's is not). `off`: not charged for this decision (several
+  // classes, backlog).
+  void Tail(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
+            bool off) {
     double soonest = c[0].terms[5];
     bool fitted = true;
     for (size_t i = 0; i < w.size(); ++i) {
@@ -220,7 +222,7 @@ class Kvrouter final : public Policy {
         x.cost += x.terms[10];
       }
     }
-    tail_.Add(soonest);
+    if (!req.dry_run) tail_.Add(soonest);
   }
 
   // Each worker's rate and overhead for this decision (rate_, overhead_).

@@ -38,6 +38,9 @@ struct RequestInfo {
   // Seconds since requests last waited at the router (its queue was not empty); infinite if
   // they never have.
   double backlog_age_s = std::numeric_limits<double>::infinity();
+  // A decision that routes nothing (a router-queue release key, /debug/route): the policy
+  // must not learn from it.
+  bool dry_run = false;
 };
 
 // Everything a policy may read about one candidate worker at decision time.
@@ -226,7 +229,7 @@ struct PolicyOptions {
   // once every worker's rate fit is settled, on one speed class, and not within
   // lifetime_backlog_s of a router backlog: on several classes it traded 1.4–2.5 points of
   // prefill for the p99 there, and past saturation every wait is long. 1 and 0.97: the
-  // Mooncake trace's p99 3–34 ms lower, 256 / 258 rows of 350 on seeds 1–10 / 11–20 (from 253
+  // Mooncake trace's p99 3–34 ms lower, 255 / 258 rows of 350 on seeds 1–10 / 11–20 (from 253
   // / 254) (docs/BENCHMARKS.md, "The tail"); 0: off.
   double tail_weight = 1.0;
   double tail_quantile = 0.97;

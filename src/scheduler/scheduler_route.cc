@@ -158,6 +158,7 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
                                            const OverlapScores* approx) {
   const uint32_t bs = index_.config().block_size;
   RequestInfo info{req.blocks, req.prompt_tokens, bs, req.expected_output_tokens};
+  info.dry_run = req.dry_run;
   MutexLock lock(mu_);
   std::vector<WorkerView> views;
   views.reserve(slots_.size());
