@@ -18,6 +18,7 @@ import threading
 import time
 import unittest
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import live
 from live import DEADLINE_S, Cache, EngineSim, metric, replay, sse_events
@@ -440,6 +441,48 @@ class DecodeChargeTest(unittest.TestCase):
             self.assertGreater(charge[decoding], 0, charge)
             self.assertEqual(charge["w1" if decoding == "w0" else "w0"], 0)
             c.close()
+            router.assert_idle()
+
+
+class TailChargeTest(unittest.TestCase):
+    def test_a_prompt_past_the_recent_tail_is_charged_its_excess(self):
+        """The tail charge (docs/POLICIES.md, tail_w) reads the router's own predictions: once
+        every worker's rate fit has settled (32 streamed first tokens each) and 100 requests were
+        routed, a worker whose predicted TTFT exceeds the 97th percentile of the recent soonest
+        ones is charged the excess again. /debug/route shows it for a prompt far longer than any
+        routed, and a dry run teaches the router nothing."""
+        with EngineSim("--speedup", "1") as a, EngineSim("--speedup", "1") as b, \
+                Router(router_yaml([("w0", a, False), ("w1", b, False)])) as router:
+            long_prompt = unique_text(8000)
+
+            def tail():
+                status, d = router.post("/debug/route", {"model": MODEL, "prompt": long_prompt},
+                                        headers=AUTH)
+                self.assertEqual(status, 200, d)
+                return {w["worker"]: w["terms"]["tail_s"] for w in d["candidates"]}
+
+            for _ in range(150):  # dry runs, not measured
+                self.assertEqual(tail(), {"w0": 0, "w1": 0})
+            # Four at a time, so that both engines answer: alone, each request would go to
+            # whichever idle engine's fit predicts sooner.
+            served = {"w0": 0, "w1": 0}
+
+            def first_token(n):
+                return post_stream(router, "/v1/completions", {
+                    "model": MODEL, "prompt": unique_text(n), "max_tokens": 1, "stream": True})
+
+            with ThreadPoolExecutor(4) as pool:
+                for i in range(150):  # bounded; ends once both fits have settled
+                    if 4 * i >= 100 and min(served.values()) >= 32:
+                        break
+                    for status, headers, raw in pool.map(first_token, [200, 280, 360, 440]):
+                        self.assertEqual(status, 200, raw)
+                        served[headers["x-kvrouter-worker"]] += 1
+            self.assertGreaterEqual(min(served.values()), 32, served)
+            charge = tail()
+            status, d = router.post("/debug/route", {"model": MODEL, "prompt": long_prompt}, headers=AUTH)
+            self.assertGreater(charge["w0"], 0, charge)
+            self.assertGreater(charge["w1"], 0, charge)
             router.assert_idle()
 
 

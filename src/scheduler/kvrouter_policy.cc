@@ -99,6 +99,7 @@
 // Ties: fewer running requests, then random. Each term's measured effect: docs/BENCHMARKS.md.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -114,11 +115,11 @@ double MedianOfSorted(std::span<const double> s) {
 }
 
 // A quantile of the last kWindow values added, recomputed every kEvery values (a selection
-// over the window: most decisions only store their value); 0 until kMin values.
+// over the window: most decisions only store their value); none until kMin values.
 class RecentQuantile {
  public:
   explicit RecentQuantile(double q) : q_(std::clamp(q, 0.0, 1.0)) {}
-  double value() const { return value_; }
+  std::optional<double> value() const { return value_; }
   void Add(double x) {
     if (window_.size() < kWindow) {
       window_.push_back(x);
@@ -136,7 +137,7 @@ class RecentQuantile {
  private:
   static constexpr size_t kWindow = 1000, kEvery = 50, kMin = 100;
   double q_;
-  double value_ = 0;
+  std::optional<double> value_;
   size_t next_ = 0;
   uint64_t added_ = 0;
   std::vector<double> window_, scratch_;
@@ -215,10 +216,10 @@ class Kvrouter final : public Policy {
       soonest = std::min(soonest, c[i].terms[5]);
       fitted = fitted && (!o_.calibrate_rate || w[i].rate->fit_settled());
     }
-    const double tail = tail_.value();
-    if (!off && fitted && tail > 0) {
+    const std::optional<double> tail = tail_.value();
+    if (!off && fitted && tail.has_value()) {
       for (Candidate& x : c) {
-        x.terms[10] = o_.tail_weight * std::max(0.0, x.terms[5] - tail);
+        x.terms[10] = o_.tail_weight * std::max(0.0, x.terms[5] - *tail);
         x.cost += x.terms[10];
       }
     }
