@@ -46,7 +46,8 @@ class PrefillRateModel {
   // Whether the rate is the prior (too few samples for a fit) or a fit of enough samples to
   // tell engines of different speeds apart; the first fits scatter by a factor of two.
   bool settled() const { return samples_ < kMinSamples || samples_ >= kSettledSamples; }
-  // Whether the rate is such a fit (not the prior).
+  // Whether the fit has had enough samples to settle, whatever it found (a rate, or the prior
+  // where the samples' sizes did not vary).
   bool fit_settled() const { return samples_ >= kSettledSamples; }
 
  private:
