@@ -425,6 +425,13 @@ class CopiesTest(unittest.TestCase):
         self.assertTrue(all(c["terms"]["copy_blocks"] == 0 for c in by_worker.values()))
 
 
+def route_term(test, router, prompt, term):
+    """Each worker's `term` in /debug/route's costing of `prompt` (a dry run: nothing routed)."""
+    status, d = router.post("/debug/route", {"model": MODEL, "prompt": prompt}, headers=AUTH)
+    test.assertEqual(status, 200, d)
+    return {w["worker"]: w["terms"][term] for w in d["candidates"]}
+
+
 class DecodeChargeTest(unittest.TestCase):
     def test_a_worker_decoding_is_charged_for_the_prefill_it_would_wait_through(self):
         """The decode charge (docs/POLICIES.md, decode_w) reads the router's own counts: a
@@ -434,10 +441,7 @@ class DecodeChargeTest(unittest.TestCase):
                 Router(router_yaml([("w0", a, False), ("w1", b, False)])) as router:
             c, r = endless_stream(self, router, unique_text(64))
             decoding = r.getheader("x-kvrouter-worker")
-            status, d = router.post("/debug/route", {"model": MODEL, "prompt": unique_text(320)},
-                                    headers=AUTH)
-            self.assertEqual(status, 200, d)
-            charge = {w["worker"]: w["terms"]["decode_s"] for w in d["candidates"]}
+            charge = route_term(self, router, unique_text(320), "decode_s")
             self.assertGreater(charge[decoding], 0, charge)
             self.assertEqual(charge["w1" if decoding == "w0" else "w0"], 0)
             c.close()
@@ -454,15 +458,9 @@ class TailChargeTest(unittest.TestCase):
         with EngineSim("--speedup", "1") as a, EngineSim("--speedup", "1") as b, \
                 Router(router_yaml([("w0", a, False), ("w1", b, False)])) as router:
             long_prompt = unique_text(8000)
-
-            def tail():
-                status, d = router.post("/debug/route", {"model": MODEL, "prompt": long_prompt},
-                                        headers=AUTH)
-                self.assertEqual(status, 200, d)
-                return {w["worker"]: w["terms"]["tail_s"] for w in d["candidates"]}
-
             for _ in range(150):  # dry runs, not measured
-                self.assertEqual(tail(), {"w0": 0, "w1": 0})
+                self.assertEqual(route_term(self, router, long_prompt, "tail_s"),
+                                 {"w0": 0, "w1": 0})
             # Four at a time, so that both engines answer: alone, each request would go to
             # whichever idle engine's fit predicts sooner.
             served = {"w0": 0, "w1": 0}
@@ -479,8 +477,7 @@ class TailChargeTest(unittest.TestCase):
                         self.assertEqual(status, 200, raw)
                         served[headers["x-kvrouter-worker"]] += 1
             self.assertGreaterEqual(min(served.values()), 32, served)
-            charge = tail()
-            status, d = router.post("/debug/route", {"model": MODEL, "prompt": long_prompt}, headers=AUTH)
+            charge = route_term(self, router, long_prompt, "tail_s")
             self.assertGreater(charge["w0"], 0, charge)
             self.assertGreater(charge["w1"], 0, charge)
             router.assert_idle()
