@@ -22,10 +22,14 @@ struct Fixture {
   size_t Choose(std::string_view policy, const RequestInfo& req, PolicyOptions o = {},
                 uint64_t seed = 1) {
     auto p = *MakePolicy(policy, o);
+    return Choose(*p, req, seed);
+  }
+  // With a policy that lives across decisions (one that learns from them).
+  size_t Choose(Policy& p, const RequestInfo& req, uint64_t seed = 1) {
     cands.assign(views.size(), {});
     for (size_t i = 0; i < views.size(); ++i) cands[i].worker = views[i].spec->id;
     Rng rng(seed);
-    return p->Choose(req, views, cands, rng);
+    return p.Choose(req, views, cands, rng);
   }
   std::vector<Candidate> cands;
 };
@@ -377,28 +381,21 @@ TEST(Policy, KvrouterChargesWhatATimeToFirstTokenHasBeyondTheRecentTail) {
   auto place = [&](Policy& p) {
     f.views[0].device = 1187;
     f.views[0].booked_prefill_tokens = 30000;
-    f.cands.assign(2, {});
-    Rng rng(1);
-    const size_t chosen = p.Choose(held, f.views, f.cands, rng);
+    const size_t chosen = f.Choose(p, held);
     f.views[0].device = 0;
     f.views[0].booked_prefill_tokens = 0;
     return chosen;
   };
-  auto decide = [&](Policy& p, const RequestInfo& req) {
-    f.cands.assign(2, {});
-    Rng rng(1);
-    return p.Choose(req, f.views, f.cands, rng);
-  };
   auto p = *MakePolicy("kvrouter");
   RequestInfo dry = small;
   dry.dry_run = true;
-  for (int i = 0; i < 200; ++i) decide(*p, dry);   // dry runs are not measured
-  for (int i = 0; i < 99; ++i) decide(*p, small);  // 0.11 s at best, every time
+  for (int i = 0; i < 200; ++i) f.Choose(*p, dry);   // dry runs are not measured
+  for (int i = 0; i < 99; ++i) f.Choose(*p, small);  // 0.11 s at best, every time
   EXPECT_EQ(place(*p), 0u);                        // 99 decisions: no tail measured yet
   EXPECT_EQ(f.cands[0].terms[10], 0);
   // From 100 on, the 97th percentile of the soonest TTFTs is 0.11 s: beyond it each worker is
   // charged its TTFT's excess again (1.45 s and 0.90 s), and the request goes to the idle one.
-  for (int i = 0; i < 100; ++i) decide(*p, small);
+  for (int i = 0; i < 100; ++i) f.Choose(*p, small);
   EXPECT_EQ(place(*p), 1u);
   EXPECT_NEAR(f.cands[0].terms[10], 0.01 + 31008.0 / 20000 - 0.11, 1e-3);
   EXPECT_NEAR(f.cands[1].terms[10], 0.01 + 20000.0 / 20000 - 0.11, 1e-3);
@@ -411,7 +408,7 @@ TEST(Policy, KvrouterChargesWhatATimeToFirstTokenHasBeyondTheRecentTail) {
   f.rates[1] = Fitted(20000, 40);
   EXPECT_EQ(place(*p), 1u);
   auto off = *MakePolicy("kvrouter", {.tail_weight = 0});
-  for (int i = 0; i < 200; ++i) decide(*off, small);
+  for (int i = 0; i < 200; ++i) f.Choose(*off, small);
   EXPECT_EQ(place(*off), 0u);
 }
 
