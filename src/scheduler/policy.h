@@ -71,7 +71,7 @@ struct WorkerView {
   uint32_t approx = 0;  // the router's own approximate tree (policies that keep one)
 };
 
-inline constexpr size_t kMaxTerms = 12;
+inline constexpr size_t kMaxTerms = 11;
 
 // One candidate's evaluation; `terms` are named by Policy::TermNames().
 struct Candidate {
