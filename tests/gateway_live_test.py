@@ -483,6 +483,39 @@ class TailChargeTest(unittest.TestCase):
             router.assert_idle()
 
 
+class HitDelayTest(unittest.TestCase):
+    def test_a_long_prompt_is_charged_the_delay_it_would_add_to_a_caches_hits(self):
+        """The hit-delay charge (docs/POLICIES.md, hit_delay_w) reads the router's own bookings
+        and its index: once a document cached on one engine (by its KV events) is asked for
+        again, /debug/route charges a long fresh prompt there for the delay it would add to such
+        hits, and nothing on the engine that holds nothing asked for."""
+        flags = ("--speedup", "1000", "--kv-events-port", "0", "--replay-port", "0")
+        with EngineSim(*flags) as a, EngineSim(*flags) as b, \
+                Router(router_yaml([("w0", a, True), ("w1", b, True)])) as router:
+            self.assertEqual(route_term(self, router, unique_text(8000), "hit_delay_s"),
+                             {"w0": 0, "w1": 0})
+            document = unique_text(2000)
+            headers = {}
+            status, r = router.post("/v1/completions", {"model": MODEL, "prompt": document,
+                                                        "max_tokens": 1},
+                                    response_headers=headers)
+            self.assertEqual(status, 200, r)
+            holder = headers["x-kvrouter-worker"]
+            router.wait_for(lambda: router.workers()[holder]["cached_blocks"] >= 2000 // 16,
+                            "the document's blocks in the index")
+            headers = {}
+            status, r = router.post("/v1/completions", {"model": MODEL,
+                                                        "prompt": document + " and then?",
+                                                        "max_tokens": 1},
+                                    response_headers=headers)
+            self.assertEqual(status, 200, r)
+            self.assertEqual(headers["x-kvrouter-worker"], holder)
+            charge = route_term(self, router, unique_text(8000), "hit_delay_s")
+            self.assertGreater(charge[holder], 0, charge)
+            self.assertEqual(charge["w1" if holder == "w0" else "w0"], 0, charge)
+            router.assert_idle()
+
+
 class EventsTest(unittest.TestCase):
     def test_index_converges_despite_dropped_batches(self):
         with EngineSim("--speedup", "1000", "--preset", "test", "--kv-events-port", "0",

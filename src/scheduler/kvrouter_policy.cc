@@ -32,8 +32,13 @@
 //                (T: the tail_quantile of the soonest predicted TTFT of each of the last 1,000
 //                decisions; only once every worker's rate fit has settled, on one speed class,
 //                and not within lifetime_backlog_s of requests waiting at the router)
+//   hit_delay_w = hit_delay_weight · hit_rate_w · (F(q_w + tau_w) − F(q_w))
+//                (hit_rate_w: requests per second whose deepest prefix held in the fleet was held
+//                by w, shared among its holders; q_w = queue_w / rate_w, tau_w = uncached_w /
+//                rate_w; F(x) = ∫₀ˣ min(u, c_w) du, c_w = hit_delay_cap · their mean held tokens /
+//                rate; not within lifetime_backlog_s of requests waiting at the router)
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
-//                + turnover_w + lifetime_w + decode_w + tail_w
+//                + turnover_w + lifetime_w + decode_w + tail_w + hit_delay_w
 //                (backlog_work_weight for load_work_weight while requests wait at the router
 //                and for lifetime_backlog_s after; otherwise classes_work_weight while the
 //                fitted rates form more than one speed class)
@@ -91,6 +96,11 @@
 // sooner. tail_w charges a worker's predicted TTFT again for what exceeds the
 // recent tail of the soonest TTFTs the router could offer, so such a request moves; a long
 // fresh prompt, past the tail everywhere, goes where it is computed soonest, as before.
+// A prefill also delays the hits its engine's cache draws while it runs: a long fresh prompt
+// sent to an idle engine that holds a document asked for moments ago makes the document's next
+// request wait or recompute it elsewhere, where an idle engine holding nothing asked for would
+// have cost the same. hit_delay_w charges that delay, each hit's at most what moving would cost
+// it, at the rate the engine's cache has drawn hits recently.
 // Past saturation the order requests reach the engines matters as much as where they go: each
 // engine serves first come, first served, so a question about a cached document waits behind
 // every long document queued before it. While every worker has queue_threshold batches booked,
@@ -157,7 +167,7 @@ class Kvrouter final : public Policy {
     // (0: none), in which case uncached_tokens is what remains after it.
     return {"cached_tokens", "uncached_tokens", "queue_tokens", "rate_tok_s",
             "kv_pressure_s", "ttft_s",          "turnover_s",   "copy_blocks",
-            "lifetime_s",    "decode_s",        "tail_s"};
+            "lifetime_s",    "decode_s",        "tail_s",       "hit_delay_s"};
   }
 
   size_t Choose(const RequestInfo& req, std::span<const WorkerView> w, std::span<Candidate> c,
@@ -193,6 +203,8 @@ class Kvrouter final : public Policy {
         : several_classes
             ? o_.decode_weight + (o_.classes_decode_weight - o_.decode_weight) / (1 + per_worker)
             : o_.decode_weight;
+    // Past saturation every engine has a queue the hits already wait behind.
+    hit_delay_weight_ = backlog ? 0 : o_.hit_delay_weight;
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
       Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, &c[i]);
@@ -353,6 +365,18 @@ class Kvrouter final : public Policy {
     return MedianOfSorted(scratch_);
   }
 
+  // The delay a prefill of `tau` seconds, starting after `queue` seconds, adds to the hits that
+  // the worker's cache draws while it runs (hit_delay_w): a hit arriving t seconds from now
+  // would have waited (queue − t)⁺ and now waits (queue + tau − t)⁺, each capped at c, what
+  // recomputing its prefix elsewhere would cost it instead; over arrivals at hit_rate per
+  // second that is hit_rate · (F(queue + tau) − F(queue)), F(x) = ∫₀ˣ min(u, c) du.
+  double HitDelay(const WorkerView& v, double queue, double tau, double fleet_rate) const {
+    if (hit_delay_weight_ <= 0 || v.hit_rate <= 0) return 0;
+    const double c = o_.hit_delay_cap * v.hit_tokens / fleet_rate;
+    const auto F = [c](double x) { return x <= c ? x * x / 2 : c * c / 2 + c * (x - c); };
+    return hit_delay_weight_ * v.hit_rate * (F(queue + tau) - F(queue));
+  }
+
   void Evaluate(const RequestInfo& req, const WorkerView& v, double rate, double overhead,
                 double fleet_rate, double work_weight, uint32_t copy, Candidate* c) const {
     const double bs = req.block_size;
@@ -395,9 +419,11 @@ class Kvrouter final : public Policy {
     const double decoding = v.running > v.prefilling ? double(v.running - v.prefilling) : 0.0;
     const double decode_s = decode_scale_ * decoding * real_uncached / rate;
     const double copied = copy > d ? double(copy) : 0.0;
-    c->terms = {cached, uncached,   queue,  rate,       kv_s,
-                ttft,   turnover_s, copied, lifetime_s, decode_s};
-    c->cost = ttft + work_weight * uncached / fleet_rate + turnover_s + lifetime_s + decode_s;
+    const double hit_delay_s = HitDelay(v, queue / rate, uncached / rate, fleet_rate);
+    c->terms = {cached,     uncached, queue,      rate,     kv_s, ttft,
+                turnover_s, copied,   lifetime_s, decode_s, 0.0,  hit_delay_s};
+    c->cost = ttft + work_weight * uncached / fleet_rate + turnover_s + lifetime_s + decode_s +
+              hit_delay_s;
     c->booked_uncached = real_uncached;
   }
 
@@ -407,6 +433,7 @@ class Kvrouter final : public Policy {
   double mean_turnover_ = 0, turnover_scale_s_ = 0;
   double decode_scale_ = 0;    // this decision's decode weight (0: no term)
   double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
+  double hit_delay_weight_ = 0;  // this decision's hit_delay_weight (0: no term)
   int classes_ = 1;            // this decision's speed classes (Calibrate)
   RecentQuantile tail_;        // the tail of the soonest predicted TTFTs (Tail)
   std::vector<double> rate_, overhead_, scratch_;

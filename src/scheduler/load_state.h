@@ -167,6 +167,9 @@ struct Slot {
   PrefillRateModel rate;
   DecodeStepModel decode;
   double inflow = 0;  // uncached tokens booked here, decayed by every booking in the fleet
+  // Requests whose prompt's deepest prefix held in the fleet was held here (each counted as
+  // 1/holders), and the tokens of that prefix (likewise); decayed as `inflow`.
+  double hits = 0, hit_tokens = 0;
   EngineMetrics metrics;
   std::shared_ptr<LoadState> load;
   // In-flight block -> bookings on this worker that hold it.

@@ -68,6 +68,8 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"classes_decode_weight", &PolicyOptions::classes_decode_weight, nullptr},
       {"tail_weight", &PolicyOptions::tail_weight, nullptr},
       {"tail_quantile", &PolicyOptions::tail_quantile, nullptr},
+      {"hit_delay_weight", &PolicyOptions::hit_delay_weight, nullptr},
+      {"hit_delay_cap", &PolicyOptions::hit_delay_cap, nullptr},
       {"calibrate_tolerance", &PolicyOptions::calibrate_tolerance, nullptr},
       {"idle_decode_weight", &PolicyOptions::idle_decode_weight, nullptr},
       {"step_in_flight", &PolicyOptions::step_in_flight, nullptr},

@@ -65,13 +65,17 @@ struct WorkerView {
   // How long this cache keeps a block not used again: its capacity over its recent inflow of
   // booked uncached tokens per second (0: no inflow yet; it keeps what it has).
   double cache_life_s = 0;
+  // The demand for this cache: requests per second whose prompt's deepest prefix held in the
+  // fleet was held here (each counted as 1/holders; the router's own bookings, decayed as the
+  // inflow), and the mean tokens of that prefix (0: none yet).
+  double hit_rate = 0, hit_tokens = 0;
   // Index (leading blocks of this prompt).
   uint32_t device = 0, host = 0, storage = 0, predicted = 0;
   uint64_t cached_blocks = 0;
   uint32_t approx = 0;  // the router's own approximate tree (policies that keep one)
 };
 
-inline constexpr size_t kMaxTerms = 11;
+inline constexpr size_t kMaxTerms = 12;
 
 // One candidate's evaluation; `terms` are named by Policy::TermNames().
 struct Candidate {
@@ -233,6 +237,20 @@ struct PolicyOptions {
   // / 254) (docs/BENCHMARKS.md, "The tail"); 0: off.
   double tail_weight = 1.0;
   double tail_quantile = 0.97;
+  // The hits a prefill delays: a worker whose cache draws hit_rate_w requests per second for
+  // the prefixes it holds is charged, for a prefill of tau_w seconds behind a queue of q_w, the
+  // delay that prefill adds to them while it runs, each hit's delay capped at c_w, what moving
+  // to recompute its prefix elsewhere would cost it:
+  // hit_delay_weight · hit_rate_w · (F(q_w + tau_w) − F(q_w)), F(x) = ∫₀ˣ min(u, c_w) du,
+  // c_w = hit_delay_cap · hit_tokens_w / mean rate. Not within lifetime_backlog_s of a router
+  // backlog. The time to first token alone put a 127k-token fresh prompt on an idle engine
+  // holding a 38k-token document asked for a second earlier (the same cost as five other idle
+  // engines to a millisecond), and the document's next request, 2 s later, recomputed it
+  // elsewhere. 1 and 0.5: 263 / 266 rows of 350 on seeds 1–10 / 11–20 (from 255 / 258); the
+  // equal synthetic fleet −1 point of prefill at ×1.2 and ×7, Mooncake's −0.2 at ×1.5 and ×4.5
+  // (docs/BENCHMARKS.md, "The hits a prefill delays"); 0: off.
+  double hit_delay_weight = 1.0;
+  double hit_delay_cap = 0.5;
   // Copies of a hot prefix: when the share of the recent requests whose deepest fleet-held
   // prefix is this one exceeds this times its holders' share of the workers, its
   // holders cannot serve its demand at their fair share of the load, and a worker without it

@@ -368,6 +368,32 @@ PrefillRateModel Fitted(double rate, int samples) {
   return m;
 }
 
+// hit_delay_w: each hit the cache draws while the prefill runs waits for it, at most c (half
+// of recomputing its 2,000 tokens: 0.1 s at 10,000 tokens/s); a queue already ahead is time
+// the hits wait anyway, and past c they would recompute elsewhere.
+TEST(Policy, KvrouterChargesTheDelayAPrefillAddsToTheHitsItsCacheDraws) {
+  Fixture f(3);
+  for (WorkerView& v : f.views) v.hit_tokens = 2000;
+  f.views[0].hit_rate = 2;  // idle
+  f.views[1].hit_rate = 2;  // 0.05 s queued: below c
+  f.views[1].booked_prefill_tokens = 500;
+  f.views[1].running = f.views[1].prefilling = 1;
+  f.views[2].hit_rate = 0.5;  // idle, a cache asked for less
+  const auto blocks = Blocks(10);
+  const RequestInfo req{.blocks = blocks, .prompt_tokens = 3000, .block_size = 16};  // 0.3 s
+  const auto F = [](double x) { return x <= 0.1 ? x * x / 2 : 0.005 + 0.1 * (x - 0.1); };
+  EXPECT_EQ(f.Choose("kvrouter", req), 2u);
+  EXPECT_NEAR(f.cands[0].terms[11], 2 * F(0.3), 1e-12);
+  EXPECT_NEAR(f.cands[1].terms[11], 2 * (F(0.35) - F(0.05)), 1e-12);
+  EXPECT_NEAR(f.cands[2].terms[11], 0.5 * F(0.3), 1e-12);
+  // A prefill shorter than c delays each hit by its length at most.
+  const RequestInfo small{.blocks = blocks, .prompt_tokens = 500, .block_size = 16};  // 0.05 s
+  f.Choose("kvrouter", small);
+  EXPECT_NEAR(f.cands[0].terms[11], 2 * 0.05 * 0.05 / 2, 1e-12);
+  f.Choose("kvrouter", req, {.hit_delay_weight = 0});
+  for (const Candidate& c : f.cands) EXPECT_EQ(c.terms[11], 0.0);
+}
+
 TEST(Policy, KvrouterChargesWhatATimeToFirstTokenHasBeyondTheRecentTail) {
   // Two equal engines with settled fits of 20,000 tokens/s (and 10 ms of overhead).
   Fixture f(2);

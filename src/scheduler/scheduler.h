@@ -213,6 +213,9 @@ class Scheduler {
                        RequestInfo* info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Ticket Book(Slot& slot, const RouteRequest& req, uint64_t uncached, double queue_tokens)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts a booked request for the workers holding its prompt's deepest prefix in the fleet
+  // (Slot::hits), wherever it was routed: the demand for their caches.
+  void CountHits(std::span<const WorkerView> views) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies what w's tickets and engine posted since the last call.
   void Collect(Slot& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The worker's slot; NotFound when it is not registered.

@@ -92,6 +92,10 @@ void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
       v.cache_life_s = double(s.spec.kv_capacity_blocks) * index_.config().block_size *
                        inflow_seconds_ / s.inflow;
     }
+    if (s.hits > 0 && inflow_seconds_ > 0) {
+      v.hit_rate = s.hits / inflow_seconds_;
+      v.hit_tokens = s.hit_tokens / s.hits;
+    }
     if (w < overlap.num_workers()) {
       v.device = overlap.device[w];
       v.host = overlap.host[w];
@@ -113,9 +117,13 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
   s.load->prefilling.fetch_add(1, std::memory_order_relaxed);
   s.prefill_fifo.push_back(b);
   AddActive(s, req.blocks);
-  // Where new content enters the caches: every worker's inflow decays by one booking.
+  // Where new content enters the caches, and the demand for them: every worker's inflow and
+  // hits decay by one booking.
   for (const auto& slot : slots_) {
-    if (slot) slot->inflow *= scheduler_internal::kInflowDecay;
+    if (!slot) continue;
+    slot->inflow *= scheduler_internal::kInflowDecay;
+    slot->hits *= scheduler_internal::kInflowDecay;
+    slot->hit_tokens *= scheduler_internal::kInflowDecay;
   }
   s.inflow += double(uncached);
   inflow_requests_ = inflow_requests_ * scheduler_internal::kInflowDecay + 1;
@@ -127,6 +135,24 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
   if (reuse_) reuse_->Book(req.blocks, index_.config().block_size, now);
   ++bookings_;
   return Ticket(std::move(b));
+}
+
+void Scheduler::CountHits(std::span<const WorkerView> views) {
+  const auto held = [](const WorkerView& v) {
+    return std::max({v.device, v.predicted, v.active_overlap});
+  };
+  uint32_t deepest = 0;
+  double holders = 0;
+  for (const WorkerView& v : views) deepest = std::max(deepest, held(v));
+  if (deepest == 0) return;
+  for (const WorkerView& v : views) holders += held(v) == deepest ? 1 : 0;
+  const double tokens = double(deepest) * index_.config().block_size;
+  for (const WorkerView& v : views) {
+    if (held(v) != deepest) continue;
+    Slot& s = *slots_[v.spec->id.value()];
+    s.hits += 1 / holders;
+    s.hit_tokens += tokens / holders;
+  }
 }
 
 uint64_t Scheduler::FleetPrefix(const RouteRequest& req, std::span<const WorkerView> views,
@@ -196,6 +222,7 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
              .overlap_blocks = v.device,
              .predicted_blocks = cached_blocks,
              .uncached_tokens = uncached};
+  if (!req.dry_run) CountHits(views);
   if (!req.dry_run && prefix_key != 0) {
     demand_->Add(prefix_key, bookings_);
     roots_->Set(req.blocks.back().value(), {prefix_key, info.fleet_prefix_blocks});

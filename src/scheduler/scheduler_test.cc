@@ -262,7 +262,7 @@ TEST_F(SchedulerTest, TracksWhereNewContentWasBooked) {
   const uint32_t first = Route(Prompt(160)).worker.value();  // 160 new tokens, all on `first`
   Decision d = Route(Prompt(160, 1000));
   ASSERT_TRUE(d.explanation.has_value());
-  ASSERT_EQ(d.explanation->term_names.size(), 11u);
+  ASSERT_EQ(d.explanation->term_names.size(), 12u);
   EXPECT_EQ(d.explanation->term_names[6], "turnover_s");
   EXPECT_EQ(d.explanation->term_names[8], "lifetime_s");
   // Turnover 2 and 0 of the mean; 2 · min(160, 160) / the prior rate.
@@ -324,6 +324,56 @@ TEST_F(SchedulerTest, ChargesWhatAFastTurningCacheWillHaveEvicted) {
   clock_.Advance(2 * kNsPerSec);
   d = Route(Prompt(1024, 18000));
   EXPECT_GT(d.explanation->candidates[0].candidate.terms[8], 0.0);
+}
+
+// A document booked on worker 0 and asked for again a second later (within the prediction's
+// TTL): worker 0's cache draws one hit a second, of 1,024 tokens, and a long fresh prompt placed
+// there is charged the delay it would add to such hits, each capped at half of recomputing the
+// document.
+TEST_F(SchedulerTest, ChargesTheDelayALongPrefillAddsToTheHitsItsCacheDraws) {
+  Make("kvrouter", 2);
+  auto book = [&](const std::vector<TokenId>& prompt) {
+    blocks_ = SequenceHashes(prompt, kBs);
+    auto d = sched_->Route(
+        {.blocks = blocks_, .prompt_tokens = uint32_t(prompt.size()), .pinned = WorkerId(0)});
+    ASSERT_TRUE(d.ok()) << d.status();
+    d->ticket.PrefillDone();  // nothing queued on either worker
+  };
+  std::vector<TokenId> document = Prompt(1024);
+  book(document);  // t = 0: held nowhere before, no hit
+  clock_.Advance(kNsPerSec);
+  document.push_back(5000);
+  book(document);  // t = 1 s: its 64 blocks held by worker 0 alone
+  Decision d = Route(Prompt(8000, 10000));
+  ASSERT_TRUE(d.explanation.has_value());
+  ASSERT_EQ(d.explanation->term_names[11], "hit_delay_s");
+  const double rate = WorkerSpec{}.prefill_rate_prior, c = 0.5 * 1024 / rate, tau = 8000 / rate;
+  const double expected = 1.0 * (c * c / 2 + c * (tau - c));
+  for (const ExplainedCandidate& x : d.explanation->candidates) {
+    EXPECT_NEAR(x.candidate.terms[11], x.worker.value() == 0 ? expected : 0.0, 1e-12)
+        << x.worker.value();
+  }
+  EXPECT_EQ(d.worker, WorkerId(1));
+  // Requests waiting at the router: every engine has a queue the hits already wait behind, and
+  // for a minute after the last of them was released the charge is off (lifetime_backlog_s).
+  const std::vector<TokenId> held = Prompt(1024, 30000);
+  const auto held_blocks = SequenceHashes(held, kBs);
+  const std::vector<Scheduler::Waiting> waiting = {
+      {.request = {.blocks = held_blocks, .prompt_tokens = 1024}}};
+  ASSERT_TRUE(sched_->NextRelease(waiting).ok());
+  d = Route(Prompt(8000, 40000));
+  for (const ExplainedCandidate& x : d.explanation->candidates) {
+    EXPECT_EQ(x.candidate.terms[11], 0.0) << x.worker.value();
+  }
+  // Off by the option.
+  Make("kvrouter", 2, {.hit_delay_weight = 0});
+  book(Prompt(1024));
+  clock_.Advance(kNsPerSec);
+  book(Prompt(1040));
+  d = Route(Prompt(8000, 10000));
+  for (const ExplainedCandidate& x : d.explanation->candidates) {
+    EXPECT_EQ(x.candidate.terms[11], 0.0) << x.worker.value();
+  }
 }
 
 TEST(ReuseGaps, CountsEachGapAgainstTheCohortsOldEnoughToHaveSeenIt) {

@@ -187,7 +187,7 @@ TEST(Simulator, ExplainsEveryRecordedDecision) {
   // Explaining changes no decision.
   EXPECT_EQ(explained->ttft_samples_ms, plain->ttft_samples_ms);
   EXPECT_TRUE(plain->term_names.empty());
-  ASSERT_EQ(explained->term_names.size(), 11u);
+  ASSERT_EQ(explained->term_names.size(), 12u);
   EXPECT_EQ(explained->term_names[0], "cached_tokens");
   ASSERT_EQ(explained->records.size(), 200u);
   size_t hits = 0;
