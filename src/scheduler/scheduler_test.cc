@@ -32,6 +32,14 @@ class SchedulerTest : public ::testing::Test {
     std::iota(t.begin(), t.end(), start);
     return t;
   }
+  // A request waits at the router now (as the router queue asks for its release): the charges
+  // that step aside past saturation are off for lifetime_backlog_s from here.
+  void Backlog(TokenId start) {
+    const auto blocks = SequenceHashes(Prompt(1024, start), kBs);
+    const std::vector<Scheduler::Waiting> waiting = {
+        {.request = {.blocks = blocks, .prompt_tokens = 1024}}};
+    ASSERT_TRUE(sched_->NextRelease(waiting).ok());
+  }
   Decision Route(const std::vector<TokenId>& prompt) {
     blocks_ = SequenceHashes(prompt, kBs);
     auto d = sched_->Route({.blocks = blocks_, .prompt_tokens = uint32_t(prompt.size())});
@@ -311,11 +319,7 @@ TEST_F(SchedulerTest, ChargesWhatAFastTurningCacheWillHaveEvicted) {
   EXPECT_EQ(d.worker, WorkerId(1));
   // Requests waiting at the router: engine time is what they wait for, and for a minute after
   // the last of them was released the charge is off (lifetime_backlog_s).
-  const std::vector<TokenId> held = Prompt(1024, 12000);
-  const auto held_blocks = SequenceHashes(held, kBs);
-  const std::vector<Scheduler::Waiting> waiting = {
-      {.request = {.blocks = held_blocks, .prompt_tokens = 1024}}};
-  ASSERT_TRUE(sched_->NextRelease(waiting).ok());
+  Backlog(12000);
   clock_.Advance(59 * kNsPerSec);
   d = Route(Prompt(1024, 15000));
   for (const ExplainedCandidate& c : d.explanation->candidates) {
@@ -356,11 +360,7 @@ TEST_F(SchedulerTest, ChargesTheDelayALongPrefillAddsToTheHitsItsCacheDraws) {
   EXPECT_EQ(d.worker, WorkerId(1));
   // Requests waiting at the router: every engine has a queue the hits already wait behind, and
   // for a minute after the last of them was released the charge is off (lifetime_backlog_s).
-  const std::vector<TokenId> held = Prompt(1024, 30000);
-  const auto held_blocks = SequenceHashes(held, kBs);
-  const std::vector<Scheduler::Waiting> waiting = {
-      {.request = {.blocks = held_blocks, .prompt_tokens = 1024}}};
-  ASSERT_TRUE(sched_->NextRelease(waiting).ok());
+  Backlog(30000);
   d = Route(Prompt(8000, 40000));
   for (const ExplainedCandidate& x : d.explanation->candidates) {
     EXPECT_EQ(x.candidate.terms[11], 0.0) << x.worker.value();
