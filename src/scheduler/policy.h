@@ -244,10 +244,10 @@ struct PolicyOptions {
   // hit_delay_weight · hit_rate_w · (F(q_w + tau_w) − F(q_w)), F(x) = ∫₀ˣ min(u, c_w) du,
   // c_w = hit_delay_cap · hit_tokens_w / mean rate. Not within lifetime_backlog_s of a router
   // backlog. The time to first token alone put a 127k-token fresh prompt on an idle engine
-  // holding a 38k-token document asked for a second earlier (the same cost as five other idle
-  // engines to a millisecond), and the document's next request, 2 s later, recomputed it
-  // elsewhere. 1 and 0.5: 263 / 266 rows of 350 on seeds 1–10 / 11–20 (from 255 / 258); the
-  // equal synthetic fleet −1 point of prefill at ×1.2 and ×7, Mooncake's −0.2 at ×1.5 and ×4.5
+  // holding a 38k-token document asked for a second earlier (its cost 1.5 ms from another idle
+  // engine's), and the document's next request, 2 s later, recomputed it elsewhere. 1 and 0.5:
+  // 263 / 266 rows of 350 on seeds 1–10 / 11–20 (from 255 / 258); the equal synthetic fleet's
+  // prefill −1.1 and −1.9 points at ×1.2 and ×7, Mooncake's −0.2 at ×1.5 and ×4.5
   // (docs/BENCHMARKS.md, "The hits a prefill delays"); 0: off.
   double hit_delay_weight = 1.0;
   double hit_delay_cap = 0.5;
