@@ -47,6 +47,11 @@ uint32_t InFlightRun(const WordTable& in_flight, std::span<const BlockHash> bloc
   return static_cast<uint32_t>(lo);
 }
 
+// The leading blocks of the prompt a worker holds or will: cached, predicted or in flight.
+uint32_t HeldBlocks(const WorkerView& v) {
+  return std::max({v.device, v.predicted, v.active_overlap});
+}
+
 }  // namespace
 
 void Scheduler::FillViews(const RouteRequest& req, const OverlapScores& overlap,
@@ -138,17 +143,14 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
 }
 
 void Scheduler::CountHits(std::span<const WorkerView> views) {
-  const auto held = [](const WorkerView& v) {
-    return std::max({v.device, v.predicted, v.active_overlap});
-  };
   uint32_t deepest = 0;
   double holders = 0;
-  for (const WorkerView& v : views) deepest = std::max(deepest, held(v));
+  for (const WorkerView& v : views) deepest = std::max(deepest, HeldBlocks(v));
   if (deepest == 0) return;
-  for (const WorkerView& v : views) holders += held(v) == deepest ? 1 : 0;
+  for (const WorkerView& v : views) holders += HeldBlocks(v) == deepest ? 1 : 0;
   const double tokens = double(deepest) * index_.config().block_size;
   for (const WorkerView& v : views) {
-    if (held(v) != deepest) continue;
+    if (HeldBlocks(v) != deepest) continue;
     Slot& s = *slots_[v.spec->id.value()];
     s.hits += 1 / holders;
     s.hit_tokens += tokens / holders;
@@ -158,8 +160,7 @@ void Scheduler::CountHits(std::span<const WorkerView> views) {
 uint64_t Scheduler::FleetPrefix(const RouteRequest& req, std::span<const WorkerView> views,
                                 RequestInfo* info) {
   for (const WorkerView& v : views) {
-    info->fleet_prefix_blocks =
-        std::max({info->fleet_prefix_blocks, v.device, v.predicted, v.active_overlap});
+    info->fleet_prefix_blocks = std::max(info->fleet_prefix_blocks, HeldBlocks(v));
   }
   uint64_t prefix_key =
       info->fleet_prefix_blocks > 0 ? req.blocks[info->fleet_prefix_blocks - 1].value() : 0;
