@@ -207,15 +207,17 @@ class Scheduler {
                                   const OverlapScores* approx) ABSL_LOCKS_EXCLUDED(mu_);
   void FillViews(const RouteRequest& req, const OverlapScores& overlap, const OverlapScores* approx,
                  std::vector<WorkerView>* views) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sets the fleet's deepest held prefix of the prompt (or the shared one its history descends
-  // from) and its share of recent bookings in `info`; returns the prefix's key (0: none).
-  uint64_t FleetPrefix(const RouteRequest& req, std::span<const WorkerView> views,
+  // Sets the fleet's deepest held prefix of the prompt, `deepest` blocks (or the shared one its
+  // history descends from), and its share of recent bookings in `info`; returns the prefix's
+  // key (0: none).
+  uint64_t FleetPrefix(const RouteRequest& req, std::span<const WorkerView> views, uint32_t deepest,
                        RequestInfo* info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Ticket Book(Slot& slot, const RouteRequest& req, uint64_t uncached, double queue_tokens)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Counts a booked request for the workers holding its prompt's deepest prefix in the fleet
-  // (Slot::hits), wherever it was routed: the demand for their caches.
-  void CountHits(std::span<const WorkerView> views) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts a booked request for the workers holding its prompt's deepest prefix in the fleet,
+  // `deepest` blocks (Slot::hits), wherever it was routed: the demand for their caches.
+  void CountHits(std::span<const WorkerView> views, uint32_t deepest)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies what w's tickets and engine posted since the last call.
   void Collect(Slot& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The worker's slot; NotFound when it is not registered.

@@ -142,11 +142,9 @@ Ticket Scheduler::Book(Slot& s, const RouteRequest& req, uint64_t uncached, doub
   return Ticket(std::move(b));
 }
 
-void Scheduler::CountHits(std::span<const WorkerView> views) {
-  uint32_t deepest = 0;
-  double holders = 0;
-  for (const WorkerView& v : views) deepest = std::max(deepest, HeldBlocks(v));
+void Scheduler::CountHits(std::span<const WorkerView> views, uint32_t deepest) {
   if (deepest == 0) return;
+  double holders = 0;
   for (const WorkerView& v : views) holders += HeldBlocks(v) == deepest ? 1 : 0;
   const double tokens = double(deepest) * index_.config().block_size;
   for (const WorkerView& v : views) {
@@ -158,10 +156,8 @@ void Scheduler::CountHits(std::span<const WorkerView> views) {
 }
 
 uint64_t Scheduler::FleetPrefix(const RouteRequest& req, std::span<const WorkerView> views,
-                                RequestInfo* info) {
-  for (const WorkerView& v : views) {
-    info->fleet_prefix_blocks = std::max(info->fleet_prefix_blocks, HeldBlocks(v));
-  }
+                                uint32_t deepest, RequestInfo* info) {
+  info->fleet_prefix_blocks = deepest;
   uint64_t prefix_key =
       info->fleet_prefix_blocks > 0 ? req.blocks[info->fleet_prefix_blocks - 1].value() : 0;
   if (prefix_key != 0) {
@@ -196,7 +192,9 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
     return absl::FailedPreconditionError(any ? "every worker is excluded"
                                              : "no workers registered");
   }
-  const uint64_t prefix_key = FleetPrefix(req, views, &info);
+  uint32_t deepest = 0;  // the fleet's deepest held prefix of the prompt, in blocks
+  for (const WorkerView& x : views) deepest = std::max(deepest, HeldBlocks(x));
+  const uint64_t prefix_key = FleetPrefix(req, views, deepest, &info);
   info.reuse_gaps = reuse_.get();
   if (last_backlog_at_ >= 0) info.backlog_age_s = double(clock_.Now() - last_backlog_at_) * 1e-9;
   std::vector<Candidate> cands(views.size());
@@ -223,10 +221,12 @@ absl::StatusOr<Decision> Scheduler::Decide(const RouteRequest& req, const Overla
              .overlap_blocks = v.device,
              .predicted_blocks = cached_blocks,
              .uncached_tokens = uncached};
-  if (!req.dry_run) CountHits(views);
-  if (!req.dry_run && prefix_key != 0) {
-    demand_->Add(prefix_key, bookings_);
-    roots_->Set(req.blocks.back().value(), {prefix_key, info.fleet_prefix_blocks});
+  if (!req.dry_run) {
+    CountHits(views, deepest);
+    if (prefix_key != 0) {
+      demand_->Add(prefix_key, bookings_);
+      roots_->Set(req.blocks.back().value(), {prefix_key, info.fleet_prefix_blocks});
+    }
   }
   if (config_.explain || req.explain) {
     Explanation e{std::string(policy_->name()), policy_->TermNames(), {}};
