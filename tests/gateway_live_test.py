@@ -109,10 +109,11 @@ def unique_text(n=300):
     return (seed * (n // len(seed) + 1))[:n]
 
 
-def complete(router, max_tokens=2):
-    """A small completion with a fresh prompt: (status, body, the serving worker or None)."""
+def complete(router, max_tokens=2, prompt=None):
+    """A small completion, of a fresh prompt unless given one: (status, body, the serving worker
+    or None)."""
     headers = {}
-    status, r = router.post("/v1/completions", {"model": MODEL, "prompt": unique_text(),
+    status, r = router.post("/v1/completions", {"model": MODEL, "prompt": prompt or unique_text(),
                                                 "max_tokens": max_tokens},
                             response_headers=headers)
     return status, r, headers.get("x-kvrouter-worker")
@@ -495,21 +496,13 @@ class HitDelayTest(unittest.TestCase):
             self.assertEqual(route_term(self, router, unique_text(8000), "hit_delay_s"),
                              {"w0": 0, "w1": 0})
             document = unique_text(2000)
-            headers = {}
-            status, r = router.post("/v1/completions", {"model": MODEL, "prompt": document,
-                                                        "max_tokens": 1},
-                                    response_headers=headers)
+            status, r, holder = complete(router, 1, document)
             self.assertEqual(status, 200, r)
-            holder = headers["x-kvrouter-worker"]
             router.wait_for(lambda: router.workers()[holder]["cached_blocks"] >= 2000 // 16,
                             "the document's blocks in the index")
-            headers = {}
-            status, r = router.post("/v1/completions", {"model": MODEL,
-                                                        "prompt": document + " and then?",
-                                                        "max_tokens": 1},
-                                    response_headers=headers)
+            status, r, worker = complete(router, 1, document + " and then?")
             self.assertEqual(status, 200, r)
-            self.assertEqual(headers["x-kvrouter-worker"], holder)
+            self.assertEqual(worker, holder)
             charge = route_term(self, router, unique_text(8000), "hit_delay_s")
             self.assertGreater(charge[holder], 0, charge)
             self.assertEqual(charge["w1" if holder == "w0" else "w0"], 0, charge)
