@@ -21,8 +21,9 @@
 //   lifetime_w = lifetime_weight · uncached_w · late_w / rate
 //                (late_w: the share of recently used prompt tokens asked for again more than
 //                w's cache lifetime after their last use, its capacity over its recent inflow;
-//                only while the workers' calibrated rates differ by more than calibrate_tolerance,
-//                and not within lifetime_backlog_s of requests waiting at the router)
+//                only while the workers' calibrated rates differ by more than calibrate_tolerance;
+//                backlog_lifetime_weight instead within lifetime_backlog_s of requests waiting at
+//                the router)
 //   decode_w   = d · decoding_w · uncached_w / rate_w
 //                (decoding_w: requests running on w past their first token; d = decode_weight,
 //                or while the fitted rates form more than one speed class decode_weight +
@@ -75,8 +76,10 @@
 // and lifetime_w charges the tokens a worker would compute by the share that its cache will have
 // evicted by then: a recomputation to come. Where content comes back within seconds (documents
 // and their questions) the share is near zero everywhere and nothing changes. Past saturation,
-// while requests wait at the router, the charge is off: each released request should take the
-// engine that has just freed up, not wait for a slow one's longer-lived cache.
+// while requests wait at the router, the charge is the recomputation's own time, not a multiple
+// of it: each released request should take the engine that has just freed up, not wait for a
+// slow one's longer-lived cache, but between engines free about as soon it keeps the content
+// where it lives longest.
 // A prefix asked for by more requests than its holders can take at a fair share of the load (a
 // hot system prompt) is worth copying: every request that cost alone sends to its busy holders
 // pays the decode steps it shares there, while a copy costs one recomputation, which the
@@ -195,8 +198,10 @@ class Kvrouter final : public Policy {
     step_in_flight_ =
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
     Turnover(req, w, fleet_rate);
-    lifetime_scale_ =
-        o_.lifetime_weight > 0 && RatesDiffer() && !backlog ? o_.lifetime_weight / fleet_rate : 0;
+    // Past saturation the recomputation to come is charged at face value.
+    lifetime_scale_ = o_.lifetime_weight > 0 && RatesDiffer()
+                          ? (backlog ? o_.backlog_lifetime_weight : o_.lifetime_weight) / fleet_rate
+                          : 0;
     // On several speed classes the decode charge is heavier while the load allows.
     decode_scale_ =
         backlog ? 0

@@ -78,6 +78,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"turnover_cached", &PolicyOptions::turnover_cached, nullptr},
       {"lifetime_weight", &PolicyOptions::lifetime_weight, nullptr},
       {"lifetime_backlog_s", &PolicyOptions::lifetime_backlog_s, nullptr},
+      {"backlog_lifetime_weight", &PolicyOptions::backlog_lifetime_weight, nullptr},
       {"replicate_share", &PolicyOptions::replicate_share, nullptr},
       {"calibrate_classes", &PolicyOptions::calibrate_classes, nullptr},
       {"queue_threshold", &PolicyOptions::queue_threshold, nullptr},

@@ -136,9 +136,10 @@ struct PolicyOptions {
   // after the last of them was released. The router queue caps the prefill booked on every
   // worker, so the count above stops following the load just when every token of prefill is
   // capacity that the held requests wait for; and in that window the lifetime charge, which
-  // also steers toward cached prefixes, is off. 16: on the half-speed synthetic fleet at ×6,
-  // −28 ms of mean and −1.75 points of prefill; the equal one at ×10 −243 ms
-  // (docs/BENCHMARKS.md, "The work weight past saturation").
+  // also steers toward cached prefixes, is a tenth of its weight. 16 (measured with that charge
+  // off there): on the half-speed synthetic fleet at ×6, −28 ms of mean and −1.75 points of
+  // prefill; the equal one at ×10 −243 ms (docs/BENCHMARKS.md, "The work weight past
+  // saturation").
   double backlog_work_weight = 16.0;
   // ... and, outside that window, by this much instead while the calibration finds more than one
   // speed class (calibrate_classes). The time to first token prices a prompt's uncached tokens
@@ -218,13 +219,19 @@ struct PolicyOptions {
   // an equal fleet the turnover term keeps the lifetimes level, and the measured differences
   // are noise (docs/BENCHMARKS.md, "Cache lifetimes"); 0: never.
   double lifetime_weight = 10.0;
-  // ... and not while requests wait at the router, nor for this many seconds after the last of
-  // them was released: past saturation engine time is what every request waits for, and the
-  // charge held requests for the slow engines' long-lived caches while a fast one was free
-  // (the half-speed synthetic fleet at ×6, seed 1: p99 4.5 s with it, 2.9 s without;
-  // docs/BENCHMARKS.md); 0: always. The same window sets backlog_work_weight in place of
-  // load_work_weight (0: never).
+  // ... except while requests wait at the router and for this many seconds after the last of
+  // them was released, where the weight is backlog_lifetime_weight: past saturation engine time
+  // is what every request waits for, and at full weight the charge held requests for the slow
+  // engines' long-lived caches while a fast one was free (the half-speed synthetic fleet at ×6,
+  // seed 1: p99 4.5 s with it, 2.9 s without; docs/BENCHMARKS.md); 0: never a window. The same
+  // window sets backlog_work_weight in place of load_work_weight.
   double lifetime_backlog_s = 60;
+  // ... there the recomputation to come is charged at face value, the time its tokens take at
+  // the fleet's mean rate: near ties then go to the engine whose cache keeps them, and a free
+  // fast engine still takes what a slow one would make wait. 1: on the half-speed synthetic
+  // fleet at ×6 −1.1 points of prefill, mean −14 ms (seeds 1–20; docs/BENCHMARKS.md, "The
+  // lifetime charge past saturation"); 0: off there.
+  double backlog_lifetime_weight = 1.0;
   // The tail: a worker whose predicted time to first token exceeds this quantile of the
   // soonest predicted TTFTs of the last 1,000 decisions is charged tail_weight times the
   // excess, on top of it. The cost is otherwise linear in time, so a request with most of its

@@ -609,10 +609,14 @@ TEST(Policy, KvrouterChargesWhatAFastTurningCacheWillHaveEvicted) {
   EXPECT_NEAR(f.cands[0].terms[8], 10 * 1600 * 0.5 / 15000, 1e-9);
   EXPECT_EQ(f.cands[1].terms[8], 0.0);
   EXPECT_EQ(f.Choose("kvrouter", req, {.lifetime_weight = 0}), 0u);
-  // Requests waited at the router less than lifetime_backlog_s ago: no term.
+  // Requests waited at the router less than lifetime_backlog_s ago: the recomputation at face
+  // value, 1 · 1600 · 0.5 / 15000 (backlog_lifetime_weight), which the fast engine outweighs.
   req.backlog_age_s = 30;
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  EXPECT_NEAR(f.cands[0].terms[8], 1600 * 0.5 / 15000, 1e-9);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.backlog_lifetime_weight = 0}), 0u);
   EXPECT_EQ(f.cands[0].terms[8], 0.0);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.backlog_lifetime_weight = 4}), 1u);
   EXPECT_EQ(f.Choose("kvrouter", req, {.lifetime_backlog_s = 20}), 1u);
   req.backlog_age_s = std::numeric_limits<double>::infinity();
   // Only the tokens the worker would compute are charged: with all but 64 tokens cached there,

@@ -308,8 +308,19 @@ TEST_F(SchedulerTest, ChargesWhatAFastTurningCacheWillHaveEvicted) {
   book(Prompt(1024, 5000));  // t = 10 s
   clock_.Advance(100 * kNsPerSec);
   book(Prompt(1024));  // t = 110 s: asked for again 110 s after its last use
-  clock_.Advance(190 * kNsPerSec);
-  Decision d = Route(Prompt(1024, 9000));  // t = 300 s: every cohort has seen 110 s go by
+  clock_.Advance(190 * kNsPerSec);  // t = 300 s: every cohort has seen 110 s go by
+  // From here on dry runs of one new prompt: nothing booked, the cache lifetimes stay as they are.
+  const std::vector<TokenId> probe = Prompt(1024, 9000);
+  const auto decide = [&] {
+    blocks_ = SequenceHashes(probe, kBs);
+    auto d = sched_->Route({.blocks = blocks_,
+                            .prompt_tokens = uint32_t(probe.size()),
+                            .dry_run = true,
+                            .explain = true});
+    EXPECT_TRUE(d.ok()) << d.status();
+    return std::move(*d);
+  };
+  Decision d = decide();
   ASSERT_TRUE(d.explanation.has_value());
   const double late = 1.0 / 3;  // 1,024 reused of 3,072 used
   for (const ExplainedCandidate& c : d.explanation->candidates) {
@@ -318,16 +329,16 @@ TEST_F(SchedulerTest, ChargesWhatAFastTurningCacheWillHaveEvicted) {
   }
   EXPECT_EQ(d.worker, WorkerId(1));
   // Requests waiting at the router: engine time is what they wait for, and for a minute after
-  // the last of them was released the charge is off (lifetime_backlog_s).
+  // the last of them was released (lifetime_backlog_s) the charge is the recomputation at face
+  // value, a tenth of it (backlog_lifetime_weight 1 for lifetime_weight 10).
+  const auto charge = [&] { return decide().explanation->candidates[0].candidate.terms[8]; };
+  const double full = 10 * 1024 * late / 15000;
   Backlog(12000);
-  clock_.Advance(59 * kNsPerSec);
-  d = Route(Prompt(1024, 15000));
-  for (const ExplainedCandidate& c : d.explanation->candidates) {
-    EXPECT_EQ(c.candidate.terms[8], 0.0) << c.worker.value();
-  }
-  clock_.Advance(2 * kNsPerSec);
-  d = Route(Prompt(1024, 18000));
-  EXPECT_GT(d.explanation->candidates[0].candidate.terms[8], 0.0);
+  EXPECT_NEAR(charge(), full / 10, 1e-12);
+  clock_.Advance(59 * kNsPerSec);  // still within the window
+  EXPECT_NEAR(charge(), full / 10, 1e-12);
+  clock_.Advance(2 * kNsPerSec);  // past it
+  EXPECT_NEAR(charge(), full, 1e-12);
 }
 
 // A document booked on worker 0 and asked for again a second later (within the prediction's
