@@ -12,9 +12,11 @@
 //                if w runs nothing (itl: the fleet median of the workers' observed inter-token
 //                latencies; s: step_in_flight, 0 for a prompt whose fleet prefix is hot, asked
 //                for by more than 1/N of the recent requests)
-//   turnover_w = turnover_weight · min(new, ū) / rate · (f_w / mean f − 1)
+//   turnover_w = turnover_weight · min(new, k·ū) / rate · (f_w / mean f − 1)
 //                (new: the prompt's tokens cached nowhere in the fleet, counting predicted and
 //                in-flight blocks; ū: the fleet's recent mean booked uncached tokens per request;
+//                k: 1, or classes_turnover_cap while the fitted rates form more than one speed
+//                class and classes_turnover_waiting requests per worker wait for a first token;
 //                f_w: w's share of the recently booked uncached tokens per KV block; 0 until
 //                some worker's cache is turnover_fill full, unless the prompt is fresh: less
 //                than turnover_cached of it cached anywhere)
@@ -79,7 +81,11 @@
 // while requests wait at the router, the charge is the recomputation's own time, not a multiple
 // of it: each released request should take the engine that has just freed up, not wait for a
 // slow one's longer-lived cache, but between engines free about as soon it keeps the content
-// where it lives longest.
+// where it lives longest. And once requests queue for their first token (half a request per
+// worker, on average), a long new prompt on a fast engine evicts what the next requests would have
+// found, and each recomputation is queue time for all: the turnover charge then counts up to
+// classes_turnover_cap times the mean new tokens of a prompt, not once, so long new prompts go
+// to the slow engines' slower-turning caches unless a fast engine is clearly sooner.
 // A prefix asked for by more requests than its holders can take at a fair share of the load (a
 // hot system prompt) is worth copying: every request that cost alone sends to its busy holders
 // pays the decode steps it shares there, while a copy costs one recomputation, which the
@@ -197,7 +203,7 @@ class Kvrouter final : public Policy {
     // A hot prefix's requests are placed by the copy rule, not by the step in flight.
     step_in_flight_ =
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
-    Turnover(req, w, fleet_rate);
+    Turnover(req, w, fleet_rate, per_worker);
     // Past saturation the recomputation to come is charged at face value.
     lifetime_scale_ = o_.lifetime_weight > 0 && RatesDiffer()
                           ? (backlog ? o_.backlog_lifetime_weight : o_.lifetime_weight) / fleet_rate
@@ -318,9 +324,12 @@ class Kvrouter final : public Policy {
   }
 
   // This decision's turnover terms: the fleet's mean inflow per KV block (mean_turnover_, 0: no
-  // term) and weight · min(new, ū) / mean rate (turnover_scale_s_). `fill`: the fullest cache's
+  // term) and weight · min(new, cap · ū) / mean rate (turnover_scale_s_); cap is 1, or
+  // classes_turnover_cap on several speed classes while `per_worker` (requests waiting for a
+  // first token per worker) is at least classes_turnover_waiting. `fill`: the fullest cache's
   // share of its capacity, as the engines' own events report it.
-  void Turnover(const RequestInfo& req, std::span<const WorkerView> w, double fleet_rate) {
+  void Turnover(const RequestInfo& req, std::span<const WorkerView> w, double fleet_rate,
+                double per_worker) {
     mean_turnover_ = 0;
     if (o_.turnover_weight == 0) return;
     uint32_t cached_anywhere = 0;
@@ -338,7 +347,9 @@ class Kvrouter final : public Policy {
         1 - fresh / double(std::max(1u, req.prompt_tokens)) < o_.turnover_cached;
     if (fill < o_.turnover_fill && !mostly_fresh) return;
     mean_turnover_ = inflow / double(w.size());
-    turnover_scale_s_ = o_.turnover_weight * std::min(fresh, mean_new) / fleet_rate;
+    const double cap =
+        classes_ > 1 && per_worker >= o_.classes_turnover_waiting ? o_.classes_turnover_cap : 1.0;
+    turnover_scale_s_ = o_.turnover_weight * std::min(fresh, cap * mean_new) / fleet_rate;
   }
 
   // The leading blocks a worker is taken to hold for this prompt (device, predicted, in flight).

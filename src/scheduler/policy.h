@@ -211,6 +211,16 @@ struct PolicyOptions {
   // ... and, before that, only for a fresh prompt: less than this fraction of it cached anywhere
   // in the fleet (a new conversation, a new document); 0: none.
   double turnover_cached = 0.25;
+  // ... and on a fleet of more than one speed class (calibrate_classes) while requests wait for
+  // their first token (classes_turnover_waiting per worker, on average), the charge counts up to
+  // this many times the mean new tokens per request instead of once: the fast engines otherwise
+  // take most long new prompts and their caches turn over faster than the content comes back,
+  // and under load each recomputation is queue time for every request behind it. 4 at 0.5: on
+  // the half-speed fleets 60 → 75 rows of 90 on seeds 1–10 and 55 → 75 on seeds 11–20; caps 3
+  // and 6 won 140 and 138 of the 180, 100 (no cap) 89; from 0.25 waiting 144, cap 3 from 1 130
+  // (docs/BENCHMARKS.md, "Long new prompts on a loaded fleet of several speeds"); cap 1: off.
+  double classes_turnover_cap = 4.0;
+  double classes_turnover_waiting = 0.5;
   // What a cache will have evicted before it is asked for again: a worker is charged
   // weight · uncached_w · late_w / mean rate, late_w the share of recently used
   // prompt tokens asked for again more than its cache's lifetime after their last use. Only

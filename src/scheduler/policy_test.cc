@@ -590,6 +590,38 @@ TEST(Policy, KvrouterPlacesFreshContentWhereTheCacheTurnsOverSlowest) {
   EXPECT_EQ(f.cands[1].terms[6], 0.0);
 }
 
+TEST(Policy, KvrouterCountsMoreOfALongNewPromptOnALoadedFleetOfSeveralSpeeds) {
+  Fixture f(4, 20000);
+  f.rates[2] = f.rates[3] = PrefillRateModel(10000);  // two speed classes, mean rate 15,000
+  auto blocks = Blocks(200);
+  RequestInfo req{blocks, 3200, 16};  // new to the fleet
+  // The fast engines took 30% each of the recently booked new tokens (mean 800 per request),
+  // the slow ones 20%: turnover 1.2 and 0.8 of the mean. Each fast engine has 1,000 tokens
+  // booked: TTFT 0.21 s, against 0.32 s on an idle slow one.
+  for (size_t i = 0; i < 4; ++i) {
+    f.views[i].inflow_share = i < 2 ? 0.3 : 0.2;
+    f.views[i].inflow_mean_tokens = 800;
+    f.views[i].prefilling = 1;  // one request per worker waiting for its first token
+  }
+  f.views[0].booked_prefill_tokens = f.views[1].booked_prefill_tokens = 1000;
+  // Loaded, on several classes: 2 · min(3200, 4 · 800) / 15000 · (±0.2) = ±0.0853 s, and the
+  // slow engine's 0.32 − 0.0853 beats the fast one's 0.21 + 0.0853.
+  const double wide = 2.0 * 3200 / 15000 * 0.2, narrow = 2.0 * 800 / 15000 * 0.2;
+  EXPECT_EQ(f.Choose("kvrouter", req), 2u);
+  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
+  EXPECT_NEAR(f.cands[2].terms[6], -wide, 1e-9);
+  // Capped at the mean new tokens, ±0.0213 s: the fast engine.
+  EXPECT_EQ(f.Choose("kvrouter", req, {.classes_turnover_cap = 1}), 0u);
+  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 0u);  // one class
+  // Half a request waiting per worker still counts; a quarter does not.
+  f.views[2].prefilling = f.views[3].prefilling = 0;
+  EXPECT_EQ(f.Choose("kvrouter", req), 2u);
+  f.views[1].prefilling = 0;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+}
+
 TEST(Policy, KvrouterChargesWhatAFastTurningCacheWillHaveEvicted) {
   Fixture f(2, 10000);
   f.rates[0] = PrefillRateModel(20000);  // twice as fast as worker 1: the rates differ
