@@ -240,7 +240,7 @@ struct PolicyOptions {
   // the fleet's mean rate: near ties then go to the engine whose cache keeps them, and a free
   // fast engine still takes what a slow one would make wait. 1: on the half-speed synthetic
   // fleet at ×6 −1.1 points of prefill, mean −14 ms (seeds 1–20; docs/BENCHMARKS.md, "The
-  // lifetime charge past saturation"); 0: off there.
+  // lifetime charge past saturation, at face value"); 0: off there.
   double backlog_lifetime_weight = 1.0;
   // The tail: a worker whose predicted time to first token exceeds this quantile of the
   // soonest predicted TTFTs of the last 1,000 decisions is charged tail_weight times the
