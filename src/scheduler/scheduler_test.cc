@@ -40,9 +40,11 @@ class SchedulerTest : public ::testing::Test {
         {.request = {.blocks = blocks, .prompt_tokens = 1024}}};
     ASSERT_TRUE(sched_->NextRelease(waiting).ok());
   }
-  Decision Route(const std::vector<TokenId>& prompt) {
+  // A dry run decides and explains without booking anything.
+  Decision Route(const std::vector<TokenId>& prompt, bool dry_run = false) {
     blocks_ = SequenceHashes(prompt, kBs);
-    auto d = sched_->Route({.blocks = blocks_, .prompt_tokens = uint32_t(prompt.size())});
+    auto d = sched_->Route(
+        {.blocks = blocks_, .prompt_tokens = uint32_t(prompt.size()), .dry_run = dry_run});
     EXPECT_TRUE(d.ok()) << d.status();
     return std::move(*d);
   }
@@ -311,16 +313,7 @@ TEST_F(SchedulerTest, ChargesWhatAFastTurningCacheWillHaveEvicted) {
   clock_.Advance(190 * kNsPerSec);  // t = 300 s: every cohort has seen 110 s go by
   // From here on dry runs of one new prompt: nothing booked, the cache lifetimes stay as they are.
   const std::vector<TokenId> probe = Prompt(1024, 9000);
-  const auto decide = [&] {
-    blocks_ = SequenceHashes(probe, kBs);
-    auto d = sched_->Route({.blocks = blocks_,
-                            .prompt_tokens = uint32_t(probe.size()),
-                            .dry_run = true,
-                            .explain = true});
-    EXPECT_TRUE(d.ok()) << d.status();
-    return std::move(*d);
-  };
-  Decision d = decide();
+  Decision d = Route(probe, /*dry_run=*/true);
   ASSERT_TRUE(d.explanation.has_value());
   const double late = 1.0 / 3;  // 1,024 reused of 3,072 used
   for (const ExplainedCandidate& c : d.explanation->candidates) {
@@ -331,7 +324,9 @@ TEST_F(SchedulerTest, ChargesWhatAFastTurningCacheWillHaveEvicted) {
   // Requests waiting at the router: engine time is what they wait for, and for a minute after
   // the last of them was released (lifetime_backlog_s) the charge is the recomputation at face
   // value, a tenth of it (backlog_lifetime_weight 1 for lifetime_weight 10).
-  const auto charge = [&] { return decide().explanation->candidates[0].candidate.terms[8]; };
+  const auto charge = [&] {
+    return Route(probe, /*dry_run=*/true).explanation->candidates[0].candidate.terms[8];
+  };
   const double full = 10 * 1024 * late / 15000;
   Backlog(12000);
   EXPECT_NEAR(charge(), full / 10, 1e-12);
