@@ -15,8 +15,8 @@
 //   turnover_w = turnover_weight · min(new, k·ū) / rate · (f_w / mean f − 1)
 //                (new: the prompt's tokens cached nowhere in the fleet, counting predicted and
 //                in-flight blocks; ū: the fleet's recent mean booked uncached tokens per request;
-//                k: 1, or classes_turnover_cap while the fitted rates form more than one speed
-//                class and classes_turnover_waiting requests per worker wait for a first token;
+//                k: 1, or classes_turnover_cap on several speed classes (below) while
+//                classes_turnover_waiting requests per worker wait for a first token;
 //                f_w: w's share of the recently booked uncached tokens per KV block; 0 until
 //                some worker's cache is turnover_fill full, unless the prompt is fresh: less
 //                than turnover_cached of it cached anywhere)
@@ -28,13 +28,14 @@
 //                the router)
 //   decode_w   = d · decoding_w · uncached_w / rate_w
 //                (decoding_w: requests running on w past their first token; d = decode_weight,
-//                or while the fitted rates form more than one speed class decode_weight +
-//                (classes_decode_weight − decode_weight) / (1 + waiting/worker); not within
+//                or on several speed classes decode_weight + (classes_decode_weight −
+//                decode_weight) / (1 + waiting/worker); not within
 //                lifetime_backlog_s of requests waiting at the router)
 //   tail_w     = tail_weight · (ttft_w − T)⁺
 //                (T: the tail_quantile of the soonest predicted TTFT of each of the last 1,000
-//                decisions; only once every worker's rate fit has settled, on one speed class,
-//                and not within lifetime_backlog_s of requests waiting at the router)
+//                decisions; only once every worker's rate fit has settled, not on several
+//                speed classes, and not within lifetime_backlog_s of requests waiting at the
+//                router)
 //   hit_delay_w = hit_delay_weight · hit_rate_w · (F(q_w + tau_w) − F(q_w))
 //                (hit_rate_w: requests per second whose deepest prefix held in the fleet was held
 //                by w, shared among its holders; q_w = queue_w / rate_w, tau_w = uncached_w /
@@ -43,8 +44,8 @@
 //   cost_w     = ttft_w + (work_weight + load_work_weight · waiting/worker) · uncached_w / rate
 //                + turnover_w + lifetime_w + decode_w + tail_w + hit_delay_w
 //                (backlog_work_weight for load_work_weight while requests wait at the router
-//                and for lifetime_backlog_s after; otherwise classes_work_weight while the
-//                fitted rates form more than one speed class)
+//                and for lifetime_backlog_s after; otherwise classes_work_weight on several
+//                speed classes)
 //   copies     a worker without the fleet's deepest held prefix of this prompt (or the shared
 //              prefix its history descends from: RequestInfo::fleet_prefix_blocks) is costed as
 //              if it held it (cached_w from that prefix; it books what it will really compute)
@@ -54,14 +55,16 @@
 // (PrefillRateModel), so heterogeneous engines are compared in seconds, not block counts; the
 // settled fits are split into speed classes where their medians differ by calibrate_classes,
 // and fits within calibrate_tolerance of their class's median are snapped to it (noise, not
-// speed). Those rates include the decode steps a busy worker interleaves with prefill; an idle
-// worker runs none, so it is credited with them (idle_w): without it, a few cached blocks of a
-// shared system prompt outweigh an idle engine, and load piles onto the engines that hold them.
-// A request sent to a busy engine also waits for its step in flight (half a step on average),
-// which an idle one does not; that credit is left out for a hot prefix, whose placement is the
-// copy rule's below: there it only moved requests to engines holding a few blocks less of it.
-// An engine that takes more than its share of the fleet's new content turns its cache over faster
-// and evicts younger blocks, likelier to be asked for again; turnover_w steers fresh content
+// speed); the rules for "several speed classes" act once the same split has held for
+// classes_persist first tokens per worker (far past saturation equal engines' fits split for
+// a while, each time differently). Those rates include the decode steps a busy worker interleaves
+// with prefill; an idle worker runs none, so it is credited with them (idle_w): without it, a few
+// cached blocks of a shared system prompt outweigh an idle engine, and load piles onto the engines
+// that hold them. A request sent to a busy engine also waits for its step in flight (half a step on
+// average), which an idle one does not; that credit is left out for a hot prefix, whose placement
+// is the copy rule's below: there it only moved requests to engines holding a few blocks less of
+// it. An engine that takes more than its share of the fleet's new content turns its cache over
+// faster and evicts younger blocks, likelier to be asked for again; turnover_w steers fresh content
 // toward the caches that turn over slowest (on a heterogeneous fleet, the slow engines, which the
 // TTFT alone would leave idle with their caches unused). It charges at most the fleet's mean new
 // tokens per request, so a long fresh prompt still goes where it is computed soonest (the tail),
@@ -193,12 +196,11 @@ class Kvrouter final : public Policy {
     // Past saturation: requests wait at the router, or did within lifetime_backlog_s. The work
     // weight, the lifetime charge and the decode charge all change there.
     const bool backlog = req.backlog_age_s < o_.lifetime_backlog_s;
-    const bool several_classes = classes_ > 1;
     // There each token of prefill is capacity: the load-following weight is backlog_work_weight
     // instead; on a fleet of several speed classes, classes_work_weight.
-    const double load_weight = backlog           ? o_.backlog_work_weight
-                               : several_classes ? o_.classes_work_weight
-                                                 : o_.load_work_weight;
+    const double load_weight = backlog            ? o_.backlog_work_weight
+                               : several_classes_ ? o_.classes_work_weight
+                                                  : o_.load_work_weight;
     const double work_weight = o_.work_weight + load_weight * per_worker;
     // A hot prefix's requests are placed by the copy rule, not by the step in flight.
     step_in_flight_ =
@@ -211,7 +213,7 @@ class Kvrouter final : public Policy {
     // On several speed classes the decode charge is heavier while the load allows.
     decode_scale_ =
         backlog ? 0
-        : several_classes
+        : several_classes_
             ? o_.decode_weight + (o_.classes_decode_weight - o_.decode_weight) / (1 + per_worker)
             : o_.decode_weight;
     // Past saturation every engine has a queue the hits already wait behind.
@@ -222,7 +224,7 @@ class Kvrouter final : public Policy {
       // On a tie a holder goes first: a copy is made only where it is strictly better.
       tb[i] = w[i].running + (c[i].terms[7] > 0 ? 0.5 : 0.0);
     }
-    if (o_.tail_weight > 0) Tail(req, w, c, several_classes || backlog);
+    if (o_.tail_weight > 0) Tail(req, w, c, several_classes_ || backlog);
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
     return ArgMin(c, tb, rng);
   }
@@ -266,39 +268,68 @@ class Kvrouter final : public Policy {
       if (!scratch_.empty()) decode_step_s_ = SortedMedian();
     }
     classes_ = 1;
+    several_classes_ = false;
     if (!o_.calibrate_rate || o_.calibrate_tolerance <= 0 || w.size() < 2) return;
-    // Speed classes are told apart only while every rate is settled: the first fits of a run
-    // scatter by a factor of two on equal engines.
-    bool settled = o_.calibrate_classes > 0;
-    for (const WorkerView& v : w) settled = settled && v.rate->settled();
     order_.resize(w.size());
     for (size_t i = 0; i < w.size(); ++i) order_[i] = i;
     std::sort(order_.begin(), order_.end(),
               [&](size_t a, size_t b) { return rate_[a] < rate_[b]; });
     sorted_.resize(w.size());
     for (size_t i = 0; i < w.size(); ++i) sorted_[i] = rate_[order_[i]];
-    SnapClass(0, w.size(), settled);
+    // The fits are split into speed classes from the first fits on. The classes are told apart
+    // only while every rate is settled (the first fits of a run scatter by a factor of two on
+    // equal engines), and the rules for several classes wait until the same split has held for
+    // classes_persist first tokens per worker: far past saturation equal engines' fits split
+    // for a while, each time differently, where a fleet of several speeds splits the same way
+    // from its first fits on.
+    class_of_.assign(w.size(), 0);
+    if (o_.calibrate_classes > 0) Split(0, w.size());
+    uint64_t samples = 0;
+    for (const WorkerView& v : w) samples += v.rate->samples();
+    if (class_of_ != held_class_of_ || samples < split_at_samples_) {
+      held_class_of_ = class_of_;
+      split_at_samples_ = samples;
+    }
+    bool settled = o_.calibrate_classes > 0;
+    for (const WorkerView& v : w) settled = settled && v.rate->settled();
+    if (!settled) {
+      classes_ = 1;
+      Snap(0, w.size());
+      return;
+    }
+    for (size_t b = 0, e = 1; b < w.size(); b = e++) {
+      while (e < w.size() && class_of_[order_[e]] == b) ++e;
+      Snap(b, e);
+    }
+    several_classes_ =
+        classes_ > 1 && (split_at_samples_ == 0 || double(samples - split_at_samples_) >=
+                                                       o_.classes_persist * double(w.size()));
   }
 
-  // Snaps the fits sorted_[b, e) (workers order_[b, e)): split at the widest gap between two
-  // consecutive fits, at least two on each side, when the medians of the two sides differ by
-  // more than calibrate_classes (each side is split again the same way); otherwise one class,
-  // whose fits within calibrate_tolerance of its median are given its median rate and overhead.
-  // One class is the whole fleet and the fleet median. A single outlying fit is never a class
-  // of its own: it keeps its fit, as before.
-  void SnapClass(size_t b, size_t e, bool split) {
-    if (split && e - b >= 4) {
+  // Splits the fits sorted_[b, e) (workers order_[b, e)) into speed classes: at the widest gap
+  // between two consecutive fits, at least two on each side, when the medians of the two sides
+  // differ by more than calibrate_classes, and each side again the same way. Each worker's
+  // class_of_ is its class's first index in sorted_. A single outlying fit is never a class of
+  // its own.
+  void Split(size_t b, size_t e) {
+    if (e - b >= 4) {
       size_t cut = b + 2;
       for (size_t k = b + 3; k + 2 <= e; ++k) {
         if (sorted_[k] / sorted_[k - 1] > sorted_[cut] / sorted_[cut - 1]) cut = k;
       }
       if (SortedMedian(cut, e) > SortedMedian(b, cut) * o_.calibrate_classes) {
         ++classes_;
-        SnapClass(b, cut, split);
-        SnapClass(cut, e, split);
+        Split(b, cut);
+        Split(cut, e);
         return;
       }
     }
+    for (size_t j = b; j < e; ++j) class_of_[order_[j]] = b;
+  }
+  // Snaps the class sorted_[b, e): its fits within calibrate_tolerance of its median are given
+  // its median rate and overhead (an outlying fit keeps its own). One class is the whole fleet
+  // and the fleet median.
+  void Snap(size_t b, size_t e) {
     const double median_rate = SortedMedian(b, e);
     scratch_.clear();
     for (size_t j = b; j < e; ++j) scratch_.push_back(overhead_[order_[j]]);
@@ -347,8 +378,9 @@ class Kvrouter final : public Policy {
         1 - fresh / double(std::max(1u, req.prompt_tokens)) < o_.turnover_cached;
     if (fill < o_.turnover_fill && !mostly_fresh) return;
     mean_turnover_ = inflow / double(w.size());
-    const double cap =
-        classes_ > 1 && per_worker >= o_.classes_turnover_waiting ? o_.classes_turnover_cap : 1.0;
+    const double cap = several_classes_ && per_worker >= o_.classes_turnover_waiting
+                           ? o_.classes_turnover_cap
+                           : 1.0;
     turnover_scale_s_ = o_.turnover_weight * std::min(fresh, cap * mean_new) / fleet_rate;
   }
 
@@ -451,6 +483,12 @@ class Kvrouter final : public Policy {
   double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
   double hit_delay_weight_ = 0;  // this decision's hit_delay_weight (0: no term)
   int classes_ = 1;            // this decision's speed classes (Calibrate)
+  // Whether the rules for several classes act in this decision: classes_ > 1 and the split has
+  // held since split_at_samples_ (the fleet's first tokens observed when held_class_of_, each
+  // worker's class, last changed) for classes_persist per worker.
+  bool several_classes_ = false;
+  std::vector<size_t> class_of_, held_class_of_;
+  uint64_t split_at_samples_ = 0;
   RecentQuantile tail_;        // the tail of the soonest predicted TTFTs (Tail)
   std::vector<double> rate_, overhead_, scratch_;
   std::vector<size_t> order_;

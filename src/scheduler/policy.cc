@@ -83,6 +83,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"backlog_lifetime_weight", &PolicyOptions::backlog_lifetime_weight, nullptr},
       {"replicate_share", &PolicyOptions::replicate_share, nullptr},
       {"calibrate_classes", &PolicyOptions::calibrate_classes, nullptr},
+      {"classes_persist", &PolicyOptions::classes_persist, nullptr},
       {"queue_threshold", &PolicyOptions::queue_threshold, nullptr},
       {"queue_age", &PolicyOptions::queue_age, nullptr},
       {"llmd_routing_history", nullptr, &PolicyOptions::llmd_routing_history},

@@ -183,6 +183,17 @@ struct PolicyOptions {
   // between the two, and a fit within the tolerance of it on either side was given it: a slow
   // engine rated as mid-speed (docs/BENCHMARKS.md, "Speed classes"). 0: one class, the fleet.
   double calibrate_classes = 1.5;
+  // ... and the rules for several classes (classes_work_weight, classes_decode_weight,
+  // classes_turnover_cap, the tail charge off) act only once the same split has held while the
+  // fleet observed this many first tokens per worker, counted from the first fits, before they
+  // settle (a split of configured rates, before any first token, at once). A fleet of several
+  // speeds splits the same way from its first fits on (the half-speed synthetic fleet after
+  // 10–20 per worker); far past saturation equal engines' fits split for a while, each time
+  // differently (the equal synthetic fleet at ×10: 24 times, 15 different ways, all but the
+  // last two for fewer than 50 first tokens of the fleet's), and the wider turnover cap had
+  // cost 538 ms of mean there. 16: that row back; of the grid's 680 other runs on 20 seeds 27
+  // changed, within noise (docs/BENCHMARKS.md, "A split into speed classes that holds").
+  double classes_persist = 16.0;
   // A worker running no request prefills without decode steps in its batches: its predicted
   // TTFT is lower by this times (its prefill steps · the fleet's median observed inter-token
   // latency). Only the idle are credited: the fitted rates already include the decode steps

@@ -622,6 +622,58 @@ TEST(Policy, KvrouterCountsMoreOfALongNewPromptOnALoadedFleetOfSeveralSpeeds) {
   EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
 }
 
+// The rules for several speed classes (here the wider turnover cap) wait until the same split
+// has held for classes_persist first tokens per worker; a split of configured rates, before any
+// first token, acts at once (the test above).
+TEST(Policy, KvrouterActsOnSpeedClassesOnceTheSplitHolds) {
+  Fixture f(4);
+  auto blocks = Blocks(200);
+  RequestInfo req{blocks, 3200, 16};  // new to the fleet
+  for (size_t i = 0; i < 4; ++i) {    // as in the test above
+    f.views[i].inflow_share = i < 2 ? 0.3 : 0.2;
+    f.views[i].inflow_mean_tokens = 800;
+    f.views[i].prefilling = 1;
+  }
+  f.views[0].booked_prefill_tokens = f.views[1].booked_prefill_tokens = 1000;
+  const double wide = 2.0 * 3200 / 15000 * 0.2, narrow = 2.0 * 800 / 15000 * 0.2;
+  auto fit = [&](double fast, double slow, int samples) {
+    for (size_t i = 0; i < 4; ++i) f.rates[i] = Fitted(i < 2 ? fast : slow, samples);
+  };
+  auto p = *MakePolicy("kvrouter");
+  fit(20000, 10000, 40);  // the split first seen at 160 first tokens: not yet
+  EXPECT_EQ(f.Choose(*p, req), 0u);
+  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  fit(20000, 10000, 55);  // 60 more, of the 4 · 16 = 64 it needs
+  EXPECT_EQ(f.Choose(*p, req), 0u);
+  fit(20000, 10000, 56);  // 64 more
+  EXPECT_EQ(f.Choose(*p, req), 2u);
+  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
+  // Another split (the engines' speeds swapped) starts again; so does one class in between.
+  fit(10000, 20000, 60);
+  f.Choose(*p, req);
+  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  fit(10000, 20000, 76);
+  f.Choose(*p, req);
+  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
+  fit(20000, 20000, 80);
+  f.Choose(*p, req);
+  fit(10000, 20000, 96);  // the split of before, but seen anew after one class
+  f.Choose(*p, req);
+  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  // classes_persist 0: at once.
+  auto at_once = *MakePolicy("kvrouter", {.classes_persist = 0});
+  f.Choose(*at_once, req);
+  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
+  // Counted from the first fits, before they settle (32 first tokens each).
+  auto q = *MakePolicy("kvrouter");
+  fit(20000, 10000, 20);  // split, but not yet told apart: one class
+  f.Choose(*q, req);
+  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  fit(20000, 10000, 36);  // settled, 64 first tokens after the split was first seen
+  EXPECT_EQ(f.Choose(*q, req), 2u);
+  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
+}
+
 TEST(Policy, KvrouterChargesWhatAFastTurningCacheWillHaveEvicted) {
   Fixture f(2, 10000);
   f.rates[0] = PrefillRateModel(20000);  // twice as fast as worker 1: the rates differ
