@@ -171,8 +171,13 @@ struct PolicyOptions {
   // ms more p99 TTFT where the lead is 300–900 ms: the same rows on seeds 1–10, 6 fewer on seeds
   // 11–20 (prefill 0.2–0.3 points higher). Not scaled by the load, 0.1 costs past saturation
   // (the half-speed synthetic fleet at ×6 +56 ms of mean) (docs/BENCHMARKS.md, "Decodes that
-  // wait through prefill").
-  double classes_decode_weight = 0.1;
+  // wait through prefill"). Since the wider turnover cap sends long new prompts to the slow
+  // engines under load, whose decodes then share their prefill, 0.2: the half-speed Mooncake
+  // fleet's end-to-end p99 at ×3 +13.9 / +14.3% → +3.6 / +1.9% of the best peer's (seeds 1–10 /
+  // 11–20), the half-speed `rag` at 10 +7.9 / +8.7% → +0.3 / +0.7%, for 27–47 ms more p99 TTFT
+  // where the lead is still 180–440 ms; rows won 280 → 283 / 286 → 283 of 350
+  // (docs/BENCHMARKS.md, "The decode charge after the turnover cap").
+  double classes_decode_weight = 0.2;
   // Online rate calibration, made robust on homogeneous fleets: a worker whose fitted rate is
   // within this fraction of its speed class's median is given the median rate and overhead (fit
   // noise is not a difference between engines); 0: every worker its own fit.

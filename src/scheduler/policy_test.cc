@@ -321,11 +321,11 @@ TEST(Policy, KvrouterChargesTheRunningDecodesForPrefill) {
   // ...until 40 requests decode there: 0.16 s of prefill delays each of them, and at weight 0.03
   // the cost is 0.16 + 0.03·40·0.16 = 0.35 s > 0.28 s.
   f.views[2].running = 40;
-  // On two speed classes the weight is 0.03 + 0.07 / (1 + 3/4 requests prefilling per worker).
+  // On two speed classes the weight is 0.03 + 0.17 / (1 + 3/4 requests prefilling per worker).
   EXPECT_LT(f.Choose("kvrouter", req), 2u);
-  EXPECT_DOUBLE_EQ(f.cands[2].terms[9], (0.03 + 0.07 / 1.75) * 40 * 0.16);
+  EXPECT_DOUBLE_EQ(f.cands[2].terms[9], (0.03 + 0.17 / 1.75) * 40 * 0.16);
   EXPECT_EQ(f.Choose("kvrouter", req, {.decode_weight = 0, .classes_decode_weight = 0}), 2u);
-  f.views[2].running = 12;  // 0.16 + 0.07·12·0.16 = 0.29 s > 0.28 s; one class's 0.03: 0.22 s
+  f.views[2].running = 12;  // 0.16 + 0.127·12·0.16 = 0.40 s > 0.28 s; one class's 0.03: 0.22 s
   EXPECT_LT(f.Choose("kvrouter", req), 2u);
   EXPECT_EQ(f.Choose("kvrouter", req, {.classes_decode_weight = 0.03}), 2u);
   EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 2u);
