@@ -267,7 +267,6 @@ class Kvrouter final : public Policy {
       }
       if (!scratch_.empty()) decode_step_s_ = SortedMedian();
     }
-    classes_ = 1;
     several_classes_ = false;
     if (!o_.calibrate_rate || o_.calibrate_tolerance <= 0 || w.size() < 2) return;
     order_.resize(w.size());
@@ -284,16 +283,17 @@ class Kvrouter final : public Policy {
     // from its first fits on.
     class_of_.assign(w.size(), 0);
     if (o_.calibrate_classes > 0) Split(0, w.size());
+    bool settled = o_.calibrate_classes > 0;
     uint64_t samples = 0;
-    for (const WorkerView& v : w) samples += v.rate->samples();
+    for (const WorkerView& v : w) {
+      settled = settled && v.rate->settled();
+      samples += v.rate->samples();
+    }
     if (class_of_ != held_class_of_ || samples < split_at_samples_) {
       held_class_of_ = class_of_;
       split_at_samples_ = samples;
     }
-    bool settled = o_.calibrate_classes > 0;
-    for (const WorkerView& v : w) settled = settled && v.rate->settled();
     if (!settled) {
-      classes_ = 1;
       Snap(0, w.size());
       return;
     }
@@ -301,9 +301,10 @@ class Kvrouter final : public Policy {
       while (e < w.size() && class_of_[order_[e]] == b) ++e;
       Snap(b, e);
     }
-    several_classes_ =
-        classes_ > 1 && (split_at_samples_ == 0 || double(samples - split_at_samples_) >=
-                                                       o_.classes_persist * double(w.size()));
+    // Several classes: the fastest worker's is not the slowest's (class 0).
+    several_classes_ = class_of_[order_.back()] > 0 &&
+                       (split_at_samples_ == 0 || double(samples - split_at_samples_) >=
+                                                      o_.classes_persist * double(w.size()));
   }
 
   // Splits the fits sorted_[b, e) (workers order_[b, e)) into speed classes: at the widest gap
@@ -318,7 +319,6 @@ class Kvrouter final : public Policy {
         if (sorted_[k] / sorted_[k - 1] > sorted_[cut] / sorted_[cut - 1]) cut = k;
       }
       if (SortedMedian(cut, e) > SortedMedian(b, cut) * o_.calibrate_classes) {
-        ++classes_;
         Split(b, cut);
         Split(cut, e);
         return;
@@ -482,10 +482,10 @@ class Kvrouter final : public Policy {
   double decode_scale_ = 0;    // this decision's decode weight (0: no term)
   double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
   double hit_delay_weight_ = 0;  // this decision's hit_delay_weight (0: no term)
-  int classes_ = 1;            // this decision's speed classes (Calibrate)
-  // Whether the rules for several classes act in this decision: classes_ > 1 and the split has
-  // held since split_at_samples_ (the fleet's first tokens observed when held_class_of_, each
-  // worker's class, last changed) for classes_persist per worker.
+  // Whether the rules for several classes act in this decision: the fits form more than one
+  // speed class (Calibrate), and the split has held since split_at_samples_ (the fleet's first
+  // tokens observed when held_class_of_, each worker's class, last changed) for classes_persist
+  // per worker.
   bool several_classes_ = false;
   std::vector<size_t> class_of_, held_class_of_;
   uint64_t split_at_samples_ = 0;

@@ -590,36 +590,45 @@ TEST(Policy, KvrouterPlacesFreshContentWhereTheCacheTurnsOverSlowest) {
   EXPECT_EQ(f.cands[1].terms[6], 0.0);
 }
 
-TEST(Policy, KvrouterCountsMoreOfALongNewPromptOnALoadedFleetOfSeveralSpeeds) {
-  Fixture f(4, 20000);
-  f.rates[2] = f.rates[3] = PrefillRateModel(10000);  // two speed classes, mean rate 15,000
-  auto blocks = Blocks(200);
-  RequestInfo req{blocks, 3200, 16};  // new to the fleet
-  // The fast engines took 30% each of the recently booked new tokens (mean 800 per request),
-  // the slow ones 20%: turnover 1.2 and 0.8 of the mean. Each fast engine has 1,000 tokens
-  // booked: TTFT 0.21 s, against 0.32 s on an idle slow one.
+// Four workers, two fast (0, 1) and two at half their rate (mean rate 15,000), loaded as the
+// turnover cap's tests want them: the fast engines took 30% each of the recently booked new
+// tokens (mean 800 per request), the slow ones 20%: turnover 1.2 and 0.8 of the mean; one
+// request per worker waits for its first token, and each fast engine has 1,000 tokens booked
+// (TTFT 0.21 s, against 0.32 s on an idle slow one).
+void LoadForTurnoverCap(Fixture& f) {
   for (size_t i = 0; i < 4; ++i) {
     f.views[i].inflow_share = i < 2 ? 0.3 : 0.2;
     f.views[i].inflow_mean_tokens = 800;
-    f.views[i].prefilling = 1;  // one request per worker waiting for its first token
+    f.views[i].prefilling = 1;
   }
   f.views[0].booked_prefill_tokens = f.views[1].booked_prefill_tokens = 1000;
-  // Loaded, on several classes: 2 · min(3200, 4 · 800) / 15000 · (±0.2) = ±0.0853 s, and the
-  // slow engine's 0.32 − 0.0853 beats the fast one's 0.21 + 0.0853.
-  const double wide = 2.0 * 3200 / 15000 * 0.2, narrow = 2.0 * 800 / 15000 * 0.2;
+}
+// The turnover charge of a 3,200-token prompt new to that fleet, on the fast engines: capped
+// at 4 · 800 (wide) or at 800 (narrow), 2 · min(3200, k · 800) / 15000 · 0.2.
+constexpr double kWideTurnover = 2.0 * 3200 / 15000 * 0.2,
+                 kNarrowTurnover = 2.0 * 800 / 15000 * 0.2;
+
+TEST(Policy, KvrouterCountsMoreOfALongNewPromptOnALoadedFleetOfSeveralSpeeds) {
+  Fixture f(4, 20000);
+  f.rates[2] = f.rates[3] = PrefillRateModel(10000);  // two speed classes
+  auto blocks = Blocks(200);
+  RequestInfo req{blocks, 3200, 16};  // new to the fleet
+  LoadForTurnoverCap(f);
+  // Loaded, on several classes: ±0.0853 s, and the slow engine's 0.32 − 0.0853 beats the fast
+  // one's 0.21 + 0.0853.
   EXPECT_EQ(f.Choose("kvrouter", req), 2u);
-  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
-  EXPECT_NEAR(f.cands[2].terms[6], -wide, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kWideTurnover, 1e-9);
+  EXPECT_NEAR(f.cands[2].terms[6], -kWideTurnover, 1e-9);
   // Capped at the mean new tokens, ±0.0213 s: the fast engine.
   EXPECT_EQ(f.Choose("kvrouter", req, {.classes_turnover_cap = 1}), 0u);
-  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
   EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 0u);  // one class
   // Half a request waiting per worker still counts; a quarter does not.
   f.views[2].prefilling = f.views[3].prefilling = 0;
   EXPECT_EQ(f.Choose("kvrouter", req), 2u);
   f.views[1].prefilling = 0;
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
-  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
 }
 
 // The rules for several speed classes (here the wider turnover cap) wait until the same split
@@ -629,49 +638,43 @@ TEST(Policy, KvrouterActsOnSpeedClassesOnceTheSplitHolds) {
   Fixture f(4);
   auto blocks = Blocks(200);
   RequestInfo req{blocks, 3200, 16};  // new to the fleet
-  for (size_t i = 0; i < 4; ++i) {    // as in the test above
-    f.views[i].inflow_share = i < 2 ? 0.3 : 0.2;
-    f.views[i].inflow_mean_tokens = 800;
-    f.views[i].prefilling = 1;
-  }
-  f.views[0].booked_prefill_tokens = f.views[1].booked_prefill_tokens = 1000;
-  const double wide = 2.0 * 3200 / 15000 * 0.2, narrow = 2.0 * 800 / 15000 * 0.2;
+  LoadForTurnoverCap(f);
   auto fit = [&](double fast, double slow, int samples) {
     for (size_t i = 0; i < 4; ++i) f.rates[i] = Fitted(i < 2 ? fast : slow, samples);
   };
   auto p = *MakePolicy("kvrouter");
   fit(20000, 10000, 40);  // the split first seen at 160 first tokens: not yet
   EXPECT_EQ(f.Choose(*p, req), 0u);
-  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
   fit(20000, 10000, 55);  // 60 more, of the 4 · 16 = 64 it needs
   EXPECT_EQ(f.Choose(*p, req), 0u);
   fit(20000, 10000, 56);  // 64 more
   EXPECT_EQ(f.Choose(*p, req), 2u);
-  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kWideTurnover, 1e-9);
   // Another split (the engines' speeds swapped) starts again; so does one class in between.
   fit(10000, 20000, 60);
   f.Choose(*p, req);
-  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
   fit(10000, 20000, 76);
   f.Choose(*p, req);
-  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kWideTurnover, 1e-9);
   fit(20000, 20000, 80);
   f.Choose(*p, req);
   fit(10000, 20000, 96);  // the split of before, but seen anew after one class
   f.Choose(*p, req);
-  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
   // classes_persist 0: at once.
   auto at_once = *MakePolicy("kvrouter", {.classes_persist = 0});
   f.Choose(*at_once, req);
-  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kWideTurnover, 1e-9);
   // Counted from the first fits, before they settle (32 first tokens each).
   auto q = *MakePolicy("kvrouter");
   fit(20000, 10000, 20);  // split, but not yet told apart: one class
   f.Choose(*q, req);
-  EXPECT_NEAR(f.cands[0].terms[6], narrow, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
   fit(20000, 10000, 36);  // settled, 64 first tokens after the split was first seen
   EXPECT_EQ(f.Choose(*q, req), 2u);
-  EXPECT_NEAR(f.cands[0].terms[6], wide, 1e-9);
+  EXPECT_NEAR(f.cands[0].terms[6], kWideTurnover, 1e-9);
 }
 
 TEST(Policy, KvrouterChargesWhatAFastTurningCacheWillHaveEvicted) {
