@@ -12,11 +12,13 @@
 //                if w runs nothing (itl: the fleet median of the workers' observed inter-token
 //                latencies; s: step_in_flight, 0 for a prompt whose fleet prefix is hot, asked
 //                for by more than 1/N of the recent requests)
-//   turnover_w = turnover_weight · min(new, k·ū) / rate · (f_w / mean f − 1)
+//   turnover_w = t · min(new, k·ū) / rate · (f_w / mean f − 1)
 //                (new: the prompt's tokens cached nowhere in the fleet, counting predicted and
 //                in-flight blocks; ū: the fleet's recent mean booked uncached tokens per request;
 //                k: 1, or classes_turnover_cap on several speed classes (below) while
 //                classes_turnover_waiting requests per worker wait for a first token;
+//                t: turnover_weight, or classes_backlog_turnover_weight on several speed
+//                classes within lifetime_backlog_s of requests waiting at the router;
 //                f_w: w's share of the recently booked uncached tokens per KV block; 0 until
 //                some worker's cache is turnover_fill full, unless the prompt is fresh: less
 //                than turnover_cached of it cached anywhere)
@@ -88,7 +90,10 @@
 // worker, on average), a long new prompt on a fast engine evicts what the next requests would have
 // found, and each recomputation is queue time for all: the turnover charge then counts up to
 // classes_turnover_cap times the mean new tokens of a prompt, not once, so long new prompts go
-// to the slow engines' slower-turning caches unless a fast engine is clearly sooner.
+// to the slow engines' slower-turning caches unless a fast engine is clearly sooner. Past
+// saturation that steering is lighter: each token a slow engine prefills there takes twice the
+// engine time, which the held requests wait for, and the decodes running beside it wait through
+// its chunks.
 // A prefix asked for by more requests than its holders can take at a fair share of the load (a
 // hot system prompt) is worth copying: every request that cost alone sends to its busy holders
 // pays the decode steps it shares there, while a copy costs one recomputation, which the
@@ -205,7 +210,7 @@ class Kvrouter final : public Policy {
     // A hot prefix's requests are placed by the copy rule, not by the step in flight.
     step_in_flight_ =
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
-    Turnover(req, w, fleet_rate, per_worker);
+    Turnover(req, w, fleet_rate, per_worker, backlog);
     // Past saturation the recomputation to come is charged at face value.
     lifetime_scale_ = o_.lifetime_weight > 0 && RatesDiffer()
                           ? (backlog ? o_.backlog_lifetime_weight : o_.lifetime_weight) / fleet_rate
@@ -357,12 +362,15 @@ class Kvrouter final : public Policy {
   // This decision's turnover terms: the fleet's mean inflow per KV block (mean_turnover_, 0: no
   // term) and weight · min(new, cap · ū) / mean rate (turnover_scale_s_); cap is 1, or
   // classes_turnover_cap on several speed classes while `per_worker` (requests waiting for a
-  // first token per worker) is at least classes_turnover_waiting. `fill`: the fullest cache's
-  // share of its capacity, as the engines' own events report it.
+  // first token per worker) is at least classes_turnover_waiting; weight is turnover_weight, or
+  // classes_backlog_turnover_weight on several speed classes within `backlog`'s window. `fill`:
+  // the fullest cache's share of its capacity, as the engines' own events report it.
   void Turnover(const RequestInfo& req, std::span<const WorkerView> w, double fleet_rate,
-                double per_worker) {
+                double per_worker, bool backlog) {
     mean_turnover_ = 0;
     if (o_.turnover_weight == 0) return;
+    const double weight =
+        several_classes_ && backlog ? o_.classes_backlog_turnover_weight : o_.turnover_weight;
     uint32_t cached_anywhere = 0;
     double inflow = 0, fill = 0;
     for (const WorkerView& v : w) {
@@ -381,7 +389,7 @@ class Kvrouter final : public Policy {
     const double cap = several_classes_ && per_worker >= o_.classes_turnover_waiting
                            ? o_.classes_turnover_cap
                            : 1.0;
-    turnover_scale_s_ = o_.turnover_weight * std::min(fresh, cap * mean_new) / fleet_rate;
+    turnover_scale_s_ = weight * std::min(fresh, cap * mean_new) / fleet_rate;
   }
 
   // The leading blocks a worker is taken to hold for this prompt (device, predicted, in flight).

@@ -78,6 +78,7 @@ absl::Status SetOption(PolicyOptions& o, absl::string_view key, double v) {
       {"turnover_cached", &PolicyOptions::turnover_cached, nullptr},
       {"classes_turnover_cap", &PolicyOptions::classes_turnover_cap, nullptr},
       {"classes_turnover_waiting", &PolicyOptions::classes_turnover_waiting, nullptr},
+      {"classes_backlog_turnover_weight", &PolicyOptions::classes_backlog_turnover_weight, nullptr},
       {"lifetime_weight", &PolicyOptions::lifetime_weight, nullptr},
       {"lifetime_backlog_s", &PolicyOptions::lifetime_backlog_s, nullptr},
       {"backlog_lifetime_weight", &PolicyOptions::backlog_lifetime_weight, nullptr},

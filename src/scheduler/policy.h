@@ -189,14 +189,14 @@ struct PolicyOptions {
   // engine rated as mid-speed (docs/BENCHMARKS.md, "Speed classes"). 0: one class, the fleet.
   double calibrate_classes = 1.5;
   // ... and the rules for several classes (classes_work_weight, classes_decode_weight,
-  // classes_turnover_cap, the tail charge off) act only once the same split has held while the
-  // fleet observed this many first tokens per worker, counted from the first fits, before they
-  // settle (a split of configured rates, before any first token, at once). A fleet of several
-  // speeds splits the same way from its first fits on (the half-speed synthetic fleet after
-  // 10–20 per worker); far past saturation equal engines' fits split for a while, each time
-  // differently (the equal synthetic fleet at ×10: 24 times, 15 different ways, all but the
-  // last two for fewer than 50 first tokens of the fleet's), and the wider turnover cap had
-  // cost 538 ms of mean there. 16: that row back; of the grid's 680 other runs on 20 seeds 27
+  // classes_turnover_cap, classes_backlog_turnover_weight, the tail charge off) act only once the
+  // same split has held while the fleet observed this many first tokens per worker, counted from
+  // the first fits, before they settle (a split of configured rates, before any first token, at
+  // once). A fleet of several speeds splits the same way from its first fits on (the half-speed
+  // synthetic fleet after 10–20 per worker); far past saturation equal engines' fits split for a
+  // while, each time differently (the equal synthetic fleet at ×10: 24 times, 15 different ways,
+  // all but the last two for fewer than 50 first tokens of the fleet's), and the wider turnover cap
+  // had cost 538 ms of mean there. 16: that row back; of the grid's 680 other runs on 20 seeds 27
   // changed, within noise (docs/BENCHMARKS.md, "A split into speed classes that holds").
   double classes_persist = 16.0;
   // A worker running no request prefills without decode steps in its batches: its predicted
@@ -237,6 +237,19 @@ struct PolicyOptions {
   // (docs/BENCHMARKS.md, "Long new prompts on a loaded fleet of several speeds"); cap 1: off.
   double classes_turnover_cap = 4.0;
   double classes_turnover_waiting = 0.5;
+  // ... and there, within lifetime_backlog_s of a router backlog, the charge's weight is this
+  // instead of turnover_weight (turnover_weight 0 still turns the term off). Past saturation a
+  // new prompt a slow engine takes costs it twice the engine time a fast one spends, capacity
+  // the held requests wait for, and the decodes beside it wait through its chunks: at full
+  // weight and the wider cap the slowest requests end to end were long-output ones on the slow
+  // engines, at 219 ms per output token (seed 1; llm-d's weighted profile 155). 1.25: on the
+  // half-speed synthetic fleet at ×6 (seeds 1–10 / 11–20 / 21–30) mean −14 / −27 / −37 ms, p99
+  // −240 / −306 / −492 ms, end-to-end p99 +17 / +20 / +22% → +5 / +3 / +10% of the best peer's,
+  // rows won 7 → 8, 7 → 9, 2 → 4 (21 of the 30, from 16; 1.1 won 10, 1.4 16; 1 and 0.5 4 and
+  // 1 of seeds 11–20's 10); outside several classes (every fleet in a backlog) the equal
+  // synthetic fleet at ×10 +196 ms
+  // (docs/BENCHMARKS.md, "The turnover charge past saturation on a fleet of several speeds").
+  double classes_backlog_turnover_weight = 1.25;
   // What a cache will have evicted before it is asked for again: a worker is charged
   // weight · uncached_w · late_w / mean rate, late_w the share of recently used
   // prompt tokens asked for again more than its cache's lifetime after their last use. Only
