@@ -247,8 +247,8 @@ struct PolicyOptions {
   // −240 / −306 / −492 ms, end-to-end p99 +17 / +20 / +22% → +5 / +3 / +10% of the best peer's,
   // rows won 7 → 8, 7 → 9, 2 → 4 (21 of the 30, from 16; 1.1 won 10, 1.4 16; 1 and 0.5 4 and
   // 1 of seeds 11–20's 10); outside several classes (every fleet in a backlog) the equal
-  // synthetic fleet at ×10 +196 ms
-  // (docs/BENCHMARKS.md, "The turnover charge past saturation on a fleet of several speeds").
+  // synthetic fleet at ×10 +196 ms (docs/BENCHMARKS.md, "The turnover charge past saturation on
+  // a fleet of several speeds").
   double classes_backlog_turnover_weight = 1.25;
   // What a cache will have evicted before it is asked for again: a worker is charged
   // weight · uncached_w · late_w / mean rate, late_w the share of recently used

@@ -623,40 +623,26 @@ TEST(Policy, KvrouterCountsMoreOfALongNewPromptOnALoadedFleetOfSeveralSpeeds) {
   EXPECT_EQ(f.Choose("kvrouter", req, {.classes_turnover_cap = 1}), 0u);
   EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
   EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 0u);  // one class
+  // Past saturation (requests waited at the router within lifetime_backlog_s) the charge weighs
+  // classes_backlog_turnover_weight (1.25), not turnover_weight (2): ±0.0533 s, and the fast
+  // engine's 0.21 + 0.0533 beats the slow one's 0.32 − 0.0533.
+  req.backlog_age_s = 1;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  EXPECT_NEAR(f.cands[0].terms[6], kWideTurnover * 1.25 / 2, 1e-9);
+  EXPECT_NEAR(f.cands[2].terms[6], -kWideTurnover * 1.25 / 2, 1e-9);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.classes_backlog_turnover_weight = 2}), 2u);
+  // One class: turnover_weight, capped once; turnover_weight 0: no term.
+  EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 0u);
+  EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
+  EXPECT_EQ(f.Choose("kvrouter", req, {.turnover_weight = 0}), 0u);
+  EXPECT_EQ(f.cands[0].terms[6], 0.0);
+  req.backlog_age_s = std::numeric_limits<double>::infinity();
   // Half a request waiting per worker still counts; a quarter does not.
   f.views[2].prefilling = f.views[3].prefilling = 0;
   EXPECT_EQ(f.Choose("kvrouter", req), 2u);
   f.views[1].prefilling = 0;
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
   EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
-}
-
-// Past saturation (requests waited at the router within lifetime_backlog_s) the turnover charge
-// on several speed classes weighs classes_backlog_turnover_weight (1.25), not turnover_weight.
-TEST(Policy, KvrouterSteersLessNewContentToSlowEnginesPastSaturation) {
-  Fixture f(4, 20000);
-  f.rates[2] = f.rates[3] = PrefillRateModel(10000);  // two speed classes
-  auto blocks = Blocks(200);
-  RequestInfo req{blocks, 3200, 16};  // new to the fleet
-  LoadForTurnoverCap(f);
-  req.backlog_age_s = 1;
-  // ±1.25 · 3200 / 15000 · 0.2 = ±0.0533 s: the fast engine's 0.21 + 0.0533 now beats the slow
-  // one's 0.32 − 0.0533.
-  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
-  EXPECT_NEAR(f.cands[0].terms[6], kWideTurnover * 1.25 / 2, 1e-9);
-  EXPECT_NEAR(f.cands[2].terms[6], -kWideTurnover * 1.25 / 2, 1e-9);
-  // At the full weight the slow engine, as below saturation.
-  EXPECT_EQ(f.Choose("kvrouter", req, {.classes_backlog_turnover_weight = 2}), 2u);
-  EXPECT_NEAR(f.cands[0].terms[6], kWideTurnover, 1e-9);
-  // One speed class: turnover_weight, capped once; turnover_weight 0: no term.
-  EXPECT_EQ(f.Choose("kvrouter", req, {.calibrate_classes = 0}), 0u);
-  EXPECT_NEAR(f.cands[0].terms[6], kNarrowTurnover, 1e-9);
-  EXPECT_EQ(f.Choose("kvrouter", req, {.turnover_weight = 0}), 0u);
-  EXPECT_EQ(f.cands[0].terms[6], 0.0);
-  // Outside the window: the full weight.
-  req.backlog_age_s = std::numeric_limits<double>::infinity();
-  EXPECT_EQ(f.Choose("kvrouter", req), 2u);
-  EXPECT_NEAR(f.cands[0].terms[6], kWideTurnover, 1e-9);
 }
 
 // The rules for several speed classes (here the wider turnover cap) wait until the same split
