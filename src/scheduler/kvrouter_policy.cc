@@ -59,25 +59,25 @@
 // and fits within calibrate_tolerance of their class's median are snapped to it (noise, not
 // speed); the rules for "several speed classes" act once the same split has held for
 // classes_persist first tokens per worker (far past saturation equal engines' fits split for
-// a while, each time differently). Those rates include the decode steps a busy worker interleaves
-// with prefill; an idle worker runs none, so it is credited with them (idle_w): without it, a few
-// cached blocks of a shared system prompt outweigh an idle engine, and load piles onto the engines
-// that hold them. A request sent to a busy engine also waits for its step in flight (half a step on
-// average), which an idle one does not; that credit is left out for a hot prefix, whose placement
-// is the copy rule's below: there it only moved requests to engines holding a few blocks less of
-// it. An engine that takes more than its share of the fleet's new content turns its cache over
-// faster and evicts younger blocks, likelier to be asked for again; turnover_w steers fresh content
-// toward the caches that turn over slowest (on a heterogeneous fleet, the slow engines, which the
-// TTFT alone would leave idle with their caches unused). It charges at most the fleet's mean new
-// tokens per request, so a long fresh prompt still goes where it is computed soonest (the tail),
-// and it prices only content new to the fleet (the same for every worker), so a request whose
-// prompt is cached somewhere is barely moved by it. Until some cache is (nearly) full nothing is
-// evicted and nothing turns over, so until then the term only places fresh prompts (spreading new
-// conversations and documents): on a small fleet starting cold the shares are all or nothing,
-// and it would move a conversation's next turn off its cached history.
-// On a heterogeneous fleet that steering is not enough: the time to first token sends long new
-// prompts to the fast engines, whose caches then turn over in a fraction of the slow ones'
-// time, and a conversation that comes back minutes later finds its history gone there. The
+// a while, each time differently; SpeedClasses, speed_classes.h). Those rates include the decode
+// steps a busy worker interleaves with prefill; an idle worker runs none, so it is credited with
+// them (idle_w): without it, a few cached blocks of a shared system prompt outweigh an idle engine,
+// and load piles onto the engines that hold them. A request sent to a busy engine also waits for
+// its step in flight (half a step on average), which an idle one does not; that credit is left out
+// for a hot prefix, whose placement is the copy rule's below: there it only moved requests to
+// engines holding a few blocks less of it. An engine that takes more than its share of the fleet's
+// new content turns its cache over faster and evicts younger blocks, likelier to be asked for
+// again; turnover_w steers fresh content toward the caches that turn over slowest (on a
+// heterogeneous fleet, the slow engines, which the TTFT alone would leave idle with their caches
+// unused). It charges at most the fleet's mean new tokens per request, so a long fresh prompt still
+// goes where it is computed soonest (the tail), and it prices only content new to the fleet (the
+// same for every worker), so a request whose prompt is cached somewhere is barely moved by it.
+// Until some cache is (nearly) full nothing is evicted and nothing turns over, so until then the
+// term only places fresh prompts (spreading new conversations and documents): on a small fleet
+// starting cold the shares are all or nothing, and it would move a conversation's next turn off its
+// cached history. On a heterogeneous fleet that steering is not enough: the time to first token
+// sends long new prompts to the fast engines, whose caches then turn over in a fraction of the slow
+// ones' time, and a conversation that comes back minutes later finds its history gone there. The
 // router learns from its own bookings how long after their last use prompt tokens are asked for
 // again (ReuseGaps, a life table) and how long each cache keeps a block (capacity over inflow),
 // and lifetime_w charges the tokens a worker would compute by the share that its cache will have
@@ -131,15 +131,10 @@
 #include <vector>
 
 #include "scheduler/policies_internal.h"
+#include "scheduler/speed_classes.h"
 
 namespace kvr {
 namespace {
-
-// The median of ascending values (not empty).
-double MedianOfSorted(std::span<const double> s) {
-  const size_t n = s.size();
-  return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 // A quantile of the last kWindow values added, recomputed every kEvery values (a selection
 // over the window: most decisions only store their value); none until kMin values.
@@ -172,7 +167,7 @@ class RecentQuantile {
 
 class Kvrouter final : public Policy {
  public:
-  explicit Kvrouter(const PolicyOptions& o) : o_(o), tail_(o.tail_quantile) {}
+  explicit Kvrouter(const PolicyOptions& o) : o_(o), speeds_(o), tail_(o.tail_quantile) {}
   std::string_view name() const override { return "kvrouter"; }
   RouterQueue router_queue() const override {
     return {
@@ -193,7 +188,7 @@ class Kvrouter final : public Policy {
     std::vector<double> tb(w.size());
     double rate_sum = 0, prefilling = 0;
     for (size_t i = 0; i < w.size(); ++i) {
-      rate_sum += rate_[i];
+      rate_sum += speeds_.rate(i);
       prefilling += w[i].prefilling;
     }
     const double fleet_rate = rate_sum / double(w.size());
@@ -203,33 +198,34 @@ class Kvrouter final : public Policy {
     const bool backlog = req.backlog_age_s < o_.lifetime_backlog_s;
     // There each token of prefill is capacity: the load-following weight is backlog_work_weight
     // instead; on a fleet of several speed classes, classes_work_weight.
-    const double load_weight = backlog            ? o_.backlog_work_weight
-                               : several_classes_ ? o_.classes_work_weight
-                                                  : o_.load_work_weight;
+    const double load_weight = backlog             ? o_.backlog_work_weight
+                               : speeds_.several() ? o_.classes_work_weight
+                                                   : o_.load_work_weight;
     const double work_weight = o_.work_weight + load_weight * per_worker;
     // A hot prefix's requests are placed by the copy rule, not by the step in flight.
     step_in_flight_ =
         req.fleet_prefix_share * double(w.size()) <= 1 ? o_.step_in_flight : 0.0;
     Turnover(req, w, fleet_rate, per_worker, backlog);
     // Past saturation the recomputation to come is charged at face value.
-    lifetime_scale_ = o_.lifetime_weight > 0 && RatesDiffer()
+    lifetime_scale_ = o_.lifetime_weight > 0 && speeds_.RatesDiffer()
                           ? (backlog ? o_.backlog_lifetime_weight : o_.lifetime_weight) / fleet_rate
                           : 0;
     // On several speed classes the decode charge is heavier while the load allows.
     decode_scale_ =
         backlog ? 0
-        : several_classes_
+        : speeds_.several()
             ? o_.decode_weight + (o_.classes_decode_weight - o_.decode_weight) / (1 + per_worker)
             : o_.decode_weight;
     // Past saturation every engine has a queue the hits already wait behind.
     hit_delay_weight_ = backlog ? 0 : o_.hit_delay_weight;
     const uint32_t copy = Replicate(req, w);
     for (size_t i = 0; i < w.size(); ++i) {
-      Evaluate(req, w[i], rate_[i], overhead_[i], fleet_rate, work_weight, copy, &c[i]);
+      Evaluate(req, w[i], speeds_.rate(i), speeds_.overhead(i), fleet_rate, work_weight, copy,
+               &c[i]);
       // On a tie a holder goes first: a copy is made only where it is strictly better.
       tb[i] = w[i].running + (c[i].terms[7] > 0 ? 0.5 : 0.0);
     }
-    if (o_.tail_weight > 0) Tail(req, w, c, several_classes_ || backlog);
+    if (o_.tail_weight > 0) Tail(req, w, c, speeds_.several() || backlog);
     if (o_.temperature > 0) return SoftmaxSample(c, o_.temperature, rng);
     return ArgMin(c, tb, rng);
   }
@@ -256,107 +252,20 @@ class Kvrouter final : public Policy {
     if (!req.dry_run) tail_.Add(soonest);
   }
 
-  // Each worker's rate and overhead for this decision (rate_, overhead_).
+  // This decision's rates (speeds_) and the fleet median of the observed inter-token latencies.
   void Calibrate(std::span<const WorkerView> w) {
-    rate_.resize(w.size());
-    overhead_.resize(w.size());
-    for (size_t i = 0; i < w.size(); ++i) {
-      rate_[i] = o_.calibrate_rate ? w[i].rate->rate() : w[i].spec->prefill_rate_prior;
-      overhead_[i] = o_.calibrate_rate ? w[i].rate->overhead_s() : 0.0;
-    }
+    speeds_.Fit(w);
     decode_step_s_ = 0;
     if (o_.idle_decode_weight > 0) {
       scratch_.clear();
       for (const WorkerView& v : w) {
         if (v.decode_step_s > 0) scratch_.push_back(v.decode_step_s);
       }
-      if (!scratch_.empty()) decode_step_s_ = SortedMedian();
-    }
-    several_classes_ = false;
-    if (!o_.calibrate_rate || o_.calibrate_tolerance <= 0 || w.size() < 2) return;
-    order_.resize(w.size());
-    for (size_t i = 0; i < w.size(); ++i) order_[i] = i;
-    std::sort(order_.begin(), order_.end(),
-              [&](size_t a, size_t b) { return rate_[a] < rate_[b]; });
-    sorted_.resize(w.size());
-    for (size_t i = 0; i < w.size(); ++i) sorted_[i] = rate_[order_[i]];
-    // The fits are split into speed classes from the first fits on. The classes are told apart
-    // only while every rate is settled (the first fits of a run scatter by a factor of two on
-    // equal engines), and the rules for several classes wait until the same split has held for
-    // classes_persist first tokens per worker: far past saturation equal engines' fits split
-    // for a while, each time differently, where a fleet of several speeds splits the same way
-    // from its first fits on.
-    class_of_.assign(w.size(), 0);
-    if (o_.calibrate_classes > 0) Split(0, w.size());
-    bool settled = o_.calibrate_classes > 0;
-    uint64_t samples = 0;
-    for (const WorkerView& v : w) {
-      settled = settled && v.rate->settled();
-      samples += v.rate->samples();
-    }
-    if (class_of_ != held_class_of_ || samples < split_at_samples_) {
-      held_class_of_ = class_of_;
-      split_at_samples_ = samples;
-    }
-    if (!settled) {
-      Snap(0, w.size());
-      return;
-    }
-    for (size_t b = 0, e = 1; b < w.size(); b = e++) {
-      while (e < w.size() && class_of_[order_[e]] == b) ++e;
-      Snap(b, e);
-    }
-    // Several classes: the fastest worker's is not the slowest's (class 0).
-    several_classes_ = class_of_[order_.back()] > 0 &&
-                       (split_at_samples_ == 0 || double(samples - split_at_samples_) >=
-                                                      o_.classes_persist * double(w.size()));
-  }
-
-  // Splits the fits sorted_[b, e) (workers order_[b, e)) into speed classes: at the widest gap
-  // between two consecutive fits, at least two on each side, when the medians of the two sides
-  // differ by more than calibrate_classes, and each side again the same way. Each worker's
-  // class_of_ is its class's first index in sorted_. A single outlying fit is never a class of
-  // its own.
-  void Split(size_t b, size_t e) {
-    if (e - b >= 4) {
-      size_t cut = b + 2;
-      for (size_t k = b + 3; k + 2 <= e; ++k) {
-        if (sorted_[k] / sorted_[k - 1] > sorted_[cut] / sorted_[cut - 1]) cut = k;
-      }
-      if (SortedMedian(cut, e) > SortedMedian(b, cut) * o_.calibrate_classes) {
-        Split(b, cut);
-        Split(cut, e);
-        return;
+      if (!scratch_.empty()) {
+        std::sort(scratch_.begin(), scratch_.end());
+        decode_step_s_ = MedianOfSorted(scratch_);
       }
     }
-    for (size_t j = b; j < e; ++j) class_of_[order_[j]] = b;
-  }
-  // Snaps the class sorted_[b, e): its fits within calibrate_tolerance of its median are given
-  // its median rate and overhead (an outlying fit keeps its own). One class is the whole fleet
-  // and the fleet median.
-  void Snap(size_t b, size_t e) {
-    const double median_rate = SortedMedian(b, e);
-    scratch_.clear();
-    for (size_t j = b; j < e; ++j) scratch_.push_back(overhead_[order_[j]]);
-    const double median_overhead = SortedMedian();
-    for (size_t j = b; j < e; ++j) {
-      const size_t i = order_[j];
-      if (std::abs(rate_[i] / median_rate - 1) <= o_.calibrate_tolerance) {
-        rate_[i] = median_rate;
-        overhead_[i] = median_overhead;
-      }
-    }
-  }
-  // The median of sorted_[b, e) (not empty).
-  double SortedMedian(size_t b, size_t e) const {
-    return MedianOfSorted(std::span<const double>(sorted_).subspan(b, e - b));
-  }
-
-  // Whether this decision's rates (after calibration) differ by more than the calibration's
-  // tolerance: a heterogeneous fleet.
-  bool RatesDiffer() const {
-    const auto [lo, hi] = std::minmax_element(rate_.begin(), rate_.end());
-    return *hi > *lo * (1 + o_.calibrate_tolerance);
   }
 
   // This decision's turnover terms: the fleet's mean inflow per KV block (mean_turnover_, 0: no
@@ -370,7 +279,7 @@ class Kvrouter final : public Policy {
     mean_turnover_ = 0;
     if (o_.turnover_weight == 0) return;
     const double weight =
-        several_classes_ && backlog ? o_.classes_backlog_turnover_weight : o_.turnover_weight;
+        speeds_.several() && backlog ? o_.classes_backlog_turnover_weight : o_.turnover_weight;
     uint32_t cached_anywhere = 0;
     double inflow = 0, fill = 0;
     for (const WorkerView& v : w) {
@@ -386,7 +295,7 @@ class Kvrouter final : public Policy {
         1 - fresh / double(std::max(1u, req.prompt_tokens)) < o_.turnover_cached;
     if (fill < o_.turnover_fill && !mostly_fresh) return;
     mean_turnover_ = inflow / double(w.size());
-    const double cap = several_classes_ && per_worker >= o_.classes_turnover_waiting
+    const double cap = speeds_.several() && per_worker >= o_.classes_turnover_waiting
                            ? o_.classes_turnover_cap
                            : 1.0;
     turnover_scale_s_ = weight * std::min(fresh, cap * mean_new) / fleet_rate;
@@ -412,13 +321,6 @@ class Kvrouter final : public Policy {
     return req.fleet_prefix_share > o_.replicate_share * double(holders) / double(w.size())
                ? req.fleet_prefix_blocks
                : 0;
-  }
-
-  // The median of scratch_ (sorted in place; not empty). scratch_ is kept across decisions: no
-  // allocation on the routing path.
-  double SortedMedian() {
-    std::sort(scratch_.begin(), scratch_.end());
-    return MedianOfSorted(scratch_);
   }
 
   // The delay a prefill of `tau` seconds, starting after `queue` seconds, adds to the hits that
@@ -490,17 +392,9 @@ class Kvrouter final : public Policy {
   double decode_scale_ = 0;    // this decision's decode weight (0: no term)
   double lifetime_scale_ = 0;  // this decision's lifetime_weight / mean rate (0: no term)
   double hit_delay_weight_ = 0;  // this decision's hit_delay_weight (0: no term)
-  // Whether the rules for several classes act in this decision: the fits form more than one
-  // speed class (Calibrate), and the split has held since split_at_samples_ (the fleet's first
-  // tokens observed when held_class_of_, each worker's class, last changed) for classes_persist
-  // per worker.
-  bool several_classes_ = false;
-  std::vector<size_t> class_of_, held_class_of_;
-  uint64_t split_at_samples_ = 0;
+  SpeedClasses speeds_;          // this decision's rates, overheads and speed classes
   RecentQuantile tail_;        // the tail of the soonest predicted TTFTs (Tail)
-  std::vector<double> rate_, overhead_, scratch_;
-  std::vector<size_t> order_;
-  std::vector<double> sorted_;
+  std::vector<double> scratch_;  // kept across decisions: no allocation on the routing path
 };
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "scheduler/speed_classes.h"
+
 namespace kvr {
 namespace {
 
@@ -808,6 +810,77 @@ TEST(PolicySpec, ParsesOverridesAndRejectsNonsense) {
   EXPECT_FALSE(ParsePolicySpec("kvrouter[decay_oldest=x]").ok());
   EXPECT_FALSE(ParsePolicySpec("kvrouter[decay_oldest=1").ok());
   EXPECT_FALSE(ParsePolicySpec("bogus[x=1]").ok());
+}
+
+// SpeedClasses: `n` first tokens on each worker of `f`, at its rate in `rates` and a 20 ms
+// overhead.
+void Observe(Fixture& f, const std::vector<double>& rates, int n) {
+  for (int k = 0; k < n; ++k) {
+    const double tokens = 1000.0 * (1 + k % 8);
+    for (size_t i = 0; i < rates.size(); ++i) f.rates[i].Observe(tokens, 0.02 + tokens / rates[i]);
+  }
+}
+
+TEST(SpeedClasses, FitsWithinTheToleranceOfTheMedianAreTheMedian) {
+  Fixture f(4);
+  Observe(f, {9000, 10000, 11000, 12000}, 40);
+  SpeedClasses s(PolicyOptions{});
+  s.Fit(f.views);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(s.rate(i), 10500, 1e-3) << i;
+  EXPECT_NEAR(s.overhead(0), 0.02, 1e-9);
+  EXPECT_FALSE(s.several());
+  EXPECT_FALSE(s.RatesDiffer());
+}
+
+TEST(SpeedClasses, ASingleOutlierIsNoClassAndKeepsItsOwnFit) {
+  Fixture f(4);
+  Observe(f, {10000, 10000, 10000, 5000}, 40);
+  SpeedClasses s(PolicyOptions{});
+  s.Fit(f.views);
+  EXPECT_NEAR(s.rate(0), 10000, 1e-3);
+  EXPECT_NEAR(s.rate(3), 5000, 1e-3);  // beyond the tolerance of the fleet median
+  EXPECT_FALSE(s.several());
+  EXPECT_TRUE(s.RatesDiffer());
+}
+
+// Two classes: each snapped to its own median (one class would rate the slow engines at the
+// fleet median), and the rules for several classes wait for the split to hold.
+TEST(SpeedClasses, TwoClassesEachTheirOwnMedianOnceTheSplitHolds) {
+  Fixture f(8);
+  const std::vector<double> rates = {10000, 10400, 9800, 10200, 5000, 5200, 4900, 5100};
+  Observe(f, rates, 40);
+  PolicyOptions o;
+  o.classes_persist = 4;
+  SpeedClasses s(o);
+  s.Fit(f.views);  // the split is first seen here
+  EXPECT_NEAR(s.rate(0), 10100, 1e-3);
+  EXPECT_NEAR(s.rate(7), 5050, 1e-3);
+  EXPECT_FALSE(s.several());
+  Observe(f, rates, 3);  // 24 first tokens: fewer than 4 per worker
+  s.Fit(f.views);
+  EXPECT_FALSE(s.several());
+  Observe(f, rates, 1);
+  s.Fit(f.views);
+  EXPECT_TRUE(s.several());
+  EXPECT_TRUE(s.RatesDiffer());
+
+  o.calibrate_classes = 0;  // one class: a fit within the tolerance of the fleet median has it
+  SpeedClasses one(o);
+  one.Fit(f.views);
+  EXPECT_FALSE(one.several());
+  EXPECT_NEAR(one.rate(4), 5000, 1e-3);  // 5,000 is 33% below the median 7,500: its own
+}
+
+TEST(SpeedClasses, WithoutCalibrationThePriors) {
+  Fixture f(2);
+  Observe(f, {4000, 4000}, 40);
+  PolicyOptions o;
+  o.calibrate_rate = false;
+  SpeedClasses s(o);
+  s.Fit(f.views);
+  EXPECT_EQ(s.rate(0), WorkerSpec{}.prefill_rate_prior);
+  EXPECT_EQ(s.overhead(1), 0);
+  EXPECT_FALSE(s.several());
 }
 
 }  // namespace
