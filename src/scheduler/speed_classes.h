@@ -38,7 +38,6 @@ class SpeedClasses {
 
   double rate(size_t i) const { return rate_[i]; }
   double overhead(size_t i) const { return overhead_[i]; }
-  std::span<const double> rates() const { return rate_; }
   // Whether the rules for several classes act: the fastest worker's class is not the slowest's,
   // and that split has held for classes_persist first tokens per worker.
   bool several() const { return several_; }
