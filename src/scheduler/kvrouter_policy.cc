@@ -261,10 +261,7 @@ class Kvrouter final : public Policy {
       for (const WorkerView& v : w) {
         if (v.decode_step_s > 0) scratch_.push_back(v.decode_step_s);
       }
-      if (!scratch_.empty()) {
-        std::sort(scratch_.begin(), scratch_.end());
-        decode_step_s_ = MedianOfSorted(scratch_);
-      }
+      if (!scratch_.empty()) decode_step_s_ = MedianInPlace(scratch_);
     }
   }
 

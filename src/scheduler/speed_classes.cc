@@ -10,6 +10,11 @@ double MedianOfSorted(std::span<const double> s) {
   return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+double MedianInPlace(std::span<double> values) {
+  std::sort(values.begin(), values.end());
+  return MedianOfSorted(values);
+}
+
 void SpeedClasses::Fit(std::span<const WorkerView> w) {
   rate_.resize(w.size());
   overhead_.resize(w.size());
@@ -83,8 +88,7 @@ void SpeedClasses::Snap(size_t b, size_t e) {
   const double median_rate = SortedMedian(b, e);
   scratch_.clear();
   for (size_t j = b; j < e; ++j) scratch_.push_back(overhead_[order_[j]]);
-  std::sort(scratch_.begin(), scratch_.end());
-  const double median_overhead = MedianOfSorted(scratch_);
+  const double median_overhead = MedianInPlace(scratch_);
   for (size_t j = b; j < e; ++j) {
     const size_t i = order_[j];
     if (std::abs(rate_[i] / median_rate - 1) <= o_.calibrate_tolerance) {

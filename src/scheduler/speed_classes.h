@@ -27,6 +27,8 @@ namespace kvr {
 
 // The median of ascending values (not empty).
 double MedianOfSorted(std::span<const double> s);
+// The median of `values` (not empty), sorted in place.
+double MedianInPlace(std::span<double> values);
 
 class SpeedClasses {
  public:
