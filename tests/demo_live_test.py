@@ -80,6 +80,7 @@ class DemoTest(unittest.TestCase):
         self.assertEqual(page.count("<svg"), 3)
         for name in ("round_robin", "dynamo", "kvrouter", "TTFT p99 ms", "hit rate %"):
             self.assertIn(name, out)
+        self.assertIn("metrics_interval_ms: 50", out)  # llm-d's refresh, the gateway's poll
 
     def test_requests_the_client_held_back_are_reported(self):
         # Four requests due at once, one in flight at a time: three wait for the slot.

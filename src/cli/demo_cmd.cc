@@ -139,6 +139,8 @@ int RunDemoCommand(DemoFlags& f) {
   report.settings.emplace_back("workers", std::to_string(f.options.workers));
   report.settings.emplace_back("rate_scale", std::to_string(f.source.rate_scale));
   report.settings.emplace_back("engine", f.engine);
+  report.settings.emplace_back("metrics_interval_ms",
+                               std::to_string(f.options.metrics_interval_ms));
   if (f.options.engine == demo::DemoEngine::kLlamaCpp) {
     report.settings.emplace_back("llama_slots", std::to_string(f.options.llama.slots));
     report.settings.emplace_back("llama_model", f.options.llama.model);
@@ -248,6 +250,11 @@ void RegisterDemo(CLI::App& app, int* exit_code) {
                   "Most requests the replay client keeps in flight; later ones wait and the run "
                   "turns closed-loop (the held_back row counts them)")
       ->check(CLI::Range(size_t{1}, size_t{100000}))
+      ->capture_default_str();
+  cmd->add_option("--metrics-interval-ms", o.metrics_interval_ms,
+                  "The gateway polls each engine's /metrics this often (as simulate's; 0: never; "
+                  "default: llm-d's 50 ms refresh)")
+      ->check(CLI::Range(0u, 60000u))
       ->capture_default_str();
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
   f->cmd = cmd;

@@ -143,9 +143,10 @@ absl::StatusOr<std::vector<nlohmann::json>> StartEngines(const DemoOptions& o, C
 }
 
 std::string RouterYaml(const DemoOptions& o, const std::vector<nlohmann::json>& engines) {
-  std::string out = absl::StrCat("listen: 127.0.0.1:0\nengine_metrics_interval_ms: 200\npools:\n",
-                                 "  - name: ", o.model, "\n    tokenizer: ", o.tokenizer,
-                                 "\n    block_size: 16\n    workers:\n");
+  std::string out =
+      absl::StrCat("listen: 127.0.0.1:0\nengine_metrics_interval_ms: ", o.metrics_interval_ms,
+                   "\npools:\n  - name: ", o.model, "\n    tokenizer: ", o.tokenizer,
+                   "\n    block_size: 16\n    workers:\n");
   for (size_t i = 0; i < engines.size(); ++i) {
     absl::StrAppend(&out, "      - name: w", i, "\n        url: http://",
                     engines[i]["http"].get<std::string>(), "\n");

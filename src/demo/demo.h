@@ -55,6 +55,9 @@ struct DemoOptions {
   std::chrono::milliseconds ready_timeout{30000};
   double drain_timeout_s = 60;
   size_t concurrency_limit = 1024;  // the replay client's most requests in flight
+  // The gateway's /metrics poll (engine_metrics_interval_ms): llm-d's 50 ms refresh, as simulate's
+  // --metrics-interval-ms, so the policies that read engine metrics see them as fresh as there.
+  uint32_t metrics_interval_ms = 50;
   std::function<void(const std::string&)> log;                  // one line per step
   std::function<void(const replay::ReplayProgress&)> progress;  // during each replay
 };
