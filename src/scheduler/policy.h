@@ -301,8 +301,11 @@ struct PolicyOptions {
   // prefix is this one exceeds this times its holders' share of the workers, its
   // holders cannot serve its demand at their fair share of the load, and a worker without it
   // is costed as if it held it: the copy is an investment that the prefix's later requests
-  // repay by finding an idle engine that holds it; 0: never.
-  double replicate_share = 1.2;
+  // repay by finding an idle engine that holds it; 0: never. 1.4 rather than 1.2: the share is
+  // an estimate, and a session's steps (an agent loop on a shared context) arrive together, so
+  // at 1.2 a swing made copies the demand did not need (agentic_8k at rate 4: prefill −0.7
+  // points, 13 → 20 seeds of 20 won; docs/BENCHMARKS.md, "The copy factor, 1.2 → 1.4").
+  double replicate_share = 1.4;
   // kvrouter's router queue (RouterQueue): past this many batches of booked prefill on every
   // worker, requests wait at the router and are released shortest first, so that a question
   // about a cached document is not served after every document queued before it; each second

@@ -504,7 +504,7 @@ TEST(Policy, KvrouterCreditsAnIdleEngineTheStepInFlightUnlessThePrefixIsHot) {
   EXPECT_EQ(f.Choose("kvrouter", req), 1u);
   EXPECT_NEAR(f.cands[1].terms[5], 0.13, 1e-9);
   EXPECT_EQ(f.Choose("kvrouter", req, {.step_in_flight = 0}), 0u);
-  // The prefix is hot (55% of recent requests on two workers; too few to copy, at most 1.2 ×
+  // The prefix is hot (55% of recent requests on two workers; too few to copy, at most 1.4 ×
   // its holder's 50%): its placement is the copy rule's, and the half step is not credited.
   req.fleet_prefix_blocks = 8;
   req.fleet_prefix_share = 0.55;
@@ -519,7 +519,7 @@ TEST(Policy, KvrouterCopiesAPrefixItsHoldersCannotServeAtAFairShare) {
   auto blocks = Blocks(100);
   RequestInfo req{blocks, 1600, 16};
   req.fleet_prefix_blocks = 80;  // a 1,280-token system prompt, held by worker 0 only
-  req.fleet_prefix_share = 0.7;  // 70% of recent requests, against its holder's 50% of the fleet
+  req.fleet_prefix_share = 0.8;  // 80% of recent requests, against its holder's 50% of the fleet
   f.views[0].device = 80;
   f.views[0].running = 2;
   for (WorkerView& v : f.views) v.decode_step_s = 0.02;
@@ -533,10 +533,10 @@ TEST(Policy, KvrouterCopiesAPrefixItsHoldersCannotServeAtAFairShare) {
   f.views[0].running = 0;
   for (uint64_t seed = 1; seed <= 8; ++seed) EXPECT_EQ(f.Choose("kvrouter", req, {}, seed), 0u);
   f.views[0].running = 2;
-  // At most 1.2 × its holders' share: no copy (worker 1 would recompute 1,280 tokens).
-  req.fleet_prefix_share = 0.6;
-  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  // At most 1.4 × its holders' share: no copy (worker 1 would recompute 1,280 tokens).
   req.fleet_prefix_share = 0.7;
+  EXPECT_EQ(f.Choose("kvrouter", req), 0u);
+  req.fleet_prefix_share = 0.8;
   EXPECT_EQ(f.Choose("kvrouter", req, {.replicate_share = 0}), 0u);
   // Held by both (worker 1 by prediction): nothing to copy, the idle holder is chosen as ever.
   f.views[1].predicted = 80;

@@ -90,10 +90,10 @@ TEST_F(SchedulerTest, SiblingFollowsAnInFlightPromptPastThePredictionTtl) {
 }
 
 // A system prompt every request shares stays on the worker that first computed it until its
-// demand outgrows that worker's fair share of the fleet (1.2 × 1/2 of the recent requests,
+// demand outgrows that worker's fair share of the fleet (1.4 × 1/2 of the recent requests,
 // counted over at least 16 bookings per worker); then it is copied to the other worker.
 TEST_F(SchedulerTest, AHotPrefixIsCopiedOnceItsDemandOutgrowsItsHolder) {
-  for (double replicate : {1.2, 0.0}) {
+  for (double replicate : {1.4, 0.0}) {
     Make("kvrouter", 2, {.replicate_share = replicate});
     std::vector<Decision> running;
     std::optional<WorkerId> holder;
@@ -123,10 +123,10 @@ TEST_F(SchedulerTest, AHotPrefixIsCopiedOnceItsDemandOutgrowsItsHolder) {
       running.push_back(std::move(d));
     }
     if (replicate > 0) {
-      // The i-th request sees i − 1 earlier ones with the prefix, over 32 bookings: > 0.6 from
-      // the 21st on (less a little decay).
-      EXPECT_GE(copied_at, 20);
-      EXPECT_LE(copied_at, 22);
+      // The i-th request sees i − 1 earlier ones with the prefix, over 32 bookings: > 0.7 from
+      // the 24th on (less a little decay).
+      EXPECT_GE(copied_at, 23);
+      EXPECT_LE(copied_at, 25);
     } else {
       EXPECT_EQ(copied_at, -1);
     }
@@ -138,7 +138,7 @@ TEST_F(SchedulerTest, AHotPrefixIsCopiedOnceItsDemandOutgrowsItsHolder) {
 // shared context they descend from, so a new session's first step finds that context hot and
 // copies it to the idle worker; with copies off it stays with the context's holder.
 TEST_F(SchedulerTest, ASessionsStepsCountForTheSharedContextItDescendsFrom) {
-  for (double replicate : {1.2, 0.0}) {
+  for (double replicate : {1.4, 0.0}) {
     Make("kvrouter", 2, {.replicate_share = replicate});
     const std::vector<TokenId> context = Prompt(80 * kBs);
     auto extend = [](std::vector<TokenId> p, TokenId base) {
