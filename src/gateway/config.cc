@@ -263,6 +263,16 @@ absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
     KVR_RETURN_IF_ERROR(ReadPool(pools[i], absl::StrCat("pools[", i, "]"), &p));
     c->pools.push_back(std::move(p));
   }
+  // llm-d's weighted profile scores queues and KV usage as fresh as its 50 ms refresh: polled
+  // once a second, its scorers would read a stale fleet and the comparison would be unfair.
+  if (!r["engine_metrics_interval_ms"]) {
+    for (const PoolConfig& p : c->pools) {
+      absl::StatusOr<PolicySpec> spec = ParsePolicySpec(p.policy);
+      if (spec.ok() && spec->name == "llmd_weighted") {
+        c->engine_metrics_interval_ms = kLlmdMetricsIntervalMs;
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -81,6 +81,9 @@ struct LimitsConfig {
   int64_t queue_timeout_ms = 10000;
 };
 
+inline constexpr int64_t kEngineMetricsIntervalMs = 1000;
+inline constexpr int64_t kLlmdMetricsIntervalMs = 50;  // llm-d's --refresh-metrics-interval
+
 struct GatewayConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
@@ -89,7 +92,9 @@ struct GatewayConfig {
   int64_t health_interval_ms = 2000;
   int64_t health_timeout_ms = 1000;
   uint32_t health_failures = 2;  // consecutive failed checks before a worker leaves
-  int64_t engine_metrics_interval_ms = 1000;  // 0: engines' /metrics are not polled
+  // 0: engines' /metrics are not polled. Left out: kEngineMetricsIntervalMs, or llm-d's 50 ms
+  // refresh where a pool's policy scores the engines' metrics (llmd_weighted).
+  int64_t engine_metrics_interval_ms = kEngineMetricsIntervalMs;
   int64_t events_stale_after_ms = 30000;
   int64_t replay_timeout_ms = 5000;
   int64_t connect_timeout_ms = 3000;

@@ -109,6 +109,24 @@ pools:
   EXPECT_EQ(CpuThreads(*c), CPU_COUNT(&set) >= 4 ? 2u : 0u);
 }
 
+// llm-d's weighted profile reads the engines' metrics: left out, the poll follows llm-d's 50 ms
+// refresh for it, and stays at a second for policies that do not score them.
+TEST(Config, EngineMetricsAreFreshForThePoliciesThatScoreThem) {
+  auto config = [](const std::string& policy, const std::string& interval) {
+    return Parse(interval + "\npools:\n  - name: m\n    tokenizer: bytes\n    policy: " + policy +
+                 "\n    workers: [{url: \"http://127.0.0.1:8001\"}]\n");
+  };
+  auto c = config("kvrouter", "");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->engine_metrics_interval_ms, 1000);
+  c = config("llmd_weighted", "");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->engine_metrics_interval_ms, 50);
+  c = config("llmd_weighted", "engine_metrics_interval_ms: 200");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->engine_metrics_interval_ms, 200);  // as configured
+}
+
 TEST(Config, AdminTokenFromTheEnvironment) {
   auto env = [](const std::string& name) -> std::optional<std::string> {
     if (name == "TOKEN") return "from-env";
