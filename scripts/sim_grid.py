@@ -16,6 +16,10 @@ runs `kvrouter simulate` for the peers and for the candidate, then prints:
     the mean difference of the mean and p99 TTFT and of the prefill (points against the best
     peer's), with its standard error, `*` when beyond two. Paired differences tell a change's
     effect from the spread between seeds, which row counts do not;
+  * with --cells, the grid as docs/BENCHMARKS.md shows it: a row per (set, rate), a column per
+    peer and candidate, each cell the mean / p99 TTFT and the hit rate averaged over the seeds,
+    the lowest mean and the lowest p99 of the row in bold, and each candidate's prefill against
+    the best peer's of each seed, averaged;
   * with --e2e, for every row: the end-to-end latency (first token and decode), the best peer's
     mean and p99 of each seed (each the minimum over the peers), averaged, and each candidate's,
     with the difference in percent.
@@ -23,7 +27,8 @@ runs `kvrouter simulate` for the peers and for the candidate, then prints:
 Usage:
   scripts/sim_grid.py [--kvrouter build/release/kvrouter] [--seeds 1,2,3] [--sets rag,chat]
                       [--policy 'kvrouter[work_weight=0.8]' ...] [--jobs 2] [--cache DIR]
-                      [--peers-kvrouter BIN] [--per-peer] [--paired] [--markdown] [--e2e]
+                      [--peers-kvrouter BIN] [--per-peer] [--paired] [--markdown] [--cells]
+                      [--e2e]
 
 Runs are cached in --cache (keyed by the arguments and the binary's content), so rerunning with
 another candidate only simulates that candidate, and a rebuilt binary simulates everything again.
@@ -146,6 +151,9 @@ def main():
                     help="each candidate after the first minus the first, seed by seed")
     ap.add_argument("--markdown", action="store_true",
                     help="a table per candidate, a row per (set, rate), as in docs/BENCHMARKS.md")
+    ap.add_argument("--cells", action="store_true",
+                    help="a row per (set, rate), a column per policy: mean / p99 TTFT and hit "
+                         "rate averaged over the seeds, the lowest in bold")
     ap.add_argument("--e2e", action="store_true",
                     help="end-to-end latency, a row per (set, rate): the best peer's mean and p99 "
                          "(per seed, averaged) and each candidate's, with the difference")
@@ -179,6 +187,8 @@ def main():
         # (candidate, set, rate) -> [(mean, p99, prefill against the best peer's %)], by seed
         values = {}
         e2e = {}  # (set, rate) -> {candidate or "best": [(e2e mean, e2e p99)], by seed}
+        # (set, rate) -> {policy: [(mean, p99, hit rate)], by seed}, peers then candidates
+        grid = {}
         for s, seed, peer_job, cand_jobs in jobs:
             peer_runs = peer_job.result()
             cand_runs = [j.result() for j in cand_jobs]
@@ -191,12 +201,17 @@ def main():
                 row_e2e.setdefault("best", []).append(
                     (min(v["e2e_ms"]["mean"] for v in pols.values()),
                      min(v["e2e_ms"]["p99"] for v in pols.values())))
+                row_grid = grid.setdefault((s, run["rate"]), {})
+                for name, v in pols.items():
+                    row_grid.setdefault(name, []).append(
+                        (v["ttft_ms"]["mean"], v["ttft_ms"]["p99"], v["hit_rate"]))
                 cells = []
                 rows += 1
                 for ci, (c, runs) in enumerate(zip(candidates, cand_runs)):
                     q = next(iter(runs[i]["policies"].values()))
                     mean, p99 = q["ttft_ms"]["mean"], q["ttft_ms"]["p99"]
                     row_e2e.setdefault(c, []).append((q["e2e_ms"]["mean"], q["e2e_ms"]["p99"]))
+                    row_grid.setdefault(c, []).append((mean, p99, q["hit_rate"]))
                     prefill = q["prefill_tokens"] / best_prefill - 1
                     ok = mean <= best_mean and p99 <= best_p99 and prefill <= opts.prefill_bound
                     won[c] += ok
@@ -232,8 +247,43 @@ def main():
     if opts.markdown:
         for ci, c in enumerate(candidates):
             print_markdown(c, won_by_row, ci, diffs, values, len(seeds))
+    if opts.cells:
+        print_cells(candidates, grid, values)
     if opts.e2e:
         print_e2e(candidates, e2e)
+
+
+def print_cells(candidates, grid, values):
+    """The grid: a row per (set, rate), a column per policy (every peer any row has, then the
+    candidates), cells mean / p99 TTFT ms and hit rate averaged over the seeds; the lowest
+    mean and p99 of the row in bold; then each candidate's prefill against the best peer's."""
+    peers = []
+    for row in grid.values():
+        peers += [p for p in row if p not in peers and p not in candidates]
+    columns = peers + candidates
+    print("\n| workload | rate | " + " | ".join(f"`{p}`" for p in columns) + " | " +
+          " | ".join(f"`{c}` prefill vs best peer" for c in candidates) + " |")
+    print("|---|---|" + "---|" * (len(columns) + len(candidates)))
+
+    def avg(xs, i):
+        return sum(x[i] for x in xs) / len(xs)
+
+    for (s, rate), row in grid.items():
+        best_mean = min(avg(xs, 0) for xs in row.values())
+        best_p99 = min(avg(xs, 1) for xs in row.values())
+        cells = []
+        for p in columns:
+            if p not in row:
+                cells.append("—")
+                continue
+            m, q, h = avg(row[p], 0), avg(row[p], 1), avg(row[p], 2)
+            mean = f"**{m:,.1f}**" if m == best_mean else f"{m:,.1f}"
+            p99 = f"**{q:,.1f}**" if q == best_p99 else f"{q:,.1f}"
+            cells.append(f"{mean} / {p99}, {h * 100:.1f}%")
+        for c in candidates:
+            pf = [v[2] for v in values[(c, s, rate)]]
+            cells.append(f"{sum(pf) / len(pf):+.2f}%")
+        print(f"| {s} | {rate:g} | " + " | ".join(cells) + " |")
 
 
 def print_paired(candidates, values):

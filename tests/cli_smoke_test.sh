@@ -183,6 +183,15 @@ python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tm
 [ "$(grep -c '^| chat | [0-9]* | [01] | ' "$tmp/grid_md.txt")" = 3 ] ||
   fail "sim_grid --markdown: not one table row per rate: $(cat "$tmp/grid_md.txt")"
 grep -q '^kvrouter  *chat  *rate 36  *sglang ' "$tmp/grid_md.txt" || fail "sim_grid --per-peer: no sglang line"
+# --cells: a row per rate, a cell per policy (six peers and the candidate), one bold mean a row.
+python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tmp/grid" --cells \
+  >"$tmp/grid_cells.txt" 2>/dev/null || fail "sim_grid --cells: failed"
+grep -q '^| workload | rate | `least_loaded` | .* | `kvrouter` | `kvrouter` prefill vs best peer |$' \
+  "$tmp/grid_cells.txt" || fail "sim_grid --cells: no header: $(cat "$tmp/grid_cells.txt")"
+[ "$(grep -c '^| chat | [0-9]* |\( [^|]* / [^|]*, [0-9.]*% |\)\{7\} [+-][0-9.]*% |$' "$tmp/grid_cells.txt")" = 3 ] ||
+  fail "sim_grid --cells: not one row of seven cells per rate: $(cat "$tmp/grid_cells.txt")"
+[ "$(grep -c '^| chat | [0-9]* |[^*]*\*\*[0-9.,]*\*\* / ' "$tmp/grid_cells.txt")" = 3 ] ||
+  fail "sim_grid --cells: a row without its lowest mean in bold: $(cat "$tmp/grid_cells.txt")"
 # --paired: a candidate against itself (the same cached runs) differs by exactly nothing.
 python3 scripts/sim_grid.py --kvrouter "$bin" --sets chat --seeds 1 --cache "$tmp/grid" --paired \
   --policy kvrouter --policy kvrouter >"$tmp/grid_pair.txt" 2>/dev/null || fail "sim_grid --paired: failed"
