@@ -270,6 +270,7 @@ absl::Status ReadTop(const YAML::Node& root, GatewayConfig* c,
       absl::StatusOr<PolicySpec> spec = ParsePolicySpec(p.policy);
       if (spec.ok() && spec->name == "llmd_weighted") {
         c->engine_metrics_interval_ms = kLlmdMetricsIntervalMs;
+        break;
       }
     }
   }

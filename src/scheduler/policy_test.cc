@@ -533,8 +533,8 @@ TEST(Policy, KvrouterCopiesAPrefixItsHoldersCannotServeAtAFairShare) {
   f.views[0].running = 0;
   for (uint64_t seed = 1; seed <= 8; ++seed) EXPECT_EQ(f.Choose("kvrouter", req, {}, seed), 0u);
   f.views[0].running = 2;
-  // At most 1.4 × its holders' share: no copy (worker 1 would recompute 1,280 tokens).
-  req.fleet_prefix_share = 0.7;
+  // Under 1.4 × its holders' share: no copy (worker 1 would recompute 1,280 tokens).
+  req.fleet_prefix_share = 0.65;
   EXPECT_EQ(f.Choose("kvrouter", req), 0u);
   req.fleet_prefix_share = 0.8;
   EXPECT_EQ(f.Choose("kvrouter", req, {.replicate_share = 0}), 0u);
