@@ -127,6 +127,11 @@ def mean_se(xs):
     return m, math.sqrt(var / len(xs))
 
 
+def average(rows, i):
+    """Column i of per-seed tuples, averaged over the seeds."""
+    return sum(r[i] for r in rows) / len(rows)
+
+
 def column(diffs, i):
     """Column i (0: mean, 1: p99) of a row's differences over the seeds: their mean, its
     standard error, and on how many seeds the candidate was ahead (difference <= 0)."""
@@ -265,18 +270,15 @@ def print_cells(candidates, grid, values):
           " | ".join(f"`{c}` prefill vs best peer" for c in candidates) + " |")
     print("|---|---|" + "---|" * (len(columns) + len(candidates)))
 
-    def avg(xs, i):
-        return sum(x[i] for x in xs) / len(xs)
-
     for (s, rate), row in grid.items():
-        best_mean = min(avg(xs, 0) for xs in row.values())
-        best_p99 = min(avg(xs, 1) for xs in row.values())
+        best_mean = min(average(xs, 0) for xs in row.values())
+        best_p99 = min(average(xs, 1) for xs in row.values())
         cells = []
         for p in columns:
             if p not in row:
                 cells.append("—")
                 continue
-            m, q, h = avg(row[p], 0), avg(row[p], 1), avg(row[p], 2)
+            m, q, h = average(row[p], 0), average(row[p], 1), average(row[p], 2)
             mean = f"**{m:,.1f}**" if m == best_mean else f"{m:,.1f}"
             p99 = f"**{q:,.1f}**" if q == best_p99 else f"{q:,.1f}"
             cells.append(f"{mean} / {p99}, {h * 100:.1f}%")
@@ -312,14 +314,11 @@ def print_e2e(candidates, e2e):
           " | ".join(f"{c}: mean / p99 ms (vs best peer)" for c in candidates) + " |")
     print("|---|---|---|" + "---|" * len(candidates))
 
-    def avg(xs, i):
-        return sum(x[i] for x in xs) / len(xs)
-
     for (s, rate), row in e2e.items():
-        bm, bp = avg(row["best"], 0), avg(row["best"], 1)
+        bm, bp = average(row["best"], 0), average(row["best"], 1)
         cells = []
         for c in candidates:
-            m, p = avg(row[c], 0), avg(row[c], 1)
+            m, p = average(row[c], 0), average(row[c], 1)
             cells.append(f"{m:.0f} ({(m / bm - 1) * 100:+.1f}%) / {p:.0f} ({(p / bp - 1) * 100:+.1f}%)")
         print(f"| {s} | {rate:g} | {bm:.0f} / {bp:.0f} | " + " | ".join(cells) + " |")
 
